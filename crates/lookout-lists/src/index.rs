@@ -1,0 +1,627 @@
+//! The compiled in-memory index of list entries.
+//!
+//! Design (see ARCHITECTURE.md): every entry is reduced to a 64-bit xxh3 hash of its canonical
+//! text (`casino.com`, `example.org/casino`) and a 32-bit *tag*. A tag is an interned
+//! combination of "which sources list this, as a block or an exception, and does this host have
+//! URL entries under it"; real lists produce only a few thousand distinct combinations, so the
+//! tags are a small table that stays in cache. Hash and tag live together in one 12-byte slot
+//! of an open-addressing table (linear probing, load ≤ 0.8), so a probe costs one cache miss.
+//!
+//! A lookup hashes each parent domain of the request's host (`a.b.c.com`, `b.c.com`, `c.com`,
+//! `com`) and probes the host table; where a host has URL entries it also probes the path table
+//! with every path prefix at a segment boundary. The entry text is not stored: when a decision
+//! needs to say which entry matched, [`Index::explain`] re-runs the lookup and reports the
+//! matching prefix of the request itself, which *is* the entry's canonical text.
+//!
+//! Two different entries with the same 64-bit hash would merge; with 1.6 million entries the
+//! chance that any pair collides is about 1 in 10^7, and the chance that a given unlisted
+//! request hits an entry's hash is about 10^-13 per probe.
+
+use std::collections::HashMap;
+
+use xxhash_rust::xxh3::xxh3_64_with_seed;
+
+use crate::normalize::NormUrl;
+use crate::parse::EntryKind;
+
+const SEED: u64 = 0x6c6f_6f6b_6f75_7421; // "lookout!"
+
+fn hash(bytes: &[u8]) -> u64 {
+    match xxh3_64_with_seed(bytes, SEED) {
+        0 => 1, // 0 marks an empty slot
+        h => h,
+    }
+}
+
+/// Identifies one list source (one file) within an index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SourceId(u16);
+
+impl SourceId {
+    /// Position in the index's source table.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A list source as the index knows it: a name for explanations and the label bits (category
+/// set) its entries carry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceInfo {
+    /// Shown in explanations, e.g. `ut1/gambling/domains`.
+    pub name: String,
+    /// Bits this source's entries set (a `CategorySet`'s bits, or any labels for other uses).
+    pub labels: u64,
+}
+
+/// Registers sources and gathers entries from any number of [`EntrySink`]s (one per thread).
+#[derive(Debug, Default)]
+pub struct IndexBuilder {
+    sources: Vec<SourceInfo>,
+}
+
+/// Too many sources for one index (the limit is 16,383).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("too many list sources: an index holds at most {} files", MAX_SOURCES)]
+pub struct TooManySources;
+
+const MAX_SOURCES: usize = (1 << 14) - 1;
+
+/// Provisional value kinds: what one source says about one key.
+const KIND_BLOCK: u32 = 0;
+const KIND_EXCEPT: u32 = 1;
+const KIND_HAS_PATHS: u32 = 2;
+
+impl IndexBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a source; entries added with the returned id carry its labels.
+    pub fn add_source(&mut self, info: SourceInfo) -> Result<SourceId, TooManySources> {
+        if self.sources.len() >= MAX_SOURCES {
+            return Err(TooManySources);
+        }
+        self.sources.push(info);
+        Ok(SourceId((self.sources.len() - 1) as u16))
+    }
+
+    /// The sources registered so far.
+    pub fn sources(&self) -> &[SourceInfo] {
+        &self.sources
+    }
+
+    /// Compiles the entries of every sink into an index.
+    pub fn build(self, sinks: Vec<EntrySink>) -> Index {
+        let mut hosts = Vec::with_capacity(sinks.iter().map(|s| s.hosts.len()).sum());
+        let mut paths = Vec::with_capacity(sinks.iter().map(|s| s.paths.len()).sum());
+        let mut max_depth = 0;
+        for sink in sinks {
+            hosts.extend(sink.hosts);
+            paths.extend(sink.paths);
+            max_depth = max_depth.max(sink.max_depth);
+        }
+        let mut interner = Interner::new(&self.sources);
+        let hosts = Table::build(hosts, &mut interner);
+        let paths = Table::build(paths, &mut interner);
+        let tags = interner.tags;
+        let mut host_labels = vec![0u64; 64];
+        let mut path_labels = vec![0u64; 64];
+        count_labels(&hosts, &tags, &mut host_labels);
+        count_labels(&paths, &tags, &mut path_labels);
+        Index {
+            hosts,
+            paths,
+            tags,
+            sources: self.sources,
+            max_depth,
+            host_labels,
+            path_labels,
+        }
+    }
+}
+
+fn count_labels(table: &Table, tags: &[Tag], out: &mut [u64]) {
+    for slot in &table.slots {
+        if slot.key() != 0 {
+            let mut bits = tags[slot.tag as usize].block;
+            while bits != 0 {
+                out[bits.trailing_zeros() as usize] += 1;
+                bits &= bits - 1;
+            }
+        }
+    }
+}
+
+/// Collects hashed entries; fill one per thread and hand them all to [`IndexBuilder::build`].
+#[derive(Debug, Default)]
+pub struct EntrySink {
+    hosts: Vec<(u64, u32)>,
+    paths: Vec<(u64, u32)>,
+    max_depth: usize,
+}
+
+impl EntrySink {
+    /// An empty sink.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one normalised entry of `source`. A URL with no path is a domain entry.
+    pub fn add(&mut self, source: SourceId, kind: EntryKind, url: &NormUrl) {
+        let kind = match kind {
+            EntryKind::Block => KIND_BLOCK,
+            EntryKind::Exception => KIND_EXCEPT,
+        };
+        let value = |k: u32| ((source.0 as u32) << 2) | k;
+        let host = url.host().as_bytes();
+        if url.path().is_empty() && url.query().is_none() {
+            self.hosts.push((hash(host), value(kind)));
+        } else {
+            self.hosts.push((hash(host), value(KIND_HAS_PATHS)));
+            self.paths
+                .push((hash(url.as_str().as_bytes()), value(kind)));
+            self.max_depth = self.max_depth.max(url.path_ends().count());
+        }
+    }
+
+    /// Number of entries added.
+    pub fn len(&self) -> usize {
+        self.hosts.len()
+    }
+
+    /// Whether nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.hosts.is_empty()
+    }
+}
+
+/// One interned combination of sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Tag {
+    /// Labels of the sources listing the key.
+    block: u64,
+    /// Labels of the sources excepting the key.
+    except: u64,
+    /// Whether URL entries exist under this host.
+    has_paths: bool,
+    /// The provisional values (source << 2 | kind), sorted, deduplicated.
+    members: Box<[u32]>,
+}
+
+struct Interner<'a> {
+    sources: &'a [SourceInfo],
+    tags: Vec<Tag>,
+    by_members: HashMap<Box<[u32]>, u32>,
+    single: HashMap<u32, u32>,
+}
+
+impl<'a> Interner<'a> {
+    fn new(sources: &'a [SourceInfo]) -> Self {
+        Interner {
+            sources,
+            tags: Vec::new(),
+            by_members: HashMap::new(),
+            single: HashMap::new(),
+        }
+    }
+
+    fn intern_one(&mut self, value: u32) -> u32 {
+        if let Some(&t) = self.single.get(&value) {
+            return t;
+        }
+        let t = self.intern(&[value]);
+        self.single.insert(value, t);
+        t
+    }
+
+    fn intern(&mut self, members: &[u32]) -> u32 {
+        if let Some(&t) = self.by_members.get(members) {
+            return t;
+        }
+        let mut tag = Tag {
+            block: 0,
+            except: 0,
+            has_paths: false,
+            members: members.into(),
+        };
+        for &m in members {
+            let labels = self.sources[(m >> 2) as usize].labels;
+            match m & 3 {
+                KIND_BLOCK => tag.block |= labels,
+                KIND_EXCEPT => tag.except |= labels,
+                _ => tag.has_paths = true,
+            }
+        }
+        let id = self.tags.len() as u32;
+        self.tags.push(tag);
+        self.by_members.insert(members.into(), id);
+        id
+    }
+}
+
+/// A 12-byte slot: the 64-bit hash split in two words (0 = empty) and the tag id.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
+struct Slot {
+    hi: u32,
+    lo: u32,
+    tag: u32,
+}
+
+impl Slot {
+    fn key(&self) -> u64 {
+        ((self.hi as u64) << 32) | self.lo as u64
+    }
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    slots: Vec<Slot>,
+    shift: u32,
+    len: usize,
+}
+
+impl Table {
+    fn build(mut pairs: Vec<(u64, u32)>, interner: &mut Interner<'_>) -> Table {
+        pairs.sort_unstable();
+        pairs.dedup();
+        let unique = pairs.chunk_by(|a, b| a.0 == b.0).count();
+        // At most 80% full, and always one empty slot so that probing ends.
+        let capacity = (unique + unique / 4 + 1).next_power_of_two().max(2);
+        let mut table = Table {
+            slots: vec![Slot::default(); capacity],
+            shift: 64 - capacity.trailing_zeros(),
+            len: unique,
+        };
+        let mut members = Vec::new();
+        for run in pairs.chunk_by(|a, b| a.0 == b.0) {
+            let tag = if let [(_, v)] = run {
+                interner.intern_one(*v)
+            } else {
+                members.clear();
+                members.extend(run.iter().map(|&(_, v)| v));
+                interner.intern(&members)
+            };
+            table.insert(run[0].0, tag);
+        }
+        table
+    }
+
+    fn home(&self, key: u64) -> usize {
+        // `shift` is 64 - log2(capacity), at most 63.
+        (key >> self.shift) as usize
+    }
+
+    fn insert(&mut self, key: u64, tag: u32) {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(key);
+        while self.slots[i].key() != 0 {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = Slot {
+            hi: (key >> 32) as u32,
+            lo: key as u32,
+            tag,
+        };
+    }
+
+    #[inline]
+    fn get(&self, key: u64) -> Option<u32> {
+        let mask = self.slots.len() - 1;
+        let mut i = self.home(key);
+        loop {
+            let slot = &self.slots[i];
+            match slot.key() {
+                0 => return None,
+                k if k == key => return Some(slot.tag),
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    fn memory(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<Slot>()
+    }
+}
+
+/// The compiled, immutable index. Cheap to share between threads (`Arc<Index>`).
+#[derive(Debug, Default)]
+pub struct Index {
+    hosts: Table,
+    paths: Table,
+    tags: Vec<Tag>,
+    sources: Vec<SourceInfo>,
+    max_depth: usize,
+    host_labels: Vec<u64>,
+    path_labels: Vec<u64>,
+}
+
+/// Which entry of which source made a request carry a label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    /// The source that lists the entry.
+    pub source: SourceId,
+    /// The entry's canonical text, e.g. `casino.com` or `example.org/casino`.
+    pub entry: String,
+}
+
+impl Index {
+    /// The label bits (category set) the request carries: the union of the labels of every
+    /// matching entry, minus those of matching exceptions.
+    #[inline]
+    pub fn lookup(&self, url: &NormUrl) -> u64 {
+        let text = url.as_str().as_bytes();
+        let host_end = url.host_end();
+        let (mut block, mut except) = (0u64, 0u64);
+        for start in url.domain_starts() {
+            let Some(tag) = self.hosts.get(hash(&text[start..host_end])) else {
+                continue;
+            };
+            let tag = &self.tags[tag as usize];
+            block |= tag.block;
+            except |= tag.except;
+            if tag.has_paths {
+                self.for_each_path(url, start, |t| {
+                    let t = &self.tags[t as usize];
+                    block |= t.block;
+                    except |= t.except;
+                    false
+                });
+            }
+        }
+        block & !except
+    }
+
+    /// Calls `f` with the tag id of every URL entry under the host suffix starting at `start`
+    /// that matches the request, shortest first; stops when `f` returns true and returns the
+    /// end of the matching prefix.
+    #[inline]
+    fn for_each_path(
+        &self,
+        url: &NormUrl,
+        start: usize,
+        mut f: impl FnMut(u32) -> bool,
+    ) -> Option<usize> {
+        let text = url.as_str().as_bytes();
+        let full = url.query().is_some().then_some(text.len());
+        for end in url.path_ends().take(self.max_depth).chain(full) {
+            if let Some(t) = self.paths.get(hash(&text[start..end])) {
+                if f(t) {
+                    return Some(end);
+                }
+            }
+        }
+        None
+    }
+
+    /// The most specific entry that gives the request one of `labels`, if any. Slower than
+    /// [`Index::lookup`]; meant for explaining a decision already taken.
+    pub fn explain(&self, url: &NormUrl, labels: u64) -> Option<Hit> {
+        let text = url.as_str();
+        let host_end = url.host_end();
+        for start in url.domain_starts() {
+            let Some(t) = self.hosts.get(hash(text[start..host_end].as_bytes())) else {
+                continue;
+            };
+            let tag = &self.tags[t as usize];
+            if tag.has_paths {
+                let mut found = None;
+                let end = self.for_each_path(url, start, |t| {
+                    found = Some(t);
+                    self.tags[t as usize].block & labels != 0
+                });
+                if let (Some(end), Some(t)) = (end, found) {
+                    if let Some(hit) = self.hit(t, labels, &text[start..end]) {
+                        return Some(hit);
+                    }
+                }
+            }
+            if tag.block & labels != 0 {
+                return self.hit(t, labels, &text[start..host_end]);
+            }
+        }
+        None
+    }
+
+    fn hit(&self, tag: u32, labels: u64, entry: &str) -> Option<Hit> {
+        let source = self.tags[tag as usize]
+            .members
+            .iter()
+            .filter(|&&m| m & 3 == KIND_BLOCK)
+            .map(|&m| SourceId((m >> 2) as u16))
+            .find(|s| self.sources[s.index()].labels & labels != 0)?;
+        Some(Hit {
+            source,
+            entry: entry.to_owned(),
+        })
+    }
+
+    /// The registered sources.
+    pub fn sources(&self) -> &[SourceInfo] {
+        &self.sources
+    }
+
+    /// Number of distinct host entries (domain entries plus hosts that only have URL entries).
+    pub fn host_entries(&self) -> usize {
+        self.hosts.len
+    }
+
+    /// Number of distinct URL entries.
+    pub fn path_entries(&self) -> usize {
+        self.paths.len
+    }
+
+    /// How many distinct host and URL entries carry each label bit.
+    pub fn label_counts(&self) -> impl Iterator<Item = (u32, u64, u64)> + '_ {
+        (0..64)
+            .map(|b| {
+                (
+                    b,
+                    self.host_labels[b as usize],
+                    self.path_labels[b as usize],
+                )
+            })
+            .filter(|&(_, h, p)| h + p > 0)
+    }
+
+    /// Number of interned source combinations.
+    pub fn tag_count(&self) -> usize {
+        self.tags.len()
+    }
+
+    /// Heap bytes held by the index.
+    pub fn memory_bytes(&self) -> usize {
+        let tags: usize = self
+            .tags
+            .iter()
+            .map(|t| std::mem::size_of::<Tag>() + t.members.len() * 4)
+            .sum();
+        let sources: usize = self
+            .sources
+            .iter()
+            .map(|s| std::mem::size_of::<SourceInfo>() + s.name.len())
+            .sum();
+        self.hosts.memory() + self.paths.memory() + tags + sources
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::{parse, Format};
+
+    /// Builds an index from `(source name, labels, format, text)` rows.
+    fn index(lists: &[(&str, u64, Format, &str)]) -> Index {
+        let mut builder = IndexBuilder::new();
+        let mut sink = EntrySink::new();
+        for &(name, labels, format, text) in lists {
+            let id = builder
+                .add_source(SourceInfo {
+                    name: name.into(),
+                    labels,
+                })
+                .unwrap();
+            let report = parse(format, text.as_bytes(), |kind, url| sink.add(id, kind, url));
+            assert_eq!(report.rejected, 0, "{name}: {:?}", report.samples);
+        }
+        builder.build(vec![sink])
+    }
+
+    const GAMBLING: u64 = 1;
+    const ADS: u64 = 2;
+    const PORN: u64 = 4;
+
+    fn fixture() -> Index {
+        index(&[
+            ("gambling/domains", GAMBLING, Format::Domains, "casino.com\nbet.co.uk\n10.0.0.7\n"),
+            ("gambling/urls", GAMBLING, Format::Urls, "example.org/casino/\nsearch.example/q.php?id=7\n"),
+            ("porn/urls", PORN, Format::Urls, "example.org/casino/adult\n"),
+            ("ads", ADS, Format::Adblock, "||ads.example^\n@@||good.ads.example^\n||casino.com^\n@@||cdn.example.org/casino/static^\n||example.org/banner^\n@@||example.org/banner/ok^\n"),
+        ])
+    }
+
+    /// One row: request, expected label bits.
+    fn check(index: &Index, url: &str, want: u64) {
+        let u = NormUrl::parse(url).unwrap();
+        assert_eq!(index.lookup(&u), want, "{url}");
+    }
+
+    #[test]
+    fn matching_semantics() {
+        let ix = fixture();
+        let rows: &[(&str, u64)] = &[
+            // A listed domain matches itself and its subdomains, not lookalike neighbours.
+            ("casino.com", GAMBLING | ADS),
+            ("http://WWW.Casino.com./poker", GAMBLING | ADS),
+            ("a.b.c.casino.com", GAMBLING | ADS),
+            ("notcasino.com", 0),
+            ("casino.com.evil.net", 0),
+            ("casino.co", 0),
+            ("bet.co.uk", GAMBLING),
+            ("co.uk", 0),
+            // URL entries match at segment boundaries, on the host and its subdomains.
+            ("http://example.org/casino", GAMBLING),
+            ("http://example.org/casino/", GAMBLING),
+            ("http://example.org/Casino/roulette?x=1", GAMBLING),
+            ("http://www.example.org/casino/x", GAMBLING),
+            ("http://example.org/casinos", 0),
+            ("http://example.org/", 0),
+            ("http://example.org/other/casino", 0),
+            ("http://example.org/casino/adult/pics", GAMBLING | PORN),
+            ("http://example.org/%63asino/../casino/./x", GAMBLING),
+            // An entry with a query matches that exact query only.
+            ("http://search.example/q.php?id=7", GAMBLING),
+            ("http://search.example/q.php?id=8", 0),
+            ("http://search.example/q.php", 0),
+            // IP entries match the address in any spelling, not as a suffix.
+            ("http://10.0.0.7/", GAMBLING),
+            ("http://0xa.0.0.7/", GAMBLING),
+            ("http://167772167/", GAMBLING),
+            ("http://110.0.0.7/", 0),
+            // Exceptions take their source's labels away, at any depth.
+            ("ads.example", ADS),
+            ("x.ads.example", ADS),
+            ("good.ads.example", 0),
+            ("x.good.ads.example", 0),
+            ("http://example.org/banner/x", ADS),
+            ("http://example.org/banner/ok/x", 0),
+            // ...but only their own source's: gambling/urls still lists this.
+            ("http://cdn.example.org/casino/static/a.png", GAMBLING),
+        ];
+        for &(url, want) in rows {
+            check(&ix, url, want);
+        }
+    }
+
+    #[test]
+    fn explain_names_source_and_entry() {
+        let ix = fixture();
+        let explain = |url: &str, labels: u64| {
+            ix.explain(&NormUrl::parse(url).unwrap(), labels)
+                .map(|h| format!("{} {}", ix.sources()[h.source.index()].name, h.entry))
+        };
+        assert_eq!(
+            explain("www.casino.com/x", GAMBLING).as_deref(),
+            Some("gambling/domains casino.com")
+        );
+        assert_eq!(
+            explain("www.casino.com/x", ADS).as_deref(),
+            Some("ads casino.com")
+        );
+        assert_eq!(
+            explain("example.org/casino/adult/x", PORN).as_deref(),
+            Some("porn/urls example.org/casino/adult")
+        );
+        assert_eq!(
+            explain("www.example.org/casino/adult/x", GAMBLING).as_deref(),
+            Some("gambling/urls example.org/casino")
+        );
+        assert_eq!(explain("other.org", GAMBLING), None);
+    }
+
+    #[test]
+    fn duplicates_merge_and_counts_are_distinct() {
+        let ix = index(&[
+            (
+                "a",
+                GAMBLING,
+                Format::Domains,
+                "casino.com\ncasino.com\nCASINO.com.\nbet.com\n",
+            ),
+            ("b", GAMBLING | ADS, Format::Domains, "casino.com\n"),
+        ]);
+        assert_eq!(ix.host_entries(), 2);
+        let counts: Vec<_> = ix.label_counts().collect();
+        assert_eq!(counts, [(0, 2, 0), (1, 1, 0)]);
+        check(&ix, "casino.com", GAMBLING | ADS);
+    }
+
+    #[test]
+    fn empty_index_answers_nothing() {
+        let ix = IndexBuilder::new().build(vec![]);
+        check(&ix, "casino.com/x?y", 0);
+        assert_eq!(ix.host_entries(), 0);
+    }
+}

@@ -1,0 +1,12 @@
+//! Lookout's list engine: the category taxonomy, URL normalisation, list-format parsers and
+//! the compiled index. Sans-I/O: callers hand in bytes and get values back.
+
+pub mod category;
+pub mod index;
+pub mod normalize;
+pub mod parse;
+
+pub use category::{Category, CategorySet};
+pub use index::{EntrySink, Hit, Index, IndexBuilder, SourceId, SourceInfo};
+pub use normalize::{NormUrl, UrlError};
+pub use parse::{EntryKind, Format, ParseReport, RejectReason, Rejected};

@@ -1,0 +1,540 @@
+//! Canonical form of a requested URL (or a list entry), so that trivial spelling tricks cannot
+//! bypass a list.
+//!
+//! The canonical form is one ASCII string, `host[/path][?query]`:
+//! - the host is lower-case; Unicode names are IDNA-mapped to punycode; trailing dots, user
+//!   info and any port are dropped; percent-encoded hosts are decoded; IPv4 in any WHATWG
+//!   spelling (`0x7f.1`, `2130706433`, `0177.0.0.1`) becomes a dotted quad and IPv6 its
+//!   compressed bracketed form;
+//! - the path is split on `/` and `\`, empty and `.` segments are dropped, `..` pops a segment,
+//!   unreserved percent-escapes are decoded and the rest re-encoded in one spelling, and the
+//!   whole path is lower-cased (list entries are matched case-insensitively, as squidGuard
+//!   does); there is no trailing slash, and the root path is empty;
+//! - the query is kept (canonicalised the same way) only for exact URL entries; the fragment
+//!   is dropped.
+//!
+//! Ordinary host names take a fast path that does not allocate; anything unusual (percent
+//! signs, non-ASCII, a numeric last label) goes through the `url` crate's WHATWG host parser.
+//! The `url_normalize` fuzz target checks that both paths agree.
+
+use std::fmt;
+
+/// Why a URL or host could not be normalised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UrlError {
+    /// Nothing but whitespace was given.
+    Empty,
+    /// The host part is empty, e.g. `http:///path`.
+    MissingHost,
+    /// The host is not a valid domain name or IP address.
+    InvalidHost(String),
+    /// The port is not a number from 0 to 65535.
+    InvalidPort(String),
+}
+
+impl fmt::Display for UrlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UrlError::Empty => f.write_str("empty URL"),
+            UrlError::MissingHost => f.write_str("the URL has no host name"),
+            UrlError::InvalidHost(h) => {
+                write!(
+                    f,
+                    "`{}` is not a valid host name or IP address",
+                    truncate(h)
+                )
+            }
+            UrlError::InvalidPort(p) => write!(f, "`{}` is not a valid port", truncate(p)),
+        }
+    }
+}
+
+impl std::error::Error for UrlError {}
+
+fn truncate(s: &str) -> &str {
+    match s.char_indices().nth(80) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// What kind of host a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostKind {
+    /// A domain name: list entries match it and its parent domains.
+    Domain,
+    /// An IP address: only an entry for the same address matches.
+    Ip,
+}
+
+/// A URL in canonical form. Reuse one with [`NormUrl::parse_into`] to avoid allocating.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct NormUrl {
+    buf: String,
+    host_end: usize,
+    path_end: usize,
+    ip: bool,
+    port: Option<u16>,
+}
+
+impl fmt::Debug for NormUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.buf)
+    }
+}
+
+impl fmt::Display for NormUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.buf)
+    }
+}
+
+impl NormUrl {
+    /// Normalises a URL, a `host/path` or a bare host.
+    pub fn parse(input: &str) -> Result<NormUrl, UrlError> {
+        let mut url = NormUrl::default();
+        url.parse_into(input)?;
+        Ok(url)
+    }
+
+    /// Like [`NormUrl::parse`], reusing this value's buffer.
+    pub fn parse_into(&mut self, input: &str) -> Result<(), UrlError> {
+        self.buf.clear();
+        self.port = None;
+        self.ip = false;
+        let input = input.trim_matches(|c: char| c <= ' ');
+        if input.is_empty() {
+            return Err(UrlError::Empty);
+        }
+        if input.bytes().any(|b| matches!(b, b'\t' | b'\n' | b'\r')) {
+            // WHATWG URL parsing removes tabs and newlines anywhere in the input.
+            let cleaned: String = input
+                .chars()
+                .filter(|c| !matches!(c, '\t' | '\n' | '\r'))
+                .collect();
+            return self.parse_clean(&cleaned);
+        }
+        self.parse_clean(input)
+    }
+
+    fn parse_clean(&mut self, input: &str) -> Result<(), UrlError> {
+        let rest = strip_scheme(input);
+        let auth_end = rest.find(['/', '\\', '?', '#']).unwrap_or(rest.len());
+        let (authority, rest) = rest.split_at(auth_end);
+        let hostport = match authority.rfind('@') {
+            Some(at) => &authority[at + 1..],
+            None => authority,
+        };
+        let (host, port) = split_port(hostport)?;
+        self.port = port;
+        self.ip = push_host(host, &mut self.buf)? == HostKind::Ip;
+        self.host_end = self.buf.len();
+
+        let rest = rest.split('#').next().unwrap_or("");
+        let (path, query) = match rest.find('?') {
+            Some(q) => (&rest[..q], Some(&rest[q + 1..])),
+            None => (rest, None),
+        };
+        push_path(path, self.host_end, &mut self.buf);
+        self.path_end = self.buf.len();
+        if let Some(query) = query.filter(|q| !q.is_empty()) {
+            self.buf.push('?');
+            for b in query.bytes() {
+                push_canonical(&mut self.buf, b, false);
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole canonical form, `host[/path][?query]`.
+    pub fn as_str(&self) -> &str {
+        &self.buf
+    }
+
+    /// The canonical host.
+    pub fn host(&self) -> &str {
+        &self.buf[..self.host_end]
+    }
+
+    /// Whether the host is an IP address rather than a domain name.
+    pub fn host_kind(&self) -> HostKind {
+        if self.ip {
+            HostKind::Ip
+        } else {
+            HostKind::Domain
+        }
+    }
+
+    /// The canonical path: empty for the root, otherwise `/segment[/segment...]`.
+    pub fn path(&self) -> &str {
+        &self.buf[self.host_end..self.path_end]
+    }
+
+    /// The canonical query without `?`, if there was a non-empty one.
+    pub fn query(&self) -> Option<&str> {
+        self.buf.get(self.path_end + 1..)
+    }
+
+    /// The explicit port, if one was given.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// Host and path without the query.
+    pub fn host_and_path(&self) -> &str {
+        &self.buf[..self.path_end]
+    }
+
+    /// The last path segment (the file name a download would be saved as), if any.
+    pub fn file_name(&self) -> Option<&str> {
+        let path = self.path();
+        path.rfind('/').map(|i| &path[i + 1..])
+    }
+
+    /// Byte offsets at which the host's parent domains start, most specific first: for
+    /// `a.b.example.com` that is 0 (`a.b.example.com`), 2, 4 and 12 (`com`). An IP host has
+    /// only 0.
+    pub fn domain_starts(&self) -> impl Iterator<Item = usize> + '_ {
+        let host = self.host().as_bytes();
+        let ip = self.ip;
+        std::iter::once(0).chain(
+            host.iter()
+                .enumerate()
+                .filter(move |&(i, &b)| !ip && b == b'.' && i + 1 < host.len())
+                .map(|(i, _)| i + 1),
+        )
+    }
+
+    /// Byte offsets (exclusive ends) of every path prefix at a segment boundary, shortest
+    /// first: for `/a/b` that is the ends of `/a` and `/a/b`.
+    pub fn path_ends(&self) -> impl Iterator<Item = usize> + '_ {
+        let path = self.path().as_bytes();
+        let start = self.host_end;
+        path.iter()
+            .enumerate()
+            .skip(1)
+            .filter(|&(_, &b)| b == b'/')
+            .map(move |(i, _)| start + i)
+            .chain((!path.is_empty()).then_some(self.path_end))
+    }
+
+    /// The end of the host part (start of the path).
+    pub fn host_end(&self) -> usize {
+        self.host_end
+    }
+
+    /// The end of the path part (start of `?query`, or the end).
+    pub fn path_end(&self) -> usize {
+        self.path_end
+    }
+}
+
+/// Drops `scheme://` or a leading `//`.
+fn strip_scheme(input: &str) -> &str {
+    if let Some(i) = input.find("://") {
+        let scheme = &input[..i];
+        let valid = scheme.bytes().enumerate().all(|(j, b)| {
+            b.is_ascii_alphabetic() || (j > 0 && matches!(b, b'0'..=b'9' | b'+' | b'-' | b'.'))
+        });
+        if valid && !scheme.is_empty() {
+            return &input[i + 3..];
+        }
+    }
+    // Backslashes count as slashes in special-scheme URLs (WHATWG), and a scheme-relative URL
+    // starts with two of them.
+    let b = input.as_bytes();
+    if b.len() >= 2 && matches!(b[0], b'/' | b'\\') && matches!(b[1], b'/' | b'\\') {
+        return &input[2..];
+    }
+    input
+}
+
+fn split_port(hostport: &str) -> Result<(&str, Option<u16>), UrlError> {
+    let (host, port) = if hostport.starts_with('[') {
+        match hostport.find(']') {
+            Some(end) => {
+                let after = &hostport[end + 1..];
+                match after.strip_prefix(':') {
+                    Some(p) => (&hostport[..=end], Some(p)),
+                    None if after.is_empty() => (hostport, None),
+                    None => return Err(UrlError::InvalidHost(hostport.to_owned())),
+                }
+            }
+            None => return Err(UrlError::InvalidHost(hostport.to_owned())),
+        }
+    } else {
+        match hostport.rfind(':') {
+            Some(i) => (&hostport[..i], Some(&hostport[i + 1..])),
+            None => (hostport, None),
+        }
+    };
+    let port = match port {
+        None | Some("") => None,
+        Some(p) => Some(
+            p.parse::<u16>()
+                .map_err(|_| UrlError::InvalidPort(p.to_owned()))?,
+        ),
+    };
+    Ok((host, port))
+}
+
+/// Appends the canonical form of `host` to `out` and says what kind of host it is.
+pub fn push_host(host: &str, out: &mut String) -> Result<HostKind, UrlError> {
+    let trimmed = host.trim_end_matches('.');
+    if trimmed.is_empty() {
+        return Err(if host.is_empty() {
+            UrlError::MissingHost
+        } else {
+            UrlError::InvalidHost(host.to_owned())
+        });
+    }
+    if is_plain_domain(trimmed) {
+        out.extend(trimmed.bytes().map(|b| b.to_ascii_lowercase() as char));
+        return Ok(HostKind::Domain);
+    }
+    slow_host(host, out)
+}
+
+/// Whether the fast path gives the same answer as the WHATWG parser: only ASCII letters,
+/// digits, `-`, `_` and `.`, and a last label that is not a number (which would make it an
+/// IPv4 address in WHATWG's rules).
+fn is_plain_domain(host: &str) -> bool {
+    let ok_bytes = host
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !ok_bytes {
+        return false;
+    }
+    let last = host.rsplit('.').next().unwrap_or(host);
+    let numeric = !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit());
+    let hex = last.len() >= 2
+        && last.as_bytes()[0] == b'0'
+        && matches!(last.as_bytes()[1], b'x' | b'X')
+        && last[2..].bytes().all(|b| b.is_ascii_hexdigit());
+    let punycode = host
+        .as_bytes()
+        .windows(4)
+        .any(|w| w.eq_ignore_ascii_case(b"xn--"));
+    !numeric && !hex && !punycode
+}
+
+fn slow_host(host: &str, out: &mut String) -> Result<HostKind, UrlError> {
+    let invalid = || UrlError::InvalidHost(host.to_owned());
+    match url::Host::parse(host).map_err(|_| invalid())? {
+        url::Host::Domain(d) => {
+            let d = d.trim_end_matches('.');
+            if d.is_empty() {
+                return Err(invalid());
+            }
+            out.push_str(d);
+            Ok(HostKind::Domain)
+        }
+        url::Host::Ipv4(ip) => {
+            use std::fmt::Write;
+            let _ = write!(out, "{ip}");
+            Ok(HostKind::Ip)
+        }
+        url::Host::Ipv6(ip) => {
+            use std::fmt::Write;
+            let _ = write!(out, "[{ip}]");
+            Ok(HostKind::Ip)
+        }
+    }
+}
+
+/// Appends the canonical path: segments split on `/` and `\`, dot-segments resolved.
+fn push_path(path: &str, floor: usize, out: &mut String) {
+    for seg in path.split(['/', '\\']) {
+        if seg.is_empty() {
+            continue;
+        }
+        let mark = out.len();
+        out.push('/');
+        push_segment(seg, out);
+        match &out[mark + 1..] {
+            "." => out.truncate(mark),
+            ".." => {
+                out.truncate(mark);
+                let parent = out[floor..].rfind('/').map_or(floor, |i| floor + i);
+                out.truncate(parent);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn push_segment(seg: &str, out: &mut String) {
+    let b = seg.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let escaped = (b[i] == b'%' && i + 2 < b.len())
+            .then(|| Some(hex(b[i + 1])? * 16 + hex(b[i + 2])?))
+            .flatten();
+        match escaped {
+            Some(v) => {
+                push_canonical(out, v, true);
+                i += 3;
+            }
+            None => {
+                push_canonical(out, b[i], false);
+                i += 1;
+            }
+        }
+    }
+}
+
+fn hex(b: u8) -> Option<u8> {
+    (b as char).to_digit(16).map(|d| d as u8)
+}
+
+/// Appends one byte in its canonical spelling: printable ASCII literally and lower-cased,
+/// everything else (and a decoded `/ ? # %`, which would change the URL's structure) as a
+/// lower-case percent-escape.
+fn push_canonical(out: &mut String, b: u8, decoded: bool) {
+    let escape =
+        b <= b' ' || b >= 0x7f || b == b'%' || (decoded && matches!(b, b'/' | b'?' | b'#' | b'\\'));
+    if escape {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        out.push('%');
+        out.push(HEX[(b >> 4) as usize] as char);
+        out.push(HEX[(b & 15) as usize] as char);
+    } else {
+        out.push(b.to_ascii_lowercase() as char);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One row: input, expected canonical form (or error).
+    fn check(input: &str, want: &str) {
+        let got = match NormUrl::parse(input) {
+            Ok(u) => u.as_str().to_owned(),
+            Err(e) => format!("error: {e}"),
+        };
+        assert_eq!(got, want, "input: {input:?}");
+    }
+
+    #[test]
+    fn hosts() {
+        check("example.com", "example.com");
+        check("EXAMPLE.Com", "example.com");
+        check("example.com.", "example.com");
+        check("example.com...", "example.com");
+        check("http://example.com:80/", "example.com");
+        check("https://example.com:443", "example.com");
+        check("example.com:8080", "example.com");
+        check("http://user:pw@example.com/", "example.com");
+        check("http://evil.com@example.com/", "example.com");
+        check("//example.com/a", "example.com/a");
+        check("  http://example.com/ \n", "example.com");
+        check("ht\ttp://exa\nmple.com/", "example.com");
+        check("___id___.c.mystat-in.net", "___id___.c.mystat-in.net");
+    }
+
+    #[test]
+    fn idn() {
+        check("bücher.example", "xn--bcher-kva.example");
+        check("BÜCHER.example", "xn--bcher-kva.example");
+        check("xn--bcher-kva.example", "xn--bcher-kva.example");
+        check("XN--BCHER-KVA.EXAMPLE", "xn--bcher-kva.example");
+        // Full-width letters and the ideographic full stop map to ASCII under UTS 46.
+        check("ｃａｓｉｎｏ。com", "casino.com");
+    }
+
+    #[test]
+    fn ip_literals() {
+        check("http://127.0.0.1/", "127.0.0.1");
+        check("http://0x7f.1/", "127.0.0.1");
+        check("http://2130706433/", "127.0.0.1");
+        check("http://0177.0.0.1/", "127.0.0.1");
+        check("http://[::FFFF:7f00:1]:80/", "[::ffff:127.0.0.1]");
+        check("http://[0:0::1]/x", "[::1]/x");
+        check(
+            "http://1.2.3.4.5/",
+            "error: `1.2.3.4.5` is not a valid host name or IP address",
+        );
+    }
+
+    #[test]
+    fn percent_encoded_hosts() {
+        check("http://%63asino.com/", "casino.com");
+        check("http://ca%73ino.COM/", "casino.com");
+    }
+
+    #[test]
+    fn paths() {
+        check("http://example.com/A/B/", "example.com/a/b");
+        check("http://example.com//a///b", "example.com/a/b");
+        check("http://example.com/a/./b/../c", "example.com/a/c");
+        check("http://example.com/../../a", "example.com/a");
+        check("http://example.com/%2e%2E/a", "example.com/a");
+        check("http://example.com/%63asino/", "example.com/casino");
+        check("http://example.com\\casino\\x", "example.com/casino/x");
+        check("http://example.com/a%2fb", "example.com/a%2fb");
+        check("http://example.com/caf%C3%A9", "example.com/caf%c3%a9");
+        check("http://example.com/café", "example.com/caf%c3%a9");
+        check("http://example.com/a b", "example.com/a%20b");
+        check("http://example.com/a%20b", "example.com/a%20b");
+        check("http://example.com/100%", "example.com/100%25");
+        check("http://example.com/a#frag", "example.com/a");
+        check("http://example.com/a?Q=1#frag", "example.com/a?q=1");
+        check("http://example.com/?", "example.com");
+    }
+
+    #[test]
+    fn errors() {
+        check("", "error: empty URL");
+        check("   ", "error: empty URL");
+        check("http:///path", "error: the URL has no host name");
+        check(
+            "http://example.com:99999/",
+            "error: `99999` is not a valid port",
+        );
+        check(
+            "http://exa mple.com/",
+            "error: `exa mple.com` is not a valid host name or IP address",
+        );
+        check(
+            "http://[::1/",
+            "error: `[::1` is not a valid host name or IP address",
+        );
+        check(
+            "http://.../",
+            "error: `...` is not a valid host name or IP address",
+        );
+    }
+
+    #[test]
+    fn parts() {
+        let u = NormUrl::parse("http://www.Example.com:8080/dl/Setup.EXE?x=1").unwrap();
+        assert_eq!(u.host(), "www.example.com");
+        assert_eq!(u.path(), "/dl/setup.exe");
+        assert_eq!(u.query(), Some("x=1"));
+        assert_eq!(u.port(), Some(8080));
+        assert_eq!(u.file_name(), Some("setup.exe"));
+        let starts: Vec<_> = u.domain_starts().map(|i| &u.host()[i..]).collect();
+        assert_eq!(starts, ["www.example.com", "example.com", "com"]);
+        let ends: Vec<_> = u
+            .path_ends()
+            .map(|i| &u.as_str()[u.host_end()..i])
+            .collect();
+        assert_eq!(ends, ["/dl", "/dl/setup.exe"]);
+
+        let ip = NormUrl::parse("10.1.2.3/x").unwrap();
+        assert_eq!(ip.host_kind(), HostKind::Ip);
+        assert_eq!(ip.domain_starts().collect::<Vec<_>>(), [0]);
+        assert_eq!(NormUrl::parse("example.com").unwrap().file_name(), None);
+    }
+
+    #[test]
+    fn reuse_clears_previous_state() {
+        let mut u = NormUrl::parse("http://a.com:81/x?y").unwrap();
+        u.parse_into("b.org").unwrap();
+        assert_eq!(u.as_str(), "b.org");
+        assert_eq!(u.port(), None);
+        assert_eq!(u.query(), None);
+    }
+}
