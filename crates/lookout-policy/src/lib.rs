@@ -1,0 +1,469 @@
+//! Lookout's policy engine: given a canonical URL, a group and the local time, decide allow,
+//! warn or block, and say why. Sans-I/O: the caller supplies the index, the clock reading and
+//! the group.
+//!
+//! Precedence, first match wins:
+//! 1. illegal-content categories: always block, whatever else is configured;
+//! 2. the group's deny list;
+//! 3. the group's forbidden download types (an allow-listed site still may not serve `.exe`);
+//! 4. the group's allow list;
+//! 5. category rules: the strictest action over the URL's categories, where a schedule that is
+//!    active now replaces the group's action for the categories it names;
+//! 6. otherwise allow.
+
+mod schedule;
+
+use std::fmt;
+
+use lookout_lists::{
+    Category, CategorySet, EntryKind, EntrySink, Index, IndexBuilder, NormUrl, SourceInfo, UrlError,
+};
+
+pub use schedule::{LocalTime, Schedule, Weekday, WeekdaySet};
+
+/// What happens to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Action {
+    /// Let it through.
+    Allow,
+    /// Show a click-through warning page; the click-through is logged.
+    Warn,
+    /// Refuse it with a block page.
+    Block,
+}
+
+impl Action {
+    /// `allow`, `warn` or `block`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Warn => "warn",
+            Action::Block => "block",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The list entry behind a decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matched {
+    /// The list source, e.g. `ut1/gambling/domains` or `groups.staff.allow`.
+    pub source: String,
+    /// The entry in canonical form, e.g. `casino.com`.
+    pub entry: String,
+}
+
+impl fmt::Display for Matched {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` in {}", self.entry, self.source)
+    }
+}
+
+/// Why a decision was taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reason {
+    /// An illegal-content list matched; nothing can override this.
+    Illegal {
+        /// The illegal category.
+        category: Category,
+        /// The matching list entry.
+        matched: Option<Matched>,
+    },
+    /// The group's deny list matched.
+    Denied(Matched),
+    /// The file type may not be downloaded by this group.
+    Download {
+        /// The forbidden extension, without the dot.
+        extension: String,
+    },
+    /// The group's allow list matched.
+    Allowed(Matched),
+    /// A category rule decided.
+    Category {
+        /// The category whose rule decided.
+        category: Category,
+        /// The matching list entry.
+        matched: Option<Matched>,
+        /// The schedule that set this action, if one was active.
+        schedule: Option<String>,
+    },
+    /// No rule matched.
+    NoRule,
+    /// The URL could not be understood; blocked rather than guessed at.
+    InvalidUrl(UrlError),
+}
+
+impl Reason {
+    /// Short machine name of the rule kind, for logs and JSON.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Reason::Illegal { .. } => "illegal",
+            Reason::Denied(_) => "deny-list",
+            Reason::Download { .. } => "download",
+            Reason::Allowed(_) => "allow-list",
+            Reason::Category {
+                schedule: Some(_), ..
+            } => "schedule",
+            Reason::Category { .. } => "category",
+            Reason::NoRule => "default",
+            Reason::InvalidUrl(_) => "invalid-url",
+        }
+    }
+
+    /// The list entry behind the decision, if one was.
+    pub fn matched(&self) -> Option<&Matched> {
+        match self {
+            Reason::Illegal { matched, .. } | Reason::Category { matched, .. } => matched.as_ref(),
+            Reason::Denied(m) | Reason::Allowed(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let via = |f: &mut fmt::Formatter<'_>, m: &Option<Matched>| match m {
+            Some(m) => write!(f, " ({m})"),
+            None => Ok(()),
+        };
+        match self {
+            Reason::Illegal { category, matched } => {
+                write!(f, "illegal content: {}", category.info().title)?;
+                via(f, matched)
+            }
+            Reason::Denied(m) => write!(f, "on the group's deny list ({m})"),
+            Reason::Download { extension } => {
+                write!(
+                    f,
+                    "downloading .{extension} files is not allowed for this group"
+                )
+            }
+            Reason::Allowed(m) => write!(f, "on the group's allow list ({m})"),
+            Reason::Category {
+                category,
+                matched,
+                schedule,
+            } => {
+                write!(f, "category {}", category.info().title)?;
+                if let Some(s) = schedule {
+                    write!(f, " under schedule `{s}`")?;
+                }
+                via(f, matched)
+            }
+            Reason::NoRule => f.write_str("no rule matched"),
+            Reason::InvalidUrl(e) => write!(f, "invalid URL: {e}"),
+        }
+    }
+}
+
+/// A decision and its reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// What to do.
+    pub action: Action,
+    /// Every category the lists give the URL (after exceptions).
+    pub categories: CategorySet,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// One group's rules.
+#[derive(Debug)]
+pub struct Group {
+    name: String,
+    block: CategorySet,
+    warn: CategorySet,
+    allow: Index,
+    deny: Index,
+    extensions: Vec<String>,
+    schedules: Vec<Schedule>,
+    /// Whether search engines are forced into safe search for this group.
+    pub safe_search: bool,
+    /// Whether YouTube is forced into restricted mode for this group.
+    pub youtube_restricted: bool,
+}
+
+/// A policy the engine refuses to build.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// A group tries to warn on or allow an illegal-content category.
+    #[error(
+        "group `{group}`: {category} is illegal content and is always blocked; it cannot be {what}"
+    )]
+    IllegalOverride {
+        /// The group.
+        group: String,
+        /// The illegal category.
+        category: Category,
+        /// What the configuration tried (e.g. "warned", "allowed by schedule `x`").
+        what: String,
+    },
+    /// An allow or deny entry is not a valid host or URL.
+    #[error("group `{group}`: {list} entry `{entry}`: {error}")]
+    BadEntry {
+        /// The group.
+        group: String,
+        /// `allow` or `deny`.
+        list: &'static str,
+        /// The entry as written.
+        entry: String,
+        /// What is wrong.
+        error: UrlError,
+    },
+    /// Two groups share a name.
+    #[error("group `{0}` is defined twice")]
+    DuplicateGroup(String),
+}
+
+/// The rules of a group, as given to [`Group::new`].
+#[derive(Debug, Clone, Default)]
+pub struct GroupSpec {
+    /// Group name, e.g. `learners-u18`.
+    pub name: String,
+    /// Categories blocked (illegal ones are added whatever this says).
+    pub block: CategorySet,
+    /// Categories that show a click-through warning.
+    pub warn: CategorySet,
+    /// Hosts or `host/path` prefixes always allowed (except illegal content).
+    pub allow: Vec<String>,
+    /// Hosts or `host/path` prefixes always blocked.
+    pub deny: Vec<String>,
+    /// File extensions (without dot, any case) this group may not download.
+    pub blocked_extensions: Vec<String>,
+    /// Time-based changes to category actions.
+    pub schedules: Vec<Schedule>,
+    /// Force safe search.
+    pub safe_search: bool,
+    /// Force YouTube restricted mode.
+    pub youtube_restricted: bool,
+}
+
+impl Group {
+    /// Checks and compiles a group's rules.
+    pub fn new(spec: GroupSpec) -> Result<Group, PolicyError> {
+        let illegal = CategorySet::illegal();
+        let refuse = |category: Category, what: String| PolicyError::IllegalOverride {
+            group: spec.name.clone(),
+            category,
+            what,
+        };
+        if let Some(c) = spec.warn.intersection(illegal).first() {
+            return Err(refuse(c, "warned (only blocked)".into()));
+        }
+        for s in &spec.schedules {
+            if s.action != Action::Block {
+                if let Some(c) = s.categories.intersection(illegal).first() {
+                    return Err(refuse(c, format!("changed by schedule `{}`", s.name)));
+                }
+            }
+        }
+        let list = |name: &'static str, entries: &[String]| -> Result<Index, PolicyError> {
+            let mut builder = IndexBuilder::new();
+            let info = SourceInfo {
+                name: format!("groups.{}.{name}", spec.name),
+                labels: 1,
+            };
+            let Ok(source) = builder.add_source(info) else {
+                unreachable!("a new builder has room for one source");
+            };
+            let mut sink = EntrySink::new();
+            for entry in entries {
+                let trimmed = entry.trim().trim_start_matches("*.");
+                let url = NormUrl::parse(trimmed).map_err(|error| PolicyError::BadEntry {
+                    group: spec.name.clone(),
+                    list: name,
+                    entry: entry.clone(),
+                    error,
+                })?;
+                sink.add(source, EntryKind::Block, &url);
+            }
+            Ok(builder.build(vec![sink]))
+        };
+        Ok(Group {
+            block: spec.block.union(illegal),
+            warn: spec.warn,
+            allow: list("allow", &spec.allow)?,
+            deny: list("deny", &spec.deny)?,
+            extensions: spec
+                .blocked_extensions
+                .iter()
+                .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
+                .collect(),
+            schedules: spec.schedules.clone(),
+            safe_search: spec.safe_search,
+            youtube_restricted: spec.youtube_restricted,
+            name: spec.name,
+        })
+    }
+
+    /// The group's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The forbidden extension of `file_name` for this group, if it has one. Trailing dots and
+    /// spaces (which Windows ignores) and `;parameters` do not hide the extension.
+    pub fn forbidden_extension<'a>(&self, file_name: &'a str) -> Option<&'a str> {
+        let name = file_name.split(';').next().unwrap_or(file_name);
+        let mut name = name;
+        loop {
+            let t = name.trim_end_matches(['.', ' ']);
+            let t = t.strip_suffix("%20").unwrap_or(t);
+            if t.len() == name.len() {
+                break;
+            }
+            name = t;
+        }
+        let (_, ext) = name.rsplit_once('.')?;
+        self.extensions
+            .iter()
+            .any(|e| e.eq_ignore_ascii_case(ext))
+            .then_some(ext)
+    }
+
+    fn category_action(
+        &self,
+        categories: CategorySet,
+        at: LocalTime,
+    ) -> Option<(Action, Category, Option<&str>)> {
+        let mut best: Option<(Action, Category, Option<&str>)> = None;
+        for c in categories.iter() {
+            let mut action = if self.block.contains(c) {
+                Action::Block
+            } else if self.warn.contains(c) {
+                Action::Warn
+            } else {
+                Action::Allow
+            };
+            let mut by = None;
+            for s in &self.schedules {
+                if s.categories.contains(c) && s.is_active(at) {
+                    action = s.action;
+                    by = Some(s.name.as_str());
+                }
+            }
+            if c.is_illegal() {
+                action = Action::Block; // belt and braces: Group::new already refuses otherwise
+            }
+            if best.is_none_or(|(a, _, _)| action > a) {
+                best = Some((action, c, by));
+            }
+        }
+        best
+    }
+}
+
+/// Every group's rules. Shared read-only between request handlers.
+#[derive(Debug)]
+pub struct Policy {
+    groups: Vec<Group>,
+}
+
+/// Index of a group within a [`Policy`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct GroupId(usize);
+
+impl Policy {
+    /// A policy of these groups.
+    pub fn new(groups: Vec<Group>) -> Result<Policy, PolicyError> {
+        for (i, g) in groups.iter().enumerate() {
+            if groups[..i].iter().any(|h| h.name == g.name) {
+                return Err(PolicyError::DuplicateGroup(g.name.clone()));
+            }
+        }
+        Ok(Policy { groups })
+    }
+
+    /// Finds a group by name.
+    pub fn group_id(&self, name: &str) -> Option<GroupId> {
+        self.groups.iter().position(|g| g.name == name).map(GroupId)
+    }
+
+    /// The group's rules.
+    pub fn group(&self, id: GroupId) -> &Group {
+        &self.groups[id.0]
+    }
+
+    /// Every group.
+    pub fn groups(&self) -> &[Group] {
+        &self.groups
+    }
+
+    /// Decides on a request that could not be normalised: block, fail closed.
+    pub fn decide_invalid(error: UrlError) -> Decision {
+        Decision {
+            action: Action::Block,
+            categories: CategorySet::EMPTY,
+            reason: Reason::InvalidUrl(error),
+        }
+    }
+
+    /// Decides on one request.
+    pub fn decide(&self, index: &Index, group: GroupId, url: &NormUrl, at: LocalTime) -> Decision {
+        let group = &self.groups[group.0];
+        let categories = CategorySet::from_bits(index.lookup(url));
+        let decision = |action, reason| Decision {
+            action,
+            categories,
+            reason,
+        };
+        let matched = |ix: &Index, labels: u64| {
+            ix.explain(url, labels).map(|hit| Matched {
+                source: ix.sources()[hit.source.index()].name.clone(),
+                entry: hit.entry,
+            })
+        };
+
+        if let Some(category) = categories.intersection(CategorySet::illegal()).first() {
+            let matched = matched(index, CategorySet::one(category).bits());
+            return decision(Action::Block, Reason::Illegal { category, matched });
+        }
+        if group.deny.lookup(url) != 0 {
+            if let Some(m) = matched(&group.deny, 1) {
+                return decision(Action::Block, Reason::Denied(m));
+            }
+        }
+        if let Some(ext) = url.file_name().and_then(|f| group.forbidden_extension(f)) {
+            return decision(
+                Action::Block,
+                Reason::Download {
+                    extension: ext.to_owned(),
+                },
+            );
+        }
+        if group.allow.lookup(url) != 0 {
+            if let Some(m) = matched(&group.allow, 1) {
+                return decision(Action::Allow, Reason::Allowed(m));
+            }
+        }
+        match group.category_action(categories, at) {
+            Some((action, category, schedule)) => {
+                // Explaining costs a second lookup; an allowed request does not need it.
+                let matched = match action {
+                    Action::Allow => None,
+                    _ => matched(index, CategorySet::one(category).bits()),
+                };
+                let schedule = schedule.map(str::to_owned);
+                decision(
+                    action,
+                    Reason::Category {
+                        category,
+                        matched,
+                        schedule,
+                    },
+                )
+            }
+            None => decision(Action::Allow, Reason::NoRule),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

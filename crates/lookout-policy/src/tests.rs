@@ -1,0 +1,457 @@
+//! Table-driven tests of precedence, schedules and download rules.
+
+use lookout_lists::parse::{parse, Format};
+
+use super::*;
+
+fn cats(slugs: &[&str]) -> CategorySet {
+    slugs
+        .iter()
+        .map(|s| Category::from_slug(s).unwrap_or_else(|| panic!("unknown category {s}")))
+        .collect()
+}
+
+fn index() -> Index {
+    let mut builder = IndexBuilder::new();
+    let mut sink = EntrySink::new();
+    let lists: &[(&str, &[&str], &str)] = &[
+        (
+            "iwf",
+            &["illegal-child-abuse"],
+            "abuse.example\nfree-host.example/abuse/\n",
+        ),
+        (
+            "ut1/gambling/domains",
+            &["gambling"],
+            "casino.com\nbet.example\n",
+        ),
+        ("ut1/games/domains", &["games"], "games.example\n"),
+        (
+            "ut1/social_networks/domains",
+            &["social-media"],
+            "social.example\n",
+        ),
+        ("ut1/press/domains", &["news"], "news.example\n"),
+        (
+            "blp/tiktok",
+            &["tiktok", "social-media"],
+            "tiktok.example\n",
+        ),
+    ];
+    for &(name, categories, text) in lists {
+        let id = builder
+            .add_source(SourceInfo {
+                name: name.into(),
+                labels: cats(categories).bits(),
+            })
+            .unwrap();
+        parse(Format::Urls, text.as_bytes(), |k, u| sink.add(id, k, u));
+    }
+    builder.build(vec![sink])
+}
+
+const EXE: &[&str] = &["exe", "msi", "bat", "js", "ps1", "scr"];
+
+fn policy() -> Policy {
+    let learners = GroupSpec {
+        name: "learners".into(),
+        block: cats(&["gambling", "tiktok", "games"]),
+        warn: cats(&["social-media"]),
+        // Allow-listing an illegal entry must not let it through.
+        allow: vec![
+            "abuse.example".into(),
+            "casino.com/responsible-gambling".into(),
+            "tools.example".into(),
+        ],
+        deny: vec!["news.example/bad".into(), "*.blocked.example".into()],
+        blocked_extensions: EXE.iter().map(|s| s.to_string()).collect(),
+        safe_search: true,
+        youtube_restricted: true,
+        schedules: vec![Schedule {
+            name: "lessons".into(),
+            days: [Weekday::Mon, Weekday::Tue].into_iter().collect(),
+            from: 9 * 60,
+            to: 16 * 60,
+            action: Action::Block,
+            categories: cats(&["social-media"]),
+        }],
+    };
+    let staff = GroupSpec {
+        name: "staff".into(),
+        block: cats(&["gambling", "games"]),
+        blocked_extensions: EXE.iter().map(|s| s.to_string()).collect(),
+        schedules: vec![Schedule {
+            name: "games after work".into(),
+            days: WeekdaySet::ALL,
+            from: 17 * 60,
+            to: 1440,
+            action: Action::Allow,
+            categories: cats(&["games"]),
+        }],
+        ..GroupSpec::default()
+    };
+    let it = GroupSpec {
+        name: "it-staff".into(),
+        ..GroupSpec::default()
+    };
+    Policy::new(vec![
+        Group::new(learners).unwrap(),
+        Group::new(staff).unwrap(),
+        Group::new(it).unwrap(),
+    ])
+    .unwrap()
+}
+
+const WED_NOON: LocalTime = LocalTime {
+    weekday: Weekday::Wed,
+    minute: 12 * 60,
+};
+const MON_TEN: LocalTime = LocalTime {
+    weekday: Weekday::Mon,
+    minute: 10 * 60,
+};
+const FRI_1730: LocalTime = LocalTime {
+    weekday: Weekday::Fri,
+    minute: 17 * 60 + 30,
+};
+
+/// One row: group, time, URL, expected `action rule [category]`.
+fn check(rows: &[(&str, LocalTime, &str, &str)]) {
+    let (policy, index) = (policy(), index());
+    for &(group, at, url, want) in rows {
+        let id = policy.group_id(group).unwrap();
+        let d = match NormUrl::parse(url) {
+            Ok(u) => policy.decide(&index, id, &u, at),
+            Err(e) => Policy::decide_invalid(e),
+        };
+        let category = match &d.reason {
+            Reason::Illegal { category, .. } | Reason::Category { category, .. } => {
+                format!(" {category}")
+            }
+            Reason::Download { extension } => format!(" .{extension}"),
+            _ => String::new(),
+        };
+        let got = format!("{} {}{category}", d.action, d.reason.rule());
+        assert_eq!(got, want, "{group} {at} {url}: {}", d.reason);
+    }
+}
+
+#[test]
+fn precedence() {
+    check(&[
+        // illegal > allow, for every group, IT staff included
+        (
+            "learners",
+            WED_NOON,
+            "http://abuse.example/",
+            "block illegal illegal-child-abuse",
+        ),
+        (
+            "it-staff",
+            WED_NOON,
+            "http://www.abuse.example/x",
+            "block illegal illegal-child-abuse",
+        ),
+        (
+            "it-staff",
+            WED_NOON,
+            "http://free-host.example/abuse/1.jpg",
+            "block illegal illegal-child-abuse",
+        ),
+        (
+            "it-staff",
+            WED_NOON,
+            "http://free-host.example/other",
+            "allow default",
+        ),
+        // deny > allow and categories
+        (
+            "learners",
+            WED_NOON,
+            "http://news.example/bad/page",
+            "block deny-list",
+        ),
+        (
+            "learners",
+            WED_NOON,
+            "http://x.blocked.example/",
+            "block deny-list",
+        ),
+        (
+            "learners",
+            WED_NOON,
+            "http://news.example/good",
+            "allow category news",
+        ),
+        // allow > category
+        (
+            "learners",
+            WED_NOON,
+            "http://casino.com/responsible-gambling/help",
+            "allow allow-list",
+        ),
+        (
+            "learners",
+            WED_NOON,
+            "http://casino.com/slots",
+            "block category gambling",
+        ),
+        // the strictest category wins: tiktok (block) over social-media (warn)
+        (
+            "learners",
+            WED_NOON,
+            "http://tiktok.example/",
+            "block category tiktok",
+        ),
+        (
+            "learners",
+            WED_NOON,
+            "http://social.example/",
+            "warn category social-media",
+        ),
+        (
+            "staff",
+            WED_NOON,
+            "http://social.example/",
+            "allow category social-media",
+        ),
+        (
+            "learners",
+            WED_NOON,
+            "http://unlisted.example/",
+            "allow default",
+        ),
+        (
+            "learners",
+            WED_NOON,
+            "http://exa mple/",
+            "block invalid-url",
+        ),
+    ]);
+}
+
+#[test]
+fn schedules() {
+    check(&[
+        (
+            "learners",
+            MON_TEN,
+            "http://social.example/",
+            "block schedule social-media",
+        ),
+        (
+            "learners",
+            LocalTime {
+                minute: 16 * 60,
+                ..MON_TEN
+            },
+            "http://social.example/",
+            "warn category social-media",
+        ),
+        (
+            "learners",
+            LocalTime {
+                minute: 9 * 60 - 1,
+                ..MON_TEN
+            },
+            "http://social.example/",
+            "warn category social-media",
+        ),
+        (
+            "staff",
+            WED_NOON,
+            "http://games.example/",
+            "block category games",
+        ),
+        (
+            "staff",
+            FRI_1730,
+            "http://games.example/",
+            "allow schedule games",
+        ),
+        (
+            "staff",
+            LocalTime {
+                minute: 1439,
+                ..FRI_1730
+            },
+            "http://games.example/",
+            "allow schedule games",
+        ),
+        (
+            "learners",
+            FRI_1730,
+            "http://games.example/",
+            "block category games",
+        ),
+    ]);
+}
+
+#[test]
+fn downloads() {
+    check(&[
+        (
+            "learners",
+            WED_NOON,
+            "http://tools.example/setup.exe",
+            "block download .exe",
+        ),
+        (
+            "learners",
+            WED_NOON,
+            "http://tools.example/Setup.EXE?x=1",
+            "block download .exe",
+        ),
+        (
+            "learners",
+            WED_NOON,
+            "http://tools.example/setup.exe.",
+            "block download .exe",
+        ),
+        (
+            "learners",
+            WED_NOON,
+            "http://tools.example/setup.exe%20",
+            "block download .exe",
+        ),
+        (
+            "learners",
+            WED_NOON,
+            "http://tools.example/setup%2eexe",
+            "block download .exe",
+        ),
+        (
+            "learners",
+            WED_NOON,
+            "http://tools.example/run.ps1;jsessionid=1",
+            "block download .ps1",
+        ),
+        (
+            "learners",
+            WED_NOON,
+            "http://tools.example/app.js",
+            "block download .js",
+        ),
+        (
+            "learners",
+            WED_NOON,
+            "http://tools.example/notes.pdf",
+            "allow allow-list",
+        ),
+        (
+            "learners",
+            WED_NOON,
+            "http://tools.example/json",
+            "allow allow-list",
+        ),
+        (
+            "learners",
+            WED_NOON,
+            "http://tools.example/.exe",
+            "block download .exe",
+        ),
+        (
+            "staff",
+            WED_NOON,
+            "http://x.example/a.msi",
+            "block download .msi",
+        ),
+        (
+            "it-staff",
+            WED_NOON,
+            "http://x.example/a.msi",
+            "allow default",
+        ),
+    ]);
+}
+
+#[test]
+fn illegal_categories_cannot_be_overridden() {
+    let illegal = cats(&["illegal-terrorism"]);
+    let warn = GroupSpec {
+        name: "g".into(),
+        warn: illegal,
+        ..GroupSpec::default()
+    };
+    assert!(matches!(
+        Group::new(warn),
+        Err(PolicyError::IllegalOverride { .. })
+    ));
+    let schedule = Schedule {
+        name: "evenings".into(),
+        days: WeekdaySet::ALL,
+        from: 0,
+        to: 1440,
+        action: Action::Allow,
+        categories: illegal,
+    };
+    let sched = GroupSpec {
+        name: "g".into(),
+        schedules: vec![schedule],
+        ..GroupSpec::default()
+    };
+    let err = Group::new(sched).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "group `g`: illegal-terrorism is illegal content and is always blocked; it cannot be changed by schedule `evenings`"
+    );
+    // A group that does not mention illegal categories still blocks them.
+    let g = Group::new(GroupSpec {
+        name: "g".into(),
+        ..GroupSpec::default()
+    })
+    .unwrap();
+    assert!(g.block.contains(Category::ILLEGAL_CHILD_ABUSE));
+}
+
+#[test]
+fn reasons_name_source_and_entry() {
+    let (policy, index) = (policy(), index());
+    let id = policy.group_id("learners").unwrap();
+    let d = policy.decide(
+        &index,
+        id,
+        &NormUrl::parse("https://www.casino.com/x").unwrap(),
+        WED_NOON,
+    );
+    assert_eq!(
+        d.reason.to_string(),
+        "category Gambling (`casino.com` in ut1/gambling/domains)"
+    );
+    let d = policy.decide(
+        &index,
+        id,
+        &NormUrl::parse("news.example/bad").unwrap(),
+        WED_NOON,
+    );
+    assert_eq!(
+        d.reason.to_string(),
+        "on the group's deny list (`news.example/bad` in groups.learners.deny)"
+    );
+}
+
+#[test]
+fn bad_list_entries_are_named() {
+    let spec = GroupSpec {
+        name: "g".into(),
+        allow: vec!["ok.com".into(), "bad host".into()],
+        ..GroupSpec::default()
+    };
+    assert_eq!(
+        Group::new(spec).unwrap_err().to_string(),
+        "group `g`: allow entry `bad host`: `bad host` is not a valid host name or IP address"
+    );
+}
+
+#[test]
+fn hhmm() {
+    let t = |s, want| assert_eq!(LocalTime::parse_hhmm(s), want, "{s}");
+    t("00:00", Some(0));
+    t("17:30", Some(1050));
+    t("9:05", Some(545));
+    t("24:00", Some(1440));
+    t("24:01", None);
+    t("12:60", None);
+    t("1230", None);
+    t("12:3", None);
+}
