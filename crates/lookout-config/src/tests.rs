@@ -1,0 +1,207 @@
+//! Configuration parsing and validation tests.
+
+use super::*;
+
+#[test]
+fn example_parses_validates_and_compiles() {
+    let config = Config::from_toml(EXAMPLE).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.lists.sources.len(), 5);
+    assert_eq!(config.groups.len(), 6);
+    let policy = config.policy().unwrap();
+    for g in [
+        "learners-u18",
+        "learners",
+        "customers",
+        "guests",
+        "staff",
+        "it-staff",
+    ] {
+        assert!(policy.group_id(g).is_some(), "{g}");
+    }
+    let it = policy.group(policy.group_id("it-staff").unwrap());
+    assert_eq!(it.forbidden_extension("setup.exe"), None);
+    assert!(!it.safe_search);
+    let learners = policy.group(policy.group_id("learners").unwrap());
+    assert_eq!(learners.forbidden_extension("setup.exe"), Some("exe"));
+    assert!(learners.safe_search && learners.youtube_restricted);
+}
+
+#[test]
+fn empty_config_has_safe_defaults() {
+    let config = Config::from_toml("").unwrap();
+    let policy = config.policy().unwrap();
+    let g = policy.group(policy.group_id("learners-u18").unwrap());
+    assert!(g.safe_search && g.youtube_restricted);
+    assert_eq!(g.forbidden_extension("x.msi"), Some("msi"));
+    assert!(policy.group_id("it-staff").is_some());
+    assert!(config.lists.sources.is_empty());
+}
+
+/// One row: configuration text, expected error text.
+fn check_err(text: &str, want: &str) {
+    match Config::from_toml(text) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => {
+            let got = e.to_string();
+            assert!(
+                got.contains(want),
+                "error for\n{text}\nwas\n{got}\nwanted it to contain\n{want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn mistakes_name_key_and_line() {
+    // Unknown keys are refused by the parser, with line and the key.
+    check_err("[lists]\nstrickt = true\n", "line 2");
+    check_err("[lists]\nstrickt = true\n", "unknown field `strickt`");
+    check_err("[groups.staff]\nblokc = []\n", "unknown field `blokc`");
+    check_err("[server]\n", "unknown field `server`");
+    check_err("[groups.staff]\nsafe_search = \"yes\"\n", "invalid type");
+    check_err(
+        "[groups.staff]\n\nblock = [\"gambling\",\n  \"gamblng\"]\n",
+        "line 4: groups.staff.block: unknown category `gamblng`",
+    );
+    check_err(
+        "[groups.staff]\nblock = []\nallow = [\"bad host.com\"]\n",
+        "line 3: groups.staff.allow: `bad host.com`: `bad host.com` is not a valid host name",
+    );
+    check_err(
+        "[groups.staff]\nblock = [\"games\"]\nwarn = [\"games\"]\n",
+        "line 3: groups.staff.warn: `games` is also in `block`",
+    );
+    check_err(
+        "[groups.g]\n[[groups.g.schedule]]\nname = \"x\"\nfrom = \"25:00\"\nto = \"10:00\"\naction = \"allow\"\ncategories = [\"games\"]\n",
+        "line 4: groups.g.schedule[0].from: `25:00` is not a time of day as HH:MM",
+    );
+    check_err(
+        "[groups.g]\n[[groups.g.schedule]]\nname = \"x\"\ndays = [\"mon\", \"funday\"]\nfrom = \"09:00\"\nto = \"10:00\"\naction = \"block\"\ncategories = [\"games\"]\n",
+        "line 4: groups.g.schedule[0].days: `funday` is not a day",
+    );
+    check_err(
+        "[groups.g]\n[[groups.g.schedule]]\nname = \"x\"\nfrom = \"09:00\"\nto = \"10:00\"\naction = \"sometimes\"\ncategories = [\"games\"]\n",
+        "unknown variant `sometimes`",
+    );
+    check_err(
+        "[groups.\"bad name\"]\n",
+        "groups.bad name: group names may hold only",
+    );
+    check_err(
+        "[groups.g]\nblocked_downloads = [\"exe\", \"e x e\"]\n",
+        "line 2: groups.g.blocked_downloads: `e x e` is not a file extension",
+    );
+}
+
+#[test]
+fn illegal_content_cannot_be_switched_off() {
+    check_err(
+        "[groups.staff]\nwarn = [\"illegal-child-abuse\"]\n",
+        "line 2: groups.staff.warn: `illegal-child-abuse` is illegal content and is always blocked",
+    );
+    check_err(
+        "[groups.g]\n[[groups.g.schedule]]\nname = \"x\"\nfrom = \"09:00\"\nto = \"10:00\"\naction = \"allow\"\ncategories = [\"illegal-terrorism\"]\n",
+        "line 7: groups.g.schedule[0].categories: `illegal-terrorism` is illegal content",
+    );
+    // There is no key that could turn illegal blocking off.
+    check_err(
+        "[groups.g]\nallow_illegal = true\n",
+        "unknown field `allow_illegal`",
+    );
+    // Leaving illegal categories out of `block` still blocks them.
+    let config =
+        Config::from_toml("[groups.g]\nblock = []\nallow = [\"abuse.example\"]\n").unwrap();
+    let policy = config.policy().unwrap();
+    let mut builder = lookout_lists::IndexBuilder::new();
+    let labels = CategorySet::one(Category::ILLEGAL_CHILD_ABUSE).bits();
+    let id = builder
+        .add_source(lookout_lists::SourceInfo {
+            name: "iwf".into(),
+            labels,
+        })
+        .unwrap();
+    let mut sink = lookout_lists::EntrySink::new();
+    sink.add(
+        id,
+        lookout_lists::EntryKind::Block,
+        &NormUrl::parse("abuse.example").unwrap(),
+    );
+    let index = builder.build(vec![sink]);
+    let at = LocalTime {
+        weekday: Weekday::Mon,
+        minute: 600,
+    };
+    let url = NormUrl::parse("http://abuse.example/").unwrap();
+    let d = policy.decide(&index, policy.group_id("g").unwrap(), &url, at);
+    assert_eq!(d.action, Action::Block);
+    assert_eq!(d.reason.rule(), "illegal");
+}
+
+#[test]
+fn source_rules() {
+    check_err(
+        "[[lists.source]]\nname = \"x\"\npath = \"x.txt\"\n",
+        "line 2: lists.source[0].categories: source `x` is a single list: say which categories",
+    );
+    check_err(
+        "[[lists.source]]\nname = \"u\"\npath = \"ut1\"\nformat = \"ut1\"\ncategories = [\"gambling\"]\n",
+        "line 5: lists.source[0].categories: folder sources take their categories from folder",
+    );
+    check_err(
+        "[[lists.source]]\nname = \"a\"\npath = \"a\"\ncategories = [\"ads\"]\n",
+        "line 4: lists.source[0].categories: unknown category `ads`",
+    );
+    check_err(
+        "[[lists.source]]\nname = \"a\"\npath = \"a\"\ncategories = [\"adverts\"]\n[[lists.source]]\nname = \"a\"\npath = \"b\"\ncategories = [\"adverts\"]\n",
+        "line 6: lists.source[1].name: another source is already named `a`",
+    );
+    check_err(
+        "[[lists.source]]\nname = \"a\"\npath = \"a\"\nformat = \"csv\"\n",
+        "unknown variant `csv`",
+    );
+    check_err(
+        "[[lists.source]]\nname = \"a\"\npath = \"a\"\ncategories = [\"adverts\"]\ninclude = [\"x\"]\n",
+        "line 5: lists.source[0].include: only folder sources",
+    );
+}
+
+#[test]
+fn folder_mapping() {
+    let config = Config::from_toml(EXAMPLE).unwrap();
+    let ut1 = &config.lists.sources[0];
+    assert_eq!(
+        ut1.categories_for("gambling"),
+        Some(CategorySet::one(Category::GAMBLING))
+    );
+    assert_eq!(
+        ut1.categories_for("tricheur"),
+        Some(CategorySet::one(Category::CHEATING))
+    );
+    assert_eq!(
+        ut1.categories_for("special"),
+        None,
+        "mapped to [] = skipped"
+    );
+    assert_eq!(ut1.categories_for("liste_bu"), None, "excluded");
+    assert_eq!(ut1.categories_for("not-a-category"), None);
+    let blp = &config.lists.sources[1];
+    assert_eq!(
+        blp.categories_for("tiktok"),
+        Some(CategorySet::one(Category::TIKTOK))
+    );
+}
+
+#[test]
+fn relative_paths_resolve_against_the_config_folder() {
+    let mut config = Config::from_toml(EXAMPLE).unwrap();
+    config.resolve_paths(Path::new("/etc/lookout"));
+    let local = &config.lists.sources[4];
+    assert_eq!(
+        local.path.get_ref(),
+        Path::new("/etc/lookout/lists/local.adblock")
+    );
+    assert_eq!(
+        config.lists.sources[0].path.get_ref(),
+        Path::new("/var/lib/lookout/lists/ut1")
+    );
+}
