@@ -1,0 +1,391 @@
+//! Reads the configured list sources from disk and compiles them into one [`Index`].
+//!
+//! This is the I/O half of the list engine: it expands folder sources (UT1, Block List
+//! Project) into files, reads them, and feeds the sans-I/O parsers from `lookout-lists`, one
+//! thread per core, into one index. Bad lines are reported per file; in strict mode any bad
+//! line fails the load, and nothing is half-applied.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use lookout_config::{ListsConfig, SourceConfig, SourceFormat};
+use lookout_lists::{
+    parse, Category, CategorySet, EntrySink, Format, Index, IndexBuilder, ParseReport, SourceInfo,
+};
+
+/// Why the lists could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// A file or folder could not be read.
+    #[error("list source `{source_name}`: cannot read {}: {error}", path.display())]
+    Io {
+        /// The configured source.
+        source_name: String,
+        /// The file or folder.
+        path: PathBuf,
+        /// The operating system's reason.
+        error: std::io::Error,
+    },
+    /// A folder source holds no list Lookout can map to a category.
+    #[error("list source `{source_name}`: no lists found in {} (is `format` right?)", path.display())]
+    Empty {
+        /// The configured source.
+        source_name: String,
+        /// The folder.
+        path: PathBuf,
+    },
+    /// Strict mode is on and lists have malformed lines.
+    #[error("strict mode: malformed lines in the lists, nothing loaded:{}", StrictList(.0))]
+    Strict(Vec<FileReport>),
+    /// More list files than one index can hold.
+    #[error(transparent)]
+    TooManySources(#[from] lookout_lists::index::TooManySources),
+}
+
+struct StrictList<'a>(&'a [FileReport]);
+
+impl fmt::Display for StrictList<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for file in self.0 {
+            write!(
+                f,
+                "\n  {}: {} malformed line(s)",
+                file.name, file.report.rejected
+            )?;
+            for s in &file.report.samples {
+                write!(
+                    f,
+                    "\n    {}:{}: {} ({})",
+                    file.path.display(),
+                    s.line,
+                    s.reason,
+                    s.text
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One list file as loaded.
+#[derive(Debug, Clone)]
+pub struct FileReport {
+    /// The configured source it belongs to.
+    pub source: String,
+    /// Name used in explanations, e.g. `ut1/gambling/domains`.
+    pub name: String,
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The format it was parsed as.
+    pub format: Format,
+    /// The categories its entries carry.
+    pub categories: CategorySet,
+    /// Whether this file's source is strict.
+    pub strict: bool,
+    /// What the parser found.
+    pub report: ParseReport,
+}
+
+/// The outcome of a load.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The compiled index.
+    pub index: Index,
+    /// Every file, in source order.
+    pub files: Vec<FileReport>,
+    /// Wall-clock time to read, parse and compile.
+    pub elapsed: Duration,
+}
+
+impl Loaded {
+    /// Total entries accepted across files (before de-duplication).
+    pub fn accepted(&self) -> u64 {
+        self.files.iter().map(|f| f.report.accepted).sum()
+    }
+
+    /// Total malformed lines across files.
+    pub fn rejected(&self) -> u64 {
+        self.files.iter().map(|f| f.report.rejected).sum()
+    }
+
+    /// Distinct entries per category: `(category, hosts, urls)`.
+    pub fn category_counts(&self) -> Vec<(Category, u64, u64)> {
+        self.index
+            .label_counts()
+            .filter_map(|(bit, h, u)| {
+                Category::all()
+                    .find(|c| c.index() == bit as usize)
+                    .map(|c| (c, h, u))
+            })
+            .collect()
+    }
+}
+
+/// A file to load.
+struct Job {
+    source: String,
+    name: String,
+    path: PathBuf,
+    format: Option<Format>,
+    categories: CategorySet,
+    strict: bool,
+}
+
+/// Loads every configured source.
+pub fn load(lists: &ListsConfig) -> Result<Loaded, LoadError> {
+    let started = Instant::now();
+    let mut jobs = Vec::new();
+    for source in &lists.sources {
+        expand(source, lists.strict || source.strict, &mut jobs)?;
+    }
+    let mut builder = IndexBuilder::new();
+    let mut ids = Vec::with_capacity(jobs.len());
+    for job in &jobs {
+        ids.push(builder.add_source(SourceInfo {
+            name: job.name.clone(),
+            labels: job.categories.bits(),
+        })?);
+    }
+
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(jobs.len().max(1));
+    let next = AtomicUsize::new(0);
+    let reports: Mutex<Vec<Option<Result<(Format, ParseReport), std::io::Error>>>> =
+        Mutex::new((0..jobs.len()).map(|_| None).collect());
+    // Biggest files first so that the threads finish together.
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    let sizes: Vec<u64> = jobs
+        .iter()
+        .map(|j| std::fs::metadata(&j.path).map_or(0, |m| m.len()))
+        .collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
+
+    let sinks: Vec<EntrySink> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut sink = EntrySink::new();
+                    loop {
+                        let k = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&i) = order.get(k) else { break };
+                        let job = &jobs[i];
+                        let result = std::fs::read(&job.path).map(|bytes| {
+                            let format = job.format.unwrap_or_else(|| parse::detect(&bytes));
+                            let report = parse::parse(format, &bytes, |kind, url| {
+                                sink.add(ids[i], kind, url)
+                            });
+                            (format, report)
+                        });
+                        if let Ok(mut r) = reports.lock() {
+                            r[i] = Some(result);
+                        }
+                    }
+                    sink
+                })
+            })
+            .collect();
+        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+    });
+
+    let mut files = Vec::with_capacity(jobs.len());
+    let reports = reports.into_inner().unwrap_or_else(|e| e.into_inner());
+    for (job, result) in jobs.into_iter().zip(reports) {
+        let (format, report) = match result {
+            Some(Ok(r)) => r,
+            Some(Err(error)) => {
+                return Err(LoadError::Io {
+                    source_name: job.source,
+                    path: job.path,
+                    error,
+                })
+            }
+            None => {
+                let error = std::io::Error::other("the loading thread stopped");
+                return Err(LoadError::Io {
+                    source_name: job.source,
+                    path: job.path,
+                    error,
+                });
+            }
+        };
+        files.push(FileReport {
+            source: job.source,
+            name: job.name,
+            path: job.path,
+            format,
+            categories: job.categories,
+            strict: job.strict,
+            report,
+        });
+    }
+    let bad: Vec<FileReport> = files
+        .iter()
+        .filter(|f| f.strict && f.report.rejected > 0)
+        .cloned()
+        .collect();
+    if !bad.is_empty() {
+        return Err(LoadError::Strict(bad));
+    }
+    let index = builder.build(sinks);
+    Ok(Loaded {
+        index,
+        files,
+        elapsed: started.elapsed(),
+    })
+}
+
+fn io_error(source: &SourceConfig, path: &Path, error: std::io::Error) -> LoadError {
+    LoadError::Io {
+        source_name: source.name.get_ref().clone(),
+        path: path.to_owned(),
+        error,
+    }
+}
+
+fn expand(source: &SourceConfig, strict: bool, jobs: &mut Vec<Job>) -> Result<(), LoadError> {
+    let name = source.name.get_ref();
+    let root = source.path.get_ref();
+    let before = jobs.len();
+    let job = |list: String, path: PathBuf, format: Option<Format>, categories: CategorySet| Job {
+        source: name.clone(),
+        name: list,
+        path,
+        format,
+        categories,
+        strict,
+    };
+    match source.format {
+        SourceFormat::Ut1 => {
+            for (folder, dir) in ut1_folders(root).map_err(|e| io_error(source, root, e))? {
+                let Some(categories) = source.categories_for(&folder) else {
+                    continue;
+                };
+                for (file, format) in [("domains", Format::Domains), ("urls", Format::Urls)] {
+                    let path = dir.join(file);
+                    if path.is_file() {
+                        jobs.push(job(
+                            format!("{name}/{folder}/{file}"),
+                            path,
+                            Some(format),
+                            categories,
+                        ));
+                    }
+                }
+            }
+        }
+        SourceFormat::Blocklistproject => {
+            let mut files = txt_files(root).map_err(|e| io_error(source, root, e))?;
+            let sub = root.join("domains-format");
+            if sub.is_dir() {
+                files.extend(txt_files(&sub).map_err(|e| io_error(source, &sub, e))?);
+            }
+            for path in files {
+                let stem = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .unwrap_or_default()
+                    .to_owned();
+                let Some(categories) = source.categories_for(&stem) else {
+                    continue;
+                };
+                jobs.push(job(format!("{name}/{stem}"), path, None, categories));
+            }
+        }
+        single => {
+            if !root.is_file() {
+                let error = std::fs::metadata(root).err().unwrap_or_else(|| {
+                    std::io::Error::other(
+                        "not a file (use format = \"ut1\" or \"blocklistproject\" for a folder)",
+                    )
+                });
+                return Err(io_error(source, root, error));
+            }
+            jobs.push(job(
+                name.clone(),
+                root.clone(),
+                single.file_format(),
+                source.file_categories(),
+            ));
+        }
+    }
+    if jobs.len() == before {
+        return Err(LoadError::Empty {
+            source_name: name.clone(),
+            path: root.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// The category folders of a UT1 tree, by name, each loaded once. UT1 ships aliases
+/// (`porn -> adult`) as symbolic links, which copies sometimes turn into small text files
+/// holding the target's name; both are followed, and a folder reached under several names is
+/// loaded once, under its own name.
+fn ut1_folders(root: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+    let mut names: Vec<(String, PathBuf)> = Vec::new();
+    for entry in std::fs::read_dir(root)? {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let path = entry.path();
+        let target = if path.is_dir() {
+            path
+        } else {
+            match alias_target(&path) {
+                Some(t) => root.join(t),
+                None => continue,
+            }
+        };
+        if let Ok(canonical) = target.canonicalize() {
+            if canonical.is_dir() {
+                names.push((name, canonical));
+            }
+        }
+    }
+    // Real names (folder name equals the target's own name) first, then aliases.
+    names.sort_by_key(|(name, dir)| {
+        (
+            dir.file_name().and_then(|f| f.to_str()) != Some(name.as_str()),
+            name.clone(),
+        )
+    });
+    let mut seen = std::collections::HashSet::new();
+    names.retain(|(_, dir)| seen.insert(dir.clone()));
+    names.sort();
+    Ok(names)
+}
+
+/// A small regular file holding one folder name: a symbolic link stored as text.
+fn alias_target(path: &Path) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_file() || meta.len() > 255 {
+        return None;
+    }
+    let text = std::fs::read_to_string(path).ok()?;
+    let t = text.trim();
+    let plain = !t.is_empty()
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    (plain && t != "." && t != "..").then(|| t.to_owned())
+}
+
+fn txt_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_file() && path.extension().is_some_and(|e| e == "txt") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,170 @@
+//! Loader tests on small fixture trees written to a temporary folder.
+
+use std::fs;
+
+use lookout_config::Config;
+use lookout_lists::NormUrl;
+
+use super::*;
+
+/// A fresh temporary folder, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("lookout-loader-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        let path = self.0.join(rel);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, text).unwrap();
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn config(dir: &TempDir, text: &str) -> Config {
+    let mut c = Config::from_toml(text).unwrap_or_else(|e| panic!("{e}"));
+    c.resolve_paths(&dir.0);
+    c
+}
+
+fn fixture(tag: &str) -> TempDir {
+    let d = TempDir::new(tag);
+    d.write("ut1/gambling/domains", "casino.com\nbet.example\n");
+    d.write("ut1/gambling/urls", "example.org/casino/\n");
+    d.write("ut1/gambling/usage", "black\n");
+    d.write("ut1/drogue/domains", "weed.example\nbad line here\n");
+    d.write("ut1/drugs", "drogue\n"); // an alias stored as text
+    d.write("ut1/global_usage", "# documentation, not a category\n");
+    d.write("ut1/unknown_cat/domains", "x.example\n");
+    d.write("blp/gambling.txt", "# hosts\n0.0.0.0 slots.example\n");
+    d.write(
+        "blp/domains-format/phishing-nl.txt",
+        "# domains\nphish.example\n",
+    );
+    d.write("blp/README.md", "not a list\n");
+    d.write("iwf.txt", "abuse.example/x/\n");
+    d
+}
+
+const SOURCES: &str = r#"
+[[lists.source]]
+name = "ut1"
+path = "ut1"
+format = "ut1"
+[[lists.source]]
+name = "blp"
+path = "blp"
+format = "blocklistproject"
+[[lists.source]]
+name = "iwf"
+path = "iwf.txt"
+categories = ["illegal-child-abuse"]
+"#;
+
+#[test]
+fn loads_folders_files_and_aliases() {
+    let d = fixture("basic");
+    let loaded = load(&config(&d, SOURCES).lists).unwrap();
+    let names: Vec<_> = loaded.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "ut1/drogue/domains",
+            "ut1/gambling/domains",
+            "ut1/gambling/urls",
+            "blp/gambling",
+            "blp/phishing-nl",
+            "iwf"
+        ],
+        "the `drugs` alias is loaded once, as `drogue`; unknown folders are skipped"
+    );
+    let iwf = &loaded.files[5];
+    assert_eq!(iwf.format, Format::Urls, "detected");
+    assert_eq!(loaded.files[3].format, Format::Hosts, "detected");
+    assert_eq!(loaded.rejected(), 1);
+    let drogue = &loaded.files[0].report;
+    assert_eq!(
+        (drogue.samples[0].line, drogue.samples[0].text.as_str()),
+        (2, "bad line here")
+    );
+
+    let cats =
+        |url: &str| CategorySet::from_bits(loaded.index.lookup(&NormUrl::parse(url).unwrap()));
+    assert_eq!(cats("www.casino.com"), CategorySet::one(Category::GAMBLING));
+    assert_eq!(cats("slots.example"), CategorySet::one(Category::GAMBLING));
+    assert_eq!(cats("weed.example"), CategorySet::one(Category::DRUGS));
+    assert_eq!(cats("phish.example"), CategorySet::one(Category::PHISHING));
+    assert_eq!(
+        cats("abuse.example/x/y.jpg"),
+        CategorySet::one(Category::ILLEGAL_CHILD_ABUSE)
+    );
+    assert_eq!(cats("x.example"), CategorySet::EMPTY);
+    let counts = loaded.category_counts();
+    assert!(counts.contains(&(Category::GAMBLING, 3, 1)), "{counts:?}");
+}
+
+#[test]
+fn strict_mode_names_file_and_line_and_loads_nothing() {
+    let d = fixture("strict");
+    let mut text = SOURCES.to_owned();
+    text.insert_str(0, "[lists]\nstrict = true\n");
+    let err = load(&config(&d, &text).lists).unwrap_err().to_string();
+    assert!(
+        err.contains("ut1/drogue/domains: 1 malformed line(s)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("drogue/domains:2: unexpected space inside an entry (bad line here)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn per_source_strict_applies_to_that_source_only() {
+    let d = fixture("strict-source");
+    d.write("iwf.txt", "abuse.example/x/\nnot a url\n");
+    let text = SOURCES.replace(
+        "categories = [\"illegal-child-abuse\"]",
+        "categories = [\"illegal-child-abuse\"]\nstrict = true",
+    );
+    let err = load(&config(&d, &text).lists).unwrap_err().to_string();
+    assert!(err.contains("iwf: 1 malformed line(s)"), "{err}");
+    assert!(!err.contains("drogue"), "{err}");
+}
+
+#[test]
+fn missing_paths_are_named() {
+    let d = TempDir::new("missing");
+    let text =
+        "[[lists.source]]\nname = \"gone\"\npath = \"nope.txt\"\ncategories = [\"adverts\"]\n";
+    let err = load(&config(&d, text).lists).unwrap_err().to_string();
+    assert!(err.starts_with("list source `gone`: cannot read "), "{err}");
+    assert!(err.contains("nope.txt"), "{err}");
+
+    let text = "[[lists.source]]\nname = \"u\"\npath = \"ut1\"\nformat = \"ut1\"\n";
+    d.write("ut1/README", "x");
+    let err = load(&config(&d, text).lists).unwrap_err().to_string();
+    assert!(err.contains("no lists found"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn real_symlinks_are_followed() {
+    let d = TempDir::new("symlink");
+    d.write("ut1/adult/urls", "example.net/adult/\n");
+    std::os::unix::fs::symlink("adult", d.0.join("ut1/porn")).unwrap();
+    let text = "[[lists.source]]\nname = \"u\"\npath = \"ut1\"\nformat = \"ut1\"\n";
+    let loaded = load(&config(&d, text).lists).unwrap();
+    let names: Vec<_> = loaded.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["u/adult/urls"]);
+}

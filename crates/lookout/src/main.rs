@@ -1,0 +1,128 @@
+//! The `lookout` command: wires the engines to the command line.
+
+#![warn(clippy::unwrap_used)]
+
+mod check;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use lookout_config::Config;
+
+/// Lookout: e-safety filtering, monitoring and safeguarding for colleges and schools.
+#[derive(Parser)]
+#[command(name = "lookout", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decide allow / warn / block for URLs as a group would see them.
+    Check(check::CheckArgs),
+    /// Category lists: statistics and the taxonomy.
+    Lists {
+        #[command(subcommand)]
+        command: ListsCommand,
+    },
+    /// The configuration file.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ListsCommand {
+    /// Load the configured lists and print per-source and per-category counts, rejected
+    /// lines, load time and index memory.
+    Stats {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Print Lookout's categories and the default UT1 / Block List Project mapping.
+    Categories,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print a complete, commented example configuration.
+    Example,
+    /// Validate a configuration file, naming the key and line of every mistake.
+    Check {
+        /// Configuration file.
+        file: PathBuf,
+    },
+}
+
+/// A mistake in how Lookout was called or configured: exit code 2.
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let usage = e.downcast_ref::<UsageError>().is_some()
+                || e.downcast_ref::<lookout_config::ConfigError>().is_some();
+            ExitCode::from(if usage { 2 } else { 1 })
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Lists {
+            command: ListsCommand::Stats { config },
+        } => stats::run(&load_config(Some(&config))?),
+        Command::Lists {
+            command: ListsCommand::Categories,
+        } => {
+            stats::categories();
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            command: ConfigCommand::Example,
+        } => {
+            print!("{}", lookout_config::EXAMPLE);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => {
+            let config = load_config(Some(&file))?;
+            config.policy()?;
+            println!(
+                "{}: OK ({} list source(s), {} group(s))",
+                file.display(),
+                config.lists.sources.len(),
+                config.groups.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Reads and validates the configuration, or the built-in defaults without a file.
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    match path {
+        Some(p) => Config::load(p).with_context(|| format!("configuration {}", p.display())),
+        None => Ok(Config::default()),
+    }
+}
