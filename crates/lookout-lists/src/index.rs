@@ -358,6 +358,55 @@ pub struct Index {
     path_labels: Vec<u64>,
 }
 
+/// How many matching entries a lookup remembers for explanations; beyond that,
+/// [`Index::explain_matches`] probes again.
+const MAX_HITS: usize = 8;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct RawHit {
+    tag: u32,
+    start: u32,
+    end: u32,
+}
+
+/// What a lookup found: the labels, and which entries gave them.
+#[derive(Debug, Clone, Default)]
+pub struct Matches {
+    block: u64,
+    except: u64,
+    hits: [RawHit; MAX_HITS],
+    len: u8,
+    overflow: bool,
+}
+
+impl Matches {
+    /// The labels: those of matching entries minus those of matching exceptions.
+    #[inline]
+    pub fn labels(&self) -> u64 {
+        self.block & !self.except
+    }
+
+    #[inline]
+    fn push(&mut self, tag: &Tag, id: u32, start: usize, end: usize) {
+        if tag.block | tag.except == 0 {
+            return; // only marks a host with URL entries
+        }
+        self.block |= tag.block;
+        self.except |= tag.except;
+        match self.hits.get_mut(self.len as usize) {
+            Some(slot) => {
+                *slot = RawHit {
+                    tag: id,
+                    start: start as u32,
+                    end: end as u32,
+                };
+                self.len += 1;
+            }
+            None => self.overflow = true,
+        }
+    }
+}
+
 /// Which entry of which source made a request carry a label.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hit {
@@ -372,26 +421,52 @@ impl Index {
     /// matching entry, minus those of matching exceptions.
     #[inline]
     pub fn lookup(&self, url: &NormUrl) -> u64 {
+        self.matches(url).labels()
+    }
+
+    /// Whether the index holds no entries.
+    pub fn is_empty(&self) -> bool {
+        self.hosts.len == 0
+    }
+
+    /// Looks the request up and remembers which entries matched, so that a decision can be
+    /// explained with [`Index::explain_matches`] without probing again.
+    #[inline]
+    pub fn matches(&self, url: &NormUrl) -> Matches {
         let text = url.as_str().as_bytes();
         let host_end = url.host_end();
-        let (mut block, mut except) = (0u64, 0u64);
+        let mut m = Matches::default();
         for start in url.domain_starts() {
-            let Some(tag) = self.hosts.get(hash(&text[start..host_end])) else {
+            let Some(t) = self.hosts.get(hash(&text[start..host_end])) else {
                 continue;
             };
-            let tag = &self.tags[tag as usize];
-            block |= tag.block;
-            except |= tag.except;
+            let tag = &self.tags[t as usize];
             if tag.has_paths {
-                self.for_each_path(url, start, |t| {
-                    let t = &self.tags[t as usize];
-                    block |= t.block;
-                    except |= t.except;
+                self.for_each_path(url, start, |pt, end| {
+                    m.push(&self.tags[pt as usize], pt, start, end);
                     false
                 });
             }
+            m.push(tag, t, start, host_end);
         }
-        block & !except
+        m
+    }
+
+    /// The most specific entry behind `labels` among the matches of a lookup of `url`.
+    pub fn explain_matches(&self, url: &NormUrl, m: &Matches, labels: u64) -> Option<Hit> {
+        for h in &m.hits[..m.len as usize] {
+            if self.tags[h.tag as usize].block & labels != 0 {
+                return self.hit(
+                    h.tag,
+                    labels,
+                    url.as_str().get(h.start as usize..h.end as usize)?,
+                );
+            }
+        }
+        if m.overflow {
+            return self.explain(url, labels);
+        }
+        None
     }
 
     /// Calls `f` with the tag id of every URL entry under the host suffix starting at `start`
@@ -402,13 +477,13 @@ impl Index {
         &self,
         url: &NormUrl,
         start: usize,
-        mut f: impl FnMut(u32) -> bool,
+        mut f: impl FnMut(u32, usize) -> bool,
     ) -> Option<usize> {
         let text = url.as_str().as_bytes();
         let full = url.query().is_some().then_some(text.len());
         for end in url.path_ends().take(self.max_depth).chain(full) {
             if let Some(t) = self.paths.get(hash(&text[start..end])) {
-                if f(t) {
+                if f(t, end) {
                     return Some(end);
                 }
             }
@@ -416,19 +491,19 @@ impl Index {
         None
     }
 
-    /// The most specific entry that gives the request one of `labels`, if any. Slower than
-    /// [`Index::lookup`]; meant for explaining a decision already taken.
+    /// The most specific entry that gives the request one of `labels`, if any, found by
+    /// probing again. Prefer [`Index::explain_matches`] when a lookup was just made.
     pub fn explain(&self, url: &NormUrl, labels: u64) -> Option<Hit> {
         let text = url.as_str();
         let host_end = url.host_end();
         for start in url.domain_starts() {
-            let Some(t) = self.hosts.get(hash(text[start..host_end].as_bytes())) else {
+            let Some(t) = self.hosts.get(hash(&text.as_bytes()[start..host_end])) else {
                 continue;
             };
             let tag = &self.tags[t as usize];
             if tag.has_paths {
                 let mut found = None;
-                let end = self.for_each_path(url, start, |t| {
+                let end = self.for_each_path(url, start, |t, _| {
                     found = Some(t);
                     self.tags[t as usize].block & labels != 0
                 });
@@ -619,6 +694,47 @@ mod tests {
             Some("gambling/urls example.org/casino")
         );
         assert_eq!(explain("other.org", GAMBLING), None);
+    }
+
+    #[test]
+    fn remembered_matches_explain_like_a_fresh_probe() {
+        let ix = fixture();
+        for url in [
+            "www.casino.com/x",
+            "example.org/casino/adult/x",
+            "x.ads.example",
+            "good.ads.example",
+            "z.org",
+        ] {
+            let u = NormUrl::parse(url).unwrap();
+            let m = ix.matches(&u);
+            assert_eq!(m.labels(), ix.lookup(&u), "{url}");
+            for labels in [GAMBLING, ADS, PORN, GAMBLING | PORN] {
+                assert_eq!(
+                    ix.explain_matches(&u, &m, labels),
+                    ix.explain(&u, labels),
+                    "{url} {labels}"
+                );
+            }
+        }
+        // More matching entries than a lookup remembers: the explanation probes again.
+        let deep: String = (0..12).map(|i| format!("l{i}.")).collect::<String>() + "deep.example";
+        let entries: String = (0..12)
+            .map(|i| format!("{}\n", &deep[deep.find(&format!("l{i}.")).unwrap()..]))
+            .collect();
+        let ix = index(&[
+            ("a", ADS, Format::Domains, &entries),
+            ("g", GAMBLING, Format::Domains, "deep.example\n"),
+        ]);
+        let u = NormUrl::parse(&deep).unwrap();
+        let m = ix.matches(&u);
+        assert!(m.overflow);
+        assert_eq!(
+            ix.explain_matches(&u, &m, GAMBLING)
+                .map(|h| h.entry)
+                .as_deref(),
+            Some("deep.example")
+        );
     }
 
     #[test]

@@ -7,6 +7,6 @@ pub mod normalize;
 pub mod parse;
 
 pub use category::{Category, CategorySet};
-pub use index::{EntrySink, Hit, Index, IndexBuilder, SourceId, SourceInfo};
+pub use index::{EntrySink, Hit, Index, IndexBuilder, Matches, SourceId, SourceInfo};
 pub use normalize::{NormUrl, UrlError};
 pub use parse::{EntryKind, Format, ParseReport, RejectReason, Rejected};

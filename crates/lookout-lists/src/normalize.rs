@@ -103,7 +103,7 @@ impl NormUrl {
         self.buf.clear();
         self.port = None;
         self.ip = false;
-        let input = input.trim_matches(|c: char| c <= ' ');
+        let input = trim_c0(input);
         if input.is_empty() {
             return Err(UrlError::Empty);
         }
@@ -122,7 +122,7 @@ impl NormUrl {
         let rest = strip_scheme(input);
         let auth_end = rest.find(['/', '\\', '?', '#']).unwrap_or(rest.len());
         let (authority, rest) = rest.split_at(auth_end);
-        let hostport = match authority.rfind('@') {
+        let hostport = match authority.bytes().rposition(|b| b == b'@') {
             Some(at) => &authority[at + 1..],
             None => authority,
         };
@@ -131,8 +131,11 @@ impl NormUrl {
         self.ip = push_host(host, &mut self.buf)? == HostKind::Ip;
         self.host_end = self.buf.len();
 
-        let rest = rest.split('#').next().unwrap_or("");
-        let (path, query) = match rest.find('?') {
+        let rest = match rest.bytes().position(|b| b == b'#') {
+            Some(f) => &rest[..f],
+            None => rest,
+        };
+        let (path, query) = match rest.bytes().position(|b| b == b'?') {
             Some(q) => (&rest[..q], Some(&rest[q + 1..])),
             None => (rest, None),
         };
@@ -140,9 +143,7 @@ impl NormUrl {
         self.path_end = self.buf.len();
         if let Some(query) = query.filter(|q| !q.is_empty()) {
             self.buf.push('?');
-            for b in query.bytes() {
-                push_canonical(&mut self.buf, b, false);
-            }
+            push_run(query, &mut self.buf);
         }
         Ok(())
     }
@@ -232,22 +233,32 @@ impl NormUrl {
 
 /// Drops `scheme://` or a leading `//`.
 fn strip_scheme(input: &str) -> &str {
-    if let Some(i) = input.find("://") {
-        let scheme = &input[..i];
-        let valid = scheme.bytes().enumerate().all(|(j, b)| {
-            b.is_ascii_alphabetic() || (j > 0 && matches!(b, b'0'..=b'9' | b'+' | b'-' | b'.'))
-        });
-        if valid && !scheme.is_empty() {
-            return &input[i + 3..];
+    let b = input.as_bytes();
+    // A scheme is a letter followed by letters, digits, `+`, `-` or `.`, then `://`.
+    if b.first().is_some_and(u8::is_ascii_alphabetic) {
+        let len = b
+            .iter()
+            .position(|&c| !(c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.')))
+            .unwrap_or(b.len());
+        if b[len..].starts_with(b"://") {
+            return &input[len + 3..];
         }
     }
     // Backslashes count as slashes in special-scheme URLs (WHATWG), and a scheme-relative URL
     // starts with two of them.
-    let b = input.as_bytes();
     if b.len() >= 2 && matches!(b[0], b'/' | b'\\') && matches!(b[1], b'/' | b'\\') {
         return &input[2..];
     }
     input
+}
+
+/// Trims C0 controls and spaces at both ends, as WHATWG URL parsing does.
+fn trim_c0(s: &str) -> &str {
+    let b = s.as_bytes();
+    let start = b.iter().position(|&c| c > b' ').unwrap_or(b.len());
+    let end = b.iter().rposition(|&c| c > b' ').map_or(start, |i| i + 1);
+    // Both ends sit next to ASCII bytes, so they are character boundaries.
+    &s[start..end]
 }
 
 fn split_port(hostport: &str) -> Result<(&str, Option<u16>), UrlError> {
@@ -264,7 +275,7 @@ fn split_port(hostport: &str) -> Result<(&str, Option<u16>), UrlError> {
             None => return Err(UrlError::InvalidHost(hostport.to_owned())),
         }
     } else {
-        match hostport.rfind(':') {
+        match hostport.bytes().rposition(|b| b == b':') {
             Some(i) => (&hostport[..i], Some(&hostport[i + 1..])),
             None => (hostport, None),
         }
@@ -290,7 +301,9 @@ pub fn push_host(host: &str, out: &mut String) -> Result<HostKind, UrlError> {
         });
     }
     if is_plain_domain(trimmed) {
-        out.extend(trimmed.bytes().map(|b| b.to_ascii_lowercase() as char));
+        let start = out.len();
+        out.push_str(trimmed);
+        out[start..].make_ascii_lowercase();
         return Ok(HostKind::Domain);
     }
     slow_host(host, out)
@@ -300,24 +313,52 @@ pub fn push_host(host: &str, out: &mut String) -> Result<HostKind, UrlError> {
 /// digits, `-`, `_` and `.`, and a last label that is not a number (which would make it an
 /// IPv4 address in WHATWG's rules).
 fn is_plain_domain(host: &str) -> bool {
-    let ok_bytes = host
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if !ok_bytes {
-        return false;
+    let bytes = host.as_bytes();
+    let mut last_dot = None;
+    for (i, &b) in bytes.iter().enumerate() {
+        match HOST_CLASS[b as usize] {
+            PLAIN => {}
+            DOT => last_dot = Some(i),
+            // "xn--" starts a punycode label, which the IDNA path validates.
+            DASH if i >= 3
+                && bytes[i - 1] == b'-'
+                && bytes[i - 3..i - 1].eq_ignore_ascii_case(b"xn") =>
+            {
+                return false
+            }
+            DASH => {}
+            _ => return false,
+        }
     }
-    let last = host.rsplit('.').next().unwrap_or(host);
+    let last = &host[last_dot.map_or(0, |i| i + 1)..];
     let numeric = !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit());
     let hex = last.len() >= 2
         && last.as_bytes()[0] == b'0'
         && matches!(last.as_bytes()[1], b'x' | b'X')
         && last[2..].bytes().all(|b| b.is_ascii_hexdigit());
-    let punycode = host
-        .as_bytes()
-        .windows(4)
-        .any(|w| w.eq_ignore_ascii_case(b"xn--"));
-    !numeric && !hex && !punycode
+    !numeric && !hex
 }
+
+const OTHER: u8 = 0;
+const PLAIN: u8 = 1;
+const DOT: u8 = 2;
+const DASH: u8 = 3;
+
+/// Byte classes for the fast host path: letters, digits and `_` are plain.
+static HOST_CLASS: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if c.is_ascii_alphanumeric() || c == b'_' {
+            t[b] = PLAIN;
+        }
+        b += 1;
+    }
+    t[b'.' as usize] = DOT;
+    t[b'-' as usize] = DASH;
+    t
+};
 
 fn slow_host(host: &str, out: &mut String) -> Result<HostKind, UrlError> {
     let invalid = || UrlError::InvalidHost(host.to_owned());
@@ -345,13 +386,21 @@ fn slow_host(host: &str, out: &mut String) -> Result<HostKind, UrlError> {
 
 /// Appends the canonical path: segments split on `/` and `\`, dot-segments resolved.
 fn push_path(path: &str, floor: usize, out: &mut String) {
-    for seg in path.split(['/', '\\']) {
+    let bytes = path.as_bytes();
+    let mut start = 0;
+    for i in 0..=bytes.len() {
+        if i < bytes.len() && bytes[i] != b'/' && bytes[i] != b'\\' {
+            continue;
+        }
+        // `start` and `i` sit next to ASCII separators, so they are character boundaries.
+        let seg = &path[start..i];
+        start = i + 1;
         if seg.is_empty() {
             continue;
         }
         let mark = out.len();
         out.push('/');
-        push_segment(seg, out);
+        push_run(seg, out);
         match &out[mark + 1..] {
             "." => out.truncate(mark),
             ".." => {
@@ -364,8 +413,17 @@ fn push_path(path: &str, floor: usize, out: &mut String) {
     }
 }
 
-fn push_segment(seg: &str, out: &mut String) {
-    let b = seg.as_bytes();
+/// Appends a path segment or a query in canonical spelling. Runs of plain printable ASCII,
+/// the common case, are copied and lower-cased in one go.
+fn push_run(run: &str, out: &mut String) {
+    let plain = run.bytes().all(|b| b > b' ' && b < 0x7f && b != b'%');
+    if plain {
+        let start = out.len();
+        out.push_str(run);
+        out[start..].make_ascii_lowercase();
+        return;
+    }
+    let b = run.as_bytes();
     let mut i = 0;
     while i < b.len() {
         let escaped = (b[i] == b'%' && i + 2 < b.len())

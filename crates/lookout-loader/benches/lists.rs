@@ -1,2 +1,139 @@
-//! placeholder replaced below
-fn main() {}
+//! Criterion benchmarks on the full shared data: compile time, and decisions per second for a
+//! mix of listed and unlisted requests (normalise + look up + decide, as a request costs).
+
+use std::path::PathBuf;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use lookout_config::Config;
+use lookout_lists::NormUrl;
+use lookout_policy::{LocalTime, Weekday};
+
+fn config() -> Option<Config> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/shared-data.toml");
+    if !PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/data/ut1")
+        .is_dir()
+    {
+        eprintln!("SKIPPED: ../shared/data is missing");
+        return None;
+    }
+    Some(Config::load(&path).unwrap_or_else(|e| panic!("{e}")))
+}
+
+/// A deterministic mix of 200,000 requests: a third listed hosts (with subdomains and paths),
+/// a third unlisted neighbours of listed hosts, a third URL-entry hits and misses.
+fn requests() -> Vec<String> {
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data");
+    let read = |rel: &str| -> Vec<String> {
+        std::fs::read_to_string(data.join(rel))
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| l.trim_start_matches("0.0.0.0 ").to_owned())
+            .collect()
+    };
+    let domains: Vec<String> = [
+        "ut1/gambling/domains",
+        "ut1/malware/domains",
+        "blocklistproject/domains-format/tracking-nl.txt",
+    ]
+    .iter()
+    .flat_map(|r| read(r))
+    .collect();
+    let urls = read("ut1/phishing/urls");
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rand = move |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n.max(1) as u64) as usize
+    };
+    (0..200_000)
+        .map(|i| match i % 3 {
+            0 => format!("http://www.{}/index.html", domains[rand(domains.len())]),
+            1 => format!(
+                "https://un{}listed.example/path/to/page?q=1",
+                domains[rand(domains.len())]
+            ),
+            _ => format!("http://{}/x.php", urls[rand(urls.len())]),
+        })
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let Some(config) = config() else { return };
+
+    let mut group = c.benchmark_group("load");
+    group.sample_size(10);
+    group.bench_function("shared-data", |b| {
+        b.iter(|| lookout_loader::load(&config.lists).expect("load"))
+    });
+    group.finish();
+
+    let loaded = lookout_loader::load(&config.lists).expect("load");
+    let policy = config.policy().expect("policy");
+    let learners = policy.group_id("learners-u18").expect("group");
+    let at = LocalTime {
+        weekday: Weekday::Wed,
+        minute: 600,
+    };
+    let requests = requests();
+    let normalised: Vec<NormUrl> = requests
+        .iter()
+        .filter_map(|r| NormUrl::parse(r).ok())
+        .collect();
+
+    let mut group = c.benchmark_group("requests");
+    group.throughput(Throughput::Elements(requests.len() as u64));
+    group.bench_function("normalise", |b| {
+        let mut url = NormUrl::default();
+        b.iter(|| {
+            let mut n = 0;
+            for r in &requests {
+                n += usize::from(url.parse_into(r).is_ok());
+            }
+            n
+        })
+    });
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("normalise-one", |b| {
+        let mut url = NormUrl::default();
+        b.iter(|| {
+            url.parse_into(std::hint::black_box(
+                "https://www.Example-Casino.com/path/to/page.html?q=1",
+            ))
+            .is_ok()
+        })
+    });
+    group.throughput(Throughput::Elements(normalised.len() as u64));
+    group.bench_function("lookup", |b| {
+        b.iter(|| {
+            normalised
+                .iter()
+                .map(|u| loaded.index.lookup(u))
+                .fold(0, |a, x| a ^ x)
+        })
+    });
+    group.throughput(Throughput::Elements(requests.len() as u64));
+    group.bench_function("normalise+decide", |b| {
+        let mut url = NormUrl::default();
+        b.iter_batched(
+            || (),
+            |()| {
+                let mut blocked = 0;
+                for r in &requests {
+                    if url.parse_into(r).is_ok() {
+                        let d = policy.decide(&loaded.index, learners, &url, at);
+                        blocked += usize::from(d.action == lookout_policy::Action::Block);
+                    }
+                }
+                blocked
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -8,7 +8,6 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use lookout_config::{ListsConfig, SourceConfig, SourceFormat};
@@ -125,6 +124,9 @@ impl Loaded {
     }
 }
 
+/// What reading and parsing one file gave.
+type FileOutcome = Result<(Format, ParseReport), std::io::Error>;
+
 /// A file to load.
 struct Job {
     source: String,
@@ -155,8 +157,6 @@ pub fn load(lists: &ListsConfig) -> Result<Loaded, LoadError> {
         .map_or(1, |n| n.get())
         .min(jobs.len().max(1));
     let next = AtomicUsize::new(0);
-    let reports: Mutex<Vec<Option<Result<(Format, ParseReport), std::io::Error>>>> =
-        Mutex::new((0..jobs.len()).map(|_| None).collect());
     // Biggest files first so that the threads finish together.
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     let sizes: Vec<u64> = jobs
@@ -165,37 +165,43 @@ pub fn load(lists: &ListsConfig) -> Result<Loaded, LoadError> {
         .collect();
     order.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
 
-    let sinks: Vec<EntrySink> = std::thread::scope(|scope| {
+    let mut sinks = Vec::with_capacity(threads);
+    let mut outcomes: Vec<Option<FileOutcome>> = (0..jobs.len()).map(|_| None).collect();
+    std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| {
                     let mut sink = EntrySink::new();
-                    loop {
-                        let k = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&i) = order.get(k) else { break };
+                    let mut done = Vec::new();
+                    while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
                         let job = &jobs[i];
-                        let result = std::fs::read(&job.path).map(|bytes| {
+                        let outcome = std::fs::read(&job.path).map(|bytes| {
                             let format = job.format.unwrap_or_else(|| parse::detect(&bytes));
                             let report = parse::parse(format, &bytes, |kind, url| {
                                 sink.add(ids[i], kind, url)
                             });
                             (format, report)
                         });
-                        if let Ok(mut r) = reports.lock() {
-                            r[i] = Some(result);
-                        }
+                        done.push((i, outcome));
                     }
-                    sink
+                    (sink, done)
                 })
             })
             .collect();
-        handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        for handle in handles {
+            // A parser that panicked leaves its files without an outcome, reported below.
+            if let Ok((sink, done)) = handle.join() {
+                sinks.push(sink);
+                for (i, outcome) in done {
+                    outcomes[i] = Some(outcome);
+                }
+            }
+        }
     });
 
     let mut files = Vec::with_capacity(jobs.len());
-    let reports = reports.into_inner().unwrap_or_else(|e| e.into_inner());
-    for (job, result) in jobs.into_iter().zip(reports) {
-        let (format, report) = match result {
+    for (job, outcome) in jobs.into_iter().zip(outcomes) {
+        let (format, report) = match outcome {
             Some(Ok(r)) => r,
             Some(Err(error)) => {
                 return Err(LoadError::Io {

@@ -16,7 +16,8 @@ mod schedule;
 use std::fmt;
 
 use lookout_lists::{
-    Category, CategorySet, EntryKind, EntrySink, Index, IndexBuilder, NormUrl, SourceInfo, UrlError,
+    Category, CategorySet, EntryKind, EntrySink, Index, IndexBuilder, Matches, NormUrl, SourceInfo,
+    UrlError,
 };
 
 pub use schedule::{LocalTime, Schedule, Weekday, WeekdaySet};
@@ -181,6 +182,7 @@ pub struct Group {
     warn: CategorySet,
     allow: Index,
     deny: Index,
+    /// Lower-case, sorted, for binary search.
     extensions: Vec<String>,
     schedules: Vec<Schedule>,
     /// Whether search engines are forced into safe search for this group.
@@ -291,11 +293,16 @@ impl Group {
             warn: spec.warn,
             allow: list("allow", &spec.allow)?,
             deny: list("deny", &spec.deny)?,
-            extensions: spec
-                .blocked_extensions
-                .iter()
-                .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
-                .collect(),
+            extensions: {
+                let mut e: Vec<String> = spec
+                    .blocked_extensions
+                    .iter()
+                    .map(|e| e.trim_start_matches('.').to_ascii_lowercase())
+                    .collect();
+                e.sort_unstable();
+                e.dedup();
+                e
+            },
             schedules: spec.schedules.clone(),
             safe_search: spec.safe_search,
             youtube_restricted: spec.youtube_restricted,
@@ -322,9 +329,10 @@ impl Group {
             name = t;
         }
         let (_, ext) = name.rsplit_once('.')?;
+        let lower = ext.bytes().map(|b| b.to_ascii_lowercase());
         self.extensions
-            .iter()
-            .any(|e| e.eq_ignore_ascii_case(ext))
+            .binary_search_by(|e| e.bytes().cmp(lower.clone()))
+            .is_ok()
             .then_some(ext)
     }
 
@@ -408,27 +416,34 @@ impl Policy {
     /// Decides on one request.
     pub fn decide(&self, index: &Index, group: GroupId, url: &NormUrl, at: LocalTime) -> Decision {
         let group = &self.groups[group.0];
-        let categories = CategorySet::from_bits(index.lookup(url));
+        let found = index.matches(url);
+        let categories = CategorySet::from_bits(found.labels());
         let decision = |action, reason| Decision {
             action,
             categories,
             reason,
         };
-        let matched = |ix: &Index, labels: u64| {
-            ix.explain(url, labels).map(|hit| Matched {
+        let explain = |ix: &Index, m: &Matches, labels: u64| {
+            ix.explain_matches(url, m, labels).map(|hit| Matched {
                 source: ix.sources()[hit.source.index()].name.clone(),
                 entry: hit.entry,
             })
         };
+        // A per-group list, if the group has one and it matches.
+        let listed = |ix: &Index| {
+            if ix.is_empty() {
+                return None;
+            }
+            let m = ix.matches(url);
+            (m.labels() != 0).then(|| explain(ix, &m, 1)).flatten()
+        };
 
         if let Some(category) = categories.intersection(CategorySet::illegal()).first() {
-            let matched = matched(index, CategorySet::one(category).bits());
+            let matched = explain(index, &found, CategorySet::one(category).bits());
             return decision(Action::Block, Reason::Illegal { category, matched });
         }
-        if group.deny.lookup(url) != 0 {
-            if let Some(m) = matched(&group.deny, 1) {
-                return decision(Action::Block, Reason::Denied(m));
-            }
+        if let Some(m) = listed(&group.deny) {
+            return decision(Action::Block, Reason::Denied(m));
         }
         if let Some(ext) = url.file_name().and_then(|f| group.forbidden_extension(f)) {
             return decision(
@@ -438,17 +453,15 @@ impl Policy {
                 },
             );
         }
-        if group.allow.lookup(url) != 0 {
-            if let Some(m) = matched(&group.allow, 1) {
-                return decision(Action::Allow, Reason::Allowed(m));
-            }
+        if let Some(m) = listed(&group.allow) {
+            return decision(Action::Allow, Reason::Allowed(m));
         }
         match group.category_action(categories, at) {
             Some((action, category, schedule)) => {
-                // Explaining costs a second lookup; an allowed request does not need it.
+                // An allowed request needs no explanation (it costs an allocation).
                 let matched = match action {
                     Action::Allow => None,
-                    _ => matched(index, CategorySet::one(category).bits()),
+                    _ => explain(index, &found, CategorySet::one(category).bits()),
                 };
                 let schedule = schedule.map(str::to_owned);
                 decision(

@@ -1,0 +1,200 @@
+//! The `lookout` command, run as a real process.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn lookout(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args(args)
+        .current_dir(repo())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start lookout");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write stdin");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("run lookout")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn temp_file(name: &str, text: &str) -> PathBuf {
+    let path = std::env::temp_dir().join(format!("lookout-cli-{}-{name}", std::process::id()));
+    std::fs::write(&path, text).expect("write temp file");
+    path
+}
+
+#[test]
+fn config_example_is_valid() {
+    let out = lookout(&["config", "example"], None);
+    assert!(out.status.success());
+    let path = temp_file("example.toml", &stdout(&out));
+    let check = lookout(&["config", "check", path.to_str().unwrap()], None);
+    assert!(check.status.success(), "{}", stderr(&check));
+    assert!(
+        stdout(&check).contains("OK (5 list source(s), 6 group(s))"),
+        "{}",
+        stdout(&check)
+    );
+}
+
+#[test]
+fn config_check_names_key_and_line_and_exits_2() {
+    let path = temp_file(
+        "bad.toml",
+        "[groups.staff]\nblock = [\"games\"]\nwarn = [\"gamez\", \"illegal-terrorism\"]\n",
+    );
+    let out = lookout(&["config", "check", path.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("2 problems in the configuration"), "{err}");
+    assert!(
+        err.contains("line 3: groups.staff.warn: unknown category `gamez`"),
+        "{err}"
+    );
+    assert!(
+        err.contains("line 3: groups.staff.warn: `illegal-terrorism` is illegal content"),
+        "{err}"
+    );
+
+    let path = temp_file("typo.toml", "[lists]\n\nstrikt = true\n");
+    let out = lookout(&["config", "check", path.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("line 3"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown field `strikt`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn check_json_has_the_documented_fields() {
+    let out = lookout(
+        &[
+            "check",
+            "--config",
+            "examples/college.toml",
+            "--group",
+            "learners-u18",
+            "--json",
+            "--at",
+            "wed 12:00",
+            "https://www.casino.example/roulette",
+            "http://help.ads.example/",
+            "not a url",
+        ],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 3);
+    let casino = &lines[0];
+    assert_eq!(casino["url"], "https://www.casino.example/roulette");
+    assert_eq!(casino["action"], "block");
+    assert_eq!(casino["categories"], serde_json::json!(["gambling"]));
+    assert_eq!(casino["rule"], "category");
+    assert_eq!(casino["source"], "sample-gambling");
+    assert_eq!(casino["entry"], "casino.example");
+    assert!(casino["reason"].as_str().unwrap().contains("Gambling"));
+    // The adblock exception takes help.ads.example out of adverts.
+    assert_eq!(lines[1]["action"], "allow");
+    assert_eq!(lines[1]["categories"], serde_json::json!([]));
+    assert_eq!(lines[2]["action"], "block");
+    assert_eq!(lines[2]["rule"], "invalid-url");
+}
+
+#[test]
+fn check_reads_squidguard_style_lines_from_stdin() {
+    let input = "http://bet.example/ 10.0.0.1/- - GET\nhttp://ok.example/ 10.0.0.1/- - GET\n\nfree-host.example/abuse/x\n";
+    let out = lookout(
+        &[
+            "check",
+            "-c",
+            "examples/college.toml",
+            "-g",
+            "it-staff",
+            "-",
+        ],
+        Some(input),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let actions: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_whitespace().next().unwrap_or(""))
+        .collect();
+    // it-staff does not block gambling, but illegal content is blocked for everyone.
+    assert_eq!(actions, ["allow", "allow", "block"], "{text}");
+}
+
+#[test]
+fn unknown_group_is_a_usage_error() {
+    let out = lookout(&["check", "--group", "nobody", "x.example"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no group `nobody`; the configured groups are: customers, guests"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn lists_stats_reports_sources_categories_and_memory() {
+    let out = lookout(
+        &["lists", "stats", "--config", "examples/college.toml"],
+        None,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for want in [
+        "sample-gambling",
+        "hosts",
+        "adblock",
+        "gambling",
+        "load time",
+        "index memory",
+        "entries accepted      10",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+}
+
+#[test]
+fn category_docs_match_the_command() {
+    let out = lookout(&["lists", "categories"], None);
+    let docs =
+        std::fs::read_to_string(repo().join("docs/categories.md")).expect("docs/categories.md");
+    let fenced = docs
+        .split("```text\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .unwrap_or("");
+    assert_eq!(
+        fenced,
+        stdout(&out),
+        "docs/categories.md is stale: regenerate it from `lookout lists categories`"
+    );
+}
