@@ -107,7 +107,7 @@ impl NormUrl {
         if input.is_empty() {
             return Err(UrlError::Empty);
         }
-        if input.bytes().any(|b| matches!(b, b'\t' | b'\n' | b'\r')) {
+        if memchr::memchr3(b'\t', b'\n', b'\r', input.as_bytes()).is_some() {
             // WHATWG URL parsing removes tabs and newlines anywhere in the input.
             let cleaned: String = input
                 .chars()
@@ -120,9 +120,13 @@ impl NormUrl {
 
     fn parse_clean(&mut self, input: &str) -> Result<(), UrlError> {
         let rest = strip_scheme(input);
-        let auth_end = rest.find(['/', '\\', '?', '#']).unwrap_or(rest.len());
+        let auth_end = {
+            let b = rest.as_bytes();
+            let end = memchr::memchr3(b'/', b'?', b'#', b).unwrap_or(b.len());
+            memchr::memchr(b'\\', &b[..end]).unwrap_or(end)
+        };
         let (authority, rest) = rest.split_at(auth_end);
-        let hostport = match authority.bytes().rposition(|b| b == b'@') {
+        let hostport = match memchr::memrchr(b'@', authority.as_bytes()) {
             Some(at) => &authority[at + 1..],
             None => authority,
         };
@@ -131,11 +135,11 @@ impl NormUrl {
         self.ip = push_host(host, &mut self.buf)? == HostKind::Ip;
         self.host_end = self.buf.len();
 
-        let rest = match rest.bytes().position(|b| b == b'#') {
+        let rest = match memchr::memchr(b'#', rest.as_bytes()) {
             Some(f) => &rest[..f],
             None => rest,
         };
-        let (path, query) = match rest.bytes().position(|b| b == b'?') {
+        let (path, query) = match memchr::memchr(b'?', rest.as_bytes()) {
             Some(q) => (&rest[..q], Some(&rest[q + 1..])),
             None => (rest, None),
         };
@@ -220,6 +224,19 @@ impl NormUrl {
             .chain((!path.is_empty()).then_some(self.path_end))
     }
 
+    /// Byte offsets (exclusive ends) of every query prefix at a parameter boundary, shortest
+    /// first: for `?a=1&b=2` the ends of `?a=1` and `?a=1&b=2`. Empty without a query.
+    pub fn query_ends(&self) -> impl Iterator<Item = usize> + '_ {
+        let start = self.path_end + 1;
+        let query = self.buf.as_bytes().get(start..).unwrap_or_default();
+        query
+            .iter()
+            .enumerate()
+            .filter(|&(_, &b)| b == b'&' || b == b';')
+            .map(move |(i, _)| start + i)
+            .chain((!query.is_empty()).then_some(self.buf.len()))
+    }
+
     /// The end of the host part (start of the path).
     pub fn host_end(&self) -> usize {
         self.host_end
@@ -275,7 +292,7 @@ fn split_port(hostport: &str) -> Result<(&str, Option<u16>), UrlError> {
             None => return Err(UrlError::InvalidHost(hostport.to_owned())),
         }
     } else {
-        match hostport.bytes().rposition(|b| b == b':') {
+        match memchr::memrchr(b':', hostport.as_bytes()) {
             Some(i) => (&hostport[..i], Some(&hostport[i + 1..])),
             None => (hostport, None),
         }
@@ -314,51 +331,29 @@ pub fn push_host(host: &str, out: &mut String) -> Result<HostKind, UrlError> {
 /// IPv4 address in WHATWG's rules).
 fn is_plain_domain(host: &str) -> bool {
     let bytes = host.as_bytes();
-    let mut last_dot = None;
-    for (i, &b) in bytes.iter().enumerate() {
-        match HOST_CLASS[b as usize] {
-            PLAIN => {}
-            DOT => last_dot = Some(i),
-            // "xn--" starts a punycode label, which the IDNA path validates.
-            DASH if i >= 3
-                && bytes[i - 1] == b'-'
-                && bytes[i - 3..i - 1].eq_ignore_ascii_case(b"xn") =>
-            {
-                return false
-            }
-            DASH => {}
-            _ => return false,
-        }
+    // No early exit, so the compiler can check many bytes at once.
+    let plain = bytes.iter().fold(true, |ok, &b| {
+        let lower = b | 0x20;
+        ok & (lower.wrapping_sub(b'a') < 26
+            || b.wrapping_sub(b'0') < 10
+            || b == b'-'
+            || b == b'_'
+            || b == b'.')
+    });
+    if !plain {
+        return false;
     }
-    let last = &host[last_dot.map_or(0, |i| i + 1)..];
-    let numeric = !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit());
+    // "xn--" starts a punycode label, which the IDNA path validates.
+    let punycode = memchr::memchr_iter(b'-', bytes)
+        .any(|i| i >= 3 && bytes[i - 1] == b'-' && bytes[i - 3..i - 1].eq_ignore_ascii_case(b"xn"));
+    let last = &bytes[memchr::memrchr(b'.', bytes).map_or(0, |i| i + 1)..];
+    let numeric = !last.is_empty() && last.iter().all(u8::is_ascii_digit);
     let hex = last.len() >= 2
-        && last.as_bytes()[0] == b'0'
-        && matches!(last.as_bytes()[1], b'x' | b'X')
-        && last[2..].bytes().all(|b| b.is_ascii_hexdigit());
-    !numeric && !hex
+        && last[0] == b'0'
+        && (last[1] | 0x20) == b'x'
+        && last[2..].iter().all(u8::is_ascii_hexdigit);
+    !punycode && !numeric && !hex
 }
-
-const OTHER: u8 = 0;
-const PLAIN: u8 = 1;
-const DOT: u8 = 2;
-const DASH: u8 = 3;
-
-/// Byte classes for the fast host path: letters, digits and `_` are plain.
-static HOST_CLASS: [u8; 256] = {
-    let mut t = [OTHER; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        if c.is_ascii_alphanumeric() || c == b'_' {
-            t[b] = PLAIN;
-        }
-        b += 1;
-    }
-    t[b'.' as usize] = DOT;
-    t[b'-' as usize] = DASH;
-    t
-};
 
 fn slow_host(host: &str, out: &mut String) -> Result<HostKind, UrlError> {
     let invalid = || UrlError::InvalidHost(host.to_owned());
@@ -386,15 +381,13 @@ fn slow_host(host: &str, out: &mut String) -> Result<HostKind, UrlError> {
 
 /// Appends the canonical path: segments split on `/` and `\`, dot-segments resolved.
 fn push_path(path: &str, floor: usize, out: &mut String) {
-    let bytes = path.as_bytes();
+    let ends =
+        memchr::memchr2_iter(b'/', b'\\', path.as_bytes()).chain(std::iter::once(path.len()));
     let mut start = 0;
-    for i in 0..=bytes.len() {
-        if i < bytes.len() && bytes[i] != b'/' && bytes[i] != b'\\' {
-            continue;
-        }
-        // `start` and `i` sit next to ASCII separators, so they are character boundaries.
-        let seg = &path[start..i];
-        start = i + 1;
+    for end in ends {
+        // `start` and `end` sit next to ASCII separators, so they are character boundaries.
+        let seg = &path[start..end];
+        start = end + 1;
         if seg.is_empty() {
             continue;
         }
@@ -416,7 +409,10 @@ fn push_path(path: &str, floor: usize, out: &mut String) {
 /// Appends a path segment or a query in canonical spelling. Runs of plain printable ASCII,
 /// the common case, are copied and lower-cased in one go.
 fn push_run(run: &str, out: &mut String) {
-    let plain = run.bytes().all(|b| b > b' ' && b < 0x7f && b != b'%');
+    // No early exit, so the compiler can check many bytes at once.
+    let plain = run
+        .bytes()
+        .fold(true, |ok, b| ok & (b > b' ') & (b < 0x7f) & (b != b'%'));
     if plain {
         let start = out.len();
         out.push_str(run);

@@ -105,6 +105,10 @@ fn bench(c: &mut Criterion) {
             .is_ok()
         })
     });
+    group.bench_function("lookup-one", |b| {
+        let url = NormUrl::parse("https://www.0-casino.info/path/to/page.html?q=1").expect("url");
+        b.iter(|| loaded.index.lookup(std::hint::black_box(&url)))
+    });
     group.throughput(Throughput::Elements(normalised.len() as u64));
     group.bench_function("lookup", |b| {
         b.iter(|| {

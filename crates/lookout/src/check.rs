@@ -25,6 +25,9 @@ pub(crate) struct CheckArgs {
     /// Decide as at this local time, e.g. `fri 17:30` (default: now).
     #[arg(long, value_name = "DAY HH:MM")]
     at: Option<String>,
+    /// Threads deciding on standard input (default: one per core).
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
     /// URLs or hosts; `-` reads one request a line from standard input (the first word of
     /// each line, so squidGuard-style `URL ip/fqdn ident method` lines work too).
     #[arg(required = true)]
@@ -59,69 +62,134 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     }
     let out = std::io::stdout();
     let mut out = BufWriter::with_capacity(1 << 16, out.lock());
-    let mut checker = Checker {
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let checker = Checker {
         policy: &policy,
         index: &loaded.index,
         group,
         at,
         json: args.json,
-        url: NormUrl::default(),
     };
+    let mut url = NormUrl::default();
+    let mut buf = Vec::new();
     for arg in &args.urls {
         if arg == "-" {
-            let stdin = std::io::stdin();
-            let mut line = String::new();
-            let mut input = stdin.lock();
-            loop {
-                line.clear();
-                if input
-                    .read_line(&mut line)
-                    .context("reading standard input")?
-                    == 0
-                {
-                    break;
-                }
-                if let Some(url) = line.split_whitespace().next() {
-                    checker.check(url, &mut out)?;
-                }
-            }
+            checker.stream(std::io::stdin().lock(), threads, &mut out)?;
         } else {
-            checker.check(arg, &mut out)?;
+            buf.clear();
+            checker.check(arg, &mut url, &mut buf)?;
+            out.write_all(&buf)?;
         }
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// Most lines decided in one batch.
+const BATCH: usize = 16 * 1024;
+
+#[derive(Clone, Copy)]
 struct Checker<'a> {
     policy: &'a Policy,
     index: &'a Index,
     group: GroupId,
     at: LocalTime,
     json: bool,
-    url: NormUrl,
 }
 
 impl Checker<'_> {
-    fn check(&mut self, input: &str, out: &mut impl Write) -> std::io::Result<()> {
-        let decision = match self.url.parse_into(input) {
-            Ok(()) => self
-                .policy
-                .decide(self.index, self.group, &self.url, self.at),
+    /// Decides on one request and appends its line to `out`.
+    fn check(&self, input: &str, url: &mut NormUrl, out: &mut Vec<u8>) -> std::io::Result<()> {
+        let decision = match url.parse_into(input) {
+            Ok(()) => self.policy.decide(self.index, self.group, url, self.at),
             Err(e) => Policy::decide_invalid(e),
         };
         if self.json {
             serde_json::to_writer(&mut *out, &json(input, &decision))?;
-            out.write_all(b"\n")
-        } else {
-            let cats: Vec<&str> = decision.categories.iter().map(|c| c.slug()).collect();
-            writeln!(
-                out,
-                "{:<5} {input} [{}] {}",
-                decision.action,
-                cats.join(","),
-                decision.reason
-            )
+            out.push(b'\n');
+            return Ok(());
+        }
+        write!(out, "{:<5} {input} [", decision.action)?;
+        for (i, c) in decision.categories.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(c.slug().as_bytes());
+        }
+        writeln!(out, "] {}", decision.reason)
+    }
+
+    /// Decides on every line of `input`, in batches spread over `threads`, writing the answers
+    /// in input order. A batch ends when no more input is buffered, so a caller feeding one
+    /// line at a time gets each answer at once.
+    fn stream(
+        &self,
+        mut input: impl BufRead,
+        threads: usize,
+        out: &mut impl Write,
+    ) -> anyhow::Result<()> {
+        let mut text = String::new();
+        let mut words: Vec<(usize, usize)> = Vec::new();
+        let mut outputs: Vec<Vec<u8>> = vec![Vec::new(); threads];
+        let mut urls: Vec<NormUrl> = vec![NormUrl::default(); threads];
+        loop {
+            text.clear();
+            words.clear();
+            let mut eof = false;
+            while words.len() < BATCH {
+                let start = text.len();
+                if input
+                    .read_line(&mut text)
+                    .context("reading standard input")?
+                    == 0
+                {
+                    eof = true;
+                    break;
+                }
+                let line = &text[start..];
+                if let Some(word) = line.split_whitespace().next() {
+                    let offset = start + (word.as_ptr() as usize - line.as_ptr() as usize);
+                    words.push((offset, offset + word.len()));
+                }
+                if input.fill_buf().map_or(true, |b| b.is_empty()) {
+                    break; // nothing more is waiting: answer what we have
+                }
+            }
+            let batch: Vec<&str> = words.iter().map(|&(a, b)| &text[a..b]).collect();
+            let parts = if batch.len() >= 2048 { threads } else { 1 };
+            let chunk = batch.len().div_ceil(parts).max(1);
+            let used = batch.len().div_ceil(chunk);
+            std::thread::scope(|scope| -> std::io::Result<()> {
+                let mut jobs = Vec::new();
+                for ((lines, buf), url) in batch
+                    .chunks(chunk)
+                    .zip(outputs.iter_mut())
+                    .zip(urls.iter_mut())
+                {
+                    buf.clear();
+                    let checker = *self;
+                    jobs.push(
+                        scope.spawn(move || {
+                            lines.iter().try_for_each(|l| checker.check(l, url, buf))
+                        }),
+                    );
+                }
+                for job in jobs {
+                    job.join()
+                        .map_err(|_| std::io::Error::other("a deciding thread panicked"))??;
+                }
+                Ok(())
+            })?;
+            for buf in &outputs[..used] {
+                out.write_all(buf)?;
+            }
+            out.flush()?;
+            if eof {
+                return Ok(());
+            }
         }
     }
 }

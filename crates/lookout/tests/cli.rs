@@ -198,3 +198,44 @@ fn category_docs_match_the_command() {
         "docs/categories.md is stale: regenerate it from `lookout lists categories`"
     );
 }
+
+#[test]
+fn threaded_stdin_keeps_input_order() {
+    let hosts = [
+        "casino.example",
+        "ok.example",
+        "social.example",
+        "free-host.example/abuse/x",
+        "bad%20host",
+    ];
+    let input: String = (0..6000)
+        .map(|i| format!("http://{}/{i}\n", hosts[i % hosts.len()]))
+        .collect();
+    let run = |threads: &str| {
+        let out = lookout(
+            &[
+                "check",
+                "-c",
+                "examples/college.toml",
+                "-g",
+                "learners",
+                "--threads",
+                threads,
+                "-",
+            ],
+            Some(&input),
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let one = run("1");
+    assert_eq!(one.lines().count(), 6000);
+    for (i, line) in one.lines().enumerate() {
+        assert!(
+            line.contains(&format!("/{i} ")),
+            "line {i} out of order: {line}"
+        );
+    }
+    assert_eq!(run("2"), one);
+    assert_eq!(run("3"), one);
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Lookout vs squidGuard: the same UT1 categories, the same file of request lines, whole
+# process (start, load, decide every line, print), measured in the same run.
+#
+#   bench/lookups-vs-squidguard.sh [LINES]        (default 1000000)
+#
+# Needs: squidguard and GNU time (apt-get install -y squidguard time), a release build of
+# Lookout (built here), and ../shared/data/ut1.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+LINES=${1:-1000000}
+DATA=${LOOKOUT_DATA:-../shared/data}
+OUT=bench/out/squidguard
+CATS=(gambling adult drogue redirector malware phishing)
+
+command -v squidGuard >/dev/null || { echo "squidGuard is not installed: apt-get install -y squidguard" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "GNU time is not installed: apt-get install -y time" >&2; exit 2; }
+[ -d "$DATA/ut1" ] || { echo "no UT1 data at $DATA/ut1" >&2; exit 2; }
+
+cargo build --release -q -p lookout
+rm -rf "$OUT"; mkdir -p "$OUT/db" "$OUT/log"
+OUT=$(cd "$OUT" && pwd)
+
+# squidGuard writes .db files beside the lists, so both read one writable copy.
+for c in "${CATS[@]}"; do
+  mkdir -p "$OUT/db/$c"
+  for f in domains urls; do
+    if [ -f "$DATA/ut1/$c/$f" ]; then cp "$DATA/ut1/$c/$f" "$OUT/db/$c/$f"; else : > "$OUT/db/$c/$f"; fi
+  done
+done
+
+{
+  echo "dbhome $OUT/db"
+  echo "logdir $OUT/log"
+  for c in "${CATS[@]}"; do
+    echo "dest $c { domainlist $c/domains  urllist $c/urls }"
+  done
+  printf 'acl { default { pass'
+  for c in "${CATS[@]}"; do printf ' !%s' "$c"; done
+  echo ' all  redirect http://blocked.example/?cat=%t&url=%u } }'
+} > "$OUT/squidGuard.conf"
+
+{
+  echo '[[lists.source]]'
+  echo 'name = "ut1"'
+  echo "path = \"$OUT/db\""
+  echo 'format = "ut1"'
+  echo '[groups.bench]'
+  echo 'block = ["gambling", "pornography", "drugs", "circumvention", "malware", "phishing"]'
+  echo 'blocked_downloads = []'
+} > "$OUT/lookout.toml"
+
+# Requests: a third listed hosts (as www. subdomains, with a path), a third unlisted
+# neighbours of listed hosts, a third URL-list entries with a page below them (or, for an
+# entry with a query, one more parameter).
+python3 - "$OUT" "$LINES" "${CATS[@]}" <<'PY'
+import random, sys
+out, lines, cats = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+random.seed(1)
+domains, urls = [], []
+for c in cats:
+    for name, bucket in (("domains", domains), ("urls", urls)):
+        with open(f"{out}/db/{c}/{name}", encoding="utf-8", errors="replace") as f:
+            bucket.extend(l.strip() for l in f if l.strip() and not l.startswith("#"))
+with open(f"{out}/requests.txt", "w") as f:
+    for i in range(lines):
+        k = i % 3
+        if k == 0:
+            url = f"http://www.{random.choice(domains)}/index.html"
+        elif k == 1:
+            url = f"http://un{random.choice(domains)}listed.example/page?id={i}"
+        else:
+            entry = random.choice(urls)
+            url = f"http://{entry}&x=1" if "?" in entry else f"http://{entry.rstrip('/')}/page.html"
+        f.write(f"{url} 10.0.0.{i % 250 + 1}/- - GET\n")
+PY
+
+/usr/bin/time -o "$OUT/compile.time" -f "%e" squidGuard -c "$OUT/squidGuard.conf" -C all >/dev/null 2>"$OUT/compile.log"
+sg_compile=$(cat "$OUT/compile.time")
+
+run() { # name, command...: prints "seconds peak_kib"
+  local name=$1; shift
+  /usr/bin/time -o "$OUT/$name.time" -f "%e %M" "$@" < "$OUT/requests.txt" > "$OUT/$name.out" 2> "$OUT/$name.err"
+  cat "$OUT/$name.time"
+}
+read -r sg_s sg_kib < <(run squidguard squidGuard -c "$OUT/squidGuard.conf")
+read -r lk_s lk_kib < <(run lookout ./target/release/lookout check -c "$OUT/lookout.toml" -g bench -)
+
+sg_lines=$(wc -l < "$OUT/squidguard.out"); lk_lines=$(wc -l < "$OUT/lookout.out")
+sg_block=$(grep -c '^OK' "$OUT/squidguard.out" || true)
+lk_block=$(grep -c '^block' "$OUT/lookout.out" || true)
+both=$(paste -d' ' <(cut -c1-2 "$OUT/squidguard.out") <(cut -d' ' -f1 "$OUT/lookout.out") | grep -c '^OK block' || true)
+
+python3 - "$LINES" "$sg_s" "$sg_kib" "$lk_s" "$lk_kib" "$sg_lines" "$lk_lines" "$sg_block" "$lk_block" "$both" "$sg_compile" <<'PY'
+import sys
+n, sg_s, sg_kib, lk_s, lk_kib, sg_lines, lk_lines, sg_b, lk_b, both, sg_c = sys.argv[1:]
+n = int(n); sg_s, lk_s = float(sg_s), float(lk_s)
+sg_rate, lk_rate = n / sg_s, n / lk_s
+print(f"{n:,} request lines, UT1 gambling adult drogue redirector malware phishing")
+print(f"{'':12} {'seconds':>8} {'lines/s':>12} {'peak RSS':>10} {'blocked':>9} {'answered':>9}")
+print(f"{'squidGuard':12} {sg_s:8.2f} {sg_rate:12,.0f} {int(sg_kib)/1024:8.1f}MB {int(sg_b):9,} {int(sg_lines):9,}")
+print(f"{'Lookout':12} {lk_s:8.2f} {lk_rate:12,.0f} {int(lk_kib)/1024:8.1f}MB {int(lk_b):9,} {int(lk_lines):9,}")
+print(f"ratio (Lookout / squidGuard lines/s): {lk_rate / sg_rate:.1f}x")
+print(f"blocked by both: {int(both):,}; squidGuard's separate compile step (-C all): {sg_c} s")
+PY
