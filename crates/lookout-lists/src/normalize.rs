@@ -323,7 +323,9 @@ pub fn push_host(host: &str, out: &mut String) -> Result<HostKind, UrlError> {
         out[start..].make_ascii_lowercase();
         return Ok(HostKind::Domain);
     }
-    slow_host(host, out)
+    // Trailing dots go first, so that `2.....` and `2` are one host (IPv4 0.0.0.2) and the
+    // canonical form is a fixed point.
+    slow_host(trimmed, out)
 }
 
 /// Whether the fast path gives the same answer as the WHATWG parser: only ASCII letters,
@@ -359,11 +361,17 @@ fn slow_host(host: &str, out: &mut String) -> Result<HostKind, UrlError> {
     let invalid = || UrlError::InvalidHost(host.to_owned());
     match url::Host::parse(host).map_err(|_| invalid())? {
         url::Host::Domain(d) => {
-            let d = d.trim_end_matches('.');
-            if d.is_empty() {
+            let trimmed = d.trim_end_matches('.');
+            if trimmed.is_empty() {
                 return Err(invalid());
             }
-            out.push_str(d);
+            if trimmed.len() != d.len() {
+                // Percent-decoding produced trailing dots (`56.%2e`): parse what is left, so
+                // the canonical form is what parsing it again would give. No `%` is left, so
+                // this recursion ends here.
+                return slow_host(trimmed, out).map_err(|_| invalid());
+            }
+            out.push_str(trimmed);
             Ok(HostKind::Domain)
         }
         url::Host::Ipv4(ip) => {
@@ -510,6 +518,16 @@ mod tests {
             "http://1.2.3.4.5/",
             "error: `1.2.3.4.5` is not a valid host name or IP address",
         );
+        // Regression (fuzz): trailing dots made `2.....` a domain `2`, which re-parses as IPv4.
+        check("2.....", "0.0.0.2");
+        // Regression (fuzz): dots decoded from `%2e` were trimmed after the IPv4 check.
+        check("2.%2e", "0.0.0.2");
+        check(
+            "a.56.%2e",
+            "error: `a.56.%2e` is not a valid host name or IP address",
+        );
+        check("casino.com%2e", "casino.com");
+        check("127.0.0.1.", "127.0.0.1");
     }
 
     #[test]
@@ -590,5 +608,41 @@ mod tests {
         assert_eq!(u.as_str(), "b.org");
         assert_eq!(u.port(), None);
         assert_eq!(u.query(), None);
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+        /// The canonical form is a fixed point: normalising it again changes nothing.
+        #[test]
+        fn canonical_form_is_a_fixed_point(input in "(https?://)?([a-zA-Z0-9._%-]|\\PC){1,20}(:[0-9]{1,5})?(/([a-zA-Z0-9._%?#&;=\\\\-]|\\PC){0,12}){0,4}") {
+            if let Ok(url) = NormUrl::parse(&input) {
+                let again = NormUrl::parse(url.as_str());
+                prop_assert_eq!(again.as_ref().map(NormUrl::as_str), Ok(url.as_str()), "{:?}", input);
+                prop_assert!(url.as_str().is_ascii());
+            }
+        }
+
+        /// The allocation-free host path gives what the WHATWG parser gives.
+        #[test]
+        fn fast_host_path_agrees_with_whatwg(host in "[a-zA-Z0-9_-]{0,8}(\\.[a-zA-Z0-9_-]{0,8}){0,4}\\.{0,2}") {
+            let trimmed = host.trim_end_matches('.');
+            prop_assume!(!trimmed.is_empty() && is_plain_domain(trimmed));
+            let mut fast = String::new();
+            let mut slow = String::new();
+            let f = push_host(&host, &mut fast);
+            let s = slow_host(&host, &mut slow);
+            if let Ok(kind) = s {
+                prop_assert_eq!(f, Ok(kind));
+                prop_assert_eq!(fast, slow);
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use lookout_config::Config;
 use lookout_lists::NormUrl;
 use lookout_policy::{LocalTime, Weekday};
@@ -60,6 +60,31 @@ fn requests() -> Vec<String> {
         .collect()
 }
 
+/// 200,000 requests drawn from the first 20,000 of `pool` with Zipf-like popularity (the k-th
+/// most popular is requested in proportion to 1/k), as web traffic is: a few hosts get most
+/// requests.
+fn zipf(pool: &[String]) -> Vec<String> {
+    let n = pool.len().min(20_000);
+    let weights: Vec<f64> = (1..=n).map(|k| 1.0 / k as f64).collect();
+    let total: f64 = weights.iter().sum();
+    let mut cumulative = Vec::with_capacity(n);
+    let mut acc = 0.0;
+    for w in &weights {
+        acc += w / total;
+        cumulative.push(acc);
+    }
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    (0..200_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let r = (state >> 11) as f64 / (1u64 << 53) as f64;
+            pool[cumulative.partition_point(|&c| c < r).min(n - 1)].clone()
+        })
+        .collect()
+}
+
 fn bench(c: &mut Criterion) {
     let Some(config) = config() else { return };
 
@@ -78,6 +103,7 @@ fn bench(c: &mut Criterion) {
         minute: 600,
     };
     let requests = requests();
+    let popular = zipf(&requests);
     let normalised: Vec<NormUrl> = requests
         .iter()
         .filter_map(|r| NormUrl::parse(r).ok())
@@ -119,23 +145,25 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.throughput(Throughput::Elements(requests.len() as u64));
-    group.bench_function("normalise+decide", |b| {
-        let mut url = NormUrl::default();
-        b.iter_batched(
-            || (),
-            |()| {
-                let mut blocked = 0;
-                for r in &requests {
-                    if url.parse_into(r).is_ok() {
-                        let d = policy.decide(&loaded.index, learners, &url, at);
-                        blocked += usize::from(d.action == lookout_policy::Action::Block);
-                    }
-                }
-                blocked
-            },
-            BatchSize::PerIteration,
-        )
-    });
+    let decide_all = |requests: &[String], url: &mut NormUrl| {
+        let mut blocked = 0;
+        for r in requests {
+            if url.parse_into(r).is_ok() {
+                let d = policy.decide(&loaded.index, learners, url, at);
+                blocked += usize::from(d.action == lookout_policy::Action::Block);
+            }
+        }
+        blocked
+    };
+    for (name, requests) in [
+        ("normalise+decide/uniform", &requests),
+        ("normalise+decide/zipf", &popular),
+    ] {
+        group.bench_function(name, |b| {
+            let mut url = NormUrl::default();
+            b.iter(|| decide_all(requests, &mut url))
+        });
+    }
     group.finish();
 }
 
