@@ -22,7 +22,7 @@ use std::collections::HashMap;
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
-use crate::normalize::NormUrl;
+use crate::normalize::{HostKind, NormUrl};
 use crate::parse::EntryKind;
 
 const SEED: u64 = 0x6c6f_6f6b_6f75_7421; // "lookout!"
@@ -98,11 +98,13 @@ impl IndexBuilder {
         let mut hosts = Vec::with_capacity(sinks.iter().map(|s| s.hosts.len()).sum());
         let mut paths = Vec::with_capacity(sinks.iter().map(|s| s.paths.len()).sum());
         let (mut max_depth, mut max_params) = (0, 0);
+        let mut labels = LabelRange::default();
         for sink in sinks {
             hosts.extend(sink.hosts);
             paths.extend(sink.paths);
             max_depth = max_depth.max(sink.max_depth);
             max_params = max_params.max(sink.max_params);
+            labels.merge(sink.labels);
         }
         let mut interner = Interner::new(&self.sources);
         let hosts = Table::build(hosts, &mut interner);
@@ -119,6 +121,7 @@ impl IndexBuilder {
             sources: self.sources,
             max_depth,
             max_params,
+            labels,
             host_labels,
             path_labels,
         }
@@ -144,6 +147,36 @@ pub struct EntrySink {
     paths: Vec<(u64, u32)>,
     max_depth: usize,
     max_params: usize,
+    labels: LabelRange,
+}
+
+/// The fewest and most labels of any listed domain: a parent domain outside the range cannot
+/// be in the table, so a lookup need not probe for it (typically the bare TLD, `com`).
+#[derive(Debug, Clone, Copy)]
+struct LabelRange {
+    min: usize,
+    max: usize,
+}
+
+impl Default for LabelRange {
+    fn default() -> Self {
+        LabelRange {
+            min: usize::MAX,
+            max: 0,
+        }
+    }
+}
+
+impl LabelRange {
+    fn add(&mut self, labels: usize) {
+        self.min = self.min.min(labels);
+        self.max = self.max.max(labels);
+    }
+
+    fn merge(&mut self, other: LabelRange) {
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
 }
 
 impl EntrySink {
@@ -160,6 +193,9 @@ impl EntrySink {
         };
         let value = |k: u32| ((source.0 as u32) << 2) | k;
         let host = url.host().as_bytes();
+        if url.host_kind() == HostKind::Domain {
+            self.labels.add(url.host_labels());
+        }
         if url.path().is_empty() && url.query().is_none() {
             self.hosts.push((hash(host), value(kind)));
         } else {
@@ -415,6 +451,8 @@ pub struct Index {
     max_depth: usize,
     /// The most query parameters of any URL entry.
     max_params: usize,
+    /// The fewest and most labels of any listed domain.
+    labels: LabelRange,
     host_labels: Vec<u64>,
     path_labels: Vec<u64>,
 }
@@ -497,7 +535,22 @@ impl Index {
         let text = url.as_str().as_bytes();
         let host_end = url.host_end();
         let mut m = Matches::default();
-        for start in url.domain_starts() {
+        if url.host_kind() == HostKind::Ip {
+            if let Some(t) = self.hosts.get(hash(&text[..host_end])) {
+                self.collect(url, &mut m, 0, t);
+            }
+            return m;
+        }
+        // Only parent domains with a listed number of labels can match.
+        let total = url.host_labels();
+        for (i, start) in url.domain_starts().enumerate() {
+            let labels = total - i;
+            if labels > self.labels.max {
+                continue;
+            }
+            if labels < self.labels.min {
+                break;
+            }
             if let Some(t) = self.hosts.get(hash(&text[start..host_end])) {
                 self.collect(url, &mut m, start, t);
             }
@@ -808,6 +861,27 @@ mod tests {
                 .as_deref(),
             Some("deep.example")
         );
+    }
+
+    #[test]
+    fn label_range_skips_only_impossible_probes() {
+        let ix = index(&[(
+            "a",
+            ADS,
+            Format::Domains,
+            "casino.com\na.b.c.d.e.f.example\n",
+        )]);
+        check(&ix, "1.2.3.4.5.6.7.8.9.casino.com", ADS);
+        check(&ix, "x.a.b.c.d.e.f.example", ADS);
+        check(&ix, "b.c.d.e.f.example", 0);
+        check(&ix, "com", 0);
+        // A single-label entry (a TLD) widens the range so that it is still probed.
+        let ix = index(&[("a", ADS, Format::Domains, "casino.com\nzip\n")]);
+        check(&ix, "www.evil.zip", ADS);
+        check(&ix, "http://casino.com/", ADS);
+        // IP entries are found whatever the domain range.
+        let ix = index(&[("a", ADS, Format::Domains, "a.b.c.example\n10.1.2.3\n")]);
+        check(&ix, "http://10.1.2.3/", ADS);
     }
 
     #[test]

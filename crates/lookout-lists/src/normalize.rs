@@ -211,6 +211,16 @@ impl NormUrl {
         )
     }
 
+    /// Number of labels of a domain host (`www.example.com` has 3); the number of
+    /// [`NormUrl::domain_starts`].
+    pub fn host_labels(&self) -> usize {
+        if self.ip {
+            1
+        } else {
+            1 + self.host().bytes().filter(|&b| b == b'.').count()
+        }
+    }
+
     /// Byte offsets (exclusive ends) of every path prefix at a segment boundary, shortest
     /// first: for `/a/b` that is the ends of `/a` and `/a/b`.
     pub fn path_ends(&self) -> impl Iterator<Item = usize> + '_ {
@@ -589,6 +599,9 @@ mod tests {
         assert_eq!(u.file_name(), Some("setup.exe"));
         let starts: Vec<_> = u.domain_starts().map(|i| &u.host()[i..]).collect();
         assert_eq!(starts, ["www.example.com", "example.com", "com"]);
+        assert_eq!(u.host_labels(), 3);
+        let odd = NormUrl::parse("a..b").unwrap();
+        assert_eq!(odd.host_labels(), odd.domain_starts().count());
         let ends: Vec<_> = u
             .path_ends()
             .map(|i| &u.as_str()[u.host_end()..i])

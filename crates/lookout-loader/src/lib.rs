@@ -55,15 +55,8 @@ impl fmt::Display for StrictList<'_> {
                 "\n  {}: {} malformed line(s)",
                 file.name, file.report.rejected
             )?;
-            for s in &file.report.samples {
-                write!(
-                    f,
-                    "\n    {}:{}: {} ({})",
-                    file.path.display(),
-                    s.line,
-                    s.reason,
-                    s.text
-                )?;
+            for line in file.rejected_lines() {
+                write!(f, "\n    {line}")?;
             }
         }
         Ok(())
@@ -87,6 +80,21 @@ pub struct FileReport {
     pub strict: bool,
     /// What the parser found.
     pub report: ParseReport,
+}
+
+impl FileReport {
+    /// The kept rejected lines, each as `path:line: reason: text`.
+    pub fn rejected_lines(&self) -> impl Iterator<Item = String> + '_ {
+        self.report.samples.iter().map(|s| {
+            format!(
+                "{}:{}: {}: {}",
+                self.path.display(),
+                s.line,
+                s.reason,
+                s.text
+            )
+        })
+    }
 }
 
 /// The outcome of a load.

@@ -124,7 +124,7 @@ fn strict_mode_names_file_and_line_and_loads_nothing() {
         "{err}"
     );
     assert!(
-        err.contains("drogue/domains:2: unexpected space inside an entry (bad line here)"),
+        err.contains("drogue/domains:2: unexpected space inside an entry: bad line here"),
         "{err}"
     );
 }

@@ -36,16 +36,8 @@ pub(crate) fn run(config: &Config) -> anyhow::Result<ExitCode> {
             "\nRejected lines (first {} per file):",
             lookout_lists::parse::REJECT_SAMPLES
         );
-        for f in bad {
-            for s in &f.report.samples {
-                println!(
-                    "  {}:{}: {}: {}",
-                    f.path.display(),
-                    s.line,
-                    s.reason,
-                    s.text
-                );
-            }
+        for line in bad.iter().flat_map(|f| f.rejected_lines()) {
+            println!("  {line}");
         }
     }
     println!("\nCategories (distinct entries):");
