@@ -3,12 +3,14 @@
 # process (start, load, decide every line, print), measured in the same run.
 #
 #   bench/lookups-vs-squidguard.sh [LINES]        (default 1000000)
+#   RUNS=3: each program runs this many times; the median is reported.
 #
 # Needs: squidguard and GNU time (apt-get install -y squidguard time), a release build of
 # Lookout (built here), and ../shared/data/ut1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LINES=${1:-1000000}
+RUNS=${RUNS:-3}
 DATA=${LOOKOUT_DATA:-../shared/data}
 OUT=bench/out/squidguard
 CATS=(gambling adult drogue redirector malware phishing)
@@ -78,28 +80,33 @@ PY
 /usr/bin/time -o "$OUT/compile.time" -f "%e" squidGuard -c "$OUT/squidGuard.conf" -C all >/dev/null 2>"$OUT/compile.log"
 sg_compile=$(cat "$OUT/compile.time")
 
-run() { # name, command...: prints "seconds peak_kib"
+run() { # name, command...: prints the median run's "seconds peak_kib"
   local name=$1; shift
-  /usr/bin/time -o "$OUT/$name.time" -f "%e %M" "$@" < "$OUT/requests.txt" > "$OUT/$name.out" 2> "$OUT/$name.err"
-  cat "$OUT/$name.time"
+  for _ in $(seq "$RUNS"); do
+    /usr/bin/time -o "$OUT/$name.time" -f "%e %M" "$@" < "$OUT/requests.txt" > "$OUT/$name.out" 2> "$OUT/$name.err"
+    cat "$OUT/$name.time"
+  done | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
 }
 read -r sg_s sg_kib < <(run squidguard squidGuard -c "$OUT/squidGuard.conf")
+read -r l1_s l1_kib < <(run lookout1 ./target/release/lookout check -c "$OUT/lookout.toml" -g bench --threads 1 -)
 read -r lk_s lk_kib < <(run lookout ./target/release/lookout check -c "$OUT/lookout.toml" -g bench -)
+cmp -s "$OUT/lookout1.out" "$OUT/lookout.out" || { echo "Lookout's answers differ between 1 and all threads" >&2; exit 1; }
 
 sg_lines=$(wc -l < "$OUT/squidguard.out"); lk_lines=$(wc -l < "$OUT/lookout.out")
 sg_block=$(grep -c '^OK' "$OUT/squidguard.out" || true)
 lk_block=$(grep -c '^block' "$OUT/lookout.out" || true)
 both=$(paste -d' ' <(cut -c1-2 "$OUT/squidguard.out") <(cut -d' ' -f1 "$OUT/lookout.out") | grep -c '^OK block' || true)
 
-python3 - "$LINES" "$sg_s" "$sg_kib" "$lk_s" "$lk_kib" "$sg_lines" "$lk_lines" "$sg_block" "$lk_block" "$both" "$sg_compile" <<'PY'
+python3 - "$LINES" "$sg_s" "$sg_kib" "$lk_s" "$lk_kib" "$sg_lines" "$lk_lines" "$sg_block" "$lk_block" "$both" "$sg_compile" "$l1_s" "$l1_kib" "$RUNS" "$(nproc)" <<'PY'
 import sys
-n, sg_s, sg_kib, lk_s, lk_kib, sg_lines, lk_lines, sg_b, lk_b, both, sg_c = sys.argv[1:]
-n = int(n); sg_s, lk_s = float(sg_s), float(lk_s)
-sg_rate, lk_rate = n / sg_s, n / lk_s
-print(f"{n:,} request lines, UT1 gambling adult drogue redirector malware phishing")
-print(f"{'':12} {'seconds':>8} {'lines/s':>12} {'peak RSS':>10} {'blocked':>9} {'answered':>9}")
-print(f"{'squidGuard':12} {sg_s:8.2f} {sg_rate:12,.0f} {int(sg_kib)/1024:8.1f}MB {int(sg_b):9,} {int(sg_lines):9,}")
-print(f"{'Lookout':12} {lk_s:8.2f} {lk_rate:12,.0f} {int(lk_kib)/1024:8.1f}MB {int(lk_b):9,} {int(lk_lines):9,}")
-print(f"ratio (Lookout / squidGuard lines/s): {lk_rate / sg_rate:.1f}x")
+n, sg_s, sg_kib, lk_s, lk_kib, sg_lines, lk_lines, sg_b, lk_b, both, sg_c, l1_s, l1_kib, runs, cores = sys.argv[1:]
+n = int(n); sg_s, lk_s, l1_s = float(sg_s), float(lk_s), float(l1_s)
+sg_rate, lk_rate, l1_rate = n / sg_s, n / lk_s, n / l1_s
+print(f"{n:,} request lines, UT1 gambling adult drogue redirector malware phishing; median of {runs} runs")
+print(f"{'':20} {'seconds':>8} {'lines/s':>12} {'peak RSS':>10} {'blocked':>9} {'answered':>9}")
+print(f"{'squidGuard':20} {sg_s:8.2f} {sg_rate:12,.0f} {int(sg_kib)/1024:8.1f}MB {int(sg_b):9,} {int(sg_lines):9,}")
+print(f"{'Lookout, 1 thread':20} {l1_s:8.2f} {l1_rate:12,.0f} {int(l1_kib)/1024:8.1f}MB {int(lk_b):9,} {int(lk_lines):9,}")
+print(f"{'Lookout, ' + cores + ' threads':20} {lk_s:8.2f} {lk_rate:12,.0f} {int(lk_kib)/1024:8.1f}MB {int(lk_b):9,} {int(lk_lines):9,}")
+print(f"ratio (Lookout / squidGuard lines/s): {l1_rate / sg_rate:.1f}x on 1 thread, {lk_rate / sg_rate:.1f}x on {cores}")
 print(f"blocked by both: {int(both):,}; squidGuard's separate compile step (-C all): {sg_c} s")
 PY

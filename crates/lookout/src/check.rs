@@ -112,7 +112,11 @@ impl Checker<'_> {
             out.push(b'\n');
             return Ok(());
         }
-        write!(out, "{:<5} {input} [", decision.action)?;
+        let action = decision.action.as_str();
+        out.extend_from_slice(action.as_bytes());
+        out.extend_from_slice(&b"      "[..6 - action.len().min(5)]);
+        out.extend_from_slice(input.as_bytes());
+        out.extend_from_slice(b" [");
         for (i, c) in decision.categories.iter().enumerate() {
             if i > 0 {
                 out.push(b',');
