@@ -133,6 +133,7 @@ impl ParseReport {
 
 /// Guesses the format of a list from its first meaningful lines.
 pub fn detect(text: &[u8]) -> Format {
+    let text = strip_bom(text);
     let mut urls = false;
     for line in text.split(|&b| b == b'\n').take(2000) {
         let line = trim(line);
@@ -160,6 +161,11 @@ pub fn detect(text: &[u8]) -> Format {
     } else {
         Format::Domains
     }
+}
+
+/// Drops a UTF-8 byte order mark, which Windows editors put at the start of text files.
+fn strip_bom(text: &[u8]) -> &[u8] {
+    text.strip_prefix(b"\xef\xbb\xbf").unwrap_or(text)
 }
 
 fn is_ip(word: &[u8]) -> bool {
@@ -204,6 +210,7 @@ pub fn parse(
     text: &[u8],
     mut emit: impl FnMut(EntryKind, &NormUrl),
 ) -> ParseReport {
+    let text = strip_bom(text);
     let mut report = ParseReport::default();
     let mut url = NormUrl::default();
     for (i, raw) in text.split(|&b| b == b'\n').enumerate() {
@@ -455,6 +462,18 @@ mod tests {
         assert_eq!(got, ["a.com", "b.com"]);
         assert_eq!(r.samples[0].reason, RejectReason::NotUtf8);
         assert_eq!(r.samples[0].line, 2);
+    }
+
+    #[test]
+    fn windows_line_endings_and_byte_order_marks() {
+        let (got, r) = run(
+            Format::Domains,
+            "\u{feff}bom.example\r\na.example\r\n\r\n# c\r\n",
+        );
+        assert_eq!(got, ["bom.example", "a.example"]);
+        assert_eq!(r.rejected, 0);
+        let (got, _) = run(Format::Hosts, "\u{feff}0.0.0.0 h.example\r\n");
+        assert_eq!(got, ["h.example"], "a BOM before a hosts line");
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub(crate) struct CheckArgs {
     /// The group asking, e.g. `learners-u18`.
     #[arg(long, short)]
     group: String,
+    /// Fail on any malformed list line (overrides `lists.strict`).
+    #[arg(long)]
+    strict: bool,
     /// Print one JSON object per line.
     #[arg(long)]
     json: bool,
@@ -35,7 +38,8 @@ pub(crate) struct CheckArgs {
 }
 
 pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let config = crate::load_config(args.config.as_deref())?;
+    let mut config = crate::load_config(args.config.as_deref())?;
+    config.lists.strict |= args.strict;
     let policy = config.policy()?;
     let group = policy.group_id(&args.group).ok_or_else(|| {
         let names: Vec<&str> = policy.groups().iter().map(|g| g.name()).collect();

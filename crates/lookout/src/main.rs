@@ -44,6 +44,9 @@ enum ListsCommand {
         /// Configuration file.
         #[arg(long, short)]
         config: PathBuf,
+        /// Fail on any malformed list line (overrides `lists.strict`).
+        #[arg(long)]
+        strict: bool,
     },
     /// Print Lookout's categories and the default UT1 / Block List Project mapping.
     Categories,
@@ -89,8 +92,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Lists {
-            command: ListsCommand::Stats { config },
-        } => stats::run(&load_config(Some(&config))?),
+            command: ListsCommand::Stats { config, strict },
+        } => {
+            let mut config = load_config(Some(&config))?;
+            config.lists.strict |= strict;
+            stats::run(&config)
+        }
         Command::Lists {
             command: ListsCommand::Categories,
         } => {

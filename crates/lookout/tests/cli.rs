@@ -239,3 +239,44 @@ fn threaded_stdin_keeps_input_order() {
     assert_eq!(run("2"), one);
     assert_eq!(run("3"), one);
 }
+
+#[test]
+fn strict_flag_fails_on_bad_lines_and_names_them() {
+    let list = temp_file("bad.domains", "ok.example\nbad line\n");
+    let config = temp_file(
+        "strict.toml",
+        &format!(
+            "[[lists.source]]\nname = \"local\"\npath = {:?}\ncategories = [\"adverts\"]\n",
+            list
+        ),
+    );
+    let config = config.to_str().unwrap();
+    let lenient = lookout(&["lists", "stats", "-c", config], None);
+    assert!(lenient.status.success(), "{}", stderr(&lenient));
+    assert!(
+        stdout(&lenient).contains("bad.domains:2: unexpected space inside an entry: bad line"),
+        "{}",
+        stdout(&lenient)
+    );
+    let strict = lookout(&["lists", "stats", "-c", config, "--strict"], None);
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(
+        stderr(&strict).contains("bad.domains:2: unexpected space inside an entry: bad line"),
+        "{}",
+        stderr(&strict)
+    );
+    let check = lookout(
+        &[
+            "check",
+            "-c",
+            config,
+            "-g",
+            "staff",
+            "--strict",
+            "ok.example",
+        ],
+        None,
+    );
+    assert_eq!(check.status.code(), Some(1));
+    assert!(stdout(&check).is_empty());
+}
