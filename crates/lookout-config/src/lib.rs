@@ -718,30 +718,39 @@ fn group_spec(name: &str, g: &GroupConfig) -> GroupSpec {
 }
 
 impl SourceConfig {
-    /// The categories of a folder source's list `name` (a UT1 folder or a Block List Project
-    /// file stem): the `map` override if any, else the default mapping; `None` to skip it.
-    pub fn categories_for(&self, name: &str) -> Option<CategorySet> {
-        if self.include.iter().any(|i| i.get_ref() == name) || self.include.is_empty() {
-            if self.exclude.iter().any(|e| e.get_ref() == name) {
-                return None;
-            }
-        } else {
+    /// The categories of a folder source's list, known by `names` (a UT1 folder and its
+    /// aliases, or a Block List Project file stem): the `map` override if any, else the
+    /// default mapping; `None` to skip it. `include`, `exclude` and `map` may use any name.
+    pub fn categories_for(&self, names: &[&str]) -> Option<CategorySet> {
+        let mentioned =
+            |list: &[Spanned<String>]| list.iter().any(|i| names.contains(&i.get_ref().as_str()));
+        let included = self.include.is_empty() || mentioned(&self.include);
+        if !included || mentioned(&self.exclude) {
             return None;
         }
-        if let Some(cats) = self.map.get(name) {
+        if let Some(cats) = names.iter().find_map(|n| self.map.get(*n)) {
             let set: CategorySet = cats
                 .iter()
                 .filter_map(|c| Category::from_slug(c.get_ref()))
                 .collect();
             return (!set.is_empty()).then_some(set);
         }
-        match self.format {
-            SourceFormat::Ut1 => lookout_lists::category::ut1_default(name),
-            SourceFormat::Blocklistproject => {
-                lookout_lists::category::blocklistproject_default(name)
-            }
-            _ => None,
-        }
+        let default = match self.format {
+            SourceFormat::Ut1 => lookout_lists::category::ut1_default,
+            SourceFormat::Blocklistproject => lookout_lists::category::blocklistproject_default,
+            _ => return None,
+        };
+        names.iter().find_map(|n| default(n))
+    }
+
+    /// Every list name the source's `include`, `exclude` and `map` keys mention.
+    pub fn named_lists(&self) -> impl Iterator<Item = &str> {
+        let listed = self
+            .include
+            .iter()
+            .chain(&self.exclude)
+            .map(|s| s.get_ref().as_str());
+        listed.chain(self.map.keys().map(String::as_str))
     }
 
     /// The categories of a single-file source.

@@ -170,23 +170,23 @@ fn folder_mapping() {
     let config = Config::from_toml(EXAMPLE).unwrap();
     let ut1 = &config.lists.sources[0];
     assert_eq!(
-        ut1.categories_for("gambling"),
+        ut1.categories_for(&["gambling"]),
         Some(CategorySet::one(Category::GAMBLING))
     );
     assert_eq!(
-        ut1.categories_for("tricheur"),
+        ut1.categories_for(&["tricheur"]),
         Some(CategorySet::one(Category::CHEATING))
     );
     assert_eq!(
-        ut1.categories_for("special"),
+        ut1.categories_for(&["special"]),
         None,
         "mapped to [] = skipped"
     );
-    assert_eq!(ut1.categories_for("liste_bu"), None, "excluded");
-    assert_eq!(ut1.categories_for("not-a-category"), None);
+    assert_eq!(ut1.categories_for(&["liste_bu"]), None, "excluded");
+    assert_eq!(ut1.categories_for(&["not-a-category"]), None);
     let blp = &config.lists.sources[1];
     assert_eq!(
-        blp.categories_for("tiktok"),
+        blp.categories_for(&["tiktok"]),
         Some(CategorySet::one(Category::TIKTOK))
     );
 }

@@ -37,6 +37,19 @@ pub enum LoadError {
         /// The folder.
         path: PathBuf,
     },
+    /// `include`, `exclude` or `map` names a list the folder does not have: a typo would
+    /// otherwise leave a category silently unloaded.
+    #[error("list source `{source_name}`: `{name}` is not a list in {} (it has: {available})", path.display())]
+    UnknownList {
+        /// The configured source.
+        source_name: String,
+        /// The name as written.
+        name: String,
+        /// The folder.
+        path: PathBuf,
+        /// The lists the folder has, comma-separated.
+        available: String,
+    },
     /// Strict mode is on and lists have malformed lines.
     #[error("strict mode: malformed lines in the lists, nothing loaded:{}", StrictList(.0))]
     Strict(Vec<FileReport>),
@@ -273,10 +286,20 @@ fn expand(source: &SourceConfig, strict: bool, jobs: &mut Vec<Job>) -> Result<()
         categories,
         strict,
     };
+    let mut available = Vec::new();
     match source.format {
         SourceFormat::Ut1 => {
-            for (folder, dir) in ut1_folders(root).map_err(|e| io_error(source, root, e))? {
-                let Some(categories) = source.categories_for(&folder) else {
+            for Ut1Folder {
+                name: folder,
+                dir,
+                aliases,
+            } in ut1_folders(root).map_err(|e| io_error(source, root, e))?
+            {
+                available.push(folder.clone());
+                available.extend(aliases.iter().cloned());
+                let mut names = vec![folder.as_str()];
+                names.extend(aliases.iter().map(String::as_str));
+                let Some(categories) = source.categories_for(&names) else {
                     continue;
                 };
                 for (file, format) in [("domains", Format::Domains), ("urls", Format::Urls)] {
@@ -304,7 +327,8 @@ fn expand(source: &SourceConfig, strict: bool, jobs: &mut Vec<Job>) -> Result<()
                     .and_then(|s| s.to_str())
                     .unwrap_or_default()
                     .to_owned();
-                let Some(categories) = source.categories_for(&stem) else {
+                available.push(stem.clone());
+                let Some(categories) = source.categories_for(&[stem.as_str()]) else {
                     continue;
                 };
                 jobs.push(job(format!("{name}/{stem}"), path, None, categories));
@@ -327,6 +351,17 @@ fn expand(source: &SourceConfig, strict: bool, jobs: &mut Vec<Job>) -> Result<()
             ));
         }
     }
+    if let Some(list) = source
+        .named_lists()
+        .find(|n| !available.iter().any(|a| a == n))
+    {
+        return Err(LoadError::UnknownList {
+            source_name: name.clone(),
+            name: list.to_owned(),
+            path: root.clone(),
+            available: available.join(", "),
+        });
+    }
     if jobs.len() == before {
         return Err(LoadError::Empty {
             source_name: name.clone(),
@@ -340,7 +375,7 @@ fn expand(source: &SourceConfig, strict: bool, jobs: &mut Vec<Job>) -> Result<()
 /// (`porn -> adult`) as symbolic links, which copies sometimes turn into small text files
 /// holding the target's name; both are followed, and a folder reached under several names is
 /// loaded once, under its own name.
-fn ut1_folders(root: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
+fn ut1_folders(root: &Path) -> std::io::Result<Vec<Ut1Folder>> {
     let mut names: Vec<(String, PathBuf)> = Vec::new();
     for entry in std::fs::read_dir(root)? {
         let entry = entry?;
@@ -362,17 +397,30 @@ fn ut1_folders(root: &Path) -> std::io::Result<Vec<(String, PathBuf)>> {
             }
         }
     }
-    // Real names (folder name equals the target's own name) first, then aliases.
-    names.sort_by_key(|(name, dir)| {
-        (
-            dir.file_name().and_then(|f| f.to_str()) != Some(name.as_str()),
-            name.clone(),
-        )
-    });
-    let mut seen = std::collections::HashSet::new();
-    names.retain(|(_, dir)| seen.insert(dir.clone()));
+    // One entry per folder, under its own name, with the other names that reach it.
+    let mut folders: Vec<Ut1Folder> = Vec::new();
     names.sort();
-    Ok(names)
+    for (name, dir) in names {
+        let own = dir.file_name().and_then(|f| f.to_str()) == Some(name.as_str());
+        match folders.iter_mut().find(|f| f.dir == dir) {
+            Some(f) if own => f.aliases.push(std::mem::replace(&mut f.name, name)),
+            Some(f) => f.aliases.push(name),
+            None => folders.push(Ut1Folder {
+                name,
+                dir,
+                aliases: Vec::new(),
+            }),
+        }
+    }
+    folders.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(folders)
+}
+
+/// A UT1 category folder and the aliases (links) that name it too.
+struct Ut1Folder {
+    name: String,
+    dir: PathBuf,
+    aliases: Vec<String>,
 }
 
 /// A small regular file holding one folder name: a symbolic link stored as text.

@@ -168,3 +168,33 @@ fn real_symlinks_are_followed() {
     let names: Vec<_> = loaded.files.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, ["u/adult/urls"]);
 }
+
+#[test]
+fn a_misspelt_folder_name_is_an_error_not_a_silent_gap() {
+    let d = fixture("misspelt");
+    for key in [
+        "include = [\"gambing\"]",
+        "exclude = [\"drogue\", \"gambing\"]",
+        "[lists.source.map]\ngambing = [\"gambling\"]",
+    ] {
+        let text =
+            format!("[[lists.source]]\nname = \"ut1\"\npath = \"ut1\"\nformat = \"ut1\"\n{key}\n");
+        let err = load(&config(&d, &text).lists).unwrap_err().to_string();
+        assert!(
+            err.starts_with("list source `ut1`: `gambing` is not a list in "),
+            "{key}: {err}"
+        );
+        assert!(
+            err.contains("(it has: drogue, drugs, gambling, unknown_cat)"),
+            "{key}: {err}"
+        );
+    }
+    // An alias is as good as the folder's own name.
+    let text = "[[lists.source]]\nname = \"ut1\"\npath = \"ut1\"\nformat = \"ut1\"\ninclude = [\"drugs\"]\n";
+    let loaded = load(&config(&d, text).lists).unwrap();
+    let names: Vec<_> = loaded.files.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["ut1/drogue/domains"]);
+    let text = "[[lists.source]]\nname = \"b\"\npath = \"blp\"\nformat = \"blocklistproject\"\ninclude = [\"gamblin\"]\n";
+    let err = load(&config(&d, text).lists).unwrap_err().to_string();
+    assert!(err.contains("`gamblin` is not a list"), "{err}");
+}

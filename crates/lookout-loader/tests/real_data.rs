@@ -15,6 +15,12 @@ fn data() -> Option<PathBuf> {
     if dir.join("ut1").is_dir() {
         Some(dir)
     } else {
+        // CI always has the shared data: there, its absence is a broken set-up, not a skip.
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but there is no shared data at {}",
+            dir.display()
+        );
         eprintln!(
             "SKIPPED: shared data not found at {} (it is always present for developers and CI)",
             dir.display()
