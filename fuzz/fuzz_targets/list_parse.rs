@@ -7,7 +7,9 @@ use lookout_lists::parse::{detect, parse, Format};
 use lookout_lists::{EntryKind, EntrySink, IndexBuilder, NormUrl, SourceInfo};
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&selector, text)) = data.split_first() else { return };
+    let Some((&selector, text)) = data.split_first() else {
+        return;
+    };
     let format = match selector % 5 {
         0 => Format::Domains,
         1 => Format::Urls,
@@ -16,7 +18,12 @@ fuzz_target!(|data: &[u8]| {
         _ => detect(text),
     };
     let mut builder = IndexBuilder::new();
-    let source = builder.add_source(SourceInfo { name: "fuzz".into(), labels: 1 }).unwrap();
+    let source = builder
+        .add_source(SourceInfo {
+            name: "fuzz".into(),
+            labels: 1,
+        })
+        .unwrap();
     let mut sink = EntrySink::new();
     let mut blocks = Vec::new();
     let report = parse(format, text, |kind, url| {

@@ -6,8 +6,11 @@ use libfuzzer_sys::fuzz_target;
 use lookout_lists::NormUrl;
 
 fuzz_target!(|input: &str| {
-    let Ok(url) = NormUrl::parse(input) else { return };
-    let again = NormUrl::parse(url.as_str()).unwrap_or_else(|e| panic!("{url:?} does not re-parse: {e}"));
+    let Ok(url) = NormUrl::parse(input) else {
+        return;
+    };
+    let again =
+        NormUrl::parse(url.as_str()).unwrap_or_else(|e| panic!("{url:?} does not re-parse: {e}"));
     assert_eq!(again.as_str(), url.as_str(), "not a fixed point: {input:?}");
     assert!(url.as_str().is_ascii());
     assert!(url.host_end() <= url.path_end() && url.path_end() <= url.as_str().len());

@@ -155,6 +155,22 @@ fn bench(c: &mut Criterion) {
         }
         blocked
     };
+    let popular_normalised: Vec<NormUrl> = popular
+        .iter()
+        .filter_map(|r| NormUrl::parse(r).ok())
+        .collect();
+    group.throughput(Throughput::Elements(popular_normalised.len() as u64));
+    group.bench_function("decide/zipf", |b| {
+        b.iter(|| {
+            let decisions = popular_normalised
+                .iter()
+                .map(|u| policy.decide(&loaded.index, learners, u, at));
+            decisions
+                .filter(|d| d.action == lookout_policy::Action::Block)
+                .count()
+        })
+    });
+    group.throughput(Throughput::Elements(requests.len() as u64));
     for (name, requests) in [
         ("normalise+decide/uniform", &requests),
         ("normalise+decide/zipf", &popular),
