@@ -1,6 +1,6 @@
 //! `lookout check`: one decision per URL, for people (a line each) or programs (`--json`).
 
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -81,7 +81,8 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let mut buf = Vec::new();
     for arg in &args.urls {
         if arg == "-" {
-            checker.stream(std::io::stdin().lock(), threads, &mut out)?;
+            let stdin = BufReader::with_capacity(1 << 16, std::io::stdin().lock());
+            checker.stream(stdin, threads, &mut out)?;
         } else {
             buf.clear();
             checker.check(arg, &mut url, &mut buf)?;
@@ -135,7 +136,7 @@ impl Checker<'_> {
     /// line at a time gets each answer at once.
     fn stream(
         &self,
-        mut input: impl BufRead,
+        mut input: BufReader<impl Read>,
         threads: usize,
         out: &mut impl Write,
     ) -> anyhow::Result<()> {
@@ -162,7 +163,8 @@ impl Checker<'_> {
                     let offset = start + (word.as_ptr() as usize - line.as_ptr() as usize);
                     words.push((offset, offset + word.len()));
                 }
-                if input.fill_buf().map_or(true, |b| b.is_empty()) {
+                // `buffer()` looks without reading (`fill_buf` would wait for the next line).
+                if input.buffer().is_empty() {
                     break; // nothing more is waiting: answer what we have
                 }
             }

@@ -280,3 +280,50 @@ fn strict_flag_fails_on_bad_lines_and_names_them() {
     assert_eq!(check.status.code(), Some(1));
     assert!(stdout(&check).is_empty());
 }
+
+#[test]
+fn each_stdin_line_is_answered_before_the_next_arrives() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args([
+            "check",
+            "-c",
+            "examples/college.toml",
+            "-g",
+            "learners",
+            "-",
+        ])
+        .current_dir(repo())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start lookout");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    for (url, want) in [
+        ("http://bet.example/", "block"),
+        ("http://ok.example/", "allow"),
+    ] {
+        stdin
+            .write_all(format!("{url} 10.0.0.1/- - GET\n").as_bytes())
+            .expect("write");
+        stdin.flush().expect("flush");
+        // Stdin stays open: the answer must come without waiting for more input.
+        let answer = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("an answer while stdin is still open");
+        assert!(answer.starts_with(want) && answer.contains(url), "{answer}");
+    }
+    drop(stdin);
+    assert!(child.wait().expect("wait").success());
+}
