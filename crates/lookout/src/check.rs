@@ -81,7 +81,8 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let mut buf = Vec::new();
     for arg in &args.urls {
         if arg == "-" {
-            let stdin = BufReader::with_capacity(1 << 16, std::io::stdin().lock());
+            // Big enough that a batch from a file or pipe is worth spreading over cores.
+            let stdin = BufReader::with_capacity(1 << 20, std::io::stdin().lock());
             checker.stream(stdin, threads, &mut out)?;
         } else {
             buf.clear();
