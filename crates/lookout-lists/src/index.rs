@@ -19,6 +19,7 @@
 //! request hits an entry's hash is about 10^-13 per probe.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
@@ -49,8 +50,9 @@ impl SourceId {
 /// set) its entries carry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceInfo {
-    /// Shown in explanations, e.g. `ut1/gambling/domains`.
-    pub name: String,
+    /// Shown in explanations, e.g. `ut1/gambling/domains`; shared, so that a decision can
+    /// name its source without copying it.
+    pub name: Arc<str>,
     /// Bits this source's entries set (a `CategorySet`'s bits, or any labels for other uses).
     pub labels: u64,
 }

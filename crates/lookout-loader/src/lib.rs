@@ -169,7 +169,7 @@ pub fn load(lists: &ListsConfig) -> Result<Loaded, LoadError> {
     let mut ids = Vec::with_capacity(jobs.len());
     for job in &jobs {
         ids.push(builder.add_source(SourceInfo {
-            name: job.name.clone(),
+            name: job.name.as_str().into(),
             labels: job.categories.bits(),
         })?);
     }

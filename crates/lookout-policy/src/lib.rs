@@ -14,6 +14,7 @@
 mod schedule;
 
 use std::fmt;
+use std::sync::Arc;
 
 use lookout_lists::{
     Category, CategorySet, EntryKind, EntrySink, Index, IndexBuilder, Matches, NormUrl, SourceInfo,
@@ -54,7 +55,7 @@ impl fmt::Display for Action {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Matched {
     /// The list source, e.g. `ut1/gambling/domains` or `groups.staff.allow`.
-    pub source: String,
+    pub source: Arc<str>,
     /// The entry in canonical form, e.g. `casino.com`.
     pub entry: String,
 }
@@ -269,7 +270,7 @@ impl Group {
         let list = |name: &'static str, entries: &[String]| -> Result<Index, PolicyError> {
             let mut builder = IndexBuilder::new();
             let info = SourceInfo {
-                name: format!("groups.{}.{name}", spec.name),
+                name: format!("groups.{}.{name}", spec.name).into(),
                 labels: 1,
             };
             let Ok(source) = builder.add_source(info) else {

@@ -224,7 +224,7 @@ fn json(input: &str, d: &Decision) -> serde_json::Value {
         "reason": d.reason.to_string(),
         "rule": d.reason.rule(),
         "category": category,
-        "source": matched.map(|m| m.source.as_str()),
+        "source": matched.map(|m| &*m.source),
         "entry": matched.map(|m| m.entry.as_str()),
         "schedule": schedule,
     })
