@@ -56,7 +56,8 @@ enum ListsCommand {
 enum ConfigCommand {
     /// Print a complete, commented example configuration.
     Example,
-    /// Validate a configuration file, naming the key and line of every mistake.
+    /// Validate a configuration file, naming the key and line of every mistake, and check
+    /// that its lists can be read.
     Check {
         /// Configuration file.
         file: PathBuf,
@@ -115,12 +116,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let config = load_config(Some(&file))?;
             config.policy()?;
+            // A list that cannot be read is a mistake in the configuration too.
+            let loaded = lookout_loader::load(&config.lists)
+                .map_err(|e| UsageError(format!("configuration {}: {e}", file.display())))?;
             println!(
-                "{}: OK ({} list source(s), {} group(s))",
+                "{}: OK ({} list source(s) in {} file(s), {} entries, {} group(s))",
                 file.display(),
                 config.lists.sources.len(),
+                loaded.files.len(),
+                loaded.accepted(),
                 config.groups.len()
             );
+            if loaded.rejected() > 0 {
+                println!(
+                    "warning: {} malformed list line(s) will be skipped; `lookout lists stats` shows where",
+                    loaded.rejected()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

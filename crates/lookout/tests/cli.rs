@@ -44,17 +44,26 @@ fn temp_file(name: &str, text: &str) -> PathBuf {
 }
 
 #[test]
-fn config_example_is_valid() {
+fn config_example_is_valid_and_its_missing_lists_are_named() {
     let out = lookout(&["config", "example"], None);
     assert!(out.status.success());
     let path = temp_file("example.toml", &stdout(&out));
+    // The example points at lists this machine does not have: the check says which.
     let check = lookout(&["config", "check", path.to_str().unwrap()], None);
-    assert!(check.status.success(), "{}", stderr(&check));
+    assert_eq!(check.status.code(), Some(2));
+    let err = stderr(&check);
     assert!(
-        stdout(&check).contains("OK (5 list source(s), 6 group(s))"),
-        "{}",
-        stdout(&check)
+        err.contains("list source `ut1`: cannot read /var/lib/lookout/lists/ut1"),
+        "{err}"
     );
+}
+
+#[test]
+fn config_check_loads_the_lists() {
+    let check = lookout(&["config", "check", "examples/college.toml"], None);
+    assert!(check.status.success(), "{}", stderr(&check));
+    let want = "OK (4 list source(s) in 4 file(s), 10 entries, 6 group(s))";
+    assert!(stdout(&check).contains(want), "{}", stdout(&check));
 }
 
 #[test]
