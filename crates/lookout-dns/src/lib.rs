@@ -1,0 +1,264 @@
+//! Lookout's DNS filter engine, sans-I/O: a query packet and the asker's group go in; out come
+//! the bytes to answer with, or a question to put to the upstream resolver and a way to turn
+//! its reply into the answer. Sockets, timeouts and the cache belong to the server.
+//!
+//! - Blocked names (the policy says block or warn: DNS cannot show a click-through) answer with
+//!   the block-page address (A/AAAA) or NXDOMAIN, as configured.
+//! - Safe search is enforced by CNAME for groups that have it: Google to
+//!   `forcesafesearch.google.com`, YouTube to `restrict.youtube.com`, Bing to `strict.bing.com`,
+//!   DuckDuckGo to `safe.duckduckgo.com`.
+//! - Anything malformed gets FORMERR when it has a readable header, and is dropped otherwise;
+//!   nothing panics.
+
+mod safesearch;
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::{A, AAAA, CNAME};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use lookout_lists::{Index, NormUrl};
+use lookout_policy::{Action, Decision, GroupId, LocalTime, Policy};
+
+pub use safesearch::safe_search_target;
+
+/// How blocked names are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockedAnswer {
+    /// A and AAAA queries get the block-page server's address, so a browser shows why.
+    BlockPage {
+        /// The block-page server's IPv4 address.
+        ipv4: Ipv4Addr,
+        /// Its IPv6 address; without one, AAAA queries get an empty answer.
+        ipv6: Option<Ipv6Addr>,
+    },
+    /// Every query for a blocked name gets NXDOMAIN.
+    NxDomain,
+}
+
+/// DNS settings the engine needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// How blocked names are answered.
+    pub blocked: BlockedAnswer,
+    /// TTL of the answers Lookout makes up (block answers, safe-search CNAMEs), in seconds.
+    pub ttl: u32,
+}
+
+/// Who is asking and under which rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// Every group's rules.
+    pub policy: &'a Policy,
+    /// The compiled lists.
+    pub index: &'a Index,
+    /// The asker's group.
+    pub group: GroupId,
+    /// The local time, for schedules.
+    pub at: LocalTime,
+    /// DNS settings.
+    pub settings: &'a Settings,
+}
+
+/// What to do with a packet.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Send these bytes back to the client. The decision is there when a name was judged.
+    Respond {
+        /// The response packet.
+        packet: Vec<u8>,
+        /// The policy decision, for the activity log (none for malformed packets).
+        decision: Option<Decision>,
+    },
+    /// Ask the upstream resolver, then answer with [`Pending::complete`].
+    Forward(Box<Pending>),
+    /// Not even a header could be read: there is nobody to answer.
+    Drop,
+}
+
+/// A query waiting for the upstream resolver's reply.
+#[derive(Debug)]
+pub struct Pending {
+    request: Message,
+    /// The name to ask upstream (the safe-search target when rewritten).
+    upstream_name: Name,
+    /// The CNAME to put before the upstream's answers, when safe search rewrote the name.
+    cname: Option<Record>,
+    /// The decision taken (allowed), for the activity log.
+    pub decision: Decision,
+}
+
+impl Pending {
+    /// The query to send upstream, with the caller's choice of message id (a fresh random one,
+    /// so that replies can be matched and not spoofed).
+    pub fn upstream_query(&self, id: u16) -> Vec<u8> {
+        let mut query = Message::new(id, MessageType::Query, OpCode::Query);
+        query.metadata.recursion_desired = true;
+        let mut q = Query::query(self.upstream_name.clone(), self.question().query_type());
+        q.set_query_class(self.question().query_class());
+        query.add_query(q);
+        query.to_vec().unwrap_or_default()
+    }
+
+    /// The name and type asked upstream, e.g. for a cache key.
+    pub fn upstream_question(&self) -> (&Name, RecordType) {
+        (&self.upstream_name, self.question().query_type())
+    }
+
+    fn question(&self) -> &Query {
+        // `handle` only makes a `Pending` for a request with exactly one question.
+        &self.request.queries[0]
+    }
+
+    /// The answer for the client, made from the upstream's reply. A reply that cannot be read,
+    /// or that answers another question, gives SERVFAIL.
+    pub fn complete(&self, upstream_reply: &[u8]) -> Vec<u8> {
+        let Ok(reply) = Message::from_vec(upstream_reply) else {
+            return self.servfail();
+        };
+        let answers_our_question = reply.metadata.message_type == MessageType::Response
+            && reply.queries.len() == 1
+            && reply.queries[0].name() == &self.upstream_name
+            && reply.queries[0].query_type() == self.question().query_type();
+        if !answers_our_question {
+            return self.servfail();
+        }
+        let mut response = reply_to(&self.request, reply.metadata.response_code);
+        if let Some(cname) = &self.cname {
+            response.add_answer(cname.clone());
+        }
+        response.add_answers(reply.answers);
+        if self.cname.is_none() {
+            response.authorities = reply.authorities;
+        }
+        encode(&response)
+    }
+
+    /// SERVFAIL for the client: the upstream failed or did not answer in time.
+    pub fn servfail(&self) -> Vec<u8> {
+        encode(&reply_to(&self.request, ResponseCode::ServFail))
+    }
+}
+
+/// A response to `request` with its id, question and recursion flag.
+fn reply_to(request: &Message, code: ResponseCode) -> Message {
+    let mut response = Message::response(request.metadata.id, request.metadata.op_code);
+    response.metadata.recursion_desired = request.metadata.recursion_desired;
+    response.metadata.recursion_available = true;
+    response.metadata.response_code = code;
+    response.add_queries(request.queries.iter().cloned());
+    response
+}
+
+fn encode(message: &Message) -> Vec<u8> {
+    // Encoding a message made from a decoded one, or from valid names, does not fail; if it
+    // ever did, an empty packet is dropped by the server rather than sent.
+    message.to_vec().unwrap_or_default()
+}
+
+/// A bare header error for a packet whose body could not be read.
+fn header_error(packet: &[u8], code: ResponseCode) -> Outcome {
+    if packet.len() < 12 {
+        return Outcome::Drop;
+    }
+    // A response to a response would let two servers bounce packets forever.
+    if packet[2] & 0x80 != 0 {
+        return Outcome::Drop;
+    }
+    let id = u16::from_be_bytes([packet[0], packet[1]]);
+    let op_code = OpCode::from_u8((packet[2] >> 3) & 0x0f);
+    let response = Message::error_msg(id, op_code, code);
+    Outcome::Respond {
+        packet: encode(&response),
+        decision: None,
+    }
+}
+
+/// Judges one query packet.
+pub fn handle(packet: &[u8], ctx: &Context<'_>) -> Outcome {
+    let Ok(request) = Message::from_vec(packet) else {
+        return header_error(packet, ResponseCode::FormErr);
+    };
+    if request.metadata.message_type != MessageType::Query {
+        return Outcome::Drop;
+    }
+    if request.metadata.op_code != OpCode::Query {
+        let response = reply_to(&request, ResponseCode::NotImp);
+        return Outcome::Respond {
+            packet: encode(&response),
+            decision: None,
+        };
+    }
+    if request.queries.len() != 1 {
+        let response = reply_to(&request, ResponseCode::FormErr);
+        return Outcome::Respond {
+            packet: encode(&response),
+            decision: None,
+        };
+    }
+    let question = &request.queries[0];
+    let ascii = question.name().to_ascii();
+    let host = ascii.trim_end_matches('.');
+    let decision = match NormUrl::parse(host) {
+        Ok(url) => ctx.policy.decide(ctx.index, ctx.group, &url, ctx.at),
+        Err(e) => Policy::decide_invalid(e),
+    };
+    if decision.action != Action::Allow {
+        let packet = blocked(&request, &ctx.settings.blocked, ctx.settings.ttl);
+        return Outcome::Respond {
+            packet,
+            decision: Some(decision),
+        };
+    }
+    let group = ctx.policy.group(ctx.group);
+    let target = safe_search_target(host, group.safe_search, group.youtube_restricted)
+        .and_then(|t| Name::from_ascii(format!("{t}.")).ok());
+    let (upstream_name, cname) = match target {
+        Some(target) => {
+            let record = Record::from_rdata(
+                question.name().clone(),
+                ctx.settings.ttl,
+                RData::CNAME(CNAME(target.clone())),
+            );
+            (target, Some(record))
+        }
+        None => (question.name().clone(), None),
+    };
+    Outcome::Forward(Box::new(Pending {
+        request,
+        upstream_name,
+        cname,
+        decision,
+    }))
+}
+
+/// The answer for a blocked name.
+fn blocked(request: &Message, how: &BlockedAnswer, ttl: u32) -> Vec<u8> {
+    let question = &request.queries[0];
+    let name = question.name().clone();
+    let response = match (how, question.query_type()) {
+        (BlockedAnswer::NxDomain, _) => reply_to(request, ResponseCode::NXDomain),
+        (BlockedAnswer::BlockPage { ipv4, .. }, RecordType::A) => {
+            let mut r = reply_to(request, ResponseCode::NoError);
+            r.add_answer(Record::from_rdata(name, ttl, RData::A(A(*ipv4))));
+            r
+        }
+        (
+            BlockedAnswer::BlockPage {
+                ipv6: Some(ipv6), ..
+            },
+            RecordType::AAAA,
+        ) => {
+            let mut r = reply_to(request, ResponseCode::NoError);
+            r.add_answer(Record::from_rdata(name, ttl, RData::AAAA(AAAA(*ipv6))));
+            r
+        }
+        // Other types of a blocked name: "no such record" (NOERROR, no answer), so nothing
+        // else about the name leaks through, e.g. HTTPS records with other addresses.
+        (BlockedAnswer::BlockPage { .. }, _) => reply_to(request, ResponseCode::NoError),
+    };
+    encode(&response)
+}
+
+#[cfg(test)]
+mod tests;
