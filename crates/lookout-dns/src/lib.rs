@@ -174,6 +174,49 @@ fn header_error(packet: &[u8], code: ResponseCode) -> Outcome {
     }
 }
 
+/// REFUSED for a client Lookout does not serve (outside every configured network), so that
+/// the filter is never an open resolver. Unreadable packets and responses are dropped.
+pub fn refuse(packet: &[u8]) -> Outcome {
+    match Message::from_vec(packet) {
+        Ok(request) if request.metadata.message_type == MessageType::Query => {
+            let packet = encode(&reply_to(&request, ResponseCode::Refused));
+            Outcome::Respond {
+                packet,
+                decision: None,
+            }
+        }
+        Ok(_) => Outcome::Drop,
+        Err(_) => header_error(packet, ResponseCode::Refused),
+    }
+}
+
+/// Fits a response into `max` bytes for UDP: a longer one is cut to its header and question
+/// with the TC bit set, telling the client to ask again over TCP.
+pub fn fit_udp(response: Vec<u8>, max: usize) -> Vec<u8> {
+    if response.len() <= max {
+        return response;
+    }
+    match Message::from_vec(&response) {
+        Ok(message) => encode(&message.truncate()),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// How long an upstream reply may be reused, in seconds: its smallest answer TTL, a minute
+/// for "no such name/record", at most an hour; `None` for replies not to cache (SERVFAIL,
+/// REFUSED, unreadable).
+pub fn cache_ttl(reply: &[u8]) -> Option<u32> {
+    let reply = Message::from_vec(reply).ok()?;
+    let ttl = match reply.metadata.response_code {
+        ResponseCode::NoError if !reply.answers.is_empty() => {
+            reply.answers.iter().map(|r| r.ttl).min()?
+        }
+        ResponseCode::NoError | ResponseCode::NXDomain => 60,
+        _ => return None,
+    };
+    Some(ttl.min(3600))
+}
+
 /// Judges one query packet.
 pub fn handle(packet: &[u8], ctx: &Context<'_>) -> Outcome {
     let Ok(request) = Message::from_vec(packet) else {

@@ -361,3 +361,58 @@ fn hostile_packets_are_answered_or_dropped_never_trusted() {
         "NotImp"
     );
 }
+
+#[test]
+fn refusal_and_truncation() {
+    let (packet, _) = respond(refuse(&query("a.example.", RecordType::A)));
+    assert_eq!(summary(&packet), "Refused");
+    assert_eq!(Message::from_vec(&packet).unwrap().metadata.id, 0x1234);
+    assert!(matches!(refuse(&[1, 2, 3]), Outcome::Drop));
+
+    let w = world();
+    let pending = forward(run(
+        &w,
+        "learners",
+        &PAGE,
+        &query("big.example.", RecordType::A),
+    ));
+    let upstream = pending.upstream_query(1);
+    let many: Vec<(&str, Ipv4Addr)> = (0..60)
+        .map(|i| ("big.example.", Ipv4Addr::new(10, 0, 0, i)))
+        .collect();
+    let full = pending.complete(&upstream_reply(&upstream, ResponseCode::NoError, &many));
+    assert!(full.len() > 512);
+    let cut = fit_udp(full.clone(), 512);
+    assert!(cut.len() <= 512);
+    let m = Message::from_vec(&cut).unwrap();
+    assert!(m.metadata.truncation);
+    assert_eq!(m.queries.len(), 1);
+    assert_eq!(fit_udp(full.clone(), 4096), full);
+}
+
+#[test]
+fn cache_lifetimes() {
+    let q = query("a.example.", RecordType::A);
+    let ip = Ipv4Addr::new(192, 0, 2, 9);
+    assert_eq!(
+        cache_ttl(&upstream_reply(
+            &q,
+            ResponseCode::NoError,
+            &[("a.example.", ip)]
+        )),
+        Some(300)
+    );
+    assert_eq!(
+        cache_ttl(&upstream_reply(&q, ResponseCode::NXDomain, &[])),
+        Some(60)
+    );
+    assert_eq!(
+        cache_ttl(&upstream_reply(&q, ResponseCode::NoError, &[])),
+        Some(60)
+    );
+    assert_eq!(
+        cache_ttl(&upstream_reply(&q, ResponseCode::ServFail, &[])),
+        None
+    );
+    assert_eq!(cache_ttl(b"junk"), None);
+}

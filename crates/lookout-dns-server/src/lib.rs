@@ -1,0 +1,216 @@
+//! Lookout's DNS filter server: answers DNS over UDP and TCP with the `lookout-dns` engine,
+//! forwards allowed names to the configured upstream resolvers, and caches their replies.
+//!
+//! [`run`] takes already-bound sockets and a shutdown future, so tests bind port 0. Clients are
+//! mapped to groups by network; a client outside every network is REFUSED (never an open
+//! resolver). An upstream that fails or is silent past the timeout gives SERVFAIL: a query
+//! never hangs.
+
+mod cache;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use lookout_dns::{fit_udp, handle, refuse, Context, Outcome, Pending, Settings};
+use lookout_lists::Index;
+use lookout_policy::{GroupId, LocalTime, Policy};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+
+pub use cache::{Cache, Key};
+
+/// The most bytes in a UDP answer to a client (RFC 1035; EDNS sizes are not negotiated yet).
+const UDP_MAX: usize = 512;
+/// Queries answered at once; more wait for a slot.
+const IN_FLIGHT: usize = 1024;
+/// TCP connections served at once; more wait to be accepted.
+const TCP_CONNECTIONS: usize = 256;
+/// How long a TCP client may stay silent.
+const TCP_IDLE: Duration = Duration::from_secs(10);
+
+/// Which group a client address belongs to.
+#[derive(Debug, Clone, Default)]
+pub struct Clients {
+    networks: Vec<(IpNet, GroupId)>,
+}
+
+impl Clients {
+    /// Networks and their groups; the most specific network containing a client wins.
+    pub fn new(mut networks: Vec<(IpNet, GroupId)>) -> Clients {
+        networks.sort_by_key(|(net, _)| std::cmp::Reverse(net.prefix_len()));
+        Clients { networks }
+    }
+
+    /// The client's group, or `None` for a client Lookout does not serve.
+    pub fn group_of(&self, ip: IpAddr) -> Option<GroupId> {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.networks
+            .iter()
+            .find(|(net, _)| net.contains(&ip))
+            .map(|&(_, g)| g)
+    }
+}
+
+/// Reads the local wall clock (injected so that tests can fix it).
+pub type Clock = Arc<dyn Fn() -> LocalTime + Send + Sync>;
+
+/// Everything the server needs, shared by every query.
+pub struct DnsServer {
+    /// Every group's rules.
+    pub policy: Arc<Policy>,
+    /// The compiled lists.
+    pub index: Arc<Index>,
+    /// Block answers and TTLs.
+    pub settings: Settings,
+    /// Client networks and their groups.
+    pub clients: Clients,
+    /// Upstream resolvers, tried in order.
+    pub upstreams: Vec<SocketAddr>,
+    /// How long to wait for each upstream.
+    pub timeout: Duration,
+    /// Upstream replies by question.
+    pub cache: Cache,
+    /// The local clock, for schedules.
+    pub clock: Clock,
+}
+
+impl DnsServer {
+    /// The answer to one query packet from `client`, if it deserves one.
+    pub async fn answer(&self, packet: &[u8], client: IpAddr) -> Option<Vec<u8>> {
+        let Some(group) = self.clients.group_of(client) else {
+            return respond(refuse(packet));
+        };
+        let ctx = Context {
+            policy: &self.policy,
+            index: &self.index,
+            group,
+            at: (self.clock)(),
+            settings: &self.settings,
+        };
+        match handle(packet, &ctx) {
+            Outcome::Forward(pending) => Some(self.forward(&pending).await),
+            other => respond(other),
+        }
+    }
+
+    async fn forward(&self, pending: &Pending) -> Vec<u8> {
+        let (name, qtype) = pending.upstream_question();
+        let key = (name.to_lowercase().to_ascii(), u16::from(qtype));
+        if let Some(reply) = self.cache.get(&key) {
+            return pending.complete(&reply);
+        }
+        for &upstream in &self.upstreams {
+            if let Some(reply) = ask(upstream, pending, self.timeout).await {
+                self.cache.put(key, &reply);
+                return pending.complete(&reply);
+            }
+        }
+        pending.servfail()
+    }
+}
+
+fn respond(outcome: Outcome) -> Option<Vec<u8>> {
+    match outcome {
+        Outcome::Respond { packet, .. } if !packet.is_empty() => Some(packet),
+        _ => None,
+    }
+}
+
+/// Asks one upstream over UDP from a fresh socket and id; `None` if it fails or is silent.
+async fn ask(upstream: SocketAddr, pending: &Pending, timeout: Duration) -> Option<Vec<u8>> {
+    let bind: SocketAddr = match upstream {
+        SocketAddr::V4(_) => ([0, 0, 0, 0], 0).into(),
+        SocketAddr::V6(_) => ([0u16; 8], 0).into(),
+    };
+    let socket = UdpSocket::bind(bind).await.ok()?;
+    socket.connect(upstream).await.ok()?;
+    let id: u16 = rand::random();
+    socket.send(&pending.upstream_query(id)).await.ok()?;
+    let mut buf = vec![0u8; 4096];
+    let wait = async {
+        loop {
+            let n = socket.recv(&mut buf).await.ok()?;
+            // Only a reply with our id counts (a connected socket only hears the upstream).
+            if n >= 12 && u16::from_be_bytes([buf[0], buf[1]]) == id {
+                return Some(buf[..n].to_vec());
+            }
+        }
+    };
+    tokio::time::timeout(timeout, wait).await.ok().flatten()
+}
+
+/// Serves DNS on `udp` and `tcp` until `shutdown` completes.
+pub async fn run(
+    udp: UdpSocket,
+    tcp: TcpListener,
+    server: Arc<DnsServer>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let udp = Arc::new(udp);
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
+    let connections = Arc::new(Semaphore::new(TCP_CONNECTIONS));
+    tokio::pin!(shutdown);
+    let mut buf = vec![0u8; 65_535];
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            received = udp.recv_from(&mut buf) => {
+                // A bad datagram (e.g. an ICMP error surfacing) must not stop the server.
+                let Ok((n, client)) = received else { continue };
+                let Ok(permit) = in_flight.clone().acquire_owned().await else { return Ok(()) };
+                let (udp, server, packet) = (udp.clone(), server.clone(), buf[..n].to_vec());
+                tokio::spawn(async move {
+                    if let Some(answer) = server.answer(&packet, client.ip()).await {
+                        let _ = udp.send_to(&fit_udp(answer, UDP_MAX), client).await;
+                    }
+                    drop(permit);
+                });
+            }
+            accepted = tcp.accept() => {
+                let Ok((stream, client)) = accepted else { continue };
+                let Ok(permit) = connections.clone().acquire_owned().await else { return Ok(()) };
+                let server = server.clone();
+                tokio::spawn(async move {
+                    let _ = serve_tcp(stream, client.ip(), &server).await;
+                    drop(permit);
+                });
+            }
+        }
+    }
+}
+
+/// Answers length-prefixed queries on one TCP connection until the client stops or idles.
+async fn serve_tcp(
+    mut stream: TcpStream,
+    client: IpAddr,
+    server: &DnsServer,
+) -> std::io::Result<()> {
+    let mut packet = Vec::new();
+    loop {
+        let mut len = [0u8; 2];
+        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut len)).await {
+            Ok(Ok(_)) => {}
+            _ => return Ok(()),
+        }
+        packet.resize(u16::from_be_bytes(len) as usize, 0);
+        match tokio::time::timeout(TCP_IDLE, stream.read_exact(&mut packet)).await {
+            Ok(Ok(_)) => {}
+            _ => return Ok(()),
+        }
+        let Some(answer) = server.answer(&packet, client).await else {
+            return Ok(()); // nothing to say to this stream
+        };
+        let Ok(len) = u16::try_from(answer.len()) else {
+            return Ok(());
+        };
+        stream.write_all(&len.to_be_bytes()).await?;
+        stream.write_all(&answer).await?;
+    }
+}

@@ -1,0 +1,260 @@
+//! The DNS filter over real sockets on 127.0.0.1, against a fake upstream resolver.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+use lookout_dns::{BlockedAnswer, Settings};
+use lookout_dns_server::{run, Cache, Clients, DnsServer};
+use lookout_lists::{
+    Category, CategorySet, EntryKind, EntrySink, IndexBuilder, NormUrl, SourceInfo,
+};
+use lookout_policy::{Group, GroupSpec, LocalTime, Policy, Weekday};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+const UPSTREAM_ANSWER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+const BLOCK_PAGE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 80);
+
+/// A fake upstream that answers every A question with `UPSTREAM_ANSWER`, or stays silent.
+async fn upstream(silent: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            seen.fetch_add(1, Ordering::SeqCst);
+            if silent {
+                continue;
+            }
+            let q = Message::from_vec(&buf[..n]).unwrap();
+            let mut r = Message::response(q.metadata.id, OpCode::Query);
+            r.add_queries(q.queries.iter().cloned());
+            let name = q.queries[0].name().clone();
+            r.add_answer(Record::from_rdata(name, 300, RData::A(A(UPSTREAM_ANSWER))));
+            socket.send_to(&r.to_vec().unwrap(), from).await.unwrap();
+        }
+    });
+    (addr, count)
+}
+
+struct Running {
+    udp: SocketAddr,
+    tcp: SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// Starts the filter with `clients` networks → learners and the given upstreams.
+async fn start(networks: &[&str], upstreams: Vec<SocketAddr>) -> Running {
+    let mut builder = IndexBuilder::new();
+    let labels = CategorySet::one(Category::GAMBLING).bits();
+    let id = builder
+        .add_source(SourceInfo {
+            name: "gambling".into(),
+            labels,
+        })
+        .unwrap();
+    let mut sink = EntrySink::new();
+    sink.add(
+        id,
+        EntryKind::Block,
+        &NormUrl::parse("casino.example").unwrap(),
+    );
+    let spec = GroupSpec {
+        name: "learners".into(),
+        block: CategorySet::one(Category::GAMBLING),
+        safe_search: true,
+        youtube_restricted: true,
+        ..GroupSpec::default()
+    };
+    let policy = Policy::new(vec![Group::new(spec).unwrap()]).unwrap();
+    let learners = policy.group_id("learners").unwrap();
+    let clients = Clients::new(
+        networks
+            .iter()
+            .map(|n| (n.parse().unwrap(), learners))
+            .collect(),
+    );
+    let server = DnsServer {
+        policy: Arc::new(policy),
+        index: Arc::new(builder.build(vec![sink])),
+        settings: Settings {
+            blocked: BlockedAnswer::BlockPage {
+                ipv4: BLOCK_PAGE,
+                ipv6: None,
+            },
+            ttl: 60,
+        },
+        clients,
+        upstreams,
+        timeout: Duration::from_millis(400),
+        cache: Cache::new(1000),
+        clock: Arc::new(|| LocalTime {
+            weekday: Weekday::Wed,
+            minute: 600,
+        }),
+    };
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (udp_addr, tcp_addr) = (udp.local_addr().unwrap(), tcp.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(run(udp, tcp, Arc::new(server), async {
+        let _ = stopped.await;
+    }));
+    Running {
+        udp: udp_addr,
+        tcp: tcp_addr,
+        _stop: stop,
+    }
+}
+
+fn query(id: u16, name: &str) -> Vec<u8> {
+    let mut m = Message::new(id, MessageType::Query, OpCode::Query);
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), RecordType::A));
+    m.to_vec().unwrap()
+}
+
+/// Sends a datagram and waits (at most 5 s) for the answer.
+async fn ask_udp(server: SocketAddr, packet: &[u8]) -> Message {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.send_to(packet, server).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), socket.recv_from(&mut buf))
+        .await
+        .expect("an answer within 5 s")
+        .unwrap();
+    Message::from_vec(&buf[..n]).unwrap()
+}
+
+fn summary(m: &Message) -> String {
+    let mut out = format!("{:?}", m.metadata.response_code);
+    for a in &m.answers {
+        out.push_str(&format!(" {}={}", a.name, a.data));
+    }
+    out
+}
+
+#[tokio::test]
+async fn allowed_names_are_forwarded_once_then_cached() {
+    let (up, count) = upstream(false).await;
+    let dns = start(&["127.0.0.0/8"], vec![up]).await;
+    let first = ask_udp(dns.udp, &query(1, "bbc.co.uk.")).await;
+    assert_eq!(summary(&first), "NoError bbc.co.uk.=203.0.113.1");
+    assert_eq!(first.metadata.id, 1);
+    let second = ask_udp(dns.udp, &query(2, "BBC.co.uk.")).await;
+    // Names are case-insensitive: the cached answer keeps the first asker's spelling, the
+    // question section echoes this asker's.
+    assert_eq!(summary(&second), "NoError bbc.co.uk.=203.0.113.1");
+    assert_eq!(second.queries[0].name().to_ascii(), "BBC.co.uk.");
+    assert_eq!(second.metadata.id, 2);
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "the second answer came from the cache"
+    );
+}
+
+#[tokio::test]
+async fn blocked_names_never_reach_upstream() {
+    let (up, count) = upstream(false).await;
+    let dns = start(&["127.0.0.0/8"], vec![up]).await;
+    let answer = ask_udp(dns.udp, &query(3, "www.casino.example.")).await;
+    assert_eq!(summary(&answer), "NoError www.casino.example.=192.0.2.80");
+    assert_eq!(count.load(Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn safe_search_answers_with_the_cname_chain() {
+    let (up, _) = upstream(false).await;
+    let dns = start(&["127.0.0.0/8"], vec![up]).await;
+    let answer = ask_udp(dns.udp, &query(4, "www.google.com.")).await;
+    assert_eq!(
+        summary(&answer),
+        "NoError www.google.com.=forcesafesearch.google.com. forcesafesearch.google.com.=203.0.113.1"
+    );
+}
+
+#[tokio::test]
+async fn upstream_failure_is_a_quick_servfail() {
+    // A silent upstream: SERVFAIL after the timeout, not a hang.
+    let (silent, _) = upstream(true).await;
+    let dns = start(&["127.0.0.0/8"], vec![silent]).await;
+    let started = Instant::now();
+    let answer = ask_udp(dns.udp, &query(5, "slow.example.")).await;
+    assert_eq!(summary(&answer), "ServFail");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A closed port: SERVFAIL at once; a second upstream that works is tried first.
+    let closed = UdpSocket::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (up, _) = upstream(false).await;
+    let dns = start(&["127.0.0.0/8"], vec![closed, up]).await;
+    let answer = ask_udp(dns.udp, &query(6, "ok.example.")).await;
+    assert_eq!(summary(&answer), "NoError ok.example.=203.0.113.1");
+}
+
+#[tokio::test]
+async fn clients_outside_every_network_are_refused() {
+    let (up, count) = upstream(false).await;
+    let dns = start(&["10.0.0.0/8"], vec![up]).await;
+    let answer = ask_udp(dns.udp, &query(7, "bbc.co.uk.")).await;
+    assert_eq!(summary(&answer), "Refused");
+    assert_eq!(count.load(Ordering::SeqCst), 0, "not an open resolver");
+}
+
+#[tokio::test]
+async fn tcp_queries_are_answered_on_one_connection() {
+    let (up, _) = upstream(false).await;
+    let dns = start(&["127.0.0.0/8"], vec![up]).await;
+    let mut stream = TcpStream::connect(dns.tcp).await.unwrap();
+    for (id, name, want) in [
+        (8, "casino.example.", "NoError casino.example.=192.0.2.80"),
+        (9, "ok.example.", "NoError ok.example.=203.0.113.1"),
+    ] {
+        let q = query(id, name);
+        stream
+            .write_all(&(q.len() as u16).to_be_bytes())
+            .await
+            .unwrap();
+        stream.write_all(&q).await.unwrap();
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).await.unwrap();
+        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+        stream.read_exact(&mut buf).await.unwrap();
+        let m = Message::from_vec(&buf).unwrap();
+        assert_eq!((m.metadata.id, summary(&m).as_str()), (id, want));
+    }
+}
+
+#[tokio::test]
+async fn hostile_packets_do_not_stop_the_server() {
+    let (up, _) = upstream(false).await;
+    let dns = start(&["127.0.0.0/8"], vec![up]).await;
+    let mut garbage = query(10, "ok.example.");
+    garbage.truncate(15);
+    let answer = ask_udp(dns.udp, &garbage).await;
+    assert_eq!(summary(&answer), "FormErr");
+    // Tiny and empty datagrams get no answer; the server goes on answering others.
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.send_to(&[1, 2, 3], dns.udp).await.unwrap();
+    socket.send_to(&[], dns.udp).await.unwrap();
+    // A TCP client that sends half a length prefix and goes quiet does not block others.
+    let mut stalled = TcpStream::connect(dns.tcp).await.unwrap();
+    stalled.write_all(&[0]).await.unwrap();
+    let answer = ask_udp(dns.udp, &query(11, "ok.example.")).await;
+    assert_eq!(summary(&answer), "NoError ok.example.=203.0.113.1");
+}
