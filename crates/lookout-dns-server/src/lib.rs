@@ -123,8 +123,37 @@ fn respond(outcome: Outcome) -> Option<Vec<u8>> {
     }
 }
 
-/// Asks one upstream over UDP from a fresh socket and id; `None` if it fails or is silent.
+/// Asks one upstream over UDP from a fresh socket and id, and again over TCP if the reply was
+/// truncated; `None` if it fails or is silent past `timeout`.
 async fn ask(upstream: SocketAddr, pending: &Pending, timeout: Duration) -> Option<Vec<u8>> {
+    let reply = ask_udp(upstream, pending, timeout).await?;
+    // TC: the answer did not fit in a datagram; ask for the whole of it over TCP.
+    if reply[2] & 0x02 != 0 {
+        return ask_tcp(upstream, pending, timeout).await;
+    }
+    Some(reply)
+}
+
+async fn ask_tcp(upstream: SocketAddr, pending: &Pending, timeout: Duration) -> Option<Vec<u8>> {
+    let exchange = async {
+        let mut stream = TcpStream::connect(upstream).await.ok()?;
+        let id: u16 = rand::random();
+        let query = pending.upstream_query(id);
+        stream
+            .write_all(&u16::try_from(query.len()).ok()?.to_be_bytes())
+            .await
+            .ok()?;
+        stream.write_all(&query).await.ok()?;
+        let mut len = [0u8; 2];
+        stream.read_exact(&mut len).await.ok()?;
+        let mut reply = vec![0u8; u16::from_be_bytes(len) as usize];
+        stream.read_exact(&mut reply).await.ok()?;
+        (reply.len() >= 12 && u16::from_be_bytes([reply[0], reply[1]]) == id).then_some(reply)
+    };
+    tokio::time::timeout(timeout, exchange).await.ok().flatten()
+}
+
+async fn ask_udp(upstream: SocketAddr, pending: &Pending, timeout: Duration) -> Option<Vec<u8>> {
     let bind: SocketAddr = match upstream {
         SocketAddr::V4(_) => ([0, 0, 0, 0], 0).into(),
         SocketAddr::V6(_) => ([0u16; 8], 0).into(),

@@ -258,3 +258,71 @@ async fn hostile_packets_do_not_stop_the_server() {
     let answer = ask_udp(dns.udp, &query(11, "ok.example.")).await;
     assert_eq!(summary(&answer), "NoError ok.example.=203.0.113.1");
 }
+
+/// A fake upstream that truncates every UDP reply (TC, no answers) and answers in full over
+/// TCP on the same port.
+async fn truncating_upstream() -> SocketAddr {
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = udp.local_addr().unwrap();
+    let tcp = TcpListener::bind(addr).await.unwrap();
+    let reply = |query: &[u8], truncated: bool| {
+        let q = Message::from_vec(query).unwrap();
+        let mut r = Message::response(q.metadata.id, OpCode::Query);
+        r.add_queries(q.queries.iter().cloned());
+        r.metadata.truncation = truncated;
+        if !truncated {
+            for i in 0..40 {
+                let ip = Ipv4Addr::new(198, 51, 100, i);
+                r.add_answer(Record::from_rdata(
+                    q.queries[0].name().clone(),
+                    300,
+                    RData::A(A(ip)),
+                ));
+            }
+        }
+        r.to_vec().unwrap()
+    };
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        while let Ok((n, from)) = udp.recv_from(&mut buf).await {
+            udp.send_to(&reply(&buf[..n], true), from).await.unwrap();
+        }
+    });
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = tcp.accept().await {
+            let mut len = [0u8; 2];
+            stream.read_exact(&mut len).await.unwrap();
+            let mut q = vec![0u8; u16::from_be_bytes(len) as usize];
+            stream.read_exact(&mut q).await.unwrap();
+            let r = reply(&q, false);
+            stream
+                .write_all(&(r.len() as u16).to_be_bytes())
+                .await
+                .unwrap();
+            stream.write_all(&r).await.unwrap();
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn truncated_upstream_replies_are_fetched_over_tcp() {
+    let dns = start(&["127.0.0.0/8"], vec![truncating_upstream().await]).await;
+    // Over TCP the client gets all 40 addresses.
+    let mut stream = TcpStream::connect(dns.tcp).await.unwrap();
+    let q = query(12, "big.example.");
+    stream
+        .write_all(&(q.len() as u16).to_be_bytes())
+        .await
+        .unwrap();
+    stream.write_all(&q).await.unwrap();
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await.unwrap();
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    stream.read_exact(&mut buf).await.unwrap();
+    let m = Message::from_vec(&buf).unwrap();
+    assert_eq!(m.answers.len(), 40);
+    // Over UDP (512 bytes) the client is told to ask over TCP, never given an empty answer.
+    let m = ask_udp(dns.udp, &query(13, "big.example.")).await;
+    assert!(m.metadata.truncation, "{}", summary(&m));
+}
