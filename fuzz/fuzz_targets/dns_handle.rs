@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use lookout_dns::{handle, BlockedAnswer, Context, Outcome, Settings};
+use lookout_dns::{cache_ttl, fit_udp, handle, refuse, BlockedAnswer, Context, Outcome, Settings};
 use lookout_lists::{
     Category, CategorySet, EntryKind, EntrySink, Index, IndexBuilder, NormUrl, SourceInfo,
 };
@@ -72,11 +72,22 @@ fuzz_target!(|data: &[u8]| {
     };
     let split = data.first().map_or(0, |&b| b as usize).min(data.len());
     let (query, reply) = data.split_at(split);
+    let _ = cache_ttl(reply);
+    if let Outcome::Respond { packet, .. } = refuse(query) {
+        assert_response(&packet);
+    }
     match handle(query, &ctx) {
-        Outcome::Respond { packet, .. } => assert_response(&packet),
+        Outcome::Respond { packet, .. } => {
+            assert_response(&packet);
+            let cut = fit_udp(packet, 512);
+            assert!(cut.len() <= 512);
+        }
         Outcome::Forward(pending) => {
             let _ = pending.upstream_query(1);
-            assert_response(&pending.complete(reply));
+            let answer = pending.complete(reply);
+            assert_response(&answer);
+            let cut = fit_udp(answer, 512);
+            assert!(cut.is_empty() || (cut.len() <= 512 && cut[2] & 0x80 != 0));
             assert_response(&pending.servfail());
         }
         Outcome::Drop => {}
