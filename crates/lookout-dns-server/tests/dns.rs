@@ -133,6 +133,20 @@ async fn ask_udp(server: SocketAddr, packet: &[u8]) -> Message {
     Message::from_vec(&buf[..n]).unwrap()
 }
 
+/// Sends one length-prefixed query on a TCP stream and reads the answer.
+async fn ask_tcp(stream: &mut TcpStream, packet: &[u8]) -> Message {
+    stream
+        .write_all(&(packet.len() as u16).to_be_bytes())
+        .await
+        .unwrap();
+    stream.write_all(packet).await.unwrap();
+    let mut len = [0u8; 2];
+    stream.read_exact(&mut len).await.unwrap();
+    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
+    stream.read_exact(&mut buf).await.unwrap();
+    Message::from_vec(&buf).unwrap()
+}
+
 fn summary(m: &Message) -> String {
     let mut out = format!("{:?}", m.metadata.response_code);
     for a in &m.answers {
@@ -225,17 +239,7 @@ async fn tcp_queries_are_answered_on_one_connection() {
         (8, "casino.example.", "NoError casino.example.=192.0.2.80"),
         (9, "ok.example.", "NoError ok.example.=203.0.113.1"),
     ] {
-        let q = query(id, name);
-        stream
-            .write_all(&(q.len() as u16).to_be_bytes())
-            .await
-            .unwrap();
-        stream.write_all(&q).await.unwrap();
-        let mut len = [0u8; 2];
-        stream.read_exact(&mut len).await.unwrap();
-        let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-        stream.read_exact(&mut buf).await.unwrap();
-        let m = Message::from_vec(&buf).unwrap();
+        let m = ask_tcp(&mut stream, &query(id, name)).await;
         assert_eq!((m.metadata.id, summary(&m).as_str()), (id, want));
     }
 }
@@ -310,17 +314,7 @@ async fn truncated_upstream_replies_are_fetched_over_tcp() {
     let dns = start(&["127.0.0.0/8"], vec![truncating_upstream().await]).await;
     // Over TCP the client gets all 40 addresses.
     let mut stream = TcpStream::connect(dns.tcp).await.unwrap();
-    let q = query(12, "big.example.");
-    stream
-        .write_all(&(q.len() as u16).to_be_bytes())
-        .await
-        .unwrap();
-    stream.write_all(&q).await.unwrap();
-    let mut len = [0u8; 2];
-    stream.read_exact(&mut len).await.unwrap();
-    let mut buf = vec![0u8; u16::from_be_bytes(len) as usize];
-    stream.read_exact(&mut buf).await.unwrap();
-    let m = Message::from_vec(&buf).unwrap();
+    let m = ask_tcp(&mut stream, &query(12, "big.example.")).await;
     assert_eq!(m.answers.len(), 40);
     // Over UDP (512 bytes) the client is told to ask over TCP, never given an empty answer.
     let m = ask_udp(dns.udp, &query(13, "big.example.")).await;
