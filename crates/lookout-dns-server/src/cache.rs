@@ -62,14 +62,4 @@ impl Cache {
             ),
         );
     }
-
-    /// Number of cached replies.
-    pub fn len(&self) -> usize {
-        self.entries.lock().map_or(0, |e| e.len())
-    }
-
-    /// Whether nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
