@@ -13,6 +13,13 @@ use lookout_policy::{Action, Group, GroupSpec, LocalTime, Policy, Schedule, Week
 use serde::Deserialize;
 use toml::Spanned;
 
+mod gateway;
+
+pub use gateway::{
+    never_inspected, parse_socket_addr, BlockedAnswerConfig, DnsConfig, InspectConfig, LogConfig,
+    LoginMode, Network, NetworkConfig, ProxyConfig, ServeConfig, DEFAULT_LOOPBACK_GROUP,
+};
+
 /// The commented example printed by `lookout config example`.
 pub const EXAMPLE: &str = include_str!("../lookout.example.toml");
 
@@ -83,6 +90,21 @@ pub struct Config {
     /// Groups by name. Without a `[groups]` section, [`default_groups`] apply.
     #[serde(default = "default_groups")]
     pub groups: BTreeMap<String, GroupConfig>,
+    /// Where `serve` keeps its data.
+    #[serde(default)]
+    pub serve: ServeConfig,
+    /// The HTTP/HTTPS proxy.
+    #[serde(default)]
+    pub proxy: ProxyConfig,
+    /// The DNS filter.
+    #[serde(default)]
+    pub dns: DnsConfig,
+    /// Client networks and their groups (default: loopback as `learners-u18`).
+    #[serde(default)]
+    pub networks: Vec<NetworkConfig>,
+    /// The activity log.
+    #[serde(default)]
+    pub log: LogConfig,
 }
 
 impl Default for Config {
@@ -90,6 +112,11 @@ impl Default for Config {
         Config {
             lists: ListsConfig::default(),
             groups: default_groups(),
+            serve: ServeConfig::default(),
+            proxy: ProxyConfig::default(),
+            dns: DnsConfig::default(),
+            networks: Vec::new(),
+            log: LogConfig::default(),
         }
     }
 }
@@ -463,8 +490,16 @@ impl Config {
         Ok(config)
     }
 
-    /// Makes relative list paths relative to `base`.
+    /// Makes relative paths (lists, data folder, CA file) relative to `base`.
     pub fn resolve_paths(&mut self, base: &Path) {
+        if self.serve.data_dir.is_relative() {
+            self.serve.data_dir = base.join(&self.serve.data_dir);
+        }
+        if let Some(ca) = &mut self.proxy.upstream_ca_file {
+            if ca.is_relative() {
+                *ca = base.join(&*ca);
+            }
+        }
         for s in &mut self.lists.sources {
             if s.path.get_ref().is_relative() {
                 let span = s.path.span();
@@ -484,6 +519,7 @@ impl Config {
             problems: Vec::new(),
         };
         self.validate_lists(&mut c);
+        self.validate_gateway(&mut c);
         for (name, group) in &self.groups {
             validate_group(&mut c, name, group);
         }

@@ -205,3 +205,118 @@ fn relative_paths_resolve_against_the_config_folder() {
         Path::new("/var/lib/lookout/lists/ut1")
     );
 }
+
+#[test]
+fn gateway_defaults_are_safe_and_local() {
+    let config = Config::from_toml("").unwrap();
+    assert_eq!(config.proxy_listen().to_string(), "127.0.0.1:3128");
+    assert_eq!(config.dns_listen().to_string(), "127.0.0.1:5353");
+    let nets = config.networks();
+    assert_eq!(nets.len(), 2);
+    assert!(nets.iter().all(|n| n.group == "learners-u18"));
+    assert!(nets.iter().all(|n| n.net.addr().is_loopback()));
+    assert_eq!(config.proxy.connect_ports, [443]);
+    assert!(config.proxy.inspect.groups.is_empty());
+    let never = never_inspected(&config.proxy.inspect);
+    assert!(never.contains(Category::from_slug("banking").unwrap()));
+    assert_eq!(config.dns.blocked_answer, BlockedAnswerConfig::Nxdomain);
+}
+
+#[test]
+fn example_gateway_sections() {
+    let config = Config::from_toml(EXAMPLE).unwrap();
+    assert_eq!(config.networks().len(), 4);
+    assert_eq!(config.networks()[0].login, LoginMode::Required);
+    assert_eq!(config.dns_upstreams().len(), 2);
+    assert_eq!(config.dns_upstreams()[0].to_string(), "9.9.9.9:53");
+    assert_eq!(config.proxy_listen().to_string(), "0.0.0.0:3128");
+}
+
+#[test]
+fn gateway_mistakes_name_key_and_line() {
+    for (text, want) in [
+        (
+            "[proxy]\nlisten = \"localhost\"\n",
+            "line 2: proxy.listen: `localhost` is not an address",
+        ),
+        ("[proxy]\nlisten = \"1.2.3.4:99999\"\n", "proxy.listen"),
+        ("[proxy]\nlistn = \"1.2.3.4:1\"\n", "unknown field `listn`"),
+        (
+            "[proxy]\nmax_header_bytes = 100\n",
+            "proxy.max_header_bytes: must be at least 8192",
+        ),
+        (
+            "[proxy]\nheader_timeout_secs = 0\n",
+            "proxy.header_timeout_secs",
+        ),
+        (
+            "[proxy]\nconsole_url = \"lookout.local\"\n",
+            "must start with http://",
+        ),
+        (
+            "[proxy.inspect]\ngroups = [\"nobody\"]\n",
+            "line 2: proxy.inspect.groups: no group is named `nobody`",
+        ),
+        (
+            "[proxy.inspect]\nnever = [\"bank\"]\n",
+            "unknown category `bank`",
+        ),
+        (
+            "[dns]\nupstreams = [\"dns.google\"]\n",
+            "line 2: dns.upstreams: `dns.google` is not an IP address",
+        ),
+        (
+            "[dns]\nblocked_answer = \"block-page\"\n",
+            "dns.block_page_ipv4",
+        ),
+        (
+            "[dns]\nblocked_answer = \"refuse\"\n",
+            "unknown variant `refuse`",
+        ),
+        ("[dns]\nblock_page_ipv4 = \"10.0.0\"\n", "block_page_ipv4"),
+        (
+            "[[networks]]\ncidr = \"10.0.0.0/33\"\ngroup = \"staff\"\n",
+            "line 2: networks[0].cidr",
+        ),
+        (
+            "[[networks]]\ncidr = \"10.0.0.0/8\"\ngroup = \"teachers\"\n",
+            "line 3: networks[0].group: no group is named `teachers`",
+        ),
+        (
+            "[[networks]]\ncidr = \"10.0.0.0/8\"\ngroup = \"staff\"\nlogin = \"yes\"\n",
+            "unknown variant `yes`",
+        ),
+        (
+            "[[networks]]\ncidr = \"10.0.0.0/8\"\n",
+            "missing field `group`",
+        ),
+        (
+            "[log]\nqueue = 0\n",
+            "log: `queue` and `batch` must be at least 1",
+        ),
+    ] {
+        check_err(text, want);
+    }
+}
+
+#[test]
+fn single_hosts_and_ports_are_accepted() {
+    let config = Config::from_toml(
+        "[[networks]]\ncidr = \"192.168.4.7\"\ngroup = \"guests\"\n[dns]\nupstreams = [\"[::1]:5300\", \"10.0.0.1\"]\n",
+    )
+    .unwrap();
+    assert_eq!(config.networks()[0].net.to_string(), "192.168.4.7/32");
+    assert_eq!(config.dns_upstreams()[0].to_string(), "[::1]:5300");
+    assert_eq!(config.dns_upstreams()[1].to_string(), "10.0.0.1:53");
+}
+
+#[test]
+fn serve_needs_a_group_for_the_default_networks() {
+    let config = Config::from_toml("[groups.staff]\n").unwrap();
+    let e = config.validate_serve().unwrap_err().to_string();
+    assert!(
+        e.contains("say which client networks may use Lookout"),
+        "{e}"
+    );
+    assert!(Config::default().validate_serve().is_ok());
+}

@@ -13,10 +13,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipnet::IpNet;
 use lookout_dns::{fit_udp, handle, refuse, Context, Outcome, Pending, Settings};
 use lookout_lists::Index;
-use lookout_policy::{GroupId, LocalTime, Policy};
+use lookout_policy::{GroupId, LocalTime, Networks, Policy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
@@ -32,31 +31,8 @@ const TCP_CONNECTIONS: usize = 256;
 /// How long a TCP client may stay silent.
 const TCP_IDLE: Duration = Duration::from_secs(10);
 
-/// Which group a client address belongs to.
-#[derive(Debug, Clone, Default)]
-pub struct Clients {
-    networks: Vec<(IpNet, GroupId)>,
-}
-
-impl Clients {
-    /// Networks and their groups; the most specific network containing a client wins.
-    pub fn new(mut networks: Vec<(IpNet, GroupId)>) -> Clients {
-        networks.sort_by_key(|(net, _)| std::cmp::Reverse(net.prefix_len()));
-        Clients { networks }
-    }
-
-    /// The client's group, or `None` for a client Lookout does not serve.
-    pub fn group_of(&self, ip: IpAddr) -> Option<GroupId> {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-            v4 => v4,
-        };
-        self.networks
-            .iter()
-            .find(|(net, _)| net.contains(&ip))
-            .map(|&(_, g)| g)
-    }
-}
+/// Client networks and their groups; see [`Networks`].
+pub type Clients = Networks<GroupId>;
 
 /// Reads the local wall clock (injected so that tests can fix it).
 pub type Clock = Arc<dyn Fn() -> LocalTime + Send + Sync>;
@@ -84,7 +60,7 @@ pub struct DnsServer {
 impl DnsServer {
     /// The answer to one query packet from `client`, if it deserves one.
     pub async fn answer(&self, packet: &[u8], client: IpAddr) -> Option<Vec<u8>> {
-        let Some(group) = self.clients.group_of(client) else {
+        let Some(&group) = self.clients.get(client) else {
             return respond(refuse(packet));
         };
         let ctx = Context {

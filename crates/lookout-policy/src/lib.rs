@@ -11,6 +11,7 @@
 //!    active now replaces the group's action for the categories it names;
 //! 6. otherwise allow.
 
+mod networks;
 mod schedule;
 
 use std::fmt;
@@ -22,6 +23,7 @@ use lookout_lists::{
 };
 
 pub use schedule::{LocalTime, Schedule, Weekday, WeekdaySet};
+pub use networks::Networks;
 
 /// What happens to a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

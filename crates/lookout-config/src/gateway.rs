@@ -1,0 +1,456 @@
+//! The `serve` sections: where Lookout keeps its data, the proxy, the DNS filter, the client
+//! networks and the activity log. Every key has a default that works on one machine without
+//! privileges: proxy on 127.0.0.1:3128, DNS on 127.0.0.1:5353, loopback clients as
+//! `learners-u18` (the strictest built-in group), data in `./lookout-data`.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use lookout_lists::Category;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::{Checker, Config};
+
+/// `[serve]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// Folder for the database (`lookout.db`) and the organisation CA; created if missing.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            data_dir: default_data_dir(),
+        }
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("lookout-data")
+}
+
+/// `[proxy]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Run the HTTP/HTTPS proxy.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Address and port to listen on.
+    #[serde(default = "default_proxy_listen")]
+    pub listen: Spanned<String>,
+    /// Client connections served at once; more are answered 503 and closed.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// The most bytes of request line and headers a client may send.
+    #[serde(default = "default_max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Seconds a client has to send a request's headers (slow clients are cut off).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_secs: u64,
+    /// Seconds a connection or tunnel may stay idle.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_secs: u64,
+    /// Seconds to connect to, and wait for the response headers of, an origin server.
+    #[serde(default = "default_upstream_timeout")]
+    pub upstream_timeout_secs: u64,
+    /// Ports `CONNECT` may reach (HTTPS only, by default).
+    #[serde(default = "default_connect_ports")]
+    pub connect_ports: Vec<u16>,
+    /// Base address of the safeguarding console, for the block page's "report a concern" and
+    /// "this should not be blocked" links. Empty: the proxy's own pages.
+    #[serde(default)]
+    pub console_url: String,
+    /// PEM file of extra CA certificates to trust for origin servers (besides the system's).
+    #[serde(default)]
+    pub upstream_ca_file: Option<PathBuf>,
+    /// HTTPS inspection.
+    #[serde(default)]
+    pub inspect: InspectConfig,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("the defaults parse")
+    }
+}
+
+/// `[proxy.inspect]`: which HTTPS traffic is decrypted with the organisation CA.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InspectConfig {
+    /// Groups whose HTTPS is inspected (default: none).
+    #[serde(default)]
+    pub groups: Vec<Spanned<String>>,
+    /// Categories never inspected, whatever the group.
+    #[serde(default = "default_never_inspect")]
+    pub never: Vec<Spanned<String>>,
+}
+
+impl Default for InspectConfig {
+    fn default() -> Self {
+        InspectConfig {
+            groups: Vec::new(),
+            never: default_never_inspect(),
+        }
+    }
+}
+
+/// `[dns]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// Run the DNS filter.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Address and port to listen on (UDP and TCP).
+    #[serde(default = "default_dns_listen")]
+    pub listen: Spanned<String>,
+    /// Upstream resolvers (`ip` or `ip:port`), tried in order. Empty: the system's resolvers
+    /// from `/etc/resolv.conf`, loopback ones excepted.
+    #[serde(default)]
+    pub upstreams: Vec<Spanned<String>>,
+    /// Answer for blocked names: `nxdomain`, or `block-page` (the addresses below).
+    #[serde(default)]
+    pub blocked_answer: BlockedAnswerConfig,
+    /// IPv4 address of the block page server (required for `block-page`).
+    #[serde(default)]
+    pub block_page_ipv4: Option<Ipv4Addr>,
+    /// IPv6 address of the block page server (AAAA queries get NODATA without one).
+    #[serde(default)]
+    pub block_page_ipv6: Option<Ipv6Addr>,
+    /// Milliseconds to wait for each upstream before trying the next, then SERVFAIL.
+    #[serde(default = "default_dns_timeout")]
+    pub timeout_ms: u64,
+    /// Upstream answers kept in the cache.
+    #[serde(default = "default_cache_entries")]
+    pub cache_entries: usize,
+    /// TTL of Lookout's own answers (blocked names, safe-search CNAMEs), in seconds.
+    #[serde(default = "default_dns_ttl")]
+    pub ttl: u32,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("the defaults parse")
+    }
+}
+
+/// `dns.blocked_answer`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlockedAnswerConfig {
+    /// The name does not exist.
+    #[default]
+    Nxdomain,
+    /// The block page server's address.
+    BlockPage,
+}
+
+/// `[[networks]]`: a client network, the group its clients get, and whether they must sign in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// Address range, e.g. `10.1.0.0/16` or `192.168.4.7` (one host).
+    pub cidr: Spanned<String>,
+    /// Group of clients that have not signed in.
+    pub group: Spanned<String>,
+    /// `optional` (default): credentials, if sent, pick the user's group; `required`: the proxy
+    /// asks for them (407) unless the address has a signed-in user.
+    #[serde(default)]
+    pub login: LoginMode,
+}
+
+/// `networks.login`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoginMode {
+    /// Sign-in picks the user's group when given.
+    #[default]
+    Optional,
+    /// Every proxy client must be a known user.
+    Required,
+}
+
+/// `[log]`: the activity log.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Log allowed requests as well as warned and blocked ones.
+    #[serde(default = "yes")]
+    pub allowed: bool,
+    /// Events waiting to be written; beyond this they are dropped and counted.
+    #[serde(default = "default_log_queue")]
+    pub queue: usize,
+    /// Events written per transaction.
+    #[serde(default = "default_log_batch")]
+    pub batch: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("the defaults parse")
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_proxy_listen() -> Spanned<String> {
+    Spanned::new(0..0, "127.0.0.1:3128".into())
+}
+fn default_dns_listen() -> Spanned<String> {
+    Spanned::new(0..0, "127.0.0.1:5353".into())
+}
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_max_header_bytes() -> usize {
+    32 * 1024
+}
+fn default_header_timeout() -> u64 {
+    10
+}
+fn default_idle_timeout() -> u64 {
+    60
+}
+fn default_upstream_timeout() -> u64 {
+    15
+}
+fn default_connect_ports() -> Vec<u16> {
+    vec![443]
+}
+fn default_never_inspect() -> Vec<Spanned<String>> {
+    crate::spanned_strs(&["banking", "health"])
+}
+fn default_dns_timeout() -> u64 {
+    2000
+}
+fn default_cache_entries() -> usize {
+    10_000
+}
+fn default_dns_ttl() -> u32 {
+    60
+}
+fn default_log_queue() -> usize {
+    65_536
+}
+fn default_log_batch() -> usize {
+    512
+}
+
+/// The group loopback clients get when no `[[networks]]` are configured.
+pub const DEFAULT_LOOPBACK_GROUP: &str = "learners-u18";
+
+/// A validated client network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Network {
+    /// The addresses.
+    pub net: IpNet,
+    /// The group's name.
+    pub group: String,
+    /// Whether sign-in is required.
+    pub login: LoginMode,
+}
+
+/// Parses `ip`, `ip/len`, `ip:port` or `[ipv6]:port` with `default_port`.
+pub fn parse_socket_addr(s: &str, default_port: u16) -> Option<SocketAddr> {
+    s.parse::<SocketAddr>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(|ip| (ip, default_port).into()))
+}
+
+fn parse_net(s: &str) -> Option<IpNet> {
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
+}
+
+impl Config {
+    /// The client networks, or loopback as [`DEFAULT_LOOPBACK_GROUP`] when none are configured.
+    pub fn networks(&self) -> Vec<Network> {
+        if self.networks.is_empty() {
+            return ["127.0.0.0/8", "::1/128"]
+                .iter()
+                .map(|n| Network {
+                    net: n.parse().expect("loopback parses"),
+                    group: DEFAULT_LOOPBACK_GROUP.into(),
+                    login: LoginMode::Optional,
+                })
+                .collect();
+        }
+        self.networks
+            .iter()
+            .filter_map(|n| {
+                Some(Network {
+                    net: parse_net(n.cidr.get_ref())?,
+                    group: n.group.get_ref().clone(),
+                    login: n.login,
+                })
+            })
+            .collect()
+    }
+
+    /// What `serve` needs beyond [`Config::validate`]: a group for the default networks.
+    pub fn validate_serve(&self) -> Result<(), crate::ConfigError> {
+        if self.networks.is_empty() && !self.groups.contains_key(DEFAULT_LOOPBACK_GROUP) {
+            return Err(crate::ConfigError::Invalid(vec![crate::Problem {
+                key: "networks".into(),
+                line: None,
+                message: format!("without a `{DEFAULT_LOOPBACK_GROUP}` group, say which client networks may use Lookout and their group: [[networks]] cidr = \"10.0.0.0/8\" group = \"...\""),
+            }]));
+        }
+        Ok(())
+    }
+
+    /// The proxy's listening address (validated).
+    pub fn proxy_listen(&self) -> SocketAddr {
+        parse_socket_addr(self.proxy.listen.get_ref(), 3128)
+            .unwrap_or(([127, 0, 0, 1], 3128).into())
+    }
+
+    /// The DNS filter's listening address (validated).
+    pub fn dns_listen(&self) -> SocketAddr {
+        parse_socket_addr(self.dns.listen.get_ref(), 53).unwrap_or(([127, 0, 0, 1], 5353).into())
+    }
+
+    /// The configured upstream resolvers (validated); empty means "the system's".
+    pub fn dns_upstreams(&self) -> Vec<SocketAddr> {
+        self.dns
+            .upstreams
+            .iter()
+            .filter_map(|u| parse_socket_addr(u.get_ref(), 53))
+            .collect()
+    }
+
+    pub(crate) fn validate_gateway(&self, c: &mut Checker<'_>) {
+        if self.proxy.enabled && parse_socket_addr(self.proxy.listen.get_ref(), 3128).is_none() {
+            c.problem(
+                "proxy.listen",
+                Some(&self.proxy.listen),
+                format!(
+                    "`{}` is not an address and port, e.g. \"0.0.0.0:3128\"",
+                    self.proxy.listen.get_ref()
+                ),
+            );
+        }
+        if self.proxy.max_connections == 0 {
+            c.problem::<String>("proxy.max_connections", None, "must be at least 1");
+        }
+        if self.proxy.max_header_bytes < 8192 {
+            c.problem::<String>(
+                "proxy.max_header_bytes",
+                None,
+                "must be at least 8192 (browsers send cookies)",
+            );
+        }
+        for (k, v) in [
+            ("proxy.header_timeout_secs", self.proxy.header_timeout_secs),
+            ("proxy.idle_timeout_secs", self.proxy.idle_timeout_secs),
+            (
+                "proxy.upstream_timeout_secs",
+                self.proxy.upstream_timeout_secs,
+            ),
+        ] {
+            if v == 0 {
+                c.problem::<String>(k, None, "must be at least 1 second");
+            }
+        }
+        if !self.proxy.console_url.is_empty()
+            && !(self.proxy.console_url.starts_with("http://")
+                || self.proxy.console_url.starts_with("https://"))
+        {
+            c.problem::<String>(
+                "proxy.console_url",
+                None,
+                format!(
+                    "`{}` must start with http:// or https://",
+                    self.proxy.console_url
+                ),
+            );
+        }
+        for g in &self.proxy.inspect.groups {
+            if !self.groups.contains_key(g.get_ref()) {
+                c.problem(
+                    "proxy.inspect.groups",
+                    Some(g),
+                    format!("no group is named `{}`", g.get_ref()),
+                );
+            }
+        }
+        c.categories("proxy.inspect.never", &self.proxy.inspect.never);
+
+        if self.dns.enabled && parse_socket_addr(self.dns.listen.get_ref(), 53).is_none() {
+            c.problem(
+                "dns.listen",
+                Some(&self.dns.listen),
+                format!(
+                    "`{}` is not an address and port, e.g. \"0.0.0.0:53\"",
+                    self.dns.listen.get_ref()
+                ),
+            );
+        }
+        for u in &self.dns.upstreams {
+            if parse_socket_addr(u.get_ref(), 53).is_none() {
+                c.problem(
+                    "dns.upstreams",
+                    Some(u),
+                    format!(
+                        "`{}` is not an IP address, e.g. \"9.9.9.9\" or \"192.168.0.1:53\"",
+                        u.get_ref()
+                    ),
+                );
+            }
+        }
+        if self.dns.blocked_answer == BlockedAnswerConfig::BlockPage
+            && self.dns.block_page_ipv4.is_none()
+        {
+            c.problem::<String>(
+                "dns.block_page_ipv4",
+                None,
+                "`blocked_answer = \"block-page\"` needs the block page server's IPv4 address",
+            );
+        }
+        if self.dns.timeout_ms == 0 {
+            c.problem::<String>("dns.timeout_ms", None, "must be at least 1");
+        }
+
+        for (i, n) in self.networks.iter().enumerate() {
+            if parse_net(n.cidr.get_ref()).is_none() {
+                c.problem(
+                    format!("networks[{i}].cidr"),
+                    Some(&n.cidr),
+                    format!(
+                        "`{}` is not an address range, e.g. \"10.1.0.0/16\"",
+                        n.cidr.get_ref()
+                    ),
+                );
+            }
+            if !self.groups.contains_key(n.group.get_ref()) {
+                c.problem(
+                    format!("networks[{i}].group"),
+                    Some(&n.group),
+                    format!("no group is named `{}`", n.group.get_ref()),
+                );
+            }
+        }
+
+        if self.log.queue == 0 || self.log.batch == 0 {
+            c.problem::<String>("log", None, "`queue` and `batch` must be at least 1");
+        }
+    }
+}
+
+/// The categories `[proxy.inspect] never` names.
+pub fn never_inspected(config: &InspectConfig) -> lookout_lists::CategorySet {
+    config
+        .never
+        .iter()
+        .filter_map(|c| Category::from_slug(c.get_ref()))
+        .collect()
+}
