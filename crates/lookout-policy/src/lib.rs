@@ -22,8 +22,8 @@ use lookout_lists::{
     UrlError,
 };
 
-pub use schedule::{LocalTime, Schedule, Weekday, WeekdaySet};
 pub use networks::Networks;
+pub use schedule::{LocalTime, Schedule, Weekday, WeekdaySet};
 
 /// What happens to a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,0 +1,398 @@
+//! The activity log: events, the bounded queue that batches them into the database, and
+//! queries over them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::{QueryBuilder, Row, Sqlite};
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+
+use crate::{now_ms, Store, StoreError};
+
+/// One decision, as logged.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Event {
+    /// When, in milliseconds since the epoch.
+    pub at_ms: i64,
+    /// The reference shown on block pages, to find the event again.
+    pub reference: String,
+    /// `proxy` or `dns`.
+    pub service: &'static str,
+    /// The client's address.
+    pub client_ip: String,
+    /// The signed-in user, if known.
+    pub username: Option<String>,
+    /// The group whose policy decided.
+    pub group: String,
+    /// HTTP method, `CONNECT`, or the DNS query type.
+    pub method: String,
+    /// The URL (or host for CONNECT and DNS).
+    pub url: String,
+    /// The host.
+    pub host: String,
+    /// A search term, when the URL is a search.
+    pub search_term: Option<String>,
+    /// Category slugs, comma-separated.
+    pub categories: String,
+    /// `allow`, `warn`, `block`, or `continue` (a warning clicked through).
+    pub action: String,
+    /// The rule kind (`category`, `illegal`, `download`, `sni-mismatch`, ...).
+    pub rule: String,
+    /// The reason in words.
+    pub reason: String,
+    /// HTTP status sent to the client, if any.
+    pub status: Option<u16>,
+    /// Response body bytes sent to the client.
+    pub bytes: u64,
+}
+
+/// An event read back, with its row id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    /// Row id: increases with insertion.
+    pub id: i64,
+    /// The event.
+    pub event: Event,
+}
+
+/// A recorded gap in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogGap {
+    /// When it was recorded.
+    pub at_ms: i64,
+    /// How many events were lost.
+    pub dropped: i64,
+    /// Why (`queue full`, `database error: ...`).
+    pub cause: String,
+}
+
+/// Which events to read.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Events with id greater than this (for following the log).
+    pub after_id: Option<i64>,
+    /// From this time.
+    pub since_ms: Option<i64>,
+    /// Before this time.
+    pub until_ms: Option<i64>,
+    /// This user.
+    pub username: Option<String>,
+    /// This client address.
+    pub client_ip: Option<String>,
+    /// This action.
+    pub action: Option<String>,
+    /// This reference.
+    pub reference: Option<String>,
+    /// Host equal to, or a subdomain of, this.
+    pub host: Option<String>,
+    /// URL or search term containing this text (case-insensitive for ASCII).
+    pub text: Option<String>,
+    /// Category slug.
+    pub category: Option<String>,
+    /// The most rows (newest first); default 100.
+    pub limit: Option<u32>,
+}
+
+/// Counters of the activity log, for status pages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventLogStats {
+    /// Events queued so far.
+    pub queued: u64,
+    /// Events written to the database.
+    pub written: u64,
+    /// Events lost (queue full, shut down, or the database failing).
+    pub dropped: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    queued: AtomicU64,
+    written: AtomicU64,
+    dropped: AtomicU64,
+    /// Dropped because the queue was full, not yet recorded in `log_gaps`.
+    unrecorded_full: AtomicU64,
+}
+
+/// The sending side of the activity log: cheap to clone, never blocks.
+#[derive(Debug, Clone)]
+pub struct EventLog {
+    tx: mpsc::Sender<Event>,
+    counters: Arc<Counters>,
+}
+
+/// The writer task, to await on shutdown.
+#[derive(Debug)]
+pub struct EventWriter {
+    handle: JoinHandle<()>,
+    shutdown: Arc<Notify>,
+}
+
+impl EventWriter {
+    /// Stops taking events, writes every queued one, and returns when they are stored.
+    pub async fn finish(self) {
+        self.shutdown.notify_one();
+        let _ = self.handle.await;
+    }
+}
+
+impl EventLog {
+    /// Starts the writer: up to `queue` events wait; up to `batch` are written per transaction.
+    pub fn start(store: Store, queue: usize, batch: usize) -> (EventLog, EventWriter) {
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        let counters = Arc::new(Counters::default());
+        let shutdown = Arc::new(Notify::new());
+        let handle = tokio::spawn(write_loop(
+            store,
+            rx,
+            batch.max(1),
+            counters.clone(),
+            shutdown.clone(),
+        ));
+        (EventLog { tx, counters }, EventWriter { handle, shutdown })
+    }
+
+    /// Queues an event; when the queue is full it is dropped and counted, never waited for.
+    pub fn record(&self, event: Event) {
+        match self.tx.try_send(event) {
+            Ok(()) => {
+                self.counters.queued.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {
+                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .unrecorded_full
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> EventLogStats {
+        EventLogStats {
+            queued: self.counters.queued.load(Ordering::Relaxed),
+            written: self.counters.written.load(Ordering::Relaxed),
+            dropped: self.counters.dropped.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Events waiting to be written.
+    pub fn backlog(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+}
+
+async fn write_loop(
+    store: Store,
+    mut rx: mpsc::Receiver<Event>,
+    batch: usize,
+    counters: Arc<Counters>,
+    shutdown: Arc<Notify>,
+) {
+    let mut buf = Vec::with_capacity(batch);
+    loop {
+        let closing = tokio::select! {
+            n = rx.recv_many(&mut buf, batch) => n == 0,
+            () = shutdown.notified() => true,
+        };
+        if closing {
+            rx.close();
+            // Whatever is already queued is still written.
+            while rx.recv_many(&mut buf, batch).await > 0 {
+                store_batch(&store, &mut buf, &counters).await;
+            }
+            store_batch(&store, &mut buf, &counters).await;
+            return;
+        }
+        store_batch(&store, &mut buf, &counters).await;
+    }
+}
+
+/// Writes `buf` (retrying a failing database a few times) and records any gap.
+async fn store_batch(store: &Store, buf: &mut Vec<Event>, counters: &Counters) {
+    let full = counters.unrecorded_full.swap(0, Ordering::Relaxed);
+    if full > 0 {
+        let _ = store.record_gap(full as i64, "queue full").await;
+    }
+    if buf.is_empty() {
+        return;
+    }
+    let mut last_error = None;
+    for attempt in 0..4u32 {
+        match store.insert_events(buf).await {
+            Ok(()) => {
+                counters
+                    .written
+                    .fetch_add(buf.len() as u64, Ordering::Relaxed);
+                buf.clear();
+                return;
+            }
+            Err(e) => {
+                last_error = Some(e);
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+            }
+        }
+    }
+    let n = buf.len() as u64;
+    counters.dropped.fetch_add(n, Ordering::Relaxed);
+    let cause = format!(
+        "database error: {}",
+        last_error.map_or_else(String::new, |e| e.to_string())
+    );
+    eprintln!("activity log: {n} events lost: {cause}");
+    let _ = store.record_gap(n as i64, &cause).await;
+    buf.clear();
+}
+
+const EVENT_COLUMNS: &str = "id, at_ms, reference, service, client_ip, username, group_name, method, url, host, search_term, categories, action, rule, reason, status, bytes";
+
+impl Store {
+    /// Inserts events in one transaction.
+    pub async fn insert_events(&self, events: &[Event]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // 17 columns; SQLite allows 32,766 parameters per statement.
+        for chunk in events.chunks(1000) {
+            let mut q: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+                "INSERT INTO events (at_ms, reference, service, client_ip, username, group_name, method, url, host, search_term, categories, action, rule, reason, status, bytes) ",
+            );
+            q.push_values(chunk, |mut b, e| {
+                b.push_bind(e.at_ms)
+                    .push_bind(&e.reference)
+                    .push_bind(e.service)
+                    .push_bind(&e.client_ip)
+                    .push_bind(&e.username)
+                    .push_bind(&e.group)
+                    .push_bind(&e.method)
+                    .push_bind(&e.url)
+                    .push_bind(&e.host)
+                    .push_bind(&e.search_term)
+                    .push_bind(&e.categories)
+                    .push_bind(&e.action)
+                    .push_bind(&e.rule)
+                    .push_bind(&e.reason)
+                    .push_bind(e.status.map(i64::from))
+                    .push_bind(i64::try_from(e.bytes).unwrap_or(i64::MAX));
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records that `dropped` events were lost.
+    pub async fn record_gap(&self, dropped: i64, cause: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO log_gaps (at_ms, dropped, cause) VALUES (?, ?, ?)")
+            .bind(now_ms())
+            .bind(dropped)
+            .bind(cause)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Recorded gaps, newest first.
+    pub async fn log_gaps(&self) -> Result<Vec<LogGap>, StoreError> {
+        let rows = sqlx::query("SELECT at_ms, dropped, cause FROM log_gaps ORDER BY id DESC")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| LogGap {
+                at_ms: r.get("at_ms"),
+                dropped: r.get("dropped"),
+                cause: r.get("cause"),
+            })
+            .collect())
+    }
+
+    /// Events matching `filter`, newest first.
+    pub async fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut q: QueryBuilder<'_, Sqlite> =
+            QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1"));
+        if let Some(v) = filter.after_id {
+            q.push(" AND id > ").push_bind(v);
+        }
+        if let Some(v) = filter.since_ms {
+            q.push(" AND at_ms >= ").push_bind(v);
+        }
+        if let Some(v) = filter.until_ms {
+            q.push(" AND at_ms < ").push_bind(v);
+        }
+        if let Some(v) = &filter.username {
+            q.push(" AND username = ").push_bind(v.to_lowercase());
+        }
+        if let Some(v) = &filter.client_ip {
+            q.push(" AND client_ip = ").push_bind(v.clone());
+        }
+        if let Some(v) = &filter.action {
+            q.push(" AND action = ").push_bind(v.clone());
+        }
+        if let Some(v) = &filter.reference {
+            q.push(" AND reference = ").push_bind(v.to_uppercase());
+        }
+        if let Some(v) = &filter.host {
+            let v = v.to_lowercase();
+            q.push(" AND (host = ")
+                .push_bind(v.clone())
+                .push(" OR host LIKE ")
+                .push_bind(format!("%.{}", escape_like(&v)))
+                .push(" ESCAPE '\\')");
+        }
+        if let Some(v) = &filter.text {
+            let pattern = format!("%{}%", escape_like(&v.to_lowercase()));
+            q.push(" AND (LOWER(url) LIKE ")
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\' OR LOWER(search_term) LIKE ")
+                .push_bind(pattern)
+                .push(" ESCAPE '\\')");
+        }
+        if let Some(v) = &filter.category {
+            q.push(" AND (',' || categories || ',') LIKE ")
+                .push_bind(format!("%,{},%", escape_like(v)))
+                .push(" ESCAPE '\\'");
+        }
+        q.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(filter.limit.unwrap_or(100)));
+        let rows = q.build().fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(event_from_row).collect())
+    }
+}
+
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn event_from_row(r: &sqlx::sqlite::SqliteRow) -> StoredEvent {
+    let service: String = r.get("service");
+    StoredEvent {
+        id: r.get("id"),
+        event: Event {
+            at_ms: r.get("at_ms"),
+            reference: r.get("reference"),
+            service: if service == "dns" { "dns" } else { "proxy" },
+            client_ip: r.get("client_ip"),
+            username: r.get("username"),
+            group: r.get("group_name"),
+            method: r.get("method"),
+            url: r.get("url"),
+            host: r.get("host"),
+            search_term: r.get("search_term"),
+            categories: r.get("categories"),
+            action: r.get("action"),
+            rule: r.get("rule"),
+            reason: r.get("reason"),
+            status: r
+                .get::<Option<i64>, _>("status")
+                .and_then(|s| u16::try_from(s).ok()),
+            bytes: u64::try_from(r.get::<i64, _>("bytes")).unwrap_or(0),
+        },
+    }
+}

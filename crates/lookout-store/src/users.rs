@@ -1,0 +1,321 @@
+//! Users and signed-in addresses.
+
+use std::net::IpAddr;
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use sqlx::Row;
+
+use crate::{now_ms, Store, StoreError};
+
+/// A user as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Sign-in name, lower case.
+    pub username: String,
+    /// Full name, for the console.
+    pub display_name: String,
+    /// The group whose policy applies to the user.
+    pub group: String,
+    /// Whether the user has a password (users imported without one cannot sign in yet).
+    pub has_password: bool,
+    /// Disabled users cannot sign in.
+    pub disabled: bool,
+}
+
+/// A user to add or update.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Sign-in name (stored lower case).
+    pub username: String,
+    /// Full name.
+    pub display_name: String,
+    /// Group name.
+    pub group: String,
+    /// Password, if one is set now.
+    pub password: Option<String>,
+}
+
+/// A user change that cannot be made.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UserError {
+    /// The user name is taken.
+    #[error("a user named `{0}` already exists")]
+    Exists(String),
+    /// No such user.
+    #[error("no user is named `{0}`")]
+    NotFound(String),
+    /// The user name cannot be used.
+    #[error("user name `{0}` is not valid: use 1-64 letters, digits and . _ - @")]
+    BadName(String),
+    /// The password cannot be used.
+    #[error("the password must be 8 to 1024 characters")]
+    BadPassword,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for UserError {
+    fn from(e: sqlx::Error) -> Self {
+        UserError::Store(e.into())
+    }
+}
+
+/// Lower-cases and checks a user name.
+pub(crate) fn normalize_username(name: &str) -> Result<String, UserError> {
+    let n = name.trim().to_lowercase();
+    let ok = !n.is_empty()
+        && n.len() <= 64
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'));
+    ok.then_some(n)
+        .ok_or_else(|| UserError::BadName(name.to_owned()))
+}
+
+fn hash_password(password: &str) -> Result<String, UserError> {
+    if password.chars().count() < 8 || password.len() > 1024 {
+        return Err(UserError::BadPassword);
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| UserError::BadPassword)
+}
+
+fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> User {
+    User {
+        username: row.get("username"),
+        display_name: row.get("display_name"),
+        group: row.get("group_name"),
+        has_password: row.get::<Option<String>, _>("password_hash").is_some(),
+        disabled: row.get::<i64, _>("disabled") != 0,
+    }
+}
+
+const USER_COLUMNS: &str = "username, display_name, group_name, password_hash, disabled";
+
+impl Store {
+    /// Adds a user; the password is hashed with argon2id.
+    pub async fn add_user(&self, user: &NewUser) -> Result<User, UserError> {
+        let username = normalize_username(&user.username)?;
+        let hash = user.password.as_deref().map(hash_password).transpose()?;
+        let now = now_ms();
+        let result = sqlx::query(
+            "INSERT INTO users (username, display_name, group_name, password_hash, disabled, created_ms, updated_ms) \
+             VALUES (?, ?, ?, ?, 0, ?, ?)",
+        )
+        .bind(&username)
+        .bind(user.display_name.trim())
+        .bind(&user.group)
+        .bind(&hash)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(UserError::Exists(username))
+            }
+            Err(e) => Err(e.into()),
+            Ok(_) => Ok(User {
+                username,
+                display_name: user.display_name.trim().to_owned(),
+                group: user.group.clone(),
+                has_password: hash.is_some(),
+                disabled: false,
+            }),
+        }
+    }
+
+    /// Adds or updates many users in one transaction: all are stored or none. A user that
+    /// exists gets the new name and group, and the new password if one is given. Returns
+    /// (added, updated).
+    pub async fn import_users(&self, users: &[NewUser]) -> Result<(usize, usize), UserError> {
+        let mut rows = Vec::with_capacity(users.len());
+        for u in users {
+            let username = normalize_username(&u.username)?;
+            let hash = u.password.as_deref().map(hash_password).transpose()?;
+            rows.push((username, u, hash));
+        }
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let (mut added, mut updated) = (0, 0);
+        for (username, u, hash) in rows {
+            let changed = sqlx::query(
+                "UPDATE users SET display_name = ?, group_name = ?, \
+                 password_hash = COALESCE(?, password_hash), updated_ms = ? WHERE username = ?",
+            )
+            .bind(u.display_name.trim())
+            .bind(&u.group)
+            .bind(&hash)
+            .bind(now)
+            .bind(&username)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed > 0 {
+                updated += 1;
+                continue;
+            }
+            sqlx::query(
+                "INSERT INTO users (username, display_name, group_name, password_hash, disabled, created_ms, updated_ms) \
+                 VALUES (?, ?, ?, ?, 0, ?, ?)",
+            )
+            .bind(&username)
+            .bind(u.display_name.trim())
+            .bind(&u.group)
+            .bind(&hash)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            added += 1;
+        }
+        tx.commit().await?;
+        Ok((added, updated))
+    }
+
+    /// Every user, by name.
+    pub async fn users(&self) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users ORDER BY username"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(user_from_row).collect())
+    }
+
+    /// One user.
+    pub async fn user(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let Ok(username) = normalize_username(username) else {
+            return Ok(None);
+        };
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username = ?"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user_from_row))
+    }
+
+    /// Disables or re-enables a user. A disabled user's signed-in addresses are signed out.
+    pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<(), UserError> {
+        let username = normalize_username(username)?;
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("UPDATE users SET disabled = ?, updated_ms = ? WHERE username = ?")
+            .bind(i64::from(disabled))
+            .bind(now_ms())
+            .bind(&username)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n == 0 {
+            return Err(UserError::NotFound(username));
+        }
+        if disabled {
+            sqlx::query("DELETE FROM ip_sessions WHERE username = ?")
+                .bind(&username)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets a user's password.
+    pub async fn set_password(&self, username: &str, password: &str) -> Result<(), UserError> {
+        let username = normalize_username(username)?;
+        let hash = hash_password(password)?;
+        let n =
+            sqlx::query("UPDATE users SET password_hash = ?, updated_ms = ? WHERE username = ?")
+                .bind(hash)
+                .bind(now_ms())
+                .bind(&username)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        match n {
+            0 => Err(UserError::NotFound(username)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The user, if `password` is theirs and they are enabled. The argon2id check runs on a
+    /// blocking thread (it takes tens of milliseconds by design).
+    pub async fn verify_password(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<User>, StoreError> {
+        let Ok(username) = normalize_username(username) else {
+            return Ok(None);
+        };
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username = ? AND disabled = 0"
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let Some(hash) = row.get::<Option<String>, _>("password_hash") else {
+            return Ok(None);
+        };
+        let password = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || {
+            PasswordHash::new(&hash).is_ok_and(|parsed| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+        })
+        .await
+        .unwrap_or(false);
+        Ok(ok.then(|| user_from_row(&row)))
+    }
+
+    /// Records that `username` is signed in at `ip` until `expires_ms`.
+    pub async fn sign_in_address(
+        &self,
+        ip: IpAddr,
+        username: &str,
+        expires_ms: i64,
+    ) -> Result<(), UserError> {
+        let username = normalize_username(username)?;
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM ip_sessions WHERE ip = ?")
+            .bind(ip.to_string())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO ip_sessions (ip, username, expires_ms) VALUES (?, ?, ?)")
+            .bind(ip.to_string())
+            .bind(&username)
+            .bind(expires_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The enabled user signed in at `ip` at `now_ms`, if any.
+    pub async fn user_at_address(
+        &self,
+        ip: IpAddr,
+        now_ms: i64,
+    ) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(
+            "SELECT u.username, u.display_name, u.group_name, u.password_hash, u.disabled \
+             FROM ip_sessions s JOIN users u ON u.username = s.username \
+             WHERE s.ip = ? AND s.expires_ms > ? AND u.disabled = 0",
+        )
+        .bind(ip.to_string())
+        .bind(now_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user_from_row))
+    }
+}
