@@ -361,10 +361,8 @@ impl Config {
                 c.problem::<String>(k, None, "must be at least 1 second");
             }
         }
-        if !self.proxy.console_url.is_empty()
-            && !(self.proxy.console_url.starts_with("http://")
-                || self.proxy.console_url.starts_with("https://"))
-        {
+        let url = &self.proxy.console_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             c.problem::<String>(
                 "proxy.console_url",
                 None,
