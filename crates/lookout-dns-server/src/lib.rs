@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use lookout_dns::{fit_udp, handle, refuse, Context, Outcome, Pending, Settings};
 use lookout_lists::Index;
-use lookout_policy::{GroupId, LocalTime, Networks, Policy};
+use lookout_policy::{GroupId, Networks, Policy};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
@@ -34,8 +34,7 @@ const TCP_IDLE: Duration = Duration::from_secs(10);
 /// Client networks and their groups; see [`Networks`].
 pub type Clients = Networks<GroupId>;
 
-/// Reads the local wall clock (injected so that tests can fix it).
-pub type Clock = Arc<dyn Fn() -> LocalTime + Send + Sync>;
+pub use lookout_policy::Clock;
 
 /// Everything the server needs, shared by every query.
 pub struct DnsServer {

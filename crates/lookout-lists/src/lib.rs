@@ -8,5 +8,5 @@ pub mod parse;
 
 pub use category::{Category, CategorySet};
 pub use index::{EntrySink, Hit, Index, IndexBuilder, Matches, SourceId, SourceInfo};
-pub use normalize::{NormUrl, UrlError};
+pub use normalize::{HostKind, NormUrl, UrlError};
 pub use parse::{EntryKind, Format, ParseReport, RejectReason, Rejected};

@@ -23,6 +23,9 @@ use lookout_lists::{
 };
 
 pub use networks::Networks;
+
+/// Reads the local wall clock, for schedules (injected so that tests can fix it).
+pub type Clock = std::sync::Arc<dyn Fn() -> LocalTime + Send + Sync>;
 pub use schedule::{LocalTime, Schedule, Weekday, WeekdaySet};
 
 /// What happens to a request.
@@ -316,6 +319,11 @@ impl Group {
     /// The group's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether the group may not download some file types.
+    pub fn blocks_downloads(&self) -> bool {
+        !self.extensions.is_empty()
     }
 
     /// The forbidden extension of `file_name` for this group, if it has one. Trailing dots and

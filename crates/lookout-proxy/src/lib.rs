@@ -1,1 +1,256 @@
-//! x
+//! Lookout's HTTP/HTTPS forward proxy.
+//!
+//! [`run`] serves an already-bound listener until a shutdown future completes. Each connection
+//! is checked against the client networks first: Lookout is never an open proxy. HTTP requests
+//! are decided on their full URL (block and warning pages, safe search, search terms,
+//! downloads judged by URL, `Content-Disposition` and the first bytes of the body); `CONNECT`
+//! tunnels are decided on the host, then on the TLS ClientHello's server name, which must
+//! match it (no domain fronting) and must be TLS at all.
+//!
+//! Every decision becomes an [`lookout_store::Event`] on the [`EventLog`]; the request path
+//! never waits for the database.
+
+mod body;
+mod handler;
+mod identify;
+mod tunnel;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper::server::conn::http1;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use lookout_lists::Index;
+use lookout_policy::{Clock, Policy};
+use lookout_store::EventLog;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+
+pub use identify::{ClientNet, Identifier, Login, Refusal, Who};
+
+/// The reserved host name of the proxy's own pages (`.invalid` never resolves, RFC 2606).
+pub const LOCAL_HOST: &str = "lookout.invalid";
+
+/// Limits and links.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Client connections served at once; more are answered 503.
+    pub max_connections: usize,
+    /// Most bytes of request line and headers (at least 8192).
+    pub max_header_bytes: usize,
+    /// Time a client has to send a request's headers.
+    pub header_timeout: Duration,
+    /// Time a tunnel may carry nothing either way.
+    pub idle_timeout: Duration,
+    /// Time to connect to an origin and get its response headers.
+    pub upstream_timeout: Duration,
+    /// Ports `CONNECT` may reach.
+    pub connect_ports: Vec<u16>,
+    /// Base of the safeguarding console's links; empty for the proxy's own pages.
+    pub console_url: String,
+    /// Log allowed requests too.
+    pub log_allowed: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_connections: 4096,
+            max_header_bytes: 32 * 1024,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            upstream_timeout: Duration::from_secs(15),
+            connect_ports: vec![443],
+            console_url: String::new(),
+            log_allowed: true,
+        }
+    }
+}
+
+/// Counters for the status page.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Connections accepted and served.
+    pub connections: AtomicU64,
+    /// Connections refused: client outside every network.
+    pub refused_clients: AtomicU64,
+    /// Connections refused: connection limit reached.
+    pub refused_busy: AtomicU64,
+    /// Requests decided.
+    pub requests: AtomicU64,
+}
+
+/// Everything the proxy shares between connections.
+pub struct Proxy {
+    /// Every group's rules.
+    pub policy: Arc<Policy>,
+    /// The compiled lists.
+    pub index: Arc<Index>,
+    /// Who is asking.
+    pub identifier: Identifier,
+    /// The activity log, if events are kept.
+    pub log: Option<EventLog>,
+    /// The local clock, for schedules.
+    pub clock: Clock,
+    /// Limits and links.
+    pub settings: Settings,
+    /// Counters.
+    pub counters: Counters,
+    client: Client<HttpConnector, hyper::body::Incoming>,
+    /// (who, host) → when a warning was clicked through.
+    continues: Mutex<HashMap<(String, String), Instant>>,
+}
+
+/// How long a clicked-through warning lasts for that person and host.
+const CONTINUE_FOR: Duration = Duration::from_secs(60 * 60);
+
+impl Proxy {
+    /// A proxy over a policy and lists.
+    pub fn new(
+        policy: Arc<Policy>,
+        index: Arc<Index>,
+        identifier: Identifier,
+        log: Option<EventLog>,
+        clock: Clock,
+        settings: Settings,
+    ) -> Proxy {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(settings.upstream_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(32)
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        Proxy {
+            policy,
+            index,
+            identifier,
+            log,
+            clock,
+            settings,
+            counters: Counters::default(),
+            client,
+            continues: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn continued(&self, who: &Who, host: &str) -> bool {
+        let key = (continue_key(who), host.to_owned());
+        let map = self.continues.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(&key).is_some_and(|at| at.elapsed() < CONTINUE_FOR)
+    }
+
+    fn allow_continue(&self, who: &Who, host: &str) {
+        let mut map = self.continues.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() > 100_000 {
+            map.retain(|_, at| at.elapsed() < CONTINUE_FOR);
+        }
+        map.insert((continue_key(who), host.to_owned()), Instant::now());
+    }
+}
+
+fn continue_key(who: &Who) -> String {
+    match &who.user {
+        Some(u) => format!("user:{u}"),
+        None => format!("ip:{}", who.ip),
+    }
+}
+
+/// Serves proxy clients on `listener` until `shutdown` completes, then waits (up to the
+/// header timeout) for requests in progress to finish.
+pub async fn run(
+    listener: TcpListener,
+    proxy: Arc<Proxy>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(proxy.settings.max_connections));
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                // Out of file descriptors and the like: wait, do not spin or stop.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        if proxy.identifier.network(peer.ip()).is_none() {
+            proxy
+                .counters
+                .refused_clients
+                .fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(refuse(
+                stream,
+                403,
+                "This proxy serves only the networks it is configured for.\n",
+            ));
+            continue;
+        }
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            proxy.counters.refused_busy.fetch_add(1, Ordering::Relaxed);
+            tokio::spawn(refuse(
+                stream,
+                503,
+                "The filter is busy; try again in a moment.\n",
+            ));
+            continue;
+        };
+        proxy.counters.connections.fetch_add(1, Ordering::Relaxed);
+        let proxy = proxy.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, peer, proxy).await;
+            drop(permit);
+        });
+    }
+    // Let requests in flight finish, so their events are logged.
+    let all = u32::try_from(proxy.settings.max_connections).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(proxy.settings.header_timeout, slots.acquire_many(all)).await;
+    Ok(())
+}
+
+async fn refuse(mut stream: TcpStream, status: u16, message: &str) {
+    let reason = if status == 403 {
+        "Forbidden"
+    } else {
+        "Service Unavailable"
+    };
+    let response = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{message}",
+        message.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+async fn serve_connection(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>) {
+    let _ = stream.set_nodelay(true);
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(proxy.settings.header_timeout)
+        .max_buf_size(proxy.settings.max_header_bytes.max(8192))
+        .keep_alive(true);
+    let service = hyper::service::service_fn(move |req| {
+        let proxy = proxy.clone();
+        async move { Ok::<_, std::convert::Infallible>(handler::handle(proxy, peer, req).await) }
+    });
+    let _ = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
+        .await;
+}

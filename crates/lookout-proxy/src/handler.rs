@@ -1,0 +1,476 @@
+//! One request: identify, decide, then answer with a page or forward to the origin.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use hyper::body::Incoming;
+use lookout_http::{
+    block_page, disposition_filename, encode_param, force_safe_search, notice_page,
+    safe_search_header, search_term, sniff, warn_page, Notice, SNIFF_LEN,
+};
+use lookout_lists::{CategorySet, NormUrl};
+use lookout_policy::{Action, Decision, Policy, Reason};
+use lookout_store::{now_ms, Event};
+
+use crate::body::{full, read_prefix, Body, Relay};
+use crate::{tunnel, Proxy, Refusal, Who, LOCAL_HOST};
+
+/// Handles one request from `peer`.
+pub(crate) async fn handle(
+    proxy: Arc<Proxy>,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    proxy.counters.requests.fetch_add(1, Ordering::Relaxed);
+    let authorization = req
+        .headers()
+        .get(header::PROXY_AUTHORIZATION)
+        .map(|v| v.as_bytes().to_vec());
+    let who = proxy
+        .identifier
+        .identify(&proxy.policy, peer.ip(), authorization.as_deref())
+        .await;
+
+    let local = req.method() != Method::CONNECT
+        && req
+            .uri()
+            .host()
+            .is_none_or(|h| h.eq_ignore_ascii_case(LOCAL_HOST));
+    if local {
+        return crate::tunnel::local_page(&proxy, who.ok(), req).await;
+    }
+    let who = match who {
+        Ok(who) => who,
+        Err(refusal) => return refused(refusal),
+    };
+    if req.method() == Method::CONNECT {
+        return tunnel::connect(proxy, who, req).await;
+    }
+    if req.uri().scheme_str() != Some("http") {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Not an http:// address",
+            &["This proxy forwards http:// requests and tunnels https:// with CONNECT. Configure it as the proxy for both."],
+        );
+    }
+    forward(proxy, who, req).await
+}
+
+/// The response to a client that cannot be identified.
+fn refused(refusal: Refusal) -> Response<Body> {
+    match refusal {
+        Refusal::NotServed => page(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            &["This proxy serves only the networks it is configured for."],
+        ),
+        Refusal::NeedLogin | Refusal::BadCredentials => {
+            let mut r = page(
+                StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+                "Please sign in",
+                &[if refusal == Refusal::BadCredentials {
+                    "The user name or password was not accepted, or the account is disabled."
+                } else {
+                    "Sign in with your college user name and password to use the internet here."
+                }],
+            );
+            r.headers_mut().insert(
+                header::PROXY_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"Lookout\", charset=\"UTF-8\""),
+            );
+            r
+        }
+    }
+}
+
+/// A plain notice page.
+pub(crate) fn page(status: StatusCode, title: &str, paragraphs: &[&str]) -> Response<Body> {
+    html(status, notice_page(title, paragraphs))
+}
+
+pub(crate) fn html(status: StatusCode, body: String) -> Response<Body> {
+    let mut r = Response::new(full(body));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// A reference for a logged event, e.g. `LK-7Q2M-X9KD` (no 0/O or 1/I to misread).
+pub(crate) fn new_reference() -> String {
+    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    let mut s = String::from("LK-");
+    for i in 0..8 {
+        if i == 4 {
+            s.push('-');
+        }
+        s.push(char::from(ALPHABET[rand::random_range(0..ALPHABET.len())]));
+    }
+    s
+}
+
+fn category_slugs(set: CategorySet) -> String {
+    set.iter().map(|c| c.slug()).collect::<Vec<_>>().join(",")
+}
+
+fn category_titles(set: CategorySet) -> String {
+    set.iter()
+        .map(|c| c.info().title)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What a decision is about, for the log and the pages.
+pub(crate) struct Subject<'a> {
+    pub(crate) method: &'a str,
+    pub(crate) url: &'a str,
+    pub(crate) host: &'a str,
+    pub(crate) search: Option<String>,
+}
+
+/// An event for `decision`.
+pub(crate) fn event(
+    policy: &Policy,
+    who: &Who,
+    subject: &Subject<'_>,
+    action: &str,
+    decision: &Decision,
+    status: Option<StatusCode>,
+) -> Event {
+    Event {
+        at_ms: now_ms(),
+        reference: new_reference(),
+        service: "proxy",
+        client_ip: who.ip.to_string(),
+        username: who.user.clone(),
+        group: policy.group(who.group).name().to_owned(),
+        method: subject.method.to_owned(),
+        url: subject.url.to_owned(),
+        host: subject.host.to_owned(),
+        search_term: subject.search.clone(),
+        categories: category_slugs(decision.categories),
+        action: action.to_owned(),
+        rule: decision.reason.rule().to_owned(),
+        reason: decision.reason.to_string(),
+        status: status.map(|s| s.as_u16()),
+        bytes: 0,
+    }
+}
+
+impl Proxy {
+    /// Logs an event if the log keeps this kind.
+    pub(crate) fn record(&self, event: Event) {
+        if let Some(log) = &self.log {
+            if self.settings.log_allowed || event.action != "allow" {
+                log.record(event);
+            }
+        }
+    }
+
+    fn link(&self, route: &str, reference: &str, url: &str) -> String {
+        let base = if self.settings.console_url.is_empty() {
+            format!("http://{LOCAL_HOST}")
+        } else {
+            self.settings.console_url.trim_end_matches('/').to_owned()
+        };
+        format!(
+            "{base}/{route}?ref={}&url={}",
+            encode_param(reference),
+            encode_param(url)
+        )
+    }
+
+    /// Logs a blocked or warned request and renders its page.
+    pub(crate) fn refuse_page(
+        &self,
+        who: &Who,
+        subject: &Subject<'_>,
+        decision: &Decision,
+    ) -> Response<Body> {
+        let status = StatusCode::FORBIDDEN;
+        let ev = event(
+            &self.policy,
+            who,
+            subject,
+            decision.action.as_str(),
+            decision,
+            Some(status),
+        );
+        let reference = ev.reference.clone();
+        self.record(ev);
+        let categories = match &decision.reason {
+            Reason::Illegal { category, .. } | Reason::Category { category, .. } => {
+                category.info().title.to_owned()
+            }
+            _ => category_titles(decision.categories),
+        };
+        let reason = decision.reason.to_string();
+        let notice = Notice {
+            url: subject.url,
+            categories: &categories,
+            reason: &reason,
+            reference: &reference,
+            group: self.policy.group(who.group).name(),
+            user: who.user.as_deref(),
+            report_url: &self.link("report", &reference, subject.url),
+            review_url: &self.link("review", &reference, subject.url),
+        };
+        let body = match decision.action {
+            Action::Warn => {
+                let continue_url = format!(
+                    "http://{LOCAL_HOST}/continue?ref={}&url={}",
+                    encode_param(&reference),
+                    encode_param(subject.url)
+                );
+                warn_page(&notice, &continue_url)
+            }
+            _ => block_page(&notice),
+        };
+        html(status, body)
+    }
+}
+
+/// Headers that belong to one connection, never forwarded (RFC 9110 §7.6.1), plus the
+/// proxy's own credentials.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        header::PROXY_AUTHORIZATION,
+        header::PROXY_AUTHENTICATE,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("proxy-connection");
+    headers.remove("keep-alive");
+}
+
+async fn forward(proxy: Arc<Proxy>, who: Who, req: Request<Incoming>) -> Response<Body> {
+    let (mut parts, body) = req.into_parts();
+    let raw_url = parts.uri.to_string();
+    let url = NormUrl::parse(&raw_url);
+    let decision = match &url {
+        Ok(url) => proxy
+            .policy
+            .decide(&proxy.index, who.group, url, (proxy.clock)()),
+        Err(e) => Policy::decide_invalid(e.clone()),
+    };
+    let host = url.as_ref().map_or("", |u| u.host()).to_owned();
+    let path = parts.uri.path().to_owned();
+    let query = parts.uri.query().map(str::to_owned);
+    let method = parts.method.clone();
+    let subject = Subject {
+        method: method.as_str(),
+        url: &raw_url,
+        host: &host,
+        search: search_term(&host, &path, query.as_deref()),
+    };
+    let mut action = decision.action;
+    if action == Action::Warn && proxy.continued(&who, &host) {
+        action = Action::Allow;
+    }
+    if action != Action::Allow {
+        return proxy.refuse_page(&who, &subject, &decision);
+    }
+    let logged_action = match decision.action {
+        Action::Warn => "continue",
+        _ => "allow",
+    };
+
+    let group = proxy.policy.group(who.group);
+    if group.safe_search {
+        if let Some(q) = force_safe_search(&host, &path, query.as_deref()) {
+            let mut p = parts.uri.clone().into_parts();
+            p.path_and_query = format!("{path}?{q}").parse().ok();
+            if let Ok(uri) = Uri::from_parts(p) {
+                parts.uri = uri;
+            }
+        }
+    }
+    strip_hop_by_hop(&mut parts.headers);
+    if let Some(authority) = parts.uri.authority() {
+        // The origin sees the host that was decided on, whatever `Host` the client sent.
+        if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+            parts.headers.insert(header::HOST, v);
+        }
+    }
+    if let Some((name, value)) = safe_search_header(&host, group.youtube_restricted) {
+        parts.headers.insert(name, HeaderValue::from_static(value));
+    }
+    let upstream = Request::from_parts(parts, body);
+
+    let result = tokio::time::timeout(
+        proxy.settings.upstream_timeout,
+        proxy.client.request(upstream),
+    )
+    .await;
+    let response = match result {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            let status = Some(StatusCode::BAD_GATEWAY);
+            proxy.record(event(
+                &proxy.policy,
+                &who,
+                &subject,
+                logged_action,
+                &decision,
+                status,
+            ));
+            return page(
+                StatusCode::BAD_GATEWAY,
+                "The website could not be reached",
+                &[&format!("{host}: {}", describe_client_error(&e))],
+            );
+        }
+        Err(_) => {
+            let status = Some(StatusCode::GATEWAY_TIMEOUT);
+            proxy.record(event(
+                &proxy.policy,
+                &who,
+                &subject,
+                logged_action,
+                &decision,
+                status,
+            ));
+            return page(
+                StatusCode::GATEWAY_TIMEOUT,
+                "The website did not answer in time",
+                &[&format!(
+                    "{host} did not answer within {} seconds.",
+                    proxy.settings.upstream_timeout.as_secs()
+                )],
+            );
+        }
+    };
+    let (mut rparts, mut rbody) = response.into_parts();
+    let url_file = url
+        .as_ref()
+        .ok()
+        .and_then(|u| u.file_name())
+        .map(str::to_owned);
+    let disposition = rparts
+        .headers
+        .get(header::CONTENT_DISPOSITION)
+        .and_then(|v| disposition_filename(v.as_bytes()));
+
+    let mut prefix_data = Vec::new();
+    let mut prefix = None;
+    if group.blocks_downloads() {
+        if let Some(name) = &disposition {
+            if let Some(ext) = group.forbidden_extension(name) {
+                return download_blocked(&proxy, &who, &subject, &decision, ext.to_owned());
+            }
+        }
+        if needs_sniffing(&method, rparts.status, &rparts.headers) {
+            match read_prefix(&mut rbody, SNIFF_LEN, proxy.settings.upstream_timeout).await {
+                Ok(p) => {
+                    prefix_data.clone_from(&p.data);
+                    prefix = Some(p);
+                }
+                Err(e) => {
+                    return page(
+                        StatusCode::BAD_GATEWAY,
+                        "The website's answer could not be read",
+                        &[&format!("{host}: {e}")],
+                    )
+                }
+            }
+            let name = disposition.as_deref().or(url_file.as_deref());
+            if let Some(kind) = sniff(&prefix_data, name) {
+                if group
+                    .forbidden_extension(&format!("x.{}", kind.extension()))
+                    .is_some()
+                {
+                    let mut d = decision.clone();
+                    d.reason = Reason::Download {
+                        extension: kind.extension().to_owned(),
+                    };
+                    d.action = Action::Block;
+                    return proxy.refuse_page(&who, &subject, &d);
+                }
+            }
+        }
+    }
+    strip_hop_by_hop(&mut rparts.headers);
+    let ev = event(
+        &proxy.policy,
+        &who,
+        &subject,
+        logged_action,
+        &decision,
+        Some(rparts.status),
+    );
+    let keep = proxy.settings.log_allowed || logged_action != "allow";
+    let log = proxy.log.clone().filter(|_| keep).map(|l| (ev, l));
+    let prefix = prefix.unwrap_or_else(crate::body::Prefix::empty);
+    let body = http_body_util::BodyExt::boxed(Relay::new(prefix, rbody, log));
+    Response::from_parts(rparts, body)
+}
+
+fn download_blocked(
+    proxy: &Proxy,
+    who: &Who,
+    subject: &Subject<'_>,
+    decision: &Decision,
+    extension: String,
+) -> Response<Body> {
+    let d = Decision {
+        action: Action::Block,
+        categories: decision.categories,
+        reason: Reason::Download { extension },
+    };
+    proxy.refuse_page(who, subject, &d)
+}
+
+/// Whether a response's first bytes must be seen before it is passed on. Responses without a
+/// body, and event streams and JSON (long-lived, never saved as programs), are not held.
+fn needs_sniffing(method: &Method, status: StatusCode, headers: &HeaderMap) -> bool {
+    if method == Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        return false;
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let attachment = headers.contains_key(header::CONTENT_DISPOSITION);
+    attachment
+        || !(content_type.starts_with("text/event-stream")
+            || content_type.starts_with("application/json"))
+}
+
+fn describe_client_error(e: &hyper_util::client::legacy::Error) -> String {
+    use std::error::Error;
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}

@@ -1,0 +1,170 @@
+//! Who is asking: the client's network, proxy credentials, or the user signed in at the
+//! client's address.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use lookout_policy::{GroupId, Networks, Policy};
+use lookout_store::{now_ms, Store, User};
+
+/// Whether a network's clients must sign in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Login {
+    /// Credentials, when sent, pick the user's group.
+    Optional,
+    /// The proxy asks for credentials unless the address has a signed-in user.
+    Required,
+}
+
+/// A client network's settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientNet {
+    /// Group of clients that have not signed in.
+    pub group: GroupId,
+    /// Whether they must sign in.
+    pub login: Login,
+}
+
+/// The person (or device) behind a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Who {
+    /// The client address.
+    pub ip: IpAddr,
+    /// The user, when known.
+    pub user: Option<String>,
+    /// The group whose policy applies.
+    pub group: GroupId,
+}
+
+/// Why a request cannot be attributed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The address is in no configured network.
+    NotServed,
+    /// The network requires sign-in and none was given.
+    NeedLogin,
+    /// Credentials were given and are wrong (or the user is disabled).
+    BadCredentials,
+}
+
+/// How long verified credentials and address look-ups are remembered.
+const CACHE_TTL: Duration = Duration::from_secs(60);
+/// The most remembered entries before expired ones are swept.
+const CACHE_MAX: usize = 100_000;
+
+/// Maps requests to people, with caches in front of the (slow by design) password check and
+/// the database.
+pub struct Identifier {
+    networks: Networks<ClientNet>,
+    store: Option<Store>,
+    seed: u64,
+    /// Keyed hash of a `Proxy-Authorization` value → the user it verified as.
+    credentials: Mutex<HashMap<u64, (Instant, Option<(String, String)>)>>,
+    /// Address → the user signed in there.
+    addresses: Mutex<HashMap<IpAddr, (Instant, Option<(String, String)>)>>,
+}
+
+fn remember<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, (Instant, V)>>, k: K, v: V) {
+    let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
+    if m.len() >= CACHE_MAX {
+        m.retain(|_, (at, _)| at.elapsed() < CACHE_TTL);
+        if m.len() >= CACHE_MAX {
+            m.clear();
+        }
+    }
+    m.insert(k, (Instant::now(), v));
+}
+
+fn recall<K: std::hash::Hash + Eq, V: Clone>(
+    map: &Mutex<HashMap<K, (Instant, V)>>,
+    k: &K,
+) -> Option<V> {
+    let m = map.lock().unwrap_or_else(|e| e.into_inner());
+    m.get(k)
+        .filter(|(at, _)| at.elapsed() < CACHE_TTL)
+        .map(|(_, v)| v.clone())
+}
+
+impl Identifier {
+    /// Networks and the user store (without one, only networks identify clients).
+    pub fn new(networks: Networks<ClientNet>, store: Option<Store>) -> Identifier {
+        Identifier {
+            networks,
+            store,
+            seed: rand::random(),
+            credentials: Mutex::new(HashMap::new()),
+            addresses: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The client's network, or `None` if Lookout does not serve it.
+    pub fn network(&self, ip: IpAddr) -> Option<ClientNet> {
+        self.networks.get(ip).copied()
+    }
+
+    /// Identifies a request from `ip` carrying `authorization` (a `Proxy-Authorization`
+    /// value). A user whose group the policy lacks gets the network's group.
+    pub async fn identify(
+        &self,
+        policy: &Policy,
+        ip: IpAddr,
+        authorization: Option<&[u8]>,
+    ) -> Result<Who, Refusal> {
+        let net = self.network(ip).ok_or(Refusal::NotServed)?;
+        let as_user = |(user, group): (String, String)| Who {
+            ip,
+            group: policy.group_id(&group).unwrap_or(net.group),
+            user: Some(user),
+        };
+        if let Some(header) = authorization {
+            return self
+                .check_credentials(header)
+                .await
+                .map(as_user)
+                .ok_or(Refusal::BadCredentials);
+        }
+        if let Some(user) = self.signed_in(ip).await {
+            return Ok(as_user(user));
+        }
+        match net.login {
+            Login::Required => Err(Refusal::NeedLogin),
+            Login::Optional => Ok(Who {
+                ip,
+                user: None,
+                group: net.group,
+            }),
+        }
+    }
+
+    async fn check_credentials(&self, header: &[u8]) -> Option<(String, String)> {
+        let key = xxhash_rust::xxh3::xxh3_64_with_seed(header, self.seed);
+        if let Some(known) = recall(&self.credentials, &key) {
+            return known;
+        }
+        let store = self.store.as_ref()?;
+        let (user, password) = lookout_http::basic_credentials(header)?;
+        let verified = match store.verify_password(&user, &password).await {
+            Ok(found) => found.map(|u: User| (u.username, u.group)),
+            // A database failure is not the user's fault: refuse now, do not remember it.
+            Err(_) => return None,
+        };
+        remember(&self.credentials, key, verified.clone());
+        verified
+    }
+
+    async fn signed_in(&self, ip: IpAddr) -> Option<(String, String)> {
+        let store = self.store.as_ref()?;
+        if let Some(known) = recall(&self.addresses, &ip) {
+            return known;
+        }
+        let found = store
+            .user_at_address(ip, now_ms())
+            .await
+            .ok()?
+            .map(|u| (u.username, u.group));
+        remember(&self.addresses, ip, found.clone());
+        found
+    }
+}

@@ -1,0 +1,397 @@
+//! `CONNECT` tunnels (decided on the host, then on the TLS server name) and the proxy's own
+//! pages under `http://lookout.invalid/`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use lookout_http::{client_hello_sni, decode_query_value, SniError, MAX_HELLO};
+use lookout_lists::{HostKind, NormUrl};
+use lookout_policy::{Action, Decision, Policy};
+use lookout_store::Event;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::body::{full, Body};
+use crate::handler::{event, html, page, Subject};
+use crate::{Proxy, Who};
+
+/// Decides a `CONNECT` and, if allowed, answers 200 and runs the tunnel in the background.
+pub(crate) async fn connect(
+    proxy: Arc<Proxy>,
+    who: Who,
+    mut req: Request<Incoming>,
+) -> Response<Body> {
+    let Some(authority) = req.uri().authority().cloned() else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Bad CONNECT request",
+            &["CONNECT needs a host and port, e.g. CONNECT www.example.com:443."],
+        );
+    };
+    let port = authority.port_u16().unwrap_or(443);
+    let host_raw = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let url = NormUrl::parse(host_raw);
+    let decision = match &url {
+        Ok(u) => proxy
+            .policy
+            .decide(&proxy.index, who.group, u, (proxy.clock)()),
+        Err(e) => Policy::decide_invalid(e.clone()),
+    };
+    let host = url.as_ref().map_or(host_raw, |u| u.host()).to_owned();
+    let target = authority.as_str().to_owned();
+    let subject = Subject {
+        method: "CONNECT",
+        url: &target,
+        host: &host,
+        search: None,
+    };
+    if !proxy.settings.connect_ports.contains(&port) {
+        let mut ev = event(
+            &proxy.policy,
+            &who,
+            &subject,
+            "block",
+            &decision,
+            Some(StatusCode::FORBIDDEN),
+        );
+        ev.rule = "port".into();
+        ev.reason = format!("tunnels to port {port} are not allowed");
+        proxy.record(ev);
+        return page(
+            StatusCode::FORBIDDEN,
+            "This port is not allowed",
+            &[&format!(
+                "Secure connections may only go to port {}; {target} was refused.",
+                ports(&proxy.settings.connect_ports)
+            )],
+        );
+    }
+    let blocked = match decision.action {
+        Action::Block => true,
+        Action::Warn => !proxy.continued(&who, &host),
+        Action::Allow => false,
+    };
+    if blocked {
+        // Browsers do not show this page for HTTPS, but command-line clients and logs do.
+        return proxy.refuse_page(&who, &subject, &decision);
+    }
+    // An invalid target was decided `Block` above.
+    let Ok(url) = url else {
+        return page(StatusCode::BAD_REQUEST, "Bad CONNECT request", &[]);
+    };
+    tokio::spawn(async move {
+        let Ok(upgraded) = hyper::upgrade::on(&mut req).await else {
+            return;
+        };
+        run_tunnel(proxy, who, TokioIo::new(upgraded), url, port, decision).await;
+    });
+    Response::new(full(""))
+}
+
+fn ports(list: &[u16]) -> String {
+    list.iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Logs the tunnel's event when it ends, however it ends.
+struct TunnelLog {
+    proxy: Arc<Proxy>,
+    event: Option<Event>,
+    bytes: Arc<AtomicU64>,
+}
+
+impl Drop for TunnelLog {
+    fn drop(&mut self) {
+        if let Some(mut ev) = self.event.take() {
+            ev.bytes = self.bytes.load(Ordering::Relaxed);
+            self.proxy.record(ev);
+        }
+    }
+}
+
+async fn run_tunnel<S>(
+    proxy: Arc<Proxy>,
+    who: Who,
+    mut client: S,
+    url: NormUrl,
+    port: u16,
+    first: Decision,
+) where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let host = url.host().to_owned();
+    let target = format!(
+        "{}:{port}",
+        if url.host_kind() == HostKind::Ip && host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        }
+    );
+    let subject = Subject {
+        method: "CONNECT",
+        url: &target,
+        host: &host,
+        search: None,
+    };
+    let refuse = |rule: &str, reason: String| {
+        let mut ev = event(&proxy.policy, &who, &subject, "block", &first, None);
+        ev.rule = rule.into();
+        ev.reason = reason;
+        proxy.record(ev);
+    };
+
+    // The ClientHello, within the header timeout.
+    let mut hello = Vec::with_capacity(2048);
+    let read = async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match client_hello_sni(&hello) {
+                Err(SniError::Incomplete(_)) if hello.len() <= MAX_HELLO + 64 => {}
+                done => return done,
+            }
+            let n = client
+                .read(&mut chunk)
+                .await
+                .map_err(|_| SniError::Incomplete(0))?;
+            if n == 0 {
+                return Err(SniError::Incomplete(0));
+            }
+            hello.extend_from_slice(&chunk[..n]);
+        }
+    };
+    let sni = match tokio::time::timeout(proxy.settings.header_timeout, read).await {
+        Ok(Ok(sni)) => sni,
+        Ok(Err(SniError::Incomplete(_))) | Err(_) => return, // client went away or stalled
+        Ok(Err(e)) => {
+            return refuse(
+                "not-tls",
+                format!("the tunnel to {target} did not start with TLS ({e})"),
+            );
+        }
+    };
+    let mut decision = first.clone();
+    if let Some(name) = &sni {
+        if url.host_kind() == HostKind::Domain && *name != host {
+            return refuse(
+                "sni-mismatch",
+                format!("the TLS server name `{name}` does not match the CONNECT host `{host}` (domain fronting)"),
+            );
+        }
+        if url.host_kind() == HostKind::Ip {
+            // Judge the name the client really wants.
+            let named = NormUrl::parse(name);
+            decision = match &named {
+                Ok(u) => proxy
+                    .policy
+                    .decide(&proxy.index, who.group, u, (proxy.clock)()),
+                Err(e) => Policy::decide_invalid(e.clone()),
+            };
+            if decision.action != Action::Allow
+                && !(decision.action == Action::Warn && proxy.continued(&who, name))
+            {
+                let mut ev = event(
+                    &proxy.policy,
+                    &who,
+                    &subject,
+                    decision.action.as_str(),
+                    &decision,
+                    None,
+                );
+                ev.host = name.clone();
+                proxy.record(ev);
+                return;
+            }
+        }
+    }
+
+    let action = if decision.action == Action::Warn {
+        "continue"
+    } else {
+        "allow"
+    };
+    let bytes = Arc::new(AtomicU64::new(0));
+    let mut log = TunnelLog {
+        proxy: proxy.clone(),
+        event: Some(event(
+            &proxy.policy,
+            &who,
+            &subject,
+            action,
+            &decision,
+            None,
+        )),
+        bytes: bytes.clone(),
+    };
+    let connect = TcpStream::connect(target.as_str());
+    let mut upstream = match tokio::time::timeout(proxy.settings.upstream_timeout, connect).await {
+        Ok(Ok(s)) => s,
+        _ => {
+            if let Some(ev) = &mut log.event {
+                ev.status = Some(StatusCode::BAD_GATEWAY.as_u16());
+            }
+            return;
+        }
+    };
+    let _ = upstream.set_nodelay(true);
+    if upstream.write_all(&hello).await.is_err() {
+        return;
+    }
+    bytes.fetch_add(hello.len() as u64, Ordering::Relaxed);
+    relay(client, upstream, proxy.settings.idle_timeout, &bytes).await;
+    drop(log);
+}
+
+/// Copies both ways until either side closes or neither sends anything for `idle`.
+async fn relay<A, B>(a: A, b: B, idle: Duration, bytes: &AtomicU64)
+where
+    A: AsyncRead + AsyncWrite + Unpin,
+    B: AsyncRead + AsyncWrite + Unpin,
+{
+    let started = Instant::now();
+    let last = AtomicU64::new(0);
+    let (mut ar, mut aw) = tokio::io::split(a);
+    let (mut br, mut bw) = tokio::io::split(b);
+    let watchdog = async {
+        loop {
+            tokio::time::sleep(idle / 4).await;
+            let quiet = started.elapsed().as_millis() as u64 - last.load(Ordering::Relaxed);
+            if quiet >= idle.as_millis() as u64 {
+                break;
+            }
+        }
+    };
+    let both = async {
+        tokio::join!(
+            pump(&mut ar, &mut bw, bytes, &last, started),
+            pump(&mut br, &mut aw, bytes, &last, started)
+        )
+    };
+    tokio::select! {
+        _ = both => {}
+        () = watchdog => {}
+    }
+}
+
+/// Copies `r` to `w` until end of stream or an error, counting bytes and noting activity.
+async fn pump<R, W>(r: &mut R, w: &mut W, bytes: &AtomicU64, last: &AtomicU64, started: Instant)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match r.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if w.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        bytes.fetch_add(n as u64, Ordering::Relaxed);
+        last.store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+    let _ = w.shutdown().await;
+}
+
+/// Pages the proxy serves itself: the start page, status, warning click-through, and the
+/// report/review links when no console is configured.
+pub(crate) async fn local_page(
+    proxy: &Proxy,
+    who: Option<Who>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or("").to_owned();
+    let param = |name: &str| {
+        query
+            .split('&')
+            .filter_map(|p| p.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| decode_query_value(v))
+    };
+    match path.as_str() {
+        "/" => page(
+            StatusCode::OK,
+            "Lookout e-safety filter",
+            &["Internet access on this network is filtered and recorded under the college's e-safety policy."],
+        ),
+        "/status" => {
+            let c = &proxy.counters;
+            let log = proxy.log.as_ref().map(|l| (l.stats(), l.backlog()));
+            let (queued, written, dropped, backlog) = log.map_or((0, 0, 0, 0), |(s, b)| (s.queued, s.written, s.dropped, b));
+            let body = format!(
+                "{{\"connections\":{},\"refused_clients\":{},\"refused_busy\":{},\"requests\":{},\"log\":{{\"enabled\":{},\"queued\":{queued},\"written\":{written},\"dropped\":{dropped},\"backlog\":{backlog}}}}}\n",
+                c.connections.load(Ordering::Relaxed),
+                c.refused_clients.load(Ordering::Relaxed),
+                c.refused_busy.load(Ordering::Relaxed),
+                c.requests.load(Ordering::Relaxed),
+                proxy.log.is_some(),
+            );
+            let mut r = Response::new(full(body));
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+        "/continue" => {
+            let Some(who) = who else {
+                return page(StatusCode::PROXY_AUTHENTICATION_REQUIRED, "Please sign in", &["Sign in to continue."]);
+            };
+            let Some(target) = param("url") else {
+                return page(StatusCode::BAD_REQUEST, "Nothing to continue to", &["The link has no address."]);
+            };
+            let Ok(url) = NormUrl::parse(&target) else {
+                return page(StatusCode::BAD_REQUEST, "Not a web address", &["The link's address is not valid."]);
+            };
+            let decision = proxy.policy.decide(&proxy.index, who.group, &url, (proxy.clock)());
+            let host = url.host().to_owned();
+            let subject = Subject { method: "GET", url: &target, host: &host, search: None };
+            match decision.action {
+                // Only a warning can be clicked through; a block stays a block.
+                Action::Block => proxy.refuse_page(&who, &subject, &decision),
+                Action::Warn | Action::Allow => {
+                    if decision.action == Action::Warn {
+                        proxy.allow_continue(&who, &host);
+                        let mut ev = event(&proxy.policy, &who, &subject, "continue", &decision, Some(StatusCode::SEE_OTHER));
+                        if let Some(r) = param("ref") {
+                            ev.reason = format!("{} (clicked through warning {r})", ev.reason);
+                        }
+                        proxy.record(ev);
+                    }
+                    let mut r = Response::new(full(""));
+                    *r.status_mut() = StatusCode::SEE_OTHER;
+                    let location = if target.contains("://") { target.clone() } else { format!("http://{target}") };
+                    if let Ok(v) = HeaderValue::from_str(&location) {
+                        r.headers_mut().insert(header::LOCATION, v);
+                    }
+                    r
+                }
+            }
+        }
+        "/report" | "/review" => {
+            let reference = param("ref").unwrap_or_default();
+            let reference: String = reference.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').take(20).collect();
+            let what = if path == "/report" { "report a concern" } else { "ask for this page to be reviewed" };
+            html(
+                StatusCode::OK,
+                lookout_http::notice_page(
+                    "Tell someone",
+                    &[
+                        &format!("The online form to {what} is not set up on this network yet."),
+                        &format!("Please speak to your tutor, a member of staff or the safeguarding team, and give them this reference: {reference}"),
+                    ],
+                ),
+            )
+        }
+        _ => page(StatusCode::NOT_FOUND, "Not found", &["There is no such page on the filter."]),
+    }
+}
