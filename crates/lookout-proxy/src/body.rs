@@ -148,14 +148,15 @@ impl HttpBody for Relay {
             .iter()
             .filter_map(|f| f.data_ref().map(|d| d.len() as u64))
             .sum();
-        let mut hint = self
+        let inner = self
             .inner
             .as_ref()
             .map_or_else(|| SizeHint::with_exact(0), HttpBody::size_hint);
-        hint.set_lower(hint.lower() + queued);
-        if let Some(upper) = hint.upper() {
+        let mut hint = SizeHint::new();
+        if let Some(upper) = inner.upper() {
             hint.set_upper(upper + queued);
         }
+        hint.set_lower(inner.lower() + queued);
         hint
     }
 }

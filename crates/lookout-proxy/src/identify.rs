@@ -54,6 +54,11 @@ const CACHE_TTL: Duration = Duration::from_secs(60);
 /// The most remembered entries before expired ones are swept.
 const CACHE_MAX: usize = 100_000;
 
+/// A user name and group name, or `None` for "nobody".
+type Found = Option<(String, String)>;
+/// Remembered look-ups with the time they were made.
+type TtlCache<K> = Mutex<HashMap<K, (Instant, Found)>>;
+
 /// Maps requests to people, with caches in front of the (slow by design) password check and
 /// the database.
 pub struct Identifier {
@@ -61,9 +66,9 @@ pub struct Identifier {
     store: Option<Store>,
     seed: u64,
     /// Keyed hash of a `Proxy-Authorization` value → the user it verified as.
-    credentials: Mutex<HashMap<u64, (Instant, Option<(String, String)>)>>,
+    credentials: TtlCache<u64>,
     /// Address → the user signed in there.
-    addresses: Mutex<HashMap<IpAddr, (Instant, Option<(String, String)>)>>,
+    addresses: TtlCache<IpAddr>,
 }
 
 fn remember<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, (Instant, V)>>, k: K, v: V) {

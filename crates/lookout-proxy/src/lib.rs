@@ -13,6 +13,7 @@
 mod body;
 mod handler;
 mod identify;
+mod resolve;
 mod tunnel;
 
 use std::collections::HashMap;
@@ -29,11 +30,13 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use lookout_lists::Index;
 use lookout_policy::{Clock, Policy};
 use lookout_store::EventLog;
-use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 pub use identify::{ClientNet, Identifier, Login, Refusal, Who};
+pub use resolve::Resolver;
 
 /// The reserved host name of the proxy's own pages (`.invalid` never resolves, RFC 2606).
 pub const LOCAL_HOST: &str = "lookout.invalid";
@@ -57,6 +60,8 @@ pub struct Settings {
     pub console_url: String,
     /// Log allowed requests too.
     pub log_allowed: bool,
+    /// Origin names resolved before (and instead of) the system resolver.
+    pub resolver: Resolver,
 }
 
 impl Default for Settings {
@@ -70,6 +75,7 @@ impl Default for Settings {
             connect_ports: vec![443],
             console_url: String::new(),
             log_allowed: true,
+            resolver: Resolver::default(),
         }
     }
 }
@@ -103,10 +109,19 @@ pub struct Proxy {
     pub settings: Settings,
     /// Counters.
     pub counters: Counters,
-    client: Client<HttpConnector, hyper::body::Incoming>,
+    client: Client<HttpConnector<Resolver>, hyper::body::Incoming>,
     /// (who, host) → when a warning was clicked through.
     continues: Mutex<HashMap<(String, String), Instant>>,
+    /// Connections and tunnels, to wait for on shutdown.
+    tasks: TaskTracker,
+    /// Cancelled on shutdown: idle connections close, tunnels end.
+    stopping: CancellationToken,
 }
+
+/// Refusals (403 outsider, 503 busy) being answered at once.
+const REFUSALS: usize = 256;
+/// Time to read a refused client's request and answer it.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a clicked-through warning lasts for that person and host.
 const CONTINUE_FOR: Duration = Duration::from_secs(60 * 60);
@@ -121,7 +136,7 @@ impl Proxy {
         clock: Clock,
         settings: Settings,
     ) -> Proxy {
-        let mut connector = HttpConnector::new();
+        let mut connector = HttpConnector::new_with_resolver(settings.resolver.clone());
         connector.set_connect_timeout(Some(settings.upstream_timeout));
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new())
@@ -140,6 +155,8 @@ impl Proxy {
             counters: Counters::default(),
             client,
             continues: Mutex::new(HashMap::new()),
+            tasks: TaskTracker::new(),
+            stopping: CancellationToken::new(),
         }
     }
 
@@ -173,6 +190,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(proxy.settings.max_connections));
+    // Refusals are answered properly, but only so many at once.
+    let refusals = Arc::new(Semaphore::new(REFUSALS));
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -191,50 +210,69 @@ pub async fn run(
                 .counters
                 .refused_clients
                 .fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(refuse(
+            spawn_refusal(
+                &refusals,
                 stream,
                 403,
                 "This proxy serves only the networks it is configured for.\n",
-            ));
+            );
             continue;
         }
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             proxy.counters.refused_busy.fetch_add(1, Ordering::Relaxed);
-            tokio::spawn(refuse(
+            spawn_refusal(
+                &refusals,
                 stream,
                 503,
                 "The filter is busy; try again in a moment.\n",
-            ));
+            );
             continue;
         };
         proxy.counters.connections.fetch_add(1, Ordering::Relaxed);
-        let proxy = proxy.clone();
-        tokio::spawn(async move {
-            serve_connection(stream, peer, proxy).await;
+        let proxy2 = proxy.clone();
+        proxy.tasks.spawn(async move {
+            serve_connection(stream, peer, proxy2).await;
             drop(permit);
         });
     }
-    // Let requests in flight finish, so their events are logged.
-    let all = u32::try_from(proxy.settings.max_connections).unwrap_or(u32::MAX);
-    let _ = tokio::time::timeout(proxy.settings.header_timeout, slots.acquire_many(all)).await;
+    // Idle connections close and tunnels end; requests in flight get the header timeout to
+    // finish, so that their events are logged.
+    proxy.stopping.cancel();
+    proxy.tasks.close();
+    let _ = tokio::time::timeout(proxy.settings.header_timeout, proxy.tasks.wait()).await;
     Ok(())
 }
 
-async fn refuse(mut stream: TcpStream, status: u16, message: &str) {
-    let reason = if status == 403 {
-        "Forbidden"
-    } else {
-        "Service Unavailable"
+/// Answers the client's request with `status` and `message` on a spare refusal slot (if
+/// none is free, the socket is just closed).
+fn spawn_refusal(slots: &Arc<Semaphore>, stream: TcpStream, status: u16, message: &'static str) {
+    let Ok(permit) = slots.clone().try_acquire_owned() else {
+        return;
     };
-    let response = format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{message}",
-        message.len()
-    );
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        let _ = stream.write_all(response.as_bytes()).await;
-        let _ = stream.shutdown().await;
-    })
-    .await;
+    tokio::spawn(async move {
+        refuse(stream, status, message).await;
+        drop(permit);
+    });
+}
+
+/// Answers every request on `stream` with `status` and `message`, then closes it.
+async fn refuse(stream: TcpStream, status: u16, message: &'static str) {
+    let service = hyper::service::service_fn(move |_req| async move {
+        let mut r = hyper::Response::new(body::full(message));
+        *r.status_mut() =
+            hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::FORBIDDEN);
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        Ok::<_, std::convert::Infallible>(r)
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(REFUSAL_TIMEOUT)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), service);
+    let _ = tokio::time::timeout(REFUSAL_TIMEOUT, conn).await;
 }
 
 async fn serve_connection(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>) {
@@ -245,12 +283,19 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>
         .header_read_timeout(proxy.settings.header_timeout)
         .max_buf_size(proxy.settings.max_header_bytes.max(8192))
         .keep_alive(true);
+    let stopping = proxy.stopping.clone();
     let service = hyper::service::service_fn(move |req| {
         let proxy = proxy.clone();
         async move { Ok::<_, std::convert::Infallible>(handler::handle(proxy, peer, req).await) }
     });
-    let _ = builder
+    let conn = builder
         .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades()
-        .await;
+        .with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        () = stopping.cancelled() => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
 }

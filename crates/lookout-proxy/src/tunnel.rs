@@ -87,7 +87,8 @@ pub(crate) async fn connect(
     let Ok(url) = url else {
         return page(StatusCode::BAD_REQUEST, "Bad CONNECT request", &[]);
     };
-    tokio::spawn(async move {
+    let tasks = proxy.tasks.clone();
+    tasks.spawn(async move {
         let Ok(upgraded) = hyper::upgrade::on(&mut req).await else {
             return;
         };
@@ -233,7 +234,11 @@ async fn run_tunnel<S>(
         )),
         bytes: bytes.clone(),
     };
-    let connect = TcpStream::connect(target.as_str());
+    let resolver = proxy.settings.resolver.clone();
+    let connect = async move {
+        let addrs = resolver.lookup(&host, port).await?;
+        TcpStream::connect(&addrs[..]).await
+    };
     let mut upstream = match tokio::time::timeout(proxy.settings.upstream_timeout, connect).await {
         Ok(Ok(s)) => s,
         _ => {
@@ -248,7 +253,10 @@ async fn run_tunnel<S>(
         return;
     }
     bytes.fetch_add(hello.len() as u64, Ordering::Relaxed);
-    relay(client, upstream, proxy.settings.idle_timeout, &bytes).await;
+    tokio::select! {
+        () = relay(client, upstream, proxy.settings.idle_timeout, &bytes) => {}
+        () = proxy.stopping.cancelled() => {}
+    }
     drop(log);
 }
 

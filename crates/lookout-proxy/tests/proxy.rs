@@ -1,0 +1,721 @@
+//! The proxy over real sockets on 127.0.0.1: reqwest and raw TCP clients, local HTTP and
+//! HTTPS origins (a test CA), the real list loader and a real SQLite activity log.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use lookout_config::Config;
+use lookout_policy::{LocalTime, Networks, Weekday};
+use lookout_proxy::{run, ClientNet, Identifier, Login, Proxy, Resolver, Settings};
+use lookout_store::{EventFilter, EventLog, EventWriter, NewUser, Store, StoredEvent};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const CONFIG: &str = r#"
+[[lists.source]]
+name = "test-gambling"
+path = "gambling.txt"
+categories = ["gambling"]
+
+[[lists.source]]
+name = "test-chat"
+path = "chat.txt"
+categories = ["chat"]
+
+[groups.learners]
+warn = ["chat"]
+
+[groups.it-staff]
+block = ["gambling"]
+blocked_downloads = []
+safe_search = false
+youtube_restricted = false
+"#;
+
+/// Names the proxy resolves to the local origins.
+const NAMES: &[&str] = &[
+    "allowed.test",
+    "casino.test",
+    "www.casino.test",
+    "chat.test",
+    "secure.test",
+    "www.google.com",
+    "www.youtube.com",
+];
+
+/// An origin that answers by path.
+async fn origin_service(
+    req: Request<hyper::body::Incoming>,
+) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
+    let path = req.uri().path().to_owned();
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+            .to_owned()
+    };
+    let mut r = Response::builder();
+    let body: Bytes = match path.as_str() {
+        "/download" => {
+            r = r.header("content-type", "application/octet-stream");
+            Bytes::from_static(b"MZ\x90\x00\x03\x00\x00\x00\x04\x00program")
+        }
+        "/minutes.doc" => Bytes::from_static(b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1old word document"),
+        "/installer" => Bytes::from_static(b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1installer"),
+        "/attachment" => {
+            r = r.header("content-disposition", "attachment; filename=\"tool.exe\"");
+            Bytes::from_static(b"looks harmless")
+        }
+        "/report.pdf" => Bytes::from_static(b"%PDF-1.7 a report"),
+        "/big" => Bytes::from(vec![b'x'; 1 << 20]),
+        "/tiny" => Bytes::from_static(b"M"),
+        _ => Bytes::from(format!(
+            "uri={}\nhost={}\nyoutube-restrict={}\nproxy-authorization={}\n",
+            req.uri(),
+            header("host"),
+            header("youtube-restrict"),
+            header("proxy-authorization"),
+        )),
+    };
+    Ok(r.body(Full::new(body)).unwrap())
+}
+
+async fn http_origin() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(
+                TokioIo::new(stream),
+                hyper::service::service_fn(origin_service),
+            ));
+        }
+    });
+    addr
+}
+
+/// An HTTPS origin with a certificate for `secure.test` and `casino.test`; returns its
+/// address and the certificate (DER) for clients to trust.
+async fn https_origin() -> (SocketAddr, Vec<u8>) {
+    let cert = rcgen::generate_simple_self_signed(vec![
+        "secure.test".into(),
+        "casino.test".into(),
+        "allowed.test".into(),
+    ])
+    .unwrap();
+    let der = cert.cert.der().to_vec();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert.der().clone()], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(
+                            TokioIo::new(tls),
+                            hyper::service::service_fn(origin_service),
+                        )
+                        .await;
+                }
+            });
+        }
+    });
+    (addr, der)
+}
+
+struct Harness {
+    proxy: SocketAddr,
+    origin: SocketAddr,
+    tls_origin: SocketAddr,
+    tls_cert: Vec<u8>,
+    store: Store,
+    writer: Option<EventWriter>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+struct Options {
+    /// (cidr, group, login)
+    networks: Vec<(&'static str, &'static str, Login)>,
+    header_timeout: Duration,
+    max_connections: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            networks: vec![("127.0.0.0/8", "learners", Login::Optional)],
+            header_timeout: Duration::from_secs(5),
+            max_connections: 64,
+        }
+    }
+}
+
+async fn start(opts: Options) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("gambling.txt"), "casino.test\n").unwrap();
+    std::fs::write(dir.path().join("chat.txt"), "chat.test\n").unwrap();
+    let mut config = Config::from_toml(CONFIG).unwrap();
+    config.resolve_paths(dir.path());
+    let policy = Arc::new(config.policy().unwrap());
+    let index = Arc::new(lookout_loader::load(&config.lists).unwrap().index);
+    let store = Store::open(&dir.path().join("lookout.db")).await.unwrap();
+    let (log, writer) = EventLog::start(store.clone(), 10_000, 100);
+    let networks = Networks::new(
+        opts.networks
+            .iter()
+            .map(|(cidr, group, login)| {
+                let group = policy.group_id(group).unwrap();
+                (
+                    cidr.parse().unwrap(),
+                    ClientNet {
+                        group,
+                        login: *login,
+                    },
+                )
+            })
+            .collect(),
+    );
+    let origin = http_origin().await;
+    let (tls_origin, tls_cert) = https_origin().await;
+    let hosts: HashMap<String, IpAddr> = NAMES
+        .iter()
+        .map(|n| (n.to_string(), "127.0.0.1".parse().unwrap()))
+        .collect();
+    let settings = Settings {
+        max_connections: opts.max_connections,
+        header_timeout: opts.header_timeout,
+        idle_timeout: Duration::from_secs(5),
+        upstream_timeout: Duration::from_secs(5),
+        connect_ports: vec![443, tls_origin.port()],
+        resolver: Resolver::new(hosts),
+        ..Settings::default()
+    };
+    let proxy = Arc::new(Proxy::new(
+        policy,
+        index,
+        Identifier::new(networks, Some(store.clone())),
+        Some(log),
+        Arc::new(|| LocalTime {
+            weekday: Weekday::Wed,
+            minute: 600,
+        }),
+        settings,
+    ));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(run(listener, proxy, async {
+        let _ = stopped.await;
+    }));
+    Harness {
+        proxy: addr,
+        origin,
+        tls_origin,
+        tls_cert,
+        store,
+        writer: Some(writer),
+        stop: Some(stop),
+        task: Some(task),
+        _dir: dir,
+    }
+}
+
+impl Harness {
+    fn client(&self) -> reqwest::Client {
+        self.client_as(None)
+    }
+
+    fn client_as(&self, login: Option<(&str, &str)>) -> reqwest::Client {
+        let mut proxy = reqwest::Proxy::all(format!("http://{}", self.proxy)).unwrap();
+        if let Some((u, p)) = login {
+            proxy = proxy.basic_auth(u, p);
+        }
+        reqwest::Client::builder()
+            .proxy(proxy)
+            .redirect(reqwest::redirect::Policy::none())
+            .add_root_certificate(reqwest::Certificate::from_der(&self.tls_cert).unwrap())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap()
+    }
+
+    fn url(&self, host: &str, path: &str) -> String {
+        format!("http://{host}:{}{path}", self.origin.port())
+    }
+
+    /// Stops the proxy, flushes the log, and returns every event, oldest first.
+    async fn events(&mut self) -> Vec<StoredEvent> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+        if let Some(w) = self.writer.take() {
+            w.finish().await;
+        }
+        let mut all = self
+            .store
+            .events(&EventFilter {
+                limit: Some(10_000),
+                ..EventFilter::default()
+            })
+            .await
+            .unwrap();
+        all.reverse();
+        all
+    }
+}
+
+async fn get(client: &reqwest::Client, url: &str) -> (u16, String) {
+    let r = client
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{url}: {e:?}"));
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn allow_block_and_the_log() {
+    let mut h = start(Options::default()).await;
+    let c = h.client();
+    let (status, body) = get(&c, &h.url("allowed.test", "/page?x=1")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("uri=/page?x=1"), "{body}");
+    assert!(
+        body.contains(&format!("host=allowed.test:{}", h.origin.port())),
+        "{body}"
+    );
+    assert!(body.contains("proxy-authorization=-"), "{body}");
+
+    let (status, body) = get(&c, &h.url("www.casino.test", "/")).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("This page is blocked"), "{body}");
+    assert!(body.contains("Gambling"));
+    assert!(body.contains("Report a concern") && body.contains("This should not be blocked"));
+    let reference = body
+        .split("<dt>Reference</dt><dd>")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(
+        reference.starts_with("LK-") && reference.len() == 12,
+        "{reference}"
+    );
+
+    // A forged Host header does not reach a blocked site through an allowed URL.
+    let r = c
+        .get(h.url("allowed.test", "/"))
+        .header("host", "casino.test")
+        .send()
+        .await
+        .unwrap();
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains(&format!("host=allowed.test:{}", h.origin.port())),
+        "{body}"
+    );
+
+    // A big body streams through and its bytes are logged.
+    let r = c.get(h.url("allowed.test", "/big")).send().await.unwrap();
+    assert_eq!(r.bytes().await.unwrap().len(), 1 << 20);
+
+    let events = h.events().await;
+    let actions: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.event.action.as_str(), e.event.host.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("allow", "allowed.test"),
+            ("block", "www.casino.test"),
+            ("allow", "allowed.test"),
+            ("allow", "allowed.test")
+        ]
+    );
+    let blocked = &events[1].event;
+    assert_eq!(blocked.reference, reference);
+    assert_eq!(blocked.categories, "gambling");
+    assert_eq!(blocked.rule, "category");
+    assert_eq!(blocked.group, "learners");
+    assert_eq!(blocked.client_ip, "127.0.0.1");
+    assert_eq!(blocked.status, Some(403));
+    assert!(blocked.reason.contains("casino.test"), "{}", blocked.reason);
+    assert_eq!(events[3].event.bytes, 1 << 20);
+    assert_eq!(events[0].event.method, "GET");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warnings_click_through_and_are_logged() {
+    let mut h = start(Options::default()).await;
+    let c = h.client();
+    let url = h.url("chat.test", "/room");
+    let (status, body) = get(&c, &url).await;
+    assert_eq!(status, 403);
+    assert!(
+        body.contains("Are you sure you want to continue?"),
+        "{body}"
+    );
+    let href = body
+        .split("class=\"primary\" href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&amp;", "&");
+    assert!(
+        href.starts_with("http://lookout.invalid/continue?"),
+        "{href}"
+    );
+
+    let r = c.get(&href).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(r.headers()["location"].to_str().unwrap(), url);
+    let (status, body) = get(&c, &url).await;
+    assert_eq!(status, 200, "{body}");
+
+    // A block cannot be clicked through by crafting the link.
+    let forged = format!(
+        "http://lookout.invalid/continue?url={}",
+        lookout_http::encode_param(&h.url("casino.test", "/"))
+    );
+    let (status, body) = get(&c, &forged).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("This page is blocked"));
+    assert_eq!(get(&c, &h.url("casino.test", "/")).await.0, 403);
+
+    let events = h.events().await;
+    let actions: Vec<&str> = events.iter().map(|e| e.event.action.as_str()).collect();
+    assert_eq!(actions, ["warn", "continue", "continue", "block", "block"]);
+    assert!(
+        events[1]
+            .event
+            .reason
+            .contains("clicked through warning LK-"),
+        "{}",
+        events[1].event.reason
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_are_blocked_by_name_header_and_content_except_for_it_staff() {
+    let mut h = start(Options {
+        networks: vec![("127.0.0.0/8", "learners", Login::Optional)],
+        ..Options::default()
+    })
+    .await;
+    h.store
+        .add_user(&NewUser {
+            username: "tech".into(),
+            display_name: "IT technician".into(),
+            group: "it-staff".into(),
+            password: Some("technician-pass".into()),
+        })
+        .await
+        .unwrap();
+    let learner = h.client();
+    let it = h.client_as(Some(("tech", "technician-pass")));
+    for (path, learner_status) in [
+        ("/setup.exe", 403),
+        ("/download", 403),
+        ("/attachment", 403),
+        ("/installer", 403),
+        ("/minutes.doc", 200),
+        ("/report.pdf", 200),
+        ("/tiny", 200),
+    ] {
+        let (status, body) = get(&learner, &h.url("allowed.test", path)).await;
+        assert_eq!(status, learner_status, "learner {path}: {body}");
+        if status == 403 {
+            assert!(
+                body.contains("files is not allowed for this group"),
+                "{body}"
+            );
+        }
+        let (status, _) = get(&it, &h.url("allowed.test", path)).await;
+        assert_eq!(status, 200, "it-staff {path}");
+    }
+    let events = h.events().await;
+    let blocked: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e.event.action == "block")
+        .map(|e| (e.event.rule.clone(), e.event.reason.clone()))
+        .collect();
+    assert_eq!(blocked.len(), 4, "{blocked:?}");
+    assert!(blocked.iter().all(|(rule, _)| rule == "download"));
+    assert!(blocked[1].1.contains(".exe"), "{blocked:?}");
+    assert!(blocked[3].1.contains(".msi"), "{blocked:?}");
+    assert!(
+        events
+            .iter()
+            .filter(|e| e.event.username.as_deref() == Some("tech"))
+            .count()
+            == 7
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn safe_search_is_forced_and_search_terms_are_logged() {
+    let mut h = start(Options::default()).await;
+    let c = h.client();
+    let (_, body) = get(
+        &c,
+        &h.url("www.google.com", "/search?q=how+to+vape&safe=off"),
+    )
+    .await;
+    assert!(
+        body.contains("uri=/search?q=how+to+vape&safe=active"),
+        "{body}"
+    );
+    let (_, body) = get(&c, &h.url("www.youtube.com", "/results?search_query=drill")).await;
+    assert!(body.contains("youtube-restrict=Strict"), "{body}");
+    let events = h.events().await;
+    let terms: Vec<Option<&str>> = events
+        .iter()
+        .map(|e| e.event.search_term.as_deref())
+        .collect();
+    assert_eq!(terms, [Some("how to vape"), Some("drill")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_tunnels_are_decided_on_host_and_server_name() {
+    let mut h = start(Options::default()).await;
+    let c = h.client();
+    let port = h.tls_origin.port();
+    let (status, body) = get(&c, &format!("https://secure.test:{port}/hello")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("uri=/hello"), "{body}");
+
+    let err = c
+        .get(format!("https://casino.test:{port}/"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(format!("{err:?}").contains("TunnelUnsuccessful"), "{err:?}");
+
+    // Raw CONNECTs: a blocked host, a port that is not allowed, domain fronting, not TLS.
+    let connect = |target: String| {
+        let proxy = h.proxy;
+        async move {
+            let mut s = TcpStream::connect(proxy).await.unwrap();
+            s.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+                .await
+                .unwrap();
+            let mut head = vec![0u8; 12];
+            s.read_exact(&mut head).await.unwrap();
+            (String::from_utf8_lossy(&head).into_owned(), s)
+        }
+    };
+    let (head, _) = connect(format!("casino.test:{port}")).await;
+    assert_eq!(head, "HTTP/1.1 403");
+    let (head, _) = connect("allowed.test:22".into()).await;
+    assert_eq!(head, "HTTP/1.1 403");
+
+    let (head, mut s) = connect(format!("allowed.test:{port}")).await;
+    assert_eq!(head, "HTTP/1.1 200");
+    let mut rest = vec![0u8; 64];
+    let _ = tokio::time::timeout(Duration::from_millis(200), s.read(&mut rest)).await;
+    // A real TLS client asking for casino.test inside a tunnel to allowed.test.
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(h.tls_cert.clone()))
+        .unwrap();
+    let tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(tls));
+    let name = rustls::pki_types::ServerName::try_from("casino.test").unwrap();
+    assert!(
+        connector.connect(name, s).await.is_err(),
+        "domain fronting must fail"
+    );
+
+    let (head, mut s) = connect(format!("allowed.test:{port}")).await;
+    assert_eq!(head, "HTTP/1.1 200");
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+
+    let events = h.events().await;
+    let rules: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.event.action.as_str(), e.event.rule.as_str()))
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            ("block", "category"),
+            ("block", "category"),
+            ("block", "port"),
+            ("block", "sni-mismatch"),
+            ("block", "not-tls"),
+            // An allowed tunnel is logged when it ends, with its bytes: here, at shutdown.
+            ("allow", "default"),
+        ]
+    );
+    assert!(events[5].event.bytes > 0);
+    assert_eq!(events[5].event.method, "CONNECT");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_outside_the_networks_are_refused() {
+    let mut h = start(Options {
+        networks: vec![("10.0.0.0/8", "learners", Login::Optional)],
+        ..Options::default()
+    })
+    .await;
+    let (status, body) = get(&h.client(), &h.url("allowed.test", "/")).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("serves only the networks"), "{body}");
+    assert!(
+        h.events().await.is_empty(),
+        "nothing was forwarded or decided"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_required_networks_ask_for_credentials() {
+    let mut h = start(Options {
+        networks: vec![("127.0.0.0/8", "learners", Login::Required)],
+        ..Options::default()
+    })
+    .await;
+    h.store
+        .add_user(&NewUser {
+            username: "Amy".into(),
+            display_name: "Amy Learner".into(),
+            group: "learners".into(),
+            password: Some("amys-password".into()),
+        })
+        .await
+        .unwrap();
+    let r = h
+        .client()
+        .get(h.url("allowed.test", "/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 407);
+    assert!(r.headers()["proxy-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic"));
+    let (status, _) = get(
+        &h.client_as(Some(("amy", "wrong-password"))),
+        &h.url("allowed.test", "/"),
+    )
+    .await;
+    assert_eq!(status, 407);
+    let amy = h.client_as(Some(("AMY", "amys-password")));
+    let (status, body) = get(&amy, &h.url("allowed.test", "/")).await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("proxy-authorization=-"),
+        "credentials must not reach the origin: {body}"
+    );
+    let (status, body) = get(&amy, &h.url("casino.test", "/")).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("amy (learners)"), "{body}");
+    let events = h.events().await;
+    assert_eq!(events.len(), 2);
+    assert!(events
+        .iter()
+        .all(|e| e.event.username.as_deref() == Some("amy")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_clients_get_clear_errors_and_others_are_unaffected() {
+    let h = start(Options {
+        header_timeout: Duration::from_secs(1),
+        ..Options::default()
+    })
+    .await;
+    // A slow client holding a connection open with half a request.
+    let mut slow = TcpStream::connect(h.proxy).await.unwrap();
+    slow.write_all(b"GET http://allowed.test/ HTTP/1.1\r\nHost: allo")
+        .await
+        .unwrap();
+
+    // Oversized headers.
+    let mut big = TcpStream::connect(h.proxy).await.unwrap();
+    let huge = format!(
+        "GET {} HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n\r\n",
+        h.url("allowed.test", "/"),
+        "a".repeat(100_000)
+    );
+    let _ = big.write_all(huge.as_bytes()).await;
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), big.read_to_end(&mut buf)).await;
+    let head = String::from_utf8_lossy(&buf);
+    assert!(head.starts_with("HTTP/1.1 431"), "{head}");
+
+    // Garbage.
+    for junk in [
+        &b"\x00\x01\x02 nonsense\r\n\r\n"[..],
+        b"GET\r\n\r\n",
+        b"GET http://[::1 HTTP/1.1\r\n\r\n",
+    ] {
+        let mut s = TcpStream::connect(h.proxy).await.unwrap();
+        s.write_all(junk).await.unwrap();
+        let mut buf = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+        let head = String::from_utf8_lossy(&buf);
+        assert!(head.starts_with("HTTP/1.1 400"), "{junk:?}: {head}");
+    }
+
+    // Meanwhile a normal client is served.
+    let (status, _) = get(&h.client(), &h.url("allowed.test", "/")).await;
+    assert_eq!(status, 200);
+
+    // The slow client is cut off after the header timeout.
+    let mut buf = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf)).await;
+    assert!(closed.is_ok(), "slow client still connected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_proxy_answers_busy() {
+    let h = start(Options {
+        max_connections: 1,
+        ..Options::default()
+    })
+    .await;
+    let mut first = TcpStream::connect(h.proxy).await.unwrap();
+    first.write_all(b"GET ").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut second = TcpStream::connect(h.proxy).await.unwrap();
+    second
+        .write_all(b"GET http://allowed.test/ HTTP/1.1\r\nHost: allowed.test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), second.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 503"));
+}
