@@ -13,9 +13,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lookout_dns::{fit_udp, handle, refuse, Context, Outcome, Pending, Settings};
+use lookout_dns::{fit_udp, handle, refuse, Asked, Context, Outcome, Pending, Settings};
 use lookout_lists::Index;
-use lookout_policy::{GroupId, Networks, Policy};
+use lookout_policy::{Action, Decision, GroupId, Networks, Policy};
+use lookout_store::{new_reference, now_ms, Event, EventLog};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
@@ -54,6 +55,10 @@ pub struct DnsServer {
     pub cache: Cache,
     /// The local clock, for schedules.
     pub clock: Clock,
+    /// The activity log, if queries are logged.
+    pub log: Option<EventLog>,
+    /// Log allowed names too (otherwise only blocked ones).
+    pub log_allowed: bool,
 }
 
 impl DnsServer {
@@ -70,9 +75,46 @@ impl DnsServer {
             settings: &self.settings,
         };
         match handle(packet, &ctx) {
-            Outcome::Forward(pending) => Some(self.forward(&pending).await),
+            Outcome::Forward(pending) => {
+                self.record(client, group, &pending.asked, &pending.decision);
+                Some(self.forward(&pending).await)
+            }
+            Outcome::Respond {
+                packet,
+                decision: Some(decision),
+                asked: Some(asked),
+            } => {
+                self.record(client, group, &asked, &decision);
+                (!packet.is_empty()).then_some(packet)
+            }
             other => respond(other),
         }
+    }
+
+    /// Logs a judged query.
+    fn record(&self, client: IpAddr, group: GroupId, asked: &Asked, decision: &Decision) {
+        let Some(log) = &self.log else { return };
+        if decision.action == Action::Allow && !self.log_allowed {
+            return;
+        }
+        log.record(Event {
+            at_ms: now_ms(),
+            reference: new_reference(),
+            service: "dns",
+            client_ip: client.to_string(),
+            username: None,
+            group: self.policy.group(group).name().to_owned(),
+            method: asked.qtype.to_string(),
+            url: asked.host.clone(),
+            host: asked.host.clone(),
+            search_term: None,
+            categories: decision.categories.slugs(),
+            action: decision.action.as_str().to_owned(),
+            rule: decision.reason.rule().to_owned(),
+            reason: decision.reason.to_string(),
+            status: None,
+            bytes: 0,
+        });
     }
 
     async fn forward(&self, pending: &Pending) -> Vec<u8> {

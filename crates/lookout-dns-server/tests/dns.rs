@@ -14,6 +14,7 @@ use lookout_lists::{
     Category, CategorySet, EntryKind, EntrySink, IndexBuilder, NormUrl, SourceInfo,
 };
 use lookout_policy::{Group, GroupSpec, LocalTime, Policy, Weekday};
+use lookout_store::{EventFilter, EventLog, Store};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
@@ -52,6 +53,15 @@ struct Running {
 
 /// Starts the filter with `clients` networks → learners and the given upstreams.
 async fn start(networks: &[&str], upstreams: Vec<SocketAddr>) -> Running {
+    start_logged(networks, upstreams, None).await
+}
+
+/// Like `start`, logging every judged query to `log`.
+async fn start_logged(
+    networks: &[&str],
+    upstreams: Vec<SocketAddr>,
+    log: Option<EventLog>,
+) -> Running {
     let mut builder = IndexBuilder::new();
     let labels = CategorySet::one(Category::GAMBLING).bits();
     let id = builder
@@ -99,6 +109,8 @@ async fn start(networks: &[&str], upstreams: Vec<SocketAddr>) -> Running {
             weekday: Weekday::Wed,
             minute: 600,
         }),
+        log,
+        log_allowed: true,
     };
     let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -319,4 +331,44 @@ async fn truncated_upstream_replies_are_fetched_over_tcp() {
     // Over UDP (512 bytes) the client is told to ask over TCP, never given an empty answer.
     let m = ask_udp(dns.udp, &query(13, "big.example.")).await;
     assert!(m.metadata.truncation, "{}", summary(&m));
+}
+
+#[tokio::test]
+async fn judged_queries_are_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("lookout.db")).await.unwrap();
+    let (log, writer) = EventLog::start(store.clone(), 100, 10);
+    let (up, _) = upstream(false).await;
+    let dns = start_logged(&["127.0.0.0/8"], vec![up], Some(log)).await;
+    ask_udp(dns.udp, &query(1, "www.casino.example.")).await;
+    ask_udp(dns.udp, &query(2, "bbc.co.uk.")).await;
+    // A malformed packet is answered FORMERR and judged nothing.
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.send_to(&[0, 9, 1, 0, 0, 1], dns.udp).await.unwrap();
+    drop(dns);
+    writer.finish().await;
+    let mut events = store.events(&EventFilter::default()).await.unwrap();
+    events.reverse();
+    let got: Vec<(&str, &str, &str, &str, &str)> = events
+        .iter()
+        .map(|e| {
+            let e = &e.event;
+            (
+                e.service,
+                e.method.as_str(),
+                e.host.as_str(),
+                e.action.as_str(),
+                e.categories.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("dns", "A", "www.casino.example", "block", "gambling"),
+            ("dns", "A", "bbc.co.uk", "allow", ""),
+        ]
+    );
+    assert_eq!(events[0].event.client_ip, "127.0.0.1");
+    assert_eq!(events[0].event.group, "learners");
 }

@@ -69,11 +69,22 @@ pub enum Outcome {
         packet: Vec<u8>,
         /// The policy decision, for the activity log (none for malformed packets).
         decision: Option<Decision>,
+        /// The question judged, when there is a decision.
+        asked: Option<Asked>,
     },
     /// Ask the upstream resolver, then answer with [`Pending::complete`].
     Forward(Box<Pending>),
     /// Not even a header could be read: there is nobody to answer.
     Drop,
+}
+
+/// The question a decision is about, for the activity log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asked {
+    /// The name asked, without the trailing dot.
+    pub host: String,
+    /// The record type asked for.
+    pub qtype: RecordType,
 }
 
 /// A query waiting for the upstream resolver's reply.
@@ -86,6 +97,8 @@ pub struct Pending {
     cname: Option<Record>,
     /// The decision taken (allowed), for the activity log.
     pub decision: Decision,
+    /// The question judged.
+    pub asked: Asked,
 }
 
 impl Pending {
@@ -171,6 +184,7 @@ fn header_error(packet: &[u8], code: ResponseCode) -> Outcome {
     Outcome::Respond {
         packet: encode(&response),
         decision: None,
+        asked: None,
     }
 }
 
@@ -183,6 +197,7 @@ pub fn refuse(packet: &[u8]) -> Outcome {
             Outcome::Respond {
                 packet,
                 decision: None,
+                asked: None,
             }
         }
         Ok(_) => Outcome::Drop,
@@ -230,6 +245,7 @@ pub fn handle(packet: &[u8], ctx: &Context<'_>) -> Outcome {
         return Outcome::Respond {
             packet: encode(&response),
             decision: None,
+            asked: None,
         };
     }
     if request.queries.len() != 1 {
@@ -237,6 +253,7 @@ pub fn handle(packet: &[u8], ctx: &Context<'_>) -> Outcome {
         return Outcome::Respond {
             packet: encode(&response),
             decision: None,
+            asked: None,
         };
     }
     let question = &request.queries[0];
@@ -246,11 +263,16 @@ pub fn handle(packet: &[u8], ctx: &Context<'_>) -> Outcome {
         Ok(url) => ctx.policy.decide(ctx.index, ctx.group, &url, ctx.at),
         Err(e) => Policy::decide_invalid(e),
     };
+    let asked = Asked {
+        host: host.to_owned(),
+        qtype: question.query_type(),
+    };
     if decision.action != Action::Allow {
         let packet = blocked(&request, &ctx.settings.blocked, ctx.settings.ttl);
         return Outcome::Respond {
             packet,
             decision: Some(decision),
+            asked: Some(asked),
         };
     }
     let group = ctx.policy.group(ctx.group);
@@ -272,6 +294,7 @@ pub fn handle(packet: &[u8], ctx: &Context<'_>) -> Outcome {
         upstream_name,
         cname,
         decision,
+        asked,
     }))
 }
 

@@ -111,7 +111,9 @@ fn summary(packet: &[u8]) -> String {
 
 fn respond(outcome: Outcome) -> (Vec<u8>, Option<Decision>) {
     match outcome {
-        Outcome::Respond { packet, decision } => (packet, decision),
+        Outcome::Respond {
+            packet, decision, ..
+        } => (packet, decision),
         other => panic!("expected an answer, got {other:?}"),
     }
 }

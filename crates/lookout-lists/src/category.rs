@@ -286,6 +286,14 @@ impl CategorySet {
             .map(Category)
     }
 
+    /// The slugs, comma-separated, in taxonomy order (as the activity log stores them).
+    pub fn slugs(self) -> String {
+        self.iter()
+            .map(Category::slug)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
     /// The first category in taxonomy order (illegal categories come first).
     pub fn first(self) -> Option<Category> {
         (self.0 != 0).then(|| Category(self.0.trailing_zeros() as u8))

@@ -103,23 +103,6 @@ pub(crate) fn html(status: StatusCode, body: String) -> Response<Body> {
     r
 }
 
-/// A reference for a logged event, e.g. `LK-7Q2M-X9KD` (no 0/O or 1/I to misread).
-pub(crate) fn new_reference() -> String {
-    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
-    let mut s = String::from("LK-");
-    for i in 0..8 {
-        if i == 4 {
-            s.push('-');
-        }
-        s.push(char::from(ALPHABET[rand::random_range(0..ALPHABET.len())]));
-    }
-    s
-}
-
-fn category_slugs(set: CategorySet) -> String {
-    set.iter().map(|c| c.slug()).collect::<Vec<_>>().join(",")
-}
-
 fn category_titles(set: CategorySet) -> String {
     set.iter()
         .map(|c| c.info().title)
@@ -146,7 +129,7 @@ pub(crate) fn event(
 ) -> Event {
     Event {
         at_ms: now_ms(),
-        reference: new_reference(),
+        reference: lookout_store::new_reference(),
         service: "proxy",
         client_ip: who.ip.to_string(),
         username: who.user.clone(),
@@ -155,7 +138,7 @@ pub(crate) fn event(
         url: subject.url.to_owned(),
         host: subject.host.to_owned(),
         search_term: subject.search.clone(),
-        categories: category_slugs(decision.categories),
+        categories: decision.categories.slugs(),
         action: action.to_owned(),
         rule: decision.reason.rule().to_owned(),
         reason: decision.reason.to_string(),

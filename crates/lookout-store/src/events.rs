@@ -48,6 +48,20 @@ pub struct Event {
     pub bytes: u64,
 }
 
+/// A new event reference, e.g. `LK-7Q2M-X9KD`: shown on block pages and quoted to staff,
+/// so it avoids characters that are easily misread (0/O, 1/I).
+pub fn new_reference() -> String {
+    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZ";
+    let mut s = String::from("LK-");
+    for i in 0..8 {
+        if i == 4 {
+            s.push('-');
+        }
+        s.push(char::from(ALPHABET[rand::random_range(0..ALPHABET.len())]));
+    }
+    s
+}
+
 /// An event read back, with its row id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {

@@ -19,7 +19,9 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
-pub use events::{Event, EventFilter, EventLog, EventLogStats, EventWriter, LogGap, StoredEvent};
+pub use events::{
+    new_reference, Event, EventFilter, EventLog, EventLogStats, EventWriter, LogGap, StoredEvent,
+};
 pub use users::{NewUser, User, UserError};
 
 /// A database failure.
