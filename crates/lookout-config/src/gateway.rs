@@ -3,6 +3,7 @@
 //! privileges: proxy on 127.0.0.1:3128, DNS on 127.0.0.1:5353, loopback clients as
 //! `learners-u18` (the strictest built-in group), data in `./lookout-data`.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
@@ -72,6 +73,9 @@ pub struct ProxyConfig {
     /// HTTPS inspection.
     #[serde(default)]
     pub inspect: InspectConfig,
+    /// Static addresses for origin host names, used before DNS (like `/etc/hosts`).
+    #[serde(default)]
+    pub hosts: BTreeMap<String, IpAddr>,
 }
 
 impl Default for ProxyConfig {
@@ -382,6 +386,13 @@ impl Config {
             }
         }
         c.categories("proxy.inspect.never", &self.proxy.inspect.never);
+        for name in self.proxy.hosts.keys() {
+            let valid = lookout_lists::NormUrl::parse(name)
+                .is_ok_and(|u| u.host() == name.to_ascii_lowercase().trim_end_matches('.'));
+            if !valid {
+                c.problem::<String>("proxy.hosts", None, format!("`{name}` is not a host name"));
+            }
+        }
 
         if self.dns.enabled && parse_socket_addr(self.dns.listen.get_ref(), 53).is_none() {
             c.problem(

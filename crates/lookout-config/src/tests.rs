@@ -230,6 +230,10 @@ fn example_gateway_sections() {
     assert_eq!(config.dns_upstreams().len(), 2);
     assert_eq!(config.dns_upstreams()[0].to_string(), "9.9.9.9:53");
     assert_eq!(config.proxy_listen().to_string(), "0.0.0.0:3128");
+    assert_eq!(
+        config.proxy.hosts["moodle.college.internal"].to_string(),
+        "10.0.0.20"
+    );
 }
 
 #[test]
@@ -289,6 +293,14 @@ fn gateway_mistakes_name_key_and_line() {
         (
             "[[networks]]\ncidr = \"10.0.0.0/8\"\n",
             "missing field `group`",
+        ),
+        (
+            "[proxy.hosts]\n\"a b\" = \"10.0.0.1\"\n",
+            "proxy.hosts: `a b` is not a host name",
+        ),
+        (
+            "[proxy.hosts]\n\"a.test\" = \"10.0.0\"\n",
+            "invalid IP address",
         ),
         (
             "[log]\nqueue = 0\n",

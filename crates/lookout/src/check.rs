@@ -240,7 +240,7 @@ fn parse_at(s: &str) -> Option<LocalTime> {
     })
 }
 
-fn now() -> LocalTime {
+pub(crate) fn now() -> LocalTime {
     let now = chrono::Local::now();
     LocalTime {
         weekday: Weekday::from_monday0(now.weekday().num_days_from_monday()),

@@ -2,8 +2,11 @@
 
 #![warn(clippy::unwrap_used)]
 
+mod activity;
 mod check;
+mod serve;
 mod stats;
+mod users;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -22,6 +25,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the gateway: the HTTP/HTTPS proxy, the DNS filter and the activity log.
+    Serve(serve::ServeArgs),
     /// Decide allow / warn / block for URLs as a group would see them.
     Check(check::CheckArgs),
     /// Category lists: statistics and the taxonomy.
@@ -33,6 +38,22 @@ enum Command {
     Config {
         #[command(subcommand)]
         command: ConfigCommand,
+    },
+    /// Users the proxy signs people in as.
+    User {
+        /// Configuration file (for the data folder and the group names).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: users::UserCommand,
+    },
+    /// The activity log.
+    Log {
+        /// Configuration file (for the data folder).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: activity::LogCommand,
     },
 }
 
@@ -66,7 +87,7 @@ enum ConfigCommand {
 
 /// A mistake in how Lookout was called or configured: exit code 2.
 #[derive(Debug)]
-struct UsageError(String);
+pub(crate) struct UsageError(pub(crate) String);
 
 impl std::fmt::Display for UsageError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -92,6 +113,9 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::User { config, command } => users::run(config.as_deref(), command),
+        Command::Log { config, command } => activity::run(config.as_deref(), command),
         Command::Lists {
             command: ListsCommand::Stats { config, strict },
         } => {
@@ -139,7 +163,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Reads and validates the configuration, or the built-in defaults without a file.
-fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+pub(crate) fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     match path {
         Some(p) => Config::load(p).with_context(|| format!("configuration {}", p.display())),
         None => Ok(Config::default()),

@@ -1,0 +1,285 @@
+//! `lookout serve`: the gateway — proxy, DNS filter and activity log — until Ctrl-C or
+//! SIGTERM, then a graceful stop that writes every queued event.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use lookout_config::{BlockedAnswerConfig, Config, LoginMode};
+use lookout_dns::{BlockedAnswer, Settings as DnsSettings};
+use lookout_dns_server::{Cache, Clients, DnsServer};
+use lookout_policy::{Clock, Networks, Policy};
+use lookout_proxy::{ClientNet, Identifier, Login, Proxy, Resolver, Settings};
+use lookout_store::{EventLog, Store};
+use tokio_util::sync::CancellationToken;
+
+use crate::UsageError;
+
+/// `lookout serve` arguments.
+#[derive(clap::Args)]
+pub(crate) struct ServeArgs {
+    /// Configuration file (default: built-in safe defaults, data in ./lookout-data).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+/// The local wall clock for schedules.
+pub(crate) fn local_clock() -> Clock {
+    Arc::new(crate::check::now)
+}
+
+/// The database file inside the data folder.
+pub(crate) fn database_path(config: &Config) -> PathBuf {
+    config.serve.data_dir.join("lookout.db")
+}
+
+/// Opens (creating if needed) the data folder's database.
+pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    let dir = &config.serve.data_dir;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data folder {}", dir.display()))?;
+    Ok(Store::open(&database_path(config)).await?)
+}
+
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = crate::load_config(args.config.as_deref())?;
+    config.validate_serve()?;
+    let policy = Arc::new(config.policy()?);
+    let started = Instant::now();
+    let loaded =
+        lookout_loader::load(&config.lists).map_err(|e| UsageError(format!("lists: {e}")))?;
+    eprintln!(
+        "lists: {} entries from {} file(s) in {:.2} s{}",
+        loaded.accepted(),
+        loaded.files.len(),
+        started.elapsed().as_secs_f64(),
+        match loaded.rejected() {
+            0 => String::new(),
+            n => format!(" ({n} malformed line(s) skipped; `lookout lists stats` shows where)"),
+        }
+    );
+    if config.lists.sources.is_empty() {
+        eprintln!("lists: warning: no category lists are configured, so no site is blocked by category; downloads, safe search and illegal-content lists you add still apply. See `lookout config example`.");
+    }
+    let index = Arc::new(loaded.index);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(serve(config, policy, index))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn client_networks<T>(
+    config: &Config,
+    policy: &Policy,
+    value: impl Fn(lookout_policy::GroupId, LoginMode) -> T,
+) -> Networks<T> {
+    Networks::new(
+        config
+            .networks()
+            .into_iter()
+            .filter_map(|n| Some((n.net, value(policy.group_id(&n.group)?, n.login))))
+            .collect(),
+    )
+}
+
+/// The system's resolvers from `/etc/resolv.conf`, except `own` (Lookout itself).
+fn system_resolvers(own: SocketAddr) -> Vec<SocketAddr> {
+    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|v| v.trim().split('%').next()?.parse::<IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .filter(|a| *a != own)
+        .collect()
+}
+
+async fn bind_error<T>(
+    what: &str,
+    key: &str,
+    addr: SocketAddr,
+    r: std::io::Result<T>,
+) -> anyhow::Result<T> {
+    r.map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::PermissionDenied => {
+                " (ports below 1024 need privileges: run as a service with CAP_NET_BIND_SERVICE, or use a higher port)"
+            }
+            std::io::ErrorKind::AddrInUse => " (another program is using it)",
+            _ => "",
+        };
+        UsageError(format!("cannot listen for the {what} on {addr} (`{key}`): {e}{hint}")).into()
+    })
+}
+
+async fn serve(
+    config: Config,
+    policy: Arc<Policy>,
+    index: Arc<lookout_lists::Index>,
+) -> anyhow::Result<()> {
+    let store = open_store(&config).await?;
+    let (log, writer) = EventLog::start(store.clone(), config.log.queue, config.log.batch);
+    let stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+    let clock = local_clock();
+
+    if config.proxy.enabled {
+        let addr = config.proxy_listen();
+        let listener = bind_error(
+            "proxy",
+            "proxy.listen",
+            addr,
+            tokio::net::TcpListener::bind(addr).await,
+        )
+        .await?;
+        let networks = client_networks(&config, &policy, |group, login| ClientNet {
+            group,
+            login: match login {
+                LoginMode::Optional => Login::Optional,
+                LoginMode::Required => Login::Required,
+            },
+        });
+        let p = &config.proxy;
+        let settings = Settings {
+            max_connections: p.max_connections,
+            max_header_bytes: p.max_header_bytes,
+            header_timeout: Duration::from_secs(p.header_timeout_secs),
+            idle_timeout: Duration::from_secs(p.idle_timeout_secs),
+            upstream_timeout: Duration::from_secs(p.upstream_timeout_secs),
+            connect_ports: p.connect_ports.clone(),
+            console_url: p.console_url.clone(),
+            log_allowed: config.log.allowed,
+            resolver: Resolver::new(p.hosts.clone().into_iter().collect()),
+        };
+        let proxy = Arc::new(Proxy::new(
+            policy.clone(),
+            index.clone(),
+            Identifier::new(networks, Some(store.clone())),
+            Some(log.clone()),
+            clock.clone(),
+            settings,
+        ));
+        eprintln!("proxy: listening on {}", listener.local_addr()?);
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            lookout_proxy::run(listener, proxy, stop.cancelled_owned()).await
+        }));
+    }
+
+    if config.dns.enabled {
+        let addr = config.dns_listen();
+        let udp = bind_error(
+            "DNS filter",
+            "dns.listen",
+            addr,
+            tokio::net::UdpSocket::bind(addr).await,
+        )
+        .await?;
+        // TCP on the same port as UDP (which matters when the port is 0: any free one).
+        let addr = udp.local_addr()?;
+        let tcp = bind_error(
+            "DNS filter",
+            "dns.listen",
+            addr,
+            tokio::net::TcpListener::bind(addr).await,
+        )
+        .await?;
+        let mut upstreams = config.dns_upstreams();
+        if upstreams.is_empty() {
+            upstreams = system_resolvers(addr);
+        }
+        if upstreams.is_empty() {
+            eprintln!("dns: warning: no upstream resolvers (set `dns.upstreams`); allowed names will get SERVFAIL");
+        }
+        let d = &config.dns;
+        let blocked = match (d.blocked_answer, d.block_page_ipv4) {
+            (BlockedAnswerConfig::BlockPage, Some(ipv4)) => BlockedAnswer::BlockPage {
+                ipv4,
+                ipv6: d.block_page_ipv6,
+            },
+            _ => BlockedAnswer::NxDomain,
+        };
+        let server = Arc::new(DnsServer {
+            policy: policy.clone(),
+            index: index.clone(),
+            settings: DnsSettings {
+                blocked,
+                ttl: d.ttl,
+            },
+            clients: client_networks(&config, &policy, |group, _| group) as Clients,
+            upstreams: upstreams.clone(),
+            timeout: Duration::from_millis(d.timeout_ms),
+            cache: Cache::new(d.cache_entries),
+            clock: clock.clone(),
+            log: Some(log.clone()),
+            log_allowed: config.log.allowed,
+        });
+        eprintln!(
+            "dns: listening on {addr} (UDP and TCP), upstreams {}",
+            upstreams
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let stop = stop.clone();
+        tasks.push(tokio::spawn(async move {
+            lookout_dns_server::run(udp, tcp, server, stop.cancelled_owned()).await
+        }));
+    }
+    if tasks.is_empty() {
+        return Err(UsageError(
+            "both the proxy and the DNS filter are disabled: nothing to serve".into(),
+        )
+        .into());
+    }
+    eprintln!(
+        "database: {} (activity log: {})",
+        database_path(&config).display(),
+        if config.log.allowed {
+            "every request"
+        } else {
+            "warned and blocked requests"
+        }
+    );
+    eprintln!("Lookout is running; press Ctrl-C to stop.");
+
+    shutdown_signal().await;
+    eprintln!("stopping: finishing requests and writing the activity log...");
+    stop.cancel();
+    for t in tasks {
+        let _ = t.await;
+    }
+    drop(log);
+    writer.finish().await;
+    store.close().await;
+    eprintln!("stopped.");
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM (what service managers send).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,258 @@
+//! `lookout user ...`: the user store the proxy signs people in against.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use lookout_config::Config;
+use lookout_store::NewUser;
+
+use crate::UsageError;
+
+#[derive(Subcommand)]
+pub(crate) enum UserCommand {
+    /// Add a user.
+    Add {
+        /// Sign-in name (letters, digits, `.`, `_`, `-`, `@`; stored lower case).
+        username: String,
+        /// The group whose policy applies to them.
+        #[arg(long, short)]
+        group: String,
+        /// Full name, for the console.
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Read the password from the first line of standard input (at least 8 characters).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Stop a user signing in (and sign them out everywhere).
+    Disable {
+        /// Sign-in name.
+        username: String,
+    },
+    /// Let a disabled user sign in again.
+    Enable {
+        /// Sign-in name.
+        username: String,
+    },
+    /// Set a user's password, read from the first line of standard input.
+    Password {
+        /// Sign-in name.
+        username: String,
+    },
+    /// Add or update users from a CSV file with a header row: `username` and `group`
+    /// columns, optional `name` and `password`. Every row is checked first; one bad row and
+    /// nothing changes.
+    Import {
+        /// The CSV file (e.g. the MIS export).
+        file: PathBuf,
+    },
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+fn check_group(config: &Config, group: &str, at: &str) -> Result<(), String> {
+    if config.groups.contains_key(group) {
+        return Ok(());
+    }
+    let known: Vec<&str> = config.groups.keys().map(String::as_str).collect();
+    Err(format!(
+        "{at}no group is named `{group}` (groups: {})",
+        known.join(", ")
+    ))
+}
+
+pub(crate) fn run(config_path: Option<&Path>, command: UserCommand) -> anyhow::Result<ExitCode> {
+    let config = crate::load_config(config_path)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store = crate::serve::open_store(&config).await?;
+        let result = command_on(&config, &store, command).await;
+        store.close().await;
+        result
+    })
+}
+
+async fn command_on(
+    config: &Config,
+    store: &lookout_store::Store,
+    command: UserCommand,
+) -> anyhow::Result<ExitCode> {
+    let usage = |e: lookout_store::UserError| -> anyhow::Error {
+        match e {
+            lookout_store::UserError::Store(e) => e.into(),
+            other => UsageError(other.to_string()).into(),
+        }
+    };
+    match command {
+        UserCommand::Add {
+            username,
+            group,
+            name,
+            password_stdin,
+        } => {
+            check_group(config, &group, "").map_err(UsageError)?;
+            let password = password_stdin.then(read_password).transpose()?;
+            let user = store
+                .add_user(&NewUser {
+                    username,
+                    display_name: name,
+                    group,
+                    password,
+                })
+                .await
+                .map_err(usage)?;
+            println!(
+                "added {} ({}){}",
+                user.username,
+                user.group,
+                if user.has_password {
+                    ""
+                } else {
+                    "; no password yet: set one with `lookout user password`"
+                }
+            );
+        }
+        UserCommand::List => {
+            let users = store.users().await?;
+            println!("{:<24} {:<14} {:<9} name", "username", "group", "status");
+            for u in &users {
+                let status = match (u.disabled, u.has_password) {
+                    (true, _) => "disabled",
+                    (false, false) => "no-pass",
+                    (false, true) => "active",
+                };
+                println!(
+                    "{:<24} {:<14} {:<9} {}",
+                    u.username, u.group, status, u.display_name
+                );
+            }
+            println!("{} user(s)", users.len());
+        }
+        UserCommand::Disable { username } => {
+            store.set_disabled(&username, true).await.map_err(usage)?;
+            println!("disabled {username}");
+        }
+        UserCommand::Enable { username } => {
+            store.set_disabled(&username, false).await.map_err(usage)?;
+            println!("enabled {username}");
+        }
+        UserCommand::Password { username } => {
+            let password = read_password()?;
+            store
+                .set_password(&username, &password)
+                .await
+                .map_err(usage)?;
+            println!("password set for {username}");
+        }
+        UserCommand::Import { file } => {
+            let users = read_csv(config, &file).map_err(UsageError)?;
+            let (added, updated) = store.import_users(&users).await.map_err(usage)?;
+            println!(
+                "{}: {added} user(s) added, {updated} updated",
+                file.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads and checks every row; all problems are reported together, as `file:line: problem`.
+fn read_csv(config: &Config, file: &Path) -> Result<Vec<NewUser>, String> {
+    let shown = file.display();
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .trim(csv::Trim::All)
+        .from_path(file)
+        .map_err(|e| format!("{shown}: {e}"))?;
+    let headers = reader
+        .headers()
+        .map_err(|e| format!("{shown}: {e}"))?
+        .clone();
+    let find = |names: &[&str]| {
+        headers.iter().position(|h| {
+            let h = h.trim_start_matches('\u{feff}').to_ascii_lowercase();
+            names.contains(&h.as_str())
+        })
+    };
+    let user_col = find(&["username", "user", "login", "user name"]);
+    let group_col = find(&["group", "role"]);
+    let name_col = find(&[
+        "name",
+        "display_name",
+        "display name",
+        "full name",
+        "full_name",
+    ]);
+    let pass_col = find(&["password"]);
+    let (Some(user_col), Some(group_col)) = (user_col, group_col) else {
+        return Err(format!(
+            "{shown}:1: the header row needs `username` and `group` columns (found: {})",
+            headers.iter().collect::<Vec<_>>().join(", ")
+        ));
+    };
+    let mut users = Vec::new();
+    let mut problems = Vec::new();
+    let mut seen = std::collections::HashMap::new();
+    for record in reader.records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                problems.push(format!("{shown}:{line}: {e}"));
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, |p| p.line());
+        let at = format!("{shown}:{line}: ");
+        let get = |i: Option<usize>| i.and_then(|i| record.get(i)).unwrap_or("").to_owned();
+        let username = get(Some(user_col));
+        let group = get(Some(group_col));
+        if username.is_empty() {
+            problems.push(format!("{at}the username is empty"));
+            continue;
+        }
+        if let Err(e) = check_group(config, &group, &at) {
+            problems.push(e);
+        }
+        if let Some(first) = seen.insert(username.to_lowercase(), line) {
+            problems.push(format!("{at}`{username}` is also on line {first}"));
+        }
+        let password = Some(get(pass_col)).filter(|p| !p.is_empty());
+        if password.as_ref().is_some_and(|p| p.chars().count() < 8) {
+            problems.push(format!("{at}the password must be at least 8 characters"));
+        }
+        let valid_name = username.len() <= 64
+            && username
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'));
+        if !valid_name {
+            problems.push(format!(
+                "{at}user name `{username}` is not valid: use 1-64 letters, digits and . _ - @"
+            ));
+        }
+        users.push(NewUser {
+            username,
+            display_name: get(name_col),
+            group,
+            password,
+        });
+    }
+    if !problems.is_empty() {
+        let n = problems.len();
+        return Err(format!(
+            "nothing was imported: {n} problem(s)\n  {}",
+            problems.join("\n  ")
+        ));
+    }
+    Ok(users)
+}
