@@ -248,7 +248,8 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     headers.remove("keep-alive");
 }
 
-async fn forward(proxy: Arc<Proxy>, who: Who, req: Request<Incoming>) -> Response<Body> {
+/// Decides and forwards an absolute-form `http://` or (inspected) `https://` request.
+pub(crate) async fn forward(proxy: Arc<Proxy>, who: Who, req: Request<Incoming>) -> Response<Body> {
     let (mut parts, body) = req.into_parts();
     let raw_url = parts.uri.to_string();
     let url = NormUrl::parse(&raw_url);

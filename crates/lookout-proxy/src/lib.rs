@@ -13,6 +13,7 @@
 mod body;
 mod handler;
 mod identify;
+mod inspect;
 mod resolve;
 mod tunnel;
 
@@ -24,18 +25,22 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use lookout_lists::CategorySet;
 use lookout_lists::Index;
-use lookout_policy::{Clock, Policy};
+use lookout_policy::{Clock, GroupId, Policy};
 use lookout_store::EventLog;
+use rustls::pki_types::CertificateDer;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use identify::{ClientNet, Identifier, Login, Refusal, Who};
+pub use inspect::{CaError, Inspector};
 pub use resolve::Resolver;
 
 /// The reserved host name of the proxy's own pages (`.invalid` never resolves, RFC 2606).
@@ -62,6 +67,12 @@ pub struct Settings {
     pub log_allowed: bool,
     /// Origin names resolved before (and instead of) the system resolver.
     pub resolver: Resolver,
+    /// Groups whose HTTPS is inspected (when an [`Inspector`] is given).
+    pub inspect_groups: Vec<GroupId>,
+    /// Categories never inspected.
+    pub never_inspect: CategorySet,
+    /// CA certificates trusted for origin servers besides the system's.
+    pub extra_roots: Vec<CertificateDer<'static>>,
 }
 
 impl Default for Settings {
@@ -76,8 +87,20 @@ impl Default for Settings {
             console_url: String::new(),
             log_allowed: true,
             resolver: Resolver::default(),
+            inspect_groups: Vec::new(),
+            never_inspect: CategorySet::EMPTY,
+            extra_roots: Vec::new(),
         }
     }
+}
+
+/// A proxy that cannot be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProxyError {
+    /// The TLS client for origin servers.
+    #[error("TLS setup: {0}")]
+    Tls(String),
 }
 
 /// Counters for the status page.
@@ -109,7 +132,9 @@ pub struct Proxy {
     pub settings: Settings,
     /// Counters.
     pub counters: Counters,
-    client: Client<HttpConnector<Resolver>, hyper::body::Incoming>,
+    client: Client<HttpsConnector<HttpConnector<Resolver>>, hyper::body::Incoming>,
+    /// The organisation CA, when HTTPS inspection is on.
+    inspector: Option<Arc<Inspector>>,
     /// (who, host) → when a warning was clicked through.
     continues: Mutex<HashMap<(String, String), Instant>>,
     /// Connections and tunnels, to wait for on shutdown.
@@ -135,17 +160,38 @@ impl Proxy {
         log: Option<EventLog>,
         clock: Clock,
         settings: Settings,
-    ) -> Proxy {
+    ) -> Result<Proxy, ProxyError> {
         let mut connector = HttpConnector::new_with_resolver(settings.resolver.clone());
         connector.set_connect_timeout(Some(settings.upstream_timeout));
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        let mut roots = rustls::RootCertStore::empty();
+        // Unreadable system certificates are skipped; the origin's TLS error names the problem.
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(cert);
+        }
+        for cert in &settings.extra_roots {
+            roots
+                .add(cert.clone())
+                .map_err(|e| ProxyError::Tls(format!("an extra CA certificate: {e}")))?;
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(inspect::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ProxyError::Tls(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(32)
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .build(connector);
-        Proxy {
+        Ok(Proxy {
             policy,
             index,
             identifier,
@@ -157,7 +203,23 @@ impl Proxy {
             continues: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
             stopping: CancellationToken::new(),
-        }
+            inspector: None,
+        })
+    }
+
+    /// Turns HTTPS inspection on for `settings.inspect_groups` with this CA.
+    pub fn with_inspector(mut self, inspector: Arc<Inspector>) -> Proxy {
+        self.inspector = Some(inspector);
+        self
+    }
+
+    /// Whether a tunnel for `who` to a host with `categories` is decrypted.
+    fn inspects(&self, who: &Who, categories: CategorySet) -> bool {
+        self.inspector.is_some()
+            && self.settings.inspect_groups.contains(&who.group)
+            && categories
+                .intersection(self.settings.never_inspect)
+                .is_empty()
     }
 
     fn continued(&self, who: &Who, host: &str) -> bool {

@@ -79,7 +79,9 @@ pub(crate) async fn connect(
         Action::Warn => !proxy.continued(&who, &host),
         Action::Allow => false,
     };
-    if blocked {
+    // With inspection the pages can be shown inside TLS, where each request is judged.
+    let inspect = proxy.inspects(&who, decision.categories);
+    if blocked && !inspect {
         // Browsers do not show this page for HTTPS, but command-line clients and logs do.
         return proxy.refuse_page(&who, &subject, &decision);
     }
@@ -92,7 +94,8 @@ pub(crate) async fn connect(
         let Ok(upgraded) = hyper::upgrade::on(&mut req).await else {
             return;
         };
-        run_tunnel(proxy, who, TokioIo::new(upgraded), url, port, decision).await;
+        let client = TokioIo::new(upgraded);
+        run_tunnel(proxy, who, client, url, port, decision, inspect).await;
     });
     Response::new(full(""))
 }
@@ -127,8 +130,9 @@ async fn run_tunnel<S>(
     url: NormUrl,
     port: u16,
     first: Decision,
+    inspect: bool,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let host = url.host().to_owned();
     let target = format!(
@@ -189,6 +193,14 @@ async fn run_tunnel<S>(
                 format!("the TLS server name `{name}` does not match the CONNECT host `{host}` (domain fronting)"),
             );
         }
+    }
+    if inspect {
+        let name = sni.unwrap_or_else(|| host.clone());
+        let client = crate::inspect::Replay::new(hello, client);
+        crate::inspect::serve(proxy.clone(), who.clone(), client, name, port).await;
+        return;
+    }
+    if let Some(name) = &sni {
         if url.host_kind() == HostKind::Ip {
             // Judge the name the client really wants.
             let named = NormUrl::parse(name);
@@ -334,6 +346,41 @@ pub(crate) async fn local_page(
             "Lookout e-safety filter",
             &["Internet access on this network is filtered and recorded under the college's e-safety policy."],
         ),
+        "/ca" => match &proxy.inspector {
+            Some(_) => html(
+                StatusCode::OK,
+                lookout_http::notice_page(
+                    "Install the filter's certificate",
+                    &[
+                        "This network inspects secure (HTTPS) pages to keep learners safe. Devices need the college's filter certificate to open them without warnings.",
+                        "Download it from http://lookout.invalid/ca.crt and install it as a trusted root certificate: on Windows, open it and choose Install Certificate, Local Machine, Trusted Root Certification Authorities; on macOS, open it in Keychain Access and set it to Always Trust; on Android and iOS, install it from Settings, Security, Certificates (on iOS then enable it in General, About, Certificate Trust Settings); for Firefox, import it under Settings, Privacy & Security, Certificates.",
+                        "Banking and health sites are never inspected.",
+                    ],
+                ),
+            ),
+            None => page(
+                StatusCode::NOT_FOUND,
+                "HTTPS inspection is off",
+                &["This filter does not inspect HTTPS, so no certificate is needed."],
+            ),
+        },
+        "/ca.crt" | "/ca.pem" => match &proxy.inspector {
+            Some(inspector) => {
+                let mut r = Response::new(full(inspector.ca_pem().to_owned()));
+                let h = r.headers_mut();
+                h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-x509-ca-cert"));
+                h.insert(
+                    header::CONTENT_DISPOSITION,
+                    HeaderValue::from_static("attachment; filename=\"lookout-ca.crt\""),
+                );
+                r
+            }
+            None => page(
+                StatusCode::NOT_FOUND,
+                "HTTPS inspection is off",
+                &["This filter does not inspect HTTPS, so no certificate is needed."],
+            ),
+        },
         "/status" => {
             let c = &proxy.counters;
             let log = proxy.log.as_ref().map(|l| (l.stats(), l.backlog()));

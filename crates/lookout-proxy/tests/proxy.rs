@@ -12,7 +12,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use lookout_config::Config;
 use lookout_policy::{LocalTime, Networks, Weekday};
-use lookout_proxy::{run, ClientNet, Identifier, Login, Proxy, Resolver, Settings};
+use lookout_proxy::{run, ClientNet, Identifier, Inspector, Login, Proxy, Resolver, Settings};
 use lookout_store::{EventFilter, EventLog, EventWriter, NewUser, Store, StoredEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -27,6 +27,11 @@ categories = ["gambling"]
 name = "test-chat"
 path = "chat.txt"
 categories = ["chat"]
+
+[[lists.source]]
+name = "test-bank"
+path = "bank.txt"
+categories = ["banking"]
 
 [groups.learners]
 warn = ["chat"]
@@ -47,6 +52,7 @@ const NAMES: &[&str] = &[
     "secure.test",
     "www.google.com",
     "www.youtube.com",
+    "bank.test",
 ];
 
 /// An origin that answers by path.
@@ -108,6 +114,8 @@ async fn https_origin() -> (SocketAddr, Vec<u8>) {
         "secure.test".into(),
         "casino.test".into(),
         "allowed.test".into(),
+        "www.google.com".into(),
+        "bank.test".into(),
     ])
     .unwrap();
     let der = cert.cert.der().to_vec();
@@ -154,6 +162,8 @@ struct Options {
     networks: Vec<(&'static str, &'static str, Login)>,
     header_timeout: Duration,
     max_connections: usize,
+    /// Inspect the learners' HTTPS with a CA made in the test folder.
+    inspect: bool,
 }
 
 impl Default for Options {
@@ -162,6 +172,7 @@ impl Default for Options {
             networks: vec![("127.0.0.0/8", "learners", Login::Optional)],
             header_timeout: Duration::from_secs(5),
             max_connections: 64,
+            inspect: false,
         }
     }
 }
@@ -170,6 +181,7 @@ async fn start(opts: Options) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("gambling.txt"), "casino.test\n").unwrap();
     std::fs::write(dir.path().join("chat.txt"), "chat.test\n").unwrap();
+    std::fs::write(dir.path().join("bank.txt"), "bank.test\n").unwrap();
     let mut config = Config::from_toml(CONFIG).unwrap();
     config.resolve_paths(dir.path());
     let policy = Arc::new(config.policy().unwrap());
@@ -204,9 +216,12 @@ async fn start(opts: Options) -> Harness {
         upstream_timeout: Duration::from_secs(5),
         connect_ports: vec![443, tls_origin.port()],
         resolver: Resolver::new(hosts),
+        inspect_groups: vec![policy.group_id("learners").unwrap()],
+        never_inspect: lookout_config::never_inspected(&config.proxy.inspect),
+        extra_roots: vec![rustls::pki_types::CertificateDer::from(tls_cert.clone())],
         ..Settings::default()
     };
-    let proxy = Arc::new(Proxy::new(
+    let mut proxy = Proxy::new(
         policy,
         index,
         Identifier::new(networks, Some(store.clone())),
@@ -216,7 +231,13 @@ async fn start(opts: Options) -> Harness {
             minute: 600,
         }),
         settings,
-    ));
+    )
+    .unwrap();
+    if opts.inspect {
+        let ca = Inspector::load_or_create(&dir.path().join("ca")).unwrap();
+        proxy = proxy.with_inspector(Arc::new(ca));
+    }
+    let proxy = Arc::new(proxy);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -718,4 +739,105 @@ async fn a_full_proxy_answers_busy() {
         .unwrap()
         .unwrap();
     assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 503"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspected_https_is_judged_per_url_except_never_inspected_categories() {
+    let mut h = start(Options {
+        inspect: true,
+        ..Options::default()
+    })
+    .await;
+    let port = h.tls_origin.port();
+    // The device fetches the filter's CA through the proxy, and trusts only it.
+    let plain = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::all(format!("http://{}", h.proxy)).unwrap())
+        .build()
+        .unwrap();
+    let r = plain
+        .get("http://lookout.invalid/ca.crt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let pem = r.text().await.unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    let (status, body) = get(&plain, "http://lookout.invalid/ca").await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("Trusted Root Certification Authorities"),
+        "{body}"
+    );
+
+    let device = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::all(format!("http://{}", h.proxy)).unwrap())
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (status, body) = get(&device, &format!("https://secure.test:{port}/hello")).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("uri=/hello"), "{body}");
+    // Path-level rules, downloads, pages and safe search now work for HTTPS.
+    let (status, body) = get(&device, &format!("https://secure.test:{port}/setup.exe")).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("files is not allowed"), "{body}");
+    let (status, body) = get(&device, &format!("https://casino.test:{port}/")).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("This page is blocked"), "{body}");
+    let (_, body) = get(
+        &device,
+        &format!("https://www.google.com:{port}/search?q=knife+crime"),
+    )
+    .await;
+    assert!(
+        body.contains("uri=/search?q=knife+crime&safe=active"),
+        "{body}"
+    );
+
+    // Banking is never inspected: the device sees the bank's own certificate, which this
+    // test device does not trust, so the connection fails; a device trusting it gets through.
+    let err = device
+        .get(format!("https://bank.test:{port}/"))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:?}").contains("certificate") || format!("{err:?}").contains("Certificate"),
+        "{err:?}"
+    );
+    let (status, _) = get(&h.client(), &format!("https://bank.test:{port}/")).await;
+    assert_eq!(status, 200);
+    drop(device);
+
+    let events = h.events().await;
+    let urls: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.event.action.as_str(), e.event.url.as_str()))
+        .collect();
+    let expect_https = |path: &str| format!("https://secure.test:{port}{path}");
+    assert!(
+        urls.contains(&("allow", expect_https("/hello").as_str())),
+        "{urls:?}"
+    );
+    assert!(
+        urls.contains(&("block", expect_https("/setup.exe").as_str())),
+        "{urls:?}"
+    );
+    let search = events
+        .iter()
+        .find(|e| e.event.host == "www.google.com")
+        .unwrap();
+    assert_eq!(search.event.search_term.as_deref(), Some("knife crime"));
+    let bank: Vec<&str> = events
+        .iter()
+        .filter(|e| e.event.host == "bank.test")
+        .map(|e| e.event.method.as_str())
+        .collect();
+    assert_eq!(
+        bank,
+        ["CONNECT", "CONNECT"],
+        "bank tunnels logged as tunnels, not requests"
+    );
 }

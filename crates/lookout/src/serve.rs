@@ -12,7 +12,7 @@ use lookout_config::{BlockedAnswerConfig, Config, LoginMode};
 use lookout_dns::{BlockedAnswer, Settings as DnsSettings};
 use lookout_dns_server::{Cache, Clients, DnsServer};
 use lookout_policy::{Clock, Networks, Policy};
-use lookout_proxy::{ClientNet, Identifier, Login, Proxy, Resolver, Settings};
+use lookout_proxy::{ClientNet, Identifier, Inspector, Login, Proxy, Resolver, Settings};
 use lookout_store::{EventLog, Store};
 use tokio_util::sync::CancellationToken;
 
@@ -87,6 +87,27 @@ fn client_networks<T>(
     )
 }
 
+/// The certificates of `proxy.upstream_ca_file`.
+fn extra_roots(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+    use rustls::pki_types::pem::PemObject;
+    let Some(path) = path else {
+        return Ok(Vec::new());
+    };
+    let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| UsageError(format!("proxy.upstream_ca_file {}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(UsageError(format!(
+            "proxy.upstream_ca_file {}: no certificates in the file",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(certs)
+}
+
 /// The system's resolvers from `/etc/resolv.conf`, except `own` (Lookout itself).
 fn system_resolvers(own: SocketAddr) -> Vec<SocketAddr> {
     let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -154,15 +175,36 @@ async fn serve(
             console_url: p.console_url.clone(),
             log_allowed: config.log.allowed,
             resolver: Resolver::new(p.hosts.clone().into_iter().collect()),
+            inspect_groups: p
+                .inspect
+                .groups
+                .iter()
+                .filter_map(|g| policy.group_id(g.get_ref()))
+                .collect(),
+            never_inspect: lookout_config::never_inspected(&p.inspect),
+            extra_roots: extra_roots(p.upstream_ca_file.as_deref())?,
         };
-        let proxy = Arc::new(Proxy::new(
+        let inspected = !settings.inspect_groups.is_empty();
+        let mut proxy = Proxy::new(
             policy.clone(),
             index.clone(),
             Identifier::new(networks, Some(store.clone())),
             Some(log.clone()),
             clock.clone(),
             settings,
-        ));
+        )?;
+        if inspected {
+            let dir = config.serve.data_dir.join("ca");
+            let ca = Inspector::load_or_create(&dir)
+                .map_err(|e| anyhow::anyhow!("HTTPS inspection CA in {}: {e}", dir.display()))?;
+            proxy = proxy.with_inspector(Arc::new(ca));
+            eprintln!(
+                "proxy: inspecting HTTPS for {} (CA {}; devices install it from http://lookout.invalid/ca)",
+                p.inspect.groups.iter().map(|g| g.get_ref().as_str()).collect::<Vec<_>>().join(", "),
+                dir.join("ca.pem").display()
+            );
+        }
+        let proxy = Arc::new(proxy);
         eprintln!("proxy: listening on {}", listener.local_addr()?);
         let stop = stop.clone();
         tasks.push(tokio::spawn(async move {
