@@ -51,7 +51,16 @@ impl Cache {
             let now = Instant::now();
             entries.retain(|_, (expires, _)| *expires > now);
             if entries.len() >= self.capacity {
-                entries.clear(); // still full of live entries: start again rather than grow
+                // Still full of live entries: drop an eighth (in the map's arbitrary order)
+                // rather than grow, keeping the rest warm.
+                let drop: Vec<Key> = entries
+                    .keys()
+                    .take((self.capacity / 8).max(1))
+                    .cloned()
+                    .collect();
+                for k in drop {
+                    entries.remove(&k);
+                }
             }
         }
         entries.insert(

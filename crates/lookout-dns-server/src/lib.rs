@@ -64,8 +64,18 @@ pub struct DnsServer {
 impl DnsServer {
     /// The answer to one query packet from `client`, if it deserves one.
     pub async fn answer(&self, packet: &[u8], client: IpAddr) -> Option<Vec<u8>> {
+        match self.prepare(packet, client) {
+            Step::Answer(a) => Some(a),
+            Step::Silent => None,
+            Step::Ask(pending) => Some(self.resolve(&pending).await),
+        }
+    }
+
+    /// Everything that needs no waiting: judge (and log) the query, answer blocked names,
+    /// malformed packets and cached names at once; otherwise say what to ask upstream.
+    pub fn prepare(&self, packet: &[u8], client: IpAddr) -> Step {
         let Some(&group) = self.clients.get(client) else {
-            return respond(refuse(packet));
+            return step(refuse(packet));
         };
         let ctx = Context {
             policy: &self.policy,
@@ -77,7 +87,10 @@ impl DnsServer {
         match handle(packet, &ctx) {
             Outcome::Forward(pending) => {
                 self.record(client, group, &pending.asked, &pending.decision);
-                Some(self.forward(&pending).await)
+                match self.cache.get(&cache_key(&pending)) {
+                    Some(reply) => Step::Answer(pending.complete(&reply)),
+                    None => Step::Ask(pending),
+                }
             }
             Outcome::Respond {
                 packet,
@@ -85,10 +98,25 @@ impl DnsServer {
                 asked: Some(asked),
             } => {
                 self.record(client, group, &asked, &decision);
-                (!packet.is_empty()).then_some(packet)
+                step(Outcome::Respond {
+                    packet,
+                    decision: None,
+                    asked: None,
+                })
             }
-            other => respond(other),
+            other => step(other),
         }
+    }
+
+    /// Asks the upstreams in order (caching the reply); SERVFAIL when none answers in time.
+    pub async fn resolve(&self, pending: &Pending) -> Vec<u8> {
+        for &upstream in &self.upstreams {
+            if let Some(reply) = ask(upstream, pending, self.timeout).await {
+                self.cache.put(cache_key(pending), &reply);
+                return pending.complete(&reply);
+            }
+        }
+        pending.servfail()
     }
 
     /// Logs a judged query.
@@ -116,28 +144,30 @@ impl DnsServer {
             bytes: 0,
         });
     }
+}
 
-    async fn forward(&self, pending: &Pending) -> Vec<u8> {
-        let (name, qtype) = pending.upstream_question();
-        let key = (name.to_lowercase().to_ascii(), u16::from(qtype));
-        if let Some(reply) = self.cache.get(&key) {
-            return pending.complete(&reply);
-        }
-        for &upstream in &self.upstreams {
-            if let Some(reply) = ask(upstream, pending, self.timeout).await {
-                self.cache.put(key, &reply);
-                return pending.complete(&reply);
-            }
-        }
-        pending.servfail()
+/// What [`DnsServer::prepare`] leaves to do.
+#[derive(Debug)]
+pub enum Step {
+    /// Send this answer.
+    Answer(Vec<u8>),
+    /// Send nothing.
+    Silent,
+    /// Ask upstream ([`DnsServer::resolve`]).
+    Ask(Box<Pending>),
+}
+
+fn step(outcome: Outcome) -> Step {
+    match outcome {
+        Outcome::Respond { packet, .. } if !packet.is_empty() => Step::Answer(packet),
+        Outcome::Forward(pending) => Step::Ask(pending),
+        _ => Step::Silent,
     }
 }
 
-fn respond(outcome: Outcome) -> Option<Vec<u8>> {
-    match outcome {
-        Outcome::Respond { packet, .. } if !packet.is_empty() => Some(packet),
-        _ => None,
-    }
+fn cache_key(pending: &Pending) -> Key {
+    let (name, qtype) = pending.upstream_question();
+    (name.to_lowercase().to_ascii(), u16::from(qtype))
 }
 
 /// Asks one upstream over UDP from a fresh socket and id, and again over TCP if the reply was
@@ -202,26 +232,52 @@ pub async fn run(
     let udp = Arc::new(udp);
     let in_flight = Arc::new(Semaphore::new(IN_FLIGHT));
     let connections = Arc::new(Semaphore::new(TCP_CONNECTIONS));
-    tokio::pin!(shutdown);
-    let mut buf = vec![0u8; 65_535];
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => return Ok(()),
-            received = udp.recv_from(&mut buf) => {
-                // A bad datagram (e.g. an ICMP error surfacing) must not stop the server.
-                let Ok((n, client)) = received else { continue };
-                let Ok(permit) = in_flight.clone().acquire_owned().await else { return Ok(()) };
-                let (udp, server, packet) = (udp.clone(), server.clone(), buf[..n].to_vec());
-                tokio::spawn(async move {
-                    if let Some(answer) = server.answer(&packet, client.ip()).await {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    // Several receivers on the one socket: each answers what needs no waiting itself (blocked
+    // names, cached names, errors) and hands only upstream questions to a task.
+    let receivers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
+    let mut udp_tasks = Vec::new();
+    for _ in 0..receivers {
+        let (udp, server, in_flight) = (udp.clone(), server.clone(), in_flight.clone());
+        let mut stopped = stopped.clone();
+        udp_tasks.push(tokio::spawn(async move {
+            let mut buf = vec![0u8; 65_535];
+            loop {
+                let (n, client) = tokio::select! {
+                    _ = stopped.changed() => return,
+                    // A bad datagram (e.g. an ICMP error surfacing) must not stop the server.
+                    received = udp.recv_from(&mut buf) => match received {
+                        Ok(r) => r,
+                        Err(_) => continue,
+                    },
+                };
+                match server.prepare(&buf[..n], client.ip()) {
+                    Step::Answer(answer) => {
                         let _ = udp.send_to(&fit_udp(answer, UDP_MAX), client).await;
                     }
-                    drop(permit);
-                });
+                    Step::Silent => {}
+                    Step::Ask(pending) => {
+                        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                            return;
+                        };
+                        let (udp, server) = (udp.clone(), server.clone());
+                        tokio::spawn(async move {
+                            let answer = server.resolve(&pending).await;
+                            let _ = udp.send_to(&fit_udp(answer, UDP_MAX), client).await;
+                            drop(permit);
+                        });
+                    }
+                }
             }
+        }));
+    }
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
             accepted = tcp.accept() => {
                 let Ok((stream, client)) = accepted else { continue };
-                let Ok(permit) = connections.clone().acquire_owned().await else { return Ok(()) };
+                let Ok(permit) = connections.clone().acquire_owned().await else { break };
                 let server = server.clone();
                 tokio::spawn(async move {
                     let _ = serve_tcp(stream, client.ip(), &server).await;
@@ -230,6 +286,11 @@ pub async fn run(
             }
         }
     }
+    let _ = stop.send(true);
+    for t in udp_tasks {
+        let _ = t.await;
+    }
+    Ok(())
 }
 
 /// Answers length-prefixed queries on one TCP connection until the client stops or idles.

@@ -259,36 +259,48 @@ async fn store_batch(store: &Store, buf: &mut Vec<Event>, counters: &Counters) {
     buf.clear();
 }
 
+/// Rows per multi-row insert (16 columns each, well under SQLite's parameter limit).
+const INSERT_ROWS: usize = 64;
+
+fn insert_query(rows: &[Event]) -> QueryBuilder<'_, Sqlite> {
+    let mut q: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
+        "INSERT INTO events (at_ms, reference, service, client_ip, username, group_name, method, url, host, search_term, categories, action, rule, reason, status, bytes) ",
+    );
+    q.push_values(rows, |mut b, e| {
+        b.push_bind(e.at_ms)
+            .push_bind(&e.reference)
+            .push_bind(e.service)
+            .push_bind(&e.client_ip)
+            .push_bind(&e.username)
+            .push_bind(&e.group)
+            .push_bind(&e.method)
+            .push_bind(&e.url)
+            .push_bind(&e.host)
+            .push_bind(&e.search_term)
+            .push_bind(&e.categories)
+            .push_bind(&e.action)
+            .push_bind(&e.rule)
+            .push_bind(&e.reason)
+            .push_bind(e.status.map(i64::from))
+            .push_bind(i64::try_from(e.bytes).unwrap_or(i64::MAX));
+    });
+    q
+}
+
 const EVENT_COLUMNS: &str = "id, at_ms, reference, service, client_ip, username, group_name, method, url, host, search_term, categories, action, rule, reason, status, bytes";
 
 impl Store {
     /// Inserts events in one transaction.
     pub async fn insert_events(&self, events: &[Event]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        // 17 columns; SQLite allows 32,766 parameters per statement.
-        for chunk in events.chunks(1000) {
-            let mut q: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
-                "INSERT INTO events (at_ms, reference, service, client_ip, username, group_name, method, url, host, search_term, categories, action, rule, reason, status, bytes) ",
-            );
-            q.push_values(chunk, |mut b, e| {
-                b.push_bind(e.at_ms)
-                    .push_bind(&e.reference)
-                    .push_bind(e.service)
-                    .push_bind(&e.client_ip)
-                    .push_bind(&e.username)
-                    .push_bind(&e.group)
-                    .push_bind(&e.method)
-                    .push_bind(&e.url)
-                    .push_bind(&e.host)
-                    .push_bind(&e.search_term)
-                    .push_bind(&e.categories)
-                    .push_bind(&e.action)
-                    .push_bind(&e.rule)
-                    .push_bind(&e.reason)
-                    .push_bind(e.status.map(i64::from))
-                    .push_bind(i64::try_from(e.bytes).unwrap_or(i64::MAX));
-            });
-            q.build().execute(&mut *tx).await?;
+        // Two statement shapes only (ROWS rows, and one row), so both stay prepared in the
+        // connection's statement cache whatever the batch size.
+        let mut chunks = events.chunks_exact(INSERT_ROWS);
+        for chunk in chunks.by_ref() {
+            insert_query(chunk).build().execute(&mut *tx).await?;
+        }
+        for one in chunks.remainder().chunks(1) {
+            insert_query(one).build().execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
