@@ -16,7 +16,7 @@ use std::time::Duration;
 use lookout_dns::{fit_udp, handle, refuse, Asked, Context, Outcome, Pending, Settings};
 use lookout_lists::Index;
 use lookout_policy::{Action, Decision, GroupId, Networks, Policy};
-use lookout_store::{new_reference, now_ms, Event, EventLog};
+use lookout_store::{now_ms, Event, EventLog};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
@@ -127,7 +127,7 @@ impl DnsServer {
         }
         log.record(Event {
             at_ms: now_ms(),
-            reference: new_reference(),
+            reference: String::new(),
             service: "dns",
             client_ip: client.to_string(),
             username: None,

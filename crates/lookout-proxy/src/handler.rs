@@ -129,7 +129,8 @@ pub(crate) fn event(
 ) -> Event {
     Event {
         at_ms: now_ms(),
-        reference: lookout_store::new_reference(),
+        // Only events that show a page get a reference (see `refuse_page`).
+        reference: String::new(),
         service: "proxy",
         client_ip: who.ip.to_string(),
         username: who.user.clone(),
@@ -186,6 +187,8 @@ impl Proxy {
             decision,
             Some(status),
         );
+        let mut ev = ev;
+        ev.reference = lookout_store::new_reference();
         let reference = ev.reference.clone();
         self.record(ev);
         let categories = match &decision.reason {

@@ -16,7 +16,8 @@ use crate::{now_ms, Store, StoreError};
 pub struct Event {
     /// When, in milliseconds since the epoch.
     pub at_ms: i64,
-    /// The reference shown on block pages, to find the event again.
+    /// The reference shown on a block or warning page, to find the event again; empty for
+    /// events that showed no page.
     pub reference: String,
     /// `proxy` or `dns`.
     pub service: &'static str,

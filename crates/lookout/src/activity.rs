@@ -141,7 +141,10 @@ fn print(e: &StoredEvent, json: bool) {
         line.push_str(&format!("  [{}]", e.categories));
     }
     if e.action != "allow" {
-        line.push_str(&format!("  {}  {}", e.reason, e.reference));
+        line.push_str(&format!("  {}", e.reason));
+    }
+    if !e.reference.is_empty() {
+        line.push_str(&format!("  {}", e.reference));
     }
     println!("{line}");
 }

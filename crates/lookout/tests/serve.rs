@@ -306,7 +306,7 @@ fn serve_filters_logs_and_stops_gracefully() {
     );
     assert_eq!(events[1]["categories"][0], "gambling");
 
-    let o = lookout(d, &["log", "tail", "-n", "2", "-c", c], None);
+    let o = lookout(d, &["log", "tail", "-n", "4", "-c", c], None);
     let t = text(&o);
     assert!(
         t.contains("block") && t.contains("casino.test") && t.contains("LK-"),

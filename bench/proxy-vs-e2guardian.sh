@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Lookout's proxy vs e2guardian: the same blocklist (UT1 gambling), the same nginx origin on
+# 127.0.0.1, the same URL mixes, wrk through each in the same run.
+#
+#   bench/proxy-vs-e2guardian.sh     env: DURATION=10 THREADS=2 CONNECTIONS=50 RUNS=3 (median)
+#
+# Needs: e2guardian, nginx-light, wrk (apt-get install -y e2guardian nginx-light wrk),
+# ../shared/data/ut1. Workloads:
+#   allowed  every request an allowed 2 KB page
+#   mixed    80% allowed pages, 20% blocked hosts (each listed host once per 1,000 requests)
+# Latency at moderate load: wrk -t1 -c4 on allowed pages, direct to nginx and through each
+# proxy; "added" is the proxy's p50/p99 minus nginx's own.
+# Logging cost: Lookout logging every request vs logging blocked requests only, allowed mix.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-50}
+RUNS=${RUNS:-3}
+DATA=${LOOKOUT_DATA:-../shared/data}
+OUT=bench/out/e2guardian
+ORIGIN_PORT=15500; E2G_PORT=15501; LOOKOUT_PORT=15502
+
+for p in e2guardian nginx wrk; do
+  command -v $p >/dev/null || { echo "$p is not installed: apt-get install -y e2guardian nginx-light wrk" >&2; exit 2; }
+done
+[ -d "$DATA/ut1" ] || { echo "no UT1 data at $DATA/ut1" >&2; exit 2; }
+
+cargo build --release -q -p lookout
+rm -rf "$OUT"; mkdir -p "$OUT/www" "$OUT/nginx" "$OUT/e2g/log"
+OUT=$(cd "$OUT" && pwd)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; }
+trap cleanup EXIT
+
+grep -E '^[a-z0-9._-]+\.[a-z0-9-]+$' "$DATA/ut1/gambling/domains" | sort -u > "$OUT/gambling.domains"
+python3 -c "print('<!doctype html><title>page</title>' + '<p>Lorem ipsum dolor sit amet.</p>' * 56)" > "$OUT/www/page.html"
+
+# The origin.
+cat > "$OUT/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $OUT/nginx/nginx.pid;
+error_log $OUT/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  server { listen 127.0.0.1:$ORIGIN_PORT; root $OUT/www; keepalive_requests 100000; }
+}
+EOF
+nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx" &
+PIDS+=($!)
+
+# e2guardian: the packaged configuration, paths moved to the scratch folder, gambling banned.
+cp -r /etc/e2guardian/. "$OUT/e2g/"
+grep -rl '/etc/e2guardian' "$OUT/e2g" | xargs sed -i "s|/etc/e2guardian|$OUT/e2g|g"
+sed -i -e "s|^filterip =.*|filterip = 127.0.0.1|" -e "s|^filterports =.*|filterports = $E2G_PORT|" \
+  -e "s|^nodaemon =.*|nodaemon = on|" -e "s|^httpworkers =.*|httpworkers = 200|" \
+  -e "s|^#pidfilename =.*|pidfilename = '$OUT/e2g/e2g.pid'|" \
+  -e "s|^#loglocation =.*|loglocation = '$OUT/e2g/log/access.log'|" "$OUT/e2g/e2guardian.conf"
+echo ".Include<$OUT/gambling.domains>" >> "$OUT/e2g/lists/bannedsitelist"
+# It drops privileges to its own user, which must be able to write its log.
+chown -R e2guardian "$OUT/e2g/log" 2>/dev/null || chmod -R a+rwX "$OUT/e2g/log"
+e2guardian -N -c "$OUT/e2g/e2guardian.conf" > "$OUT/e2g/stdout.log" 2>&1 &
+E2G_PID=$!; PIDS+=($E2G_PID)
+
+lookout_config() { # $1 = log allowed requests (true/false)
+  cat <<EOF
+[[lists.source]]
+name = "ut1-gambling"
+path = "$OUT/gambling.domains"
+format = "domains"
+categories = ["gambling"]
+
+[groups.bench]
+block = ["gambling"]
+
+[[networks]]
+cidr = "127.0.0.0/8"
+group = "bench"
+
+[serve]
+data_dir = "$OUT/lookout-data-$1"
+
+[proxy]
+listen = "127.0.0.1:$LOOKOUT_PORT"
+
+[dns]
+enabled = false
+
+[log]
+allowed = $1
+EOF
+}
+
+wait_http() { for _ in $(seq 100); do curl -s -m 2 -o /dev/null -x "$1" "http://127.0.0.1:$ORIGIN_PORT/page.html" && return; sleep 0.2; done; echo "no answer from $1 (see $OUT)" >&2; exit 1; }
+
+# wrk scripts: proxy-style absolute URLs.
+cat > "$OUT/allowed.lua" <<EOF
+request = function() return wrk.format("GET", "http://127.0.0.1:$ORIGIN_PORT/page.html") end
+EOF
+python3 - "$OUT" "$ORIGIN_PORT" <<'PY'
+import random, sys
+out, port = sys.argv[1], sys.argv[2]
+random.seed(11)
+hosts = random.sample(open(f"{out}/gambling.domains").read().split(), 200)
+urls = []
+for i in range(1000):
+    urls.append(f"http://{hosts[i // 5]}/" if i % 5 == 0 else f"http://127.0.0.1:{port}/page.html")
+with open(f"{out}/mixed.lua", "w") as f:
+    f.write("local urls = {\n" + "".join(f'  "{u}",\n' for u in urls) + "}\n")
+    f.write("local i = 0\nrequest = function()\n  i = i % #urls + 1\n  return wrk.format(\"GET\", urls[i])\nend\n")
+PY
+
+# Median requests/s of RUNS wrk runs: $1 = proxy URL ("" for direct), $2 = script.
+rps() {
+  local r=()
+  for _ in $(seq "$RUNS"); do
+    local target=${1:-http://127.0.0.1:$ORIGIN_PORT}
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -s "$OUT/$2.lua" "$target" > "$OUT/wrk.txt" 2>&1
+    r+=("$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk.txt")")
+  done
+  printf '%s\n' "${r[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+}
+# p50 and p99 in ms at moderate load: $1 = proxy URL ("" for direct).
+latency() {
+  local target=${1:-http://127.0.0.1:$ORIGIN_PORT}
+  wrk -t1 -c4 -d"${DURATION}s" --latency -s "$OUT/allowed.lua" "$target" > "$OUT/lat.txt" 2>&1
+  awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; return v * 1000 }
+       /^ +50%/ {p50 = ms($2)} /^ +99%/ {p99 = ms($2)} END {printf "%.3f %.3f\n", p50, p99}' "$OUT/lat.txt"
+}
+rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+
+wait_http "http://127.0.0.1:$E2G_PORT"
+# Check that both proxies block the same way before measuring.
+BLOCKED_HOST=$(head -1 "$OUT/gambling.domains")
+
+declare -A R
+R[direct_lat]=$(latency "")
+R[e2g_allowed]=$(rps "http://127.0.0.1:$E2G_PORT" allowed)
+R[e2g_mixed]=$(rps "http://127.0.0.1:$E2G_PORT" mixed)
+R[e2g_lat]=$(latency "http://127.0.0.1:$E2G_PORT")
+R[e2g_rss]=$(rss_mb $E2G_PID)
+E2G_BLOCK=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' -x "http://127.0.0.1:$E2G_PORT" "http://$BLOCKED_HOST/")
+kill -KILL $E2G_PID
+
+for logall in true false; do
+  lookout_config $logall > "$OUT/lookout-$logall.toml"
+  ./target/release/lookout serve -c "$OUT/lookout-$logall.toml" 2> "$OUT/lookout-$logall.log" &
+  LPID=$!; PIDS+=($LPID)
+  wait_http "http://127.0.0.1:$LOOKOUT_PORT"
+  R[lk_${logall}_allowed]=$(rps "http://127.0.0.1:$LOOKOUT_PORT" allowed)
+  if [ $logall = true ]; then
+    R[lk_mixed]=$(rps "http://127.0.0.1:$LOOKOUT_PORT" mixed)
+    R[lk_lat]=$(latency "http://127.0.0.1:$LOOKOUT_PORT")
+    R[lk_rss]=$(rss_mb $LPID)
+    LK_BLOCK=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' -x "http://127.0.0.1:$LOOKOUT_PORT" "http://$BLOCKED_HOST/")
+    R[lk_status]=$(curl -s -x "http://127.0.0.1:$LOOKOUT_PORT" http://lookout.invalid/status)
+  fi
+  kill -TERM $LPID; wait $LPID 2>/dev/null || true
+done
+
+ratio() { echo "$1 / $2" | bc -l; }
+read -r D50 D99 <<< "${R[direct_lat]}"; read -r E50 E99 <<< "${R[e2g_lat]}"; read -r L50 L99 <<< "${R[lk_lat]}"
+echo
+echo "origin: nginx, 2 KB page; wrk -t$THREADS -c$CONNECTIONS ${DURATION}s, median of $RUNS runs"
+echo "blocked page: e2guardian $E2G_BLOCK bytes; Lookout $LK_BLOCK bytes (status, size)"
+printf '%-34s %12s %12s %10s\n' "" "allowed r/s" "mixed r/s" "RSS (MB)"
+printf '%-34s %12.0f %12.0f %10s\n' "e2guardian $(e2guardian -v 2>&1 | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -1)" "${R[e2g_allowed]}" "${R[e2g_mixed]}" "${R[e2g_rss]}"
+printf '%-34s %12.0f %12.0f %10s\n' "Lookout (logging every request)" "${R[lk_true_allowed]}" "${R[lk_mixed]}" "${R[lk_rss]}"
+printf '%-34s %12.0f %12s\n' "Lookout (logging blocked only)" "${R[lk_false_allowed]}" "-"
+printf 'ratio Lookout/e2guardian: %.2f (allowed), %.2f (mixed)\n' \
+  "$(ratio "${R[lk_true_allowed]}" "${R[e2g_allowed]}")" "$(ratio "${R[lk_mixed]}" "${R[e2g_mixed]}")"
+printf 'logging every request costs %.1f%% of allowed throughput\n' \
+  "$(echo "(1 - ${R[lk_true_allowed]} / ${R[lk_false_allowed]}) * 100" | bc -l)"
+printf 'latency at -t1 -c4, ms (p50 / p99): nginx direct %.3f / %.3f; e2guardian %.3f / %.3f (+%.3f p99); Lookout %.3f / %.3f (+%.3f p99)\n' \
+  "$D50" "$D99" "$E50" "$E99" "$(echo "$E99 - $D99" | bc -l)" "$L50" "$L99" "$(echo "$L99 - $D99" | bc -l)"
+echo "Lookout status after the runs: ${R[lk_status]}"
