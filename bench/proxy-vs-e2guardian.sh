@@ -39,6 +39,7 @@ python3 -c "print('<!doctype html><title>page</title>' + '<p>Lorem ipsum dolor s
 # The origin.
 cat > "$OUT/nginx/nginx.conf" <<EOF
 worker_processes 1;
+master_process off;
 daemon off;
 pid $OUT/nginx/nginx.pid;
 error_log $OUT/nginx/error.log;
