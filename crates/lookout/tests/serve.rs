@@ -260,8 +260,9 @@ fn serve_filters_logs_and_stops_gracefully() {
     let answer = dns_query(dns, "allowed.test.");
     assert_eq!(answer.metadata.response_code, ResponseCode::ServFail);
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+    // SIGTERM, as a service manager sends it (the shell's built-in `kill`: no procps needed).
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
         .status()
         .unwrap();
     assert!(killed.success());
