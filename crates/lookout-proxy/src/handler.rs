@@ -311,42 +311,35 @@ pub(crate) async fn forward(proxy: Arc<Proxy>, who: Who, req: Request<Incoming>)
         proxy.client.request(upstream),
     )
     .await;
-    let response = match result {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            let status = Some(StatusCode::BAD_GATEWAY);
-            proxy.record(event(
+    let failure = match result {
+        Ok(Ok(r)) => Ok(r),
+        Ok(Err(e)) => Err((
+            StatusCode::BAD_GATEWAY,
+            "The website could not be reached",
+            format!("{host}: {}", describe_client_error(&e)),
+        )),
+        Err(_) => Err((
+            StatusCode::GATEWAY_TIMEOUT,
+            "The website did not answer in time",
+            format!(
+                "{host} did not answer within {} seconds.",
+                proxy.settings.upstream_timeout.as_secs()
+            ),
+        )),
+    };
+    let response = match failure {
+        Ok(r) => r,
+        Err((status, title, detail)) => {
+            let ev = event(
                 &proxy.policy,
                 &who,
                 &subject,
                 logged_action,
                 &decision,
-                status,
-            ));
-            return page(
-                StatusCode::BAD_GATEWAY,
-                "The website could not be reached",
-                &[&format!("{host}: {}", describe_client_error(&e))],
+                Some(status),
             );
-        }
-        Err(_) => {
-            let status = Some(StatusCode::GATEWAY_TIMEOUT);
-            proxy.record(event(
-                &proxy.policy,
-                &who,
-                &subject,
-                logged_action,
-                &decision,
-                status,
-            ));
-            return page(
-                StatusCode::GATEWAY_TIMEOUT,
-                "The website did not answer in time",
-                &[&format!(
-                    "{host} did not answer within {} seconds.",
-                    proxy.settings.upstream_timeout.as_secs()
-                )],
-            );
+            proxy.record(ev);
+            return page(status, title, &[&detail]);
         }
     };
     let (mut rparts, mut rbody) = response.into_parts();

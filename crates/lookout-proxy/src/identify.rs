@@ -104,6 +104,13 @@ impl Identifier {
         }
     }
 
+    /// Forgets what is remembered about `ip`, e.g. when a user signs in or out there, so
+    /// the next request looks the address up again.
+    pub fn forget_address(&self, ip: IpAddr) {
+        let mut m = self.addresses.lock().unwrap_or_else(|e| e.into_inner());
+        m.remove(&ip);
+    }
+
     /// The client's network, or `None` if Lookout does not serve it.
     pub fn network(&self, ip: IpAddr) -> Option<ClientNet> {
         self.networks.get(ip).copied()

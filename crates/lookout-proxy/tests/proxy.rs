@@ -147,6 +147,7 @@ async fn https_origin() -> (SocketAddr, Vec<u8>) {
 
 struct Harness {
     proxy: SocketAddr,
+    server: Arc<Proxy>,
     origin: SocketAddr,
     tls_origin: SocketAddr,
     tls_cert: Vec<u8>,
@@ -241,11 +242,13 @@ async fn start(opts: Options) -> Harness {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = proxy.clone();
     let task = tokio::spawn(run(listener, proxy, async {
         let _ = stopped.await;
     }));
     Harness {
         proxy: addr,
+        server,
         origin,
         tls_origin,
         tls_cert,
@@ -661,8 +664,24 @@ async fn sign_in_required_networks_ask_for_credentials() {
     let (status, body) = get(&amy, &h.url("casino.test", "/")).await;
     assert_eq!(status, 403);
     assert!(body.contains("amy (learners)"), "{body}");
+    // An address with a signed-in user (as the captive portal will record) needs no
+    // credentials; the user's own group applies.
+    h.store
+        .sign_in_address(
+            "127.0.0.1".parse().unwrap(),
+            "amy",
+            lookout_store::now_ms() + 60_000,
+        )
+        .await
+        .unwrap();
+    h.server
+        .identifier
+        .forget_address("127.0.0.1".parse().unwrap());
+    let (status, body) = get(&h.client(), &h.url("casino.test", "/")).await;
+    assert_eq!(status, 403);
+    assert!(body.contains("amy (learners)"), "{body}");
     let events = h.events().await;
-    assert_eq!(events.len(), 2);
+    assert_eq!(events.len(), 3);
     assert!(events
         .iter()
         .all(|e| e.event.username.as_deref() == Some("amy")));

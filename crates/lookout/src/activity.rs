@@ -150,12 +150,7 @@ fn print(e: &StoredEvent, json: bool) {
 }
 
 pub(crate) fn run(config_path: Option<&Path>, command: LogCommand) -> anyhow::Result<ExitCode> {
-    let config = crate::load_config(config_path)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let store = crate::serve::open_store(&config).await?;
+    crate::serve::with_store(config_path, |_config, store| async move {
         match command {
             LogCommand::Tail {
                 lines,
@@ -176,20 +171,20 @@ pub(crate) fn run(config_path: Option<&Path>, command: LogCommand) -> anyhow::Re
                 // With --follow, runs until interrupted (Ctrl-C ends the process).
                 if follow {
                     loop {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    let mut new = store
-                        .events(&EventFilter {
-                            after_id: Some(last),
-                            limit: Some(10_000),
-                            ..EventFilter::default()
-                        })
-                        .await?;
-                    new.reverse();
-                    for e in &new {
-                        print(e, json);
-                        last = e.id;
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        let mut new = store
+                            .events(&EventFilter {
+                                after_id: Some(last),
+                                limit: Some(10_000),
+                                ..EventFilter::default()
+                            })
+                            .await?;
+                        new.reverse();
+                        for e in &new {
+                            print(e, json);
+                            last = e.id;
+                        }
                     }
-                }
                 }
             }
             LogCommand::Search(a) => {
@@ -224,7 +219,6 @@ pub(crate) fn run(config_path: Option<&Path>, command: LogCommand) -> anyhow::Re
                 }
             }
         }
-        store.close().await;
         Ok(ExitCode::SUCCESS)
     })
 }

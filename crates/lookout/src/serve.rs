@@ -44,6 +44,28 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Store> {
     Ok(Store::open(&database_path(config)).await?)
 }
 
+/// Runs `work` on the configuration's database (opened, then closed after) on a small runtime:
+/// the `user` and `log` commands.
+pub(crate) fn with_store<F, Fut>(
+    config_path: Option<&std::path::Path>,
+    work: F,
+) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce(Config, Store) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<ExitCode>>,
+{
+    let config = crate::load_config(config_path)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store = open_store(&config).await?;
+        let result = work(config, store.clone()).await;
+        store.close().await;
+        result
+    })
+}
+
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = crate::load_config(args.config.as_deref())?;
     config.validate_serve()?;

@@ -70,15 +70,8 @@ fn check_group(config: &Config, group: &str, at: &str) -> Result<(), String> {
 }
 
 pub(crate) fn run(config_path: Option<&Path>, command: UserCommand) -> anyhow::Result<ExitCode> {
-    let config = crate::load_config(config_path)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let store = crate::serve::open_store(&config).await?;
-        let result = command_on(&config, &store, command).await;
-        store.close().await;
-        result
+    crate::serve::with_store(config_path, |config, store| async move {
+        command_on(&config, &store, command).await
     })
 }
 
