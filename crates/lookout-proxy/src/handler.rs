@@ -392,16 +392,20 @@ pub(crate) async fn forward(proxy: Arc<Proxy>, who: Who, req: Request<Incoming>)
         }
     }
     strip_hop_by_hop(&mut rparts.headers);
-    let ev = event(
-        &proxy.policy,
-        &who,
-        &subject,
-        logged_action,
-        &decision,
-        Some(rparts.status),
-    );
+    // The event is only built when it will be kept.
     let keep = proxy.settings.log_allowed || logged_action != "allow";
-    let log = proxy.log.clone().filter(|_| keep).map(|l| (ev, l));
+    let log = proxy.log.clone().filter(|_| keep).map(|l| {
+        let status = Some(rparts.status);
+        let ev = event(
+            &proxy.policy,
+            &who,
+            &subject,
+            logged_action,
+            &decision,
+            status,
+        );
+        (ev, l)
+    });
     let prefix = prefix.unwrap_or_else(crate::body::Prefix::empty);
     let body = http_body_util::BodyExt::boxed(Relay::new(prefix, rbody, log));
     Response::from_parts(rparts, body)
