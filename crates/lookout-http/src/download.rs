@@ -154,7 +154,7 @@ fn decode_ext_value(v: &str) -> Option<String> {
     let charset = parts.next()?;
     let _lang = parts.next()?;
     let encoded = parts.next()?;
-    let bytes = percent_decode(encoded);
+    let bytes = crate::percent_decode(encoded, false);
     if charset.eq_ignore_ascii_case("utf-8") {
         Some(String::from_utf8_lossy(&bytes).into_owned())
     } else if charset.eq_ignore_ascii_case("iso-8859-1") {
@@ -162,26 +162,6 @@ fn decode_ext_value(v: &str) -> Option<String> {
     } else {
         None
     }
-}
-
-fn percent_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            let h = (b[i + 1] as char).to_digit(16);
-            let l = (b[i + 2] as char).to_digit(16);
-            if let (Some(h), Some(l)) = (h, l) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    out
 }
 
 #[cfg(test)]

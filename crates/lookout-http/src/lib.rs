@@ -16,3 +16,27 @@ pub use search::{
     decode_query_value, force_safe_search, is_google, safe_search_header, search_term,
 };
 pub use sni::{client_hello_sni, SniError, MAX_HELLO};
+
+/// Decodes `%XX` escapes (an invalid escape is kept as it is) and, in form-encoded query
+/// values, `+` as a space.
+fn percent_decode(s: &str, plus_is_space: bool) -> Vec<u8> {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' if plus_is_space => out.push(b' '),
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    out
+}

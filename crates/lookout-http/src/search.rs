@@ -117,28 +117,7 @@ const ENGINES: &[Engine] = &[
 
 /// Decodes `%XX` and `+` in a query value; invalid UTF-8 is replaced.
 pub fn decode_query_value(v: &str) -> String {
-    let b = v.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(c: u8) -> Option<u8> {
-    (c as char).to_digit(16).map(|d| d as u8)
+    String::from_utf8_lossy(&crate::percent_decode(v, true)).into_owned()
 }
 
 /// The first value of `param` in `query` (no `?`), raw.

@@ -284,6 +284,17 @@ pub(crate) async fn forward(proxy: Arc<Proxy>, who: Who, req: Request<Incoming>)
         _ => "allow",
     };
 
+    // The event of a request that went (or tried to go) to the origin.
+    let allowed_event = |status: Option<StatusCode>| {
+        event(
+            &proxy.policy,
+            &who,
+            &subject,
+            logged_action,
+            &decision,
+            status,
+        )
+    };
     let group = proxy.policy.group(who.group);
     if group.safe_search {
         if let Some(q) = force_safe_search(&host, &path, query.as_deref()) {
@@ -330,15 +341,7 @@ pub(crate) async fn forward(proxy: Arc<Proxy>, who: Who, req: Request<Incoming>)
     let response = match failure {
         Ok(r) => r,
         Err((status, title, detail)) => {
-            let ev = event(
-                &proxy.policy,
-                &who,
-                &subject,
-                logged_action,
-                &decision,
-                Some(status),
-            );
-            proxy.record(ev);
+            proxy.record(allowed_event(Some(status)));
             return page(status, title, &[&detail]);
         }
     };
@@ -394,18 +397,11 @@ pub(crate) async fn forward(proxy: Arc<Proxy>, who: Who, req: Request<Incoming>)
     strip_hop_by_hop(&mut rparts.headers);
     // The event is only built when it will be kept.
     let keep = proxy.settings.log_allowed || logged_action != "allow";
-    let log = proxy.log.clone().filter(|_| keep).map(|l| {
-        let status = Some(rparts.status);
-        let ev = event(
-            &proxy.policy,
-            &who,
-            &subject,
-            logged_action,
-            &decision,
-            status,
-        );
-        (ev, l)
-    });
+    let log = proxy
+        .log
+        .clone()
+        .filter(|_| keep)
+        .map(|l| (allowed_event(Some(rparts.status)), l));
     let prefix = prefix.unwrap_or_else(crate::body::Prefix::empty);
     let body = http_body_util::BodyExt::boxed(Relay::new(prefix, rbody, log));
     Response::from_parts(rparts, body)

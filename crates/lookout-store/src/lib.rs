@@ -22,7 +22,7 @@ use sqlx::SqlitePool;
 pub use events::{
     new_reference, Event, EventFilter, EventLog, EventLogStats, EventWriter, LogGap, StoredEvent,
 };
-pub use users::{NewUser, User, UserError};
+pub use users::{check_password, normalize_username, NewUser, User, UserError};
 
 /// A database failure.
 #[derive(Debug, thiserror::Error)]

@@ -65,7 +65,7 @@ impl From<sqlx::Error> for UserError {
 }
 
 /// Lower-cases and checks a user name.
-pub(crate) fn normalize_username(name: &str) -> Result<String, UserError> {
+pub fn normalize_username(name: &str) -> Result<String, UserError> {
     let n = name.trim().to_lowercase();
     let ok = !n.is_empty()
         && n.len() <= 64
@@ -75,10 +75,16 @@ pub(crate) fn normalize_username(name: &str) -> Result<String, UserError> {
         .ok_or_else(|| UserError::BadName(name.to_owned()))
 }
 
-fn hash_password(password: &str) -> Result<String, UserError> {
-    if password.chars().count() < 8 || password.len() > 1024 {
-        return Err(UserError::BadPassword);
+/// Checks that a password can be used (8 to 1024 characters).
+pub fn check_password(password: &str) -> Result<(), UserError> {
+    match password.chars().count() >= 8 && password.len() <= 1024 {
+        true => Ok(()),
+        false => Err(UserError::BadPassword),
     }
+}
+
+fn hash_password(password: &str) -> Result<String, UserError> {
+    check_password(password)?;
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)

@@ -221,17 +221,12 @@ fn read_csv(config: &Config, file: &Path) -> Result<Vec<NewUser>, String> {
             problems.push(format!("{at}`{username}` is also on line {first}"));
         }
         let password = Some(get(pass_col)).filter(|p| !p.is_empty());
-        if password.as_ref().is_some_and(|p| p.chars().count() < 8) {
-            problems.push(format!("{at}the password must be at least 8 characters"));
+        // The store's own rules, so that a row passing here is never refused later.
+        if let Some(Err(e)) = password.as_deref().map(lookout_store::check_password) {
+            problems.push(format!("{at}{e}"));
         }
-        let valid_name = username.len() <= 64
-            && username
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'));
-        if !valid_name {
-            problems.push(format!(
-                "{at}user name `{username}` is not valid: use 1-64 letters, digits and . _ - @"
-            ));
+        if let Err(e) = lookout_store::normalize_username(&username) {
+            problems.push(format!("{at}{e}"));
         }
         users.push(NewUser {
             username,
