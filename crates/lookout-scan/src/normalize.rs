@@ -1,0 +1,517 @@
+//! Text normalisation: the one function that phrase patterns and scanned text both go through,
+//! so that a pattern written `kill myself` also finds `K1LL   mys3lf`, `ｋｉｌｌ myself`,
+//! `k.i.l.l myself`, `kiiill myself` and `kіll myself` (with a Cyrillic `і`).
+//!
+//! The output is a list of tokens separated by single spaces, with one space before the first
+//! token and one after the last, so a whole-word pattern is simply the pattern's own output
+//! (spaces included) and a substring pattern is the output without its outer spaces.
+//!
+//! Steps, per character: compatibility decomposition (NFKD: full-width, ligatures, maths
+//! alphabets, circled letters) with combining marks removed (diacritics: `samobójstwo` →
+//! `samobojstwo`); lower case; letters with no decomposition mapped by hand (`ł`, `ß`, `ø`…);
+//! confusable Cyrillic and Greek letters mapped to the Latin letters they imitate; Arabic-script
+//! letter variants (Arabic and Urdu forms of alef, yeh, kaf, heh, teh marbuta) unified and
+//! tatweel removed; zero-width characters removed without splitting the word. Per token: leet
+//! digits and symbols read as letters when the token also has letters (`k1ll`, `$uicide`,
+//! `sh00t`; `2019` stays a number and a trailing `!` is punctuation); runs of the same letter
+//! collapsed to one (`diiie` → `die`, and also `kill` → `kil`, which is why patterns are
+//! normalised the same way). Across tokens: a run of three or more single letters with short
+//! separators is joined (`s u i c i d e`, `s.u.i.c.i.d.e` → `suicide`).
+
+use unicode_normalization::char::{decompose_compatible, is_combining_mark};
+
+/// One token of the normalised text and where it came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Token {
+    /// Offset of the token's first byte in the normalised text.
+    pub(crate) norm: u32,
+    /// Byte range of the token in the original text.
+    pub(crate) orig: u32,
+    pub(crate) orig_end: u32,
+}
+
+/// Reusable buffers: normalising into the same `Normalized` again allocates nothing once the
+/// buffers have grown to the size of the texts seen.
+#[derive(Debug, Default)]
+pub(crate) struct Normalized {
+    pub(crate) text: Vec<u8>,
+    pub(crate) tokens: Vec<Token>,
+    scratch: Vec<(char, Class)>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Class {
+    Sep,
+    Letter,
+    Digit,
+    /// `$ @ ! | +`: read as letters inside a word, punctuation elsewhere.
+    Sym,
+    /// Zero-width and combining characters: removed, without ending the word.
+    Drop,
+}
+
+const fn ascii_classes() -> [Class; 128] {
+    let mut t = [Class::Sep; 128];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_alphabetic() {
+            Class::Letter
+        } else if c.is_ascii_digit() {
+            Class::Digit
+        } else if matches!(c, b'$' | b'@' | b'!' | b'|' | b'+') {
+            Class::Sym
+        } else {
+            Class::Sep
+        };
+        b += 1;
+    }
+    t
+}
+
+static ASCII: [Class; 128] = ascii_classes();
+
+/// Leet reading of an ASCII digit or symbol in a word that has letters; `None` keeps it as is.
+fn leet(b: u8) -> Option<u8> {
+    Some(match b {
+        b'0' => b'o',
+        b'1' | b'!' => b'i',
+        b'3' => b'e',
+        b'4' | b'@' => b'a',
+        b'5' | b'$' => b's',
+        b'7' | b'+' => b't',
+        b'8' => b'b',
+        b'9' => b'g',
+        b'|' => b'l',
+        _ => return None,
+    })
+}
+
+/// `$` and `@` begin words in leetspeak (`$uicide`, `@ss`); `! | +` only ever sit inside one.
+fn may_lead(b: u8) -> bool {
+    matches!(b, b'$' | b'@')
+}
+
+/// Maps a lower-case character that has no useful decomposition: Latin letters written as
+/// their own code points, confusable Cyrillic and Greek letters, Arabic-script variants.
+/// `None` keeps the character; an empty string removes it.
+fn special(c: char) -> Option<&'static str> {
+    Some(match c {
+        'ł' => "l",
+        'đ' | 'ð' => "d",
+        'ø' => "o",
+        'æ' => "ae",
+        'œ' => "oe",
+        'ß' => "ss",
+        'þ' => "th",
+        'ı' => "i",
+        'ſ' => "s",
+        // Cyrillic look-alikes.
+        'а' => "a",
+        'в' => "b",
+        'е' | 'ё' => "e",
+        'к' => "k",
+        'м' => "m",
+        'н' => "h",
+        'о' => "o",
+        'р' => "p",
+        'с' => "c",
+        'т' => "t",
+        'у' => "y",
+        'х' => "x",
+        'ѕ' => "s",
+        'і' | 'ї' => "i",
+        'ј' => "j",
+        'ԁ' => "d",
+        'һ' => "h",
+        'ӏ' => "l",
+        'ԛ' => "q",
+        'ԝ' => "w",
+        // Greek look-alikes.
+        'α' => "a",
+        'β' => "b",
+        'ε' => "e",
+        'η' => "n",
+        'ι' => "i",
+        'κ' => "k",
+        'ν' => "v",
+        'ο' => "o",
+        'ρ' => "p",
+        'τ' => "t",
+        'υ' => "u",
+        'χ' => "x",
+        'ω' => "w",
+        // Arabic script: Arabic and Urdu spellings of the same letters, and the
+        // decorative stretch (tatweel).
+        'أ' | 'إ' | 'آ' | 'ٱ' => "ا",
+        'ى' | 'ی' | 'ې' | 'ے' => "ي",
+        'ک' => "ك",
+        'ہ' | 'ۃ' | 'ة' | 'ھ' => "ه",
+        'ـ' => "",
+        _ => return None,
+    })
+}
+
+/// Zero-width and formatting characters that people insert inside words to dodge filters.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}' | '\u{034F}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}'
+    )
+}
+
+/// Feeds the normalised form of one non-ASCII character, classified, to `out`.
+fn map_char(c: char, out: &mut Vec<(char, Class)>) {
+    if is_invisible(c) {
+        return;
+    }
+    let mut push = |c: char, out: &mut Vec<(char, Class)>| {
+        for l in c.to_lowercase() {
+            if let Some(s) = special(l) {
+                out.extend(s.chars().map(|c| (c, classify(c))));
+            } else {
+                out.push((l, classify(l)));
+            }
+        }
+    };
+    if let Some(s) = special(c) {
+        out.extend(s.chars().map(|c| (c, classify(c))));
+        return;
+    }
+    let before = out.len();
+    decompose_compatible(c, |d| {
+        if !is_combining_mark(d) && !is_invisible(d) {
+            push(d, out);
+        }
+    });
+    if out.len() == before && is_combining_mark(c) {
+        // A lone combining mark: part of the word it follows.
+        out.push((c, Class::Drop));
+    }
+}
+
+fn classify(c: char) -> Class {
+    if c.is_ascii() {
+        ASCII[c as usize]
+    } else if c.is_alphanumeric() {
+        Class::Letter
+    } else {
+        Class::Sep
+    }
+}
+
+impl Normalized {
+    /// Normalises `input`, replacing what the buffers held. Inputs longer than 4 GiB are cut
+    /// (offsets are 32-bit); callers bound what they scan far below that.
+    pub(crate) fn normalize(&mut self, input: &str) {
+        let input = clamp(input);
+        self.text.clear();
+        self.tokens.clear();
+        self.text.push(b' ');
+        let bytes = input.as_bytes();
+        let mut run = Run::default();
+        let mut i = 0;
+        while i < bytes.len() {
+            let b = bytes[i];
+            if b < 0x80 && ASCII[b as usize] == Class::Sep {
+                i += 1;
+                continue;
+            }
+            // A token starts here: take the ASCII fast path while it lasts.
+            let start = i;
+            let norm = self.text.len();
+            let mut j = i;
+            while j < bytes.len() && bytes[j] < 0x80 && ASCII[bytes[j] as usize] != Class::Sep {
+                j += 1;
+            }
+            let end = if j < bytes.len() && bytes[j] >= 0x80 {
+                self.unicode_token(input, start)
+            } else {
+                self.ascii_token(&bytes[start..j]);
+                j
+            };
+            self.finish_token(input, start, end, norm, &mut run);
+            i = end;
+        }
+    }
+
+    /// Writes an all-ASCII token (no separators inside).
+    fn ascii_token(&mut self, token: &[u8]) {
+        let mut t = token;
+        // Punctuation at the edges is not leet: `die!`, `|me`, `$5` stays `5`.
+        while let Some((&last, rest)) = t.split_last() {
+            if ASCII[last as usize] == Class::Sym {
+                t = rest;
+            } else {
+                break;
+            }
+        }
+        while let Some((&first, rest)) = t.split_first() {
+            if ASCII[first as usize] == Class::Sym && !(may_lead(first) && has_letter(rest)) {
+                t = rest;
+            } else {
+                break;
+            }
+        }
+        let letters = has_letter(t);
+        let mut last = 0u8;
+        for &b in t {
+            let out = match ASCII[b as usize] {
+                Class::Letter => b.to_ascii_lowercase(),
+                Class::Digit | Class::Sym if letters => leet(b).unwrap_or(b),
+                Class::Digit => b,
+                _ => continue,
+            };
+            if !letters || out != last {
+                self.text.push(out);
+                last = out;
+            }
+        }
+    }
+
+    /// Writes a token that has non-ASCII characters; returns where it ends in `input`.
+    fn unicode_token(&mut self, input: &str, start: usize) -> usize {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let mut end = input.len();
+        for (off, c) in input[start..].char_indices() {
+            let before = scratch.len();
+            if c.is_ascii() {
+                let class = ASCII[c as usize];
+                if class == Class::Sep {
+                    end = start + off;
+                    break;
+                }
+                scratch.push((c.to_ascii_lowercase(), class));
+            } else {
+                map_char(c, &mut scratch);
+                if scratch[before..].iter().any(|&(_, k)| k == Class::Sep) {
+                    // The character is (or decomposes to) punctuation or a space.
+                    scratch.truncate(before);
+                    // A token never starts with a separator: step over it.
+                    end = start + if off == 0 { c.len_utf8() } else { off };
+                    break;
+                }
+            }
+        }
+        let mut t = &scratch[..];
+        while let Some((&(_, k), rest)) = t.split_last() {
+            if matches!(k, Class::Sym | Class::Drop) {
+                t = rest;
+            } else {
+                break;
+            }
+        }
+        while let Some((&(c, k), rest)) = t.split_first() {
+            let lead = k == Class::Sym && may_lead(c as u8) && rest.iter().any(|&(_, k)| k == Class::Letter);
+            if matches!(k, Class::Sym | Class::Drop) && !lead {
+                t = rest;
+            } else {
+                break;
+            }
+        }
+        let letters = t.iter().any(|&(_, k)| k == Class::Letter);
+        let mut last = '\0';
+        let mut buf = [0u8; 4];
+        for &(c, k) in t {
+            let out = match k {
+                Class::Letter => c,
+                Class::Digit | Class::Sym if letters => leet(c as u8).map_or(c, char::from),
+                Class::Digit => c,
+                _ => continue,
+            };
+            if !letters || out != last {
+                self.text.extend_from_slice(out.encode_utf8(&mut buf).as_bytes());
+                last = out;
+            }
+        }
+        self.scratch = scratch;
+        end
+    }
+
+    /// Records the token just written (or removes it if it came out empty), and joins runs of
+    /// single letters.
+    fn finish_token(&mut self, input: &str, start: usize, end: usize, norm: usize, run: &mut Run) {
+        let written = &self.text[norm..];
+        if written.is_empty() {
+            return;
+        }
+        let single = is_one_letter(written);
+        let gap_ok = self
+            .tokens
+            .last()
+            .is_some_and(|prev| short_gap(&input[prev.orig_end as usize..start]));
+        self.tokens.push(Token {
+            norm: norm as u32,
+            orig: start as u32,
+            orig_end: end as u32,
+        });
+        self.text.push(b' ');
+        if !single {
+            run.len = 0;
+            return;
+        }
+        if run.len == 0 || !gap_ok {
+            *run = Run {
+                len: 1,
+                token: self.tokens.len() - 1,
+            };
+            return;
+        }
+        run.len += 1;
+        if run.len == 3 {
+            // "s u i" → "sui": rewrite the tail without spaces, collapsing repeats.
+            let from = self.tokens[run.token].norm as usize;
+            let tail = String::from_utf8_lossy(&self.text[from..]).into_owned();
+            self.text.truncate(from);
+            let mut last = '\0';
+            for c in tail.chars().filter(|&c| c != ' ') {
+                if c != last {
+                    let mut buf = [0u8; 4];
+                    self.text.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                    last = c;
+                }
+            }
+            self.text.push(b' ');
+            self.tokens.truncate(run.token + 1);
+            self.tokens[run.token].orig_end = end as u32;
+        } else if run.len > 3 {
+            // Append the newest letter to the joined word.
+            let cur = self.tokens.pop().expect("just pushed");
+            let letter = self.text[cur.norm as usize..self.text.len() - 1].to_vec();
+            // Remove " x " → the joined word's trailing space and the letter.
+            self.text.truncate(cur.norm as usize - 1);
+            let joined_end = self.text.len();
+            let prev_len = last_char_len(&self.text[..joined_end]);
+            if self.text[joined_end - prev_len..] != letter[..] {
+                self.text.extend_from_slice(&letter);
+            }
+            self.text.push(b' ');
+            let joined = self.tokens.last_mut().expect("run has tokens");
+            joined.orig_end = end as u32;
+        }
+    }
+
+    /// The normalised text as a string (tokens between single spaces, outer spaces trimmed).
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.text)
+            .unwrap_or_default()
+            .trim_matches(' ')
+    }
+}
+
+#[derive(Default)]
+struct Run {
+    /// Single-letter tokens in a row, separated by short gaps.
+    len: usize,
+    /// Index of the run's first token.
+    token: usize,
+}
+
+fn has_letter(t: &[u8]) -> bool {
+    t.iter().any(|&b| ASCII[b as usize] == Class::Letter)
+}
+
+fn is_one_letter(written: &[u8]) -> bool {
+    let n = last_char_len(written);
+    n == written.len() && {
+        let c = std::str::from_utf8(written).ok().and_then(|s| s.chars().next());
+        c.is_some_and(char::is_alphabetic)
+    }
+}
+
+/// One or two separator characters, as in `s u i`, `s.u.i`, `s. u. i`.
+fn short_gap(gap: &str) -> bool {
+    gap.len() <= 8 && (1..=2).contains(&gap.chars().count())
+}
+
+fn last_char_len(s: &[u8]) -> usize {
+    let mut n = 0;
+    for &b in s.iter().rev() {
+        n += 1;
+        if b & 0xC0 != 0x80 {
+            break;
+        }
+    }
+    n
+}
+
+fn clamp(input: &str) -> &str {
+    let max = u32::MAX as usize - 8;
+    if input.len() <= max {
+        return input;
+    }
+    let mut end = max;
+    while !input.is_char_boundary(end) {
+        end -= 1;
+    }
+    &input[..end]
+}
+
+/// The normalised form of `text`, as Lookout matches it: for operators checking what a
+/// phrase will match (`lookout scan --normalized`) and for tests.
+pub fn normalize(text: &str) -> String {
+    let mut n = Normalized::default();
+    n.normalize(text);
+    n.as_str().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize;
+
+    #[test]
+    fn tricks_table() {
+        let table = [
+            // (input, normalised)
+            ("Kill myself", "kil myself"),
+            ("K1LL   mys3lf!!", "kil myself"),
+            ("$uicide", "suicide"),
+            ("sh00t", "shot"),
+            ("diiiie", "die"),
+            ("s u i c i d e", "suicide"),
+            ("s.u.i.c.i.d.e now", "suicide now"),
+            ("s-u-i-c-i-d-e", "suicide"),
+            ("I a m", "iam"),
+            ("u r ok", "u r ok"),
+            ("u r a loser", "ura loser"),
+            ("ｋｉｌｌ ｍｅ", "kil me"),
+            ("kіll", "kil"), // Cyrillic і
+            ("ѕuісіdе", "suicide"),
+            ("sui\u{200B}cide", "suicide"),
+            ("sui\u{00AD}cide", "suicide"),
+            ("samobójstwo", "samobojstwo"),
+            ("ŻYĆ", "zyc"),
+            ("złość", "zlosc"),
+            ("Straße", "strase"),
+            ("𝐬𝐮𝐢𝐜𝐢𝐝𝐞", "suicide"),
+            ("ⓚⓘⓛⓛ", "kil"),
+            ("café", "cafe"),
+            ("2019 was 100% fine", "2019 was 100 fine"),
+            ("— dash", "dash"),
+            ("x—y", "x y"),
+            ("die!", "die"),
+            ("|me", "me"),
+            ("$5", "5"),
+            ("don't", "don t"),
+            ("don’t", "don t"),
+            ("خودکشی", "خودكشي"),
+            ("انتحار", "انتحار"),
+            ("أنتحر", "انتحر"),
+            ("", ""),
+            ("  ...  ", ""),
+            ("a", "a"),
+        ];
+        for (input, want) in table {
+            assert_eq!(normalize(input), want, "input {input:?}");
+        }
+    }
+
+    #[test]
+    fn long_runs_of_single_letters_stay_linear() {
+        // Joining appends one letter at a time; a quadratic rewrite would not finish.
+        let text = "a b ".repeat(200_000);
+        assert_eq!(normalize(&text).len(), 400_000);
+        assert_eq!(normalize(&"a ".repeat(400_000)), "a");
+    }
+}

@@ -1,0 +1,424 @@
+//! The compiled library: one Aho-Corasick automaton over every normalised pattern, searched
+//! with overlapping matches so that a phrase inside a longer one (and an exception around a
+//! phrase) are all seen.
+
+use std::collections::BTreeMap;
+
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+
+use crate::normalize::{Normalized, Token};
+use crate::phrases::{Entry, Library, LibraryError, Problem, WINDOW};
+use crate::{Risk, Severity};
+
+/// Matches kept per scan; a hostile text repeating a phrase a million times gives the same
+/// findings as one repeating it ten thousand times.
+const MAX_HITS: usize = 10_000;
+
+/// Matches shown per finding (the score counts them all).
+const MAX_MATCHES: usize = 10;
+
+/// Bytes of original text shown either side of the evidence.
+const CONTEXT: usize = 80;
+
+#[derive(Clone, Copy, Debug)]
+enum Use {
+    Part { entry: u32, part: u8 },
+    Except { risk: Option<Risk> },
+}
+
+/// A compiled phrase library, shared by every scanning thread.
+#[derive(Debug)]
+pub struct Scanner {
+    ac: AhoCorasick,
+    /// Per pattern, what it means: parts of entries and/or exceptions.
+    uses: Vec<Vec<Use>>,
+    entries: Vec<Entry>,
+    patterns: Vec<Vec<u8>>,
+}
+
+/// Buffers reused between scans by one thread.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    norm: Normalized,
+    hits: Vec<Hit>,
+    excepts: Vec<(Option<Risk>, usize, usize)>,
+    parts: Vec<PartHit>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Hit {
+    pattern: u32,
+    /// The match without its word-edge spaces, in the normalised text.
+    start: usize,
+    end: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct PartHit {
+    entry: u32,
+    part: u8,
+    token: usize,
+    hit: usize,
+}
+
+/// What one category's rules found in a text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub risk: Risk,
+    /// The highest severity of the rules that matched.
+    pub severity: Severity,
+    /// The sum of the weights of the distinct rules that matched.
+    pub score: u32,
+    /// The rules that matched, most severe first (at most ten).
+    pub matches: Vec<Match>,
+}
+
+/// One rule that matched, with where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Match {
+    /// The rule as written in its file.
+    pub phrase: String,
+    /// `file:line` of the rule.
+    pub source: String,
+    pub language: String,
+    pub severity: Severity,
+    pub weight: u32,
+    /// The words that matched, as written in the text.
+    pub evidence: String,
+    /// The evidence with up to 80 bytes either side, whitespace collapsed.
+    pub context: String,
+    /// Byte range of the evidence in the text.
+    pub start: usize,
+    pub end: usize,
+    /// How many times the rule matched.
+    pub count: usize,
+}
+
+impl Library {
+    /// Builds the automaton. Fails only if the patterns exceed the automaton's limits.
+    pub fn compile(&self) -> Result<Scanner, LibraryError> {
+        let mut uses = vec![Vec::new(); self.terms.len()];
+        for (i, e) in self.entries.iter().enumerate() {
+            for (p, alts) in e.parts.iter().enumerate() {
+                for &t in alts {
+                    uses[t as usize].push(Use::Part {
+                        entry: i as u32,
+                        part: p as u8,
+                    });
+                }
+            }
+        }
+        for x in &self.exceptions {
+            uses[x.term as usize].push(Use::Except { risk: x.risk });
+        }
+        let ac = AhoCorasick::builder()
+            .match_kind(MatchKind::Standard)
+            .kind(Some(AhoCorasickKind::DFA))
+            .build(&self.terms)
+            .map_err(|e| LibraryError {
+                problems: vec![Problem {
+                    file: "(library)".into(),
+                    line: 0,
+                    message: format!("the phrases do not fit in one automaton: {e}"),
+                }],
+            })?;
+        Ok(Scanner {
+            ac,
+            uses,
+            entries: self.entries.clone(),
+            patterns: self.terms.clone(),
+        })
+    }
+}
+
+impl Scanner {
+    /// Scans one text (allocating fresh buffers; see [`Scanner::scan_with`]).
+    pub fn scan(&self, text: &str) -> Vec<Finding> {
+        self.scan_with(&mut Scratch::default(), text)
+    }
+
+    /// The normalised patterns, as searched (for comparing with a plain automaton).
+    pub fn patterns(&self) -> &[Vec<u8>] {
+        &self.patterns
+    }
+
+    /// Scans one text, reusing `scratch`. Findings come most severe first.
+    pub fn scan_with(&self, scratch: &mut Scratch, text: &str) -> Vec<Finding> {
+        let Scratch {
+            norm,
+            hits,
+            excepts,
+            parts,
+        } = scratch;
+        norm.normalize(text);
+        hits.clear();
+        excepts.clear();
+        parts.clear();
+        let t = &norm.text;
+        for m in self.ac.find_overlapping_iter(&t[..]) {
+            if hits.len() == MAX_HITS {
+                break;
+            }
+            let (mut start, mut end) = (m.start(), m.end());
+            if t[start] == b' ' {
+                start += 1;
+            }
+            if end > start && t[end - 1] == b' ' {
+                end -= 1;
+            }
+            let pattern = m.pattern().as_u32();
+            for u in &self.uses[pattern as usize] {
+                if let Use::Except { risk } = *u {
+                    excepts.push((risk, start, end));
+                }
+            }
+            hits.push(Hit { pattern, start, end });
+        }
+        if hits.is_empty() {
+            return Vec::new();
+        }
+        for (i, h) in hits.iter().enumerate() {
+            for u in &self.uses[h.pattern as usize] {
+                let Use::Part { entry, part } = *u else {
+                    continue;
+                };
+                let risk = self.entries[entry as usize].risk;
+                let excused = excepts
+                    .iter()
+                    .any(|&(r, s, e)| r.is_none_or(|r| r == risk) && s < h.end && h.start < e);
+                if !excused {
+                    parts.push(PartHit {
+                        entry,
+                        part,
+                        token: token_at(&norm.tokens, h.start),
+                        hit: i,
+                    });
+                }
+            }
+        }
+        parts.sort_by_key(|p| (p.entry, p.token, p.part));
+        let mut by_risk: BTreeMap<Risk, Finding> = BTreeMap::new();
+        for group in parts.chunk_by(|a, b| a.entry == b.entry) {
+            let entry = &self.entries[group[0].entry as usize];
+            let Some((first, last, count)) = satisfied(entry, group) else {
+                continue;
+            };
+            let (a, b) = (&hits[group[first].hit], &hits[group[last].hit]);
+            let start = norm.tokens[token_at(&norm.tokens, a.start)].orig as usize;
+            let end = norm.tokens[token_at(&norm.tokens, b.end.max(a.start + 1) - 1)].orig_end as usize;
+            let end = end.max(start);
+            let m = Match {
+                phrase: entry.phrase.to_string(),
+                source: entry.source.to_string(),
+                language: entry.language.to_string(),
+                severity: entry.severity,
+                weight: entry.weight,
+                evidence: collapse_space(&text[start..end]),
+                context: context(text, start, end),
+                start,
+                end,
+                count,
+            };
+            let f = by_risk.entry(entry.risk).or_insert_with(|| Finding {
+                risk: entry.risk,
+                severity: entry.severity,
+                score: 0,
+                matches: Vec::new(),
+            });
+            f.severity = f.severity.max(entry.severity);
+            f.score = f.score.saturating_add(entry.weight);
+            f.matches.push(m);
+        }
+        let mut findings: Vec<Finding> = by_risk.into_values().collect();
+        for f in &mut findings {
+            f.matches
+                .sort_by(|a, b| (b.severity, b.weight, a.start).cmp(&(a.severity, a.weight, b.start)));
+            f.matches.truncate(MAX_MATCHES);
+        }
+        findings.sort_by(|a, b| (b.severity, b.score, a.risk).cmp(&(a.severity, a.score, b.risk)));
+        findings
+    }
+}
+
+/// Whether an entry's parts all matched (within [`WINDOW`] words of each other when there are
+/// several): the first and last part hits of the evidence, and how many times it matched.
+/// `group` is sorted by token.
+fn satisfied(entry: &Entry, group: &[PartHit]) -> Option<(usize, usize, usize)> {
+    let need = entry.parts.len();
+    if need == 1 {
+        return Some((0, 0, group.len()));
+    }
+    // Smallest window of tokens holding every part.
+    let mut counts = [0usize; 8];
+    let mut have = 0;
+    let mut best: Option<(usize, usize)> = None;
+    let mut lo = 0;
+    for hi in 0..group.len() {
+        let p = group[hi].part as usize;
+        counts[p] += 1;
+        if counts[p] == 1 {
+            have += 1;
+        }
+        while have == need {
+            let span = group[hi].token - group[lo].token;
+            if best.is_none_or(|(a, b)| span < group[b].token - group[a].token) {
+                best = Some((lo, hi));
+            }
+            let q = group[lo].part as usize;
+            counts[q] -= 1;
+            if counts[q] == 0 {
+                have -= 1;
+            }
+            lo += 1;
+        }
+    }
+    let (a, b) = best?;
+    (group[b].token - group[a].token < WINDOW).then_some((a, b, 1))
+}
+
+/// Index of the token holding byte `pos` of the normalised text.
+fn token_at(tokens: &[Token], pos: usize) -> usize {
+    tokens
+        .partition_point(|t| t.norm as usize <= pos)
+        .saturating_sub(1)
+}
+
+fn context(text: &str, start: usize, end: usize) -> String {
+    let mut from = start.saturating_sub(CONTEXT);
+    while !text.is_char_boundary(from) {
+        from += 1;
+    }
+    let mut to = (end + CONTEXT).min(text.len());
+    while !text.is_char_boundary(to) {
+        to -= 1;
+    }
+    // Do not cut a word in half at either edge.
+    if from > 0 {
+        if let Some(sp) = text[from..start].find(char::is_whitespace) {
+            from += sp;
+        }
+    }
+    if to < text.len() {
+        if let Some(sp) = text[end..to].rfind(char::is_whitespace) {
+            to = end + sp;
+        }
+    }
+    let mut s = String::new();
+    if from > 0 {
+        s.push('…');
+    }
+    s.push_str(collapse_space(&text[from..to]).trim());
+    if to < text.len() {
+        s.push('…');
+    }
+    s
+}
+
+fn collapse_space(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut space = false;
+    for c in s.chars() {
+        if c.is_whitespace() || c.is_control() {
+            space = true;
+        } else {
+            if space && !out.is_empty() {
+                out.push(' ');
+            }
+            space = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scanner(rules: &str) -> Scanner {
+        let mut lib = Library::new();
+        lib.add("t.txt", rules).unwrap();
+        lib.compile().unwrap()
+    }
+
+    const RULES: &str = "category: suicide\nlanguage: en\n\
+        danger 80 kill myself | kms\n\
+        caution 30 suicid*\n\
+        danger 90 how many | how much & paracetamol* & die | overdose\n\
+        except suicide squad\n\
+        category: sexual\n\
+        caution 40 *cunt*\n\
+        except scunthorpe\n";
+
+    #[test]
+    fn findings_table() {
+        let s = scanner(RULES);
+        // (text, expected [(risk, severity, score)])
+        let table: &[(&str, &[(Risk, Severity, u32)])] = &[
+            ("I want to kill myself", &[(Risk::Suicide, Severity::Danger, 80)]),
+            ("i wanna k1ll   mys3lf", &[(Risk::Suicide, Severity::Danger, 80)]),
+            ("kms", &[(Risk::Suicide, Severity::Danger, 80)]),
+            ("skms", &[]),
+            ("suicidal thoughts", &[(Risk::Suicide, Severity::Caution, 30)]),
+            ("watching suicide squad tonight", &[]),
+            ("suicidal after suicide squad", &[(Risk::Suicide, Severity::Caution, 30)]),
+            ("suicide, kill myself", &[(Risk::Suicide, Severity::Danger, 110)]),
+            ("how many paracetamol to die", &[(Risk::Suicide, Severity::Danger, 90)]),
+            ("how many paracetamol are in a box", &[]),
+            ("paracetamol dosage", &[]),
+            ("Scunthorpe United", &[]),
+            ("you c u n t", &[(Risk::Sexual, Severity::Caution, 40)]),
+            ("", &[]),
+        ];
+        for (text, want) in table {
+            let got: Vec<_> = s.scan(text).iter().map(|f| (f.risk, f.severity, f.score)).collect();
+            assert_eq!(&got, want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn co_occurrence_needs_a_window() {
+        let s = scanner(RULES);
+        let far = format!("how many {} paracetamol die", "word ".repeat(WINDOW));
+        assert!(s.scan(&far).is_empty());
+        let near = format!("how many {} paracetamol die", "word ".repeat(WINDOW - 6));
+        assert_eq!(s.scan(&near).len(), 1);
+    }
+
+    #[test]
+    fn evidence_and_context_come_from_the_original_text() {
+        let s = scanner(RULES);
+        let text = format!("{}Honestly I want to K1LL  MYSELF!!! today{}", "x ".repeat(100), " y".repeat(100));
+        let f = &s.scan(&text)[0];
+        let m = &f.matches[0];
+        assert_eq!(m.evidence, "K1LL MYSELF!!!");
+        assert_eq!(&text[m.start..m.start + 4], "K1LL");
+        assert!(m.context.starts_with('…') && m.context.ends_with('…'), "{}", m.context);
+        assert!(m.context.contains("Honestly I want to K1LL MYSELF!!! today"), "{}", m.context);
+        assert_eq!(m.source, "t.txt:3");
+        assert_eq!(m.phrase, "kill myself | kms");
+    }
+
+    #[test]
+    fn repeated_matches_count_once_in_the_score() {
+        let s = scanner(RULES);
+        let f = &s.scan("kms kms kms kms")[0];
+        assert_eq!((f.score, f.matches.len(), f.matches[0].count), (80, 1, 4));
+    }
+
+    #[test]
+    fn hostile_input_does_not_panic() {
+        let s = scanner(RULES);
+        for text in [
+            "kms ".repeat(100_000),
+            "\u{0301}\u{0301}k\u{0301}m\u{200B}s".into(),
+            "$$$ @@@ !!! ||| +++".into(),
+            "s u i c i d e ".repeat(1000),
+            "💀 kill 💀 myself 💀".into(),
+            "\0\u{7f}kms\u{feff}".into(),
+        ] {
+            let _ = s.scan(&text);
+        }
+        assert_eq!(s.scan("💀 kill 💀 myself 💀").len(), 1);
+    }
+}
