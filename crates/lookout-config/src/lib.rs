@@ -14,11 +14,14 @@ use serde::Deserialize;
 use toml::Spanned;
 
 mod gateway;
+mod monitor;
 
 pub use gateway::{
     never_inspected, parse_socket_addr, BlockedAnswerConfig, DnsConfig, InspectConfig, LogConfig,
     LoginMode, Network, NetworkConfig, ProxyConfig, ServeConfig, DEFAULT_LOOPBACK_GROUP,
 };
+
+pub use monitor::{E2guardianConfig, ScanConfig};
 
 /// The commented example printed by `lookout config example`.
 pub const EXAMPLE: &str = include_str!("../lookout.example.toml");
@@ -105,6 +108,9 @@ pub struct Config {
     /// The activity log.
     #[serde(default)]
     pub log: LogConfig,
+    /// Risk detection: phrase libraries.
+    #[serde(default)]
+    pub scan: ScanConfig,
 }
 
 impl Default for Config {
@@ -117,6 +123,7 @@ impl Default for Config {
             dns: DnsConfig::default(),
             networks: Vec::new(),
             log: LogConfig::default(),
+            scan: ScanConfig::default(),
         }
     }
 }
@@ -500,6 +507,7 @@ impl Config {
                 *ca = base.join(&*ca);
             }
         }
+        self.resolve_monitor_paths(base);
         for s in &mut self.lists.sources {
             if s.path.get_ref().is_relative() {
                 let span = s.path.span();
@@ -520,6 +528,7 @@ impl Config {
         };
         self.validate_lists(&mut c);
         self.validate_gateway(&mut c);
+        self.validate_monitor(&mut c);
         for (name, group) in &self.groups {
             validate_group(&mut c, name, group);
         }

@@ -5,6 +5,10 @@
 //! thread per core, into one index. Bad lines are reported per file; in strict mode any bad
 //! line fails the load, and nothing is half-applied.
 
+mod phrases;
+
+pub use phrases::{load_phrases, PhraseLoadError};
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

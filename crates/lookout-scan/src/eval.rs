@@ -13,6 +13,7 @@ use crate::{Risk, Scanner, Scratch, Severity};
 /// One labelled text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sample {
+    pub file: String,
     pub line: u32,
     pub language: String,
     pub labels: Vec<(Risk, Severity)>,
@@ -43,7 +44,9 @@ pub fn parse_corpus(file: &str, text: &str) -> Result<Vec<Sample>, CorpusError> 
         let mut cols = raw.splitn(3, '\t');
         let (Some(language), Some(labels), Some(text)) = (cols.next(), cols.next(), cols.next())
         else {
-            return Err(err("expected three tab-separated columns: language, labels, text".into()));
+            return Err(err(
+                "expected three tab-separated columns: language, labels, text".into(),
+            ));
         };
         let mut parsed = Vec::new();
         if labels != "none" {
@@ -52,7 +55,9 @@ pub fn parse_corpus(file: &str, text: &str) -> Result<Vec<Sample>, CorpusError> 
                 let risk = Risk::from_slug(r.trim())
                     .ok_or_else(|| err(format!("unknown category {r:?} in labels {labels:?}")))?;
                 let sev = Severity::from_slug(s.trim()).ok_or_else(|| {
-                    err(format!("expected category:advisory|caution|danger, found {l:?}"))
+                    err(format!(
+                        "expected category:advisory|caution|danger, found {l:?}"
+                    ))
                 })?;
                 parsed.push((risk, sev));
             }
@@ -61,6 +66,7 @@ pub fn parse_corpus(file: &str, text: &str) -> Result<Vec<Sample>, CorpusError> 
             return Err(err("empty text".into()));
         }
         samples.push(Sample {
+            file: file.to_owned(),
             line,
             language: language.trim().to_owned(),
             labels: parsed,
@@ -116,8 +122,8 @@ pub struct Evaluation {
     /// Per language: risky samples found (any right category), and false alerts.
     pub by_language: BTreeMap<String, (Tally, Innocent)>,
     pub innocent: Innocent,
-    /// Lines of samples the scanner got wrong, with what it said.
-    pub mistakes: Vec<(u32, String)>,
+    /// Samples the scanner got wrong (index into the samples), with what it said.
+    pub mistakes: Vec<(usize, String)>,
 }
 
 /// Scans every sample; a finding counts when its severity is at least `min_severity`.
@@ -133,17 +139,25 @@ pub fn evaluate(scanner: &Scanner, samples: &[Sample], min_severity: Severity) -
         ev.by_severity.insert(s, Tally::default());
     }
     let mut scratch = Scratch::default();
-    for sample in samples {
+    for (index, sample) in samples.iter().enumerate() {
         let found: Vec<(Risk, Severity)> = scanner
             .scan_with(&mut scratch, &sample.text)
             .into_iter()
             .filter(|f| f.severity >= min_severity)
             .map(|f| (f.risk, f.severity))
             .collect();
-        let (lang_tally, lang_innocent) = ev.by_language.entry(sample.language.clone()).or_default();
+        // A label below the counted severity is not expected to alert.
+        let expected_labels: Vec<(Risk, Severity)> = sample
+            .labels
+            .iter()
+            .copied()
+            .filter(|l| l.1 >= min_severity)
+            .collect();
+        let (lang_tally, lang_innocent) =
+            ev.by_language.entry(sample.language.clone()).or_default();
         let mut wrong = false;
         for risk in Risk::ALL {
-            let expected = sample.labels.iter().find(|l| l.0 == risk).map(|l| l.1);
+            let expected = expected_labels.iter().find(|l| l.0 == risk).map(|l| l.1);
             let got = found.iter().find(|f| f.0 == risk).map(|f| f.1);
             let t = ev.by_risk.get_mut(&risk).expect("every risk");
             match (expected, got) {
@@ -175,7 +189,12 @@ pub fn evaluate(scanner: &Scanner, samples: &[Sample], min_severity: Severity) -
                 ev.innocent.alerted += 1;
                 lang_innocent.alerted += 1;
             }
-        } else if found.iter().any(|f| sample.labels.iter().any(|l| l.0 == f.0)) {
+        } else if expected_labels.is_empty() {
+            // Labelled below the counted severity: neither risky nor innocent here.
+        } else if found
+            .iter()
+            .any(|f| expected_labels.iter().any(|l| l.0 == f.0))
+        {
             lang_tally.true_pos += 1;
         } else {
             lang_tally.false_neg += 1;
@@ -190,7 +209,7 @@ pub fn evaluate(scanner: &Scanner, samples: &[Sample], min_severity: Severity) -
                     .collect::<Vec<_>>()
                     .join(",")
             };
-            ev.mistakes.push((sample.line, said));
+            ev.mistakes.push((index, said));
         }
     }
     ev
@@ -202,9 +221,17 @@ fn pct(v: Option<f64>) -> String {
 
 impl fmt::Display for Evaluation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} samples, {} innocent", self.samples, self.innocent.samples)?;
-        writeln!(f, "\n{:<18} {:>5} {:>5} {:>5} {:>9} {:>7}", "category", "tp", "fp", "fn", "precision", "recall")?;
-        let mut row = |f: &mut fmt::Formatter<'_>, name: &str, t: &Tally| {
+        writeln!(
+            f,
+            "{} samples, {} innocent",
+            self.samples, self.innocent.samples
+        )?;
+        writeln!(
+            f,
+            "\n{:<18} {:>5} {:>5} {:>5} {:>9} {:>7}",
+            "category", "tp", "fp", "fn", "precision", "recall"
+        )?;
+        let row = |f: &mut fmt::Formatter<'_>, name: &str, t: &Tally| {
             writeln!(
                 f,
                 "{:<18} {:>5} {:>5} {:>5} {:>9} {:>7}",
@@ -225,11 +252,19 @@ impl fmt::Display for Evaluation {
             false_neg: a.false_neg + t.false_neg,
         });
         row(f, "all", &total)?;
-        writeln!(f, "\n{:<18} {:>5} {:>5} {:>5} {:>9} {:>7}", "severity (exact)", "tp", "fp", "fn", "precision", "recall")?;
+        writeln!(
+            f,
+            "\n{:<18} {:>5} {:>5} {:>5} {:>9} {:>7}",
+            "severity (exact)", "tp", "fp", "fn", "precision", "recall"
+        )?;
         for (s, t) in self.by_severity.iter().rev() {
             row(f, s.slug(), t)?;
         }
-        writeln!(f, "\n{:<18} {:>7} {:>7} {:>14}", "language", "risky", "recall", "false alerts")?;
+        writeln!(
+            f,
+            "\n{:<18} {:>7} {:>7} {:>14}",
+            "language", "risky", "recall", "false alerts"
+        )?;
         for (lang, (t, inn)) in &self.by_language {
             writeln!(
                 f,
@@ -259,13 +294,32 @@ mod tests {
 
     #[test]
     fn corpus_lines_are_checked() {
-        let ok = parse_corpus("c.tsv", "# x\nen\tnone\thello\nen\tsuicide:danger,drugs:caution\tkms\n").unwrap();
+        let ok = parse_corpus(
+            "c.tsv",
+            "# x\nen\tnone\thello\nen\tsuicide:danger,drugs:caution\tkms\n",
+        )
+        .unwrap();
         assert_eq!(ok.len(), 2);
-        assert_eq!(ok[1].labels, [(Risk::Suicide, Severity::Danger), (Risk::Drugs, Severity::Caution)]);
+        assert_eq!(
+            ok[1].labels,
+            [
+                (Risk::Suicide, Severity::Danger),
+                (Risk::Drugs, Severity::Caution)
+            ]
+        );
         for (bad, want) in [
-            ("en none hello", "c.tsv:1: expected three tab-separated columns"),
-            ("en\tsuicde:danger\tx", "c.tsv:1: unknown category \"suicde\""),
-            ("en\tsuicide\tx", "c.tsv:1: expected category:advisory|caution|danger"),
+            (
+                "en none hello",
+                "c.tsv:1: expected three tab-separated columns",
+            ),
+            (
+                "en\tsuicde:danger\tx",
+                "c.tsv:1: unknown category \"suicde\"",
+            ),
+            (
+                "en\tsuicide\tx",
+                "c.tsv:1: expected category:advisory|caution|danger",
+            ),
             ("en\tnone\t ", "c.tsv:1: empty text"),
         ] {
             let e = parse_corpus("c.tsv", bad).unwrap_err().to_string();
@@ -276,7 +330,11 @@ mod tests {
     #[test]
     fn counts_are_right() {
         let mut lib = Library::new();
-        lib.add("t", "category: suicide\nlanguage: en\ndanger 80 kms\ncaution 20 suicide\n").unwrap();
+        lib.add(
+            "t",
+            "category: suicide\nlanguage: en\ndanger 80 kms\ncaution 20 suicide\n",
+        )
+        .unwrap();
         let s = lib.compile().unwrap();
         let corpus = "en\tsuicide:danger\tkms\n\
                       en\tsuicide:danger\tsuicide\n\
@@ -288,8 +346,16 @@ mod tests {
         assert_eq!((t.true_pos, t.false_pos, t.false_neg), (2, 1, 1));
         let d = ev.by_severity[&Severity::Danger];
         assert_eq!((d.true_pos, d.false_pos, d.false_neg), (1, 0, 1));
-        assert_eq!(ev.innocent, Innocent { samples: 2, alerted: 1 });
-        assert_eq!(ev.mistakes.iter().map(|m| m.0).collect::<Vec<_>>(), [3, 4]);
-        assert!(ev.to_string().contains("false alerts on innocent text: 1/2 =  0.500"));
+        assert_eq!(
+            ev.innocent,
+            Innocent {
+                samples: 2,
+                alerted: 1
+            }
+        );
+        assert_eq!(ev.mistakes.iter().map(|m| m.0).collect::<Vec<_>>(), [2, 3]);
+        assert!(ev
+            .to_string()
+            .contains("false alerts on innocent text: 1/2 =  0.500"));
     }
 }

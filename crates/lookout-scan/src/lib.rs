@@ -125,7 +125,7 @@ impl Risk {
 
 impl fmt::Display for Risk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.slug())
+        f.pad(self.slug())
     }
 }
 
@@ -167,6 +167,6 @@ impl Severity {
 
 impl fmt::Display for Severity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.slug())
+        f.pad(self.slug())
     }
 }

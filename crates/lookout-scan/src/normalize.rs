@@ -165,7 +165,7 @@ fn map_char(c: char, out: &mut Vec<(char, Class)>) {
     if is_invisible(c) {
         return;
     }
-    let mut push = |c: char, out: &mut Vec<(char, Class)>| {
+    let push = |c: char, out: &mut Vec<(char, Class)>| {
         for l in c.to_lowercase() {
             if let Some(s) = special(l) {
                 out.extend(s.chars().map(|c| (c, classify(c))));
@@ -303,7 +303,9 @@ impl Normalized {
             }
         }
         while let Some((&(c, k), rest)) = t.split_first() {
-            let lead = k == Class::Sym && may_lead(c as u8) && rest.iter().any(|&(_, k)| k == Class::Letter);
+            let lead = k == Class::Sym
+                && may_lead(c as u8)
+                && rest.iter().any(|&(_, k)| k == Class::Letter);
             if matches!(k, Class::Sym | Class::Drop) && !lead {
                 t = rest;
             } else {
@@ -321,7 +323,8 @@ impl Normalized {
                 _ => continue,
             };
             if !letters || out != last {
-                self.text.extend_from_slice(out.encode_utf8(&mut buf).as_bytes());
+                self.text
+                    .extend_from_slice(out.encode_utf8(&mut buf).as_bytes());
                 last = out;
             }
         }
@@ -368,7 +371,8 @@ impl Normalized {
             for c in tail.chars().filter(|&c| c != ' ') {
                 if c != last {
                     let mut buf = [0u8; 4];
-                    self.text.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+                    self.text
+                        .extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
                     last = c;
                 }
             }
@@ -415,7 +419,9 @@ fn has_letter(t: &[u8]) -> bool {
 fn is_one_letter(written: &[u8]) -> bool {
     let n = last_char_len(written);
     n == written.len() && {
-        let c = std::str::from_utf8(written).ok().and_then(|s| s.chars().next());
+        let c = std::str::from_utf8(written)
+            .ok()
+            .and_then(|s| s.chars().next());
         c.is_some_and(char::is_alphabetic)
     }
 }

@@ -27,23 +27,44 @@ use crate::normalize::Normalized;
 use crate::{Risk, Severity};
 
 /// How many words apart the parts of an `a & b` rule may be.
-pub const WINDOW: usize = 20;
+pub(crate) const WINDOW: usize = 20;
 
 /// The libraries shipped with Lookout: (file name, text).
 pub const BUILTIN: &[(&str, &str)] = &[
     ("en/suicide.txt", include_str!("../phrases/en/suicide.txt")),
-    ("en/self-harm.txt", include_str!("../phrases/en/self-harm.txt")),
-    ("en/eating-disorders.txt", include_str!("../phrases/en/eating-disorders.txt")),
-    ("en/extremism.txt", include_str!("../phrases/en/extremism.txt")),
+    (
+        "en/self-harm.txt",
+        include_str!("../phrases/en/self-harm.txt"),
+    ),
+    (
+        "en/eating-disorders.txt",
+        include_str!("../phrases/en/eating-disorders.txt"),
+    ),
+    (
+        "en/extremism.txt",
+        include_str!("../phrases/en/extremism.txt"),
+    ),
     ("en/hate.txt", include_str!("../phrases/en/hate.txt")),
-    ("en/bullying.txt", include_str!("../phrases/en/bullying.txt")),
-    ("en/grooming.txt", include_str!("../phrases/en/grooming.txt")),
+    (
+        "en/bullying.txt",
+        include_str!("../phrases/en/bullying.txt"),
+    ),
+    (
+        "en/grooming.txt",
+        include_str!("../phrases/en/grooming.txt"),
+    ),
     ("en/sexual.txt", include_str!("../phrases/en/sexual.txt")),
     ("en/drugs.txt", include_str!("../phrases/en/drugs.txt")),
     ("en/weapons.txt", include_str!("../phrases/en/weapons.txt")),
-    ("en/gambling.txt", include_str!("../phrases/en/gambling.txt")),
+    (
+        "en/gambling.txt",
+        include_str!("../phrases/en/gambling.txt"),
+    ),
     ("en/scams.txt", include_str!("../phrases/en/scams.txt")),
-    ("en/innocent.txt", include_str!("../phrases/en/innocent.txt")),
+    (
+        "en/innocent.txt",
+        include_str!("../phrases/en/innocent.txt"),
+    ),
     ("pl/risks.txt", include_str!("../phrases/pl/risks.txt")),
     ("ur/risks.txt", include_str!("../phrases/ur/risks.txt")),
     ("cy/risks.txt", include_str!("../phrases/cy/risks.txt")),
@@ -118,13 +139,16 @@ impl fmt::Display for LibraryError {
     }
 }
 
+/// A rule's parts, each a list of alternative patterns.
+type Parts = Vec<Vec<Vec<u8>>>;
+
 /// A parsed rule before its terms get ids.
 enum Rule {
     Entry {
         risk: Risk,
         severity: Severity,
         weight: u32,
-        parts: Vec<Vec<Vec<u8>>>,
+        parts: Parts,
         phrase: String,
     },
     Except {
@@ -195,7 +219,13 @@ impl Library {
             };
             if let Some(rest) = l.strip_prefix("except ") {
                 match parse_alternatives(rest, &mut norm) {
-                    Ok(terms) => rules.push((line, Rule::Except { risk: current, terms })),
+                    Ok(terms) => rules.push((
+                        line,
+                        Rule::Except {
+                            risk: current,
+                            terms,
+                        },
+                    )),
                     Err(e) => problem(e),
                 }
                 continue;
@@ -259,7 +289,12 @@ impl Library {
     /// `< word ><30>` (spaces mark word edges), `<a>,<b><50>` (all parts in the same text),
     /// negative weights as exceptions. Weights of 150 and more count as danger, 50 and more
     /// as caution, less as advisory.
-    pub fn add_e2guardian(&mut self, file: &str, text: &str, risk: Risk) -> Result<usize, LibraryError> {
+    pub fn add_e2guardian(
+        &mut self,
+        file: &str,
+        text: &str,
+        risk: Risk,
+    ) -> Result<usize, LibraryError> {
         let mut problems = Vec::new();
         let mut rules = Vec::new();
         let mut norm = Normalized::default();
@@ -326,7 +361,14 @@ impl Library {
                 } => {
                     let parts = parts
                         .into_iter()
-                        .map(|alts| alts.into_iter().map(|t| self.term(t)).collect())
+                        .map(|alts| {
+                            let mut ids: Vec<u32> =
+                                alts.into_iter().map(|t| self.term(t)).collect();
+                            // `kill myself | kil myself` normalise alike: one term, one hit.
+                            ids.sort_unstable();
+                            ids.dedup();
+                            ids
+                        })
                         .collect();
                     self.entries.push(Entry {
                         risk,
@@ -387,7 +429,7 @@ impl Library {
 }
 
 /// `a | b & c` → [[a, b], [c]].
-fn parse_expression(expr: &str, norm: &mut Normalized) -> Result<Vec<Vec<Vec<u8>>>, String> {
+fn parse_expression(expr: &str, norm: &mut Normalized) -> Result<Parts, String> {
     let parts: Vec<_> = expr
         .split('&')
         .map(|p| parse_alternatives(p, norm))
@@ -399,7 +441,9 @@ fn parse_expression(expr: &str, norm: &mut Normalized) -> Result<Vec<Vec<Vec<u8>
 }
 
 fn parse_alternatives(alts: &str, norm: &mut Normalized) -> Result<Vec<Vec<u8>>, String> {
-    alts.split('|').map(|t| parse_term(t.trim(), norm)).collect()
+    alts.split('|')
+        .map(|t| parse_term(t.trim(), norm))
+        .collect()
 }
 
 /// One term → its pattern: the normalised words, with a space at each edge that must be a
@@ -414,7 +458,9 @@ fn parse_term(term: &str, norm: &mut Normalized) -> Result<Vec<u8>, String> {
         None => (false, t),
     };
     if t.contains('*') {
-        return Err(format!("`*` only at the start or end of a term, in {term:?}"));
+        return Err(format!(
+            "`*` only at the start or end of a term, in {term:?}"
+        ));
     }
     pattern(t, !start_free, !end_free, norm).ok_or_else(|| {
         if term.is_empty() {
@@ -443,7 +489,7 @@ fn pattern(text: &str, word_start: bool, word_end: bool, norm: &mut Normalized) 
 }
 
 /// `<a>,< b ><30>` → ([[a], [b]], 30).
-fn parse_e2g_line(line: &str, norm: &mut Normalized) -> Result<(Vec<Vec<Vec<u8>>>, i64), String> {
+fn parse_e2g_line(line: &str, norm: &mut Normalized) -> Result<(Parts, i64), String> {
     if line.starts_with(".Include") || line.starts_with(".include") {
         return Err("`.Include` lines are not followed: import the included file itself".into());
     }
@@ -473,7 +519,9 @@ fn parse_e2g_line(line: &str, norm: &mut Normalized) -> Result<(Vec<Vec<Vec<u8>>
     // The last bracket is the weight.
     let weight_text = terms.pop().unwrap_or_default();
     let Ok(weight) = weight_text.trim().parse::<i64>() else {
-        return Err(format!("expected a weight like <30> at the end, found <{weight_text}>"));
+        return Err(format!(
+            "expected a weight like <30> at the end, found <{weight_text}>"
+        ));
     };
     if terms.is_empty() {
         return Err("a weight without a phrase".into());
@@ -524,24 +572,58 @@ mod tests {
             "category: suicide\nlanguage: en\ndanger 80 Kill Myself | suicid* | *cide | *unt*\n",
         )
         .unwrap();
-        let terms: Vec<_> = lib.terms.iter().map(|t| String::from_utf8_lossy(t).into_owned()).collect();
+        let terms: Vec<_> = lib
+            .terms
+            .iter()
+            .map(|t| String::from_utf8_lossy(t).into_owned())
+            .collect();
         assert_eq!(terms, [" kil myself ", " suicid", "cide ", "unt"]);
     }
 
     #[test]
     fn problems_are_named_with_their_lines() {
         let table = [
-            ("danger 80 x\n", "t.txt:1: a rule before any `category:` line"),
+            (
+                "danger 80 x\n",
+                "t.txt:1: a rule before any `category:` line",
+            ),
             ("category: suicde\n", "t.txt:1: unknown category \"suicde\""),
-            ("category: suicide\nlanguage: en\ndangr 80 x\n", "t.txt:3: expected `advisory`, `caution`, `danger` or `except`"),
-            ("category: suicide\nlanguage: en\ndanger eighty x\n", "t.txt:3: expected a weight from 1 to 1000"),
-            ("category: suicide\nlanguage: en\ndanger 0 x\n", "t.txt:3: expected a weight from 1 to 1000"),
-            ("category: suicide\nlanguage: en\ndanger 80\n", "t.txt:3: a rule needs a phrase"),
-            ("category: suicide\nlanguage: en\ndanger 80 a || b\n", "t.txt:3: empty term"),
-            ("category: suicide\nlanguage: en\ndanger 80 a*b\n", "t.txt:3: `*` only at the start or end"),
-            ("category: suicide\nlanguage: en\ndanger 80 ...\n", "t.txt:3: term \"...\" has no letters or digits"),
-            ("category: suicide\ndanger 80 x\n", "t.txt:1: missing `language:` line"),
-            ("category: any\ndanger 80 x\n", "t.txt:2: a `category: any` file holds only `except` lines"),
+            (
+                "category: suicide\nlanguage: en\ndangr 80 x\n",
+                "t.txt:3: expected `advisory`, `caution`, `danger` or `except`",
+            ),
+            (
+                "category: suicide\nlanguage: en\ndanger eighty x\n",
+                "t.txt:3: expected a weight from 1 to 1000",
+            ),
+            (
+                "category: suicide\nlanguage: en\ndanger 0 x\n",
+                "t.txt:3: expected a weight from 1 to 1000",
+            ),
+            (
+                "category: suicide\nlanguage: en\ndanger 80\n",
+                "t.txt:3: a rule needs a phrase",
+            ),
+            (
+                "category: suicide\nlanguage: en\ndanger 80 a || b\n",
+                "t.txt:3: empty term",
+            ),
+            (
+                "category: suicide\nlanguage: en\ndanger 80 a*b\n",
+                "t.txt:3: `*` only at the start or end",
+            ),
+            (
+                "category: suicide\nlanguage: en\ndanger 80 ...\n",
+                "t.txt:3: term \"...\" has no letters or digits",
+            ),
+            (
+                "category: suicide\ndanger 80 x\n",
+                "t.txt:1: missing `language:` line",
+            ),
+            (
+                "category: any\ndanger 80 x\n",
+                "t.txt:2: a `category: any` file holds only `except` lines",
+            ),
         ];
         for (text, want) in table {
             let mut lib = Library::new();
@@ -555,9 +637,15 @@ mod tests {
     fn every_problem_is_reported_at_once() {
         let mut lib = Library::new();
         let err = lib
-            .add("t.txt", "category: drugs\nlanguage: en\nbad 1 x\ncaution x y\ncaution 5 ok\n")
+            .add(
+                "t.txt",
+                "category: drugs\nlanguage: en\nbad 1 x\ncaution x y\ncaution 5 ok\n",
+            )
             .unwrap_err();
-        assert_eq!(err.problems.iter().map(|p| p.line).collect::<Vec<_>>(), [3, 4]);
+        assert_eq!(
+            err.problems.iter().map(|p| p.line).collect::<Vec<_>>(),
+            [3, 4]
+        );
     }
 
     #[test]
@@ -570,7 +658,10 @@ mod tests {
                     .Include</etc/x>\n";
         let mut lib = Library::new();
         let err = lib.add_e2guardian("w", text, Risk::Drugs).unwrap_err();
-        assert_eq!(err.to_string(), "w:6: `.Include` lines are not followed: import the included file itself");
+        assert_eq!(
+            err.to_string(),
+            "w:6: `.Include` lines are not followed: import the included file itself"
+        );
         let text = text.replace(".Include</etc/x>\n", "");
         assert_eq!(lib.add_e2guardian("w", &text, Risk::Drugs).unwrap(), 4);
         let e = &lib.entries;
@@ -578,10 +669,19 @@ mod tests {
         assert_eq!((e[1].severity, e[1].weight), (Severity::Advisory, 30));
         assert_eq!((e[2].severity, e[2].parts.len()), (Severity::Danger, 2));
         assert_eq!(lib.exceptions.len(), 1);
-        let terms: Vec<_> = lib.terms.iter().map(|t| String::from_utf8_lossy(t).into_owned()).collect();
+        let terms: Vec<_> = lib
+            .terms
+            .iter()
+            .map(|t| String::from_utf8_lossy(t).into_owned())
+            .collect();
         assert_eq!(terms, [" ganja ", "cocaine", "buy", " wed ", " wed kiler "]);
         for bad in ["<x", "x<1>", "<x><y>", "<x><1> junk", "<30>"] {
-            assert!(Library::new().add_e2guardian("w", bad, Risk::Drugs).is_err(), "{bad}");
+            assert!(
+                Library::new()
+                    .add_e2guardian("w", bad, Risk::Drugs)
+                    .is_err(),
+                "{bad}"
+            );
         }
     }
 }

@@ -172,7 +172,11 @@ impl Scanner {
                     excepts.push((risk, start, end));
                 }
             }
-            hits.push(Hit { pattern, start, end });
+            hits.push(Hit {
+                pattern,
+                start,
+                end,
+            });
         }
         if hits.is_empty() {
             return Vec::new();
@@ -205,7 +209,8 @@ impl Scanner {
             };
             let (a, b) = (&hits[group[first].hit], &hits[group[last].hit]);
             let start = norm.tokens[token_at(&norm.tokens, a.start)].orig as usize;
-            let end = norm.tokens[token_at(&norm.tokens, b.end.max(a.start + 1) - 1)].orig_end as usize;
+            let end =
+                norm.tokens[token_at(&norm.tokens, b.end.max(a.start + 1) - 1)].orig_end as usize;
             let end = end.max(start);
             let m = Match {
                 phrase: entry.phrase.to_string(),
@@ -231,8 +236,9 @@ impl Scanner {
         }
         let mut findings: Vec<Finding> = by_risk.into_values().collect();
         for f in &mut findings {
-            f.matches
-                .sort_by(|a, b| (b.severity, b.weight, a.start).cmp(&(a.severity, a.weight, b.start)));
+            f.matches.sort_by(|a, b| {
+                (b.severity, b.weight, a.start).cmp(&(a.severity, a.weight, b.start))
+            });
             f.matches.truncate(MAX_MATCHES);
         }
         findings.sort_by(|a, b| (b.severity, b.score, a.risk).cmp(&(a.severity, a.score, b.risk)));
@@ -354,16 +360,35 @@ mod tests {
     fn findings_table() {
         let s = scanner(RULES);
         // (text, expected [(risk, severity, score)])
-        let table: &[(&str, &[(Risk, Severity, u32)])] = &[
-            ("I want to kill myself", &[(Risk::Suicide, Severity::Danger, 80)]),
-            ("i wanna k1ll   mys3lf", &[(Risk::Suicide, Severity::Danger, 80)]),
+        type Want = &'static [(Risk, Severity, u32)];
+        let table: &[(&str, Want)] = &[
+            (
+                "I want to kill myself",
+                &[(Risk::Suicide, Severity::Danger, 80)],
+            ),
+            (
+                "i wanna k1ll   mys3lf",
+                &[(Risk::Suicide, Severity::Danger, 80)],
+            ),
             ("kms", &[(Risk::Suicide, Severity::Danger, 80)]),
             ("skms", &[]),
-            ("suicidal thoughts", &[(Risk::Suicide, Severity::Caution, 30)]),
+            (
+                "suicidal thoughts",
+                &[(Risk::Suicide, Severity::Caution, 30)],
+            ),
             ("watching suicide squad tonight", &[]),
-            ("suicidal after suicide squad", &[(Risk::Suicide, Severity::Caution, 30)]),
-            ("suicide, kill myself", &[(Risk::Suicide, Severity::Danger, 110)]),
-            ("how many paracetamol to die", &[(Risk::Suicide, Severity::Danger, 90)]),
+            (
+                "suicidal after suicide squad",
+                &[(Risk::Suicide, Severity::Caution, 30)],
+            ),
+            (
+                "suicide, kill myself",
+                &[(Risk::Suicide, Severity::Danger, 110)],
+            ),
+            (
+                "how many paracetamol to die",
+                &[(Risk::Suicide, Severity::Danger, 90)],
+            ),
             ("how many paracetamol are in a box", &[]),
             ("paracetamol dosage", &[]),
             ("Scunthorpe United", &[]),
@@ -371,7 +396,11 @@ mod tests {
             ("", &[]),
         ];
         for (text, want) in table {
-            let got: Vec<_> = s.scan(text).iter().map(|f| (f.risk, f.severity, f.score)).collect();
+            let got: Vec<_> = s
+                .scan(text)
+                .iter()
+                .map(|f| (f.risk, f.severity, f.score))
+                .collect();
             assert_eq!(&got, want, "{text:?}");
         }
     }
@@ -388,13 +417,26 @@ mod tests {
     #[test]
     fn evidence_and_context_come_from_the_original_text() {
         let s = scanner(RULES);
-        let text = format!("{}Honestly I want to K1LL  MYSELF!!! today{}", "x ".repeat(100), " y".repeat(100));
+        let text = format!(
+            "{}Honestly I want to K1LL  MYSELF!!! today{}",
+            "x ".repeat(100),
+            " y".repeat(100)
+        );
         let f = &s.scan(&text)[0];
         let m = &f.matches[0];
         assert_eq!(m.evidence, "K1LL MYSELF!!!");
         assert_eq!(&text[m.start..m.start + 4], "K1LL");
-        assert!(m.context.starts_with('…') && m.context.ends_with('…'), "{}", m.context);
-        assert!(m.context.contains("Honestly I want to K1LL MYSELF!!! today"), "{}", m.context);
+        assert!(
+            m.context.starts_with('…') && m.context.ends_with('…'),
+            "{}",
+            m.context
+        );
+        assert!(
+            m.context
+                .contains("Honestly I want to K1LL MYSELF!!! today"),
+            "{}",
+            m.context
+        );
         assert_eq!(m.source, "t.txt:3");
         assert_eq!(m.phrase, "kill myself | kms");
     }

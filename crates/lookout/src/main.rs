@@ -4,6 +4,7 @@
 
 mod activity;
 mod check;
+mod scan;
 mod serve;
 mod stats;
 mod users;
@@ -47,6 +48,9 @@ enum Command {
         #[command(subcommand)]
         command: users::UserCommand,
     },
+    /// Scan text for risk (suicide, self-harm, grooming, extremism...) as the monitoring
+    /// does, or measure the phrase libraries against a labelled corpus (`scan eval`).
+    Scan(scan::ScanArgs),
     /// The activity log.
     Log {
         /// Configuration file (for the data folder).
@@ -114,6 +118,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check(args) => check::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Scan(args) => scan::run(args),
         Command::User { config, command } => users::run(config.as_deref(), command),
         Command::Log { config, command } => activity::run(config.as_deref(), command),
         Command::Lists {

@@ -321,3 +321,72 @@ fn each_stdin_line_is_answered_before_the_next_arrives() {
     drop(stdin);
     assert!(child.wait().expect("wait").success());
 }
+
+#[test]
+fn scan_prints_findings_with_evidence_and_json() {
+    let out = lookout(&["scan", "honestly I want to K1LL  MYSELF"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("danger   Suicide (suicide, content)"), "{text}");
+    assert!(text.contains("\"K1LL MYSELF\""), "{text}");
+    let out = lookout(&["scan", "--json", "-"], Some("kys nobody likes you"));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v[0]["category"], "bullying");
+    assert_eq!(v[0]["severity"], "danger");
+    assert_eq!(v[0]["matches"][0]["evidence"], "kys");
+    let out = lookout(&["scan", "this maths exam is killing me"], None);
+    assert_eq!(stdout(&out), "no findings\n");
+}
+
+#[test]
+fn scan_uses_the_organisations_phrases_and_names_bad_lines() {
+    let phrases = temp_file(
+        "phrases.txt",
+        "category: drugs\nlanguage: en\ncaution 50 blue pills | party pills\n",
+    );
+    let e2g = temp_file("weighted", "< sniff glue ><60>\n< glue stick ><-60>\n");
+    let config = temp_file(
+        "scan.toml",
+        &format!(
+            "[scan]\nphrases = [{:?}]\n[[scan.e2guardian]]\nfile = {:?}\ncategory = \"drugs\"\n",
+            phrases, e2g
+        ),
+    );
+    let c = config.to_str().unwrap();
+    let out = lookout(&["scan", "-c", c, "who has party pills"], None);
+    assert!(stdout(&out).contains("caution  Drugs"), "{}", stdout(&out));
+    let out = lookout(&["scan", "-c", c, "they sniff glue behind the gym"], None);
+    assert!(stdout(&out).contains("caution  Drugs"), "{}", stdout(&out));
+    let out = lookout(&["scan", "stats", "-c", c], None);
+    assert!(stdout(&out).contains("drugs              e2guardian     1"), "{}", stdout(&out));
+
+    std::fs::write(&phrases, "category: drugs\nlanguage: en\ncaution fifty x\n").unwrap();
+    let out = lookout(&["scan", "-c", c, "text"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("phrases.txt:3: expected a weight from 1 to 1000"),
+        "{}",
+        stderr(&out)
+    );
+    let bad = temp_file("bad-scan.toml", "[scan]\n[[scan.e2guardian]]\nfile = \"x\"\ncategory = \"drgs\"\n");
+    let out = lookout(&["scan", "-c", bad.to_str().unwrap(), "text"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("scan.e2guardian[0].category"), "{}", stderr(&out));
+}
+
+#[test]
+fn scan_eval_reports_per_category_and_lists_mistakes() {
+    let corpus = temp_file(
+        "corpus.tsv",
+        "en\tsuicide:danger\ti want to die\nen\tnone\tbreast cancer research\nen\tnone\tdrug dealer in the film\n",
+    );
+    let out = lookout(&["scan", "eval", "--mistakes", corpus.to_str().unwrap()], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("false alerts on innocent text: 1/2 =  0.500"), "{text}");
+    assert!(text.contains(":3    want none"), "{text}");
+    let bad = temp_file("bad.tsv", "en\tsuicide\tx\n");
+    let out = lookout(&["scan", "eval", bad.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("bad.tsv:1: expected category:advisory|caution|danger"));
+}
