@@ -207,6 +207,7 @@ impl Normalized {
         let input = clamp(input);
         self.text.clear();
         self.tokens.clear();
+        self.text.reserve(input.len() + 2);
         self.text.push(b' ');
         let bytes = input.as_bytes();
         let mut run = Run::default();
@@ -217,18 +218,40 @@ impl Normalized {
                 i += 1;
                 continue;
             }
-            // A token starts here: take the ASCII fast path while it lasts.
+            // A token starts here. Fast path: a word of ASCII letters only, written as it
+            // is read; anything else (digits, symbols, non-ASCII) rewinds to the full path.
             let start = i;
             let norm = self.text.len();
+            let mut last = 0u8;
             let mut j = i;
-            while j < bytes.len() && bytes[j] < 0x80 && ASCII[bytes[j] as usize] != Class::Sep {
-                j += 1;
+            let mut simple = true;
+            while j < bytes.len() {
+                let b = bytes[j];
+                if b < 0x80 && ASCII[b as usize] == Class::Letter {
+                    let l = b | 0x20;
+                    if l != last {
+                        self.text.push(l);
+                        last = l;
+                    }
+                    j += 1;
+                } else {
+                    simple = b < 0x80 && ASCII[b as usize] == Class::Sep;
+                    break;
+                }
             }
-            let end = if j < bytes.len() && bytes[j] >= 0x80 {
-                self.unicode_token(input, start)
-            } else {
-                self.ascii_token(&bytes[start..j]);
+            let end = if simple {
                 j
+            } else {
+                self.text.truncate(norm);
+                while j < bytes.len() && bytes[j] < 0x80 && ASCII[bytes[j] as usize] != Class::Sep {
+                    j += 1;
+                }
+                if j < bytes.len() && bytes[j] >= 0x80 {
+                    self.unicode_token(input, start)
+                } else {
+                    self.ascii_token(&bytes[start..j]);
+                    j
+                }
             };
             self.finish_token(input, start, end, norm, &mut run);
             i = end;
@@ -334,16 +357,18 @@ impl Normalized {
 
     /// Records the token just written (or removes it if it came out empty), and joins runs of
     /// single letters.
+    #[inline]
     fn finish_token(&mut self, input: &str, start: usize, end: usize, norm: usize, run: &mut Run) {
         let written = &self.text[norm..];
         if written.is_empty() {
             return;
         }
-        let single = is_one_letter(written);
-        let gap_ok = self
-            .tokens
-            .last()
-            .is_some_and(|prev| short_gap(&input[prev.orig_end as usize..start]));
+        let single = written.len() <= 4 && is_one_letter(written);
+        let gap_ok = single
+            && self
+                .tokens
+                .last()
+                .is_some_and(|prev| short_gap(&input[prev.orig_end as usize..start]));
         self.tokens.push(Token {
             norm: norm as u32,
             orig: start as u32,
@@ -417,12 +442,15 @@ fn has_letter(t: &[u8]) -> bool {
 }
 
 fn is_one_letter(written: &[u8]) -> bool {
-    let n = last_char_len(written);
-    n == written.len() && {
-        let c = std::str::from_utf8(written)
-            .ok()
-            .and_then(|s| s.chars().next());
-        c.is_some_and(char::is_alphabetic)
+    match written {
+        [b] => b.is_ascii_alphabetic(),
+        _ => {
+            last_char_len(written) == written.len()
+                && std::str::from_utf8(written)
+                    .ok()
+                    .and_then(|s| s.chars().next())
+                    .is_some_and(char::is_alphabetic)
+        }
     }
 }
 

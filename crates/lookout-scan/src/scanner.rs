@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
+use aho_corasick::automaton::Automaton;
+use aho_corasick::dfa::DFA;
+use aho_corasick::{Anchored, MatchKind, StartKind};
 
 use crate::normalize::{Normalized, Token};
 use crate::phrases::{Entry, Library, LibraryError, Problem, WINDOW};
@@ -29,11 +31,15 @@ enum Use {
 /// A compiled phrase library, shared by every scanning thread.
 #[derive(Debug)]
 pub struct Scanner {
-    ac: AhoCorasick,
+    /// Walked byte by byte (overlapping matches), without a prefilter: in normalised text
+    /// every word starts with a space, so there is nothing rare to skip to.
+    dfa: DFA,
     /// Per pattern, what it means: parts of entries and/or exceptions.
     uses: Vec<Vec<Use>>,
     entries: Vec<Entry>,
     patterns: Vec<Vec<u8>>,
+    /// Length of the longest exception pattern.
+    longest_exception: usize,
 }
 
 /// Buffers reused between scans by one thread.
@@ -111,9 +117,10 @@ impl Library {
         for x in &self.exceptions {
             uses[x.term as usize].push(Use::Except { risk: x.risk });
         }
-        let ac = AhoCorasick::builder()
+        let dfa = DFA::builder()
             .match_kind(MatchKind::Standard)
-            .kind(Some(AhoCorasickKind::DFA))
+            .start_kind(StartKind::Unanchored)
+            .prefilter(false)
             .build(&self.terms)
             .map_err(|e| LibraryError {
                 problems: vec![Problem {
@@ -123,10 +130,16 @@ impl Library {
                 }],
             })?;
         Ok(Scanner {
-            ac,
+            dfa,
             uses,
             entries: self.entries.clone(),
             patterns: self.terms.clone(),
+            longest_exception: self
+                .exceptions
+                .iter()
+                .map(|x| self.terms[x.term as usize].len())
+                .max()
+                .unwrap_or(0),
         })
     }
 }
@@ -155,41 +168,56 @@ impl Scanner {
         excepts.clear();
         parts.clear();
         let t = &norm.text;
-        for m in self.ac.find_overlapping_iter(&t[..]) {
-            if hits.len() == MAX_HITS {
-                break;
+        let dfa = &self.dfa;
+        let Ok(mut sid) = dfa.start_state(Anchored::No) else {
+            return Vec::new();
+        };
+        'walk: for (i, &b) in t.iter().enumerate() {
+            sid = dfa.next_state(Anchored::No, sid, b);
+            if !dfa.is_special(sid) || !dfa.is_match(sid) {
+                continue;
             }
-            let (mut start, mut end) = (m.start(), m.end());
-            if t[start] == b' ' {
-                start += 1;
-            }
-            if end > start && t[end - 1] == b' ' {
-                end -= 1;
-            }
-            let pattern = m.pattern().as_u32();
-            for u in &self.uses[pattern as usize] {
-                if let Use::Except { risk } = *u {
-                    excepts.push((risk, start, end));
+            for k in 0..dfa.match_len(sid) {
+                if hits.len() == MAX_HITS {
+                    break 'walk;
                 }
+                let pid = dfa.match_pattern(sid, k);
+                let (mut start, mut end) = (i + 1 - dfa.pattern_len(pid), i + 1);
+                if t[start] == b' ' {
+                    start += 1;
+                }
+                if end > start && t[end - 1] == b' ' {
+                    end -= 1;
+                }
+                let pattern = pid.as_u32();
+                for u in &self.uses[pattern as usize] {
+                    if let Use::Except { risk } = *u {
+                        excepts.push((risk, start, end));
+                    }
+                }
+                hits.push(Hit {
+                    pattern,
+                    start,
+                    end,
+                });
             }
-            hits.push(Hit {
-                pattern,
-                start,
-                end,
-            });
         }
         if hits.is_empty() {
             return Vec::new();
         }
+        excepts.sort_unstable_by_key(|x| x.1);
         for (i, h) in hits.iter().enumerate() {
             for u in &self.uses[h.pattern as usize] {
                 let Use::Part { entry, part } = *u else {
                     continue;
                 };
                 let risk = self.entries[entry as usize].risk;
-                let excused = excepts
+                // Exceptions overlapping the hit start at most `longest` bytes before it.
+                let from = excepts.partition_point(|x| x.1 + self.longest_exception < h.start);
+                let excused = excepts[from..]
                     .iter()
-                    .any(|&(r, s, e)| r.is_none_or(|r| r == risk) && s < h.end && h.start < e);
+                    .take_while(|x| x.1 < h.end)
+                    .any(|&(r, _, e)| r.is_none_or(|r| r == risk) && h.start < e);
                 if !excused {
                     parts.push(PartHit {
                         entry,

@@ -327,7 +327,10 @@ fn scan_prints_findings_with_evidence_and_json() {
     let out = lookout(&["scan", "honestly I want to K1LL  MYSELF"], None);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.starts_with("danger   Suicide (suicide, content)"), "{text}");
+    assert!(
+        text.starts_with("danger   Suicide (suicide, content)"),
+        "{text}"
+    );
     assert!(text.contains("\"K1LL MYSELF\""), "{text}");
     let out = lookout(&["scan", "--json", "-"], Some("kys nobody likes you"));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
@@ -358,7 +361,11 @@ fn scan_uses_the_organisations_phrases_and_names_bad_lines() {
     let out = lookout(&["scan", "-c", c, "they sniff glue behind the gym"], None);
     assert!(stdout(&out).contains("caution  Drugs"), "{}", stdout(&out));
     let out = lookout(&["scan", "stats", "-c", c], None);
-    assert!(stdout(&out).contains("drugs              e2guardian     1"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("drugs              e2guardian     1"),
+        "{}",
+        stdout(&out)
+    );
 
     std::fs::write(&phrases, "category: drugs\nlanguage: en\ncaution fifty x\n").unwrap();
     let out = lookout(&["scan", "-c", c, "text"], None);
@@ -368,10 +375,17 @@ fn scan_uses_the_organisations_phrases_and_names_bad_lines() {
         "{}",
         stderr(&out)
     );
-    let bad = temp_file("bad-scan.toml", "[scan]\n[[scan.e2guardian]]\nfile = \"x\"\ncategory = \"drgs\"\n");
+    let bad = temp_file(
+        "bad-scan.toml",
+        "[scan]\n[[scan.e2guardian]]\nfile = \"x\"\ncategory = \"drgs\"\n",
+    );
     let out = lookout(&["scan", "-c", bad.to_str().unwrap(), "text"], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("scan.e2guardian[0].category"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("scan.e2guardian[0].category"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -380,10 +394,16 @@ fn scan_eval_reports_per_category_and_lists_mistakes() {
         "corpus.tsv",
         "en\tsuicide:danger\ti want to die\nen\tnone\tbreast cancer research\nen\tnone\tdrug dealer in the film\n",
     );
-    let out = lookout(&["scan", "eval", "--mistakes", corpus.to_str().unwrap()], None);
+    let out = lookout(
+        &["scan", "eval", "--mistakes", corpus.to_str().unwrap()],
+        None,
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("false alerts on innocent text: 1/2 =  0.500"), "{text}");
+    assert!(
+        text.contains("false alerts on innocent text: 1/2 =  0.500"),
+        "{text}"
+    );
     assert!(text.contains(":3    want none"), "{text}");
     let bad = temp_file("bad.tsv", "en\tsuicide\tx\n");
     let out = lookout(&["scan", "eval", bad.to_str().unwrap()], None);
