@@ -1,5 +1,5 @@
-//! Lookout's database: users (argon2id password hashes), signed-in addresses and the activity
-//! log, in SQLite through sqlx.
+//! Lookout's database: users (argon2id password hashes), signed-in addresses, the activity
+//! log, and monitoring (API tokens, alerts, deliveries owed, digests), in SQLite through sqlx.
 //!
 //! The SQL is kept portable (no SQLite-only syntax in queries, times as integer milliseconds)
 //! so that a PostgreSQL backend can follow. Schema changes are migrations under
@@ -9,6 +9,7 @@
 //! stores them in batches, so the request path never waits on the disk. Events that cannot be
 //! queued or stored are counted, and the count is itself written to `log_gaps`.
 
+mod alerts;
 mod events;
 mod users;
 
@@ -19,6 +20,9 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+pub use alerts::{
+    Alert, ApiToken, Delivery, NewFinding, Recorded, StoredFinding, Subject, TokenScope,
+};
 pub use events::{
     new_reference, Event, EventFilter, EventLog, EventLogStats, EventWriter, LogGap, StoredEvent,
 };
@@ -47,7 +51,7 @@ pub enum StoreError {
 /// The database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl Store {

@@ -310,3 +310,149 @@ async fn a_full_queue_drops_counts_and_records_the_gap() {
     );
     assert_eq!(gaps[0].cause, "queue full");
 }
+
+fn finding(at_ms: i64, category: &str, severity: &str) -> NewFinding {
+    NewFinding {
+        at_ms,
+        source: "search".into(),
+        category: category.into(),
+        severity: severity.into(),
+        score: 50,
+        evidence: "evidence".into(),
+        context: "some context".into(),
+        rules: "[]".into(),
+        location: "https://www.google.com/search?q=x".into(),
+    }
+}
+
+#[tokio::test]
+async fn findings_group_into_alerts_and_danger_queues_deliveries() {
+    let (_dir, store) = store().await;
+    let amy = Subject {
+        username: Some("amy".into()),
+        client_ip: Some("10.0.0.7".into()),
+        device: None,
+        group: "learners".into(),
+    };
+    let window = 30 * 60 * 1000;
+    let t = 1_700_000_000_000;
+    let chans = ["email", "webhook"];
+    let r1 = store
+        .record_finding(&amy, &finding(t, "drugs", "caution"), window, &chans)
+        .await
+        .unwrap();
+    assert!(r1.created && r1.deliveries.is_empty());
+    // Same subject and category within the window: grouped, no new deliveries.
+    let r2 = store
+        .record_finding(
+            &amy,
+            &finding(t + 60_000, "drugs", "caution"),
+            window,
+            &chans,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (r2.created, r2.escalated, r2.alert.id, r2.alert.findings),
+        (false, false, r1.alert.id, 2)
+    );
+    // Escalation to danger queues deliveries once.
+    let r3 = store
+        .record_finding(
+            &amy,
+            &finding(t + 120_000, "drugs", "danger"),
+            window,
+            &chans,
+        )
+        .await
+        .unwrap();
+    assert!(r3.escalated && r3.alert.severity == "danger");
+    assert_eq!(r3.deliveries, ["email", "webhook"]);
+    let r4 = store
+        .record_finding(
+            &amy,
+            &finding(t + 130_000, "drugs", "danger"),
+            window,
+            &chans,
+        )
+        .await
+        .unwrap();
+    assert!(!r4.escalated && r4.deliveries.is_empty());
+    // Another category, or after the window: a new alert.
+    let r5 = store
+        .record_finding(
+            &amy,
+            &finding(t + 140_000, "suicide", "danger"),
+            window,
+            &chans,
+        )
+        .await
+        .unwrap();
+    assert!(r5.created && r5.alert.id != r1.alert.id && r5.deliveries.len() == 2);
+    let r6 = store
+        .record_finding(
+            &amy,
+            &finding(t + 140_000 + window + 1 + 130_000, "drugs", "caution"),
+            window,
+            &chans,
+        )
+        .await
+        .unwrap();
+    assert!(r6.created);
+    // Deliveries are owed until recorded as sent.
+    let pending = store.pending_deliveries().await.unwrap();
+    assert_eq!(pending.len(), 4);
+    store
+        .delivery_attempt(pending[0].id, Ok(()), false)
+        .await
+        .unwrap();
+    store
+        .delivery_attempt(pending[1].id, Err("connection refused"), false)
+        .await
+        .unwrap();
+    store
+        .delivery_attempt(pending[2].id, Err("bad address"), true)
+        .await
+        .unwrap();
+    let pending = store.pending_deliveries().await.unwrap();
+    assert_eq!(
+        pending.iter().map(|d| d.attempts).collect::<Vec<_>>(),
+        [1, 0]
+    );
+    let (alert, findings) = store.alert(r1.alert.id).await.unwrap().unwrap();
+    assert_eq!((alert.findings, findings.len()), (4, 4));
+    assert_eq!(store.alerts(None, 10).await.unwrap().len(), 3);
+    assert_eq!(
+        store.alerts_created_between(t, t + 1).await.unwrap().len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn tokens_are_stored_hashed_and_can_be_revoked() {
+    let (dir, store) = store().await;
+    let (tok, secret) = store
+        .add_token(
+            "laptop-12",
+            TokenScope::Ingest,
+            Some("amy"),
+            Some("learners"),
+        )
+        .await
+        .unwrap();
+    assert!(secret.starts_with("lk_") && secret.len() == 67);
+    assert_eq!(store.token(&secret).await.unwrap(), Some(tok.clone()));
+    assert_eq!(store.token("lk_wrong").await.unwrap(), None);
+    assert!(store
+        .add_token("laptop-12", TokenScope::Ingest, None, None)
+        .await
+        .is_err());
+    assert!(store.revoke_token("laptop-12").await.unwrap());
+    assert_eq!(store.token(&secret).await.unwrap(), None);
+    store.close().await;
+    let raw = std::fs::read(dir.path().join("lookout.db")).unwrap();
+    assert!(
+        !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
+        "secret stored in clear"
+    );
+}

@@ -1,0 +1,507 @@
+//! Monitoring records: API tokens, alerts and their findings, deliveries owed, digests.
+//!
+//! An alert is written — with the deliveries it owes — in one transaction before anyone is
+//! told about it, so a crash between "stored" and "announced" loses nothing: pending deliveries
+//! are resumed at the next start.
+
+use sha2::{Digest, Sha256};
+use sqlx::sqlite::SqliteRow;
+use sqlx::Row;
+
+use crate::{new_reference, now_ms, Store, StoreError};
+
+/// What a token may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenScope {
+    /// A monitoring agent on one device: may send text to be scanned.
+    Ingest,
+    /// A safeguarding tool: may read alerts (list, detail, live stream).
+    Alerts,
+}
+
+impl TokenScope {
+    pub fn slug(self) -> &'static str {
+        match self {
+            TokenScope::Ingest => "ingest",
+            TokenScope::Alerts => "alerts",
+        }
+    }
+
+    pub fn from_slug(s: &str) -> Option<TokenScope> {
+        match s {
+            "ingest" => Some(TokenScope::Ingest),
+            "alerts" => Some(TokenScope::Alerts),
+            _ => None,
+        }
+    }
+}
+
+/// A stored API token (the secret itself is never stored, only its SHA-256).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiToken {
+    pub id: i64,
+    /// Device or tool name, unique.
+    pub name: String,
+    pub scope: TokenScope,
+    /// The person the device belongs to, if it is one person's.
+    pub username: Option<String>,
+    /// The group the device's users are in (for alert thresholds).
+    pub group: Option<String>,
+    pub created_ms: i64,
+    pub revoked: bool,
+}
+
+/// Who an alert is about.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Subject {
+    pub username: Option<String>,
+    pub client_ip: Option<String>,
+    pub device: Option<String>,
+    pub group: String,
+}
+
+impl Subject {
+    /// The key repeated findings are grouped by: the person if known, else the device, else
+    /// the address.
+    pub fn key(&self) -> String {
+        match (&self.username, &self.device, &self.client_ip) {
+            (Some(u), _, _) => format!("user:{u}"),
+            (None, Some(d), _) => format!("device:{d}"),
+            (None, None, Some(ip)) => format!("ip:{ip}"),
+            (None, None, None) => "unknown".into(),
+        }
+    }
+}
+
+/// One finding to record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewFinding {
+    pub at_ms: i64,
+    /// `search`, `url`, `page`, `typed`, `chat`, `window-title`...
+    pub source: String,
+    pub category: String,
+    /// `advisory`, `caution` or `danger`.
+    pub severity: String,
+    pub score: i64,
+    pub evidence: String,
+    pub context: String,
+    /// The rules that matched, as JSON.
+    pub rules: String,
+    /// Where the text was: URL, application, window.
+    pub location: String,
+}
+
+/// An alert: one category of concern about one subject, with its findings grouped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alert {
+    pub id: i64,
+    pub reference: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub status: String,
+    pub category: String,
+    pub severity: String,
+    pub score: i64,
+    pub subject: String,
+    pub username: Option<String>,
+    pub client_ip: Option<String>,
+    pub device: Option<String>,
+    pub group: String,
+    pub source: String,
+    pub findings: i64,
+}
+
+/// A finding as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredFinding {
+    pub id: i64,
+    pub alert_id: i64,
+    pub finding: NewFinding,
+}
+
+/// What recording a finding did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recorded {
+    pub alert: Alert,
+    /// A new alert (not grouped into an open one).
+    pub created: bool,
+    /// Grouped into an open alert whose severity this finding raised.
+    pub escalated: bool,
+    /// Deliveries queued (channel names).
+    pub deliveries: Vec<String>,
+}
+
+/// A delivery owed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: i64,
+    pub alert_id: i64,
+    pub channel: String,
+    pub attempts: i64,
+}
+
+fn severity_rank(s: &str) -> u8 {
+    match s {
+        "danger" => 3,
+        "caution" => 2,
+        "advisory" => 1,
+        _ => 0,
+    }
+}
+
+/// SHA-256 of a token, hex: tokens are 256 random bits, so a fast hash is enough.
+fn token_hash(secret: &str) -> String {
+    let d = Sha256::digest(secret.as_bytes());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const ALERT_COLUMNS: &str = "id, reference, created_ms, updated_ms, status, category, severity, score, subject, username, client_ip, device, group_name, source, findings";
+
+fn alert_row(r: &SqliteRow) -> Alert {
+    Alert {
+        id: r.get("id"),
+        reference: r.get("reference"),
+        created_ms: r.get("created_ms"),
+        updated_ms: r.get("updated_ms"),
+        status: r.get("status"),
+        category: r.get("category"),
+        severity: r.get("severity"),
+        score: r.get("score"),
+        subject: r.get("subject"),
+        username: r.get("username"),
+        client_ip: r.get("client_ip"),
+        device: r.get("device"),
+        group: r.get("group_name"),
+        source: r.get("source"),
+        findings: r.get("findings"),
+    }
+}
+
+fn token_row(r: &SqliteRow) -> ApiToken {
+    let scope: String = r.get("scope");
+    ApiToken {
+        id: r.get("id"),
+        name: r.get("name"),
+        scope: TokenScope::from_slug(&scope).unwrap_or(TokenScope::Ingest),
+        username: r.get("username"),
+        group: r.get("group_name"),
+        created_ms: r.get("created_ms"),
+        revoked: r.get::<i64, _>("revoked") != 0,
+    }
+}
+
+impl Store {
+    /// Creates a token; returns it with its secret, which is shown once and never stored.
+    pub async fn add_token(
+        &self,
+        name: &str,
+        scope: TokenScope,
+        username: Option<&str>,
+        group: Option<&str>,
+    ) -> Result<(ApiToken, String), StoreError> {
+        let mut bytes = [0u8; 32];
+        rand::Rng::fill(&mut rand::rng(), &mut bytes);
+        let secret = format!(
+            "lk_{}",
+            bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+        );
+        let row = sqlx::query(
+            "INSERT INTO api_tokens (name, scope, token_hash, username, group_name, created_ms) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id, name, scope, username, group_name, created_ms, revoked",
+        )
+        .bind(name)
+        .bind(scope.slug())
+        .bind(token_hash(&secret))
+        .bind(username)
+        .bind(group)
+        .bind(now_ms())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((token_row(&row), secret))
+    }
+
+    /// The live token with this secret, if any.
+    pub async fn token(&self, secret: &str) -> Result<Option<ApiToken>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, scope, username, group_name, created_ms, revoked FROM api_tokens \
+             WHERE token_hash = ? AND revoked = 0",
+        )
+        .bind(token_hash(secret))
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(token_row))
+    }
+
+    /// Every token, oldest first.
+    pub async fn tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name, scope, username, group_name, created_ms, revoked FROM api_tokens ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(token_row).collect())
+    }
+
+    /// Revokes a token by name; false if there is none.
+    pub async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
+        let r = sqlx::query("UPDATE api_tokens SET revoked = 1 WHERE name = ?")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Records a finding: grouped into the subject's open alert of the same category if that
+    /// was updated within `window_ms`, else a new alert. A new danger alert, or an open alert
+    /// escalated to danger, queues one delivery per channel in `danger_channels` — all in one
+    /// transaction.
+    pub async fn record_finding(
+        &self,
+        subject: &Subject,
+        finding: &NewFinding,
+        window_ms: i64,
+        danger_channels: &[&str],
+    ) -> Result<Recorded, StoreError> {
+        let key = subject.key();
+        let mut tx = self.pool.begin().await?;
+        let open = sqlx::query(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE subject = ? AND category = ? AND status = 'new' \
+             AND updated_ms >= ? ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(&key)
+        .bind(&finding.category)
+        .bind(finding.at_ms - window_ms)
+        .fetch_optional(&mut *tx)
+        .await?
+        .as_ref()
+        .map(alert_row);
+        let (alert_id, created, escalated) = match open {
+            Some(a) => {
+                let escalated = severity_rank(&finding.severity) > severity_rank(&a.severity);
+                let severity = if escalated {
+                    &finding.severity
+                } else {
+                    &a.severity
+                };
+                sqlx::query(
+                    "UPDATE alerts SET updated_ms = ?, severity = ?, score = ?, findings = findings + 1 \
+                     WHERE id = ?",
+                )
+                .bind(finding.at_ms.max(a.updated_ms))
+                .bind(severity)
+                .bind(finding.score.max(a.score))
+                .bind(a.id)
+                .execute(&mut *tx)
+                .await?;
+                (a.id, false, escalated)
+            }
+            None => {
+                let id: i64 = sqlx::query(
+                    "INSERT INTO alerts (reference, created_ms, updated_ms, category, severity, score, \
+                     subject, username, client_ip, device, group_name, source) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                )
+                .bind(new_reference())
+                .bind(finding.at_ms)
+                .bind(finding.at_ms)
+                .bind(&finding.category)
+                .bind(&finding.severity)
+                .bind(finding.score)
+                .bind(&key)
+                .bind(&subject.username)
+                .bind(&subject.client_ip)
+                .bind(&subject.device)
+                .bind(&subject.group)
+                .bind(&finding.source)
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0);
+                (id, true, false)
+            }
+        };
+        sqlx::query(
+            "INSERT INTO alert_findings (alert_id, at_ms, source, severity, score, evidence, context, rules, location) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(alert_id)
+        .bind(finding.at_ms)
+        .bind(&finding.source)
+        .bind(&finding.severity)
+        .bind(finding.score)
+        .bind(&finding.evidence)
+        .bind(&finding.context)
+        .bind(&finding.rules)
+        .bind(&finding.location)
+        .execute(&mut *tx)
+        .await?;
+        let mut deliveries = Vec::new();
+        if (created || escalated) && finding.severity == "danger" {
+            for ch in danger_channels {
+                sqlx::query(
+                    "INSERT INTO alert_deliveries (alert_id, channel, created_ms) VALUES (?, ?, ?)",
+                )
+                .bind(alert_id)
+                .bind(ch)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+                deliveries.push((*ch).to_owned());
+            }
+        }
+        let alert = sqlx::query(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?"))
+            .bind(alert_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Recorded {
+            alert: alert_row(&alert),
+            created,
+            escalated,
+            deliveries,
+        })
+    }
+
+    /// Alerts, most recently updated first; `after_ms` keeps those updated since then.
+    pub async fn alerts(
+        &self,
+        after_ms: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<Alert>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE updated_ms >= ? ORDER BY updated_ms DESC, id DESC LIMIT ?"
+        ))
+        .bind(after_ms.unwrap_or(i64::MIN))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(alert_row).collect())
+    }
+
+    /// One alert with its findings (oldest first).
+    pub async fn alert(&self, id: i64) -> Result<Option<(Alert, Vec<StoredFinding>)>, StoreError> {
+        let Some(a) = sqlx::query(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let alert = alert_row(&a);
+        let rows = sqlx::query(
+            "SELECT id, alert_id, at_ms, source, severity, score, evidence, context, rules, location \
+             FROM alert_findings WHERE alert_id = ? ORDER BY id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let findings = rows
+            .iter()
+            .map(|r| StoredFinding {
+                id: r.get("id"),
+                alert_id: r.get("alert_id"),
+                finding: NewFinding {
+                    at_ms: r.get("at_ms"),
+                    source: r.get("source"),
+                    category: alert.category.clone(),
+                    severity: r.get("severity"),
+                    score: r.get("score"),
+                    evidence: r.get("evidence"),
+                    context: r.get("context"),
+                    rules: r.get("rules"),
+                    location: r.get("location"),
+                },
+            })
+            .collect();
+        Ok(Some((alert, findings)))
+    }
+
+    /// Deliveries still owed, oldest first.
+    pub async fn pending_deliveries(&self) -> Result<Vec<Delivery>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, alert_id, channel, attempts FROM alert_deliveries WHERE status = 'pending' ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Delivery {
+                id: r.get("id"),
+                alert_id: r.get("alert_id"),
+                channel: r.get("channel"),
+                attempts: r.get("attempts"),
+            })
+            .collect())
+    }
+
+    /// Records a delivery attempt: sent, or failed (`give_up` marks it failed for good).
+    pub async fn delivery_attempt(
+        &self,
+        id: i64,
+        outcome: Result<(), &str>,
+        give_up: bool,
+    ) -> Result<(), StoreError> {
+        match outcome {
+            Ok(()) => {
+                sqlx::query(
+                    "UPDATE alert_deliveries SET status = 'sent', attempts = attempts + 1, sent_ms = ? WHERE id = ?",
+                )
+                .bind(now_ms())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            }
+            Err(e) => {
+                sqlx::query(
+                    "UPDATE alert_deliveries SET status = ?, attempts = attempts + 1, last_error = ? WHERE id = ?",
+                )
+                .bind(if give_up { "failed" } else { "pending" })
+                .bind(e)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Alerts created in `[from_ms, to_ms)`, oldest first (for digests).
+    pub async fn alerts_created_between(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<Alert>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE created_ms >= ? AND created_ms < ? ORDER BY id"
+        ))
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(alert_row).collect())
+    }
+
+    /// When the last digest covered up to, if one was sent.
+    pub async fn last_digest_to(&self) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query("SELECT MAX(to_ms) FROM digests")
+            .fetch_one(&self.pool)
+            .await?
+            .get::<Option<i64>, _>(0))
+    }
+
+    /// Records a digest sent.
+    pub async fn record_digest(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        alerts: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO digests (sent_ms, from_ms, to_ms, alerts) VALUES (?, ?, ?, ?)")
+            .bind(now_ms())
+            .bind(from_ms)
+            .bind(to_ms)
+            .bind(alerts)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
