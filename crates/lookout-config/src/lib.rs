@@ -21,7 +21,10 @@ pub use gateway::{
     LoginMode, Network, NetworkConfig, ProxyConfig, ServeConfig, DEFAULT_LOOPBACK_GROUP,
 };
 
-pub use monitor::{E2guardianConfig, ScanConfig};
+pub use monitor::{
+    parse_hhmm, parse_threshold, AlertsConfig, ConsoleConfig, DigestConfig, E2guardianConfig,
+    EmailConfig, ScanConfig, WebhookConfig,
+};
 
 /// The commented example printed by `lookout config example`.
 pub const EXAMPLE: &str = include_str!("../lookout.example.toml");
@@ -111,6 +114,12 @@ pub struct Config {
     /// Risk detection: phrase libraries.
     #[serde(default)]
     pub scan: ScanConfig,
+    /// Alerts: thresholds, grouping, email, webhook, digest.
+    #[serde(default)]
+    pub alerts: AlertsConfig,
+    /// The web server (safeguarding API, agents' ingest).
+    #[serde(default)]
+    pub console: ConsoleConfig,
 }
 
 impl Default for Config {
@@ -124,6 +133,8 @@ impl Default for Config {
             networks: Vec::new(),
             log: LogConfig::default(),
             scan: ScanConfig::default(),
+            alerts: AlertsConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }

@@ -1,8 +1,8 @@
-//! `[scan]`: the phrase libraries that risk detection uses.
+//! `[scan]`, `[alerts]` and `[console]`: risk detection, alerting, and the web server.
 
 use std::path::PathBuf;
 
-use lookout_scan::Risk;
+use lookout_scan::{Risk, Severity};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -82,6 +82,7 @@ impl Config {
         if self.scan.page_bytes > 16 * 1024 * 1024 {
             c.problem::<String>("scan.page_bytes", None, "at most 16777216 (16 MiB)");
         }
+        self.validate_alerts(c);
     }
 
     pub(crate) fn resolve_monitor_paths(&mut self, base: &std::path::Path) {
@@ -95,5 +96,267 @@ impl Config {
             .e2guardian
             .iter_mut()
             .for_each(|e| resolve(&mut e.file));
+    }
+}
+
+/// `[alerts]`: findings that become alerts, and how the DSL team hears of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// Scan activity and agents' text at all.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Repeated findings about the same person and category within this many minutes are
+    /// grouped into one alert.
+    #[serde(default = "default_window")]
+    pub group_window_minutes: u64,
+    /// Texts waiting to be scanned; beyond this they are dropped and counted.
+    #[serde(default = "default_scan_queue")]
+    pub queue: usize,
+    /// Per group, the lowest severity that becomes an alert: `advisory`, `caution`, `danger`
+    /// or `off`. Groups not named use `default_threshold`.
+    #[serde(default)]
+    pub thresholds: std::collections::BTreeMap<String, Spanned<String>>,
+    #[serde(default = "default_threshold")]
+    pub default_threshold: Spanned<String>,
+    /// Danger alerts by email (the category and a link only, never the text).
+    #[serde(default)]
+    pub email: Option<EmailConfig>,
+    /// Danger alerts to a webhook (Microsoft Teams compatible JSON).
+    #[serde(default)]
+    pub webhook: Option<WebhookConfig>,
+    /// A digest of the lower severities by email.
+    #[serde(default)]
+    pub digest: DigestConfig,
+}
+
+/// `[alerts.email]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailConfig {
+    /// SMTP server `host:port`.
+    pub server: Spanned<String>,
+    /// `starttls` (default), `tls` (implicit, port 465) or `none` (a relay on this host).
+    #[serde(default = "default_tls")]
+    pub tls: Spanned<String>,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// A file holding the SMTP password (kept out of the configuration).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Sender, e.g. `Lookout <lookout@college.ac.uk>`.
+    pub from: Spanned<String>,
+    /// The DSL team's addresses.
+    pub to: Vec<Spanned<String>>,
+}
+
+/// `[alerts.webhook]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// `https://...` (or `http://` on a trusted network).
+    pub url: Spanned<String>,
+}
+
+/// `[alerts.digest]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestConfig {
+    /// `daily`, `weekly` (Mondays) or `off`.
+    #[serde(default = "default_every")]
+    pub every: Spanned<String>,
+    /// Local time to send it, `HH:MM`.
+    #[serde(default = "default_digest_at")]
+    pub at: Spanned<String>,
+}
+
+/// `[console]`: the web server for the safeguarding API (and the console to come).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Address and port to listen on.
+    #[serde(default = "default_console_listen")]
+    pub listen: Spanned<String>,
+    /// The address people use to reach it: links in emails and webhooks.
+    #[serde(default = "default_console_url")]
+    pub url: String,
+    /// Largest request body accepted (agents' ingest batches).
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("the defaults parse")
+    }
+}
+
+impl Default for DigestConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("the defaults parse")
+    }
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("the defaults parse")
+    }
+}
+
+fn default_window() -> u64 {
+    30
+}
+fn default_scan_queue() -> usize {
+    16_384
+}
+fn default_threshold() -> Spanned<String> {
+    Spanned::new(0..0, "caution".into())
+}
+fn default_tls() -> Spanned<String> {
+    Spanned::new(0..0, "starttls".into())
+}
+fn default_every() -> Spanned<String> {
+    Spanned::new(0..0, "daily".into())
+}
+fn default_digest_at() -> Spanned<String> {
+    Spanned::new(0..0, "07:30".into())
+}
+fn default_console_listen() -> Spanned<String> {
+    Spanned::new(0..0, "127.0.0.1:8080".into())
+}
+fn default_console_url() -> String {
+    "http://127.0.0.1:8080".into()
+}
+fn default_max_body() -> usize {
+    1024 * 1024
+}
+
+/// A threshold: the lowest severity that alerts, or `None` for off.
+pub fn parse_threshold(s: &str) -> Result<Option<Severity>, ()> {
+    match s {
+        "off" => Ok(None),
+        _ => Severity::from_slug(s).map(Some).ok_or(()),
+    }
+}
+
+/// `HH:MM` → minutes after midnight.
+pub fn parse_hhmm(s: &str) -> Option<u16> {
+    let (h, m) = s.split_once(':')?;
+    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60 && s.len() == 5).then_some(h * 60 + m)
+}
+
+impl Config {
+    pub(crate) fn validate_alerts(&self, c: &mut Checker<'_>) {
+        let a = &self.alerts;
+        let thresholds =
+            std::iter::once(("alerts.default_threshold".to_owned(), &a.default_threshold)).chain(
+                a.thresholds
+                    .iter()
+                    .map(|(g, v)| (format!("alerts.thresholds.{g}"), v)),
+            );
+        for (key, v) in thresholds {
+            if parse_threshold(v.get_ref()).is_err() {
+                c.problem(
+                    key,
+                    Some(v),
+                    format!("`{}` is not advisory, caution, danger or off", v.get_ref()),
+                );
+            }
+        }
+        for (g, v) in &a.thresholds {
+            if !self.groups.contains_key(g) {
+                c.problem(
+                    format!("alerts.thresholds.{g}"),
+                    Some(v),
+                    format!("no group `{g}` is defined"),
+                );
+            }
+        }
+        if a.group_window_minutes == 0 || a.group_window_minutes > 24 * 60 {
+            c.problem::<String>(
+                "alerts.group_window_minutes",
+                None,
+                "must be from 1 to 1440",
+            );
+        }
+        if a.queue == 0 {
+            c.problem::<String>("alerts.queue", None, "must be at least 1");
+        }
+        if let Some(e) = &a.email {
+            if crate::parse_socket_addr(e.server.get_ref(), 25).is_none()
+                && !e.server.get_ref().contains(':')
+            {
+                c.problem(
+                    "alerts.email.server",
+                    Some(&e.server),
+                    "expected host:port, e.g. \"smtp.college.ac.uk:587\"",
+                );
+            }
+            if !matches!(e.tls.get_ref().as_str(), "starttls" | "tls" | "none") {
+                c.problem(
+                    "alerts.email.tls",
+                    Some(&e.tls),
+                    "expected starttls, tls or none",
+                );
+            }
+            for addr in std::iter::once(&e.from).chain(&e.to) {
+                if !addr.get_ref().contains('@') {
+                    c.problem(
+                        "alerts.email",
+                        Some(addr),
+                        format!("`{}` is not an email address", addr.get_ref()),
+                    );
+                }
+            }
+            if e.to.is_empty() {
+                c.problem::<String>(
+                    "alerts.email.to",
+                    None,
+                    "name at least one address (the DSL team)",
+                );
+            }
+        }
+        if let Some(w) = &a.webhook {
+            let u = w.url.get_ref();
+            if !(u.starts_with("https://") || u.starts_with("http://")) {
+                c.problem(
+                    "alerts.webhook.url",
+                    Some(&w.url),
+                    "expected an http:// or https:// URL",
+                );
+            }
+        }
+        if !matches!(
+            a.digest.every.get_ref().as_str(),
+            "daily" | "weekly" | "off"
+        ) {
+            c.problem(
+                "alerts.digest.every",
+                Some(&a.digest.every),
+                "expected daily, weekly or off",
+            );
+        }
+        if parse_hhmm(a.digest.at.get_ref()).is_none() {
+            c.problem(
+                "alerts.digest.at",
+                Some(&a.digest.at),
+                "expected a time like \"07:30\"",
+            );
+        }
+        if self.console.enabled
+            && crate::parse_socket_addr(self.console.listen.get_ref(), 8080).is_none()
+        {
+            c.problem(
+                "console.listen",
+                Some(&self.console.listen),
+                format!(
+                    "`{}` is not an address and port, e.g. \"0.0.0.0:8080\"",
+                    self.console.listen.get_ref()
+                ),
+            );
+        }
     }
 }

@@ -332,3 +332,75 @@ fn serve_needs_a_group_for_the_default_networks() {
     );
     assert!(Config::default().validate_serve().is_ok());
 }
+
+#[test]
+fn monitoring_mistakes_name_key_and_line() {
+    let table = [
+        (
+            "[alerts]\ndefault_threshold = \"urgent\"\n",
+            "line 2: alerts.default_threshold: `urgent` is not advisory, caution, danger or off",
+        ),
+        (
+            "[alerts.thresholds]\nlearners-u18 = \"hi\"\n",
+            "line 2: alerts.thresholds.learners-u18",
+        ),
+        (
+            "[alerts.thresholds]\nlerners = \"danger\"\n",
+            "no group `lerners` is defined",
+        ),
+        (
+            "[alerts]\ngroup_window_minutes = 0\n",
+            "alerts.group_window_minutes",
+        ),
+        (
+            "[alerts.email]\nserver = \"smtp\"\nfrom = \"a@b\"\nto = [\"c@d\"]\n",
+            "line 2: alerts.email.server",
+        ),
+        (
+            "[alerts.email]\nserver = \"smtp:25\"\ntls = \"ssl\"\nfrom = \"a@b\"\nto = [\"c@d\"]\n",
+            "line 3: alerts.email.tls",
+        ),
+        (
+            "[alerts.email]\nserver = \"smtp:25\"\nfrom = \"a@b\"\nto = [\"dsl team\"]\n",
+            "`dsl team` is not an email address",
+        ),
+        (
+            "[alerts.email]\nserver = \"smtp:25\"\nfrom = \"a@b\"\nto = []\n",
+            "alerts.email.to",
+        ),
+        (
+            "[alerts.webhook]\nurl = \"teams.example\"\n",
+            "line 2: alerts.webhook.url",
+        ),
+        (
+            "[alerts.digest]\nevery = \"hourly\"\n",
+            "line 2: alerts.digest.every",
+        ),
+        (
+            "[alerts.digest]\nat = \"7am\"\n",
+            "line 2: alerts.digest.at",
+        ),
+        (
+            "[console]\nlisten = \"everywhere\"\n",
+            "line 2: console.listen",
+        ),
+        ("[scan]\nbuiltin = false\n", "risk detection has no phrases"),
+        (
+            "[[scan.e2guardian]]\nfile = \"w\"\ncategory = \"drgs\"\n",
+            "line 3: scan.e2guardian[0].category",
+        ),
+        ("[alerts]\nemial = 1\n", "unknown field `emial`"),
+    ];
+    for (text, want) in table {
+        check_err(text, want);
+    }
+    let ok = Config::from_toml(
+        "[alerts.email]\nserver = \"smtp.college.ac.uk:587\"\nfrom = \"Lookout <l@c.ac.uk>\"\nto = [\"dsl@c.ac.uk\"]\n\
+         [alerts.thresholds]\nstaff = \"danger\"\nguests = \"off\"\n",
+    )
+    .unwrap();
+    assert_eq!(ok.alerts.email.unwrap().tls.get_ref(), "starttls");
+    assert_eq!(parse_threshold("off"), Ok(None));
+    assert_eq!(parse_hhmm("07:30"), Some(450));
+    assert_eq!(parse_hhmm("24:00"), None);
+}
