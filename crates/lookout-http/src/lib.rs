@@ -19,7 +19,7 @@ pub use sni::{client_hello_sni, SniError, MAX_HELLO};
 
 /// Decodes `%XX` escapes (an invalid escape is kept as it is) and, in form-encoded query
 /// values, `+` as a space.
-fn percent_decode(s: &str, plus_is_space: bool) -> Vec<u8> {
+pub fn percent_decode(s: &str, plus_is_space: bool) -> Vec<u8> {
     let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());

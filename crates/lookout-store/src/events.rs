@@ -135,6 +135,18 @@ struct Counters {
 pub struct EventLog {
     tx: mpsc::Sender<Event>,
     counters: Arc<Counters>,
+    observer: Option<Observer>,
+}
+
+/// Sees every event as it is recorded (before it is queued): the monitoring's tap on the
+/// activity log. It must not block.
+#[derive(Clone)]
+pub struct Observer(pub Arc<dyn Fn(&Event) + Send + Sync>);
+
+impl std::fmt::Debug for Observer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Observer")
+    }
 }
 
 /// The writer task, to await on shutdown.
@@ -165,11 +177,27 @@ impl EventLog {
             counters.clone(),
             shutdown.clone(),
         ));
-        (EventLog { tx, counters }, EventWriter { handle, shutdown })
+        (
+            EventLog {
+                tx,
+                counters,
+                observer: None,
+            },
+            EventWriter { handle, shutdown },
+        )
+    }
+
+    /// Shows every recorded event to `observer` too (whether or not the queue has room).
+    pub fn with_observer(mut self, observer: Observer) -> EventLog {
+        self.observer = Some(observer);
+        self
     }
 
     /// Queues an event; when the queue is full it is dropped and counted, never waited for.
     pub fn record(&self, event: Event) {
+        if let Some(o) = &self.observer {
+            (o.0)(&event);
+        }
         match self.tx.try_send(event) {
             Ok(()) => {
                 self.counters.queued.fetch_add(1, Ordering::Relaxed);

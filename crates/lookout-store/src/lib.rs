@@ -24,7 +24,8 @@ pub use alerts::{
     Alert, ApiToken, Delivery, NewFinding, Recorded, StoredFinding, Subject, TokenScope,
 };
 pub use events::{
-    new_reference, Event, EventFilter, EventLog, EventLogStats, EventWriter, LogGap, StoredEvent,
+    new_reference, Event, EventFilter, EventLog, EventLogStats, EventWriter, LogGap, Observer,
+    StoredEvent,
 };
 pub use users::{check_password, normalize_username, NewUser, User, UserError};
 

@@ -1,0 +1,376 @@
+//! The safeguarding API (axum): agents' ingest, and alerts for safeguarding tools — list,
+//! detail with the person's surrounding activity, and a live Server-Sent Events stream.
+//!
+//! Every route but `/api/v1/health` needs `Authorization: Bearer <token>` with the right
+//! scope (`lookout token add`): `ingest` for agents, `alerts` for reading alerts.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::stream::{self, Stream, StreamExt as _};
+use lookout_store::{Alert, ApiToken, EventFilter, Store, Subject, TokenScope};
+use serde::Deserialize;
+use serde_json::json;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_util::sync::CancellationToken;
+
+use crate::{category_label, Job, Monitor, Source};
+
+/// Items per ingest request.
+const MAX_ITEMS: usize = 1000;
+/// Bytes of text per ingest item.
+const MAX_TEXT: usize = 64 * 1024;
+/// Minutes of activity shown either side of an alert.
+const AROUND_MINUTES: i64 = 5;
+
+/// What the handlers share.
+#[derive(Clone, Debug)]
+pub struct ApiState {
+    pub monitor: Monitor,
+    /// Ends live streams when the server stops.
+    pub shutdown: CancellationToken,
+}
+
+/// The API's routes.
+pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route(
+            "/api/v1/health",
+            get(|| async { Json(json!({ "status": "ok" })) }),
+        )
+        .route("/api/v1/ingest", post(ingest))
+        .route("/api/v1/alerts", get(list_alerts))
+        .route("/api/v1/alerts/stream", get(stream_alerts))
+        .route("/api/v1/alerts/{id}", get(alert_detail))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+/// An error answered as JSON `{"error": "..."}`.
+#[derive(Debug)]
+pub struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut r = (self.0, Json(json!({ "error": self.1 }))).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"lookout\""),
+            );
+        }
+        if self.0 == StatusCode::SERVICE_UNAVAILABLE {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        }
+        r
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!("API: {e}");
+    ApiError(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error; see the server log".into(),
+    )
+}
+
+async fn authorize(
+    store: &Store,
+    headers: &HeaderMap,
+    scope: TokenScope,
+) -> Result<ApiToken, ApiError> {
+    let unauthorized = |m: &str| ApiError(StatusCode::UNAUTHORIZED, m.to_owned());
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| unauthorized("missing Authorization: Bearer <token>"))?
+        .to_str()
+        .map_err(|_| unauthorized("malformed Authorization header"))?;
+    let secret = value
+        .strip_prefix("Bearer ")
+        .ok_or_else(|| unauthorized("expected Authorization: Bearer <token>"))?
+        .trim();
+    let token = store
+        .token(secret)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| unauthorized("unknown or revoked token"))?;
+    if token.scope != scope {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            format!(
+                "this token's scope is `{}`; this needs `{}`",
+                token.scope.slug(),
+                scope.slug()
+            ),
+        ));
+    }
+    Ok(token)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngestBody {
+    items: Vec<IngestItem>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IngestItem {
+    /// `typed`, `chat` or `window-title`.
+    kind: String,
+    text: String,
+    /// When it was typed or shown (default: now).
+    #[serde(default)]
+    at_ms: Option<i64>,
+    /// The application (and window) it was in.
+    #[serde(default)]
+    app: Option<String>,
+    /// The signed-in person, for a device not bound to one person.
+    #[serde(default)]
+    user: Option<String>,
+}
+
+/// `POST /api/v1/ingest`: text from a monitoring agent. All items are checked first; one bad
+/// item refuses the request (422, naming it) and queues nothing.
+async fn ingest(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let store = st.monitor.store();
+    let token = authorize(store, &headers, TokenScope::Ingest).await?;
+    let bad = |m: String| ApiError(StatusCode::UNPROCESSABLE_ENTITY, m);
+    let parsed: IngestBody = serde_json::from_slice(&body)
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("body: {e}")))?;
+    if parsed.items.is_empty() || parsed.items.len() > MAX_ITEMS {
+        return Err(bad(format!(
+            "items: send 1 to {MAX_ITEMS} items per request"
+        )));
+    }
+    let now = lookout_store::now_ms();
+    let mut jobs = Vec::with_capacity(parsed.items.len());
+    for (i, item) in parsed.items.into_iter().enumerate() {
+        let source = match item.kind.as_str() {
+            "typed" => Source::Typed,
+            "chat" => Source::Chat,
+            "window-title" => Source::WindowTitle,
+            other => {
+                return Err(bad(format!(
+                    "items[{i}].kind: unknown kind {other:?} (expected typed, chat or window-title)"
+                )))
+            }
+        };
+        if item.text.len() > MAX_TEXT {
+            return Err(bad(format!(
+                "items[{i}].text: longer than {MAX_TEXT} bytes; split it"
+            )));
+        }
+        let at_ms = match item.at_ms {
+            None => now,
+            Some(t) if (now - 7 * 24 * 3600 * 1000..=now + 3600 * 1000).contains(&t) => t,
+            Some(t) => {
+                return Err(bad(format!(
+                "items[{i}].at_ms: {t} is not within the last week (milliseconds since 1970, UTC)"
+            )))
+            }
+        };
+        let username = match (&token.username, item.user) {
+            (Some(u), _) => Some(u.clone()),
+            (None, Some(u)) => Some(
+                lookout_store::normalize_username(&u)
+                    .map_err(|e| bad(format!("items[{i}].user: {e}")))?,
+            ),
+            (None, None) => None,
+        };
+        jobs.push((
+            at_ms,
+            source,
+            item.text,
+            item.app.unwrap_or_default(),
+            username,
+        ));
+    }
+    if st.monitor.free_capacity() < jobs.len() {
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the scanning queue is full; nothing was queued, send again shortly".into(),
+        ));
+    }
+    let mut accepted = 0;
+    let mut dropped = 0;
+    for (at_ms, source, text, app, username) in jobs {
+        let group = match (&username, &token.group) {
+            (_, Some(g)) => g.clone(),
+            (Some(u), None) => store
+                .user(u)
+                .await
+                .map_err(internal)?
+                .map_or_else(|| "unknown".to_owned(), |u| u.group),
+            (None, None) => "unknown".to_owned(),
+        };
+        let queued = st.monitor.submit(Job {
+            at_ms,
+            source,
+            text,
+            location: app,
+            subject: Subject {
+                username,
+                client_ip: None,
+                device: Some(token.name.clone()),
+                group,
+            },
+        });
+        if queued {
+            accepted += 1;
+        } else {
+            dropped += 1;
+        }
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "accepted": accepted, "dropped": dropped })),
+    )
+        .into_response())
+}
+
+fn alert_json(a: &Alert) -> serde_json::Value {
+    json!({
+        "id": a.id,
+        "reference": a.reference,
+        "status": a.status,
+        "category": a.category,
+        "category_label": category_label(&a.category),
+        "severity": a.severity,
+        "score": a.score,
+        "subject": a.subject,
+        "username": a.username,
+        "client_ip": a.client_ip,
+        "device": a.device,
+        "group": a.group,
+        "source": a.source,
+        "findings": a.findings,
+        "created_ms": a.created_ms,
+        "updated_ms": a.updated_ms,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    #[serde(default)]
+    since_ms: Option<i64>,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/alerts?since_ms=&limit=`: most recently updated first.
+async fn list_alerts(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let store = st.monitor.store();
+    authorize(store, &headers, TokenScope::Alerts).await?;
+    let alerts = store
+        .alerts(q.since_ms, q.limit.unwrap_or(100).min(1000))
+        .await
+        .map_err(internal)?;
+    Ok(Json(
+        json!({ "alerts": alerts.iter().map(alert_json).collect::<Vec<_>>() }),
+    ))
+}
+
+/// `GET /api/v1/alerts/{id}`: the alert, its findings, and the person's (or address's)
+/// activity from five minutes before it to five minutes after its last finding.
+async fn alert_detail(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let store = st.monitor.store();
+    authorize(store, &headers, TokenScope::Alerts).await?;
+    let (alert, findings) = store
+        .alert(id)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no alert {id}")))?;
+    let around = AROUND_MINUTES * 60 * 1000;
+    let activity = if alert.username.is_some() || alert.client_ip.is_some() {
+        let filter = EventFilter {
+            username: alert.username.clone(),
+            client_ip: if alert.username.is_none() {
+                alert.client_ip.clone()
+            } else {
+                None
+            },
+            since_ms: Some(alert.created_ms - around),
+            until_ms: Some(alert.updated_ms + around),
+            limit: Some(500),
+            ..EventFilter::default()
+        };
+        store.events(&filter).await.map_err(internal)?
+    } else {
+        Vec::new()
+    };
+    Ok(Json(json!({
+        "alert": alert_json(&alert),
+        "findings": findings.iter().map(|f| json!({
+            "id": f.id,
+            "at_ms": f.finding.at_ms,
+            "source": f.finding.source,
+            "severity": f.finding.severity,
+            "score": f.finding.score,
+            "evidence": f.finding.evidence,
+            "context": f.finding.context,
+            "location": f.finding.location,
+            "rules": serde_json::from_str::<serde_json::Value>(&f.finding.rules).unwrap_or_default(),
+        })).collect::<Vec<_>>(),
+        "activity": activity.iter().map(|e| json!({
+            "id": e.id,
+            "at_ms": e.event.at_ms,
+            "service": e.event.service,
+            "client_ip": e.event.client_ip,
+            "username": e.event.username,
+            "method": e.event.method,
+            "url": e.event.url,
+            "search_term": e.event.search_term,
+            "categories": e.event.categories,
+            "action": e.event.action,
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+/// `GET /api/v1/alerts/stream`: Server-Sent Events. First `event: ready`, then one
+/// `event: alert` per alert change (data: JSON), `event: lagged` if this reader fell behind.
+async fn stream_alerts(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, ApiError> {
+    authorize(st.monitor.store(), &headers, TokenScope::Alerts).await?;
+    let rx = st.monitor.subscribe();
+    let ready = stream::once(async { Ok(SseEvent::default().event("ready").data("{}")) });
+    let changes = BroadcastStream::new(rx).map(|r| {
+        Ok(match r {
+            Ok(n) => SseEvent::default()
+                .event("alert")
+                .id(n.id.to_string())
+                .data(serde_json::to_string(&n).unwrap_or_default()),
+            Err(BroadcastStreamRecvError::Lagged(k)) => SseEvent::default()
+                .event("lagged")
+                .data(json!({ "missed": k }).to_string()),
+        })
+    });
+    let stream = ready
+        .chain(changes)
+        .take_until(st.shutdown.clone().cancelled_owned());
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}

@@ -1,0 +1,429 @@
+//! Monitoring: texts (search terms and URLs from the activity log, page text, agents' typed
+//! text and chats) are scanned for risk; findings at or above a group's threshold are stored as
+//! alerts — grouped per person and category — and then announced: to the live stream at once,
+//! by email and webhook for danger, in a digest for the rest.
+//!
+//! ```text
+//! proxy / agents ──submit (never blocks)──▶ scanning thread ──findings──▶ recorder task
+//!                                                                         │ store (one tx:
+//!                                                                         │ alert + deliveries)
+//!                                            live stream (broadcast) ◀────┤
+//!                                            delivery worker (email, ◀────┘ notify
+//!                                            webhook; resumes at start)
+//! ```
+//!
+//! Invariants: `submit` never blocks the request path (a full queue drops and counts); an alert
+//! is committed to the database before it is announced anywhere; a delivery is owed (a row) until
+//! it succeeds or is given up after repeated failures, so a restart resumes it; emails and
+//! webhooks carry the category and a link, never the flagged text or the person's name.
+
+mod api;
+mod deliver;
+mod digest;
+mod observe;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use lookout_scan::{Finding, Scanner, Scratch, Severity};
+use lookout_store::{Alert, NewFinding, Store, Subject};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, Notify};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use api::{router, ApiError, ApiState};
+pub use deliver::{Email, EmailTls, Webhook};
+pub use digest::{compose_digest, next_digest, DigestEvery};
+pub use observe::job_for_event;
+
+/// Where a text came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    /// A search term from the activity log.
+    Search,
+    /// The words of a requested URL.
+    Url,
+    /// A page's title and text (inspected responses).
+    Page,
+    /// Text typed on a monitored device.
+    Typed,
+    /// A chat message on a monitored device.
+    Chat,
+    /// A window title on a monitored device.
+    WindowTitle,
+}
+
+impl Source {
+    pub fn slug(self) -> &'static str {
+        match self {
+            Source::Search => "search",
+            Source::Url => "url",
+            Source::Page => "page",
+            Source::Typed => "typed",
+            Source::Chat => "chat",
+            Source::WindowTitle => "window-title",
+        }
+    }
+}
+
+/// One text to scan, with who and where.
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub at_ms: i64,
+    pub source: Source,
+    pub text: String,
+    /// URL, application or window the text was in.
+    pub location: String,
+    pub subject: Subject,
+}
+
+/// How findings become alerts and reach people.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Per group, the lowest severity that alerts (`None`: off).
+    pub thresholds: HashMap<String, Option<Severity>>,
+    /// For groups not in `thresholds`.
+    pub default_threshold: Option<Severity>,
+    /// Findings about the same subject and category within this are grouped.
+    pub window: Duration,
+    /// Texts waiting to be scanned.
+    pub queue: usize,
+    pub email: Option<Email>,
+    pub webhook: Option<Webhook>,
+    /// How people reach the console: links in emails and webhooks.
+    pub console_url: String,
+    /// Pause between delivery retries.
+    pub retry: Duration,
+}
+
+impl Settings {
+    /// The lowest severity that alerts for `group`.
+    pub fn threshold(&self, group: &str) -> Option<Severity> {
+        self.thresholds
+            .get(group)
+            .copied()
+            .unwrap_or(self.default_threshold)
+    }
+
+    /// The channels a danger alert is delivered on.
+    fn danger_channels(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.email.is_some() {
+            v.push("email");
+        }
+        if self.webhook.is_some() {
+            v.push("webhook");
+        }
+        v
+    }
+}
+
+/// What the live stream carries for each alert change.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct AlertNotice {
+    /// `created`, `escalated` or `grouped` (another finding in an open alert).
+    pub change: &'static str,
+    pub id: i64,
+    pub reference: String,
+    pub category: String,
+    pub category_label: String,
+    pub severity: String,
+    pub score: i64,
+    pub subject: String,
+    pub username: Option<String>,
+    pub client_ip: Option<String>,
+    pub device: Option<String>,
+    pub group: String,
+    pub source: String,
+    pub findings: i64,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    /// When the text that raised this change was seen (for latency measurement).
+    pub seen_ms: i64,
+    pub evidence: String,
+    pub context: String,
+    pub location: String,
+}
+
+/// Counters for `/status` and the tests.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub submitted: AtomicU64,
+    pub dropped: AtomicU64,
+    pub scanned: AtomicU64,
+    pub findings: AtomicU64,
+    pub alerts: AtomicU64,
+    pub store_errors: AtomicU64,
+}
+
+/// The monitoring pipeline's handle: cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Monitor {
+    /// `None` is the end-of-work mark [`MonitorTasks::finish`] sends.
+    jobs: mpsc::Sender<Option<Job>>,
+    notices: broadcast::Sender<AlertNotice>,
+    stats: Arc<Stats>,
+    settings: Arc<Settings>,
+    store: Store,
+    deliveries: Arc<Notify>,
+}
+
+/// The pipeline's tasks, to await on shutdown.
+#[derive(Debug)]
+pub struct MonitorTasks {
+    closer: mpsc::Sender<Option<Job>>,
+    scanner: std::thread::JoinHandle<()>,
+    recorder: JoinHandle<()>,
+    deliverer: JoinHandle<()>,
+    stop_delivery: CancellationToken,
+}
+
+impl MonitorTasks {
+    /// Scans every text queued so far, stores every finding, then stops the delivery worker
+    /// (deliveries still owed are resumed at the next start). Texts submitted afterwards are
+    /// dropped and counted.
+    pub async fn finish(self) {
+        let _ = self.closer.send(None).await;
+        let scanner = self.scanner;
+        let _ = tokio::task::spawn_blocking(move || scanner.join()).await;
+        let _ = self.recorder.await;
+        self.stop_delivery.cancel();
+        let _ = self.deliverer.await;
+    }
+}
+
+impl Monitor {
+    /// Starts the scanning thread, the recorder and the delivery worker (which first resumes
+    /// deliveries owed from before a restart).
+    pub fn start(
+        scanner: Arc<Scanner>,
+        store: Store,
+        settings: Settings,
+    ) -> (Monitor, MonitorTasks) {
+        let settings = Arc::new(settings);
+        let (jobs, mut job_rx) = mpsc::channel::<Option<Job>>(settings.queue.max(1));
+        let (found_tx, found_rx) = mpsc::channel::<(Job, Finding)>(4096);
+        let (notices, _) = broadcast::channel(1024);
+        let stats = Arc::new(Stats::default());
+        let deliveries = Arc::new(Notify::new());
+
+        let scan_stats = stats.clone();
+        let scan_settings = settings.clone();
+        let scanner_thread = std::thread::Builder::new()
+            .name("lookout-scan".into())
+            .spawn(move || {
+                let mut scratch = Scratch::default();
+                while let Some(Some(job)) = job_rx.blocking_recv() {
+                    scan_stats.scanned.fetch_add(1, Ordering::Relaxed);
+                    let Some(min) = scan_settings.threshold(&job.subject.group) else {
+                        continue;
+                    };
+                    for f in scanner.scan_with(&mut scratch, &job.text) {
+                        if f.severity >= min {
+                            scan_stats.findings.fetch_add(1, Ordering::Relaxed);
+                            if found_tx.blocking_send((job.clone(), f)).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            })
+            .expect("start the scanning thread");
+
+        let monitor = Monitor {
+            jobs,
+            notices,
+            stats,
+            settings,
+            store,
+            deliveries,
+        };
+        let recorder = tokio::spawn(monitor.clone().record_loop(found_rx));
+        let stop_delivery = CancellationToken::new();
+        let deliverer = tokio::spawn(deliver::delivery_loop(
+            monitor.store.clone(),
+            monitor.settings.clone(),
+            monitor.deliveries.clone(),
+            stop_delivery.clone(),
+        ));
+        let closer = monitor.jobs.clone();
+        (
+            monitor,
+            MonitorTasks {
+                closer,
+                scanner: scanner_thread,
+                recorder,
+                deliverer,
+                stop_delivery,
+            },
+        )
+    }
+
+    /// Queues a text to scan; a full queue drops it and counts it. Never waits.
+    pub fn submit(&self, job: Job) -> bool {
+        self.stats.submitted.fetch_add(1, Ordering::Relaxed);
+        match self.jobs.try_send(Some(job)) {
+            Ok(()) => true,
+            Err(_) => {
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    /// How many more texts the scanning queue takes now.
+    pub fn free_capacity(&self) -> usize {
+        self.jobs.capacity()
+    }
+
+    /// The live stream of alert changes.
+    pub fn subscribe(&self) -> broadcast::Receiver<AlertNotice> {
+        self.notices.subscribe()
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// An observer for the activity log: search terms and page URLs go to scanning.
+    pub fn observer(&self) -> lookout_store::Observer {
+        let me = self.clone();
+        lookout_store::Observer(Arc::new(move |e| {
+            if let Some(job) = job_for_event(e) {
+                me.submit(job);
+            }
+        }))
+    }
+
+    async fn record_loop(self, mut found: mpsc::Receiver<(Job, Finding)>) {
+        let Monitor {
+            notices,
+            stats,
+            settings,
+            store,
+            deliveries,
+            jobs,
+        } = self;
+        drop(jobs);
+        let window_ms = i64::try_from(settings.window.as_millis()).unwrap_or(i64::MAX);
+        let channels = settings.danger_channels();
+        while let Some((job, f)) = found.recv().await {
+            let nf = new_finding(&job, &f);
+            let mut delay = Duration::from_millis(50);
+            let recorded = loop {
+                match store
+                    .record_finding(&job.subject, &nf, window_ms, &channels)
+                    .await
+                {
+                    Ok(r) => break Some(r),
+                    Err(e) if delay < Duration::from_secs(5) => {
+                        tracing::warn!("storing an alert failed, retrying: {e}");
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                    }
+                    Err(e) => {
+                        stats.store_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(
+                            "an alert could not be stored ({} for {}): {e}",
+                            nf.category,
+                            job.subject.key()
+                        );
+                        break None;
+                    }
+                }
+            };
+            let Some(r) = recorded else { continue };
+            if r.created {
+                stats.alerts.fetch_add(1, Ordering::Relaxed);
+            }
+            let change = if r.created {
+                "created"
+            } else if r.escalated {
+                "escalated"
+            } else {
+                "grouped"
+            };
+            let _ = notices.send(notice(change, &r.alert, &nf));
+            if !r.deliveries.is_empty() {
+                deliveries.notify_one();
+            }
+        }
+    }
+}
+
+fn new_finding(job: &Job, f: &Finding) -> NewFinding {
+    let rules: Vec<serde_json::Value> = f
+        .matches
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "rule": m.phrase,
+                "source": m.source,
+                "language": m.language,
+                "severity": m.severity.slug(),
+                "weight": m.weight,
+                "evidence": m.evidence,
+                "count": m.count,
+            })
+        })
+        .collect();
+    let first = f.matches.first();
+    NewFinding {
+        at_ms: job.at_ms,
+        source: job.source.slug().to_owned(),
+        category: f.risk.slug().to_owned(),
+        severity: f.severity.slug().to_owned(),
+        score: i64::from(f.score),
+        evidence: f
+            .matches
+            .iter()
+            .map(|m| m.evidence.as_str())
+            .collect::<Vec<_>>()
+            .join(" · "),
+        context: first.map(|m| m.context.clone()).unwrap_or_default(),
+        rules: serde_json::Value::Array(rules).to_string(),
+        location: job.location.clone(),
+    }
+}
+
+fn notice(change: &'static str, a: &Alert, f: &NewFinding) -> AlertNotice {
+    AlertNotice {
+        change,
+        id: a.id,
+        reference: a.reference.clone(),
+        category: a.category.clone(),
+        category_label: category_label(&a.category),
+        severity: a.severity.clone(),
+        score: a.score,
+        subject: a.subject.clone(),
+        username: a.username.clone(),
+        client_ip: a.client_ip.clone(),
+        device: a.device.clone(),
+        group: a.group.clone(),
+        source: f.source.clone(),
+        findings: a.findings,
+        created_ms: a.created_ms,
+        updated_ms: a.updated_ms,
+        seen_ms: f.at_ms,
+        evidence: f.evidence.clone(),
+        context: f.context.clone(),
+        location: f.location.clone(),
+    }
+}
+
+/// "suicide" → "Suicide"; unknown slugs as they are.
+pub fn category_label(slug: &str) -> String {
+    lookout_scan::Risk::from_slug(slug).map_or_else(|| slug.to_owned(), |r| r.label().to_owned())
+}

@@ -1,0 +1,545 @@
+//! The monitoring pipeline end to end over real sockets: agents' ingest API → scanning →
+//! alert stored in SQLite → live SSE stream, email at a real SMTP listener, Teams webhook at a
+//! real HTTP listener; grouping, auth, bad input, and deliveries resumed after a restart.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lookout_monitor::{
+    router, ApiState, Email, EmailTls, Monitor, MonitorTasks, Settings, Webhook,
+};
+use lookout_scan::{Library, Severity};
+use lookout_store::{Event, Store, TokenScope};
+use lookout_testkit::{http_sink, smtp_sink, Mail, Posted};
+use serde_json::{json, Value};
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    db: std::path::PathBuf,
+    store: Store,
+    monitor: Monitor,
+    tasks: MonitorTasks,
+    shutdown: CancellationToken,
+    server: tokio::task::JoinHandle<()>,
+    base: String,
+    client: reqwest::Client,
+}
+
+fn settings(smtp_port: u16, hook: &str) -> Settings {
+    Settings {
+        thresholds: HashMap::from([
+            ("staff".to_owned(), Some(Severity::Danger)),
+            ("guests".to_owned(), None),
+        ]),
+        default_threshold: Some(Severity::Caution),
+        window: Duration::from_secs(30 * 60),
+        queue: 64,
+        email: Some(Email {
+            host: "127.0.0.1".into(),
+            port: smtp_port,
+            tls: EmailTls::None,
+            credentials: None,
+            from: "Lookout <lookout@college.test>".into(),
+            to: vec!["dsl-team@college.test".into()],
+        }),
+        webhook: Some(Webhook::new(hook.to_owned()).unwrap()),
+        console_url: "https://lookout.college.test/".into(),
+        retry: Duration::from_millis(200),
+    }
+}
+
+async fn start(dir: tempfile::TempDir, settings: Settings) -> Harness {
+    let db = dir.path().join("lookout.db");
+    let store = Store::open(&db).await.unwrap();
+    let scanner = Arc::new(Library::builtin().compile().unwrap());
+    let (monitor, tasks) = Monitor::start(scanner, store.clone(), settings);
+    let shutdown = CancellationToken::new();
+    let app = router(
+        ApiState {
+            monitor: monitor.clone(),
+            shutdown: shutdown.clone(),
+        },
+        1024 * 1024,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let stop = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+            .unwrap();
+    });
+    Harness {
+        _dir: dir,
+        db,
+        store,
+        monitor,
+        tasks,
+        shutdown,
+        server,
+        base,
+        client: reqwest::Client::new(),
+    }
+}
+
+impl Harness {
+    async fn stop(self) -> tempfile::TempDir {
+        self.shutdown.cancel();
+        let _ = self.server.await;
+        drop(self.monitor);
+        self.tasks.finish().await;
+        self.store.close().await;
+        self._dir
+    }
+
+    async fn ingest(&self, token: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .client
+            .post(format!("{}/api/v1/ingest", self.base))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Subscribes to the live stream and waits for its `ready` event.
+    async fn stream(&self, token: &str) -> UnboundedReceiver<(String, Value)> {
+        let mut resp = self
+            .client
+            .get(format!("{}/api/v1/alerts/stream", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut buf = String::new();
+            while let Ok(Some(chunk)) = resp.chunk().await {
+                buf.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buf.find("\n\n") {
+                    let block: String = buf.drain(..end + 2).collect();
+                    let mut event = String::new();
+                    let mut data = String::new();
+                    for line in block.lines() {
+                        if let Some(v) = line.strip_prefix("event:") {
+                            event = v.trim().to_owned();
+                        } else if let Some(v) = line.strip_prefix("data:") {
+                            data.push_str(v.trim());
+                        }
+                    }
+                    if !event.is_empty()
+                        && tx
+                            .send((event, serde_json::from_str(&data).unwrap_or(Value::Null)))
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        });
+        let (event, _) = timeout(WAIT, rx.recv()).await.unwrap().unwrap();
+        assert_eq!(event, "ready");
+        rx
+    }
+}
+
+async fn next_alert(rx: &mut UnboundedReceiver<(String, Value)>) -> Value {
+    loop {
+        let (event, data) = timeout(WAIT, rx.recv())
+            .await
+            .expect("an alert in time")
+            .unwrap();
+        if event == "alert" {
+            return data;
+        }
+    }
+}
+
+async fn next<T>(rx: &mut UnboundedReceiver<T>) -> T {
+    timeout(WAIT, rx.recv()).await.expect("in time").unwrap()
+}
+
+#[tokio::test]
+async fn agent_text_becomes_a_streamed_emailed_and_posted_alert() {
+    let (smtp, mut mails) = smtp_sink().await;
+    let (hook, mut hooks) = http_sink().await;
+    let h = start(
+        tempfile::tempdir().unwrap(),
+        settings(smtp.port(), &format!("http://{hook}/teams")),
+    )
+    .await;
+    let (_, agent) = h
+        .store
+        .add_token(
+            "laptop-12",
+            TokenScope::Ingest,
+            Some("amy"),
+            Some("learners-u18"),
+        )
+        .await
+        .unwrap();
+    let (_, dsl) = h
+        .store
+        .add_token("dsl-console", TokenScope::Alerts, None, None)
+        .await
+        .unwrap();
+    let mut live = h.stream(&dsl).await;
+
+    let (status, body) = h
+        .ingest(&agent, json!({ "items": [
+            { "kind": "chat", "text": "honestly i just want to die tonight", "app": "WhatsApp" },
+            { "kind": "typed", "text": "see you at football later" },
+        ]}))
+        .await;
+    assert_eq!(
+        (status, &body),
+        (202, &json!({ "accepted": 2, "dropped": 0 }))
+    );
+
+    let alert = next_alert(&mut live).await;
+    assert_eq!(alert["change"], "created");
+    assert_eq!(alert["category"], "suicide");
+    assert_eq!(alert["severity"], "danger");
+    assert_eq!(alert["username"], "amy");
+    assert_eq!(alert["device"], "laptop-12");
+    assert_eq!(alert["source"], "chat");
+    assert_eq!(alert["location"], "WhatsApp");
+    assert!(
+        alert["evidence"].as_str().unwrap().contains("want to die"),
+        "{alert}"
+    );
+
+    // Email: the category and a link, never the text or the name.
+    let mail: Mail = next(&mut mails).await;
+    assert_eq!(mail.to, ["<dsl-team@college.test>"]);
+    assert!(
+        mail.data
+            .contains("Subject: Lookout: danger alert, Suicide (LK-"),
+        "{}",
+        mail.data
+    );
+    let id = alert["id"].as_i64().unwrap();
+    assert!(
+        mail.data
+            .contains(&format!("https://lookout.college.test/alerts/{id}")),
+        "{}",
+        mail.data
+    );
+    for secret in ["die", "amy", "WhatsApp", "laptop"] {
+        assert!(
+            !mail.data.to_lowercase().contains(&secret.to_lowercase()),
+            "{secret} in {}",
+            mail.data
+        );
+    }
+    // Webhook: a Teams MessageCard with the same restraint.
+    let posted: Posted = next(&mut hooks).await;
+    assert_eq!(posted.path, "/teams");
+    let card: Value = serde_json::from_str(&posted.body).unwrap();
+    assert_eq!(card["@type"], "MessageCard");
+    assert_eq!(card["title"], "Danger alert: Suicide");
+    assert!(
+        !posted.body.contains("die") && !posted.body.contains("amy"),
+        "{}",
+        posted.body
+    );
+
+    // The same person again within the window: grouped, announced, not emailed again.
+    let (status, _) = h
+        .ingest(&agent, json!({ "items": [{ "kind": "typed", "text": "nobody would even notice if i was gone, i want to kill myself" }]}))
+        .await;
+    assert_eq!(status, 202);
+    let grouped = next_alert(&mut live).await;
+    assert_eq!(
+        (
+            grouped["change"].as_str(),
+            grouped["id"].as_i64(),
+            grouped["findings"].as_i64()
+        ),
+        (Some("grouped"), Some(id), Some(2))
+    );
+    assert!(
+        timeout(Duration::from_millis(700), mails.recv())
+            .await
+            .is_err(),
+        "a grouped finding is not emailed again"
+    );
+
+    // Detail: findings and the surrounding activity from the log.
+    h.store
+        .insert_events(&[activity(
+            "amy",
+            lookout_store::now_ms() - 60_000,
+            "https://www.google.com/search?q=paracetamol",
+        )])
+        .await
+        .unwrap();
+    let detail: Value = h
+        .client
+        .get(format!("{}/api/v1/alerts/{id}", h.base))
+        .bearer_auth(&dsl)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(detail["findings"].as_array().unwrap().len(), 2);
+    assert_eq!(detail["findings"][0]["rules"][0]["severity"], "danger");
+    assert_eq!(
+        detail["activity"][0]["url"],
+        "https://www.google.com/search?q=paracetamol"
+    );
+    let list: Value = h
+        .client
+        .get(format!("{}/api/v1/alerts", h.base))
+        .bearer_auth(&dsl)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["alerts"].as_array().unwrap().len(), 1);
+    h.stop().await;
+}
+
+fn activity(user: &str, at_ms: i64, url: &str) -> Event {
+    Event {
+        at_ms,
+        reference: String::new(),
+        service: "proxy",
+        client_ip: "10.0.0.7".into(),
+        username: Some(user.into()),
+        group: "learners-u18".into(),
+        method: "GET".into(),
+        url: url.into(),
+        host: "www.google.com".into(),
+        search_term: Some("paracetamol".into()),
+        categories: String::new(),
+        action: "allow".into(),
+        rule: String::new(),
+        reason: String::new(),
+        status: Some(200),
+        bytes: 10,
+    }
+}
+
+#[tokio::test]
+async fn thresholds_follow_the_group() {
+    let (smtp, _mails) = smtp_sink().await;
+    let (hook, _hooks) = http_sink().await;
+    let h = start(
+        tempfile::tempdir().unwrap(),
+        settings(smtp.port(), &format!("http://{hook}/")),
+    )
+    .await;
+    let (_, staff) = h
+        .store
+        .add_token("staff-pc", TokenScope::Ingest, None, Some("staff"))
+        .await
+        .unwrap();
+    let (_, guest) = h
+        .store
+        .add_token("guest-pc", TokenScope::Ingest, None, Some("guests"))
+        .await
+        .unwrap();
+    let (_, dsl) = h
+        .store
+        .add_token("dsl", TokenScope::Alerts, None, None)
+        .await
+        .unwrap();
+    let mut live = h.stream(&dsl).await;
+    // Staff alert only at danger; guests never; caution from staff is scanned but not alerted.
+    for (token, text) in [
+        (&guest, "i want to kill myself"),
+        (&staff, "where can i buy weed"),
+        (&staff, "i want to kill myself"),
+    ] {
+        let (status, _) = h
+            .ingest(
+                token,
+                json!({ "items": [{ "kind": "typed", "text": text }]}),
+            )
+            .await;
+        assert_eq!(status, 202);
+    }
+    let alert = next_alert(&mut live).await;
+    assert_eq!(
+        (alert["group"].as_str(), alert["category"].as_str()),
+        (Some("staff"), Some("suicide"))
+    );
+    assert!(timeout(Duration::from_millis(500), live.recv())
+        .await
+        .is_err());
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_scopes_and_bad_input_are_refused_clearly() {
+    let (smtp, _mails) = smtp_sink().await;
+    let (hook, _hooks) = http_sink().await;
+    let h = start(
+        tempfile::tempdir().unwrap(),
+        settings(smtp.port(), &format!("http://{hook}/")),
+    )
+    .await;
+    let (_, agent) = h
+        .store
+        .add_token("laptop", TokenScope::Ingest, None, None)
+        .await
+        .unwrap();
+    let c = &h.client;
+    let url = |p: &str| format!("{}{p}", h.base);
+    let r = c.get(url("/api/v1/alerts")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer realm=\"lookout\"");
+    let r = c
+        .get(url("/api/v1/alerts"))
+        .bearer_auth("lk_nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .get(url("/api/v1/alerts/stream"))
+        .bearer_auth(&agent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "an agent's token cannot read alerts");
+    let table = [
+        (json!({ "items": [] }), 422, "items: send 1 to 1000 items"),
+        (
+            json!({ "items": [{ "kind": "typed", "text": "x" }, { "kind": "keys", "text": "y" }] }),
+            422,
+            "items[1].kind: unknown kind \"keys\"",
+        ),
+        (
+            json!({ "items": [{ "kind": "typed", "text": "x", "at_ms": 5 }] }),
+            422,
+            "items[0].at_ms",
+        ),
+        (
+            json!({ "items": [{ "kind": "typed", "text": "x", "user": "a b" }] }),
+            422,
+            "items[0].user",
+        ),
+        (
+            json!({ "items": [{ "kind": "typed", "txt": "x" }] }),
+            400,
+            "unknown field `txt`",
+        ),
+        (
+            json!({ "items": [{ "kind": "typed", "text": "x".repeat(70_000) }] }),
+            422,
+            "items[0].text: longer than 65536 bytes",
+        ),
+    ];
+    for (body, status, want) in table {
+        let (got, reply) = h.ingest(&agent, body).await;
+        assert_eq!(got, status, "{reply}");
+        assert!(reply["error"].as_str().unwrap().contains(want), "{reply}");
+    }
+    let r = c
+        .post(url("/api/v1/ingest"))
+        .bearer_auth(&agent)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        h.monitor
+            .stats()
+            .submitted
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0,
+        "nothing half-accepted"
+    );
+    let r = c
+        .post(url("/api/v1/ingest"))
+        .bearer_auth(&agent)
+        .body(vec![b'x'; 2 << 20])
+        .send()
+        .await;
+    assert!(r.map_or(true, |r| r.status() == 413));
+    h.store.revoke_token("laptop").await.unwrap();
+    let (status, _) = h
+        .ingest(
+            &agent,
+            json!({ "items": [{ "kind": "typed", "text": "x" }]}),
+        )
+        .await;
+    assert_eq!(status, 401);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn deliveries_owed_survive_a_restart() {
+    // First run: the SMTP server is down (nothing listens on the port).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let (hook, mut hooks) = http_sink().await;
+    let mut s = settings(dead_port, &format!("http://{hook}/"));
+    s.retry = Duration::from_secs(3600);
+    let h = start(tempfile::tempdir().unwrap(), s).await;
+    let (_, agent) = h
+        .store
+        .add_token(
+            "laptop",
+            TokenScope::Ingest,
+            Some("ben"),
+            Some("learners-u18"),
+        )
+        .await
+        .unwrap();
+    let (status, _) = h.ingest(&agent, json!({ "items": [{ "kind": "typed", "text": "how many paracetamol would it take to die" }]})).await;
+    assert_eq!(status, 202);
+    let _: Posted = next(&mut hooks).await;
+    // Wait for the failed email attempt to be recorded.
+    let store = h.store.clone();
+    timeout(WAIT, async {
+        loop {
+            let p = store.pending_deliveries().await.unwrap();
+            if p.len() == 1 && p[0].attempts == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the failed attempt is recorded");
+    let db = h.db.clone();
+    let dir = h.stop().await;
+
+    // Second run, SMTP up: the email owed is sent at start, the webhook is not sent again.
+    let (smtp, mut mails) = smtp_sink().await;
+    let h = start(dir, settings(smtp.port(), &format!("http://{hook}/"))).await;
+    assert_eq!(h.db, db);
+    let mail = next(&mut mails).await;
+    assert!(mail.data.contains("Suicide"), "{}", mail.data);
+    assert!(timeout(Duration::from_millis(500), hooks.recv())
+        .await
+        .is_err());
+    timeout(WAIT, async {
+        while !h.store.pending_deliveries().await.unwrap().is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap();
+    h.stop().await;
+}
