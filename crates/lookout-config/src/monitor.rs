@@ -234,10 +234,12 @@ fn default_max_body() -> usize {
 }
 
 /// A threshold: the lowest severity that alerts, or `None` for off.
-pub fn parse_threshold(s: &str) -> Result<Option<Severity>, ()> {
+pub fn parse_threshold(s: &str) -> Result<Option<Severity>, String> {
     match s {
         "off" => Ok(None),
-        _ => Severity::from_slug(s).map(Some).ok_or(()),
+        _ => Severity::from_slug(s)
+            .map(Some)
+            .ok_or_else(|| format!("`{s}` is not advisory, caution, danger or off")),
     }
 }
 
@@ -258,12 +260,8 @@ impl Config {
                     .map(|(g, v)| (format!("alerts.thresholds.{g}"), v)),
             );
         for (key, v) in thresholds {
-            if parse_threshold(v.get_ref()).is_err() {
-                c.problem(
-                    key,
-                    Some(v),
-                    format!("`{}` is not advisory, caution, danger or off", v.get_ref()),
-                );
+            if let Err(e) = parse_threshold(v.get_ref()) {
+                c.problem(key, Some(v), e);
             }
         }
         for (g, v) in &a.thresholds {
@@ -358,5 +356,13 @@ impl Config {
                 ),
             );
         }
+    }
+}
+
+impl Config {
+    /// The console's listening address (validated).
+    pub fn console_listen(&self) -> std::net::SocketAddr {
+        crate::parse_socket_addr(self.console.listen.get_ref(), 8080)
+            .unwrap_or(([127, 0, 0, 1], 8080).into())
     }
 }

@@ -4,9 +4,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Duration as Days, Local, NaiveTime, TimeZone, Weekday};
-use lookout_store::Alert;
+use lookout_store::{Alert, Store};
 
-use crate::{category_label, Monitor};
+use crate::{category_label, Monitor, Settings};
 
 /// How often the digest is sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,35 +112,37 @@ pub fn compose_digest(
     (subject, body)
 }
 
-impl Monitor {
-    /// Sends the digest of alerts created since the last digest (or one period before `to_ms`
-    /// if none was sent) up to `to_ms`, and records it. Returns how many alerts it covered.
-    pub async fn send_digest(&self, every: DigestEvery, to_ms: i64) -> Result<usize, String> {
-        let email = self
-            .settings
-            .email
-            .as_ref()
-            .ok_or("the digest needs [alerts.email]")?;
-        let from_ms = self
-            .store
-            .last_digest_to()
-            .await
-            .map_err(|e| e.to_string())?
-            .unwrap_or(to_ms - every.period_ms());
-        let alerts = self
-            .store
-            .alerts_created_between(from_ms, to_ms)
-            .await
-            .map_err(|e| e.to_string())?;
-        let (subject, body) = compose_digest(&alerts, from_ms, to_ms, &self.settings.console_url);
-        email.send(&subject, &body).await?;
-        self.store
-            .record_digest(from_ms, to_ms, alerts.len() as i64)
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(alerts.len())
-    }
+/// Sends the digest of alerts created since the last digest (or one period before `to_ms` if
+/// none was sent) up to `to_ms`, and records it. Returns how many alerts it covered.
+pub async fn send_digest(
+    store: &Store,
+    settings: &Settings,
+    every: DigestEvery,
+    to_ms: i64,
+) -> Result<usize, String> {
+    let email = settings
+        .email
+        .as_ref()
+        .ok_or("the digest needs [alerts.email]")?;
+    let from_ms = store
+        .last_digest_to()
+        .await
+        .map_err(|e| e.to_string())?
+        .unwrap_or(to_ms - every.period_ms());
+    let alerts = store
+        .alerts_created_between(from_ms, to_ms)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (subject, body) = compose_digest(&alerts, from_ms, to_ms, &settings.console_url);
+    email.send(&subject, &body).await?;
+    store
+        .record_digest(from_ms, to_ms, alerts.len() as i64)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(alerts.len())
+}
 
+impl Monitor {
     /// Sends the digest at every due time until `stop` is cancelled.
     pub async fn digest_loop(
         self,
@@ -156,7 +158,9 @@ impl Monitor {
                 _ = tokio::time::sleep(wait) => {}
                 _ = stop.cancelled() => return,
             }
-            if let Err(e) = self.send_digest(every, due.timestamp_millis()).await {
+            if let Err(e) =
+                send_digest(&self.store, &self.settings, every, due.timestamp_millis()).await
+            {
                 tracing::warn!("the alert digest was not sent: {e}");
             }
         }

@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use api::{router, ApiError, ApiState};
 pub use deliver::{Email, EmailTls, Webhook};
-pub use digest::{compose_digest, next_digest, DigestEvery};
+pub use digest::{compose_digest, next_digest, send_digest, DigestEvery};
 pub use observe::job_for_event;
 
 /// Where a text came from.

@@ -114,7 +114,7 @@ impl Harness {
 
     /// Subscribes to the live stream and waits for its `ready` event.
     async fn stream(&self, token: &str) -> UnboundedReceiver<(String, Value)> {
-        let mut resp = self
+        let resp = self
             .client
             .get(format!("{}/api/v1/alerts/stream", self.base))
             .bearer_auth(token)
@@ -122,32 +122,7 @@ impl Harness {
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut buf = String::new();
-            while let Ok(Some(chunk)) = resp.chunk().await {
-                buf.push_str(&String::from_utf8_lossy(&chunk));
-                while let Some(end) = buf.find("\n\n") {
-                    let block: String = buf.drain(..end + 2).collect();
-                    let mut event = String::new();
-                    let mut data = String::new();
-                    for line in block.lines() {
-                        if let Some(v) = line.strip_prefix("event:") {
-                            event = v.trim().to_owned();
-                        } else if let Some(v) = line.strip_prefix("data:") {
-                            data.push_str(v.trim());
-                        }
-                    }
-                    if !event.is_empty()
-                        && tx
-                            .send((event, serde_json::from_str(&data).unwrap_or(Value::Null)))
-                            .is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-        });
+        let mut rx = lookout_testkit::sse_events(resp);
         let (event, _) = timeout(WAIT, rx.recv()).await.unwrap().unwrap();
         assert_eq!(event, "ready");
         rx

@@ -155,3 +155,32 @@ pub async fn http_sink() -> (SocketAddr, mpsc::UnboundedReceiver<Posted>) {
     });
     (addr, rx)
 }
+
+/// Reads a Server-Sent Events response into a channel of (event name, data as JSON).
+pub fn sse_events(
+    mut resp: reqwest::Response,
+) -> mpsc::UnboundedReceiver<(String, serde_json::Value)> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut buf = String::new();
+        while let Ok(Some(chunk)) = resp.chunk().await {
+            buf.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buf.find("\n\n") {
+                let block: String = buf.drain(..end + 2).collect();
+                let (mut event, mut data) = (String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim());
+                    }
+                }
+                let data = serde_json::from_str(&data).unwrap_or_default();
+                if !event.is_empty() && tx.send((event, data)).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}

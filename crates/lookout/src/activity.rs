@@ -88,7 +88,7 @@ fn parse_when(s: &str) -> Option<i64> {
         .map(|t| t.timestamp_millis())
 }
 
-fn when(ms: i64) -> String {
+pub(crate) fn when(ms: i64) -> String {
     Local.timestamp_millis_opt(ms).single().map_or_else(
         || ms.to_string(),
         |t| t.format("%Y-%m-%d %H:%M:%S").to_string(),

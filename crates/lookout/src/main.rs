@@ -4,6 +4,7 @@
 
 mod activity;
 mod check;
+mod monitoring;
 mod scan;
 mod serve;
 mod stats;
@@ -51,6 +52,22 @@ enum Command {
     /// Scan text for risk (suicide, self-harm, grooming, extremism...) as the monitoring
     /// does, or measure the phrase libraries against a labelled corpus (`scan eval`).
     Scan(scan::ScanArgs),
+    /// API tokens: for monitoring agents (`ingest`) and safeguarding tools (`alerts`).
+    Token {
+        /// Configuration file (for the data folder and the group names).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: monitoring::TokenCommand,
+    },
+    /// Alerts raised by the monitoring.
+    Alerts {
+        /// Configuration file (for the data folder and the email settings).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: monitoring::AlertsCommand,
+    },
     /// The activity log.
     Log {
         /// Configuration file (for the data folder).
@@ -121,6 +138,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scan(args) => scan::run(args),
         Command::User { config, command } => users::run(config.as_deref(), command),
         Command::Log { config, command } => activity::run(config.as_deref(), command),
+        Command::Token { config, command } => monitoring::tokens(config.as_deref(), command),
+        Command::Alerts { config, command } => monitoring::alerts(config.as_deref(), command),
         Command::Lists {
             command: ListsCommand::Stats { config, strict },
         } => {

@@ -11,6 +11,7 @@ use anyhow::Context;
 use lookout_config::{BlockedAnswerConfig, Config, LoginMode};
 use lookout_dns::{BlockedAnswer, Settings as DnsSettings};
 use lookout_dns_server::{Cache, Clients, DnsServer};
+use lookout_monitor::{ApiState, Monitor};
 use lookout_policy::{Clock, Networks, Policy};
 use lookout_proxy::{ClientNet, Identifier, Inspector, Login, Proxy, Resolver, Settings};
 use lookout_store::{EventLog, Store};
@@ -87,11 +88,17 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         eprintln!("lists: warning: no category lists are configured, so no site is blocked by category; downloads, safe search and illegal-content lists you add still apply. See `lookout config example`.");
     }
     let index = Arc::new(loaded.index);
+    let scanner = if config.alerts.enabled {
+        Some(crate::monitoring::scanner(&config)?)
+    } else {
+        eprintln!("monitoring: off (`alerts.enabled = false`)");
+        None
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    runtime.block_on(serve(config, policy, index))?;
+    runtime.block_on(serve(config, policy, index, scanner))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -163,12 +170,71 @@ async fn serve(
     config: Config,
     policy: Arc<Policy>,
     index: Arc<lookout_lists::Index>,
+    scanner: Option<Arc<lookout_scan::Scanner>>,
 ) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
-    let (log, writer) = EventLog::start(store.clone(), config.log.queue, config.log.batch);
+    let (mut log, writer) = EventLog::start(store.clone(), config.log.queue, config.log.batch);
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
     let clock = local_clock();
+
+    // Monitoring: the activity log's events are scanned; alerts are served by the console.
+    let console_stop = CancellationToken::new();
+    let mut console_task = None;
+    let mut monitor_tasks = None;
+    let mut monitor = None;
+    if let Some(scanner) = scanner {
+        let settings = crate::monitoring::settings(&config)?;
+        let channels: Vec<&str> = [
+            settings.email.as_ref().map(|_| "email"),
+            settings.webhook.as_ref().map(|_| "webhook"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let (m, t) = Monitor::start(scanner, store.clone(), settings);
+        log = log.with_observer(m.observer());
+        if config.console.enabled {
+            let addr = config.console_listen();
+            let listener = bind_error(
+                "console",
+                "console.listen",
+                addr,
+                tokio::net::TcpListener::bind(addr).await,
+            )
+            .await?;
+            let app = lookout_monitor::router(
+                ApiState {
+                    monitor: m.clone(),
+                    shutdown: console_stop.clone(),
+                },
+                config.console.max_body_bytes,
+            );
+            eprintln!(
+                "console: listening on {} (safeguarding API)",
+                listener.local_addr()?
+            );
+            let stop = console_stop.clone();
+            console_task = Some(tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+            }));
+        }
+        if let Some((every, at)) = crate::monitoring::digest(&config) {
+            tokio::spawn(m.clone().digest_loop(every, at, console_stop.clone()));
+        }
+        eprintln!(
+            "monitoring: scanning search terms and page URLs; danger alerts by {}",
+            if channels.is_empty() {
+                "the live stream only (no [alerts.email] or [alerts.webhook])".to_owned()
+            } else {
+                format!("the live stream, {}", channels.join(" and "))
+            }
+        );
+        monitor_tasks = Some(t);
+        monitor = Some(m);
+    }
 
     if config.proxy.enabled {
         let addr = config.proxy_listen();
@@ -320,6 +386,14 @@ async fn serve(
     }
     drop(log);
     writer.finish().await;
+    console_stop.cancel();
+    if let Some(t) = console_task {
+        let _ = t.await;
+    }
+    drop(monitor);
+    if let Some(t) = monitor_tasks {
+        t.finish().await;
+    }
     store.close().await;
     eprintln!("stopped.");
     Ok(())

@@ -46,14 +46,24 @@ listen = "127.0.0.1:0"
 listen = "127.0.0.1:0"
 upstreams = ["127.0.0.1:9"]
 timeout_ms = 200
+
+[console]
+listen = "127.0.0.1:0"
 "#,
     )
     .unwrap();
     (dir, config)
 }
 
-/// Starts `lookout serve` and returns it with the proxy and DNS addresses it printed.
-fn serve(dir: &Path, config: &Path) -> (Child, SocketAddr, SocketAddr) {
+/// What `lookout serve` printed it listens on.
+struct Listening {
+    proxy: SocketAddr,
+    dns: SocketAddr,
+    console: SocketAddr,
+}
+
+/// Starts `lookout serve` and returns it with the addresses it printed.
+fn serve(dir: &Path, config: &Path) -> (Child, Listening) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lookout"))
         .args(["serve", "--config", config.to_str().unwrap()])
         .current_dir(dir)
@@ -62,7 +72,7 @@ fn serve(dir: &Path, config: &Path) -> (Child, SocketAddr, SocketAddr) {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (mut proxy, mut dns) = (None, None);
+    let (mut proxy, mut dns, mut console) = (None, None, None);
     for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(rest) = line.strip_prefix("proxy: listening on ") {
@@ -71,17 +81,21 @@ fn serve(dir: &Path, config: &Path) -> (Child, SocketAddr, SocketAddr) {
         if let Some(rest) = line.strip_prefix("dns: listening on ") {
             dns = rest.split(' ').next().and_then(|a| a.parse().ok());
         }
+        if let Some(rest) = line.strip_prefix("console: listening on ") {
+            console = rest.split(' ').next().and_then(|a| a.parse().ok());
+        }
         if line.starts_with("Lookout is running") {
             break;
         }
     }
     // Keep draining stderr so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (
-        child,
-        proxy.expect("proxy address"),
-        dns.expect("dns address"),
-    )
+    let listening = Listening {
+        proxy: proxy.expect("proxy address"),
+        dns: dns.expect("dns address"),
+        console: console.expect("console address"),
+    };
+    (child, listening)
 }
 
 #[test]
@@ -198,7 +212,7 @@ fn serve_filters_logs_and_stops_gracefully() {
     );
     assert!(o.status.success(), "{}", text(&o));
 
-    let (mut child, proxy, dns) = serve(d, &config);
+    let (child, Listening { proxy, dns, .. }) = serve(d, &config);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -245,14 +259,7 @@ fn serve_filters_logs_and_stops_gracefully() {
     let answer = dns_query(dns, "allowed.test.");
     assert_eq!(answer.metadata.response_code, ResponseCode::ServFail);
 
-    // SIGTERM, as a service manager sends it (the shell's built-in `kill`: no procps needed).
-    let killed = Command::new("sh")
-        .args(["-c", &format!("kill -TERM {}", child.id())])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
+    terminate(child);
 
     let o = lookout(
         d,
@@ -301,4 +308,174 @@ fn serve_filters_logs_and_stops_gracefully() {
     let o = lookout(d, &["log", "search", "--since", "yesterday", "-c", c], None);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("--since `yesterday`"), "{}", text(&o));
+}
+
+/// SIGTERM, as a service manager sends it (the shell's built-in `kill`: no procps needed),
+/// then checks the server exits cleanly.
+fn terminate(mut child: Child) {
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_search_through_the_proxy_alerts_the_dsl_team_live_and_by_email() {
+    let (dir, config) = setup();
+    let d = dir.path();
+    let c = config.to_str().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (smtp, mut mails) = runtime.block_on(lookout_testkit::smtp_sink());
+    let (origin, _requests) = runtime.block_on(lookout_testkit::http_sink());
+    let mut text_config = std::fs::read_to_string(&config).unwrap();
+    text_config.push_str(&format!(
+        r#"
+[proxy.hosts]
+"www.google.com" = "127.0.0.1"
+
+[alerts.email]
+server = "127.0.0.1:{}"
+tls = "none"
+from = "Lookout <lookout@college.test>"
+to = ["dsl-team@college.test"]
+"#,
+        smtp.port()
+    ));
+    std::fs::write(&config, text_config).unwrap();
+    let o = lookout(
+        d,
+        &["token", "add", "dsl-tool", "--scope", "alerts", "-c", c],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let dsl = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let o = lookout(
+        d,
+        &[
+            "token",
+            "add",
+            "laptop-7",
+            "--scope",
+            "ingest",
+            "--group",
+            "learners-u18",
+            "-c",
+            c,
+        ],
+        None,
+    );
+    let agent = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let o = lookout(
+        d,
+        &[
+            "token", "add", "laptop-8", "--scope", "ingest", "--group", "nobody", "-c", c,
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("--group: no group `nobody`"),
+        "{}",
+        text(&o)
+    );
+
+    let (child, at) = serve(d, &config);
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let stream = http
+            .get(format!("http://{}/api/v1/alerts/stream", at.console))
+            .bearer_auth(&dsl)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stream.status(), 200);
+        let mut live = lookout_testkit::sse_events(stream);
+        assert_eq!(live.recv().await.unwrap().0, "ready");
+
+        // A learner searches through the proxy.
+        let browser = reqwest::Client::builder()
+            .proxy(reqwest::Proxy::all(format!("http://{}", at.proxy)).unwrap())
+            .build()
+            .unwrap();
+        let sent = std::time::Instant::now();
+        let r = browser
+            .get(format!(
+                "http://www.google.com:{}/search?q=how+many+paracetamol+to+die",
+                origin.port()
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+
+        let (event, alert) = tokio::time::timeout(Duration::from_secs(20), live.recv()).await.unwrap().unwrap();
+        let on_stream = sent.elapsed();
+        assert_eq!(event, "alert");
+        assert_eq!(alert["category"], "suicide");
+        assert_eq!(alert["severity"], "danger");
+        assert_eq!(alert["source"], "search");
+        assert_eq!(alert["client_ip"], "127.0.0.1");
+        assert_eq!(alert["group"], "learners-u18");
+        assert!(alert["evidence"].as_str().unwrap().contains("paracetamol"), "{alert}");
+
+        let mail = tokio::time::timeout(Duration::from_secs(20), mails.recv()).await.unwrap().unwrap();
+        let by_email = mail.received - sent;
+        assert!(mail.data.contains("Suicide") && !mail.data.contains("paracetamol"), "{}", mail.data);
+        eprintln!("search → alert on the stream {on_stream:?}, email at the SMTP server {by_email:?}");
+
+        // The detail shows the search in the surrounding activity.
+        let id = alert["id"].as_i64().unwrap();
+        let detail: serde_json::Value = http
+            .get(format!("http://{}/api/v1/alerts/{id}", at.console))
+            .bearer_auth(&dsl)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(detail["activity"][0]["search_term"], "how many paracetamol to die");
+
+        // A monitoring agent's chat message, through the ingest API.
+        let r = http
+            .post(format!("http://{}/api/v1/ingest", at.console))
+            .bearer_auth(&agent)
+            .json(&serde_json::json!({ "items": [{ "kind": "chat", "text": "dont tell your parents, its our little secret", "user": "zoe" }] }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 202);
+        let (_, alert) = tokio::time::timeout(Duration::from_secs(20), live.recv()).await.unwrap().unwrap();
+        assert_eq!((alert["category"].as_str(), alert["device"].as_str()), (Some("grooming"), Some("laptop-7")));
+    });
+    terminate(child);
+    let o = lookout(d, &["alerts", "list", "--json", "-c", c], None);
+    let listed: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(listed.len(), 2, "{}", text(&o));
+    // The digest can be sent on demand.
+    runtime.block_on(async {
+        let o = lookout(d, &["alerts", "digest", "-c", c], None);
+        assert!(o.status.success(), "{}", text(&o));
+        // (The grooming alert's own email comes first.)
+        let mail = loop {
+            let m = tokio::time::timeout(Duration::from_secs(20), mails.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            if m.data.contains("Subject: Lookout digest") {
+                break m;
+            }
+        };
+        assert!(
+            mail.data.contains("Lookout digest: 2 alert(s)"),
+            "{}",
+            mail.data
+        );
+    });
 }
