@@ -12,6 +12,8 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use lookout_store::{Event, EventLog};
 
+use crate::page::Capture;
+
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Every response body the proxy sends.
@@ -87,21 +89,32 @@ pub(crate) struct Relay {
     inner: Option<Incoming>,
     bytes: u64,
     event: Option<(Event, EventLog)>,
+    /// A copy of the first bytes of a page, for the monitoring.
+    capture: Option<Capture>,
 }
 
 impl Relay {
-    pub(crate) fn new(prefix: Prefix, inner: Incoming, event: Option<(Event, EventLog)>) -> Relay {
+    pub(crate) fn new(
+        prefix: Prefix,
+        inner: Incoming,
+        event: Option<(Event, EventLog)>,
+        capture: Option<Capture>,
+    ) -> Relay {
         Relay {
             queued: prefix.frames,
             inner: (!prefix.ended).then_some(inner),
             bytes: 0,
             event,
+            capture,
         }
     }
 
     fn count(&mut self, frame: &Frame<Bytes>) {
         if let Some(d) = frame.data_ref() {
             self.bytes += d.len() as u64;
+            if let Some(c) = &mut self.capture {
+                c.push(d);
+            }
         }
     }
 }
@@ -163,6 +176,9 @@ impl HttpBody for Relay {
 
 impl Drop for Relay {
     fn drop(&mut self) {
+        if let Some(c) = self.capture.take() {
+            c.finish();
+        }
         if let Some((mut event, log)) = self.event.take() {
             event.bytes = self.bytes;
             log.record(event);

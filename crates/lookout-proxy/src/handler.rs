@@ -16,6 +16,7 @@ use lookout_policy::{Action, Decision, Policy, Reason};
 use lookout_store::{now_ms, Event};
 
 use crate::body::{full, read_prefix, Body, Relay};
+use crate::page::{Capture, Encoding, PageCapture};
 use crate::{tunnel, Proxy, Refusal, Who, LOCAL_HOST};
 
 /// Handles one request from `peer`.
@@ -315,6 +316,23 @@ pub(crate) async fn forward(proxy: Arc<Proxy>, who: Who, req: Request<Incoming>)
     if let Some((name, value)) = safe_search_header(&host, group.youtube_restricted) {
         parts.headers.insert(name, HeaderValue::from_static(value));
     }
+    // Pages are copied for the monitoring: ask for gzip (which Lookout can read) rather than
+    // brotli or zstd (which it cannot), or no compression if the client did not offer gzip.
+    let wants_page = proxy.settings.page_sink.is_some() && method == Method::GET;
+    if wants_page {
+        let gzip = parts
+            .headers
+            .get(header::ACCEPT_ENCODING)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.to_ascii_lowercase().contains("gzip"));
+        if gzip {
+            parts
+                .headers
+                .insert(header::ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
+        } else {
+            parts.headers.remove(header::ACCEPT_ENCODING);
+        }
+    }
     let upstream = Request::from_parts(parts, body);
 
     let result = tokio::time::timeout(
@@ -402,9 +420,64 @@ pub(crate) async fn forward(proxy: Arc<Proxy>, who: Who, req: Request<Incoming>)
         .clone()
         .filter(|_| keep)
         .map(|l| (allowed_event(Some(rparts.status)), l));
+    let capture = if wants_page {
+        page_capture(&proxy, &who, &raw_url, rparts.status, &rparts.headers)
+    } else {
+        None
+    };
     let prefix = prefix.unwrap_or_else(crate::body::Prefix::empty);
-    let body = http_body_util::BodyExt::boxed(Relay::new(prefix, rbody, log));
+    let body = http_body_util::BodyExt::boxed(Relay::new(prefix, rbody, log, capture));
     Response::from_parts(rparts, body)
+}
+
+/// A copy of a successful HTML or plain-text response, if it is in an encoding Lookout reads.
+fn page_capture(
+    proxy: &Proxy,
+    who: &Who,
+    url: &str,
+    status: StatusCode,
+    headers: &HeaderMap,
+) -> Option<Capture> {
+    let sink = proxy.settings.page_sink.clone()?;
+    if status != StatusCode::OK {
+        return None;
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let html =
+        content_type.starts_with("text/html") || content_type.starts_with("application/xhtml");
+    if !html && !content_type.starts_with("text/plain") {
+        return None;
+    }
+    let encoding = match headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("") | Some("identity") => Encoding::Identity,
+        Some("gzip") | Some("x-gzip") => Encoding::Gzip,
+        Some(_) => return None,
+    };
+    Some(Capture {
+        buf: Vec::new(),
+        limit: proxy.settings.page_bytes,
+        encoding,
+        html,
+        meta: PageCapture {
+            at_ms: now_ms(),
+            url: url.to_owned(),
+            username: who.user.clone(),
+            client_ip: who.ip.to_string(),
+            group: proxy.policy.group(who.group).name().to_owned(),
+            title: String::new(),
+            text: String::new(),
+        },
+        sink,
+    })
 }
 
 fn download_blocked(

@@ -14,6 +14,7 @@ mod body;
 mod handler;
 mod identify;
 mod inspect;
+mod page;
 mod resolve;
 mod tunnel;
 
@@ -41,6 +42,7 @@ use tokio_util::task::TaskTracker;
 
 pub use identify::{ClientNet, Identifier, Login, Refusal, Who};
 pub use inspect::{CaError, Inspector};
+pub use page::{PageCapture, PageSink};
 pub use resolve::Resolver;
 
 /// The reserved host name of the proxy's own pages (`.invalid` never resolves, RFC 2606).
@@ -73,6 +75,10 @@ pub struct Settings {
     pub never_inspect: CategorySet,
     /// CA certificates trusted for origin servers besides the system's.
     pub extra_roots: Vec<CertificateDer<'static>>,
+    /// Where the text of HTML and plain-text pages goes (the monitoring), if anywhere.
+    pub page_sink: Option<PageSink>,
+    /// Bytes of each page copied for its text.
+    pub page_bytes: usize,
 }
 
 impl Default for Settings {
@@ -90,6 +96,8 @@ impl Default for Settings {
             inspect_groups: Vec::new(),
             never_inspect: CategorySet::EMPTY,
             extra_roots: Vec::new(),
+            page_sink: None,
+            page_bytes: 256 * 1024,
         }
     }
 }

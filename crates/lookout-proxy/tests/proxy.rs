@@ -12,7 +12,9 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use lookout_config::Config;
 use lookout_policy::{LocalTime, Networks, Weekday};
-use lookout_proxy::{run, ClientNet, Identifier, Inspector, Login, Proxy, Resolver, Settings};
+use lookout_proxy::{
+    run, ClientNet, Identifier, Inspector, Login, PageSink, Proxy, Resolver, Settings,
+};
 use lookout_store::{EventFilter, EventLog, EventWriter, NewUser, Store, StoredEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -80,6 +82,23 @@ async fn origin_service(
             Bytes::from_static(b"looks harmless")
         }
         "/report.pdf" => Bytes::from_static(b"%PDF-1.7 a report"),
+        "/page.html" | "/page.gz" => {
+            let html = b"<html><head><title>Forum</title><script>var x = 'kill';</script></head>\
+                <body><p>I just want to <b>kill myself</b> tonight</p></body></html>";
+            r = r
+                .header("content-type", "text/html; charset=utf-8")
+                .header("x-seen-accept-encoding", header("accept-encoding"));
+            if path == "/page.gz" && header("accept-encoding").contains("gzip") {
+                use std::io::Write;
+                let mut gz =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                gz.write_all(html).unwrap();
+                r = r.header("content-encoding", "gzip");
+                Bytes::from(gz.finish().unwrap())
+            } else {
+                Bytes::from_static(html)
+            }
+        }
         "/big" => Bytes::from(vec![b'x'; 1 << 20]),
         "/tiny" => Bytes::from_static(b"M"),
         _ => Bytes::from(format!(
@@ -165,6 +184,8 @@ struct Options {
     max_connections: usize,
     /// Inspect the learners' HTTPS with a CA made in the test folder.
     inspect: bool,
+    /// Where page text goes.
+    page_sink: Option<PageSink>,
 }
 
 impl Default for Options {
@@ -174,6 +195,7 @@ impl Default for Options {
             header_timeout: Duration::from_secs(5),
             max_connections: 64,
             inspect: false,
+            page_sink: None,
         }
     }
 }
@@ -220,6 +242,7 @@ async fn start(opts: Options) -> Harness {
         inspect_groups: vec![policy.group_id("learners").unwrap()],
         never_inspect: lookout_config::never_inspected(&config.proxy.inspect),
         extra_roots: vec![rustls::pki_types::CertificateDer::from(tls_cert.clone())],
+        page_sink: opts.page_sink.clone(),
         ..Settings::default()
     };
     let mut proxy = Proxy::new(
@@ -859,4 +882,65 @@ async fn inspected_https_is_judged_per_url_except_never_inspected_categories() {
         ["CONNECT", "CONNECT"],
         "bank tunnels logged as tunnels, not requests"
     );
+}
+
+#[tokio::test]
+async fn page_text_is_copied_for_the_monitoring_plain_or_gzip() {
+    let (tx, mut pages) = tokio::sync::mpsc::unbounded_channel();
+    let sink = PageSink(Arc::new(move |p| {
+        let _ = tx.send(p);
+    }));
+    let mut h = start(Options {
+        page_sink: Some(sink),
+        ..Options::default()
+    })
+    .await;
+    let c = h.client();
+    let r = c
+        .get(h.url("allowed.test", "/page.html"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.text().await.unwrap().contains("<b>kill myself</b>"),
+        "the page itself is untouched"
+    );
+    let p = tokio::time::timeout(Duration::from_secs(10), pages.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.title, "Forum");
+    assert_eq!(p.text, "I just want to kill myself tonight");
+    assert_eq!(
+        (p.group.as_str(), p.client_ip.as_str()),
+        ("learners", "127.0.0.1")
+    );
+    assert!(p.url.ends_with("/page.html"));
+
+    // A browser offering brotli too is asked for gzip only, and the gzip body is read.
+    let r = c
+        .get(h.url("allowed.test", "/page.gz"))
+        .header("accept-encoding", "gzip, deflate, br, zstd")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-seen-accept-encoding"], "gzip");
+    assert_eq!(r.headers()["content-encoding"], "gzip");
+    let _ = r.bytes().await.unwrap();
+    let p = tokio::time::timeout(Duration::from_secs(10), pages.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(p.text, "I just want to kill myself tonight");
+
+    // Not a page: nothing copied.
+    let r = c
+        .get(h.url("allowed.test", "/report.pdf"))
+        .send()
+        .await
+        .unwrap();
+    let _ = r.bytes().await.unwrap();
+    h.events().await;
+    assert!(pages.try_recv().is_err());
 }

@@ -11,10 +11,12 @@ use anyhow::Context;
 use lookout_config::{BlockedAnswerConfig, Config, LoginMode};
 use lookout_dns::{BlockedAnswer, Settings as DnsSettings};
 use lookout_dns_server::{Cache, Clients, DnsServer};
-use lookout_monitor::{ApiState, Monitor};
+use lookout_monitor::{ApiState, Job, Monitor, Source};
 use lookout_policy::{Clock, Networks, Policy};
-use lookout_proxy::{ClientNet, Identifier, Inspector, Login, Proxy, Resolver, Settings};
-use lookout_store::{EventLog, Store};
+use lookout_proxy::{
+    ClientNet, Identifier, Inspector, Login, PageCapture, PageSink, Proxy, Resolver, Settings,
+};
+use lookout_store::{EventLog, Store, Subject};
 use tokio_util::sync::CancellationToken;
 
 use crate::UsageError;
@@ -225,7 +227,7 @@ async fn serve(
             tokio::spawn(m.clone().digest_loop(every, at, console_stop.clone()));
         }
         eprintln!(
-            "monitoring: scanning search terms and page URLs; danger alerts by {}",
+            "monitoring: scanning search terms, page URLs and page text; danger alerts by {}",
             if channels.is_empty() {
                 "the live stream only (no [alerts.email] or [alerts.webhook])".to_owned()
             } else {
@@ -271,6 +273,8 @@ async fn serve(
                 .collect(),
             never_inspect: lookout_config::never_inspected(&p.inspect),
             extra_roots: extra_roots(p.upstream_ca_file.as_deref())?,
+            page_sink: monitor.as_ref().map(page_sink),
+            page_bytes: config.scan.page_bytes,
         };
         let inspected = !settings.inspect_groups.is_empty();
         let mut proxy = Proxy::new(
@@ -397,6 +401,30 @@ async fn serve(
     store.close().await;
     eprintln!("stopped.");
     Ok(())
+}
+
+/// Pages read through the proxy go to the monitoring as title and text.
+fn page_sink(monitor: &Monitor) -> PageSink {
+    let monitor = monitor.clone();
+    PageSink(Arc::new(move |page: PageCapture| {
+        let text = if page.title.is_empty() {
+            page.text
+        } else {
+            format!("{}\n{}", page.title, page.text)
+        };
+        monitor.submit(Job {
+            at_ms: page.at_ms,
+            source: Source::Page,
+            text,
+            location: page.url,
+            subject: Subject {
+                username: page.username,
+                client_ip: Some(page.client_ip),
+                device: None,
+                group: page.group,
+            },
+        });
+    }))
 }
 
 /// Ctrl-C or SIGTERM (what service managers send).
