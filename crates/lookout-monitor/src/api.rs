@@ -54,6 +54,22 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
+/// Serves `app` on `listener` until `shutdown` (TCP_NODELAY: the live stream's small events
+/// must not wait for Nagle's algorithm).
+pub async fn serve_api(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
 /// An error answered as JSON `{"error": "..."}`.
 #[derive(Debug)]
 pub struct ApiError(StatusCode, String);

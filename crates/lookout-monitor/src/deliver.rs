@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt as _;
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
@@ -28,52 +29,64 @@ pub enum EmailTls {
     None,
 }
 
-/// Where and how alert emails are sent.
+/// Where and how alert emails are sent: one pooled SMTP transport, connections reused.
 #[derive(Clone, Debug)]
 pub struct Email {
-    pub host: String,
-    pub port: u16,
-    pub tls: EmailTls,
-    pub credentials: Option<(String, String)>,
-    pub from: String,
-    pub to: Vec<String>,
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    to: Vec<Mailbox>,
+    server: String,
 }
 
 impl Email {
-    /// Sends one plain-text message to every address in `to`.
-    pub async fn send(&self, subject: &str, body: &str) -> Result<(), String> {
-        let builder = match self.tls {
-            EmailTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.host),
-            EmailTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&self.host)
-                .map_err(|e| format!("SMTP server {}: {e}", self.host))?,
-            EmailTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&self.host)
-                .map_err(|e| format!("SMTP server {}: {e}", self.host))?,
+    /// Checks the addresses and prepares the transport (nothing is connected yet).
+    pub fn new(
+        host: &str,
+        port: u16,
+        tls: EmailTls,
+        credentials: Option<(String, String)>,
+        from: &str,
+        to: &[String],
+    ) -> Result<Email, String> {
+        let builder = match tls {
+            EmailTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host),
+            EmailTls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
+                .map_err(|e| format!("SMTP server {host}: {e}"))?,
+            EmailTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
+                .map_err(|e| format!("SMTP server {host}: {e}"))?,
         };
-        let mut builder = builder
-            .port(self.port)
-            .timeout(Some(Duration::from_secs(10)));
-        if let Some((user, password)) = &self.credentials {
-            builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+        let mut builder = builder.port(port).timeout(Some(Duration::from_secs(10)));
+        if let Some((user, password)) = credentials {
+            builder = builder.credentials(Credentials::new(user, password));
         }
-        let transport = builder.build();
-        let from: Mailbox = self
-            .from
-            .parse()
-            .map_err(|e| format!("sender {:?}: {e}", self.from))?;
-        let mut message = Message::builder().from(from).subject(subject);
+        let from: Mailbox = from.parse().map_err(|e| format!("sender {from:?}: {e}"))?;
+        let to = to
+            .iter()
+            .map(|t| t.parse().map_err(|e| format!("recipient {t:?}: {e}")))
+            .collect::<Result<Vec<Mailbox>, String>>()?;
+        Ok(Email {
+            transport: builder.build(),
+            from,
+            to,
+            server: format!("{host}:{port}"),
+        })
+    }
+
+    /// Sends one plain-text message to every recipient.
+    pub async fn send(&self, subject: &str, body: &str) -> Result<(), String> {
+        let mut message = Message::builder().from(self.from.clone()).subject(subject);
         for to in &self.to {
-            let mb: Mailbox = to.parse().map_err(|e| format!("recipient {to:?}: {e}"))?;
-            message = message.to(mb);
+            message = message.to(to.clone());
         }
         let message = message
             .header(ContentType::TEXT_PLAIN)
             .body(body.to_owned())
             .map_err(|e| format!("building the message: {e}"))?;
-        transport
+        self.transport
             .send(message)
             .await
             .map(|_| ())
-            .map_err(|e| format!("SMTP {}:{}: {e}", self.host, self.port))
+            .map_err(|e| format!("SMTP {}: {e}", self.server))
     }
 }
 
@@ -204,6 +217,30 @@ async fn deliver(store: &Store, settings: &Settings, d: &Delivery) -> Result<(),
     }
 }
 
+/// One delivery attempt, recorded.
+async fn attempt(store: &Store, settings: &Settings, d: &Delivery) {
+    let outcome = deliver(store, settings, d).await;
+    let give_up = outcome.is_err() && d.attempts + 1 >= MAX_ATTEMPTS;
+    if let Err(e) = &outcome {
+        tracing::warn!(
+            "alert {} {} delivery failed (attempt {}): {e}",
+            d.alert_id,
+            d.channel,
+            d.attempts + 1
+        );
+    }
+    let r = store
+        .delivery_attempt(
+            d.id,
+            outcome.as_ref().map(|_| ()).map_err(String::as_str),
+            give_up,
+        )
+        .await;
+    if let Err(e) = r {
+        tracing::error!("recording a delivery attempt failed: {e}");
+    }
+}
+
 /// Delivers what is owed, now and whenever notified, retrying failures every
 /// `settings.retry`; stops when `stop` is cancelled (what is still owed stays owed).
 pub(crate) async fn delivery_loop(
@@ -214,32 +251,19 @@ pub(crate) async fn delivery_loop(
 ) {
     loop {
         match store.pending_deliveries().await {
+            // Up to eight at once: a burst of alerts must not queue behind one slow server.
             Ok(pending) => {
-                for d in pending {
-                    if stop.is_cancelled() {
-                        return;
-                    }
-                    let outcome = deliver(&store, &settings, &d).await;
-                    let give_up = outcome.is_err() && d.attempts + 1 >= MAX_ATTEMPTS;
-                    if let Err(e) = &outcome {
-                        tracing::warn!(
-                            "alert {} {} delivery failed (attempt {}): {e}",
-                            d.alert_id,
-                            d.channel,
-                            d.attempts + 1
-                        );
-                    }
-                    let r = store
-                        .delivery_attempt(
-                            d.id,
-                            outcome.as_ref().map(|_| ()).map_err(String::as_str),
-                            give_up,
-                        )
-                        .await;
-                    if let Err(e) = r {
-                        tracing::error!("recording a delivery attempt failed: {e}");
-                    }
-                }
+                futures_util::stream::iter(pending)
+                    .for_each_concurrent(8, |d| {
+                        let (store, settings, stop) = (&store, &settings, &stop);
+                        async move {
+                            if stop.is_cancelled() {
+                                return;
+                            }
+                            attempt(store, settings, &d).await;
+                        }
+                    })
+                    .await;
             }
             Err(e) => tracing::error!("reading the deliveries owed failed: {e}"),
         }

@@ -34,7 +34,7 @@ use tokio::sync::{broadcast, mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use api::{router, ApiError, ApiState};
+pub use api::{router, serve_api, ApiError, ApiState};
 pub use deliver::{Email, EmailTls, Webhook};
 pub use digest::{compose_digest, next_digest, send_digest, DigestEvery};
 pub use observe::job_for_event;

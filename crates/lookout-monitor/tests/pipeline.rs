@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lookout_monitor::{
-    router, ApiState, Email, EmailTls, Monitor, MonitorTasks, Settings, Webhook,
+    router, serve_api, ApiState, Email, EmailTls, Monitor, MonitorTasks, Settings, Webhook,
 };
 use lookout_scan::{Library, Severity};
 use lookout_store::{Event, Store, TokenScope};
@@ -26,7 +26,7 @@ struct Harness {
     monitor: Monitor,
     tasks: MonitorTasks,
     shutdown: CancellationToken,
-    server: tokio::task::JoinHandle<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
     base: String,
     client: reqwest::Client,
 }
@@ -40,14 +40,17 @@ fn settings(smtp_port: u16, hook: &str) -> Settings {
         default_threshold: Some(Severity::Caution),
         window: Duration::from_secs(30 * 60),
         queue: 64,
-        email: Some(Email {
-            host: "127.0.0.1".into(),
-            port: smtp_port,
-            tls: EmailTls::None,
-            credentials: None,
-            from: "Lookout <lookout@college.test>".into(),
-            to: vec!["dsl-team@college.test".into()],
-        }),
+        email: Some(
+            Email::new(
+                "127.0.0.1",
+                smtp_port,
+                EmailTls::None,
+                None,
+                "Lookout <lookout@college.test>",
+                &["dsl-team@college.test".to_owned()],
+            )
+            .unwrap(),
+        ),
         webhook: Some(Webhook::new(hook.to_owned()).unwrap()),
         console_url: "https://lookout.college.test/".into(),
         retry: Duration::from_millis(200),
@@ -69,13 +72,7 @@ async fn start(dir: tempfile::TempDir, settings: Settings) -> Harness {
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let stop = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-            .unwrap();
-    });
+    let server = tokio::spawn(serve_api(listener, app, shutdown.clone()));
     Harness {
         _dir: dir,
         db,

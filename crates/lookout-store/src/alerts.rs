@@ -263,7 +263,10 @@ impl Store {
         danger_channels: &[&str],
     ) -> Result<Recorded, StoreError> {
         let key = subject.key();
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE: take the write lock first. A deferred transaction that reads, then writes,
+        // fails at once (SQLITE_BUSY) if another writer committed in between, instead of
+        // waiting its turn.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let open = sqlx::query(&format!(
             "SELECT {ALERT_COLUMNS} FROM alerts WHERE subject = ? AND category = ? AND status = 'new' \
              AND updated_ms >= ? ORDER BY id DESC LIMIT 1"

@@ -54,18 +54,23 @@ pub(crate) fn settings(config: &Config) -> anyhow::Result<Settings> {
                 ),
                 None => None,
             };
-            Some(Email {
-                host,
-                port,
-                tls: match e.tls.get_ref().as_str() {
-                    "tls" => EmailTls::Tls,
-                    "none" => EmailTls::None,
-                    _ => EmailTls::StartTls,
-                },
-                credentials: e.username.clone().zip(password),
-                from: e.from.get_ref().clone(),
-                to: e.to.iter().map(|t| t.get_ref().clone()).collect(),
-            })
+            let tls = match e.tls.get_ref().as_str() {
+                "tls" => EmailTls::Tls,
+                "none" => EmailTls::None,
+                _ => EmailTls::StartTls,
+            };
+            let to: Vec<String> = e.to.iter().map(|t| t.get_ref().clone()).collect();
+            Some(
+                Email::new(
+                    &host,
+                    port,
+                    tls,
+                    e.username.clone().zip(password),
+                    e.from.get_ref(),
+                    &to,
+                )
+                .map_err(|m| UsageError(format!("alerts.email: {m}")))?,
+            )
         }
     };
     let webhook = match &a.webhook {

@@ -216,12 +216,11 @@ async fn serve(
                 "console: listening on {} (safeguarding API)",
                 listener.local_addr()?
             );
-            let stop = console_stop.clone();
-            console_task = Some(tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await
-            }));
+            console_task = Some(tokio::spawn(lookout_monitor::serve_api(
+                listener,
+                app,
+                console_stop.clone(),
+            )));
         }
         if let Some((every, at)) = crate::monitoring::digest(&config) {
             tokio::spawn(m.clone().digest_loop(every, at, console_stop.clone()));
