@@ -1,13 +1,14 @@
 //! Every parser of the proxy's own that reads bytes from strangers: the TLS ClientHello
 //! (SNI), `Content-Disposition`, `Proxy-Authorization`, search terms and safe-search
-//! rewriting, and download sniffing. None may panic; results must be self-consistent.
+//! rewriting, download sniffing, and page text. None may panic; results must be
+//! self-consistent.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use lookout_http::{
     basic_credentials, client_hello_sni, decode_query_value, disposition_filename,
-    force_safe_search, search_term, sniff, SniError,
+    force_safe_search, html_text, search_term, sniff, SniError,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -26,6 +27,8 @@ fuzz_target!(|data: &[u8]| {
         assert!(!user.is_empty());
     }
     let _ = sniff(data, None);
+    let page = html_text(data);
+    assert!(!page.text.starts_with(' ') && !page.text.contains("  "));
     let text = String::from_utf8_lossy(data);
     let _ = decode_query_value(&text);
     // Split the input into host, path and query at the first two NULs.
