@@ -785,8 +785,12 @@ async fn a_full_proxy_answers_busy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inspected_https_is_judged_per_url_except_never_inspected_categories() {
+    let (tx, mut pages) = tokio::sync::mpsc::unbounded_channel();
     let mut h = start(Options {
         inspect: true,
+        page_sink: Some(PageSink(Arc::new(move |p| {
+            let _ = tx.send(p);
+        }))),
         ..Options::default()
     })
     .await;
@@ -821,6 +825,15 @@ async fn inspected_https_is_judged_per_url_except_never_inspected_categories() {
     let (status, body) = get(&device, &format!("https://secure.test:{port}/hello")).await;
     assert_eq!(status, 200);
     assert!(body.contains("uri=/hello"), "{body}");
+    // Inspected pages' text reaches the monitoring too.
+    let (status, _) = get(&device, &format!("https://secure.test:{port}/page.html")).await;
+    assert_eq!(status, 200);
+    let page = tokio::time::timeout(Duration::from_secs(10), pages.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(page.url, format!("https://secure.test:{port}/page.html"));
+    assert_eq!(page.text, "I just want to kill myself tonight");
     // Path-level rules, downloads, pages and safe search now work for HTTPS.
     let (status, body) = get(&device, &format!("https://secure.test:{port}/setup.exe")).await;
     assert_eq!(status, 403);
