@@ -177,3 +177,4 @@ printf 'logging every request costs %.1f%% of allowed throughput\n' \
 printf 'latency at -t1 -c4, ms (p50 / p99): nginx direct %.3f / %.3f; e2guardian %.3f / %.3f (+%.3f p99); Lookout %.3f / %.3f (+%.3f p99)\n' \
   "$D50" "$D99" "$E50" "$E99" "$(echo "$E99 - $D99" | bc -l)" "$L50" "$L99" "$(echo "$L99 - $D99" | bc -l)"
 echo "Lookout status after the runs: ${R[lk_status]}"
+echo "Lookout monitoring (page text and URLs scanned; dropped = queue full): $(grep -h '^monitoring: {' "$OUT"/lookout-true.log | tail -1)"

@@ -42,10 +42,7 @@ pub struct ApiState {
 /// The API's routes.
 pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
     Router::new()
-        .route(
-            "/api/v1/health",
-            get(|| async { Json(json!({ "status": "ok" })) }),
-        )
+        .route("/api/v1/health", get(health))
         .route("/api/v1/ingest", post(ingest))
         .route("/api/v1/alerts", get(list_alerts))
         .route("/api/v1/alerts/stream", get(stream_alerts))
@@ -68,6 +65,11 @@ pub async fn serve_api(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
+}
+
+/// `GET /api/v1/health`: liveness and the monitoring's counters (no personal data).
+async fn health(State(st): State<ApiState>) -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok", "monitoring": st.monitor.stats().snapshot() }))
 }
 
 /// An error answered as JSON `{"error": "..."}`.

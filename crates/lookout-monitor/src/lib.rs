@@ -160,6 +160,21 @@ pub struct Stats {
     pub store_errors: AtomicU64,
 }
 
+impl Stats {
+    /// The counters as JSON.
+    pub fn snapshot(&self) -> serde_json::Value {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        serde_json::json!({
+            "submitted": get(&self.submitted),
+            "dropped": get(&self.dropped),
+            "scanned": get(&self.scanned),
+            "findings": get(&self.findings),
+            "alerts": get(&self.alerts),
+            "store_errors": get(&self.store_errors),
+        })
+    }
+}
+
 /// The monitoring pipeline's handle: cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Monitor {

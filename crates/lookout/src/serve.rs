@@ -393,9 +393,11 @@ async fn serve(
     if let Some(t) = console_task {
         let _ = t.await;
     }
-    drop(monitor);
     if let Some(t) = monitor_tasks {
         t.finish().await;
+    }
+    if let Some(m) = monitor {
+        eprintln!("monitoring: {}", m.stats().snapshot());
     }
     store.close().await;
     eprintln!("stopped.");
