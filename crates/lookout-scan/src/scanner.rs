@@ -144,6 +144,9 @@ impl Library {
     }
 }
 
+/// A satisfied entry before its strings are built: entry index, original byte range, count.
+type Matched = (u32, usize, usize, usize);
+
 impl Scanner {
     /// Scans one text (allocating fresh buffers; see [`Scanner::scan_with`]).
     pub fn scan(&self, text: &str) -> Vec<Finding> {
@@ -229,7 +232,9 @@ impl Scanner {
             }
         }
         parts.sort_by_key(|p| (p.entry, p.token, p.part));
-        let mut by_risk: BTreeMap<Risk, Finding> = BTreeMap::new();
+        // First the cheap part: which entries matched, where (byte ranges), and each
+        // category's score; the strings only for the matches that will be shown.
+        let mut by_risk: BTreeMap<Risk, (Severity, u32, Vec<Matched>)> = BTreeMap::new();
         for group in parts.chunk_by(|a, b| a.entry == b.entry) {
             let entry = &self.entries[group[0].entry as usize];
             let Some((first, last, count)) = satisfied(entry, group) else {
@@ -239,36 +244,47 @@ impl Scanner {
             let start = norm.tokens[token_at(&norm.tokens, a.start)].orig as usize;
             let end =
                 norm.tokens[token_at(&norm.tokens, b.end.max(a.start + 1) - 1)].orig_end as usize;
-            let end = end.max(start);
-            let m = Match {
-                phrase: entry.phrase.to_string(),
-                source: entry.source.to_string(),
-                language: entry.language.to_string(),
-                severity: entry.severity,
-                weight: entry.weight,
-                evidence: collapse_space(&text[start..end]),
-                context: context(text, start, end),
-                start,
-                end,
-                count,
-            };
-            let f = by_risk.entry(entry.risk).or_insert_with(|| Finding {
-                risk: entry.risk,
-                severity: entry.severity,
-                score: 0,
-                matches: Vec::new(),
-            });
-            f.severity = f.severity.max(entry.severity);
-            f.score = f.score.saturating_add(entry.weight);
-            f.matches.push(m);
+            let f = by_risk
+                .entry(entry.risk)
+                .or_insert((entry.severity, 0, Vec::new()));
+            f.0 = f.0.max(entry.severity);
+            f.1 = f.1.saturating_add(entry.weight);
+            f.2.push((group[0].entry, start, end.max(start), count));
         }
-        let mut findings: Vec<Finding> = by_risk.into_values().collect();
-        for f in &mut findings {
-            f.matches.sort_by(|a, b| {
-                (b.severity, b.weight, a.start).cmp(&(a.severity, a.weight, b.start))
-            });
-            f.matches.truncate(MAX_MATCHES);
-        }
+        let mut findings: Vec<Finding> = by_risk
+            .into_iter()
+            .map(|(risk, (severity, score, mut matched))| {
+                matched.sort_by(|x, y| {
+                    let (ex, ey) = (&self.entries[x.0 as usize], &self.entries[y.0 as usize]);
+                    (ey.severity, ey.weight, x.1).cmp(&(ex.severity, ex.weight, y.1))
+                });
+                matched.truncate(MAX_MATCHES);
+                let matches = matched
+                    .into_iter()
+                    .map(|(e, start, end, count)| {
+                        let entry = &self.entries[e as usize];
+                        Match {
+                            phrase: entry.phrase.to_string(),
+                            source: entry.source.to_string(),
+                            language: entry.language.to_string(),
+                            severity: entry.severity,
+                            weight: entry.weight,
+                            evidence: collapse_space(&text[start..end]),
+                            context: context(text, start, end),
+                            start,
+                            end,
+                            count,
+                        }
+                    })
+                    .collect();
+                Finding {
+                    risk,
+                    severity,
+                    score,
+                    matches,
+                }
+            })
+            .collect();
         findings.sort_by(|a, b| (b.severity, b.score, a.risk).cmp(&(a.severity, a.score, b.risk)));
         findings
     }
