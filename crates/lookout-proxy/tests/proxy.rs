@@ -479,6 +479,7 @@ async fn downloads_are_blocked_by_name_header_and_content_except_for_it_staff() 
             display_name: "IT technician".into(),
             group: "it-staff".into(),
             password: Some("technician-pass".into()),
+            role: None,
         })
         .await
         .unwrap();
@@ -657,6 +658,7 @@ async fn sign_in_required_networks_ask_for_credentials() {
             display_name: "Amy Learner".into(),
             group: "learners".into(),
             password: Some("amys-password".into()),
+            role: None,
         })
         .await
         .unwrap();

@@ -1,5 +1,7 @@
-//! Lookout's database: users (argon2id password hashes), signed-in addresses, the activity
-//! log, and monitoring (API tokens, alerts, deliveries owed, digests), in SQLite through sqlx.
+//! Lookout's database: users (argon2id password hashes, console roles, two-factor secrets),
+//! signed-in addresses, the activity log, monitoring (API tokens, alerts, deliveries owed,
+//! digests), the console (sessions, sealed signing keys, alert reviews) and the hash-chained
+//! audit log, in SQLite through sqlx.
 //!
 //! The SQL is kept portable (no SQLite-only syntax in queries, times as integer milliseconds)
 //! so that a PostgreSQL backend can follow. Schema changes are migrations under
@@ -10,6 +12,8 @@
 //! queued or stored are counted, and the count is itself written to `log_gaps`.
 
 mod alerts;
+mod audit;
+mod console;
 mod events;
 mod users;
 
@@ -23,10 +27,15 @@ use sqlx::SqlitePool;
 pub use alerts::{
     Alert, ApiToken, Delivery, NewFinding, Recorded, StoredFinding, Subject, TokenScope,
 };
+pub use audit::{
+    audit_hash, AuditEntry, AuditFilter, AuditProblem, AuditRow, AuditVerification, GENESIS,
+};
+pub use console::{Account, NewSession, PasswordCheck, Session, StoredKey, LOCK_AFTER, LOCK_MS};
 pub use events::{
     new_reference, Event, EventFilter, EventLog, EventLogStats, EventWriter, LogGap, Observer,
     StoredEvent,
 };
+pub use lookout_auth::Role;
 pub use users::{check_password, normalize_username, NewUser, User, UserError};
 
 /// A database failure.

@@ -16,6 +16,7 @@ fn user(name: &str, group: &str, password: Option<&str>) -> NewUser {
         display_name: format!("{name} full name"),
         group: group.into(),
         password: password.map(str::to_owned),
+        role: None,
     }
 }
 
@@ -455,4 +456,250 @@ async fn tokens_are_stored_hashed_and_can_be_revoked() {
         !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
         "secret stored in clear"
     );
+}
+
+#[tokio::test]
+async fn console_sign_in_counts_failures_and_locks() {
+    let (_d, store) = store().await;
+    let mut u = user("dee", "staff", Some("dees-password"));
+    u.role = Some(Role::Dsl);
+    store.add_user(&u).await.unwrap();
+    assert!(matches!(
+        store.check_sign_in("DEE", "dees-password").await.unwrap(),
+        PasswordCheck::Ok(a) if a.user.role == Role::Dsl && a.needs_totp_setup()
+    ));
+    // Unknown users and wrong passwords look the same.
+    assert_eq!(
+        store.check_sign_in("nobody", "whatever1").await.unwrap(),
+        PasswordCheck::Refused
+    );
+    for _ in 1..LOCK_AFTER {
+        assert_eq!(
+            store.check_sign_in("dee", "wrong-password").await.unwrap(),
+            PasswordCheck::Refused
+        );
+    }
+    let PasswordCheck::Locked(until) = store.check_sign_in("dee", "wrong-password").await.unwrap()
+    else {
+        panic!("the fifth failure locks")
+    };
+    assert!(until > now_ms() + LOCK_MS - 60_000);
+    // Locked: even the right password is refused until unlocked.
+    assert_eq!(
+        store.check_sign_in("dee", "dees-password").await.unwrap(),
+        PasswordCheck::Locked(until)
+    );
+    store.unlock_account("dee").await.unwrap();
+    assert!(matches!(
+        store.check_sign_in("dee", "dees-password").await.unwrap(),
+        PasswordCheck::Ok(_)
+    ));
+    // A code's time step can be used once.
+    store
+        .set_totp_secret("dee", Some("JBSWY3DPEHPK3PXP"))
+        .await
+        .unwrap();
+    assert!(store.use_totp_step("dee", 100).await.unwrap());
+    assert!(!store.use_totp_step("dee", 100).await.unwrap());
+    assert!(!store.use_totp_step("dee", 99).await.unwrap());
+    assert!(store.use_totp_step("dee", 101).await.unwrap());
+    // Disabled users cannot sign in.
+    store.set_disabled("dee", true).await.unwrap();
+    assert_eq!(
+        store.check_sign_in("dee", "dees-password").await.unwrap(),
+        PasswordCheck::Refused
+    );
+}
+
+#[tokio::test]
+async fn sessions_expire_and_end_with_the_account() {
+    let (_d, store) = store().await;
+    store
+        .add_user(&user("sam", "staff", Some("sams-password")))
+        .await
+        .unwrap();
+    let now = now_ms();
+    for (id, expires) in [("live", now + 60_000), ("old", now - 1)] {
+        store
+            .create_session(&NewSession {
+                id_hash: id,
+                username: "sam",
+                stage: "full",
+                csrf: "c",
+                expires_ms: expires,
+                client_ip: "127.0.0.1",
+                user_agent: "test",
+            })
+            .await
+            .unwrap();
+    }
+    let s = store.session("live", now).await.unwrap().unwrap();
+    assert_eq!(
+        (s.account.user.username.as_str(), s.stage.as_str()),
+        ("sam", "full")
+    );
+    assert_eq!(store.session("old", now).await.unwrap(), None);
+    assert_eq!(store.purge_sessions(now).await.unwrap(), 1);
+    store
+        .touch_session("live", now, now + 120_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .session("live", now)
+            .await
+            .unwrap()
+            .unwrap()
+            .expires_ms,
+        now + 120_000
+    );
+    store.set_disabled("sam", true).await.unwrap();
+    assert_eq!(store.session("live", now).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn signing_keys_are_replaced_but_kept_for_verifying() {
+    let (_d, store) = store().await;
+    let first = lookout_auth::SigningKey::generate();
+    let id1 = store
+        .replace_signing_key("vic", &first.seal("password-one"))
+        .await
+        .unwrap();
+    let second = lookout_auth::SigningKey::generate();
+    let id2 = store
+        .replace_signing_key("vic", &second.seal("password-two"))
+        .await
+        .unwrap();
+    let current = store.signing_key("vic").await.unwrap().unwrap();
+    assert_eq!(current.id, id2);
+    assert_eq!(
+        current.key.unlock("password-two").unwrap().public(),
+        second.public()
+    );
+    let old = store.signing_key_by_id(id1).await.unwrap().unwrap();
+    assert_eq!(old.key.public, first.public());
+    assert!(old.retired_ms.is_some());
+    assert_eq!(old.key.sealed, "", "a retired key's secret is forgotten");
+    // A password change re-seals the current key.
+    store
+        .add_user(&user("vic", "staff", Some("password-two")))
+        .await
+        .unwrap();
+    let key = current.key.unlock("password-two").unwrap();
+    store
+        .change_password("vic", "password-three", Some(&key.seal("password-three")))
+        .await
+        .unwrap();
+    let resealed = store.signing_key("vic").await.unwrap().unwrap();
+    assert_eq!(
+        resealed.key.unlock("password-three").unwrap().public(),
+        second.public()
+    );
+}
+
+#[tokio::test]
+async fn audit_chain_detects_edits_deletions_and_reordering() {
+    let (dir, store) = store().await;
+    assert_eq!(
+        store.verify_audit().await.unwrap(),
+        AuditVerification::default()
+    );
+    for i in 1..=6 {
+        store
+            .audit(
+                &AuditEntry::new("dee", "alert.view", format!("alert:{i}"))
+                    .detail("from the inbox")
+                    .from_ip("10.0.0.5"),
+            )
+            .await
+            .unwrap();
+    }
+    let clean = store.verify_audit().await.unwrap();
+    assert_eq!((clean.rows, clean.problems.len()), (6, 0));
+    assert_eq!(clean.head.as_ref().unwrap().0, 6);
+    assert_eq!(store.audit_head().await.unwrap(), clean.head);
+
+    // Lookout cannot change it: the triggers refuse.
+    let refused = sqlx::query("UPDATE audit_log SET actor = 'x' WHERE seq = 2")
+        .execute(&store.pool)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("append-only"), "{refused}");
+    assert!(sqlx::query("DELETE FROM audit_log WHERE seq = 2")
+        .execute(&store.pool)
+        .await
+        .is_err());
+    let filtered = store
+        .audit_log(&AuditFilter {
+            target: Some("alert:3".into()),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(filtered.len(), 1);
+    assert_eq!(filtered[0].seq, 3);
+    store.close().await;
+
+    // Someone with the file drops the triggers and tampers: each kind of tampering is found.
+    type Tamper = (&'static str, &'static [&'static str], AuditProblem);
+    let table: [Tamper; 4] = [
+        (
+            "edit",
+            &["UPDATE audit_log SET target = 'alert:99' WHERE seq = 3"],
+            AuditProblem::Altered { seq: 3 },
+        ),
+        (
+            "delete",
+            &["DELETE FROM audit_log WHERE seq = 4"],
+            AuditProblem::BrokenLink {
+                seq: 5,
+                after: Some(3),
+            },
+        ),
+        (
+            "reorder",
+            &[
+                "UPDATE audit_log SET seq = 100 WHERE seq = 2",
+                "UPDATE audit_log SET seq = 2 WHERE seq = 3",
+                "UPDATE audit_log SET seq = 3 WHERE seq = 100",
+            ],
+            AuditProblem::Altered { seq: 2 },
+        ),
+        (
+            "delete first",
+            &["DELETE FROM audit_log WHERE seq = 1"],
+            AuditProblem::BrokenLink {
+                seq: 2,
+                after: None,
+            },
+        ),
+    ];
+    let path = dir.path().join("lookout.db");
+    for (name, statements, expected) in table {
+        let copy = dir.path().join(format!("{name}.db"));
+        std::fs::copy(&path, &copy).unwrap();
+        let _ = std::fs::copy(
+            dir.path().join("lookout.db-wal"),
+            copy.with_extension("db-wal"),
+        );
+        let tampered = Store::open(&copy).await.unwrap();
+        sqlx::query("DROP TRIGGER audit_log_no_update")
+            .execute(&tampered.pool)
+            .await
+            .unwrap();
+        sqlx::query("DROP TRIGGER audit_log_no_delete")
+            .execute(&tampered.pool)
+            .await
+            .unwrap();
+        for sql in statements {
+            sqlx::query(sql).execute(&tampered.pool).await.unwrap();
+        }
+        let v = tampered.verify_audit().await.unwrap();
+        assert!(
+            v.problems.contains(&expected),
+            "{name}: expected {expected:?}, found {:?}",
+            v.problems
+        );
+        tampered.close().await;
+    }
 }

@@ -7,6 +7,8 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use sqlx::Row;
 
+use lookout_auth::Role;
+
 use crate::{now_ms, Store, StoreError};
 
 /// A user as stored.
@@ -22,6 +24,8 @@ pub struct User {
     pub has_password: bool,
     /// Disabled users cannot sign in.
     pub disabled: bool,
+    /// What they may do in the console.
+    pub role: Role,
 }
 
 /// A user to add or update.
@@ -35,6 +39,8 @@ pub struct NewUser {
     pub group: String,
     /// Password, if one is set now.
     pub password: Option<String>,
+    /// Console role: `None` keeps an existing user's role, and makes a new user a learner.
+    pub role: Option<Role>,
 }
 
 /// A user change that cannot be made.
@@ -83,7 +89,7 @@ pub fn check_password(password: &str) -> Result<(), UserError> {
     }
 }
 
-fn hash_password(password: &str) -> Result<String, UserError> {
+pub(crate) fn hash_password(password: &str) -> Result<String, UserError> {
     check_password(password)?;
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
@@ -92,17 +98,24 @@ fn hash_password(password: &str) -> Result<String, UserError> {
         .map_err(|_| UserError::BadPassword)
 }
 
-fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> User {
+pub(crate) fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> User {
     User {
         username: row.get("username"),
         display_name: row.get("display_name"),
         group: row.get("group_name"),
         has_password: row.get::<Option<String>, _>("password_hash").is_some(),
         disabled: row.get::<i64, _>("disabled") != 0,
+        // The column is only written from `Role::slug`; an unknown value (a hand edit) gets
+        // the least privilege.
+        role: row
+            .get::<String, _>("role")
+            .parse()
+            .unwrap_or(Role::Learner),
     }
 }
 
-const USER_COLUMNS: &str = "username, display_name, group_name, password_hash, disabled";
+pub(crate) const USER_COLUMNS: &str =
+    "username, display_name, group_name, password_hash, disabled, role";
 
 impl Store {
     /// Adds a user; the password is hashed with argon2id.
@@ -111,8 +124,8 @@ impl Store {
         let hash = user.password.as_deref().map(hash_password).transpose()?;
         let now = now_ms();
         let result = sqlx::query(
-            "INSERT INTO users (username, display_name, group_name, password_hash, disabled, created_ms, updated_ms) \
-             VALUES (?, ?, ?, ?, 0, ?, ?)",
+            "INSERT INTO users (username, display_name, group_name, password_hash, disabled, created_ms, updated_ms, role) \
+             VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
         )
         .bind(&username)
         .bind(user.display_name.trim())
@@ -120,6 +133,7 @@ impl Store {
         .bind(&hash)
         .bind(now)
         .bind(now)
+        .bind(user.role.unwrap_or(Role::Learner).slug())
         .execute(&self.pool)
         .await;
         match result {
@@ -133,6 +147,7 @@ impl Store {
                 group: user.group.clone(),
                 has_password: hash.is_some(),
                 disabled: false,
+                role: user.role.unwrap_or(Role::Learner),
             }),
         }
     }
@@ -153,11 +168,13 @@ impl Store {
         for (username, u, hash) in rows {
             let changed = sqlx::query(
                 "UPDATE users SET display_name = ?, group_name = ?, \
-                 password_hash = COALESCE(?, password_hash), updated_ms = ? WHERE username = ?",
+                 password_hash = COALESCE(?, password_hash), role = COALESCE(?, role), \
+                 updated_ms = ? WHERE username = ?",
             )
             .bind(u.display_name.trim())
             .bind(&u.group)
             .bind(&hash)
+            .bind(u.role.map(Role::slug))
             .bind(now)
             .bind(&username)
             .execute(&mut *tx)
@@ -168,8 +185,8 @@ impl Store {
                 continue;
             }
             sqlx::query(
-                "INSERT INTO users (username, display_name, group_name, password_hash, disabled, created_ms, updated_ms) \
-                 VALUES (?, ?, ?, ?, 0, ?, ?)",
+                "INSERT INTO users (username, display_name, group_name, password_hash, disabled, created_ms, updated_ms, role) \
+                 VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
             )
             .bind(&username)
             .bind(u.display_name.trim())
@@ -177,6 +194,7 @@ impl Store {
             .bind(&hash)
             .bind(now)
             .bind(now)
+            .bind(u.role.unwrap_or(Role::Learner).slug())
             .execute(&mut *tx)
             .await?;
             added += 1;
@@ -225,6 +243,10 @@ impl Store {
         }
         if disabled {
             sqlx::query("DELETE FROM ip_sessions WHERE username = ?")
+                .bind(&username)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM console_sessions WHERE username = ?")
                 .bind(&username)
                 .execute(&mut *tx)
                 .await?;
@@ -314,7 +336,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<Option<User>, StoreError> {
         let row = sqlx::query(
-            "SELECT u.username, u.display_name, u.group_name, u.password_hash, u.disabled \
+            "SELECT u.username, u.display_name, u.group_name, u.password_hash, u.disabled, u.role \
              FROM ip_sessions s JOIN users u ON u.username = s.username \
              WHERE s.ip = ? AND s.expires_ms > ? AND u.disabled = 0",
         )

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use lookout_config::Config;
-use lookout_store::NewUser;
+use lookout_store::{AuditEntry, NewUser, Role};
 
 use crate::UsageError;
 
@@ -25,6 +25,26 @@ pub(crate) enum UserCommand {
         /// Read the password from the first line of standard input (at least 8 characters).
         #[arg(long)]
         password_stdin: bool,
+        /// Console role: learner (also customers), staff, dsl, supervisor, it-admin, governor.
+        #[arg(long, default_value = "learner")]
+        role: Role,
+    },
+    /// Set a user's console role (learner, staff, dsl, supervisor, it-admin, governor).
+    Role {
+        /// Sign-in name.
+        username: String,
+        /// The new role.
+        role: Role,
+    },
+    /// Unlock an account locked after too many failed console sign-ins.
+    Unlock {
+        /// Sign-in name.
+        username: String,
+    },
+    /// Clear a user's two-factor set-up (a lost phone): they set it up again at next sign-in.
+    ResetTwoFactor {
+        /// Sign-in name.
+        username: String,
     },
     /// List users.
     List,
@@ -44,7 +64,8 @@ pub(crate) enum UserCommand {
         username: String,
     },
     /// Add or update users from a CSV file with a header row: `username` and `group`
-    /// columns, optional `name` and `password`. Every row is checked first; one bad row and
+    /// columns, optional `name`, `password` and `role` (console role; kept for existing users
+    /// when absent). Every row is checked first; one bad row and
     /// nothing changes.
     Import {
         /// The CSV file (e.g. the MIS export).
@@ -92,6 +113,7 @@ async fn command_on(
             group,
             name,
             password_stdin,
+            role,
         } => {
             check_group(config, &group, "").map_err(UsageError)?;
             let password = password_stdin.then(read_password).transpose()?;
@@ -101,13 +123,21 @@ async fn command_on(
                     display_name: name,
                     group,
                     password,
+                    role: Some(role),
                 })
                 .await
                 .map_err(usage)?;
+            store
+                .audit(
+                    &cli_audit("user.add", &user.username)
+                        .detail(format!("group {}, role {}", user.group, user.role)),
+                )
+                .await?;
             println!(
-                "added {} ({}){}",
+                "added {} ({}, {}){}",
                 user.username,
                 user.group,
+                user.role,
                 if user.has_password {
                     ""
                 } else {
@@ -117,7 +147,10 @@ async fn command_on(
         }
         UserCommand::List => {
             let users = store.users().await?;
-            println!("{:<24} {:<14} {:<9} name", "username", "group", "status");
+            println!(
+                "{:<24} {:<14} {:<11} {:<9} name",
+                "username", "group", "role", "status"
+            );
             for u in &users {
                 let status = match (u.disabled, u.has_password) {
                     (true, _) => "disabled",
@@ -125,18 +158,46 @@ async fn command_on(
                     (false, true) => "active",
                 };
                 println!(
-                    "{:<24} {:<14} {:<9} {}",
-                    u.username, u.group, status, u.display_name
+                    "{:<24} {:<14} {:<11} {:<9} {}",
+                    u.username,
+                    u.group,
+                    u.role.slug(),
+                    status,
+                    u.display_name
                 );
             }
             println!("{} user(s)", users.len());
         }
+        UserCommand::Role { username, role } => {
+            store.set_role(&username, role).await.map_err(usage)?;
+            store
+                .audit(&cli_audit("user.role", &username).detail(format!("role {role}")))
+                .await?;
+            println!("{username} is now {}", role.label());
+        }
+        UserCommand::Unlock { username } => {
+            store.unlock_account(&username).await.map_err(usage)?;
+            store.audit(&cli_audit("user.unlock", &username)).await?;
+            println!("unlocked {username}");
+        }
+        UserCommand::ResetTwoFactor { username } => {
+            store
+                .set_totp_secret(&username, None)
+                .await
+                .map_err(usage)?;
+            store
+                .audit(&cli_audit("user.reset-two-factor", &username))
+                .await?;
+            println!("{username} will set up two-factor again at their next sign-in");
+        }
         UserCommand::Disable { username } => {
             store.set_disabled(&username, true).await.map_err(usage)?;
+            store.audit(&cli_audit("user.disable", &username)).await?;
             println!("disabled {username}");
         }
         UserCommand::Enable { username } => {
             store.set_disabled(&username, false).await.map_err(usage)?;
+            store.audit(&cli_audit("user.enable", &username)).await?;
             println!("enabled {username}");
         }
         UserCommand::Password { username } => {
@@ -145,11 +206,18 @@ async fn command_on(
                 .set_password(&username, &password)
                 .await
                 .map_err(usage)?;
+            store.audit(&cli_audit("user.password", &username)).await?;
             println!("password set for {username}");
         }
         UserCommand::Import { file } => {
             let users = read_csv(config, &file).map_err(UsageError)?;
             let (added, updated) = store.import_users(&users).await.map_err(usage)?;
+            store
+                .audit(&cli_audit("user.import", "users").detail(format!(
+                    "{}: {added} added, {updated} updated",
+                    file.display()
+                )))
+                .await?;
             println!(
                 "{}: {added} user(s) added, {updated} updated",
                 file.display()
@@ -157,6 +225,18 @@ async fn command_on(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An audit entry for a change made on the command line, by the operating-system user.
+pub(crate) fn cli_audit(action: &str, username: &str) -> AuditEntry {
+    let os_user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    AuditEntry::new(
+        &format!("cli:{os_user}"),
+        action,
+        format!("user:{username}"),
+    )
 }
 
 /// Reads and checks every row; all problems are reported together, as `file:line: problem`.
@@ -178,7 +258,8 @@ fn read_csv(config: &Config, file: &Path) -> Result<Vec<NewUser>, String> {
         })
     };
     let user_col = find(&["username", "user", "login", "user name"]);
-    let group_col = find(&["group", "role"]);
+    let group_col = find(&["group"]);
+    let role_col = find(&["role", "console_role", "console role"]);
     let name_col = find(&[
         "name",
         "display_name",
@@ -228,11 +309,22 @@ fn read_csv(config: &Config, file: &Path) -> Result<Vec<NewUser>, String> {
         if let Err(e) = lookout_store::normalize_username(&username) {
             problems.push(format!("{at}{e}"));
         }
+        let role = match Some(get(role_col)).filter(|r| !r.is_empty()) {
+            None => None,
+            Some(r) => match r.parse::<Role>() {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    problems.push(format!("{at}{e}"));
+                    None
+                }
+            },
+        };
         users.push(NewUser {
             username,
             display_name: get(name_col),
             group,
             password,
+            role,
         });
     }
     if !problems.is_empty() {
