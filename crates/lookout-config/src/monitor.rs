@@ -185,6 +185,18 @@ pub struct ConsoleConfig {
     /// Largest request body accepted (agents' ingest batches).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// The organisation's name, shown in the console and in authenticator apps.
+    #[serde(default)]
+    pub organisation: String,
+    /// Minutes without a request after which a console session ends.
+    #[serde(default = "default_idle_minutes")]
+    pub idle_minutes: u64,
+    /// Hours after signing in after which a console session ends, however busy.
+    #[serde(default = "default_session_hours")]
+    pub session_hours: u64,
+    /// Mark cookies `Secure` (only sent over HTTPS). Default: when `url` starts with https://.
+    #[serde(default)]
+    pub secure_cookies: Option<bool>,
 }
 
 impl Default for AlertsConfig {
@@ -228,6 +240,12 @@ fn default_console_listen() -> Spanned<String> {
 }
 fn default_console_url() -> String {
     "http://127.0.0.1:8080".into()
+}
+fn default_idle_minutes() -> u64 {
+    30
+}
+fn default_session_hours() -> u64 {
+    10
 }
 fn default_max_body() -> usize {
     1024 * 1024
@@ -356,10 +374,31 @@ impl Config {
                 ),
             );
         }
+        if self.console.idle_minutes == 0 || self.console.idle_minutes > 24 * 60 {
+            c.problem(
+                "console.idle_minutes",
+                None::<&Spanned<String>>,
+                "expected 1 to 1440 minutes",
+            );
+        }
+        if self.console.session_hours == 0 || self.console.session_hours > 24 * 7 {
+            c.problem(
+                "console.session_hours",
+                None::<&Spanned<String>>,
+                "expected 1 to 168 hours",
+            );
+        }
     }
 }
 
 impl Config {
+    /// Whether console cookies are marked `Secure`.
+    pub fn console_secure_cookies(&self) -> bool {
+        self.console
+            .secure_cookies
+            .unwrap_or_else(|| self.console.url.starts_with("https://"))
+    }
+
     /// The console's listening address (validated).
     pub fn console_listen(&self) -> std::net::SocketAddr {
         crate::parse_socket_addr(self.console.listen.get_ref(), 8080)

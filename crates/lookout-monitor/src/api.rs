@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::stream::{self, Stream, StreamExt as _};
-use lookout_store::{Alert, ApiToken, EventFilter, Store, Subject, TokenScope};
+use lookout_store::{Alert, ApiToken, Store, Subject, TokenScope};
 use serde::Deserialize;
 use serde_json::json;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -51,8 +51,9 @@ pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
-/// Serves `app` on `listener` until `shutdown` (TCP_NODELAY: the live stream's small events
-/// must not wait for Nagle's algorithm).
+/// Serves `app` on `listener` until `shutdown`, with each connection's address available as
+/// `ConnectInfo<SocketAddr>` (TCP_NODELAY: the live stream's small events must not wait for
+/// Nagle's algorithm).
 pub async fn serve_api(
     listener: tokio::net::TcpListener,
     app: Router,
@@ -62,9 +63,12 @@ pub async fn serve_api(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown.cancelled_owned())
+    .await
 }
 
 /// `GET /api/v1/health`: liveness and the monitoring's counters (no personal data).
@@ -321,24 +325,10 @@ async fn alert_detail(
         .await
         .map_err(internal)?
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no alert {id}")))?;
-    let around = AROUND_MINUTES * 60 * 1000;
-    let activity = if alert.username.is_some() || alert.client_ip.is_some() {
-        let filter = EventFilter {
-            username: alert.username.clone(),
-            client_ip: if alert.username.is_none() {
-                alert.client_ip.clone()
-            } else {
-                None
-            },
-            since_ms: Some(alert.created_ms - around),
-            until_ms: Some(alert.updated_ms + around),
-            limit: Some(500),
-            ..EventFilter::default()
-        };
-        store.events(&filter).await.map_err(internal)?
-    } else {
-        Vec::new()
-    };
+    let activity = store
+        .alert_activity(&alert, AROUND_MINUTES * 60 * 1000, 500)
+        .await
+        .map_err(internal)?;
     Ok(Json(json!({
         "alert": alert_json(&alert),
         "findings": findings.iter().map(|f| json!({

@@ -155,9 +155,9 @@ fn token_hash(secret: &str) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-const ALERT_COLUMNS: &str = "id, reference, created_ms, updated_ms, status, category, severity, score, subject, username, client_ip, device, group_name, source, findings";
+pub(crate) const ALERT_COLUMNS: &str = "id, reference, created_ms, updated_ms, status, category, severity, score, subject, username, client_ip, device, group_name, source, findings";
 
-fn alert_row(r: &SqliteRow) -> Alert {
+pub(crate) fn alert_row(r: &SqliteRow) -> Alert {
     Alert {
         id: r.get("id"),
         reference: r.get("reference"),

@@ -15,6 +15,7 @@ mod alerts;
 mod audit;
 mod console;
 mod events;
+mod triage;
 mod users;
 
 use std::path::Path;
@@ -36,6 +37,7 @@ pub use events::{
     StoredEvent,
 };
 pub use lookout_auth::Role;
+pub use triage::{AlertReview, Inbox, ReviewAction, ReviewError};
 pub use users::{check_password, normalize_username, NewUser, User, UserError};
 
 /// A database failure.

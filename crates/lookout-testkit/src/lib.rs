@@ -156,7 +156,8 @@ pub async fn http_sink() -> (SocketAddr, mpsc::UnboundedReceiver<Posted>) {
     (addr, rx)
 }
 
-/// Reads a Server-Sent Events response into a channel of (event name, data as JSON).
+/// Reads a Server-Sent Events response into a channel of (event name, data as JSON, or as a
+/// JSON string when it is not JSON).
 pub fn sse_events(
     mut resp: reqwest::Response,
 ) -> mpsc::UnboundedReceiver<(String, serde_json::Value)> {
@@ -175,7 +176,8 @@ pub fn sse_events(
                         data.push_str(v.trim());
                     }
                 }
-                let data = serde_json::from_str(&data).unwrap_or_default();
+                // JSON when it parses, else the text itself (HTML fragments).
+                let data = serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data));
                 if !event.is_empty() && tx.send((event, data)).is_err() {
                     return;
                 }

@@ -3,6 +3,7 @@
 #![warn(clippy::unwrap_used)]
 
 mod activity;
+mod audit;
 mod check;
 mod monitoring;
 mod scan;
@@ -67,6 +68,14 @@ enum Command {
         config: Option<PathBuf>,
         #[command(subcommand)]
         command: monitoring::AlertsCommand,
+    },
+    /// The console's audit log: every sign-in, view and change, hash-chained.
+    Audit {
+        /// Configuration file (for the data folder).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: audit::AuditCommand,
     },
     /// The activity log.
     Log {
@@ -138,6 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scan(args) => scan::run(args),
         Command::User { config, command } => users::run(config.as_deref(), command),
         Command::Log { config, command } => activity::run(config.as_deref(), command),
+        Command::Audit { config, command } => audit::run(config.as_deref(), command),
         Command::Token { config, command } => monitoring::tokens(config.as_deref(), command),
         Command::Alerts { config, command } => monitoring::alerts(config.as_deref(), command),
         Command::Lists {

@@ -211,6 +211,13 @@ pub(crate) enum AlertsCommand {
     },
     /// Send the digest email now (covering the time since the last one).
     Digest,
+    /// Alerts the DSL team dismissed as false alarms, as corpus lines (`und<TAB>none<TAB>text`,
+    /// with the reason as a comment) for tuning the phrase lists with `lookout scan eval`.
+    FalseAlarms {
+        /// How far back.
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+    },
 }
 
 pub(crate) fn alerts(
@@ -242,6 +249,23 @@ pub(crate) fn alerts(
                             a.findings,
                             crate::activity::when(a.updated_ms)
                         );
+                    }
+                }
+            }
+            AlertsCommand::FalseAlarms { days } => {
+                let since = lookout_store::now_ms() - days * 86_400_000;
+                let found = store.false_alarms(since).await?;
+                println!("# False alarms dismissed in the last {days} day(s): {}. Check the language column before adding them to a corpus.", found.len());
+                for (review, alert, texts) in found {
+                    println!(
+                        "# alert {} ({}), dismissed by {}: {}",
+                        alert.id,
+                        alert.category,
+                        review.by_user,
+                        review.reason.replace(['\n', '\r'], " ")
+                    );
+                    for t in texts {
+                        println!("und\tnone\t{}", t.replace(['\t', '\n', '\r'], " "));
                     }
                 }
             }

@@ -16,7 +16,7 @@ use lookout_policy::{Clock, Networks, Policy};
 use lookout_proxy::{
     ClientNet, Identifier, Inspector, Login, PageCapture, PageSink, Proxy, Resolver, Settings,
 };
-use lookout_store::{EventLog, Store, Subject};
+use lookout_store::{AuditEntry, EventLog, NewUser, Role, Store, Subject};
 use tokio_util::sync::CancellationToken;
 
 use crate::UsageError;
@@ -168,6 +168,61 @@ async fn bind_error<T>(
     })
 }
 
+fn console_settings(config: &Config) -> lookout_console::Settings {
+    lookout_console::Settings {
+        secure_cookies: config.console_secure_cookies(),
+        idle: Duration::from_secs(config.console.idle_minutes * 60),
+        lifetime: Duration::from_secs(config.console.session_hours * 3600),
+        organisation: config.console.organisation.clone(),
+        ..lookout_console::Settings::default()
+    }
+}
+
+/// On first run there is nobody to sign in as: create an IT admin, `admin`, with a one-time
+/// password printed once (they choose their own, and set up two-factor, at first sign-in).
+async fn first_admin(config: &Config, store: &Store) -> anyhow::Result<()> {
+    if !store.users_with_role(Role::ItAdmin).await?.is_empty() {
+        return Ok(());
+    }
+    let group = ["it-staff", "staff"]
+        .into_iter()
+        .find(|g| config.groups.contains_key(*g))
+        .map(str::to_owned)
+        .or_else(|| config.groups.keys().next().cloned())
+        .unwrap_or_else(|| "staff".to_owned());
+    let password = lookout_auth::random_secret()[..16].to_owned();
+    let name = match store.user("admin").await? {
+        None => {
+            store
+                .add_user(&NewUser {
+                    username: "admin".into(),
+                    display_name: "IT admin".into(),
+                    group,
+                    password: None,
+                    role: Some(Role::ItAdmin),
+                })
+                .await?;
+            "admin"
+        }
+        Some(_) => {
+            store.set_role("admin", Role::ItAdmin).await?;
+            "admin"
+        }
+    };
+    store.set_temporary_password(name, &password).await?;
+    store
+        .audit(
+            &AuditEntry::new("system", "user.first-admin", format!("user:{name}"))
+                .detail("no IT admin existed; one-time password printed at start-up"),
+        )
+        .await?;
+    println!(
+        "\nFIRST RUN: sign in to the console at {} as `{name}` with the one-time password\n\n    {password}\n\nYou will choose your own password and set up two-factor sign-in. This password is not shown again;\nto make another admin later: `lookout user add NAME --group GROUP --role it-admin --password-stdin`.\n",
+        config.console.url
+    );
+    Ok(())
+}
+
 async fn serve(
     config: Config,
     policy: Arc<Policy>,
@@ -205,17 +260,26 @@ async fn serve(
                 tokio::net::TcpListener::bind(addr).await,
             )
             .await?;
+            let console = lookout_console::Console::new(
+                store.clone(),
+                m.clone(),
+                console_settings(&config),
+                console_stop.clone(),
+            );
             let app = lookout_monitor::router(
                 ApiState {
                     monitor: m.clone(),
                     shutdown: console_stop.clone(),
                 },
                 config.console.max_body_bytes,
-            );
+            )
+            .merge(lookout_console::router(console));
             eprintln!(
-                "console: listening on {} (safeguarding API)",
-                listener.local_addr()?
+                "console: listening on {} (safeguarding console and API; people use {})",
+                listener.local_addr()?,
+                config.console.url
             );
+            first_admin(&config, &store).await?;
             console_task = Some(tokio::spawn(lookout_monitor::serve_api(
                 listener,
                 app,

@@ -60,6 +60,8 @@ struct Listening {
     proxy: SocketAddr,
     dns: SocketAddr,
     console: SocketAddr,
+    /// Everything printed on standard output so far (the first-run password).
+    stdout: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 /// Starts `lookout serve` and returns it with the addresses it printed.
@@ -67,10 +69,20 @@ fn serve(dir: &Path, config: &Path) -> (Child, Listening) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lookout"))
         .args(["serve", "--config", config.to_str().unwrap()])
         .current_dir(dir)
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let stdout = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let collected = stdout.clone();
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            let mut s = collected.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let (mut proxy, mut dns, mut console) = (None, None, None);
     for line in lines.by_ref() {
@@ -94,6 +106,7 @@ fn serve(dir: &Path, config: &Path) -> (Child, Listening) {
         proxy: proxy.expect("proxy address"),
         dns: dns.expect("dns address"),
         console: console.expect("console address"),
+        stdout,
     };
     (child, listening)
 }
@@ -478,4 +491,132 @@ to = ["dsl-team@college.test"]
             mail.data
         );
     });
+}
+
+/// The form field `name`'s value in a page.
+fn form_field(html: &str, name: &str) -> String {
+    let key = format!("name=\"{name}\" value=\"");
+    let start = html.find(&key).expect("field") + key.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn first_run_admin_signs_in_to_the_console_and_the_audit_log_verifies() {
+    let (dir, config) = setup();
+    let d = dir.path();
+    let (child, listening) = serve(d, &config);
+    // The one-time password is printed once, on standard output.
+    let mut password = None;
+    for _ in 0..100 {
+        let out = listening.stdout.lock().unwrap().clone();
+        if let Some(i) = out.find("one-time password") {
+            password = out[i..]
+                .lines()
+                .map(str::trim)
+                .find(|l| l.len() == 16)
+                .map(str::to_owned);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let password = password.expect("a first-run password on standard output");
+    let base = format!("http://{}", listening.console);
+    let c = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: &str| c.get(format!("{base}{path}")).send();
+    let page = get("/sign-in").await.unwrap().text().await.unwrap();
+    let csrf = form_field(&page, "csrf");
+    let r = c
+        .post(format!("{base}/sign-in"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "admin"),
+            ("password", &password),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/sign-in/continue");
+    let r = get("/sign-in/continue").await.unwrap();
+    assert_eq!(r.headers()["location"], "/sign-in/new-password");
+    let page = get("/sign-in/new-password")
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = form_field(&page, "csrf");
+    let mine = "the admin's own password";
+    let r = c
+        .post(format!("{base}/sign-in/new-password"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("password", mine),
+            ("confirm", mine),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = get("/sign-in/continue").await.unwrap();
+    assert_eq!(r.headers()["location"], "/sign-in/setup");
+    let page = get("/sign-in/setup").await.unwrap().text().await.unwrap();
+    let marker = "id=\"totp-secret\">";
+    let secret = page[page.find(marker).unwrap() + marker.len()..]
+        .split('<')
+        .next()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = lookout_auth::Totp::from_base32(secret)
+        .unwrap()
+        .code_at(now);
+    let r = c
+        .post(format!("{base}/sign-in/setup"))
+        .form(&[
+            ("csrf", form_field(&page, "csrf").as_str()),
+            ("code", &code),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], "/");
+    let audit = get("/audit").await.unwrap().text().await.unwrap();
+    for action in [
+        "user.first-admin",
+        "sign-in.password-ok",
+        "password.changed",
+        "two-factor.set-up",
+        "sign-in.ok",
+    ] {
+        assert!(audit.contains(action), "{action} on the audit page");
+    }
+    terminate(child);
+    let o = lookout(
+        d,
+        &["audit", "verify", "--config", config.to_str().unwrap()],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("audit log intact"), "{}", text(&o));
+    let o = lookout(
+        d,
+        &["user", "list", "--config", config.to_str().unwrap()],
+        None,
+    );
+    assert!(text(&o).contains("it-admin"), "{}", text(&o));
+    // A second start finds the admin and prints no new password.
+    let (child, listening) = serve(d, &config);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!listening
+        .stdout
+        .lock()
+        .unwrap()
+        .contains("one-time password"));
+    terminate(child);
 }

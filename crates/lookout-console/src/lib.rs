@@ -1,0 +1,218 @@
+//! The safeguarding console: the web app where the DSL team triages alerts, staff and learners
+//! report concerns, and the IT admin manages accounts and reads the audit log. Server-rendered
+//! pages (maud: escaped by construction), forms that work without JavaScript, and one small
+//! script for the live alerts inbox.
+//!
+//! Invariants:
+//! - Every page but sign-in needs a full session (password, and a two-factor code for the DSL
+//!   team, supervisors and IT admins); every handler states the roles it serves and is refused
+//!   on the server for the rest ([`session::Viewer::require`]).
+//! - Every form that changes something is a POST carrying the session's CSRF token, checked
+//!   before the body is read further ([`session::Posted`]); cookies are HttpOnly and
+//!   SameSite=Strict.
+//! - Every sign-in, record view and change is on the audit log; changes and their audit
+//!   entries commit in one transaction.
+//! - A user's signing key is unlocked by their password at sign-in and held in memory for that
+//!   session only.
+
+mod alerts;
+mod audit;
+mod pages;
+mod session;
+mod signin;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::routing::{get, post};
+use axum::Router;
+use lookout_auth::{SigningKey, Totp};
+use lookout_monitor::Monitor;
+use lookout_store::Store;
+use tokio_util::sync::CancellationToken;
+
+pub use session::{CSRF_FIELD, PRE_COOKIE, SESSION_COOKIE};
+
+/// How the console behaves.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Add `Secure` to cookies (the console is reached over HTTPS).
+    pub secure_cookies: bool,
+    /// A session ends after this long without a request.
+    pub idle: Duration,
+    /// A session ends this long after sign-in, however busy.
+    pub lifetime: Duration,
+    /// Sign-in attempts (passwords and codes) allowed from one address per `attempt_window`.
+    pub attempts_per_window: u32,
+    pub attempt_window: Duration,
+    /// The organisation's name, on every page and in authenticator apps.
+    pub organisation: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            secure_cookies: false,
+            idle: Duration::from_secs(30 * 60),
+            lifetime: Duration::from_secs(10 * 3600),
+            attempts_per_window: 20,
+            attempt_window: Duration::from_secs(10 * 60),
+            organisation: String::new(),
+        }
+    }
+}
+
+/// The console's shared state.
+#[derive(Clone, Debug)]
+pub struct Console {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    monitor: Monitor,
+    settings: Settings,
+    /// Signing keys unlocked at sign-in, by session id hash.
+    keys: Mutex<HashMap<String, SigningKey>>,
+    /// Two-factor secrets shown for setting up, not yet confirmed, by session id hash.
+    pending_totp: Mutex<HashMap<String, Totp>>,
+    /// Sign-in attempts per address: (window start, attempts).
+    attempts: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+    shutdown: CancellationToken,
+}
+
+impl Console {
+    /// The console over `store`, with `monitor`'s live alerts; live streams end at `shutdown`.
+    pub fn new(
+        store: Store,
+        monitor: Monitor,
+        settings: Settings,
+        shutdown: CancellationToken,
+    ) -> Console {
+        Console {
+            inner: Arc::new(Inner {
+                store,
+                monitor,
+                settings,
+                keys: Mutex::default(),
+                pending_totp: Mutex::default(),
+                attempts: Mutex::default(),
+                shutdown,
+            }),
+        }
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// Counts a sign-in attempt from `ip`; false when the address has used up its window.
+    pub(crate) fn attempt_allowed(&self, ip: IpAddr) -> bool {
+        let s = &self.inner.settings;
+        let now = Instant::now();
+        let mut map = self
+            .inner
+            .attempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if map.len() > 100_000 {
+            map.retain(|_, (start, _)| now.duration_since(*start) < s.attempt_window);
+        }
+        let entry = map.entry(ip).or_insert((now, 0));
+        if now.duration_since(entry.0) >= s.attempt_window {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= s.attempts_per_window
+    }
+
+    pub(crate) fn keep_key(&self, session: &str, key: SigningKey) {
+        self.inner
+            .keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(session.to_owned(), key);
+    }
+
+    pub(crate) fn take_key(&self, session: &str) -> Option<SigningKey> {
+        self.inner
+            .keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(session)
+    }
+
+    #[allow(dead_code)] // Used by co-signed checks and exports.
+    pub(crate) fn key(&self, session: &str) -> Option<SigningKey> {
+        self.inner
+            .keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(session)
+            .cloned()
+    }
+
+    pub(crate) fn pending_totp(&self, session: &str) -> Totp {
+        self.inner
+            .pending_totp
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(session.to_owned())
+            .or_insert_with(Totp::generate)
+            .clone()
+    }
+
+    pub(crate) fn forget_pending_totp(&self, session: &str) {
+        self.inner
+            .pending_totp
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(session);
+    }
+}
+
+/// The console's routes. Serve with connection info (`into_make_service_with_connect_info::
+/// <SocketAddr>`): sign-in limits and the audit log use the client's address.
+pub fn router(console: Console) -> Router {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/console.css", get(pages::stylesheet))
+        .route("/inbox.js", get(pages::inbox_script))
+        .route("/sign-in", get(signin::form).post(signin::submit))
+        .route("/sign-in/continue", get(signin::continue_))
+        .route(
+            "/sign-in/new-password",
+            get(signin::new_password_form).post(signin::new_password),
+        )
+        .route(
+            "/sign-in/setup",
+            get(signin::setup_form).post(signin::setup),
+        )
+        .route("/sign-in/code", get(signin::code_form).post(signin::code))
+        .route("/sign-out", post(signin::sign_out))
+        .route(
+            "/account/password",
+            get(signin::change_password_form).post(signin::change_password),
+        )
+        .route("/alerts", get(alerts::inbox))
+        .route("/alerts/stream", get(alerts::stream))
+        .route("/alerts/{id}", get(alerts::detail))
+        .route("/alerts/{id}/review", post(alerts::review))
+        .route("/alerts/{id}/dismiss", post(alerts::dismiss))
+        .route("/audit", get(audit::log))
+        .route("/audit/verify", get(audit::verify))
+        .fallback(pages::not_found)
+        .with_state(console)
+}
+
+/// Milliseconds since the epoch.
+pub(crate) fn now_ms() -> i64 {
+    lookout_store::now_ms()
+}

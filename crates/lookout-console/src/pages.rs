@@ -1,0 +1,272 @@
+//! The page frame, shared bits of markup, the stylesheet and script, and the home page.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use lookout_auth::Role;
+use maud::{html, Markup, DOCTYPE};
+
+use crate::session::{PageError, Viewer, CSRF_FIELD};
+use crate::Console;
+
+const CSS: &str = include_str!("../assets/console.css");
+const INBOX_JS: &str = include_str!("../assets/inbox.js");
+
+/// Percent-encodes a query value.
+pub(crate) fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A time for people: "Mon 23 Nov 2026, 14:05" in the server's time zone.
+pub(crate) fn when(ms: i64) -> String {
+    use chrono::TimeZone as _;
+    match chrono::Local.timestamp_millis_opt(ms) {
+        chrono::LocalResult::Single(t) => t.format("%a %-d %b %Y, %H:%M").to_string(),
+        _ => format!("{ms} ms"),
+    }
+}
+
+/// "5 minutes ago", "3 hours ago", "2 days ago".
+pub(crate) fn ago(ms: i64, now: i64) -> String {
+    let mins = (now - ms).max(0) / 60_000;
+    match mins {
+        0 => "just now".to_owned(),
+        1 => "1 minute ago".to_owned(),
+        2..=59 => format!("{mins} minutes ago"),
+        60..=119 => "1 hour ago".to_owned(),
+        120..=2879 => format!("{} hours ago", mins / 60),
+        _ => format!("{} days ago", mins / 1440),
+    }
+}
+
+/// A severity badge: the word, not only a colour.
+pub(crate) fn severity(s: &str) -> Markup {
+    let label = match s {
+        "danger" => "Danger",
+        "caution" => "Caution",
+        _ => "Advisory",
+    };
+    html! { span class={"badge sev-" (s)} { (label) } }
+}
+
+/// The hidden CSRF field for a viewer's forms.
+pub(crate) fn csrf(token: &str) -> Markup {
+    html! { input type="hidden" name=(CSRF_FIELD) value=(token); }
+}
+
+struct NavItem {
+    href: &'static str,
+    label: &'static str,
+    roles: &'static [Role],
+}
+
+const NAV: &[NavItem] = &[
+    NavItem {
+        href: "/",
+        label: "Home",
+        roles: &Role::ALL,
+    },
+    NavItem {
+        href: "/alerts",
+        label: "Alerts",
+        roles: &[Role::Dsl, Role::Supervisor],
+    },
+    NavItem {
+        href: "/audit",
+        label: "Audit log",
+        roles: &[Role::ItAdmin],
+    },
+    NavItem {
+        href: "/account/password",
+        label: "My password",
+        roles: &Role::ALL,
+    },
+];
+
+fn frame(title: &str, nav: Markup, body: Markup, script: Option<&str>) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en-GB" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="same-origin";
+                title { (title) " — Lookout" }
+                link rel="stylesheet" href="/console.css";
+            }
+            body {
+                a class="skip" href="#main" { "Skip to content" }
+                header class="top" {
+                    div class="brand" { "Lookout" span class="sub" { " safeguarding console" } }
+                    (nav)
+                }
+                main id="main" tabindex="-1" {
+                    h1 { (title) }
+                    (body)
+                }
+                @if let Some(src) = script {
+                    script src=(src) defer {}
+                }
+            }
+        }
+    }
+}
+
+/// A page for a signed-in viewer: the menu for their role, and a sign-out button.
+pub(crate) fn page(viewer: &Viewer, title: &str, body: Markup) -> Html<String> {
+    page_with_script(viewer, title, body, None)
+}
+
+pub(crate) fn page_with_script(
+    viewer: &Viewer,
+    title: &str,
+    body: Markup,
+    script: Option<&str>,
+) -> Html<String> {
+    let role = viewer.role();
+    let user = &viewer.session.account.user;
+    let name = if user.display_name.is_empty() {
+        &user.username
+    } else {
+        &user.display_name
+    };
+    let nav = html! {
+        nav aria-label="Main" {
+            ul {
+                @for item in NAV.iter().filter(|i| i.roles.contains(&role)) {
+                    li { a href=(item.href) { (item.label) } }
+                }
+            }
+        }
+        div class="who" {
+            span { (name) " · " (role.label()) }
+            form method="post" action="/sign-out" class="inline" {
+                (csrf(&viewer.session.csrf))
+                button type="submit" class="link" { "Sign out" }
+            }
+        }
+    };
+    Html(frame(title, nav, body, script).into_string())
+}
+
+/// A page with no menu (signing in, errors).
+pub(crate) fn bare_page(title: &str, body: Markup) -> Html<String> {
+    Html(frame(title, html! {}, body, None).into_string())
+}
+
+/// A page that says one thing, with a way home.
+pub(crate) fn message_page(title: &str, message: &str) -> Html<String> {
+    bare_page(
+        title,
+        html! {
+            p { (message) }
+            p { a href="/" { "Back to the console home page" } }
+        },
+    )
+}
+
+pub(crate) async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        CSS,
+    )
+        .into_response()
+}
+
+pub(crate) async fn inbox_script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        INBOX_JS,
+    )
+        .into_response()
+}
+
+pub(crate) async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        message_page("Not found", "There is no such page in the console."),
+    )
+        .into_response()
+}
+
+/// `GET /`: what this person can do, and what needs their attention.
+pub(crate) async fn home(
+    State(console): State<Console>,
+    viewer: Viewer,
+) -> Result<Html<String>, PageError> {
+    let role = viewer.role();
+    let open = if role.is_safeguarding() {
+        Some(console.store().open_alert_counts().await?)
+    } else {
+        None
+    };
+    let body = html! {
+        p class="lead" { "You are signed in as " strong { (viewer.username()) } " (" (role.label()) ")." }
+        @if let Some([danger, caution, advisory]) = open {
+            section class="card" aria-labelledby="open-alerts" {
+                h2 id="open-alerts" { "Alerts waiting for review" }
+                ul class="counts" {
+                    li { (severity("danger")) " " strong { (danger) } }
+                    li { (severity("caution")) " " strong { (caution) } }
+                    li { (severity("advisory")) " " strong { (advisory) } }
+                }
+                p { a class="button" href="/alerts" { "Open the alerts inbox" } }
+            }
+        }
+        @if role == Role::ItAdmin {
+            section class="card" {
+                h2 { "Administration" }
+                ul {
+                    li { a href="/audit" { "Audit log" } " — every sign-in, view and change, and a check that nothing was altered." }
+                }
+            }
+        }
+        section class="card" {
+            h2 { "Worried about something?" }
+            p { "If you are worried about your own or someone else's safety, speak to a member of the safeguarding team or any member of staff you trust. In an emergency, call 999." }
+        }
+    };
+    Ok(page(&viewer, "Home", body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_times_and_encoding() {
+        let now = 10_000_000_000;
+        let table = [
+            (now, "just now"),
+            (now - 60_000, "1 minute ago"),
+            (now - 5 * 60_000, "5 minutes ago"),
+            (now - 90 * 60_000, "1 hour ago"),
+            (now - 5 * 3_600_000, "5 hours ago"),
+            (now - 3 * 86_400_000, "3 days ago"),
+            (now + 60_000, "just now"),
+        ];
+        for (t, want) in table {
+            assert_eq!(ago(t, now), want);
+        }
+        assert_eq!(encode("/alerts/3?x=a b&c"), "/alerts/3%3Fx%3Da%20b%26c");
+    }
+
+    #[test]
+    fn markup_is_escaped() {
+        let m = severity("<script>");
+        assert!(!m.into_string().contains("<script>"));
+    }
+}

@@ -1,0 +1,696 @@
+//! The console over real sockets with a real HTTP client (cookies, redirects, forms): sign-in
+//! with passwords and two-factor codes, lockout and rate limits, CSRF, every role against every
+//! route, the live alerts inbox, triage, and the audit log behind it all.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use lookout_auth::{Role, Totp};
+use lookout_console::{Console, Settings};
+use lookout_monitor::{ApiState, Job, Monitor, Source};
+use lookout_scan::Library;
+use lookout_store::{NewUser, Store, Subject};
+use reqwest::header::{HeaderMap, HeaderValue, LOCATION, ORIGIN};
+use reqwest::{redirect, Client, Response, StatusCode};
+use tokio_util::sync::CancellationToken;
+
+const PASSWORD: &str = "a long enough password";
+/// Everyone's two-factor secret in these tests (each test has its own database).
+const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    store: Store,
+    monitor: Monitor,
+    base: String,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn start(settings: Settings) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("lookout.db")).await.unwrap();
+    let scanner = Arc::new(Library::builtin().compile().unwrap());
+    let (monitor, _tasks) = Monitor::start(
+        scanner,
+        store.clone(),
+        lookout_monitor::Settings {
+            thresholds: HashMap::new(),
+            default_threshold: Some(lookout_scan::Severity::Caution),
+            window: Duration::from_secs(1800),
+            queue: 64,
+            email: None,
+            webhook: None,
+            console_url: String::new(),
+            retry: Duration::from_secs(30),
+        },
+    );
+    let shutdown = CancellationToken::new();
+    let console = Console::new(store.clone(), monitor.clone(), settings, shutdown.clone());
+    let app = lookout_monitor::router(
+        ApiState {
+            monitor: monitor.clone(),
+            shutdown: shutdown.clone(),
+        },
+        1 << 20,
+    )
+    .merge(lookout_console::router(console));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(lookout_monitor::serve_api(listener, app, shutdown.clone()));
+    Harness {
+        _dir: dir,
+        store,
+        monitor,
+        base,
+        shutdown,
+    }
+}
+
+impl Harness {
+    /// Adds a user with `role` (two-factor already set up for the roles that need it).
+    async fn user(&self, name: &str, role: Role) {
+        self.store
+            .add_user(&NewUser {
+                username: name.into(),
+                display_name: format!("{name} (test)"),
+                group: "staff".into(),
+                password: Some(PASSWORD.into()),
+                role: Some(role),
+            })
+            .await
+            .unwrap();
+        if role.needs_two_factor() {
+            self.store
+                .set_totp_secret(name, Some(SECRET))
+                .await
+                .unwrap();
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A browser-like client that does not follow redirects (the tests check them).
+    fn client(&self) -> Client {
+        Client::builder()
+            .cookie_store(true)
+            .redirect(redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    /// GETs `path` and returns the CSRF token in its form.
+    async fn csrf(&self, c: &Client, path: &str) -> String {
+        let page = c.get(self.url(path)).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK, "GET {path}");
+        field(&page.text().await.unwrap(), "csrf")
+    }
+
+    async fn text(&self, c: &Client, path: &str) -> String {
+        c.get(self.url(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn post(&self, c: &Client, path: &str, form: &[(&str, &str)]) -> Response {
+        c.post(self.url(path)).form(form).send().await.unwrap()
+    }
+
+    /// Password step: returns the response to the form.
+    async fn password(&self, c: &Client, name: &str, password: &str) -> Response {
+        let csrf = self.csrf(c, "/sign-in").await;
+        self.post(
+            c,
+            "/sign-in",
+            &[("csrf", &csrf), ("username", name), ("password", password)],
+        )
+        .await
+    }
+
+    /// Signs `name` in completely (password, then a code when their role needs one).
+    async fn sign_in(&self, name: &str) -> Client {
+        let c = self.client();
+        let r = self.password(&c, name, PASSWORD).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{name}: password step");
+        if location(&r) == "/sign-in/continue" {
+            let next = c.get(self.url("/sign-in/continue")).send().await.unwrap();
+            assert_eq!(location(&next), "/sign-in/code", "{name}");
+            let csrf = self.csrf(&c, "/sign-in/code").await;
+            let r = self
+                .post(
+                    &c,
+                    "/sign-in/code",
+                    &[("csrf", &csrf), ("code", &code_now())],
+                )
+                .await;
+            assert_eq!(
+                (r.status(), location(&r).as_str()),
+                (StatusCode::SEE_OTHER, "/"),
+                "{name}: code step"
+            );
+        }
+        let home = c.get(self.url("/")).send().await.unwrap();
+        assert_eq!(home.status(), StatusCode::OK, "{name}: home");
+        c
+    }
+
+    /// An alert raised by the monitoring for `who`.
+    async fn alert(&self, who: &str) -> i64 {
+        let mut live = self.monitor.subscribe();
+        assert!(self.monitor.submit(Job {
+            at_ms: lookout_store::now_ms(),
+            source: Source::Search,
+            text: "how to kill myself tonight".into(),
+            location: "https://www.google.com/search?q=...".into(),
+            subject: Subject {
+                username: Some(who.into()),
+                client_ip: Some("10.1.2.3".into()),
+                device: None,
+                group: "learners".into(),
+            },
+        }));
+        let n = tokio::time::timeout(Duration::from_secs(20), live.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        n.id
+    }
+}
+
+fn code_now() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    Totp::from_base32(SECRET).unwrap().code_at(now)
+}
+
+fn location(r: &Response) -> String {
+    r.headers()
+        .get(LOCATION)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// The value of the named form field in a page.
+fn field(html: &str, name: &str) -> String {
+    let key = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name} field in {html}"))
+        + key.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// Form fields.
+type Form<'a> = Vec<(&'a str, &'a str)>;
+
+fn roles() -> [(Role, &'static str); 6] {
+    [
+        (Role::Learner, "lee"),
+        (Role::Staff, "sam"),
+        (Role::Governor, "gil"),
+        (Role::Dsl, "dee"),
+        (Role::Supervisor, "sue"),
+        (Role::ItAdmin, "ian"),
+    ]
+}
+
+#[tokio::test]
+async fn every_role_against_every_route() {
+    let h = start(Settings::default()).await;
+    for (role, name) in roles() {
+        h.user(name, role).await;
+    }
+    let alert = h.alert("amy").await;
+    // The expected matrix, from the issue: DSLs and supervisors work the safeguarding file;
+    // the IT admin reads the audit log; everyone has a home page and their own password.
+    // Columns: learner, staff, governor, dsl, supervisor, it-admin.
+    let detail = format!("/alerts/{alert}");
+    let gets: Vec<(&str, [bool; 6])> = vec![
+        ("/", [true, true, true, true, true, true]),
+        ("/account/password", [true, true, true, true, true, true]),
+        ("/alerts", [false, false, false, true, true, false]),
+        ("/alerts?show=all", [false, false, false, true, true, false]),
+        (&detail, [false, false, false, true, true, false]),
+        ("/alerts/stream", [false, false, false, true, true, false]),
+        ("/audit", [false, false, false, false, false, true]),
+        ("/audit/verify", [false, false, false, false, false, true]),
+    ];
+    // POSTs at an alert that does not exist: allowed roles get 404, others 403.
+    let posts: Vec<(&str, Form, [bool; 6])> = vec![
+        (
+            "/alerts/999999/review",
+            vec![("note", "x")],
+            [false, false, false, true, true, false],
+        ),
+        (
+            "/alerts/999999/dismiss",
+            vec![("reason", "innocent")],
+            [false, false, false, true, true, false],
+        ),
+    ];
+    let anonymous = h.client();
+    for (path, _) in &gets {
+        let r = anonymous.get(h.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "anonymous GET {path}");
+        assert!(location(&r).starts_with("/sign-in"), "anonymous GET {path}");
+    }
+    for (path, form, _) in &posts {
+        let r = h.post(&anonymous, path, form).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "anonymous POST {path}");
+    }
+    for (i, (role, name)) in roles().into_iter().enumerate() {
+        let c = h.sign_in(name).await;
+        let csrf = h.csrf(&c, "/account/password").await;
+        for (path, allowed) in &gets {
+            let r = c.get(h.url(path)).send().await.unwrap();
+            let want = if allowed[i] {
+                StatusCode::OK
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            assert_eq!(r.status(), want, "{role:?} GET {path}");
+        }
+        for (path, form, allowed) in &posts {
+            let mut form = form.clone();
+            form.push(("csrf", &csrf));
+            let r = h.post(&c, path, &form).await;
+            let want = if allowed[i] {
+                StatusCode::NOT_FOUND
+            } else {
+                StatusCode::FORBIDDEN
+            };
+            assert_eq!(r.status(), want, "{role:?} POST {path}");
+        }
+    }
+    // The alert was viewed by the two safeguarding roles only, and each view is on record.
+    let views = h
+        .store
+        .audit_log(&lookout_store::AuditFilter {
+            action: Some("alert.view".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut viewers: Vec<&str> = views.iter().map(|r| r.actor.as_str()).collect();
+    viewers.sort();
+    assert_eq!(viewers, ["dee", "sue"]);
+    assert!(h.store.verify_audit().await.unwrap().problems.is_empty());
+}
+
+#[tokio::test]
+async fn forms_need_the_session_csrf_token_and_same_origin() {
+    let h = start(Settings::default()).await;
+    h.user("dee", Role::Dsl).await;
+    let alert = h.alert("amy").await;
+    let c = h.sign_in("dee").await;
+    let path = format!("/alerts/{alert}/review");
+    let csrf = h.csrf(&c, &format!("/alerts/{alert}")).await;
+    let other = h.other_sessions_token().await;
+    let table: [(&str, Form, Option<&str>); 4] = [
+        ("no token", vec![("note", "x")], None),
+        ("wrong token", vec![("note", "x"), ("csrf", "forged")], None),
+        (
+            "another session's token",
+            vec![("note", "x"), ("csrf", &other)],
+            None,
+        ),
+        (
+            "right token, other site",
+            vec![("note", "x"), ("csrf", &csrf)],
+            Some("http://evil.example"),
+        ),
+    ];
+    for (case, form, origin) in table {
+        let mut req = c.post(h.url(&path)).form(&form);
+        if let Some(o) = origin {
+            let mut headers = HeaderMap::new();
+            headers.insert(ORIGIN, HeaderValue::from_static(o));
+            req = req.headers(headers);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{case}");
+        assert!(
+            r.text().await.unwrap().contains("This form has expired"),
+            "{case}"
+        );
+    }
+    assert_eq!(h.store.alert(alert).await.unwrap().unwrap().0.status, "new");
+    // Same-origin with the right token works.
+    let mut headers = HeaderMap::new();
+    headers.insert(ORIGIN, HeaderValue::from_str(&h.base).unwrap());
+    let r = c
+        .post(h.url(&path))
+        .headers(headers)
+        .form(&[("note", "spoke to Amy's tutor"), ("csrf", &csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status(), location(&r).as_str()),
+        (StatusCode::SEE_OTHER, "/alerts")
+    );
+    assert_eq!(
+        h.store.alert(alert).await.unwrap().unwrap().0.status,
+        "reviewed"
+    );
+    // Twice is a conflict, not a second review.
+    let r = h.post(&c, &path, &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert_eq!(h.store.alert_reviews(alert).await.unwrap().len(), 1);
+    // The sign-in form has its own token.
+    let fresh = h.client();
+    let r = h
+        .post(
+            &fresh,
+            "/sign-in",
+            &[("username", "dee"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+impl Harness {
+    /// A second DSL's CSRF token (to show tokens are per session).
+    async fn other_sessions_token(&self) -> String {
+        self.user("dot", Role::Supervisor).await;
+        let c = self.sign_in("dot").await;
+        self.csrf(&c, "/account/password").await
+    }
+}
+
+#[tokio::test]
+async fn wrong_passwords_and_codes_lock_the_account() {
+    let h = start(Settings::default()).await;
+    h.user("dee", Role::Dsl).await;
+    h.user("lee", Role::Learner).await;
+    let c = h.client();
+    // Unknown users and wrong passwords get the same answer.
+    let unknown = h.password(&c, "nobody", PASSWORD).await;
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    let unknown = unknown.text().await.unwrap();
+    assert!(unknown.contains("The user name or password is not right"));
+    for attempt in 1..=5 {
+        let r = h.password(&c, "lee", "not the password").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "attempt {attempt}");
+        let text = r.text().await.unwrap();
+        assert_eq!(text.contains("locked"), attempt == 5, "attempt {attempt}");
+    }
+    let r = h.password(&c, "lee", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(r.text().await.unwrap().contains("locked"));
+
+    // Codes count too: five wrong codes lock the account and end the half-done sign-in.
+    let c = h.client();
+    let r = h.password(&c, "dee", PASSWORD).await;
+    assert_eq!(location(&r), "/sign-in/continue");
+    for attempt in 1..=5 {
+        let csrf = h.csrf(&c, "/sign-in/code").await;
+        let r = h
+            .post(&c, "/sign-in/code", &[("csrf", &csrf), ("code", "000000")])
+            .await;
+        assert_eq!(
+            r.status(),
+            StatusCode::UNAUTHORIZED,
+            "code attempt {attempt}"
+        );
+        assert_eq!(r.text().await.unwrap().contains("locked"), attempt == 5);
+    }
+    let r = c.get(h.url("/sign-in/code")).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "the half-done sign-in is over"
+    );
+    let actions: Vec<String> = h
+        .store
+        .audit_log(&lookout_store::AuditFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    assert_eq!(actions.iter().filter(|a| *a == "sign-in.locked").count(), 3);
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| *a == "sign-in.code-failed")
+            .count(),
+        5
+    );
+}
+
+#[tokio::test]
+async fn sign_in_attempts_are_rate_limited_per_address() {
+    let h = start(Settings {
+        attempts_per_window: 3,
+        ..Settings::default()
+    })
+    .await;
+    h.user("lee", Role::Learner).await;
+    let c = h.client();
+    for _ in 0..3 {
+        assert_eq!(
+            h.password(&c, "nobody", "whatever").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let r = h.password(&c, "lee", PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.text().await.unwrap().contains("Wait ten minutes"));
+}
+
+#[tokio::test]
+async fn two_factor_set_up_and_codes_used_once() {
+    let h = start(Settings::default()).await;
+    // A new supervisor without two-factor: set it up at first sign-in.
+    h.store
+        .add_user(&NewUser {
+            username: "sue".into(),
+            display_name: "Sue".into(),
+            group: "staff".into(),
+            password: Some(PASSWORD.into()),
+            role: Some(Role::Supervisor),
+        })
+        .await
+        .unwrap();
+    let c = h.client();
+    let first_cookie = {
+        let r = h.password(&c, "sue", PASSWORD).await;
+        assert_eq!(location(&r), "/sign-in/continue");
+        r.headers()
+            .get("set-cookie")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(first_cookie.contains("HttpOnly") && first_cookie.contains("SameSite=Strict"));
+    // Half signed in: the console itself is not open yet.
+    let r = c.get(h.url("/alerts")).send().await.unwrap();
+    assert_eq!(location(&r), "/sign-in/continue");
+    let r = c.get(h.url("/sign-in/continue")).send().await.unwrap();
+    assert_eq!(location(&r), "/sign-in/setup");
+    let page = h.text(&c, "/sign-in/setup").await;
+    assert!(page.contains("<svg"), "a QR code");
+    let start = page.find("id=\"totp-secret\">").unwrap() + "id=\"totp-secret\">".len();
+    let secret = page[start..].split('<').next().unwrap().to_owned();
+    let totp = Totp::from_base32(&secret).unwrap();
+    let csrf = field(&page, "csrf");
+    let r = h
+        .post(&c, "/sign-in/setup", &[("csrf", &csrf), ("code", "123456")])
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = totp.code_at(now);
+    let r = h
+        .post(&c, "/sign-in/setup", &[("csrf", &csrf), ("code", &code)])
+        .await;
+    assert_eq!(
+        (r.status(), location(&r).as_str()),
+        (StatusCode::SEE_OTHER, "/")
+    );
+    let full_cookie = r
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(
+        first_cookie.split(';').next(),
+        full_cookie.split(';').next(),
+        "a new session id once fully signed in"
+    );
+    assert_eq!(
+        c.get(h.url("/alerts")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    // The same code cannot sign in again (someone who saw it over a shoulder).
+    let c2 = h.client();
+    h.password(&c2, "sue", PASSWORD).await;
+    let csrf = h.csrf(&c2, "/sign-in/code").await;
+    let r = h
+        .post(&c2, "/sign-in/code", &[("csrf", &csrf), ("code", &code)])
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // Signing out ends the session.
+    let csrf = h.csrf(&c, "/").await;
+    let r = h.post(&c, "/sign-out", &[("csrf", &csrf)]).await;
+    assert_eq!(location(&r), "/sign-in?signed_out=1");
+    let r = c.get(h.url("/alerts")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(
+        h.store.signing_key("sue").await.unwrap().is_some(),
+        "a signing key was made at first sign-in"
+    );
+}
+
+#[tokio::test]
+async fn temporary_passwords_are_replaced_at_first_sign_in() {
+    let h = start(Settings::default()).await;
+    h.user("lee", Role::Learner).await;
+    h.store
+        .set_temporary_password("lee", "temporary-password")
+        .await
+        .unwrap();
+    let c = h.client();
+    let r = h.password(&c, "lee", "temporary-password").await;
+    assert_eq!(location(&r), "/sign-in/continue");
+    let r = c.get(h.url("/sign-in/continue")).send().await.unwrap();
+    assert_eq!(location(&r), "/sign-in/new-password");
+    let csrf = h.csrf(&c, "/sign-in/new-password").await;
+    let table = [
+        (("short", "short"), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            ("one new password", "another password"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            ("my own new password", "my own new password"),
+            StatusCode::SEE_OTHER,
+        ),
+    ];
+    for ((p, confirm), want) in table {
+        let r = h
+            .post(
+                &c,
+                "/sign-in/new-password",
+                &[("csrf", &csrf), ("password", p), ("confirm", confirm)],
+            )
+            .await;
+        assert_eq!(r.status(), want, "{p}");
+    }
+    let r = c.get(h.url("/sign-in/continue")).send().await.unwrap();
+    assert_eq!(location(&r), "/");
+    assert_eq!(
+        c.get(h.url("/")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    // The key made at sign-in was re-sealed under the new password.
+    let key = h.store.signing_key("lee").await.unwrap().unwrap();
+    assert!(key.key.unlock("my own new password").is_ok());
+    assert!(matches!(
+        h.store
+            .check_sign_in("lee", "temporary-password")
+            .await
+            .unwrap(),
+        lookout_store::PasswordCheck::Refused
+    ));
+}
+
+#[tokio::test]
+async fn alerts_arrive_live_and_are_triaged() {
+    let h = start(Settings::default()).await;
+    h.user("dee", Role::Dsl).await;
+    let c = h.sign_in("dee").await;
+    let inbox = h.text(&c, "/alerts").await;
+    assert!(inbox.contains("There are no alerts here"));
+    assert!(inbox.contains("/inbox.js"));
+    let stream = c.get(h.url("/alerts/stream")).send().await.unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    let mut events = lookout_testkit::sse_events(stream);
+    let (name, _) = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(name, "ready");
+    let id = h.alert("amy").await;
+    let (name, data) = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(name, "alert");
+    let row = data.as_str().unwrap();
+    assert!(row.contains(&format!("id=\"alert-{id}\"")), "{row}");
+    assert!(
+        row.contains("Suicide") && row.contains("amy") && row.contains("Danger"),
+        "{row}"
+    );
+
+    // The detail page: evidence marked, and the person's activity.
+    let page = h.text(&c, &format!("/alerts/{id}")).await;
+    assert!(page.contains("<mark>"), "evidence highlighted");
+    assert!(page.contains("Dismiss as a false alarm"));
+    // Dismissing needs a reason; "another reason" needs words.
+    let csrf = field(&page, "csrf");
+    let path = format!("/alerts/{id}/dismiss");
+    let table: [(&[(&str, &str)], StatusCode); 3] = [
+        (&[], StatusCode::UNPROCESSABLE_ENTITY),
+        (&[("reason", "other")], StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            &[
+                ("reason", "innocent"),
+                ("note", "song lyrics in music class"),
+            ],
+            StatusCode::SEE_OTHER,
+        ),
+    ];
+    for (form, want) in table {
+        let mut form = form.to_vec();
+        form.push(("csrf", &csrf));
+        assert_eq!(h.post(&c, &path, &form).await.status(), want, "{form:?}");
+    }
+    let reviews = h.store.alert_reviews(id).await.unwrap();
+    assert_eq!(reviews.len(), 1);
+    assert!(reviews[0].reason.starts_with("innocent: "));
+    let dismissed = h.text(&c, "/alerts?show=dismissed").await;
+    assert!(dismissed.contains(&format!("alert-{id}")));
+    let open = h.text(&c, "/alerts").await;
+    assert!(!open.contains(&format!("alert-{id}")));
+    let bad = c
+        .get(h.url("/alerts?show=everything"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // It feeds tuning, and it is all on the audit log.
+    assert_eq!(h.store.false_alarms(0).await.unwrap().len(), 1);
+    let actions: Vec<String> = h
+        .store
+        .audit_log(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    for want in ["sign-in.ok", "alerts.list", "alert.view", "alert.dismissed"] {
+        assert!(actions.iter().any(|a| a == want), "{want} in {actions:?}");
+    }
+}

@@ -1,0 +1,86 @@
+//! `lookout audit ...`: read and verify the hash-chained audit log.
+
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use lookout_store::AuditFilter;
+
+use crate::serve::with_store;
+
+#[derive(Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Check the whole chain: exits 1, naming each row, if any row was edited, deleted or
+    /// reordered outside Lookout.
+    Verify,
+    /// Print entries, newest first.
+    List {
+        /// Only this person's actions.
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only actions starting with this (e.g. `sign-in`, `alert.`).
+        #[arg(long)]
+        action: Option<String>,
+        /// Only actions on this (e.g. `alert:12`, `user:jo`).
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+}
+
+pub(crate) fn run(
+    config: Option<&std::path::Path>,
+    command: AuditCommand,
+) -> anyhow::Result<ExitCode> {
+    with_store(config, |_config, store| async move {
+        match command {
+            AuditCommand::Verify => {
+                let v = store.verify_audit().await?;
+                let head = v.head.as_ref().map_or_else(String::new, |(seq, hash)| {
+                    format!("; last entry #{seq}, fingerprint {hash}")
+                });
+                if v.problems.is_empty() {
+                    println!(
+                        "audit log intact: {} entries in order and unaltered{head}",
+                        v.rows
+                    );
+                    return Ok(ExitCode::SUCCESS);
+                }
+                println!(
+                    "audit log ALTERED: {} problem(s) in {} entries{head}",
+                    v.problems.len(),
+                    v.rows
+                );
+                for p in &v.problems {
+                    println!("  {p}");
+                }
+                Ok(ExitCode::FAILURE)
+            }
+            AuditCommand::List {
+                actor,
+                action,
+                target,
+                limit,
+            } => {
+                let rows = store
+                    .audit_log(&AuditFilter {
+                        actor,
+                        action,
+                        target,
+                        before_seq: None,
+                        limit: Some(limit),
+                    })
+                    .await?;
+                for r in &rows {
+                    let at = chrono::DateTime::from_timestamp_millis(r.at_ms)
+                        .map_or_else(String::new, |t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
+                    println!(
+                        "{:>6} {at} {:<16} {:<24} {:<16} {} {}",
+                        r.seq, r.actor, r.action, r.target, r.client_ip, r.detail
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}
