@@ -257,6 +257,11 @@ pub(crate) async fn detail(
                     textarea id="dismiss-note" name="note" rows="2" {}
                     button type="submit" class="secondary" { "Dismiss as a false alarm" }
                 }
+                div class="stack card" {
+                    h3 { "A safeguarding concern" }
+                    p { "Record an incident: this alert is linked to it and leaves the inbox." }
+                    a class="button" href={"/incidents/new?alert=" (id)} { "Open an incident" }
+                }
             }
         }
         h2 { "Activity around it" }

@@ -17,6 +17,7 @@
 
 mod alerts;
 mod audit;
+mod incidents;
 mod pages;
 mod session;
 mod signin;
@@ -180,7 +181,36 @@ impl Console {
 
 /// The console's routes. Serve with connection info (`into_make_service_with_connect_info::
 /// <SocketAddr>`): sign-in limits and the audit log use the client's address.
+///
+/// Routes are grouped by who may use them, and each group is guarded before any handler runs
+/// (so someone without the role learns nothing, not even whether their form was valid); the
+/// handlers check the role again.
 pub fn router(console: Console) -> Router {
+    use axum::middleware::from_fn_with_state;
+    use lookout_auth::Role;
+    use session::{guard, Guard};
+
+    let safeguarding = Router::new()
+        .route("/alerts", get(alerts::inbox))
+        .route("/alerts/stream", get(alerts::stream))
+        .route("/alerts/{id}", get(alerts::detail))
+        .route("/alerts/{id}/review", post(alerts::review))
+        .route("/alerts/{id}/dismiss", post(alerts::dismiss))
+        .route("/incidents", get(incidents::list).post(incidents::create))
+        .route("/incidents/new", get(incidents::new_form))
+        .route("/incidents/{id}", get(incidents::detail))
+        .route("/incidents/{id}/entries", post(incidents::add_entry))
+        .route_layer(from_fn_with_state(
+            Guard::new(&console, alerts::SAFEGUARDING),
+            guard,
+        ));
+    let admin = Router::new()
+        .route("/audit", get(audit::log))
+        .route("/audit/verify", get(audit::verify))
+        .route_layer(from_fn_with_state(
+            Guard::new(&console, &[Role::ItAdmin]),
+            guard,
+        ));
     Router::new()
         .route("/", get(pages::home))
         .route("/console.css", get(pages::stylesheet))
@@ -201,13 +231,8 @@ pub fn router(console: Console) -> Router {
             "/account/password",
             get(signin::change_password_form).post(signin::change_password),
         )
-        .route("/alerts", get(alerts::inbox))
-        .route("/alerts/stream", get(alerts::stream))
-        .route("/alerts/{id}", get(alerts::detail))
-        .route("/alerts/{id}/review", post(alerts::review))
-        .route("/alerts/{id}/dismiss", post(alerts::dismiss))
-        .route("/audit", get(audit::log))
-        .route("/audit/verify", get(audit::verify))
+        .merge(safeguarding)
+        .merge(admin)
         .fallback(pages::not_found)
         .with_state(console)
 }

@@ -79,6 +79,11 @@ const NAV: &[NavItem] = &[
         roles: &[Role::Dsl, Role::Supervisor],
     },
     NavItem {
+        href: "/incidents",
+        label: "Incidents",
+        roles: &[Role::Dsl, Role::Supervisor],
+    },
+    NavItem {
         href: "/audit",
         label: "Audit log",
         roles: &[Role::ItAdmin],

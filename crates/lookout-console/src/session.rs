@@ -197,6 +197,9 @@ where
     type Rejection = PageError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Viewer, PageError> {
+        if let Some(v) = parts.extensions.get::<Viewer>() {
+            return Ok(v.clone());
+        }
         let console = Console::from_ref(state);
         let next = parts
             .uri
@@ -223,6 +226,41 @@ where
             ip: client_ip(parts),
         })
     }
+}
+
+/// A role guard for a group of routes.
+#[derive(Clone)]
+pub(crate) struct Guard {
+    console: Console,
+    roles: &'static [Role],
+}
+
+impl Guard {
+    pub(crate) fn new(console: &Console, roles: &'static [Role]) -> Guard {
+        Guard {
+            console: console.clone(),
+            roles,
+        }
+    }
+}
+
+/// Middleware: a full session with one of the guard's roles, or the request goes no further.
+/// The viewer is passed on to the handler, so the session is read once.
+pub(crate) async fn guard(
+    axum::extract::State(g): axum::extract::State<Guard>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let viewer = match Viewer::from_request_parts(&mut parts, &g.console).await {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    if let Err(e) = viewer.require(g.roles) {
+        return e.into_response();
+    }
+    parts.extensions.insert(viewer);
+    next.run(Request::from_parts(parts, body)).await
 }
 
 /// Someone part-way through signing in (password accepted; a new password or a two-factor

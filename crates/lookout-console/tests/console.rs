@@ -239,6 +239,24 @@ async fn every_role_against_every_route() {
     // the IT admin reads the audit log; everyone has a home page and their own password.
     // Columns: learner, staff, governor, dsl, supervisor, it-admin.
     let detail = format!("/alerts/{alert}");
+    let incident = {
+        let first =
+            lookout_store::NewEntry::new("opened", serde_json::json!({"title": "t", "what": "w"}));
+        let i = h
+            .store
+            .open_incident(
+                "dee",
+                "t",
+                "bullying",
+                &first,
+                &[],
+                &lookout_store::AuditEntry::new("dee", "incident.opened", ""),
+            )
+            .await
+            .unwrap();
+        format!("/incidents/{}", i.id)
+    };
+
     let gets: Vec<(&str, [bool; 6])> = vec![
         ("/", [true, true, true, true, true, true]),
         ("/account/password", [true, true, true, true, true, true]),
@@ -246,20 +264,38 @@ async fn every_role_against_every_route() {
         ("/alerts?show=all", [false, false, false, true, true, false]),
         (&detail, [false, false, false, true, true, false]),
         ("/alerts/stream", [false, false, false, true, true, false]),
+        ("/incidents", [false, false, false, true, true, false]),
+        ("/incidents/new", [false, false, false, true, true, false]),
+        (&incident, [false, false, false, true, true, false]),
         ("/audit", [false, false, false, false, false, true]),
         ("/audit/verify", [false, false, false, false, false, true]),
     ];
-    // POSTs at an alert that does not exist: allowed roles get 404, others 403.
-    let posts: Vec<(&str, Form, [bool; 6])> = vec![
+    // POSTs at records that do not exist, or with a field missing: allowed roles get the
+    // status given (never 403), the others 403.
+    let posts: Vec<(&str, Form, [bool; 6], StatusCode)> = vec![
         (
             "/alerts/999999/review",
             vec![("note", "x")],
             [false, false, false, true, true, false],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/incidents/999999/entries",
+            vec![("kind", "note"), ("text", "x")],
+            [false, false, false, true, true, false],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/incidents",
+            vec![("title", "")],
+            [false, false, false, true, true, false],
+            StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (
             "/alerts/999999/dismiss",
             vec![("reason", "innocent")],
             [false, false, false, true, true, false],
+            StatusCode::NOT_FOUND,
         ),
     ];
     let anonymous = h.client();
@@ -268,7 +304,7 @@ async fn every_role_against_every_route() {
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "anonymous GET {path}");
         assert!(location(&r).starts_with("/sign-in"), "anonymous GET {path}");
     }
-    for (path, form, _) in &posts {
+    for (path, form, _, _) in &posts {
         let r = h.post(&anonymous, path, form).await;
         assert_eq!(r.status(), StatusCode::SEE_OTHER, "anonymous POST {path}");
     }
@@ -284,12 +320,12 @@ async fn every_role_against_every_route() {
             };
             assert_eq!(r.status(), want, "{role:?} GET {path}");
         }
-        for (path, form, allowed) in &posts {
+        for (path, form, allowed, ok) in &posts {
             let mut form = form.clone();
             form.push(("csrf", &csrf));
             let r = h.post(&c, path, &form).await;
             let want = if allowed[i] {
-                StatusCode::NOT_FOUND
+                *ok
             } else {
                 StatusCode::FORBIDDEN
             };
@@ -693,4 +729,230 @@ async fn alerts_arrive_live_and_are_triaged() {
     for want in ["sign-in.ok", "alerts.list", "alert.view", "alert.dismissed"] {
         assert!(actions.iter().any(|a| a == want), "{want} in {actions:?}");
     }
+}
+
+#[tokio::test]
+async fn an_incident_is_opened_from_an_alert_worked_and_closed() {
+    let h = start(Settings::default()).await;
+    h.user("dee", Role::Dsl).await;
+    let c = h.sign_in("dee").await;
+    let alert = h.alert("amy").await;
+    let page = h.text(&c, &format!("/alerts/{alert}")).await;
+    assert!(page.contains(&format!("/incidents/new?alert={alert}")));
+    let form = h.text(&c, &format!("/incidents/new?alert={alert}")).await;
+    let csrf = field(&form, "csrf");
+    let alert_s = alert.to_string();
+    let r = h
+        .post(
+            &c,
+            "/incidents",
+            &[
+                ("csrf", &csrf),
+                ("alert", &alert_s),
+                ("title", "Amy searched for ways to end her life"),
+                (
+                    "what",
+                    "Search seen by the filter at 14:02; Amy was in the library.",
+                ),
+                ("where", "Library PCs"),
+                ("category", "suicide"),
+                ("reporter", "Lookout monitoring"),
+                ("person", "Amy Learner"),
+                ("person_username", "amy"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let path = location(&r);
+    let id: i64 = path.trim_start_matches("/incidents/").parse().unwrap();
+    // The alert left the inbox, marked as having an incident.
+    assert_eq!(
+        h.store.alert(alert).await.unwrap().unwrap().0.status,
+        "incident"
+    );
+    assert!(!h
+        .text(&c, "/alerts")
+        .await
+        .contains(&format!("alert-{alert}")));
+    assert_eq!(h.store.incidents_of("amy").await.unwrap().len(), 1);
+
+    let entries = format!("{path}/entries");
+    let post = |form: Vec<(&'static str, String)>| {
+        let mut form = form;
+        form.push(("csrf", csrf.clone()));
+        let c = c.clone();
+        let url = h.url(&entries);
+        async move { c.post(url).form(&form).send().await.unwrap() }
+    };
+    let s = |v: &str| v.to_owned();
+    // Bad input is refused, naming the field; nothing is added.
+    let table: [(Vec<(&str, String)>, &str); 4] = [
+        (
+            vec![
+                ("kind", s("action")),
+                ("what", s("Call home")),
+                ("owner", s("dee")),
+                ("due", s("next week")),
+            ],
+            "Due by",
+        ),
+        (
+            vec![("kind", s("note")), ("text", s("  "))],
+            "What happened or was done",
+        ),
+        (
+            vec![
+                ("kind", s("referral")),
+                ("agency", s("mi5")),
+                ("detail", s("x")),
+                ("due", s("2026-01-01")),
+            ],
+            "To",
+        ),
+        (vec![("kind", s("rumour"))], "not a kind of entry"),
+    ];
+    for (form, names) in table {
+        let r = post(form).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{names}");
+        assert!(r.text().await.unwrap().contains(names), "{names}");
+    }
+    let before = h.store.incident(id).await.unwrap().unwrap().1.len();
+    assert_eq!(before, 3, "opened, alert linked, person linked");
+    // An action already overdue, a referral, updates, a correction.
+    for form in [
+        vec![
+            ("kind", s("action")),
+            ("what", s("Speak to Amy today")),
+            ("owner", s("dee")),
+            ("due", s("2020-01-01")),
+        ],
+        vec![
+            ("kind", s("referral")),
+            ("agency", s("local-authority")),
+            ("detail", s("MASH duty line, ref 123")),
+            ("due", s("2020-01-02")),
+        ],
+        vec![
+            ("kind", s("note")),
+            ("text", s("Amy was seen by the nurse at 14:30.")),
+        ],
+    ] {
+        assert_eq!(post(form).await.status(), StatusCode::SEE_OTHER);
+    }
+    let page = h.text(&c, &path).await;
+    assert_eq!(
+        page.matches("Overdue").count(),
+        2,
+        "the action and the referral"
+    );
+    let (_, list) = h.store.incident(id).await.unwrap().unwrap();
+    let action = list
+        .iter()
+        .find(|e| e.kind == "action")
+        .unwrap()
+        .id
+        .to_string();
+    let referral = list
+        .iter()
+        .find(|e| e.kind == "referral")
+        .unwrap()
+        .id
+        .to_string();
+    let note = list
+        .iter()
+        .find(|e| e.kind == "note")
+        .unwrap()
+        .id
+        .to_string();
+    for form in [
+        vec![
+            ("kind", s("action-done")),
+            ("action", action.clone()),
+            ("note", s("Spoke to Amy with her tutor.")),
+        ],
+        vec![
+            ("kind", s("referral-update")),
+            ("referral", referral),
+            ("status", s("accepted")),
+            ("note", s("Social worker allocated")),
+        ],
+        vec![
+            ("kind", s("correction")),
+            ("corrects", note.clone()),
+            ("text", s("It was 14:40, not 14:30.")),
+        ],
+    ] {
+        assert_eq!(post(form).await.status(), StatusCode::SEE_OTHER);
+    }
+    // The action cannot be done twice; the note stays as written, with its correction.
+    let r = post(vec![
+        ("kind", s("action-done")),
+        ("action", action),
+        ("note", s("again")),
+    ])
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = h.text(&c, &path).await;
+    assert!(!page.contains("Overdue"), "{page}");
+    assert!(page.contains("Amy was seen by the nurse at 14:30."));
+    assert!(page.contains(&format!("Correction to entry #{note}")));
+    assert!(page.contains("Corrected by entry"));
+    // Close, and closing twice is a conflict.
+    let close = vec![
+        ("kind", s("closed")),
+        ("outcome", s("Support plan in place")),
+        ("reason", s("LA has taken the lead")),
+    ];
+    assert_eq!(post(close.clone()).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(post(close).await.status(), StatusCode::CONFLICT);
+    let (incident, list) = h.store.incident(id).await.unwrap().unwrap();
+    assert_eq!(incident.status, "closed");
+    assert!(list.iter().all(|e| e.by_user == "dee"));
+    // Another incident's entry cannot be "corrected" from here.
+    let other = h
+        .store
+        .open_incident(
+            "dee",
+            "other",
+            "bullying",
+            &lookout_store::NewEntry::new("opened", serde_json::json!({})),
+            &[],
+            &lookout_store::AuditEntry::new("dee", "incident.opened", ""),
+        )
+        .await
+        .unwrap();
+    let foreign = h.store.incident(other.id).await.unwrap().unwrap().1[0]
+        .id
+        .to_string();
+    let r = post(vec![
+        ("kind", s("correction")),
+        ("corrects", foreign),
+        ("text", s("x")),
+    ])
+    .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // Every step is on the audit log, and the chain is intact.
+    let actions: Vec<String> = h
+        .store
+        .audit_log(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    for want in [
+        "incident.opened",
+        "incident.person",
+        "incident.action",
+        "incident.referral",
+        "incident.note",
+        "incident.action-done",
+        "incident.referral-update",
+        "incident.correction",
+        "incident.closed",
+        "incident.view",
+    ] {
+        assert!(actions.iter().any(|a| a == want), "{want}");
+    }
+    assert!(h.store.verify_audit().await.unwrap().problems.is_empty());
 }

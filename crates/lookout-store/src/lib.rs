@@ -15,6 +15,7 @@ mod alerts;
 mod audit;
 mod console;
 mod events;
+mod incidents;
 mod triage;
 mod users;
 
@@ -36,6 +37,7 @@ pub use events::{
     new_reference, Event, EventFilter, EventLog, EventLogStats, EventWriter, LogGap, Observer,
     StoredEvent,
 };
+pub use incidents::{Incident, IncidentEntry, IncidentError, NewEntry};
 pub use lookout_auth::Role;
 pub use triage::{AlertReview, Inbox, ReviewAction, ReviewError};
 pub use users::{check_password, normalize_username, NewUser, User, UserError};

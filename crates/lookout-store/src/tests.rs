@@ -703,3 +703,36 @@ async fn audit_chain_detects_edits_deletions_and_reordering() {
         tampered.close().await;
     }
 }
+
+#[tokio::test]
+async fn incident_entries_cannot_be_edited_or_deleted() {
+    let (_d, store) = store().await;
+    let first = NewEntry::new("opened", serde_json::json!({"title": "t", "what": "w"}));
+    let i = store
+        .open_incident(
+            "dee",
+            "t",
+            "bullying",
+            &first,
+            &[],
+            &AuditEntry::new("dee", "incident.opened", ""),
+        )
+        .await
+        .unwrap();
+    assert!(i.reference.starts_with("INC-") && i.reference.ends_with("-0001"));
+    for sql in [
+        "UPDATE incident_entries SET body = '{}'",
+        "DELETE FROM incident_entries",
+        "UPDATE alert_reviews SET reason = 'x'",
+    ] {
+        let r = sqlx::query(sql).execute(&store.pool).await;
+        if sql.contains("incident") {
+            assert!(r.unwrap_err().to_string().contains("append-only"), "{sql}");
+        }
+    }
+    let (_, entries) = store.incident(i.id).await.unwrap().unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].body["what"], "w");
+    let audit = store.audit_log(&AuditFilter::default()).await.unwrap();
+    assert_eq!(audit[0].target, format!("incident:{}", i.id));
+}
