@@ -197,6 +197,10 @@ pub struct ConsoleConfig {
     /// Mark cookies `Secure` (only sent over HTTPS). Default: when `url` starts with https://.
     #[serde(default)]
     pub secure_cookies: Option<bool>,
+    /// Who to talk to about a concern, one line each (name, role, room, phone), shown on
+    /// concern receipts.
+    #[serde(default)]
+    pub contacts: Vec<String>,
 }
 
 impl Default for AlertsConfig {

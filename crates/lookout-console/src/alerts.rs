@@ -193,9 +193,19 @@ pub(crate) async fn detail(
         .await?
         .ok_or_else(|| PageError::NotFound(format!("There is no alert {id}.")))?;
     let reviews = store.alert_reviews(id).await?;
-    let activity = store
-        .alert_activity(&alert, AROUND_MINUTES * 60 * 1000, 200)
-        .await?;
+    // A reported concern is about what someone told us, not what the reporter browsed.
+    let concern = match alert.category.as_str() {
+        lookout_monitor::CONCERN => store.concern_for_alert(id).await?,
+        _ => None,
+    };
+    let activity = match concern {
+        Some(_) => Vec::new(),
+        None => {
+            store
+                .alert_activity(&alert, AROUND_MINUTES * 60 * 1000, 200)
+                .await?
+        }
+    };
     store
         .audit(&viewer.audit("alert.view", format!("alert:{id}")))
         .await?;
@@ -207,7 +217,12 @@ pub(crate) async fn detail(
     let body = html! {
         dl class="facts" {
             dt { "Severity" } dd { (severity(&alert.severity)) }
-            dt { "Who" } dd { (who(&alert)) " (" (alert.group) ")" }
+            @if let Some(c) = &concern {
+                dt { "Reported by" } dd { (c.reporter) " (" (alert.group) ")" }
+                dt { "Concern" } dd { a href={"/concerns/" (c.id)} { (c.reference) } }
+            } @else {
+                dt { "Who" } dd { (who(&alert)) " (" (alert.group) ")" }
+            }
             @if let Some(d) = &alert.device { dt { "Device" } dd { (d) } }
             @if let Some(ip) = &alert.client_ip { dt { "Address" } dd { (ip) } }
             dt { "First seen" } dd { (when(alert.created_ms)) }
@@ -264,6 +279,7 @@ pub(crate) async fn detail(
                 }
             }
         }
+        @if concern.is_none() {
         h2 { "Activity around it" }
         p class="hint" { "Everything logged for " (who(&alert)) " from " (AROUND_MINUTES) " minutes before the alert to " (AROUND_MINUTES) " minutes after." }
         @if activity.is_empty() { p { "No activity was logged in that time." } }
@@ -282,6 +298,7 @@ pub(crate) async fn detail(
                     }
                 }
             }
+        }
         }
         p { a href="/alerts" { "Back to the alerts inbox" } }
     };
@@ -302,6 +319,7 @@ fn source_label(s: &str) -> &str {
         "typed" => "typed on the device",
         "chat" => "chat message",
         "window-title" => "window title",
+        "concern" => "reported concern",
         other => other,
     }
 }

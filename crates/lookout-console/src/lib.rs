@@ -17,6 +17,7 @@
 
 mod alerts;
 mod audit;
+mod concerns;
 mod incidents;
 mod pages;
 mod session;
@@ -50,6 +51,8 @@ pub struct Settings {
     pub attempt_window: Duration,
     /// The organisation's name, on every page and in authenticator apps.
     pub organisation: String,
+    /// Who to talk to about a concern (names, roles, rooms, numbers), on receipts.
+    pub contacts: Vec<String>,
 }
 
 impl Default for Settings {
@@ -61,6 +64,7 @@ impl Default for Settings {
             attempts_per_window: 20,
             attempt_window: Duration::from_secs(10 * 60),
             organisation: String::new(),
+            contacts: Vec::new(),
         }
     }
 }
@@ -227,6 +231,11 @@ pub fn router(console: Console) -> Router {
         )
         .route("/sign-in/code", get(signin::code_form).post(signin::code))
         .route("/sign-out", post(signin::sign_out))
+        .route("/report", get(concerns::from_block_page))
+        .route("/concerns/new", get(concerns::new_form))
+        .route("/concerns", post(concerns::create))
+        .route("/concerns/mine", get(concerns::mine))
+        .route("/concerns/{id}", get(concerns::receipt))
         .route(
             "/account/password",
             get(signin::change_password_form).post(signin::change_password),

@@ -74,6 +74,16 @@ const NAV: &[NavItem] = &[
         roles: &Role::ALL,
     },
     NavItem {
+        href: "/concerns/new",
+        label: "Report a concern",
+        roles: &Role::ALL,
+    },
+    NavItem {
+        href: "/concerns/mine",
+        label: "My reports",
+        roles: &Role::ALL,
+    },
+    NavItem {
         href: "/alerts",
         label: "Alerts",
         roles: &[Role::Dsl, Role::Supervisor],
@@ -241,7 +251,8 @@ pub(crate) async fn home(
         }
         section class="card" {
             h2 { "Worried about something?" }
-            p { "If you are worried about your own or someone else's safety, speak to a member of the safeguarding team or any member of staff you trust. In an emergency, call 999." }
+            p { "If you are worried about your own or someone else's safety, tell the safeguarding team. In an emergency, call 999." }
+            p { a class="button" href="/concerns/new" { "Report a concern" } " " a href="/concerns/mine" { "See what you have reported" } }
         }
     };
     Ok(page(&viewer, "Home", body))

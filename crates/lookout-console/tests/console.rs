@@ -239,6 +239,25 @@ async fn every_role_against_every_route() {
     // the IT admin reads the audit log; everyone has a home page and their own password.
     // Columns: learner, staff, governor, dsl, supervisor, it-admin.
     let detail = format!("/alerts/{alert}");
+    // A concern reported by the learner: theirs to see, and the safeguarding team's.
+    let concern = {
+        let c = h.sign_in("lee").await;
+        let csrf = h.csrf(&c, "/concerns/new").await;
+        let r = h
+            .post(
+                &c,
+                "/concerns",
+                &[
+                    ("csrf", &csrf),
+                    ("urgency", "soon"),
+                    ("about", "me"),
+                    ("what", "someone keeps messaging me"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        location(&r).split('?').next().unwrap().to_owned()
+    };
     let incident = {
         let first =
             lookout_store::NewEntry::new("opened", serde_json::json!({"title": "t", "what": "w"}));
@@ -264,6 +283,9 @@ async fn every_role_against_every_route() {
         ("/alerts?show=all", [false, false, false, true, true, false]),
         (&detail, [false, false, false, true, true, false]),
         ("/alerts/stream", [false, false, false, true, true, false]),
+        ("/concerns/new", [true, true, true, true, true, true]),
+        ("/concerns/mine", [true, true, true, true, true, true]),
+        (&concern, [true, false, false, true, true, false]),
         ("/incidents", [false, false, false, true, true, false]),
         ("/incidents/new", [false, false, false, true, true, false]),
         (&incident, [false, false, false, true, true, false]),
@@ -955,4 +977,127 @@ async fn an_incident_is_opened_from_an_alert_worked_and_closed() {
         assert!(actions.iter().any(|a| a == want), "{want}");
     }
     assert!(h.store.verify_audit().await.unwrap().problems.is_empty());
+}
+
+#[tokio::test]
+async fn a_concern_reaches_the_dsl_team_and_the_reporter_gets_a_receipt() {
+    let h = start(Settings {
+        contacts: vec!["Jo Bloggs, DSL: room B12".into()],
+        ..Settings::default()
+    })
+    .await;
+    h.user("lee", Role::Learner).await;
+    h.user("lou", Role::Learner).await;
+    h.user("dee", Role::Dsl).await;
+    let dsl = h.sign_in("dee").await;
+    let stream = dsl.get(h.url("/alerts/stream")).send().await.unwrap();
+    let mut events = lookout_testkit::sse_events(stream);
+    let (name, _) = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(name, "ready");
+
+    // From a block page's link: the reference and address come along.
+    let lee = h.sign_in("lee").await;
+    let r = lee
+        .get(h.url("/report?ref=LK-ABCD-1234&url=http%3A%2F%2Fchat.example%2Froom"))
+        .send()
+        .await
+        .unwrap();
+    let form_path = location(&r);
+    assert!(
+        form_path.starts_with("/concerns/new?ref=LK-ABCD-1234&url="),
+        "{form_path}"
+    );
+    let form = h.text(&lee, &form_path).await;
+    assert!(form.contains("http://chat.example/room"));
+    let csrf = field(&form, "csrf");
+    // Missing answers are named.
+    let table: [(Form, &str); 3] = [
+        (vec![("about", "me"), ("what", "x")], "how soon"),
+        (vec![("urgency", "now"), ("what", "x")], "who it is about"),
+        (
+            vec![("urgency", "now"), ("about", "me"), ("what", " ")],
+            "what has happened",
+        ),
+    ];
+    for (mut form, names) in table {
+        form.push(("csrf", &csrf));
+        let r = h.post(&lee, "/concerns", &form).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{names}");
+        assert!(r.text().await.unwrap().contains(names), "{names}");
+    }
+    let r = h
+        .post(
+            &lee,
+            "/concerns",
+            &[
+                ("csrf", &csrf),
+                ("urgency", "now"),
+                ("about", "my friend Sam"),
+                (
+                    "what",
+                    "Sam said he has pills and wants to take them all tonight",
+                ),
+                ("place", "the chat site"),
+                ("block_ref", "LK-ABCD-1234"),
+                ("block_url", "http://chat.example/room"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let receipt_path = location(&r);
+    let receipt = h.text(&lee, &receipt_path).await;
+    assert!(
+        receipt.contains("Thank you") && receipt.contains("CON-00001"),
+        "{receipt}"
+    );
+    assert!(receipt.contains("Jo Bloggs, DSL: room B12"));
+    assert!(receipt.contains("not yet seen"));
+
+    // The DSL team sees it at once, as a danger alert.
+    let (name, data) = tokio::time::timeout(Duration::from_secs(10), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(name, "alert");
+    let row = data.as_str().unwrap();
+    assert!(
+        row.contains("Reported concern") && row.contains("Danger"),
+        "{row}"
+    );
+    let concern = h.store.concerns_by("lee").await.unwrap().remove(0);
+    let alert = concern.alert_id.unwrap();
+    let page = h.text(&dsl, &format!("/alerts/{alert}")).await;
+    assert!(page.contains("Sam said he has pills"));
+    assert!(page.contains("Reported by") && !page.contains("Activity around it"));
+    assert_eq!(concern.block_ref.as_deref(), Some("LK-ABCD-1234"));
+
+    // Another learner cannot read it; the reporter sees when it has been seen.
+    let lou = h.sign_in("lou").await;
+    assert_eq!(
+        lou.get(h.url(&receipt_path)).send().await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    assert!(h
+        .text(&lou, "/concerns/mine")
+        .await
+        .contains("You have not reported any concerns"));
+    let csrf = field(&page, "csrf");
+    h.post(
+        &dsl,
+        &format!("/alerts/{alert}/review"),
+        &[("csrf", &csrf), ("note", "Spoke to Sam")],
+    )
+    .await;
+    let mine = h.text(&lee, "/concerns/mine").await;
+    assert!(
+        mine.contains("CON-00001") && mine.contains("Seen by the safeguarding team"),
+        "{mine}"
+    );
+    assert!(
+        !mine.contains("Spoke to Sam"),
+        "the reporter does not see the team's notes"
+    );
 }

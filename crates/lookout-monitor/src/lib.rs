@@ -39,6 +39,9 @@ pub use deliver::{Email, EmailTls, Webhook};
 pub use digest::{compose_digest, next_digest, send_digest, DigestEvery};
 pub use observe::job_for_event;
 
+/// The category of alerts raised for concerns people report.
+pub const CONCERN: &str = "concern";
+
 /// Where a text came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -290,6 +293,27 @@ impl Monitor {
         }
     }
 
+    /// Raises an alert that did not come from scanning (a concern someone reported): stored
+    /// as its own alert (never grouped), then announced and delivered like any other.
+    pub async fn raise(
+        &self,
+        subject: &Subject,
+        finding: &NewFinding,
+    ) -> Result<Alert, lookout_store::StoreError> {
+        let channels = self.settings.danger_channels();
+        // A window of -1 ms matches no open alert: every raised alert stands alone.
+        let r = self
+            .store
+            .record_finding(subject, finding, -1, &channels)
+            .await?;
+        self.stats.alerts.fetch_add(1, Ordering::Relaxed);
+        let _ = self.notices.send(notice("created", &r.alert, finding));
+        if !r.deliveries.is_empty() {
+            self.deliveries.notify_one();
+        }
+        Ok(r.alert)
+    }
+
     /// How many more texts the scanning queue takes now.
     pub fn free_capacity(&self) -> usize {
         self.jobs.capacity()
@@ -440,5 +464,8 @@ fn notice(change: &'static str, a: &Alert, f: &NewFinding) -> AlertNotice {
 
 /// "suicide" → "Suicide"; unknown slugs as they are.
 pub fn category_label(slug: &str) -> String {
+    if slug == CONCERN {
+        return "Reported concern".to_owned();
+    }
     lookout_scan::Risk::from_slug(slug).map_or_else(|| slug.to_owned(), |r| r.label().to_owned())
 }

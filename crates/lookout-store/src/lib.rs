@@ -13,6 +13,7 @@
 
 mod alerts;
 mod audit;
+mod concerns;
 mod console;
 mod events;
 mod incidents;
@@ -32,6 +33,7 @@ pub use alerts::{
 pub use audit::{
     audit_hash, AuditEntry, AuditFilter, AuditProblem, AuditRow, AuditVerification, GENESIS,
 };
+pub use concerns::{Concern, NewConcern};
 pub use console::{Account, NewSession, PasswordCheck, Session, StoredKey, LOCK_AFTER, LOCK_MS};
 pub use events::{
     new_reference, Event, EventFilter, EventLog, EventLogStats, EventWriter, LogGap, Observer,

@@ -174,6 +174,7 @@ fn console_settings(config: &Config) -> lookout_console::Settings {
         idle: Duration::from_secs(config.console.idle_minutes * 60),
         lifetime: Duration::from_secs(config.console.session_hours * 3600),
         organisation: config.console.organisation.clone(),
+        contacts: config.console.contacts.clone(),
         ..lookout_console::Settings::default()
     }
 }
@@ -325,7 +326,16 @@ async fn serve(
             idle_timeout: Duration::from_secs(p.idle_timeout_secs),
             upstream_timeout: Duration::from_secs(p.upstream_timeout_secs),
             connect_ports: p.connect_ports.clone(),
-            console_url: p.console_url.clone(),
+            // The block page's "Report a concern" / "ask for a review" links go to the console
+            // when it runs and no other address is configured.
+            console_url: if p.console_url.is_empty()
+                && config.console.enabled
+                && config.alerts.enabled
+            {
+                config.console.url.clone()
+            } else {
+                p.console_url.clone()
+            },
             log_allowed: config.log.allowed,
             resolver: Resolver::new(p.hosts.clone().into_iter().collect()),
             inspect_groups: p
