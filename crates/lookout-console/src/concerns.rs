@@ -11,7 +11,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use crate::alerts::SAFEGUARDING;
-use crate::pages::{csrf, encode, page, when};
+use crate::pages::{csrf, page, when, FromBlockPage};
 use crate::session::{PageError, Posted, Viewer};
 use crate::Console;
 
@@ -21,25 +21,9 @@ const URGENCY: &[(&str, &str, &str)] = &[
     ("info", "I want the safeguarding team to know", "advisory"),
 ];
 
-#[derive(Deserialize, Default)]
-pub(crate) struct FromBlockPage {
-    #[serde(default, rename = "ref")]
-    reference: Option<String>,
-    #[serde(default)]
-    url: Option<String>,
-}
-
 /// `GET /report?ref=&url=`: the block page's "Report a concern" link.
 pub(crate) async fn from_block_page(Query(q): Query<FromBlockPage>) -> Redirect {
-    let mut target = "/concerns/new".to_owned();
-    let mut sep = '?';
-    for (k, v) in [("ref", q.reference), ("url", q.url)] {
-        if let Some(v) = v.filter(|v| !v.is_empty()) {
-            target.push_str(&format!("{sep}{k}={}", encode(&v)));
-            sep = '&';
-        }
-    }
-    Redirect::to(&target)
+    q.forward("/concerns/new")
 }
 
 /// The block page reference, kept to what references look like.
@@ -254,13 +238,27 @@ pub(crate) async fn receipt(
     Ok(page(&viewer, "Your concern", body))
 }
 
-/// `GET /concerns/mine`: what this person has reported.
+#[derive(Deserialize, Default)]
+pub(crate) struct MineQuery {
+    #[serde(default)]
+    review: Option<String>,
+}
+
+/// `GET /concerns/mine`: what this person has reported, and the blocked pages they asked about.
 pub(crate) async fn mine(
     State(console): State<Console>,
     viewer: Viewer,
+    Query(q): Query<MineQuery>,
 ) -> Result<Html<String>, PageError> {
     let concerns = console.store().concerns_by(viewer.username()).await?;
+    let reviews = console
+        .store()
+        .review_requests_by(viewer.username())
+        .await?;
     let body = html! {
+        @if q.review.is_some() {
+            p class="note" role="status" { "Thank you. The IT team will look at the page and decide; the answer will appear below." }
+        }
         p { a class="button" href="/concerns/new" { "Report a concern" } }
         @if concerns.is_empty() { p { "You have not reported any concerns." } }
         @else {
@@ -273,6 +271,27 @@ pub(crate) async fn mine(
                             td { (when(c.at_ms)) }
                             td { (c.about) }
                             td { (status_for_reporter(c)) }
+                        }
+                    }
+                }
+            }
+        }
+        @if !reviews.is_empty() {
+            h2 { "Blocked pages you asked about" }
+            table class="list" id="my-reviews" {
+                thead { tr { th scope="col" { "Address" } th scope="col" { "Asked" } th scope="col" { "Answer" } } }
+                tbody {
+                    @for r in &reviews {
+                        tr {
+                            td class="url" { (r.url) }
+                            td { (when(r.at_ms)) }
+                            td {
+                                @match r.status.as_str() {
+                                    "pending" => "Waiting for the IT team",
+                                    "approved" => "Allowed",
+                                    _ => { "Not allowed: " (r.decision.clone().unwrap_or_default()) }
+                                }
+                            }
                         }
                     }
                 }

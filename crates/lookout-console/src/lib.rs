@@ -20,6 +20,7 @@ mod audit;
 mod concerns;
 mod incidents;
 mod pages;
+mod reviews;
 mod session;
 mod signin;
 
@@ -35,6 +36,7 @@ use lookout_monitor::Monitor;
 use lookout_store::Store;
 use tokio_util::sync::CancellationToken;
 
+pub use reviews::{apply_reviewed_allows, Filter};
 pub use session::{CSRF_FIELD, PRE_COOKIE, SESSION_COOKIE};
 
 /// How the console behaves.
@@ -87,6 +89,8 @@ struct Inner {
     /// Sign-in attempts per address: (window start, attempts).
     attempts: Mutex<HashMap<IpAddr, (Instant, u32)>>,
     shutdown: CancellationToken,
+    /// The gateway's policy and lists, when it runs in this process.
+    filter: Option<Filter>,
 }
 
 impl Console {
@@ -106,8 +110,19 @@ impl Console {
                 pending_totp: Mutex::default(),
                 attempts: Mutex::default(),
                 shutdown,
+                filter: None,
             }),
         }
+    }
+
+    /// With the gateway's live policy and lists: approved reviews apply at once, and the
+    /// review queue shows what the lists say about each address.
+    pub fn with_filter(mut self, filter: Filter) -> Console {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.filter = Some(filter),
+            None => tracing::error!("the console's filter must be set before it is shared"),
+        }
+        self
     }
 
     pub(crate) fn store(&self) -> &Store {
@@ -209,6 +224,10 @@ pub fn router(console: Console) -> Router {
             guard,
         ));
     let admin = Router::new()
+        .route("/reviews", get(reviews::queue))
+        .route("/reviews/{id}/approve", post(reviews::approve))
+        .route("/reviews/{id}/reject", post(reviews::reject))
+        .route("/reviews/allows/{id}/remove", post(reviews::remove))
         .route("/audit", get(audit::log))
         .route("/audit/verify", get(audit::verify))
         .route_layer(from_fn_with_state(
@@ -232,6 +251,8 @@ pub fn router(console: Console) -> Router {
         .route("/sign-in/code", get(signin::code_form).post(signin::code))
         .route("/sign-out", post(signin::sign_out))
         .route("/report", get(concerns::from_block_page))
+        .route("/review", get(reviews::from_block_page))
+        .route("/reviews/new", get(reviews::new_form).post(reviews::create))
         .route("/concerns/new", get(concerns::new_form))
         .route("/concerns", post(concerns::create))
         .route("/concerns/mine", get(concerns::mine))

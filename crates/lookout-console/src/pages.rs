@@ -24,6 +24,30 @@ pub(crate) fn encode(s: &str) -> String {
         .collect()
 }
 
+/// What a block page's links carry: its reference and the blocked address.
+#[derive(serde::Deserialize, Default)]
+pub(crate) struct FromBlockPage {
+    #[serde(default, rename = "ref")]
+    pub(crate) reference: Option<String>,
+    #[serde(default)]
+    pub(crate) url: Option<String>,
+}
+
+impl FromBlockPage {
+    /// A redirect to the console form `path`, carrying the reference and address along.
+    pub(crate) fn forward(self, path: &str) -> axum::response::Redirect {
+        let mut target = path.to_owned();
+        let mut sep = '?';
+        for (k, v) in [("ref", self.reference), ("url", self.url)] {
+            if let Some(v) = v.filter(|v| !v.is_empty()) {
+                target.push_str(&format!("{sep}{k}={}", encode(&v)));
+                sep = '&';
+            }
+        }
+        axum::response::Redirect::to(&target)
+    }
+}
+
 /// A time for people: "Mon 23 Nov 2026, 14:05" in the server's time zone.
 pub(crate) fn when(ms: i64) -> String {
     use chrono::TimeZone as _;
@@ -92,6 +116,11 @@ const NAV: &[NavItem] = &[
         href: "/incidents",
         label: "Incidents",
         roles: &[Role::Dsl, Role::Supervisor],
+    },
+    NavItem {
+        href: "/reviews",
+        label: "Blocked-page reviews",
+        roles: &[Role::ItAdmin],
     },
     NavItem {
         href: "/audit",
@@ -245,6 +274,7 @@ pub(crate) async fn home(
             section class="card" {
                 h2 { "Administration" }
                 ul {
+                    li { a href="/reviews" { "Blocked-page reviews" } " — requests to unblock a page, to approve for a group or reject." }
                     li { a href="/audit" { "Audit log" } " — every sign-in, view and change, and a check that nothing was altered." }
                 }
             }

@@ -34,6 +34,43 @@ impl Drop for Harness {
 }
 
 async fn start(settings: Settings) -> Harness {
+    start_with(settings, None).await
+}
+
+/// A policy for group `staff` blocking games, and lists with a games site and an
+/// illegal-content site.
+fn filter() -> lookout_console::Filter {
+    use lookout_lists::{Category, CategorySet, EntrySink, IndexBuilder, SourceInfo};
+    let mut builder = IndexBuilder::new();
+    let mut sink = EntrySink::new();
+    for (name, category, text) in [
+        ("games", "games", "games.test\n"),
+        ("iwf", "illegal-child-abuse", "abuse.test\n"),
+    ] {
+        let id = builder
+            .add_source(SourceInfo {
+                name: name.into(),
+                labels: CategorySet::one(Category::from_slug(category).unwrap()).bits(),
+            })
+            .unwrap();
+        lookout_lists::parse::parse(lookout_lists::Format::Urls, text.as_bytes(), |k, u| {
+            sink.add(id, k, u)
+        });
+    }
+    let index = builder.build(vec![sink]);
+    let staff = lookout_policy::Group::new(lookout_policy::GroupSpec {
+        name: "staff".into(),
+        block: CategorySet::one(Category::from_slug("games").unwrap()),
+        ..Default::default()
+    })
+    .unwrap();
+    lookout_console::Filter {
+        policy: Arc::new(lookout_policy::Policy::new(vec![staff]).unwrap()),
+        index: Arc::new(index),
+    }
+}
+
+async fn start_with(settings: Settings, filter: Option<lookout_console::Filter>) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("lookout.db")).await.unwrap();
     let scanner = Arc::new(Library::builtin().compile().unwrap());
@@ -52,7 +89,10 @@ async fn start(settings: Settings) -> Harness {
         },
     );
     let shutdown = CancellationToken::new();
-    let console = Console::new(store.clone(), monitor.clone(), settings, shutdown.clone());
+    let mut console = Console::new(store.clone(), monitor.clone(), settings, shutdown.clone());
+    if let Some(f) = filter {
+        console = console.with_filter(f);
+    }
     let app = lookout_monitor::router(
         ApiState {
             monitor: monitor.clone(),
@@ -289,6 +329,8 @@ async fn every_role_against_every_route() {
         ("/incidents", [false, false, false, true, true, false]),
         ("/incidents/new", [false, false, false, true, true, false]),
         (&incident, [false, false, false, true, true, false]),
+        ("/reviews", [false, false, false, false, false, true]),
+        ("/reviews/new", [true, true, true, true, true, true]),
         ("/audit", [false, false, false, false, false, true]),
         ("/audit/verify", [false, false, false, false, false, true]),
     ];
@@ -305,6 +347,18 @@ async fn every_role_against_every_route() {
             "/incidents/999999/entries",
             vec![("kind", "note"), ("text", "x")],
             [false, false, false, true, true, false],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/reviews/999999/approve",
+            vec![("scope", "page")],
+            [false, false, false, false, false, true],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/reviews/allows/999999/remove",
+            vec![],
+            [false, false, false, false, false, true],
             StatusCode::NOT_FOUND,
         ),
         (
@@ -1100,4 +1154,196 @@ async fn a_concern_reaches_the_dsl_team_and_the_reporter_gets_a_receipt() {
         !mine.contains("Spoke to Sam"),
         "the reporter does not see the team's notes"
     );
+}
+
+#[tokio::test]
+async fn blocked_pages_are_reviewed_and_approvals_apply_at_once() {
+    let f = filter();
+    let policy = f.policy.clone();
+    let index = f.index.clone();
+    let h = start_with(Settings::default(), Some(f)).await;
+    h.user("lee", Role::Learner).await;
+    h.user("ian", Role::ItAdmin).await;
+    let staff = policy.group_id("staff").unwrap();
+    let decide = |url: &str| {
+        let at = lookout_policy::LocalTime {
+            weekday: lookout_policy::Weekday::Wed,
+            minute: 600,
+        };
+        policy
+            .decide(
+                &index,
+                staff,
+                &lookout_lists::NormUrl::parse(url).unwrap(),
+                at,
+            )
+            .action
+    };
+    assert_eq!(
+        decide("http://games.test/maths/fractions"),
+        lookout_policy::Action::Block
+    );
+
+    // From the block page's link, the learner asks for two pages.
+    let lee = h.sign_in("lee").await;
+    let r = lee
+        .get(h.url("/review?ref=LK-1&url=http%3A%2F%2Fgames.test%2Fmaths"))
+        .send()
+        .await
+        .unwrap();
+    let form_path = location(&r);
+    let form = h.text(&lee, &form_path).await;
+    assert!(form.contains("value=\"http://games.test/maths\""), "{form}");
+    let csrf = field(&form, "csrf");
+    let bad: [(Form, &str); 3] = [
+        (vec![("url", "http://games.test/maths")], "why you need it"),
+        (vec![("url", ""), ("reason", "x")], "blocked address"),
+        (
+            vec![("url", "http://[::1"), ("reason", "x")],
+            "not a web address",
+        ),
+    ];
+    for (mut form, names) in bad {
+        form.push(("csrf", &csrf));
+        let r = h.post(&lee, "/reviews/new", &form).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{names}");
+        assert!(r.text().await.unwrap().contains(names), "{names}");
+    }
+    for (url, why) in [
+        ("http://games.test/maths", "maths homework"),
+        ("http://abuse.test/", "x"),
+        ("http://games.test/poker", "fun"),
+    ] {
+        let r = h
+            .post(
+                &lee,
+                "/reviews/new",
+                &[("csrf", &csrf), ("url", url), ("reason", why)],
+            )
+            .await;
+        assert_eq!(location(&r), "/concerns/mine?review=1");
+    }
+    assert!(h
+        .text(&lee, "/concerns/mine")
+        .await
+        .contains("Waiting for the IT team"));
+    let ids: Vec<i64> = h
+        .store
+        .review_requests_by("lee")
+        .await
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(
+        h.store.review_requests_by("lee").await.unwrap()[0].group,
+        "staff"
+    );
+
+    // The IT admin approves the maths page for the group: it is allowed at once.
+    let ian = h.sign_in("ian").await;
+    let queue = h.text(&ian, "/reviews").await;
+    assert!(
+        queue.contains("maths homework") && queue.contains("can never be allowed"),
+        "{queue}"
+    );
+    let csrf = field(&queue, "csrf");
+    let r = h
+        .post(
+            &ian,
+            &format!("/reviews/{}/approve", ids[0]),
+            &[("csrf", &csrf), ("scope", "page")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        decide("http://games.test/maths/fractions"),
+        lookout_policy::Action::Allow
+    );
+    assert_eq!(
+        decide("http://games.test/poker"),
+        lookout_policy::Action::Block
+    );
+    // Illegal content is refused; a rejection needs a reason the learner will read.
+    let r = h
+        .post(
+            &ian,
+            &format!("/reviews/{}/approve", ids[1]),
+            &[("csrf", &csrf), ("scope", "site")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("never be allowed"));
+    let r = h
+        .post(
+            &ian,
+            &format!("/reviews/{}/reject", ids[2]),
+            &[("csrf", &csrf), ("note", " ")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = h
+        .post(
+            &ian,
+            &format!("/reviews/{}/reject", ids[2]),
+            &[
+                ("csrf", &csrf),
+                ("note", "Gambling is not allowed at college"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = h
+        .post(
+            &ian,
+            &format!("/reviews/{}/reject", ids[2]),
+            &[("csrf", &csrf), ("note", "again")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let mine = h.text(&lee, "/concerns/mine").await;
+    assert!(
+        mine.contains("Allowed")
+            && mine.contains("Not allowed: Gambling is not allowed at college"),
+        "{mine}"
+    );
+
+    // After a restart the approval is applied from the database; stopping it takes it away.
+    let fresh = filter();
+    assert_eq!(
+        lookout_console::apply_reviewed_allows(&h.store, &fresh.policy)
+            .await
+            .unwrap(),
+        1
+    );
+    let allow = h.store.reviewed_allows().await.unwrap()[0].id;
+    let r = h
+        .post(
+            &ian,
+            &format!("/reviews/allows/{allow}/remove"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        decide("http://games.test/maths/fractions"),
+        lookout_policy::Action::Block
+    );
+    let actions: Vec<String> = h
+        .store
+        .audit_log(&Default::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    for want in [
+        "review.requested",
+        "review.approved",
+        "review.rejected",
+        "review.allow-removed",
+    ] {
+        assert!(actions.iter().any(|a| a == want), "{want}");
+    }
 }

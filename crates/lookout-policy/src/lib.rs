@@ -188,6 +188,9 @@ pub struct Group {
     warn: CategorySet,
     allow: Index,
     deny: Index,
+    /// Entries allowed after an IT admin approved a review request: replaced while serving
+    /// (one atomic pointer load per decision), never able to allow illegal content.
+    reviewed: arc_swap::ArcSwap<Index>,
     /// Lower-case, sorted, for binary search.
     extensions: Vec<String>,
     schedules: Vec<Schedule>,
@@ -272,33 +275,13 @@ impl Group {
                 }
             }
         }
-        let list = |name: &'static str, entries: &[String]| -> Result<Index, PolicyError> {
-            let mut builder = IndexBuilder::new();
-            let info = SourceInfo {
-                name: format!("groups.{}.{name}", spec.name).into(),
-                labels: 1,
-            };
-            let Ok(source) = builder.add_source(info) else {
-                unreachable!("a new builder has room for one source");
-            };
-            let mut sink = EntrySink::new();
-            for entry in entries {
-                let trimmed = entry.trim().trim_start_matches("*.");
-                let url = NormUrl::parse(trimmed).map_err(|error| PolicyError::BadEntry {
-                    group: spec.name.clone(),
-                    list: name,
-                    entry: entry.clone(),
-                    error,
-                })?;
-                sink.add(source, EntryKind::Block, &url);
-            }
-            Ok(builder.build(vec![sink]))
-        };
+        let list = |name: &'static str, entries: &[String]| entry_index(&spec.name, name, entries);
         Ok(Group {
             block: spec.block.union(illegal),
             warn: spec.warn,
             allow: list("allow", &spec.allow)?,
             deny: list("deny", &spec.deny)?,
+            reviewed: arc_swap::ArcSwap::from_pointee(entry_index(&spec.name, "reviewed", &[])?),
             extensions: {
                 let mut e: Vec<String> = spec
                     .blocked_extensions
@@ -314,6 +297,14 @@ impl Group {
             youtube_restricted: spec.youtube_restricted,
             name: spec.name,
         })
+    }
+
+    /// Replaces the entries allowed after review (hosts or `host/path` prefixes). All are
+    /// checked first: a bad entry changes nothing.
+    pub fn set_reviewed_allows(&self, entries: &[String]) -> Result<(), PolicyError> {
+        let index = entry_index(&self.name, "reviewed", entries)?;
+        self.reviewed.store(std::sync::Arc::new(index));
+        Ok(())
     }
 
     /// The group's name.
@@ -379,7 +370,32 @@ impl Group {
     }
 }
 
-/// Every group's rules. Shared read-only between request handlers.
+/// An index of one group's `allow`, `deny` or `reviewed` entries.
+fn entry_index(group: &str, name: &'static str, entries: &[String]) -> Result<Index, PolicyError> {
+    let mut builder = IndexBuilder::new();
+    let info = SourceInfo {
+        name: format!("groups.{group}.{name}").into(),
+        labels: 1,
+    };
+    let Ok(source) = builder.add_source(info) else {
+        unreachable!("a new builder has room for one source");
+    };
+    let mut sink = EntrySink::new();
+    for entry in entries {
+        let trimmed = entry.trim().trim_start_matches("*.");
+        let url = NormUrl::parse(trimmed).map_err(|error| PolicyError::BadEntry {
+            group: group.to_owned(),
+            list: name,
+            entry: entry.clone(),
+            error,
+        })?;
+        sink.add(source, EntryKind::Block, &url);
+    }
+    Ok(builder.build(vec![sink]))
+}
+
+/// Every group's rules. Shared read-only between request handlers (only the entries allowed
+/// after review change while serving).
 #[derive(Debug)]
 pub struct Policy {
     groups: Vec<Group>,
@@ -465,6 +481,9 @@ impl Policy {
             );
         }
         if let Some(m) = listed(&group.allow) {
+            return decision(Action::Allow, Reason::Allowed(m));
+        }
+        if let Some(m) = listed(&group.reviewed.load()) {
             return decision(Action::Allow, Reason::Allowed(m));
         }
         match group.category_action(categories, at) {

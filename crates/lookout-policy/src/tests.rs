@@ -455,3 +455,54 @@ fn hhmm() {
     t("1230", None);
     t("12:3", None);
 }
+
+#[test]
+fn entries_allowed_after_review_apply_at_once_but_never_to_illegal_content() {
+    let (policy, index) = (policy(), index());
+    let learners = policy.group_id("learners").unwrap();
+    let decide = |url: &str| {
+        let d = policy.decide(&index, learners, &NormUrl::parse(url).unwrap(), WED_NOON);
+        (d.action, d.reason.rule())
+    };
+    assert_eq!(
+        decide("http://games.example/maths"),
+        (Action::Block, "category")
+    );
+    let g = policy.group(learners);
+    g.set_reviewed_allows(&["games.example/maths".into(), "abuse.example".into()])
+        .unwrap();
+    let table = [
+        (
+            "http://games.example/maths/fractions",
+            (Action::Allow, "allow-list"),
+        ),
+        ("http://games.example/other", (Action::Block, "category")),
+        ("http://abuse.example/", (Action::Block, "illegal")),
+    ];
+    for (url, want) in table {
+        assert_eq!(decide(url), want, "{url}");
+    }
+    let d = policy.decide(
+        &index,
+        learners,
+        &NormUrl::parse("http://games.example/maths").unwrap(),
+        WED_NOON,
+    );
+    assert_eq!(
+        d.reason.matched().map(|m| m.source.to_string()),
+        Some("groups.learners.reviewed".to_owned())
+    );
+    // A bad entry changes nothing; an empty list takes the allowances away.
+    assert!(g
+        .set_reviewed_allows(&["games.example/maths".into(), "http://[bad".into()])
+        .is_err());
+    assert_eq!(
+        decide("http://games.example/maths"),
+        (Action::Allow, "allow-list")
+    );
+    g.set_reviewed_allows(&[]).unwrap();
+    assert_eq!(
+        decide("http://games.example/maths"),
+        (Action::Block, "category")
+    );
+}

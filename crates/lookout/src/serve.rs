@@ -231,6 +231,13 @@ async fn serve(
     scanner: Option<Arc<lookout_scan::Scanner>>,
 ) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
+    // Pages allowed after an IT admin's review apply from the first request.
+    let reviewed = lookout_console::apply_reviewed_allows(&store, &policy)
+        .await
+        .map_err(|e| anyhow::anyhow!("entries allowed after review: {e}"))?;
+    if reviewed > 0 {
+        eprintln!("policy: {reviewed} entr(ies) allowed after review");
+    }
     let (mut log, writer) = EventLog::start(store.clone(), config.log.queue, config.log.batch);
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
@@ -266,7 +273,11 @@ async fn serve(
                 m.clone(),
                 console_settings(&config),
                 console_stop.clone(),
-            );
+            )
+            .with_filter(lookout_console::Filter {
+                policy: policy.clone(),
+                index: index.clone(),
+            });
             let app = lookout_monitor::router(
                 ApiState {
                     monitor: m.clone(),
