@@ -465,6 +465,39 @@ fn entry_form(
     }
 }
 
+/// Across open incidents: (open incidents, overdue actions, overdue referrals).
+pub(crate) async fn open_work(
+    store: &lookout_store::Store,
+    now: i64,
+) -> Result<(usize, usize, usize), PageError> {
+    let mut out = (0, 0, 0);
+    for i in store
+        .incidents(10_000)
+        .await?
+        .iter()
+        .filter(|i| i.status == "open")
+    {
+        out.0 += 1;
+        if let Some((_, entries)) = store.incident(i.id).await? {
+            let r = fold(&entries);
+            out.1 += r
+                .actions
+                .iter()
+                .filter(|a| a.done.is_none() && overdue(a.due, now))
+                .count();
+            out.2 += r
+                .referrals
+                .iter()
+                .filter(|x| {
+                    overdue(x.follow_up, now)
+                        && !matches!(x.status.as_str(), "accepted" | "declined" | "closed")
+                })
+                .count();
+        }
+    }
+    Ok(out)
+}
+
 fn overdue(due: Option<i64>, now: i64) -> bool {
     due.is_some_and(|d| d < now)
 }

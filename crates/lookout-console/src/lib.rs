@@ -17,6 +17,7 @@
 
 mod alerts;
 mod audit;
+mod checks;
 mod concerns;
 mod incidents;
 mod pages;
@@ -169,7 +170,6 @@ impl Console {
             .remove(session)
     }
 
-    #[allow(dead_code)] // Used by co-signed checks and exports.
     pub(crate) fn key(&self, session: &str) -> Option<SigningKey> {
         self.inner
             .keys
@@ -219,6 +219,10 @@ pub fn router(console: Console) -> Router {
         .route("/incidents/new", get(incidents::new_form))
         .route("/incidents/{id}", get(incidents::detail))
         .route("/incidents/{id}/entries", post(incidents::add_entry))
+        .route("/checks", get(checks::list).post(checks::create))
+        .route("/checks/new", get(checks::new_form))
+        .route("/checks/{id}", get(checks::detail))
+        .route("/checks/{id}/cosign", post(checks::cosign))
         .route_layer(from_fn_with_state(
             Guard::new(&console, alerts::SAFEGUARDING),
             guard,

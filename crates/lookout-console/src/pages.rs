@@ -118,6 +118,11 @@ const NAV: &[NavItem] = &[
         roles: &[Role::Dsl, Role::Supervisor],
     },
     NavItem {
+        href: "/checks",
+        label: "Routine checks",
+        roles: &[Role::Dsl, Role::Supervisor],
+    },
+    NavItem {
         href: "/reviews",
         label: "Blocked-page reviews",
         roles: &[Role::ItAdmin],

@@ -329,6 +329,8 @@ async fn every_role_against_every_route() {
         ("/incidents", [false, false, false, true, true, false]),
         ("/incidents/new", [false, false, false, true, true, false]),
         (&incident, [false, false, false, true, true, false]),
+        ("/checks", [false, false, false, true, true, false]),
+        ("/checks/new", [false, false, false, true, false, false]),
         ("/reviews", [false, false, false, false, false, true]),
         ("/reviews/new", [true, true, true, true, true, true]),
         ("/audit", [false, false, false, false, false, true]),
@@ -347,6 +349,12 @@ async fn every_role_against_every_route() {
             "/incidents/999999/entries",
             vec![("kind", "note"), ("text", "x")],
             [false, false, false, true, true, false],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/checks/999999/cosign",
+            vec![("confirm", "yes")],
+            [false, false, false, false, true, false],
             StatusCode::NOT_FOUND,
         ),
         (
@@ -1346,4 +1354,73 @@ async fn blocked_pages_are_reviewed_and_approvals_apply_at_once() {
     ] {
         assert!(actions.iter().any(|a| a == want), "{want}");
     }
+}
+
+#[tokio::test]
+async fn a_routine_check_is_signed_by_a_dsl_and_co_signed_by_a_supervisor() {
+    let h = start(Settings::default()).await;
+    h.user("dee", Role::Dsl).await;
+    h.user("sue", Role::Supervisor).await;
+    h.user("sid", Role::Supervisor).await;
+    h.alert("amy").await;
+    let dee = h.sign_in("dee").await;
+    let form = h.text(&dee, "/checks/new").await;
+    assert!(form.contains("alert(s) raised"), "{form}");
+    let csrf = field(&form, "csrf");
+    let r = h
+        .post(
+            &dee,
+            "/checks",
+            &[("csrf", &csrf), ("checked", "inbox"), ("found", " ")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = h
+        .post(
+            &dee,
+            "/checks",
+            &[
+                ("csrf", &csrf),
+                ("checked", "The inbox and open incidents"),
+                (
+                    "found",
+                    "One danger alert waiting; reviewed it with the tutor",
+                ),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let path = location(&r);
+    let check = h.store.checks(1).await.unwrap().remove(0);
+    assert_eq!(check.content["due"]["alerts_waiting"]["danger"], 1);
+    assert_eq!(check.content["dsl"], "dee");
+    assert!(check.content["audit_head"]["seq"].as_i64().unwrap() > 0);
+    // The DSL's own page has no co-sign form; a supervisor's has.
+    assert!(!h.text(&dee, &path).await.contains("Co-sign this check"));
+    let sue = h.sign_in("sue").await;
+    let page = h.text(&sue, &path).await;
+    assert!(page.contains("Co-sign this check") && page.contains("The inbox and open incidents"));
+    let csrf = field(&page, "csrf");
+    let cosign = format!("{path}/cosign");
+    let r = h.post(&sue, &cosign, &[("csrf", &csrf)]).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the box must be ticked"
+    );
+    let r = h
+        .post(&sue, &cosign, &[("csrf", &csrf), ("confirm", "yes")])
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let sid = h.sign_in("sid").await;
+    let csrf = h.csrf(&sid, "/account/password").await;
+    let r = h
+        .post(&sid, &cosign, &[("csrf", &csrf), ("confirm", "yes")])
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT, "co-signed once");
+    assert!(h.text(&sid, "/checks").await.contains("sue"));
+    let (n, problems) = h.store.verify_checks().await.unwrap();
+    assert_eq!((n, problems.len()), (1, 0), "{problems:?}");
+    let check = h.store.check(check.id).await.unwrap().unwrap();
+    assert_eq!(check.supervisor.as_deref(), Some("sue"));
 }

@@ -127,3 +127,15 @@ impl Store {
         Ok(rows.iter().map(concern_row).collect())
     }
 }
+
+impl Store {
+    /// How many concerns were reported at or after `since_ms`.
+    pub async fn concerns_since(&self, since_ms: i64) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM concerns WHERE at_ms >= ?")
+                .bind(since_ms)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+}

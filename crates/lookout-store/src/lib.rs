@@ -13,6 +13,7 @@
 
 mod alerts;
 mod audit;
+mod checks;
 mod concerns;
 mod console;
 mod events;
@@ -34,6 +35,7 @@ pub use alerts::{
 pub use audit::{
     audit_hash, AuditEntry, AuditFilter, AuditProblem, AuditRow, AuditVerification, GENESIS,
 };
+pub use checks::{check_hash, cosign_message, Check, CosignError};
 pub use concerns::{Concern, NewConcern};
 pub use console::{Account, NewSession, PasswordCheck, Session, StoredKey, LOCK_AFTER, LOCK_MS};
 pub use events::{

@@ -736,3 +736,133 @@ async fn incident_entries_cannot_be_edited_or_deleted() {
     let audit = store.audit_log(&AuditFilter::default()).await.unwrap();
     assert_eq!(audit[0].target, format!("incident:{}", i.id));
 }
+
+#[tokio::test]
+async fn checks_verify_and_tampering_is_found() {
+    let (dir, store) = store().await;
+    let (dsl, sup) = (
+        lookout_auth::SigningKey::generate(),
+        lookout_auth::SigningKey::generate(),
+    );
+    let dsl_id = store
+        .replace_signing_key("dee", &dsl.seal("pw-dee-123"))
+        .await
+        .unwrap();
+    let sup_id = store
+        .replace_signing_key("sue", &sup.seal("pw-sue-123"))
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let seq = store
+            .audit(&AuditEntry::new("dee", "alert.view", format!("alert:{i}")))
+            .await
+            .unwrap();
+        let head = store.audit_head().await.unwrap().unwrap();
+        assert_eq!(head.0, seq);
+        let content = serde_json::json!({"kind": "routine-check", "dsl": "dee", "n": i, "audit_head": {"seq": head.0, "hash": head.1}});
+        let sig = dsl.sign(&lookout_auth::canonical_json(&content));
+        let c = store
+            .add_check(
+                &content,
+                "dee",
+                dsl_id,
+                &sig,
+                &AuditEntry::new("dee", "check.signed", ""),
+            )
+            .await
+            .unwrap();
+        let at = now_ms();
+        let cosig = sup.sign(&cosign_message(&c.content, &c.dsl_signature, "sue", at));
+        if i < 2 {
+            store
+                .cosign_check(
+                    c.id,
+                    "sue",
+                    sup_id,
+                    &cosig,
+                    at,
+                    &AuditEntry::new("sue", "check.cosigned", ""),
+                )
+                .await
+                .unwrap();
+        }
+        assert!(matches!(
+            store
+                .cosign_check(
+                    c.id,
+                    "dee",
+                    dsl_id,
+                    &cosig,
+                    at,
+                    &AuditEntry::new("dee", "x", "")
+                )
+                .await,
+            Err(CosignError::OwnCheck | CosignError::AlreadyCosigned(_))
+        ));
+    }
+    assert_eq!(store.verify_checks().await.unwrap(), (3, vec![]));
+    // The trigger refuses edits of signed content, and deletions.
+    assert!(sqlx::query("UPDATE checks SET content = '{}' WHERE id = 1")
+        .execute(&store.pool)
+        .await
+        .is_err());
+    assert!(sqlx::query("DELETE FROM checks WHERE id = 1")
+        .execute(&store.pool)
+        .await
+        .is_err());
+    store.close().await;
+
+    let table: [(&str, &[&str], &str); 4] = [
+        (
+            "edit",
+            &["UPDATE checks SET content = replace(content, '\"n\":1', '\"n\":9') WHERE id = 2"],
+            "check 2: its content",
+        ),
+        (
+            "delete",
+            &["DELETE FROM checks WHERE id = 2"],
+            "check 3: does not follow",
+        ),
+        (
+            "forged co-signature",
+            &["UPDATE checks SET supervisor = 'sid' WHERE id = 1"],
+            "check 1: the co-signing key is not sid's",
+        ),
+        (
+            "audit rewritten",
+            &["UPDATE audit_log SET hash = 'x' WHERE seq = 1"],
+            "audit log rewritten",
+        ),
+    ];
+    let path = dir.path().join("lookout.db");
+    for (name, statements, expected) in table {
+        let copy = dir
+            .path()
+            .join(format!("checks-{}.db", name.replace(' ', "-")));
+        std::fs::copy(&path, &copy).unwrap();
+        let _ = std::fs::copy(
+            dir.path().join("lookout.db-wal"),
+            copy.with_extension("db-wal"),
+        );
+        let tampered = Store::open(&copy).await.unwrap();
+        for t in [
+            "checks_cosign_once",
+            "checks_no_delete",
+            "audit_log_no_update",
+        ] {
+            sqlx::query(&format!("DROP TRIGGER {t}"))
+                .execute(&tampered.pool)
+                .await
+                .unwrap();
+        }
+        for sql in statements {
+            sqlx::query(sql).execute(&tampered.pool).await.unwrap();
+        }
+        let (n, problems) = tampered.verify_checks().await.unwrap();
+        assert!(
+            problems.iter().any(|p| p.contains(expected)),
+            "{name}: {n} checks, {problems:?}"
+        );
+        tampered.close().await;
+    }
+}

@@ -84,3 +84,49 @@ pub(crate) fn run(
         }
     })
 }
+
+#[derive(Subcommand)]
+pub(crate) enum ChecksCommand {
+    /// Verify every routine check: both signatures against the signers' keys, the chain of
+    /// checks, and the audit log entry each check recorded. Exits 1, naming each problem.
+    Verify,
+    /// List checks, newest first.
+    List,
+}
+
+pub(crate) fn checks(
+    config: Option<&std::path::Path>,
+    command: ChecksCommand,
+) -> anyhow::Result<ExitCode> {
+    with_store(config, |_config, store| async move {
+        match command {
+            ChecksCommand::Verify => {
+                let (n, problems) = store.verify_checks().await?;
+                if problems.is_empty() {
+                    println!("checks intact: {n} check(s), every signature valid and in order");
+                    return Ok(ExitCode::SUCCESS);
+                }
+                println!(
+                    "checks ALTERED: {} problem(s) in {n} check(s)",
+                    problems.len()
+                );
+                for p in &problems {
+                    println!("  {p}");
+                }
+                Ok(ExitCode::FAILURE)
+            }
+            ChecksCommand::List => {
+                for c in store.checks(1000).await? {
+                    println!(
+                        "{:>5} {} signed by {:<16} co-signed by {}",
+                        c.id,
+                        crate::activity::when(c.signed_ms),
+                        c.dsl,
+                        c.supervisor.as_deref().unwrap_or("(waiting)")
+                    );
+                }
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+    })
+}

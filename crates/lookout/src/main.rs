@@ -77,6 +77,14 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Routine DSL checks, signed and co-signed.
+    Checks {
+        /// Configuration file (for the data folder).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: audit::ChecksCommand,
+    },
     /// The activity log.
     Log {
         /// Configuration file (for the data folder).
@@ -148,6 +156,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User { config, command } => users::run(config.as_deref(), command),
         Command::Log { config, command } => activity::run(config.as_deref(), command),
         Command::Audit { config, command } => audit::run(config.as_deref(), command),
+        Command::Checks { config, command } => audit::checks(config.as_deref(), command),
         Command::Token { config, command } => monitoring::tokens(config.as_deref(), command),
         Command::Alerts { config, command } => monitoring::alerts(config.as_deref(), command),
         Command::Lists {
