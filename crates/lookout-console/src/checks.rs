@@ -126,7 +126,10 @@ pub(crate) async fn new_form(
 }
 
 /// The viewer's unlocked key and its id, or a clear request to sign in again.
-async fn signing_key(console: &Console, viewer: &Viewer) -> Result<(i64, SigningKey), PageError> {
+pub(crate) async fn signing_key(
+    console: &Console,
+    viewer: &Viewer,
+) -> Result<(i64, SigningKey), PageError> {
     let stored = console.store().signing_key(viewer.username()).await?;
     match (console.key(&viewer.session.id_hash), stored) {
         (Some(key), Some(s)) if key.public() == s.key.public => Ok((s.id, key)),

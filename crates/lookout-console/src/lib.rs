@@ -19,6 +19,7 @@ mod alerts;
 mod audit;
 mod checks;
 mod concerns;
+mod export;
 mod incidents;
 mod pages;
 mod reviews;
@@ -37,6 +38,7 @@ use lookout_monitor::Monitor;
 use lookout_store::Store;
 use tokio_util::sync::CancellationToken;
 
+pub use export::{verify_export, ExportCheck, EXPORT_KIND};
 pub use reviews::{apply_reviewed_allows, Filter};
 pub use session::{CSRF_FIELD, PRE_COOKIE, SESSION_COOKIE};
 
@@ -219,6 +221,10 @@ pub fn router(console: Console) -> Router {
         .route("/incidents/new", get(incidents::new_form))
         .route("/incidents/{id}", get(incidents::detail))
         .route("/incidents/{id}/entries", post(incidents::add_entry))
+        .route(
+            "/incidents/{id}/export",
+            get(export::form).post(export::export),
+        )
         .route("/checks", get(checks::list).post(checks::create))
         .route("/checks/new", get(checks::new_form))
         .route("/checks/{id}", get(checks::detail))

@@ -315,6 +315,7 @@ async fn every_role_against_every_route() {
             .unwrap();
         format!("/incidents/{}", i.id)
     };
+    let export = format!("{incident}/export");
 
     let gets: Vec<(&str, [bool; 6])> = vec![
         ("/", [true, true, true, true, true, true]),
@@ -328,6 +329,7 @@ async fn every_role_against_every_route() {
         (&concern, [true, false, false, true, true, false]),
         ("/incidents", [false, false, false, true, true, false]),
         ("/incidents/new", [false, false, false, true, true, false]),
+        (&export, [false, false, false, true, true, false]),
         (&incident, [false, false, false, true, true, false]),
         ("/checks", [false, false, false, true, true, false]),
         ("/checks/new", [false, false, false, true, false, false]),
@@ -348,6 +350,12 @@ async fn every_role_against_every_route() {
         (
             "/incidents/999999/entries",
             vec![("kind", "note"), ("text", "x")],
+            [false, false, false, true, true, false],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/incidents/999999/export",
+            vec![("requested_by", "x"), ("purpose", "y"), ("format", "json")],
             [false, false, false, true, true, false],
             StatusCode::NOT_FOUND,
         ),
@@ -1423,4 +1431,94 @@ async fn a_routine_check_is_signed_by_a_dsl_and_co_signed_by_a_supervisor() {
     assert_eq!((n, problems.len()), (1, 0), "{problems:?}");
     let check = h.store.check(check.id).await.unwrap().unwrap();
     assert_eq!(check.supervisor.as_deref(), Some("sue"));
+}
+
+#[tokio::test]
+async fn an_incident_is_exported_signed_and_the_export_verifies() {
+    let h = start(Settings::default()).await;
+    h.user("dee", Role::Dsl).await;
+    let c = h.sign_in("dee").await;
+    let alert = h.alert("amy").await;
+    let csrf = h.csrf(&c, "/incidents/new").await;
+    let alert_s = alert.to_string();
+    let r = h
+        .post(
+            &c,
+            "/incidents",
+            &[
+                ("csrf", &csrf),
+                ("alert", &alert_s),
+                ("title", "Search <b>flagged</b>"),
+                ("what", "Seen at 14:02"),
+                ("category", "suicide"),
+            ],
+        )
+        .await;
+    let path = location(&r);
+    let export = format!("{path}/export");
+    assert!(h.text(&c, &export).await.contains("Export and sign"));
+    let r = h
+        .post(
+            &c,
+            &export,
+            &[
+                ("csrf", &csrf),
+                ("requested_by", ""),
+                ("purpose", "x"),
+                ("format", "json"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    for format in ["json", "html"] {
+        let r = h
+            .post(
+                &c,
+                &export,
+                &[
+                    ("csrf", &csrf),
+                    ("requested_by", "PC Smith, Thames Valley Police, ref 42"),
+                    ("purpose", "Section 47 enquiry"),
+                    ("format", format),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "{format}");
+        let disposition = r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            disposition.contains(&format!("-export.{format}")),
+            "{disposition}"
+        );
+        let text = r.text().await.unwrap();
+        let check = lookout_console::verify_export(&text).unwrap();
+        assert_eq!(check.signer, "dee");
+        let key = h.store.signing_key("dee").await.unwrap().unwrap();
+        assert_eq!(
+            (check.key_id, check.public_key.as_str()),
+            (key.id, key.key.public.as_str())
+        );
+        if format == "html" {
+            assert!(
+                text.contains("Search &lt;b&gt;flagged&lt;/b&gt;"),
+                "escaped"
+            );
+            assert!(
+                text.contains("how to kill myself") || text.contains("kill myself"),
+                "the linked alert's finding"
+            );
+        }
+    }
+    let exports = h
+        .store
+        .audit_log(&lookout_store::AuditFilter {
+            action: Some("incident.export".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(exports.len(), 2);
+    assert!(exports[0].detail.contains("PC Smith") && exports[0].detail.contains("sha256"));
 }

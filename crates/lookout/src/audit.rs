@@ -130,3 +130,57 @@ pub(crate) fn checks(
         }
     })
 }
+
+#[derive(Subcommand)]
+pub(crate) enum ExportCommand {
+    /// Check an incident export (.json or .html): the signature must match the document, and
+    /// a page's readable part must match its signed data. With `--config`, also checks that
+    /// the key is the signer's in this Lookout's database.
+    Verify {
+        /// The exported file.
+        file: std::path::PathBuf,
+        /// Configuration file: check the key against this installation's database.
+        #[arg(long, short)]
+        config: Option<std::path::PathBuf>,
+    },
+}
+
+pub(crate) fn export(command: ExportCommand) -> anyhow::Result<ExitCode> {
+    let ExportCommand::Verify { file, config } = command;
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| crate::UsageError(format!("{}: {e}", file.display())))?;
+    let check = match lookout_console::verify_export(&text) {
+        Ok(c) => c,
+        Err(e) => {
+            println!("{}: NOT VALID: {e}", file.display());
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let at = crate::activity::when(check.exported_ms);
+    println!(
+        "{}: signature valid: incident {} exported {at} by {}, key {}",
+        file.display(),
+        check.reference,
+        check.signer,
+        check.public_key
+    );
+    let Some(config) = config else {
+        println!("(the key was not checked against a Lookout database: pass --config to do so)");
+        return Ok(ExitCode::SUCCESS);
+    };
+    with_store(Some(&config), |_config, store| async move {
+        match store.signing_key_by_id(check.key_id).await? {
+            Some(k) if k.username == check.signer && k.key.public == check.public_key => {
+                println!("the key is {}'s in this Lookout's database", check.signer);
+                Ok(ExitCode::SUCCESS)
+            }
+            _ => {
+                println!(
+                    "NOT VALID: the key is not {}'s in this Lookout's database",
+                    check.signer
+                );
+                Ok(ExitCode::FAILURE)
+            }
+        }
+    })
+}

@@ -85,6 +85,11 @@ enum Command {
         #[command(subcommand)]
         command: audit::ChecksCommand,
     },
+    /// Incident exports shared with authorities.
+    Export {
+        #[command(subcommand)]
+        command: audit::ExportCommand,
+    },
     /// The activity log.
     Log {
         /// Configuration file (for the data folder).
@@ -157,6 +162,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Log { config, command } => activity::run(config.as_deref(), command),
         Command::Audit { config, command } => audit::run(config.as_deref(), command),
         Command::Checks { config, command } => audit::checks(config.as_deref(), command),
+        Command::Export { command } => audit::export(command),
         Command::Token { config, command } => monitoring::tokens(config.as_deref(), command),
         Command::Alerts { config, command } => monitoring::alerts(config.as_deref(), command),
         Command::Lists {

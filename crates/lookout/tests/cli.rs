@@ -410,3 +410,35 @@ fn scan_eval_reports_per_category_and_lists_mistakes() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("bad.tsv:1: expected category:advisory|caution|danger"));
 }
+
+#[test]
+fn export_verify_accepts_a_signed_export_and_names_tampering() {
+    let key = lookout_auth::SigningKey::generate();
+    let document = serde_json::json!({
+        "kind": lookout_console::EXPORT_KIND, "exported_by": "dee", "exported_ms": 1_800_000_000_000_i64,
+        "incident": {"reference": "INC-2027-0003"}, "chronology": [],
+    });
+    let envelope = serde_json::json!({"document": document, "signature": {
+        "signer": "dee", "key_id": 1, "public_key": key.public(),
+        "value": key.sign(&lookout_auth::canonical_json(&document)),
+    }});
+    let text = serde_json::to_string_pretty(&envelope).unwrap();
+    let good = temp_file("export-good.json", &text);
+    let o = lookout(&["export", "verify", good.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("signature valid: incident INC-2027-0003"),
+        "{}",
+        stdout(&o)
+    );
+    let bad = temp_file(
+        "export-bad.json",
+        &text.replace("INC-2027-0003", "INC-2027-0004"),
+    );
+    let o = lookout(&["export", "verify", bad.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains("NOT VALID"), "{}", stdout(&o));
+    let o = lookout(&["export", "verify", "/nonexistent/export.json"], None);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/nonexistent/export.json"));
+}
