@@ -22,9 +22,11 @@ mod concerns;
 mod export;
 mod incidents;
 mod pages;
+mod reports;
 mod reviews;
 mod session;
 mod signin;
+mod users;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -238,10 +240,19 @@ pub fn router(console: Console) -> Router {
         .route("/reviews/{id}/approve", post(reviews::approve))
         .route("/reviews/{id}/reject", post(reviews::reject))
         .route("/reviews/allows/{id}/remove", post(reviews::remove))
+        .route("/users", get(users::list).post(users::add))
+        .route("/users/{name}/role", post(users::set_role))
+        .route("/users/{name}/{action}", post(users::act))
         .route("/audit", get(audit::log))
         .route("/audit/verify", get(audit::verify))
         .route_layer(from_fn_with_state(
             Guard::new(&console, &[Role::ItAdmin]),
+            guard,
+        ));
+    let readers = Router::new()
+        .route("/reports", get(reports::report))
+        .route_layer(from_fn_with_state(
+            Guard::new(&console, reports::READERS),
             guard,
         ));
     Router::new()
@@ -273,6 +284,7 @@ pub fn router(console: Console) -> Router {
         )
         .merge(safeguarding)
         .merge(admin)
+        .merge(readers)
         .fallback(pages::not_found)
         .with_state(console)
 }

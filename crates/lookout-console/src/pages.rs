@@ -123,6 +123,16 @@ const NAV: &[NavItem] = &[
         roles: &[Role::Dsl, Role::Supervisor],
     },
     NavItem {
+        href: "/reports",
+        label: "Reports",
+        roles: &[Role::Governor, Role::Dsl, Role::Supervisor, Role::ItAdmin],
+    },
+    NavItem {
+        href: "/users",
+        label: "People",
+        roles: &[Role::ItAdmin],
+    },
+    NavItem {
         href: "/reviews",
         label: "Blocked-page reviews",
         roles: &[Role::ItAdmin],
@@ -275,10 +285,18 @@ pub(crate) async fn home(
                 p { a class="button" href="/alerts" { "Open the alerts inbox" } }
             }
         }
+        @if role == Role::Governor {
+            section class="card" {
+                h2 { "Reports" }
+                p { "Figures on filtering, monitoring and safeguarding for the Board, without names." }
+                p { a class="button" href="/reports" { "Open the reports" } }
+            }
+        }
         @if role == Role::ItAdmin {
             section class="card" {
                 h2 { "Administration" }
                 ul {
+                    li { a href="/users" { "People and roles" } " — add people, set roles, unlock accounts, reset two-factor." }
                     li { a href="/reviews" { "Blocked-page reviews" } " — requests to unblock a page, to approve for a group or reject." }
                     li { a href="/audit" { "Audit log" } " — every sign-in, view and change, and a check that nothing was altered." }
                 }

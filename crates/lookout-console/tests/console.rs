@@ -154,6 +154,12 @@ impl Harness {
         field(&page.text().await.unwrap(), "csrf")
     }
 
+    /// Every audit action so far, newest first.
+    async fn audit_actions(&self) -> Vec<String> {
+        let rows = self.store.audit_log(&Default::default()).await.unwrap();
+        rows.into_iter().map(|r| r.action).collect()
+    }
+
     async fn text(&self, c: &Client, path: &str) -> String {
         c.get(self.url(path))
             .send()
@@ -335,6 +341,8 @@ async fn every_role_against_every_route() {
         ("/checks/new", [false, false, false, true, false, false]),
         ("/reviews", [false, false, false, false, false, true]),
         ("/reviews/new", [true, true, true, true, true, true]),
+        ("/users", [false, false, false, false, false, true]),
+        ("/reports", [false, false, true, true, true, true]),
         ("/audit", [false, false, false, false, false, true]),
         ("/audit/verify", [false, false, false, false, false, true]),
     ];
@@ -364,6 +372,18 @@ async fn every_role_against_every_route() {
             vec![("confirm", "yes")],
             [false, false, false, false, true, false],
             StatusCode::NOT_FOUND,
+        ),
+        (
+            "/users/nobody/unlock",
+            vec![],
+            [false, false, false, false, false, true],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/users",
+            vec![("username", "x")],
+            [false, false, false, false, false, true],
+            StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (
             "/reviews/999999/approve",
@@ -563,14 +583,7 @@ async fn wrong_passwords_and_codes_lock_the_account() {
         StatusCode::SEE_OTHER,
         "the half-done sign-in is over"
     );
-    let actions: Vec<String> = h
-        .store
-        .audit_log(&lookout_store::AuditFilter::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.action)
-        .collect();
+    let actions = h.audit_actions().await;
     assert_eq!(actions.iter().filter(|a| *a == "sign-in.locked").count(), 3);
     assert_eq!(
         actions
@@ -810,14 +823,7 @@ async fn alerts_arrive_live_and_are_triaged() {
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     // It feeds tuning, and it is all on the audit log.
     assert_eq!(h.store.false_alarms(0).await.unwrap().len(), 1);
-    let actions: Vec<String> = h
-        .store
-        .audit_log(&Default::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.action)
-        .collect();
+    let actions = h.audit_actions().await;
     for want in ["sign-in.ok", "alerts.list", "alert.view", "alert.dismissed"] {
         assert!(actions.iter().any(|a| a == want), "{want} in {actions:?}");
     }
@@ -1024,14 +1030,7 @@ async fn an_incident_is_opened_from_an_alert_worked_and_closed() {
     .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     // Every step is on the audit log, and the chain is intact.
-    let actions: Vec<String> = h
-        .store
-        .audit_log(&Default::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.action)
-        .collect();
+    let actions = h.audit_actions().await;
     for want in [
         "incident.opened",
         "incident.person",
@@ -1346,14 +1345,7 @@ async fn blocked_pages_are_reviewed_and_approvals_apply_at_once() {
         decide("http://games.test/maths/fractions"),
         lookout_policy::Action::Block
     );
-    let actions: Vec<String> = h
-        .store
-        .audit_log(&Default::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|r| r.action)
-        .collect();
+    let actions = h.audit_actions().await;
     for want in [
         "review.requested",
         "review.approved",
@@ -1521,4 +1513,139 @@ async fn an_incident_is_exported_signed_and_the_export_verifies() {
         .unwrap();
     assert_eq!(exports.len(), 2);
     assert!(exports[0].detail.contains("PC Smith") && exports[0].detail.contains("sha256"));
+}
+
+#[tokio::test]
+async fn the_it_admin_manages_people_and_governors_read_figures_without_names() {
+    let h = start_with(Settings::default(), Some(filter())).await;
+    h.user("ian", Role::ItAdmin).await;
+    h.user("gil", Role::Governor).await;
+    h.user("dee", Role::Dsl).await;
+    h.alert("amy").await;
+    let ian = h.sign_in("ian").await;
+    let page = h.text(&ian, "/users").await;
+    let csrf = field(&page, "csrf");
+    // Add a person: a one-time password, shown once.
+    let r = h
+        .post(
+            &ian,
+            "/users",
+            &[
+                ("csrf", &csrf),
+                ("username", "New.Person"),
+                ("name", "New Person"),
+                ("group", "staff"),
+                ("role", "staff"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.unwrap();
+    let start = page.find("one-time password is ").unwrap() + "one-time password is ".len();
+    let password = page[start..start + 16].to_owned();
+    let bad: [(Form, &str); 3] = [
+        (
+            vec![("username", "x y"), ("group", "staff"), ("role", "staff")],
+            "not valid",
+        ),
+        (
+            vec![("username", "ok"), ("group", "nope"), ("role", "staff")],
+            "Choose a filtering group",
+        ),
+        (
+            vec![("username", "ok"), ("group", "staff"), ("role", "root")],
+            "unknown role",
+        ),
+    ];
+    for (mut form, want) in bad {
+        form.push(("csrf", &csrf));
+        let r = h.post(&ian, "/users", &form).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{want}");
+        assert!(r.text().await.unwrap().contains(want), "{want}");
+    }
+    let c = h.client();
+    let r = h.password(&c, "new.person", &password).await;
+    assert_eq!(location(&r), "/sign-in/continue");
+    assert_eq!(
+        location(&c.get(h.url("/sign-in/continue")).send().await.unwrap()),
+        "/sign-in/new-password"
+    );
+    // Roles: never one's own; others at once, and DSLs need two-factor set up.
+    let r = h
+        .post(
+            &ian,
+            "/users/ian/role",
+            &[("csrf", &csrf), ("role", "learner")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = h
+        .post(
+            &ian,
+            "/users/new.person/role",
+            &[("csrf", &csrf), ("role", "dsl")],
+        )
+        .await;
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("new.person is now: Designated Safeguarding Lead team"));
+    assert_eq!(
+        h.store
+            .account("new.person")
+            .await
+            .unwrap()
+            .unwrap()
+            .user
+            .role,
+        Role::Dsl
+    );
+    // Disabling signs them out everywhere; the lock and two-factor are reset on request.
+    let dee = h.sign_in("dee").await;
+    for action in ["reset-two-factor", "unlock", "disable"] {
+        let r = h
+            .post(&ian, &format!("/users/dee/{action}"), &[("csrf", &csrf)])
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "{action}");
+    }
+    assert_eq!(
+        dee.get(h.url("/alerts")).send().await.unwrap().status(),
+        StatusCode::SEE_OTHER
+    );
+    assert!(h
+        .store
+        .account("dee")
+        .await
+        .unwrap()
+        .unwrap()
+        .totp_secret
+        .is_none());
+    let r = h.post(&ian, "/users/dee/explode", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    // The governor's report: figures, and no names.
+    let gil = h.sign_in("gil").await;
+    let report = h.text(&gil, "/reports?days=30").await;
+    assert!(report.contains("id=\"r-alerts\">1<"), "{report}");
+    assert!(report.contains("Audit log intact"));
+    assert!(!report.contains("amy"), "no names in reports");
+    assert_eq!(
+        gil.get(h.url("/reports?days=2"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let actions = h.audit_actions().await;
+    for want in [
+        "user.add",
+        "user.role",
+        "user.reset-two-factor",
+        "user.unlock",
+        "user.disable",
+        "report.view",
+    ] {
+        assert!(actions.iter().any(|a| a == want), "{want}");
+    }
 }

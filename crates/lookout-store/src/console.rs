@@ -36,6 +36,8 @@ pub struct Account {
     pub totp_secret: Option<String>,
     pub totp_last_step: i64,
     pub must_change_password: bool,
+    /// Locked after failed sign-ins until this time (0: not locked).
+    pub locked_until_ms: i64,
 }
 
 impl Account {
@@ -93,6 +95,7 @@ fn account_from_row(row: &sqlx::sqlite::SqliteRow) -> Account {
         totp_secret: row.get("totp_secret"),
         totp_last_step: row.get("totp_last_step"),
         must_change_password: row.get::<i64, _>("must_change_password") != 0,
+        locked_until_ms: row.get("locked_until_ms"),
     }
 }
 
@@ -109,6 +112,16 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.as_ref().map(account_from_row))
+    }
+
+    /// Every user with their console settings, by name.
+    pub async fn accounts(&self) -> Result<Vec<Account>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS}, {ACCOUNT_COLUMNS} FROM users ORDER BY username"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(account_from_row).collect())
     }
 
     /// Checks a console sign-in's password, counting failures: [`LOCK_AFTER`] in a row lock

@@ -18,6 +18,7 @@ mod concerns;
 mod console;
 mod events;
 mod incidents;
+mod report;
 mod reviews;
 mod triage;
 mod users;
@@ -44,6 +45,7 @@ pub use events::{
 };
 pub use incidents::{Incident, IncidentEntry, IncidentError, NewEntry};
 pub use lookout_auth::Role;
+pub use report::Report;
 pub use reviews::{DecisionError, NewReviewRequest, ReviewRequest, ReviewedAllow};
 pub use triage::{AlertReview, Inbox, ReviewAction, ReviewError};
 pub use users::{check_password, normalize_username, NewUser, User, UserError};
