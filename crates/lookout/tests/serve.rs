@@ -3,113 +3,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
-fn lookout(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
-    common::lookout_in(dir, args, stdin)
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn setup() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("gambling.txt"), "casino.test\n").unwrap();
-    let config = dir.path().join("lookout.toml");
-    std::fs::write(
-        &config,
-        r#"
-[[lists.source]]
-name = "gambling"
-path = "gambling.txt"
-categories = ["gambling"]
-
-[serve]
-data_dir = "data"
-
-[proxy]
-listen = "127.0.0.1:0"
-
-[dns]
-listen = "127.0.0.1:0"
-upstreams = ["127.0.0.1:9"]
-timeout_ms = 200
-
-[console]
-listen = "127.0.0.1:0"
-"#,
-    )
-    .unwrap();
-    (dir, config)
-}
-
-/// What `lookout serve` printed it listens on.
-struct Listening {
-    proxy: SocketAddr,
-    dns: SocketAddr,
-    console: SocketAddr,
-    /// Everything printed on standard output so far (the first-run password).
-    stdout: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-/// Starts `lookout serve` and returns it with the addresses it printed.
-fn serve(dir: &Path, config: &Path) -> (Child, Listening) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lookout"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let out = BufReader::new(child.stdout.take().unwrap());
-    let collected = stdout.clone();
-    std::thread::spawn(move || {
-        for line in out.lines().map_while(Result::ok) {
-            let mut s = collected.lock().unwrap();
-            s.push_str(&line);
-            s.push('\n');
-        }
-    });
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (mut proxy, mut dns, mut console) = (None, None, None);
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.strip_prefix("proxy: listening on ") {
-            proxy = rest.parse().ok();
-        }
-        if let Some(rest) = line.strip_prefix("dns: listening on ") {
-            dns = rest.split(' ').next().and_then(|a| a.parse().ok());
-        }
-        if let Some(rest) = line.strip_prefix("console: listening on ") {
-            console = rest.split(' ').next().and_then(|a| a.parse().ok());
-        }
-        if line.starts_with("Lookout is running") {
-            break;
-        }
-    }
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    let listening = Listening {
-        proxy: proxy.expect("proxy address"),
-        dns: dns.expect("dns address"),
-        console: console.expect("console address"),
-        stdout,
-    };
-    (child, listening)
-}
+use common::server::{form_field, lookout, risky_search, serve, setup, terminate, text, Listening};
 
 #[test]
 fn users_are_added_imported_and_listed() {
@@ -323,18 +223,6 @@ fn serve_filters_logs_and_stops_gracefully() {
     assert!(text(&o).contains("--since `yesterday`"), "{}", text(&o));
 }
 
-/// SIGTERM, as a service manager sends it (the shell's built-in `kill`: no procps needed),
-/// then checks the server exits cleanly.
-fn terminate(mut child: Child) {
-    let killed = Command::new("sh")
-        .args(["-c", &format!("kill -TERM {}", child.id())])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
-}
-
 #[test]
 fn a_search_through_the_proxy_alerts_the_dsl_team_live_and_by_email() {
     let (dir, config) = setup();
@@ -409,20 +297,8 @@ to = ["dsl-team@college.test"]
         assert_eq!(live.recv().await.unwrap().0, "ready");
 
         // A learner searches through the proxy.
-        let browser = reqwest::Client::builder()
-            .proxy(reqwest::Proxy::all(format!("http://{}", at.proxy)).unwrap())
-            .build()
-            .unwrap();
         let sent = std::time::Instant::now();
-        let r = browser
-            .get(format!(
-                "http://www.google.com:{}/search?q=how+many+paracetamol+to+die",
-                origin.port()
-            ))
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.status());
+        risky_search(at.proxy, origin.port()).await;
 
         let (event, alert) = tokio::time::timeout(Duration::from_secs(20), live.recv()).await.unwrap().unwrap();
         let on_stream = sent.elapsed();
@@ -491,13 +367,6 @@ to = ["dsl-team@college.test"]
             mail.data
         );
     });
-}
-
-/// The form field `name`'s value in a page.
-fn form_field(html: &str, name: &str) -> String {
-    let key = format!("name=\"{name}\" value=\"");
-    let start = html.find(&key).expect("field") + key.len();
-    html[start..].split('"').next().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread")]

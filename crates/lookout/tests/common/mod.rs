@@ -1,5 +1,9 @@
 //! Running the `lookout` binary from the integration tests.
 
+// Not every test file uses every helper.
+#[allow(dead_code)]
+pub(crate) mod server;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -1,0 +1,143 @@
+//! Running `lookout serve` as a real process for the integration tests: a configuration with
+//! every server on a free loopback port, the addresses it printed, and a clean stop.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+pub(crate) fn lookout(dir: &Path, args: &[&str], stdin: Option<&str>) -> Output {
+    super::lookout_in(dir, args, stdin)
+}
+
+pub(crate) fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub(crate) fn setup() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("gambling.txt"), "casino.test\n").unwrap();
+    let config = dir.path().join("lookout.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[lists.source]]
+name = "gambling"
+path = "gambling.txt"
+categories = ["gambling"]
+
+[serve]
+data_dir = "data"
+
+[proxy]
+listen = "127.0.0.1:0"
+
+[dns]
+listen = "127.0.0.1:0"
+upstreams = ["127.0.0.1:9"]
+timeout_ms = 200
+
+[console]
+listen = "127.0.0.1:0"
+"#,
+    )
+    .unwrap();
+    (dir, config)
+}
+
+/// What `lookout serve` printed it listens on.
+pub(crate) struct Listening {
+    pub(crate) proxy: SocketAddr,
+    pub(crate) dns: SocketAddr,
+    pub(crate) console: SocketAddr,
+    /// Everything printed on standard output so far (the first-run password).
+    pub(crate) stdout: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// Starts `lookout serve` and returns it with the addresses it printed.
+pub(crate) fn serve(dir: &Path, config: &Path) -> (Child, Listening) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let collected = stdout.clone();
+    std::thread::spawn(move || {
+        for line in out.lines().map_while(Result::ok) {
+            let mut s = collected.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let (mut proxy, mut dns, mut console) = (None, None, None);
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("proxy: listening on ") {
+            proxy = rest.parse().ok();
+        }
+        if let Some(rest) = line.strip_prefix("dns: listening on ") {
+            dns = rest.split(' ').next().and_then(|a| a.parse().ok());
+        }
+        if let Some(rest) = line.strip_prefix("console: listening on ") {
+            console = rest.split(' ').next().and_then(|a| a.parse().ok());
+        }
+        if line.starts_with("Lookout is running") {
+            break;
+        }
+    }
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let listening = Listening {
+        proxy: proxy.expect("proxy address"),
+        dns: dns.expect("dns address"),
+        console: console.expect("console address"),
+        stdout,
+    };
+    (child, listening)
+}
+
+/// SIGTERM, as a service manager sends it (the shell's built-in `kill`: no procps needed),
+/// then checks the server exits cleanly.
+pub(crate) fn terminate(mut child: Child) {
+    let killed = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+/// The form field `name`'s value in a page.
+pub(crate) fn form_field(html: &str, name: &str) -> String {
+    let key = format!("name=\"{name}\" value=\"");
+    let start = html.find(&key).expect("field") + key.len();
+    html[start..].split('"').next().unwrap().to_owned()
+}
+
+/// A learner's device searching for something risky through the proxy (the search engine's
+/// name is pointed at a local origin by `[proxy.hosts]`).
+pub(crate) async fn risky_search(proxy: SocketAddr, origin_port: u16) -> reqwest::Response {
+    let device = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::all(format!("http://{proxy}")).unwrap())
+        .build()
+        .unwrap();
+    let r = device
+        .get(format!(
+            "http://www.google.com:{origin_port}/search?q=how+many+paracetamol+to+die"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    r
+}
