@@ -329,6 +329,8 @@ pub(crate) async fn new_form(
             textarea id="what" name="what" rows="6" required {}
             label for="where" { "Where (place, site or online service)" }
             input id="where" name="where" type="text" maxlength="200";
+            label for="when" { "When it happened (leave empty if not known)" }
+            input id="when" name="when" type="datetime-local";
             label for="category" { "Category" }
             (select("category", "category", &categories(), true))
             label for="reporter" { "Who raised the concern" }
@@ -352,6 +354,8 @@ pub(crate) struct NewIncident {
     what: String,
     #[serde(default, rename = "where")]
     place: String,
+    #[serde(default)]
+    when: String,
     category: String,
     #[serde(default)]
     reporter: String,
@@ -394,7 +398,7 @@ pub(crate) async fn create(
     let person_user = username(&form.person_username)?;
     let mut first = NewEntry::new(
         "opened",
-        json!({ "title": title, "what": what, "where": form.place.trim(), "reporter": form.reporter.trim(), "category": form.category }),
+        json!({ "title": title, "what": what, "where": form.place.trim(), "when_ms": when_happened(&form.when)?, "reporter": form.reporter.trim(), "category": form.category }),
     );
     first.title = Some(title.clone());
     let store = console.store();
@@ -734,6 +738,35 @@ pub(crate) struct EntryForm {
     outcome: String,
     #[serde(default)]
     reason: String,
+}
+
+/// A `yyyy-mm-ddThh:mm` local time (a `datetime-local` field), in milliseconds; empty is
+/// "not known". A time in the future is a mistake.
+fn when_happened(s: &str) -> Result<Option<i64>, PageError> {
+    use chrono::TimeZone as _;
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    let bad = || {
+        PageError::BadForm(
+            "“When it happened” must be a date and time like 2026-11-23T14:05.".into(),
+        )
+    };
+    let t = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S"))
+        .map_err(|_| bad())?;
+    let ms = chrono::Local
+        .from_local_datetime(&t)
+        .earliest()
+        .map(|t| t.timestamp_millis())
+        .ok_or_else(bad)?;
+    if ms > now_ms() + 60_000 {
+        return Err(PageError::BadForm(
+            "“When it happened” is in the future.".into(),
+        ));
+    }
+    Ok(Some(ms))
 }
 
 /// A `yyyy-mm-dd` date as the end of that day (local time), in milliseconds.

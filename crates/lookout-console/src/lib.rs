@@ -130,6 +130,44 @@ impl Console {
         self
     }
 
+    /// Every few minutes until `shutdown`: removes expired sessions, and forgets the unlocked
+    /// keys and pending two-factor secrets of sessions that have ended.
+    pub async fn housekeeping(self, every: Duration) {
+        let stop = self.inner.shutdown.clone();
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(every) => {}
+            }
+            if let Err(e) = self.sweep().await {
+                tracing::warn!("console housekeeping: {e}");
+            }
+        }
+    }
+
+    /// One housekeeping pass; returns how many unlocked keys were forgotten.
+    pub async fn sweep(&self) -> Result<usize, lookout_store::StoreError> {
+        let now = now_ms();
+        self.store().purge_sessions(now).await?;
+        let held: Vec<String> = self
+            .inner
+            .keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        let mut forgotten = 0;
+        for id_hash in held {
+            if self.store().session(&id_hash, now).await?.is_none() {
+                self.take_key(&id_hash);
+                self.forget_pending_totp(&id_hash);
+                forgotten += 1;
+            }
+        }
+        Ok(forgotten)
+    }
+
     pub(crate) fn store(&self) -> &Store {
         &self.inner.store
     }

@@ -22,6 +22,7 @@ const SECRET: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
 struct Harness {
     _dir: tempfile::TempDir,
     store: Store,
+    console: Console,
     monitor: Monitor,
     base: String,
     shutdown: CancellationToken,
@@ -100,13 +101,14 @@ async fn start_with(settings: Settings, filter: Option<lookout_console::Filter>)
         },
         1 << 20,
     )
-    .merge(lookout_console::router(console));
+    .merge(lookout_console::router(console.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(lookout_monitor::serve_api(listener, app, shutdown.clone()));
     Harness {
         _dir: dir,
         store,
+        console,
         monitor,
         base,
         shutdown,
@@ -840,6 +842,26 @@ async fn an_incident_is_opened_from_an_alert_worked_and_closed() {
     let form = h.text(&c, &format!("/incidents/new?alert={alert}")).await;
     let csrf = field(&form, "csrf");
     let alert_s = alert.to_string();
+    for (when, want) in [
+        ("2999-01-01T10:00", "in the future"),
+        ("yesterday", "must be a date and time"),
+    ] {
+        let r = h
+            .post(
+                &c,
+                "/incidents",
+                &[
+                    ("csrf", &csrf),
+                    ("title", "t"),
+                    ("what", "w"),
+                    ("category", "suicide"),
+                    ("when", when),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{when}");
+        assert!(r.text().await.unwrap().contains(want), "{when}");
+    }
     let r = h
         .post(
             &c,
@@ -853,6 +875,7 @@ async fn an_incident_is_opened_from_an_alert_worked_and_closed() {
                     "Search seen by the filter at 14:02; Amy was in the library.",
                 ),
                 ("where", "Library PCs"),
+                ("when", "2026-01-05T14:02"),
                 ("category", "suicide"),
                 ("reporter", "Lookout monitoring"),
                 ("person", "Amy Learner"),
@@ -873,6 +896,11 @@ async fn an_incident_is_opened_from_an_alert_worked_and_closed() {
         .await
         .contains(&format!("alert-{alert}")));
     assert_eq!(h.store.incidents_of("amy").await.unwrap().len(), 1);
+    let (_, opened) = h.store.incident(id).await.unwrap().unwrap();
+    assert!(
+        opened[0].body["when_ms"].as_i64().is_some(),
+        "when it happened is kept"
+    );
 
     let entries = format!("{path}/entries");
     let post = |form: Vec<(&'static str, String)>| {
@@ -1621,6 +1649,9 @@ async fn the_it_admin_manages_people_and_governors_read_figures_without_names() 
         .unwrap()
         .totp_secret
         .is_none());
+    // Housekeeping forgets the unlocked key of the session that ended.
+    assert_eq!(h.console.sweep().await.unwrap(), 1);
+    assert_eq!(h.console.sweep().await.unwrap(), 0);
     let r = h.post(&ian, "/users/dee/explode", &[("csrf", &csrf)]).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // The governor's report: figures, and no names.

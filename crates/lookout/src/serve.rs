@@ -100,7 +100,19 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    runtime.block_on(serve(config, policy, index, scanner))?;
+    // What the configuration was, for the audit log: a changed file is recorded as a change.
+    let source = match &args.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).unwrap_or_default();
+            format!(
+                "{}; sha256 {}",
+                p.display(),
+                lookout_auth::secret_hash(&text)
+            )
+        }
+        None => "built-in defaults".to_owned(),
+    };
+    runtime.block_on(serve(config, policy, index, scanner, source))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -168,6 +180,26 @@ async fn bind_error<T>(
     })
 }
 
+/// Records the configuration `serve` started with; a different one from last time is a
+/// configuration change on the audit log.
+async fn audit_configuration(store: &Store, source: &str) -> anyhow::Result<()> {
+    let last = store
+        .audit_log(&lookout_store::AuditFilter {
+            action: Some("config.".into()),
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await?;
+    let action = match last.first() {
+        Some(r) if r.detail != source => "config.changed",
+        _ => "config.loaded",
+    };
+    store
+        .audit(&AuditEntry::new("system", action, "config").detail(source))
+        .await?;
+    Ok(())
+}
+
 fn console_settings(config: &Config) -> lookout_console::Settings {
     lookout_console::Settings {
         secure_cookies: config.console_secure_cookies(),
@@ -229,8 +261,10 @@ async fn serve(
     policy: Arc<Policy>,
     index: Arc<lookout_lists::Index>,
     scanner: Option<Arc<lookout_scan::Scanner>>,
+    config_source: String,
 ) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
+    audit_configuration(&store, &config_source).await?;
     // Pages allowed after an IT admin's review apply from the first request.
     let reviewed = lookout_console::apply_reviewed_allows(&store, &policy)
         .await
@@ -285,7 +319,8 @@ async fn serve(
                 },
                 config.console.max_body_bytes,
             )
-            .merge(lookout_console::router(console));
+            .merge(lookout_console::router(console.clone()));
+            tokio::spawn(console.housekeeping(Duration::from_secs(300)));
             eprintln!(
                 "console: listening on {} (safeguarding console and API; people use {})",
                 listener.local_addr()?,

@@ -479,7 +479,11 @@ async fn first_run_admin_signs_in_to_the_console_and_the_audit_log_verifies() {
         None,
     );
     assert!(text(&o).contains("it-admin"), "{}", text(&o));
-    // A second start finds the admin and prints no new password.
+    // A second start finds the admin and prints no new password; the changed configuration
+    // is on the audit log.
+    let mut changed = std::fs::read_to_string(&config).unwrap();
+    changed.push_str("\n# edited by the IT admin\n");
+    std::fs::write(&config, changed).unwrap();
     let (child, listening) = serve(d, &config);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!listening
@@ -488,4 +492,19 @@ async fn first_run_admin_signs_in_to_the_console_and_the_audit_log_verifies() {
         .unwrap()
         .contains("one-time password"));
     terminate(child);
+    let o = lookout(
+        d,
+        &[
+            "audit",
+            "list",
+            "--action",
+            "config.",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+        None,
+    );
+    let listed = text(&o);
+    assert_eq!(listed.matches("config.loaded").count(), 1, "{listed}");
+    assert_eq!(listed.matches("config.changed").count(), 1, "{listed}");
 }
