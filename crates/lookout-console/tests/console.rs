@@ -324,6 +324,28 @@ async fn every_role_against_every_route() {
         format!("/incidents/{}", i.id)
     };
     let export = format!("{incident}/export");
+    let check = {
+        let key = lookout_auth::SigningKey::generate();
+        let key_id = h
+            .store
+            .replace_signing_key("dee", &key.seal("a key password"))
+            .await
+            .unwrap();
+        let content = serde_json::json!({"kind": "routine-check", "dsl": "dee"});
+        let signature = key.sign(&lookout_auth::canonical_json(&content));
+        let c = h
+            .store
+            .add_check(
+                &content,
+                "dee",
+                key_id,
+                &signature,
+                &lookout_store::AuditEntry::new("dee", "check.signed", ""),
+            )
+            .await
+            .unwrap();
+        format!("/checks/{}", c.id)
+    };
 
     let gets: Vec<(&str, [bool; 6])> = vec![
         ("/", [true, true, true, true, true, true]),
@@ -341,6 +363,7 @@ async fn every_role_against_every_route() {
         (&incident, [false, false, false, true, true, false]),
         ("/checks", [false, false, false, true, true, false]),
         ("/checks/new", [false, false, false, true, false, false]),
+        (&check, [false, false, false, true, true, false]),
         ("/reviews", [false, false, false, false, false, true]),
         ("/reviews/new", [true, true, true, true, true, true]),
         ("/users", [false, false, false, false, false, true]),
@@ -374,6 +397,46 @@ async fn every_role_against_every_route() {
             vec![("confirm", "yes")],
             [false, false, false, false, true, false],
             StatusCode::NOT_FOUND,
+        ),
+        (
+            "/checks",
+            vec![("checked", "")],
+            [false, false, false, true, false, false],
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/reviews/999999/reject",
+            vec![("note", "x")],
+            [false, false, false, false, false, true],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/users/nobody/role",
+            vec![("role", "staff")],
+            [false, false, false, false, false, true],
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/concerns",
+            vec![("about", "")],
+            [true, true, true, true, true, true],
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/reviews/new",
+            vec![("url", "")],
+            [true, true, true, true, true, true],
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/account/password",
+            vec![
+                ("current", "x"),
+                ("password", "one password"),
+                ("confirm", "another one"),
+            ],
+            [true, true, true, true, true, true],
+            StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (
             "/users/nobody/unlock",
