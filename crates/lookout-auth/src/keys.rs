@@ -145,7 +145,8 @@ pub fn verify_signature(public: &str, message: &[u8], signature: &str) -> Result
 }
 
 /// The bytes signed for a JSON value: object keys sorted, no white space, so the same content
-/// always gives the same bytes.
+/// always gives the same bytes — also after the signed file is read back (numbers are parsed
+/// exactly: serde_json's `float_roundtrip`).
 pub fn canonical_json(value: &serde_json::Value) -> Vec<u8> {
     fn write(v: &serde_json::Value, out: &mut Vec<u8>) {
         match v {
@@ -224,6 +225,17 @@ mod tests {
             String::from_utf8(message.clone()).unwrap(),
             r#"{"a":"check","b":[1,{"x":null,"y":"é"}]}"#
         );
+        // Read back from the file it was written to, a value gives the same bytes (found by
+        // fuzzing: a float that serde_json's fast parser rounded differently).
+        for text in [
+            r#"{"n":3.3333333333333326e52,"m":[0.1,1e-7,-0.0]}"#,
+            r#"{"b":1,"a":"\u00e9"}"#,
+        ] {
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            let once = canonical_json(&v);
+            let back: serde_json::Value = serde_json::from_slice(&once).unwrap();
+            assert_eq!((back.clone(), canonical_json(&back)), (v, once), "{text}");
+        }
         let sig = key.sign(&message);
         assert_eq!(verify_signature(&key.public(), &message, &sig), Ok(()));
         let altered = canonical_json(&json!({"a": "check", "b": [2]}));
