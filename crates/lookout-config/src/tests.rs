@@ -404,3 +404,26 @@ fn monitoring_mistakes_name_key_and_line() {
     assert_eq!(parse_hhmm("07:30"), Some(450));
     assert_eq!(parse_hhmm("24:00"), None);
 }
+
+#[test]
+fn console_settings_and_their_mistakes() {
+    let table = [
+        ("", false),
+        (
+            "[console]\nurl = \"https://safeguarding.college.test\"\n",
+            true,
+        ),
+        (
+            "[console]\nurl = \"https://x.test\"\nsecure_cookies = false\n",
+            false,
+        ),
+        ("[console]\nsecure_cookies = true\n", true),
+    ];
+    for (text, secure) in table {
+        let c = Config::from_toml(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(c.console_secure_cookies(), secure, "{text}");
+    }
+    check_err("[console]\nidle_minutes = 0\n", "console.idle_minutes");
+    check_err("[console]\nsession_hours = 1000\n", "console.session_hours");
+    check_err("[console]\ncontact = [\"x\"]\n", "contact");
+}

@@ -3,8 +3,6 @@
 
 use std::sync::LazyLock;
 
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
-use argon2::Argon2;
 use lookout_auth::{Role, SealedKey};
 use sqlx::Row;
 
@@ -131,42 +129,25 @@ impl Store {
         username: &str,
         password: &str,
     ) -> Result<PasswordCheck, StoreError> {
-        let now = now_ms();
-        let account = self.account(username).await?;
-        let row_hash = match &account {
-            Some(a) => {
-                sqlx::query_scalar::<_, Option<String>>(
-                    "SELECT password_hash FROM users WHERE username = ?",
-                )
-                .bind(&a.user.username)
-                .fetch_one(&self.pool)
+        let row = match normalize_username(username) {
+            Ok(name) => {
+                sqlx::query(&format!(
+                    "SELECT {USER_COLUMNS}, {ACCOUNT_COLUMNS} FROM users WHERE username = ?"
+                ))
+                .bind(name)
+                .fetch_optional(&self.pool)
                 .await?
             }
-            None => None,
+            Err(_) => None,
         };
-        let locked_until: i64 = match &account {
-            Some(a) => {
-                sqlx::query_scalar("SELECT locked_until_ms FROM users WHERE username = ?")
-                    .bind(&a.user.username)
-                    .fetch_one(&self.pool)
-                    .await?
-            }
-            None => 0,
-        };
-        if locked_until > now {
-            return Ok(PasswordCheck::Locked(locked_until));
+        let account = row.as_ref().map(account_from_row);
+        let row_hash: Option<String> = row.as_ref().and_then(|r| r.get("password_hash"));
+        if let Some(a) = account.as_ref().filter(|a| a.locked_until_ms > now_ms()) {
+            return Ok(PasswordCheck::Locked(a.locked_until_ms));
         }
+        // Unknown users cost the same argon2id check as known ones.
         let hash = row_hash.clone().unwrap_or_else(|| DUMMY_HASH.clone());
-        let password = password.to_owned();
-        let right = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash).is_ok_and(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-        })
-        .await
-        .unwrap_or(false);
+        let right = crate::users::password_matches(hash, password).await;
         match account {
             Some(a) if right && row_hash.is_some() && !a.user.disabled => {
                 Ok(PasswordCheck::Ok(a.into()))
@@ -221,10 +202,7 @@ impl Store {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        match n {
-            0 => Err(UserError::NotFound(username)),
-            _ => Ok(()),
-        }
+        crate::users::changed_one(n, username)
     }
 
     /// Sets a user's console role.
@@ -237,10 +215,7 @@ impl Store {
             .execute(&self.pool)
             .await?
             .rows_affected();
-        match n {
-            0 => Err(UserError::NotFound(username)),
-            _ => Ok(()),
-        }
+        crate::users::changed_one(n, username)
     }
 
     /// Enabled users with `role`.
@@ -270,10 +245,7 @@ impl Store {
         .execute(&self.pool)
         .await?
         .rows_affected();
-        match n {
-            0 => Err(UserError::NotFound(username)),
-            _ => Ok(()),
-        }
+        crate::users::changed_one(n, username)
     }
 
     /// Records that the code of time step `step` was used; false if it (or a later one)

@@ -89,6 +89,29 @@ pub fn check_password(password: &str) -> Result<(), UserError> {
     }
 }
 
+/// Whether `password` matches the argon2id PHC string `hash`, checked on a blocking thread (it
+/// takes tens of milliseconds by design).
+pub(crate) async fn password_matches(hash: String, password: &str) -> bool {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).is_ok_and(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// `Ok` when an update changed the user's row, else the user does not exist.
+pub(crate) fn changed_one(rows: u64, username: String) -> Result<(), UserError> {
+    match rows {
+        0 => Err(UserError::NotFound(username)),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn hash_password(password: &str) -> Result<String, UserError> {
     check_password(password)?;
     let salt = SaltString::generate(&mut OsRng);
@@ -215,16 +238,7 @@ impl Store {
 
     /// One user.
     pub async fn user(&self, username: &str) -> Result<Option<User>, StoreError> {
-        let Ok(username) = normalize_username(username) else {
-            return Ok(None);
-        };
-        let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE username = ?"
-        ))
-        .bind(username)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.as_ref().map(user_from_row))
+        Ok(self.account(username).await?.map(|a| a.user))
     }
 
     /// Disables or re-enables a user. A disabled user's signed-in addresses are signed out.
@@ -267,10 +281,7 @@ impl Store {
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
-        match n {
-            0 => Err(UserError::NotFound(username)),
-            _ => Ok(()),
-        }
+        changed_one(n, username)
     }
 
     /// The user, if `password` is theirs and they are enabled. The argon2id check runs on a
@@ -293,16 +304,7 @@ impl Store {
         let Some(hash) = row.get::<Option<String>, _>("password_hash") else {
             return Ok(None);
         };
-        let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || {
-            PasswordHash::new(&hash).is_ok_and(|parsed| {
-                Argon2::default()
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
-        })
-        .await
-        .unwrap_or(false);
+        let ok = password_matches(hash, password).await;
         Ok(ok.then(|| user_from_row(&row)))
     }
 
