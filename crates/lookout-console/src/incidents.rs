@@ -122,6 +122,20 @@ struct Referral {
     status: String,
 }
 
+impl Action {
+    fn overdue(&self, now: i64) -> bool {
+        self.done.is_none() && overdue(self.due, now)
+    }
+}
+
+impl Referral {
+    /// Past its follow-up date and not yet settled by the agency.
+    fn overdue(&self, now: i64) -> bool {
+        overdue(self.follow_up, now)
+            && !matches!(self.status.as_str(), "accepted" | "declined" | "closed")
+    }
+}
+
 /// What the chronology adds up to.
 #[derive(Default)]
 struct Record {
@@ -484,19 +498,8 @@ pub(crate) async fn open_work(
         out.0 += 1;
         if let Some((_, entries)) = store.incident(i.id).await? {
             let r = fold(&entries);
-            out.1 += r
-                .actions
-                .iter()
-                .filter(|a| a.done.is_none() && overdue(a.due, now))
-                .count();
-            out.2 += r
-                .referrals
-                .iter()
-                .filter(|x| {
-                    overdue(x.follow_up, now)
-                        && !matches!(x.status.as_str(), "accepted" | "declined" | "closed")
-                })
-                .count();
+            out.1 += r.actions.iter().filter(|a| a.overdue(now)).count();
+            out.2 += r.referrals.iter().filter(|x| x.overdue(now)).count();
         }
     }
     Ok(out)
@@ -581,7 +584,7 @@ pub(crate) async fn detail(
                             td { @if let Some(d) = a.due { (when(d)) } }
                             td {
                                 @if let Some((at, by)) = &a.done { "Done " (when(*at)) " by " (by) }
-                                @else if overdue(a.due, now) { span class="badge sev-danger" { "Overdue" } }
+                                @else if a.overdue(now) { span class="badge sev-danger" { "Overdue" } }
                                 @else { "To do" }
                             }
                         }
@@ -600,7 +603,7 @@ pub(crate) async fn detail(
                             td { (x.id) } td { (label(AGENCIES, &x.agency)) } td { (x.detail) } td { (label(REFERRAL_STATUS, &x.status)) }
                             td {
                                 @if let Some(f) = x.follow_up { (when(f)) }
-                                @if overdue(x.follow_up, now) && !matches!(x.status.as_str(), "accepted" | "declined" | "closed") {
+                                @if x.overdue(now) {
                                     " " span class="badge sev-danger" { "Overdue: chase it" }
                                 }
                             }

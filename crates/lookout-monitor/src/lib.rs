@@ -152,6 +152,30 @@ pub struct AlertNotice {
     pub location: String,
 }
 
+impl AlertNotice {
+    /// The alert as it now stands. Every announced change is to an open alert (findings only
+    /// group into alerts not yet reviewed), so readers need not ask the database again.
+    pub fn alert(&self) -> Alert {
+        Alert {
+            id: self.id,
+            reference: self.reference.clone(),
+            created_ms: self.created_ms,
+            updated_ms: self.updated_ms,
+            status: "new".to_owned(),
+            category: self.category.clone(),
+            severity: self.severity.clone(),
+            score: self.score,
+            subject: self.subject.clone(),
+            username: self.username.clone(),
+            client_ip: self.client_ip.clone(),
+            device: self.device.clone(),
+            group: self.group.clone(),
+            source: self.source.clone(),
+            findings: self.findings,
+        }
+    }
+}
+
 /// Counters for `/status` and the tests.
 #[derive(Debug, Default)]
 pub struct Stats {

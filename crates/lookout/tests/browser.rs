@@ -139,7 +139,17 @@ async fn sign_in(c: &Client, base: &str, user: &str, password: &str) {
     fill(c, "#username", user).await;
     fill(c, "#password", password).await;
     click(c, "form[action='/sign-in'] button").await;
-    let url = c.current_url().await.unwrap();
+    // Wait for the answer to the password: the click returns before the next page loads.
+    let deadline = Instant::now() + WAIT;
+    let mut url = c.current_url().await.unwrap();
+    while url.path() == "/sign-in" {
+        assert!(
+            Instant::now() < deadline,
+            "the password step did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        url = c.current_url().await.unwrap();
+    }
     if url.path() == "/sign-in/setup" {
         let secret = c
             .find(Locator::Css("#totp-secret"))
