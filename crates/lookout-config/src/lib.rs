@@ -23,7 +23,7 @@ pub use gateway::{
 
 pub use monitor::{
     parse_hhmm, parse_threshold, AlertsConfig, ConsoleConfig, DigestConfig, E2guardianConfig,
-    EmailConfig, ScanConfig, WebhookConfig,
+    EmailConfig, ModelConfig, ScanConfig, WebhookConfig,
 };
 
 /// The commented example printed by `lookout config example`.

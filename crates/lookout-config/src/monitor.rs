@@ -25,6 +25,83 @@ pub struct ScanConfig {
     /// Bytes of page text scanned per inspected response (text/html and text/plain).
     #[serde(default = "default_page_bytes")]
     pub page_bytes: usize,
+    /// The model stage beside the phrases.
+    #[serde(default)]
+    pub model: ModelConfig,
+}
+
+/// `[scan.model]`: the trained text model that scores what the phrases miss.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Refuse to start without the model (instead of running the phrase stage alone).
+    #[serde(default)]
+    pub required: bool,
+    /// Folder with the encoder's `sp.model` and `weights.npz` (`scripts/fetch-model`).
+    /// Relative to the configuration file; `LOOKOUT_MODEL_DIR` overrides it.
+    #[serde(default = "default_model_dir")]
+    pub dir: PathBuf,
+    /// The trained classifier head. Default: `model-head.bin` in the data folder, trained
+    /// from the built-in corpus at first start and by `lookout scan train`.
+    #[serde(default)]
+    pub head: Option<PathBuf>,
+    /// Calibrated score at or above which the model reports a category.
+    #[serde(default = "default_model_threshold")]
+    pub threshold: Spanned<f32>,
+    /// Calibrated danger score at or above which a model finding is danger.
+    #[serde(default = "default_model_danger")]
+    pub danger: Spanned<f32>,
+    /// Below this score the model drops a borderline (non-danger) phrase finding.
+    #[serde(default = "default_model_veto")]
+    pub veto: Spanned<f32>,
+    /// Threads running the model (beside the proxy, never on its request path).
+    #[serde(default = "default_model_workers")]
+    pub workers: usize,
+    /// Texts waiting for the model; beyond this the model falls behind and says so (the
+    /// phrase stage's findings still go through).
+    #[serde(default = "default_model_queue")]
+    pub queue: usize,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        toml::from_str("").expect("the defaults parse")
+    }
+}
+
+impl ModelConfig {
+    /// The encoder folder, after `LOOKOUT_MODEL_DIR`.
+    pub fn dir(&self) -> PathBuf {
+        std::env::var_os("LOOKOUT_MODEL_DIR").map_or_else(|| self.dir.clone(), PathBuf::from)
+    }
+
+    /// The head file, given the data folder.
+    pub fn head(&self, data_dir: &std::path::Path) -> PathBuf {
+        self.head
+            .clone()
+            .unwrap_or_else(|| data_dir.join("model-head.bin"))
+    }
+}
+
+fn default_model_dir() -> PathBuf {
+    PathBuf::from("models/use-multilingual-v3")
+}
+fn default_model_threshold() -> Spanned<f32> {
+    Spanned::new(0..0, 0.5)
+}
+fn default_model_danger() -> Spanned<f32> {
+    Spanned::new(0..0, 0.5)
+}
+fn default_model_veto() -> Spanned<f32> {
+    Spanned::new(0..0, 0.02)
+}
+fn default_model_workers() -> usize {
+    1
+}
+fn default_model_queue() -> usize {
+    4096
 }
 
 /// `[[scan.e2guardian]]`.
@@ -82,6 +159,29 @@ impl Config {
         if self.scan.page_bytes > 16 * 1024 * 1024 {
             c.problem::<String>("scan.page_bytes", None, "at most 16777216 (16 MiB)");
         }
+        let m = &self.scan.model;
+        for (key, v) in [
+            ("scan.model.threshold", &m.threshold),
+            ("scan.model.danger", &m.danger),
+            ("scan.model.veto", &m.veto),
+        ] {
+            if !(0.0..=1.0).contains(v.get_ref()) {
+                c.problem(key, Some(v), "a score between 0 and 1");
+            }
+        }
+        if m.veto.get_ref() > m.threshold.get_ref() {
+            c.problem(
+                "scan.model.veto",
+                Some(&m.veto),
+                "must not be above scan.model.threshold",
+            );
+        }
+        if !(1..=64).contains(&m.workers) {
+            c.problem::<String>("scan.model.workers", None, "between 1 and 64");
+        }
+        if m.queue == 0 {
+            c.problem::<String>("scan.model.queue", None, "at least 1");
+        }
         self.validate_alerts(c);
     }
 
@@ -92,6 +192,14 @@ impl Config {
             }
         };
         self.scan.phrases.iter_mut().for_each(resolve);
+        if self.scan.model.dir.is_relative() {
+            self.scan.model.dir = base.join(&self.scan.model.dir);
+        }
+        if let Some(head) = &mut self.scan.model.head {
+            if head.is_relative() {
+                *head = base.join(&*head);
+            }
+        }
         self.scan
             .e2guardian
             .iter_mut()

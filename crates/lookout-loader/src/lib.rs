@@ -3,10 +3,15 @@
 //! This is the I/O half of the list engine: it expands folder sources (UT1, Block List
 //! Project) into files, reads them, and feeds the sans-I/O parsers from `lookout-lists`, one
 //! thread per core, into one index. Bad lines are reported per file; in strict mode any bad
-//! line fails the load, and nothing is half-applied.
+//! line fails the load, and nothing is half-applied. It also reads the phrase libraries and
+//! the model stage's encoder and classifier head.
 
+mod model;
 mod phrases;
 
+pub use model::{
+    builtin_head_path, load_encoder, load_model, train_head, write_head, HeadSource, ModelLoadError,
+};
 pub use phrases::{load_phrases, PhraseLoadError};
 
 use std::fmt;

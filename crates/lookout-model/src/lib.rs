@@ -13,11 +13,24 @@
 //! Invariants: scoring never panics on any `&str` (empty, huge, binary-looking, any script);
 //! the same text and head always give the same scores; training is deterministic.
 
+pub mod corpus;
+mod detect;
 mod encoder;
+mod features;
+mod head;
+mod model;
 mod sentencepiece;
 
+pub use detect::{combine, Detection, Policy, Stage};
 pub use encoder::{EncodeScratch, Encoder, DIM, MAX_TOKENS};
+pub use head::{
+    corpus_digest, cross_validate, Calibration, Example, Features, Head, HeadInfo, Params, HEADS,
+};
+pub use model::{chunks, Model, Neighbour, Scores, MAX_CHUNKS};
 pub use sentencepiece::Tokenizer;
+
+/// The encoder a head is trained for.
+pub const ENCODER_NAME: &str = "use-multilingual-v3";
 
 use std::path::PathBuf;
 

@@ -128,6 +128,23 @@ pub struct Evaluation {
 
 /// Scans every sample; a finding counts when its severity is at least `min_severity`.
 pub fn evaluate(scanner: &Scanner, samples: &[Sample], min_severity: Severity) -> Evaluation {
+    let mut scratch = Scratch::default();
+    evaluate_with(samples, min_severity, |_, sample| {
+        scanner
+            .scan_with(&mut scratch, &sample.text)
+            .into_iter()
+            .map(|f| (f.risk, f.severity))
+            .collect()
+    })
+}
+
+/// Like [`evaluate`], for any detector: `detect` is given each sample's index and the sample,
+/// and says which categories it found at which severity.
+pub fn evaluate_with(
+    samples: &[Sample],
+    min_severity: Severity,
+    mut detect: impl FnMut(usize, &Sample) -> Vec<(Risk, Severity)>,
+) -> Evaluation {
     let mut ev = Evaluation {
         samples: samples.len(),
         ..Evaluation::default()
@@ -138,13 +155,10 @@ pub fn evaluate(scanner: &Scanner, samples: &[Sample], min_severity: Severity) -
     for s in Severity::ALL {
         ev.by_severity.insert(s, Tally::default());
     }
-    let mut scratch = Scratch::default();
     for (index, sample) in samples.iter().enumerate() {
-        let found: Vec<(Risk, Severity)> = scanner
-            .scan_with(&mut scratch, &sample.text)
+        let found: Vec<(Risk, Severity)> = detect(index, sample)
             .into_iter()
-            .filter(|f| f.severity >= min_severity)
-            .map(|f| (f.risk, f.severity))
+            .filter(|f| f.1 >= min_severity)
             .collect();
         // A label below the counted severity is not expected to alert.
         let expected_labels: Vec<(Risk, Severity)> = sample

@@ -18,7 +18,7 @@ mod scanner;
 
 use std::fmt;
 
-pub use eval::{evaluate, parse_corpus, CorpusError, Evaluation, Sample, Tally};
+pub use eval::{evaluate, evaluate_with, parse_corpus, CorpusError, Evaluation, Sample, Tally};
 pub use normalize::normalize;
 pub use phrases::{Library, LibraryError, Problem, BUILTIN};
 pub use scanner::{Finding, Match, Scanner, Scratch};

@@ -7,6 +7,7 @@ mod audit;
 mod check;
 mod monitoring;
 mod scan;
+mod scan_model;
 mod serve;
 mod stats;
 mod users;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use lookout_scan::{evaluate, normalize, parse_corpus, Finding, Library, Severity};
+use lookout_scan::{evaluate, normalize, Finding, Library, Severity};
 
 use crate::{load_config, UsageError};
 
@@ -36,8 +36,15 @@ enum ScanCommand {
     Eval {
         /// Corpus files: `language<TAB>labels<TAB>text` lines, labels `none` or
         /// `category:severity[,...]`.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "heldout")]
         files: Vec<PathBuf>,
+        /// Also measure on the held-out corpora shipped with Lookout.
+        #[arg(long)]
+        heldout: bool,
+        /// Measure the phrases and the model stage together (with a table per model
+        /// threshold and the model's calibration).
+        #[arg(long)]
+        model: bool,
         /// Findings below this severity are not counted as alerts.
         #[arg(long, default_value = "caution", value_parser = parse_severity)]
         min_severity: Severity,
@@ -47,6 +54,38 @@ enum ScanCommand {
     },
     /// Rules loaded per category and language.
     Stats,
+    /// Train the model stage's classifier head (on the built-in corpus, your own corpus
+    /// files and the DSL team's dismissed alerts) and write it where `lookout serve` reads
+    /// it; prints held-out figures before and after.
+    Train {
+        /// More labelled corpus files to learn from.
+        #[arg(long)]
+        corpus: Vec<PathBuf>,
+        /// Leave out the corpus shipped with Lookout.
+        #[arg(long)]
+        no_builtin: bool,
+        /// Add the texts of alerts the DSL team dismissed in the last DAYS days as innocent.
+        #[arg(long, value_name = "DAYS")]
+        false_alarms: Option<i64>,
+        /// Where to write the head (default: `[scan.model] head`).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also print cross-validated figures on the training texts.
+        #[arg(long)]
+        cv: bool,
+        /// Training passes over the corpus.
+        #[arg(long, default_value_t = lookout_model::Params::default().epochs)]
+        epochs: usize,
+        /// L2 penalty on the weights.
+        #[arg(long, default_value_t = lookout_model::Params::default().l2)]
+        l2: f32,
+        /// Weight of the character/word n-grams against the sentence embedding.
+        #[arg(long, default_value_t = lookout_model::Params::default().sparse_scale)]
+        sparse_scale: f32,
+        /// AdaGrad learning rate.
+        #[arg(long, default_value_t = lookout_model::Params::default().learning_rate)]
+        learning_rate: f32,
+    },
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -60,9 +99,65 @@ pub(crate) fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         Some(ScanCommand::Eval {
             files,
+            heldout,
+            model,
             min_severity,
             mistakes,
-        }) => eval(&library, &files, min_severity, mistakes),
+        }) => {
+            let mut samples = crate::scan_model::read_corpora(&files)?;
+            if heldout {
+                samples.extend(lookout_model::corpus::heldout());
+            }
+            eval(&config, &library, &samples, min_severity, mistakes, model)
+        }
+        Some(ScanCommand::Train {
+            corpus,
+            no_builtin,
+            false_alarms,
+            out,
+            cv,
+            epochs,
+            l2,
+            sparse_scale,
+            learning_rate,
+        }) => {
+            let params = lookout_model::Params {
+                epochs,
+                l2,
+                sparse_scale,
+                learning_rate,
+                ..lookout_model::Params::default()
+            };
+            let false_alarms = match false_alarms {
+                None => Vec::new(),
+                Some(days) => {
+                    let found = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+                    let sink = found.clone();
+                    crate::serve::with_store(args.config.as_deref(), |_, store| async move {
+                        let since = lookout_store::now_ms() - days * 86_400_000;
+                        let texts = store.false_alarms(since).await?;
+                        *sink.lock().expect("not poisoned") =
+                            texts.into_iter().map(|(_, _, t)| t).collect();
+                        Ok(ExitCode::SUCCESS)
+                    })?;
+                    let found = std::mem::take(&mut *found.lock().expect("not poisoned"));
+                    crate::scan_model::false_alarm_samples(found)
+                }
+            };
+            let scanner = library.compile()?;
+            crate::scan_model::train(
+                &config,
+                &scanner,
+                crate::scan_model::TrainArgs {
+                    corpus,
+                    no_builtin,
+                    false_alarms,
+                    out,
+                    cv,
+                    params,
+                },
+            )
+        }
         Some(ScanCommand::Stats) => {
             let (rules, exceptions) = library.len();
             println!("{rules} rules, {exceptions} exceptions");
@@ -156,22 +251,22 @@ pub(crate) fn finding_json(f: &Finding) -> serde_json::Value {
 }
 
 fn eval(
+    config: &lookout_config::Config,
     library: &Library,
-    files: &[PathBuf],
+    samples: &[lookout_scan::Sample],
     min_severity: Severity,
     mistakes: bool,
+    model: bool,
 ) -> anyhow::Result<ExitCode> {
     let scanner = library.compile()?;
-    let mut samples = Vec::new();
-    for f in files {
-        let text = std::fs::read_to_string(f)
-            .map_err(|e| UsageError(format!("cannot read corpus {}: {e}", f.display())))?;
-        let name = f.display().to_string();
-        samples.extend(parse_corpus(&name, &text).map_err(|e| UsageError(e.to_string()))?);
-    }
-    let ev = evaluate(&scanner, &samples, min_severity);
-    println!("counting findings of severity {min_severity} and above");
-    print!("{ev}");
+    let ev = if model {
+        crate::scan_model::eval(config, &scanner, samples, min_severity)?
+    } else {
+        let ev = evaluate(&scanner, samples, min_severity);
+        println!("counting findings of severity {min_severity} and above");
+        print!("{ev}");
+        ev
+    };
     if mistakes {
         println!("\nmistakes:");
         for (i, said) in &ev.mistakes {
