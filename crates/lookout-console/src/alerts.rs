@@ -231,6 +231,7 @@ pub(crate) async fn detail(
                     p { (severity(&f.finding.severity)) " " (when(f.finding.at_ms)) " · " (source_label(&f.finding.source))
                         @if !f.finding.location.is_empty() { " · " span class="muted" { (f.finding.location) } } }
                     blockquote { (highlight(&f.finding.context, &f.finding.evidence)) }
+                    (why(&f.finding.rules))
                 }
             }
         }
@@ -315,6 +316,48 @@ fn source_label(s: &str) -> &str {
         "window-title" => "window title",
         "concern" => "reported concern",
         other => other,
+    }
+}
+
+/// Why a finding was made: the phrase rules that matched, or the model's score with the
+/// labelled examples closest to the text.
+fn why(rules: &str) -> Markup {
+    let rules: Vec<serde_json::Value> = serde_json::from_str(rules).unwrap_or_default();
+    let phrases: Vec<String> = rules
+        .iter()
+        .filter(|r| r["stage"] != "model")
+        .filter_map(|r| {
+            Some(format!(
+                "“{}” ({})",
+                r["rule"].as_str()?,
+                r["source"].as_str().unwrap_or("")
+            ))
+        })
+        .collect();
+    let model = rules.iter().find(|r| r["stage"] == "model");
+    html! {
+        @if !phrases.is_empty() {
+            p class="muted" { "Matched phrase rule " (phrases.join(", ")) "." }
+        }
+        @if let Some(m) = model {
+            p class="muted" {
+                "Found by the model: score " (format!("{:.2}", m["score"].as_f64().unwrap_or(0.0)))
+                " (about this share of such texts were this risk in testing), danger score "
+                (format!("{:.2}", m["danger"].as_f64().unwrap_or(0.0))) "."
+            }
+            @if let Some(examples) = m["examples"].as_array().filter(|e| !e.is_empty()) {
+                details {
+                    summary { "Closest labelled examples" }
+                    ul {
+                        @for e in examples {
+                            li { "“" (e["text"].as_str().unwrap_or("")) "” — "
+                                (e["labels"].as_str().unwrap_or("")) ", similarity "
+                                (format!("{:.2}", e["similarity"].as_f64().unwrap_or(0.0))) }
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

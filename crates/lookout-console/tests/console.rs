@@ -88,6 +88,7 @@ async fn start_with(settings: Settings, filter: Option<lookout_console::Filter>)
             console_url: String::new(),
             retry: Duration::from_secs(30),
         },
+        None,
     );
     let shutdown = CancellationToken::new();
     let mut console = Console::new(store.clone(), monitor.clone(), settings, shutdown.clone());

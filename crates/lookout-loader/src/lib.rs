@@ -10,7 +10,8 @@ mod model;
 mod phrases;
 
 pub use model::{
-    builtin_head_path, load_encoder, load_model, train_head, write_head, HeadSource, ModelLoadError,
+    builtin_head_path, load_encoder, load_encoder_check, load_model, train_head, write_head,
+    HeadSource, ModelLoadError,
 };
 pub use phrases::{load_phrases, PhraseLoadError};
 

@@ -20,13 +20,19 @@ pub enum ModelLoadError {
     },
 }
 
-/// The encoder, or `Missing` where its folder has no weights.
-pub fn load_encoder(model: &ModelConfig) -> Result<Encoder, ModelLoadError> {
+/// `Missing` where the encoder's folder has no weights.
+pub fn load_encoder_check(model: &ModelConfig) -> Result<(), ModelLoadError> {
     let dir = model.dir();
     if !dir.join("weights.npz").is_file() || !dir.join("sp.model").is_file() {
         return Err(ModelLoadError::Missing { dir });
     }
-    Ok(Encoder::load(&dir)?)
+    Ok(())
+}
+
+/// The encoder, or `Missing` where its folder has no weights.
+pub fn load_encoder(model: &ModelConfig) -> Result<Encoder, ModelLoadError> {
+    load_encoder_check(model)?;
+    Ok(Encoder::load(&model.dir())?)
 }
 
 /// Trains a head on `samples` (embedding them first).

@@ -89,13 +89,13 @@ pub fn combine(phrase: Vec<Finding>, scores: Option<&Scores>, policy: &Policy) -
         && Risk::ALL.iter().all(|r| scores.risk(*r) < policy.threshold);
     for risk in Risk::ALL {
         let score = scores.risk(risk);
-        let model_severity = (score >= policy.threshold || (gate && risk == top)).then(|| {
+        let model_severity = (score >= policy.threshold || (gate && risk == top)).then_some(
             if scores.danger >= policy.danger {
                 Severity::Danger
             } else {
                 Severity::Caution
-            }
-        });
+            },
+        );
         let found = phrase.iter().find(|f| f.risk == risk).cloned();
         let (severity, stage) = match (&found, model_severity) {
             (Some(f), _) if f.severity == Severity::Danger => (
@@ -121,6 +121,92 @@ pub fn combine(phrase: Vec<Finding>, scores: Option<&Scores>, policy: &Policy) -
             danger: Some(scores.danger),
         });
     }
-    out.sort_by(|a, b| b.severity.cmp(&a.severity));
+    out.sort_by_key(|d| std::cmp::Reverse(d.severity));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phrase(risk: Risk, severity: Severity) -> Finding {
+        Finding {
+            risk,
+            severity,
+            score: 50,
+            matches: Vec::new(),
+        }
+    }
+
+    fn scores(top: Option<(Risk, f32)>, danger: f32, risky: f32) -> Scores {
+        let mut risks = [0.01; 12];
+        if let Some((r, v)) = top {
+            risks[Risk::ALL.iter().position(|x| *x == r).unwrap()] = v;
+        }
+        Scores::from_parts(risks, danger, risky)
+    }
+
+    #[test]
+    fn combining_table() {
+        use Risk::*;
+        use Severity::*;
+        let p = Policy::default();
+        type Want = Vec<(Risk, Severity, Stage)>;
+        let table: Vec<(&str, Vec<Finding>, Scores, Want)> = vec![
+            ("nothing", vec![], scores(None, 0.9, 0.1), vec![]),
+            (
+                "model alone, caution",
+                vec![],
+                scores(Some((Grooming, 0.8)), 0.2, 0.8),
+                vec![(Grooming, Caution, Stage::Model)],
+            ),
+            (
+                "model alone, danger",
+                vec![],
+                scores(Some((Suicide, 0.7)), 0.9, 0.9),
+                vec![(Suicide, Danger, Stage::Model)],
+            ),
+            (
+                "risky but no category sure: the top one",
+                vec![],
+                scores(Some((Drugs, 0.3)), 0.1, 0.7),
+                vec![(Drugs, Caution, Stage::Model)],
+            ),
+            (
+                "phrase danger stands whatever the model says",
+                vec![phrase(Weapons, Danger)],
+                scores(None, 0.0, 0.0),
+                vec![(Weapons, Danger, Stage::Phrase)],
+            ),
+            (
+                "borderline phrase vetoed",
+                vec![phrase(Sexual, Caution)],
+                scores(Some((Sexual, 0.01)), 0.0, 0.05),
+                vec![],
+            ),
+            (
+                "borderline phrase kept above the veto",
+                vec![phrase(Sexual, Caution)],
+                scores(Some((Sexual, 0.2)), 0.0, 0.3),
+                vec![(Sexual, Caution, Stage::Phrase)],
+            ),
+            (
+                "borderline phrase raised by the model",
+                vec![phrase(SelfHarm, Caution)],
+                scores(Some((SelfHarm, 0.9)), 0.8, 0.9),
+                vec![(SelfHarm, Danger, Stage::Both)],
+            ),
+        ];
+        for (name, found, s, want) in table {
+            let got: Vec<_> = combine(found, Some(&s), &p)
+                .into_iter()
+                .map(|d| (d.risk, d.severity, d.stage))
+                .collect();
+            assert_eq!(got, want, "{name}");
+        }
+        // Without the model's scores the phrases stand as they are.
+        let got = combine(vec![phrase(Gambling, Advisory)], None, &p);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].stage, Stage::Phrase);
+    }
 }

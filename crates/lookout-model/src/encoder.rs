@@ -280,8 +280,7 @@ impl Encoder {
         }
         let gather = |src: &Array2<f32>, order: usize, left: usize| -> Array2<f32> {
             let mut g = Array2::<f32>::zeros((n, order * CNN));
-            for t in 0..n {
-                let (lo, hi) = bounds[t];
+            for (t, &(lo, hi)) in bounds.iter().enumerate() {
                 for k in 0..order {
                     let p = t as isize - left as isize + k as isize;
                     if p >= lo as isize && p < hi as isize {

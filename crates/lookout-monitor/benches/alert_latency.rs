@@ -68,7 +68,7 @@ async fn run(n: usize) {
         retry: Duration::from_secs(30),
     };
     let scanner = Arc::new(Library::builtin().compile().unwrap());
-    let (monitor, tasks) = Monitor::start(scanner, store.clone(), settings);
+    let (monitor, tasks) = Monitor::start(scanner, store.clone(), settings, None);
     let shutdown = CancellationToken::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

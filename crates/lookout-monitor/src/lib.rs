@@ -4,6 +4,9 @@
 //! by email and webhook for danger, in a digest for the rest.
 //!
 //! ```text
+//!                                          model workers (searches, typed text, chats,
+//!                                           ▲  │  window titles, borderline pages)
+//!                                 (bounded) │  ▼
 //! proxy / agents ──submit (never blocks)──▶ scanning thread ──findings──▶ recorder task
 //!                                                                         │ store (one tx:
 //!                                                                         │ alert + deliveries)
@@ -20,6 +23,7 @@
 mod api;
 mod deliver;
 mod digest;
+mod model;
 mod observe;
 
 use std::collections::HashMap;
@@ -37,6 +41,7 @@ use tokio_util::sync::CancellationToken;
 pub use api::{router, serve_api, ApiError, ApiState};
 pub use deliver::{Email, EmailTls, Webhook};
 pub use digest::{compose_digest, next_digest, send_digest, DigestEvery};
+pub use model::{ModelSource, ModelStage};
 pub use observe::job_for_event;
 
 /// The category of alerts raised for concerns people report.
@@ -185,12 +190,33 @@ pub struct Stats {
     pub findings: AtomicU64,
     pub alerts: AtomicU64,
     pub store_errors: AtomicU64,
+    /// Whether the model stage runs: 0 off, 1 on.
+    pub model_on: AtomicU64,
+    /// Texts handed to the model stage.
+    pub model_queued: AtomicU64,
+    /// Texts the model scored.
+    pub model_scored: AtomicU64,
+    /// Texts the model could not take (queue full): their phrase findings went unjudged.
+    pub model_behind: AtomicU64,
+    /// When the model last could not take a text (ms since the epoch; 0 never).
+    pub model_behind_at_ms: std::sync::atomic::AtomicI64,
+    /// Texts whose scoring failed (contained; their phrase findings went unjudged).
+    pub model_failed: AtomicU64,
+    /// Borderline phrase findings the model judged innocent.
+    pub model_vetoed: AtomicU64,
+    /// Findings the model found or changed.
+    pub model_findings: AtomicU64,
+    /// Time spent scoring, in microseconds.
+    pub model_micros: AtomicU64,
 }
 
 impl Stats {
     /// The counters as JSON.
     pub fn snapshot(&self) -> serde_json::Value {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let behind_at = self.model_behind_at_ms.load(Ordering::Relaxed);
+        let queued = get(&self.model_queued);
+        let done = get(&self.model_scored) + get(&self.model_failed);
         serde_json::json!({
             "submitted": get(&self.submitted),
             "dropped": get(&self.dropped),
@@ -198,6 +224,19 @@ impl Stats {
             "findings": get(&self.findings),
             "alerts": get(&self.alerts),
             "store_errors": get(&self.store_errors),
+            "model": {
+                "state": if get(&self.model_on) == 1 { "on" } else { "off" },
+                // Behind: the queue was full in the last minute.
+                "behind": behind_at > 0 && lookout_store::now_ms() - behind_at < 60_000,
+                "waiting": queued.saturating_sub(done),
+                "queued": queued,
+                "scored": get(&self.model_scored),
+                "passed_unjudged": get(&self.model_behind),
+                "failed": get(&self.model_failed),
+                "vetoed": get(&self.model_vetoed),
+                "findings": get(&self.model_findings),
+                "mean_ms": if done > 0 { get(&self.model_micros) as f64 / done as f64 / 1000.0 } else { 0.0 },
+            },
         })
     }
 }
@@ -219,6 +258,7 @@ pub struct Monitor {
 pub struct MonitorTasks {
     closer: mpsc::Sender<Option<Job>>,
     scanner: std::thread::JoinHandle<()>,
+    model_workers: Vec<std::thread::JoinHandle<()>>,
     recorder: JoinHandle<()>,
     deliverer: JoinHandle<()>,
     stop_delivery: CancellationToken,
@@ -231,7 +271,15 @@ impl MonitorTasks {
     pub async fn finish(self) {
         let _ = self.closer.send(None).await;
         let scanner = self.scanner;
-        let _ = tokio::task::spawn_blocking(move || scanner.join()).await;
+        let workers = self.model_workers;
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = scanner.join();
+            // The scanning thread has closed the model queue: the workers finish what is in it.
+            for w in workers {
+                let _ = w.join();
+            }
+        })
+        .await;
         let _ = self.recorder.await;
         self.stop_delivery.cancel();
         let _ = self.deliverer.await;
@@ -239,19 +287,45 @@ impl MonitorTasks {
 }
 
 impl Monitor {
-    /// Starts the scanning thread, the recorder and the delivery worker (which first resumes
-    /// deliveries owed from before a restart).
+    /// Starts the scanning thread, the model stage's workers (where there is a model), the
+    /// recorder and the delivery worker (which first resumes deliveries owed from before a
+    /// restart).
     pub fn start(
         scanner: Arc<Scanner>,
         store: Store,
         settings: Settings,
+        model: Option<ModelStage>,
     ) -> (Monitor, MonitorTasks) {
         let settings = Arc::new(settings);
         let (jobs, mut job_rx) = mpsc::channel::<Option<Job>>(settings.queue.max(1));
-        let (found_tx, found_rx) = mpsc::channel::<(Job, Finding)>(4096);
+        let (found_tx, found_rx) = mpsc::channel::<(Job, NewFinding)>(4096);
         let (notices, _) = broadcast::channel(1024);
         let stats = Arc::new(Stats::default());
         let deliveries = Arc::new(Notify::new());
+
+        let mut model_workers = Vec::new();
+        let model_queue = model.map(|stage| {
+            stats.model_on.store(1, Ordering::Relaxed);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<model::ModelJob>(stage.queue.max(1));
+            let rx = Arc::new(std::sync::Mutex::new(rx));
+            let loaded = model::Loaded::default();
+            for i in 0..stage.workers.max(1) {
+                let (stage, loaded, rx, emit, stats) = (
+                    stage.clone(),
+                    loaded.clone(),
+                    rx.clone(),
+                    found_tx.clone(),
+                    stats.clone(),
+                );
+                model_workers.push(
+                    std::thread::Builder::new()
+                        .name(format!("lookout-model-{i}"))
+                        .spawn(move || model::worker(stage, loaded, rx, emit, stats))
+                        .expect("start a model worker"),
+                );
+            }
+            tx
+        });
 
         let scan_stats = stats.clone();
         let scan_settings = settings.clone();
@@ -264,12 +338,32 @@ impl Monitor {
                     let Some(min) = scan_settings.threshold(&job.subject.group) else {
                         continue;
                     };
-                    for f in scanner.scan_with(&mut scratch, &job.text) {
-                        if f.severity >= min {
+                    let found = scanner.scan_with(&mut scratch, &job.text);
+                    let to_model = model_queue
+                        .as_ref()
+                        .filter(|_| model::wanted(job.source, &found));
+                    for f in &found {
+                        // With the model to judge them, only danger phrase findings go now.
+                        if f.severity >= min
+                            && (to_model.is_none() || f.severity == Severity::Danger)
+                        {
                             scan_stats.findings.fetch_add(1, Ordering::Relaxed);
-                            if found_tx.blocking_send((job.clone(), f)).is_err() {
+                            if found_tx
+                                .blocking_send((job.clone(), new_finding(&job, f)))
+                                .is_err()
+                            {
                                 return;
                             }
+                        }
+                    }
+                    if let Some(queue) = to_model {
+                        let mj = model::ModelJob {
+                            job,
+                            phrase: found,
+                            min,
+                        };
+                        if !model::hand_over(queue, &scan_stats, mj, &found_tx) {
+                            return;
                         }
                     }
                 }
@@ -298,6 +392,7 @@ impl Monitor {
             MonitorTasks {
                 closer,
                 scanner: scanner_thread,
+                model_workers,
                 recorder,
                 deliverer,
                 stop_delivery,
@@ -370,7 +465,7 @@ impl Monitor {
         }))
     }
 
-    async fn record_loop(self, mut found: mpsc::Receiver<(Job, Finding)>) {
+    async fn record_loop(self, mut found: mpsc::Receiver<(Job, NewFinding)>) {
         let Monitor {
             notices,
             stats,
@@ -382,8 +477,7 @@ impl Monitor {
         drop(jobs);
         let window_ms = i64::try_from(settings.window.as_millis()).unwrap_or(i64::MAX);
         let channels = settings.danger_channels();
-        while let Some((job, f)) = found.recv().await {
-            let nf = new_finding(&job, &f);
+        while let Some((job, nf)) = found.recv().await {
             let mut delay = Duration::from_millis(50);
             let recorded = loop {
                 match store
@@ -426,12 +520,13 @@ impl Monitor {
     }
 }
 
-fn new_finding(job: &Job, f: &Finding) -> NewFinding {
+pub(crate) fn new_finding(job: &Job, f: &Finding) -> NewFinding {
     let rules: Vec<serde_json::Value> = f
         .matches
         .iter()
         .map(|m| {
             serde_json::json!({
+                "stage": "phrase",
                 "rule": m.phrase,
                 "source": m.source,
                 "language": m.language,

@@ -58,10 +58,18 @@ fn settings(smtp_port: u16, hook: &str) -> Settings {
 }
 
 async fn start(dir: tempfile::TempDir, settings: Settings) -> Harness {
+    start_with(dir, settings, None).await
+}
+
+async fn start_with(
+    dir: tempfile::TempDir,
+    settings: Settings,
+    model: Option<lookout_monitor::ModelStage>,
+) -> Harness {
     let db = dir.path().join("lookout.db");
     let store = Store::open(&db).await.unwrap();
     let scanner = Arc::new(Library::builtin().compile().unwrap());
-    let (monitor, tasks) = Monitor::start(scanner, store.clone(), settings);
+    let (monitor, tasks) = Monitor::start(scanner, store.clone(), settings, model);
     let shutdown = CancellationToken::new();
     let app = router(
         ApiState {
@@ -514,4 +522,195 @@ async fn deliveries_owed_survive_a_restart() {
     .await
     .unwrap();
     h.stop().await;
+}
+
+/// The real model (the encoder fetched by `scripts/fetch-model`, the head trained from the
+/// shipped corpus and kept beside it): `None` (skipped) outside CI without the weights.
+fn real_model() -> Option<lookout_monitor::ModelStage> {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/use-multilingual-v3");
+    if !dir.join("weights.npz").is_file() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no model weights in {}: run scripts/fetch-model",
+            dir.display()
+        );
+        eprintln!("skipped: no model weights (run scripts/fetch-model)");
+        return None;
+    }
+    let config = lookout_config::ModelConfig {
+        dir,
+        ..Default::default()
+    };
+    let data = tempfile::tempdir().unwrap();
+    let (model, _) = lookout_loader::load_model(&config, data.path())
+        .unwrap()
+        .unwrap();
+    Some(lookout_monitor::ModelStage {
+        model: lookout_monitor::ModelSource::Ready(Arc::new(model)),
+        policy: lookout_model::Policy::default(),
+        workers: 2,
+        queue: 64,
+    })
+}
+
+async fn health(h: &Harness) -> Value {
+    h.client
+        .get(format!("{}/api/v1/health", h.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_model_finds_what_the_phrases_miss_and_says_why() {
+    let Some(model) = real_model() else { return };
+    let (smtp, _mails) = smtp_sink().await;
+    let (hook, _hooks) = http_sink().await;
+    let h = start_with(
+        tempfile::tempdir().unwrap(),
+        settings(smtp.port(), &format!("http://{hook}/teams")),
+        Some(model),
+    )
+    .await;
+    let (_, agent) = h
+        .store
+        .add_token(
+            "tablet-3",
+            TokenScope::Ingest,
+            Some("sam"),
+            Some("learners-u18"),
+        )
+        .await
+        .unwrap();
+    let (_, dsl) = h
+        .store
+        .add_token("dsl-console", TokenScope::Alerts, None, None)
+        .await
+        .unwrap();
+    let mut live = h.stream(&dsl).await;
+    // No phrase rule has these words; the model learned what they mean.
+    let text = "let's talk on snapchat so the messages disappear";
+    assert!(Library::builtin().compile().unwrap().scan(text).is_empty());
+    let (status, _) = h
+        .ingest(
+            &agent,
+            json!({ "items": [{ "kind": "chat", "text": text, "app": "Discord" }] }),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let alert = next_alert(&mut live).await;
+    assert_eq!(alert["category"], "grooming", "{alert}");
+    assert_eq!(alert["source"], "chat");
+
+    // The stored finding says the model found it, with its score and labelled examples.
+    let detail: Value = h
+        .client
+        .get(format!("{}/api/v1/alerts/{}", h.base, alert["id"]))
+        .bearer_auth(&dsl)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rules = &detail["findings"][0]["rules"];
+    let model = rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["stage"] == "model")
+        .unwrap_or_else(|| panic!("{detail}"));
+    assert!(model["score"].as_f64().unwrap() >= 0.5, "{model}");
+    let examples = model["examples"].as_array().unwrap();
+    assert_eq!(examples.len(), 3);
+    assert!(examples[0]["labels"].as_str().unwrap().contains("grooming"));
+
+    // An innocent chat raises nothing; the counters show both texts scored.
+    h.ingest(
+        &agent,
+        json!({ "items": [{ "kind": "chat", "text": "see you at football practice at six" }] }),
+    )
+    .await;
+    for _ in 0..200 {
+        if health(&h).await["monitoring"]["model"]["scored"] == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let m = &health(&h).await["monitoring"]["model"];
+    assert_eq!(m["state"], "on");
+    assert_eq!(m["scored"], 2, "{m}");
+    assert_eq!(m["behind"], false);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_model_that_falls_behind_lets_phrase_findings_through_and_says_so() {
+    // A model that is still loading: its worker holds one text, the queue one more.
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let wait = std::sync::Mutex::new(wait);
+    let stage = lookout_monitor::ModelStage {
+        model: lookout_monitor::ModelSource::Load(Arc::new(move || {
+            let _ = wait.lock().unwrap().recv();
+            Err("not loaded in this test".to_owned())
+        })),
+        policy: lookout_model::Policy::default(),
+        workers: 1,
+        queue: 1,
+    };
+    let (smtp, _mails) = smtp_sink().await;
+    let (hook, _hooks) = http_sink().await;
+    let h = start_with(
+        tempfile::tempdir().unwrap(),
+        settings(smtp.port(), &format!("http://{hook}/teams")),
+        Some(stage),
+    )
+    .await;
+    let (_, agent) = h
+        .store
+        .add_token(
+            "pc-7",
+            TokenScope::Ingest,
+            Some("kim"),
+            Some("learners-u18"),
+        )
+        .await
+        .unwrap();
+    let items: Vec<Value> = (0..5)
+        .map(|i| json!({ "kind": "typed", "text": format!("where can i buy weed near me {i}") }))
+        .collect();
+    let (status, _) = h.ingest(&agent, json!({ "items": items })).await;
+    assert_eq!(status, 202);
+    let mut m = Value::Null;
+    for _ in 0..200 {
+        m = health(&h).await["monitoring"]["model"].clone();
+        if m["passed_unjudged"].as_u64() >= Some(3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(m["behind"], true, "{m}");
+    assert!(m["passed_unjudged"].as_u64().unwrap() >= 3, "{m}");
+    // What went past the model is alerted on all the same.
+    let mut alerts = Vec::new();
+    for _ in 0..200 {
+        alerts = h.store.alerts(None, 10).await.unwrap();
+        if !alerts.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].category, "drugs");
+    // The model never comes: what it held goes through too, nothing is lost.
+    release.send(()).unwrap();
+    let dir = h.stop().await;
+    let store = Store::open(&dir.path().join("lookout.db")).await.unwrap();
+    let alerts = store.alerts(None, 10).await.unwrap();
+    assert_eq!(alerts[0].findings, 5, "{alerts:?}");
+    store.close().await;
 }

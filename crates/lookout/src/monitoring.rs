@@ -31,6 +31,50 @@ pub(crate) fn scanner(config: &Config) -> anyhow::Result<Arc<Scanner>> {
     Ok(Arc::new(scanner))
 }
 
+/// The model stage from `[scan.model]`: `None` where it is off or its weights are missing
+/// (said on standard error; an error instead where `required = true`). The model itself is
+/// loaded by the first model worker, so serving does not wait for it.
+pub(crate) fn model_stage(config: &Config) -> anyhow::Result<Option<lookout_monitor::ModelStage>> {
+    let m = &config.scan.model;
+    if !m.enabled {
+        eprintln!(
+            "model: off (`scan.model.enabled = false`); the phrase libraries alone scan text"
+        );
+        return Ok(None);
+    }
+    let policy = crate::scan_model::policy(m);
+    let source = if m.required {
+        let (model, head) = lookout_loader::load_model(m, &config.serve.data_dir)
+            .map_err(|e| UsageError(format!("model: {e}")))?
+            .expect("enabled");
+        eprintln!("model: {}", crate::scan_model::describe(&head));
+        lookout_monitor::ModelSource::Ready(Arc::new(model))
+    } else {
+        if let Err(e) = lookout_loader::load_encoder_check(m) {
+            eprintln!("model: warning: {e}; the phrase libraries alone scan text");
+            return Ok(None);
+        }
+        let (m, data_dir) = (m.clone(), config.serve.data_dir.clone());
+        lookout_monitor::ModelSource::Load(Arc::new(move || {
+            let (model, head) = lookout_loader::load_model(&m, &data_dir)
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "off".to_owned())?;
+            eprintln!("model: {}", crate::scan_model::describe(&head));
+            Ok(model)
+        }))
+    };
+    eprintln!(
+        "model: on ({} worker(s), threshold {}, danger {}, veto {}); loading in the background",
+        m.workers, policy.threshold, policy.danger, policy.veto
+    );
+    Ok(Some(lookout_monitor::ModelStage {
+        model: source,
+        policy,
+        workers: m.workers,
+        queue: m.queue,
+    }))
+}
+
 /// The monitoring settings from `[alerts]` and `[console]`.
 pub(crate) fn settings(config: &Config) -> anyhow::Result<Settings> {
     let a = &config.alerts;

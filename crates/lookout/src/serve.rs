@@ -91,7 +91,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let index = Arc::new(loaded.index);
     let scanner = if config.alerts.enabled {
-        Some(crate::monitoring::scanner(&config)?)
+        let model = crate::monitoring::model_stage(&config)?;
+        Some((crate::monitoring::scanner(&config)?, model))
     } else {
         eprintln!("monitoring: off (`alerts.enabled = false`)");
         None
@@ -260,7 +261,10 @@ async fn serve(
     config: Config,
     policy: Arc<Policy>,
     index: Arc<lookout_lists::Index>,
-    scanner: Option<Arc<lookout_scan::Scanner>>,
+    scanner: Option<(
+        Arc<lookout_scan::Scanner>,
+        Option<lookout_monitor::ModelStage>,
+    )>,
     config_source: String,
 ) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
@@ -282,7 +286,7 @@ async fn serve(
     let mut console_task = None;
     let mut monitor_tasks = None;
     let mut monitor = None;
-    if let Some(scanner) = scanner {
+    if let Some((scanner, model)) = scanner {
         let settings = crate::monitoring::settings(&config)?;
         let channels: Vec<&str> = [
             settings.email.as_ref().map(|_| "email"),
@@ -291,7 +295,7 @@ async fn serve(
         .into_iter()
         .flatten()
         .collect();
-        let (m, t) = Monitor::start(scanner, store.clone(), settings);
+        let (m, t) = Monitor::start(scanner, store.clone(), settings, model);
         log = log.with_observer(m.observer());
         if config.console.enabled {
             let addr = config.console_listen();
