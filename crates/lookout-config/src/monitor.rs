@@ -56,6 +56,10 @@ pub struct ModelConfig {
     /// Below this score the model drops a borderline (non-danger) phrase finding.
     #[serde(default = "default_model_veto")]
     pub veto: Spanned<f32>,
+    /// "Risky" score at or above which the model reports its top category even though no
+    /// category reaches `threshold` (above 1: never).
+    #[serde(default = "default_model_gate")]
+    pub gate: Spanned<f32>,
     /// Threads running the model (beside the proxy, never on its request path).
     #[serde(default = "default_model_workers")]
     pub workers: usize,
@@ -96,6 +100,9 @@ fn default_model_danger() -> Spanned<f32> {
 }
 fn default_model_veto() -> Spanned<f32> {
     Spanned::new(0..0, 0.02)
+}
+fn default_model_gate() -> Spanned<f32> {
+    Spanned::new(0..0, 0.8)
 }
 fn default_model_workers() -> usize {
     1
@@ -168,6 +175,13 @@ impl Config {
             if !(0.0..=1.0).contains(v.get_ref()) {
                 c.problem(key, Some(v), "a score between 0 and 1");
             }
+        }
+        if !(0.0..=2.0).contains(m.gate.get_ref()) {
+            c.problem(
+                "scan.model.gate",
+                Some(&m.gate),
+                "a score between 0 and 1 (or 2 for never)",
+            );
         }
         if m.veto.get_ref() > m.threshold.get_ref() {
             c.problem(

@@ -390,6 +390,20 @@ fn monitoring_mistakes_name_key_and_line() {
             "line 3: scan.e2guardian[0].category",
         ),
         ("[alerts]\nemial = 1\n", "unknown field `emial`"),
+        (
+            "[scan.model]\nthreshold = 1.5\n",
+            "line 2: scan.model.threshold: a score between 0 and 1",
+        ),
+        ("[scan.model]\ndanger = -0.1\n", "line 2: scan.model.danger"),
+        (
+            "[scan.model]\nthreshold = 0.3\nveto = 0.4\n",
+            "line 3: scan.model.veto: must not be above scan.model.threshold",
+        ),
+        ("[scan.model]\ngate = 3.0\n", "line 2: scan.model.gate"),
+        ("[scan.model]\nworkers = 0\n", "scan.model.workers"),
+        ("[scan.model]\nqueue = 0\n", "scan.model.queue"),
+        ("[scan.model]\nthreshold = \"high\"\n", "line 2, column 13"),
+        ("[scan.model]\nmodel = 1\n", "unknown field `model`"),
     ];
     for (text, want) in table {
         check_err(text, want);

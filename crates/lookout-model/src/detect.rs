@@ -41,6 +41,9 @@ pub struct Policy {
     pub threshold: f32,
     pub danger: f32,
     pub veto: f32,
+    /// "Risky" score at or above which the top category is reported even though no
+    /// category reaches `threshold` (above 1: never).
+    pub gate: f32,
 }
 
 impl Default for Policy {
@@ -49,6 +52,7 @@ impl Default for Policy {
             threshold: 0.5,
             danger: 0.5,
             veto: 0.02,
+            gate: 0.8,
         }
     }
 }
@@ -85,7 +89,7 @@ pub fn combine(phrase: Vec<Finding>, scores: Option<&Scores>, policy: &Policy) -
             .collect();
     };
     let (top, _) = scores.top();
-    let gate = scores.risky >= policy.threshold
+    let gate = scores.risky >= policy.gate.max(policy.threshold)
         && Risk::ALL.iter().all(|r| scores.risk(*r) < policy.threshold);
     for risk in Risk::ALL {
         let score = scores.risk(risk);
@@ -169,8 +173,14 @@ mod tests {
             (
                 "risky but no category sure: the top one",
                 vec![],
-                scores(Some((Drugs, 0.3)), 0.1, 0.7),
+                scores(Some((Drugs, 0.3)), 0.1, 0.85),
                 vec![(Drugs, Caution, Stage::Model)],
+            ),
+            (
+                "not risky enough for the gate",
+                vec![],
+                scores(Some((Drugs, 0.3)), 0.1, 0.7),
+                vec![],
             ),
             (
                 "phrase danger stands whatever the model says",

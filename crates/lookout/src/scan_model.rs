@@ -17,6 +17,7 @@ pub(crate) fn policy(model: &ModelConfig) -> Policy {
         threshold: *model.threshold.get_ref(),
         danger: *model.danger.get_ref(),
         veto: *model.veto.get_ref(),
+        gate: *model.gate.get_ref(),
     }
 }
 
