@@ -1,0 +1,42 @@
+//! The model stage on hostile input: any bytes as a SentencePiece model file or a classifier
+//! head file (an error, never a panic), and any text through the real tokenizer and encoder
+//! (`scripts/fetch-model`; LOOKOUT_MODEL_DIR overrides where): ids in range between the begin
+//! and end markers, a finite unit-length embedding, sorted finite n-gram features.
+
+#![no_main]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use libfuzzer_sys::fuzz_target;
+use lookout_model::{Encoder, Features, Head, Tokenizer};
+
+fn encoder() -> Option<&'static Encoder> {
+    static E: OnceLock<Option<Encoder>> = OnceLock::new();
+    E.get_or_init(|| {
+        let dir = std::env::var_os("LOOKOUT_MODEL_DIR").map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/use-multilingual-v3"),
+            PathBuf::from,
+        );
+        Encoder::load(&dir).ok()
+    })
+    .as_ref()
+}
+
+fuzz_target!(|data: &[u8]| {
+    let _ = Tokenizer::from_bytes(data);
+    let _ = Head::read("fuzz", data);
+    let Some(encoder) = encoder() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(data);
+    let mut ids = Vec::new();
+    encoder.tokenizer().encode(&text, &mut ids);
+    assert!(ids.len() >= 3 && ids[0] == 1 && ids[ids.len() - 1] == 2, "{ids:?}");
+    assert!(ids.iter().all(|&i| (i as usize) < encoder.tokenizer().vocab_size()));
+    let f = &Features::of_texts(encoder, &[&text])[0];
+    let norm: f32 = f.dense.iter().map(|v| v * v).sum();
+    assert!(f.dense.iter().all(|v| v.is_finite()) && (norm - 1.0).abs() < 1e-3, "{norm}");
+    assert!(f.sparse.windows(2).all(|w| w[0].0 < w[1].0));
+    assert!(f.sparse.iter().all(|s| s.1.is_finite() && s.1 > 0.0));
+});
