@@ -46,7 +46,10 @@ fn texts() -> Vec<String> {
 fn bench(c: &mut Criterion) {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/use-multilingual-v3");
     if !dir.join("weights.npz").is_file() {
-        eprintln!("no model weights in {}: run scripts/fetch-model", dir.display());
+        eprintln!(
+            "no model weights in {}: run scripts/fetch-model",
+            dir.display()
+        );
         return;
     }
     let before = rss_kib();
@@ -95,7 +98,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("score one text", |b| b.iter(|| model.score(one)));
     let batch: Vec<&str> = texts.iter().take(32).map(String::as_str).collect();
     g.throughput(Throughput::Elements(32));
-    g.bench_function("score a batch of 32", |b| b.iter(|| model.score_batch(&batch)));
+    g.bench_function("score a batch of 32", |b| {
+        b.iter(|| model.score_batch(&batch))
+    });
     g.finish();
 }
 

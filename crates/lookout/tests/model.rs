@@ -1,0 +1,207 @@
+//! `lookout scan train` and `lookout scan eval --model` as a real process, with the real
+//! weights: the DSL team's dismissals feed back into a re-fitted head, figures before and
+//! after; the model stage's mistakes named clearly.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Output;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn model_dir() -> Option<PathBuf> {
+    let dir = repo().join("models/use-multilingual-v3");
+    if dir.join("weights.npz").is_file() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "no model weights in {}: run scripts/fetch-model",
+        dir.display()
+    );
+    eprintln!("skipped: no model weights (run scripts/fetch-model)");
+    None
+}
+
+fn out(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dismissals_retrain_the_head_and_both_stages_are_measured() {
+    let Some(dir) = model_dir() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let head = tmp.path().join("head.bin");
+    let config = tmp.path().join("lookout.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[serve]\ndata_dir = {:?}\n[scan.model]\ndir = {:?}\nhead = {:?}\n",
+            data.display().to_string(),
+            dir.display().to_string(),
+            head.display().to_string()
+        ),
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+
+    // An alert the DSL team dismissed as a false alarm.
+    let store = lookout_store::Store::open(&data.join("lookout.db"))
+        .await
+        .unwrap();
+    let subject = lookout_store::Subject {
+        username: Some("jo".into()),
+        client_ip: None,
+        device: None,
+        group: "learners".into(),
+    };
+    let text = "the bomb squad scene in that film was class";
+    let finding = lookout_store::NewFinding {
+        at_ms: lookout_store::now_ms(),
+        source: "search".into(),
+        category: "extremism".into(),
+        severity: "caution".into(),
+        score: 60,
+        evidence: "bomb".into(),
+        context: text.into(),
+        rules: "[]".into(),
+        location: String::new(),
+    };
+    let r = store
+        .record_finding(&subject, &finding, 60_000, &[])
+        .await
+        .unwrap();
+    store
+        .review_alert(
+            r.alert.id,
+            lookout_store::ReviewAction::Dismissed,
+            "a film review",
+            None,
+            &lookout_store::AuditEntry {
+                actor: "dsl".into(),
+                action: "alert.dismiss".into(),
+                target: format!("alert:{}", r.alert.id),
+                detail: String::new(),
+                client_ip: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+    store.close().await;
+
+    let train = common::lookout_in(
+        &repo(),
+        &["scan", "train", "-c", c, "--false-alarms", "30"],
+        None,
+    );
+    let said = out(&train);
+    assert!(train.status.success(), "{said}");
+    for want in [
+        "1 from the DSL team's dismissals",
+        // Before: the built-in corpus's head, which serve used until now.
+        "before: held-out (475 texts): precision",
+        "after:  held-out (475 texts): precision",
+        "dismissed texts still alerting: 0/1",
+        &format!("wrote {}", head.display()),
+    ] {
+        assert!(said.contains(want), "{want:?} in {said}");
+    }
+    assert!(head.is_file());
+
+    // Trained again: the head just written gives the "before" figures.
+    let after = said
+        .lines()
+        .find(|l| l.starts_with("after:  held-out"))
+        .unwrap()
+        .replace("after: ", "before:");
+    let again = common::lookout_in(&repo(), &["scan", "train", "-c", c], None);
+    assert!(out(&again).contains(&after), "{after:?} in {}", out(&again));
+
+    let eval = common::lookout_in(
+        &repo(),
+        &["scan", "eval", "-c", c, "--model", "--heldout"],
+        None,
+    );
+    let said = out(&eval);
+    assert!(eval.status.success(), "{said}");
+    for want in [
+        &format!("model: classifier head {}", head.display()),
+        "phrases alone:",
+        "phrases + model:",
+        "threshold precision  recall danger recall false alerts",
+        "model score   pairs mean score were that risk",
+    ] {
+        assert!(said.contains(want), "{want:?} in {said}");
+    }
+}
+
+#[test]
+fn model_mistakes_are_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("missing.toml");
+    std::fs::write(&missing, "[scan.model]\ndir = \"/nonexistent/model\"\n").unwrap();
+    let o = common::lookout_in(
+        &repo(),
+        &[
+            "scan",
+            "eval",
+            "-c",
+            missing.to_str().unwrap(),
+            "--model",
+            "--heldout",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(
+        out(&o).contains("no model weights in /nonexistent/model (run scripts/fetch-model"),
+        "{}",
+        out(&o)
+    );
+    let Some(dir) = model_dir() else { return };
+    let bad_head = tmp.path().join("head.bin");
+    std::fs::write(&bad_head, "not a head").unwrap();
+    let cfg = tmp.path().join("bad-head.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[scan.model]\ndir = {:?}\nhead = {:?}\n",
+            dir.display().to_string(),
+            bad_head.display().to_string()
+        ),
+    )
+    .unwrap();
+    let o = common::lookout_in(
+        &repo(),
+        &[
+            "scan",
+            "eval",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--model",
+            "--heldout",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(
+        out(&o).contains("not a Lookout classifier head"),
+        "{}",
+        out(&o)
+    );
+    let o = common::lookout_in(
+        &repo(),
+        &["scan", "train", "-c", cfg.to_str().unwrap(), "--no-builtin"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+    assert!(out(&o).contains("nothing to train on"), "{}", out(&o));
+}
