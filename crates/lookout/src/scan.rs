@@ -27,6 +27,10 @@ pub(crate) struct ScanArgs {
     /// Also print the text as Lookout normalises it before matching.
     #[arg(long)]
     normalized: bool,
+    /// Also run the model stage and show what both stages found together, with the model's
+    /// scores and the closest labelled examples.
+    #[arg(long)]
+    model: bool,
 }
 
 #[derive(Subcommand)]
@@ -182,6 +186,9 @@ pub(crate) fn run(args: ScanArgs) -> anyhow::Result<ExitCode> {
             } else {
                 text
             };
+            if args.model {
+                return crate::scan_model::scan_one(&config, &library.compile()?, &text, args.json);
+            }
             scan(&library, &text, args.json, args.normalized)
         }
     }

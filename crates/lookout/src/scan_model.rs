@@ -395,3 +395,84 @@ pub(crate) fn false_alarm_samples(found: Vec<Vec<String>>) -> Vec<Sample> {
         })
         .collect()
 }
+
+/// `lookout scan --model TEXT`: both stages on one text, and why.
+pub(crate) fn scan_one(
+    config: &Config,
+    scanner: &Scanner,
+    text: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let model = load(config)?;
+    let scores = model.score(text);
+    let found = combine(
+        scanner.scan(text),
+        Some(&scores),
+        &policy(&config.scan.model),
+    );
+    let (top, top_score) = scores.top();
+    if json {
+        let v: Vec<serde_json::Value> = found
+            .iter()
+            .map(|d| {
+                let mut j = serde_json::json!({
+                    "category": d.risk.slug(),
+                    "severity": d.severity.slug(),
+                    "stage": d.stage.slug(),
+                    "score": d.score,
+                    "danger": d.danger,
+                });
+                if let Some(f) = &d.phrase {
+                    j["phrase"] = crate::scan::finding_json(f);
+                }
+                if d.stage != lookout_model::Stage::Phrase {
+                    j["examples"] = model
+                        .neighbours(&scores, d.risk, 3)
+                        .into_iter()
+                        .map(|n| serde_json::json!({"text": n.text, "labels": n.labels, "similarity": n.similarity}))
+                        .collect();
+                }
+                j
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(v));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "model: risky {:.2}, danger {:.2}, top category {} {:.2}",
+        scores.risky,
+        scores.danger,
+        top.slug(),
+        top_score
+    );
+    if found.is_empty() {
+        println!("no findings");
+    }
+    for d in &found {
+        println!(
+            "{:<8} {} ({}) found by {}, model score {:.2}",
+            d.severity,
+            d.risk.label(),
+            d.risk.slug(),
+            d.stage.slug(),
+            d.score.unwrap_or(0.0)
+        );
+        if let Some(f) = &d.phrase {
+            for m in &f.matches {
+                println!(
+                    "  phrase \"{}\"  rule `{}` ({})",
+                    m.evidence, m.phrase, m.source
+                );
+            }
+        }
+        if d.stage != lookout_model::Stage::Phrase {
+            for n in model.neighbours(&scores, d.risk, 3) {
+                println!(
+                    "  like \"{}\" ({}, {}, similarity {:.2})",
+                    n.text, n.language, n.labels, n.similarity
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -97,6 +97,17 @@ async fn dismissals_retrain_the_head_and_both_stages_are_measured() {
         .unwrap();
     store.close().await;
 
+    // Without a head file of its own, the built-in corpus's head is used (trained and kept
+    // beside the encoder the first time).
+    let first = common::lookout_in(
+        &repo(),
+        &["scan", "eval", "-c", c, "--model", "--heldout"],
+        None,
+    );
+    let said = out(&first);
+    assert!(first.status.success(), "{said}");
+    assert!(said.contains("built-in classifier head"), "{said}");
+
     let train = common::lookout_in(
         &repo(),
         &["scan", "train", "-c", c, "--false-alarms", "30"],
@@ -141,6 +152,41 @@ async fn dismissals_retrain_the_head_and_both_stages_are_measured() {
     ] {
         assert!(said.contains(want), "{want:?} in {said}");
     }
+
+    // One text, both stages, and why.
+    let one = common::lookout_in(
+        &repo(),
+        &[
+            "scan",
+            "-c",
+            c,
+            "--model",
+            "let's talk on snapchat so the messages disappear",
+        ],
+        None,
+    );
+    let said = out(&one);
+    assert!(one.status.success(), "{said}");
+    assert!(said.contains("(grooming) found by model"), "{said}");
+    assert!(said.contains("  like \""), "{said}");
+    let json = common::lookout_in(
+        &repo(),
+        &[
+            "scan",
+            "-c",
+            c,
+            "--model",
+            "--json",
+            "i keep hurting myself so the feelings stop",
+        ],
+        None,
+    );
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v[0]["category"], "self-harm", "{v}");
+    assert!(
+        v[0]["examples"].as_array().is_some_and(|e| e.len() == 3),
+        "{v}"
+    );
 }
 
 #[test]
