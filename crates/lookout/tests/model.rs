@@ -118,8 +118,8 @@ async fn dismissals_retrain_the_head_and_both_stages_are_measured() {
     for want in [
         "1 from the DSL team's dismissals",
         // Before: the built-in corpus's head, which serve used until now.
-        "before: held-out (475 texts): precision",
-        "after:  held-out (475 texts): precision",
+        "before: held-out (692 texts): precision",
+        "after:  held-out (692 texts): precision",
         "dismissed texts still alerting: 0/1",
         &format!("wrote {}", head.display()),
     ] {
