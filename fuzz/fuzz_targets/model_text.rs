@@ -1,7 +1,8 @@
 //! The model stage on hostile input: any bytes as a SentencePiece model file or a classifier
 //! head file (an error, never a panic), and any text through the real tokenizer and encoder
 //! (`scripts/fetch-model`; LOOKOUT_MODEL_DIR overrides where): ids in range between the begin
-//! and end markers, a finite unit-length embedding, sorted finite n-gram features.
+//! and end markers, sorted finite n-gram features, and (one input in 16, the forward pass
+//! being slow under the sanitizer) a finite unit-length embedding.
 
 #![no_main]
 
@@ -34,9 +35,16 @@ fuzz_target!(|data: &[u8]| {
     encoder.tokenizer().encode(&text, &mut ids);
     assert!(ids.len() >= 3 && ids[0] == 1 && ids[ids.len() - 1] == 2, "{ids:?}");
     assert!(ids.iter().all(|&i| (i as usize) < encoder.tokenizer().vocab_size()));
-    let f = &Features::of_texts(encoder, &[&text])[0];
-    let norm: f32 = f.dense.iter().map(|v| v * v).sum();
-    assert!(f.dense.iter().all(|v| v.is_finite()) && (norm - 1.0).abs() < 1e-3, "{norm}");
-    assert!(f.sparse.windows(2).all(|w| w[0].0 < w[1].0));
-    assert!(f.sparse.iter().all(|s| s.1.is_finite() && s.1 > 0.0));
+    let mut sparse = Vec::new();
+    lookout_model::features::sparse(&text, &mut sparse);
+    assert!(sparse.windows(2).all(|w| w[0].0 < w[1].0));
+    assert!(sparse
+        .iter()
+        .all(|s| s.1.is_finite() && s.1 > 0.0 && (s.0 as usize) < lookout_model::features::BUCKETS));
+    // The encoder's forward pass is slow under the sanitizer: one input in 16 goes through it.
+    if data.len() % 16 == 0 {
+        let f = &Features::of_texts(encoder, &[&text])[0];
+        let norm: f32 = f.dense.iter().map(|v| v * v).sum();
+        assert!(f.dense.iter().all(|v| v.is_finite()) && (norm - 1.0).abs() < 1e-3, "{norm}");
+    }
 });

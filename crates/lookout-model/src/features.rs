@@ -6,7 +6,7 @@
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 /// Number of hash buckets (2^17): the head's sparse weights per category.
-pub(crate) const BUCKETS: usize = 1 << 17;
+pub const BUCKETS: usize = 1 << 17;
 /// Characters of normalised text that are featurised (longer texts are split by the caller).
 const MAX_CHARS: usize = 4096;
 
@@ -16,7 +16,7 @@ const SEED_GRAM: u64 = 3;
 
 /// Sparse features of `text`: sorted bucket indices with weights, L2-normalised. Empty
 /// where the text has no word characters.
-pub(crate) fn sparse(text: &str, out: &mut Vec<(u32, f32)>) {
+pub fn sparse(text: &str, out: &mut Vec<(u32, f32)>) {
     out.clear();
     let mut cut = text.len().min(MAX_CHARS * 4);
     while !text.is_char_boundary(cut) {

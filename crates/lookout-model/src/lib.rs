@@ -16,7 +16,7 @@
 pub mod corpus;
 mod detect;
 mod encoder;
-mod features;
+pub mod features;
 mod head;
 mod model;
 mod sentencepiece;
