@@ -129,44 +129,27 @@ struct Linear {
     sparse_scale: f32,
 }
 
-impl Linear {
-    fn logits(&self, x: &Features) -> [f32; HEADS] {
-        let mut out = [0.0; HEADS];
-        for (h, o) in out.iter_mut().enumerate() {
-            let w = &self.w[h * WIDTH..(h + 1) * WIDTH];
-            let dense: f32 = w[..DIM].iter().zip(&x.dense).map(|(a, b)| a * b).sum();
-            let sparse: f32 = x
-                .sparse
-                .iter()
-                .map(|&(i, v)| w[DIM + i as usize] * v)
-                .sum::<f32>()
-                * self.sparse_scale;
-            *o = self.b[h] + dense + sparse;
-        }
-        out
+/// Every head's logit for `x` under weights `w` and biases `b`.
+fn logits(w: &[f32], b: &[f32; HEADS], sparse_scale: f32, x: &Features) -> [f32; HEADS] {
+    let mut out = [0.0; HEADS];
+    for (h, o) in out.iter_mut().enumerate() {
+        let wh = &w[h * WIDTH..(h + 1) * WIDTH];
+        let dense: f32 = wh[..DIM].iter().zip(&x.dense).map(|(a, c)| a * c).sum();
+        let sparse: f32 = x
+            .sparse
+            .iter()
+            .map(|&(i, v)| wh[DIM + i as usize] * v)
+            .sum::<f32>()
+            * sparse_scale;
+        *o = b[h] + dense + sparse;
     }
+    out
+}
 
+impl Linear {
     /// [p(risky) × p(category | risky) per category, p(danger), p(risky)].
     fn raw(&self, x: &Features) -> [f32; HEADS] {
-        probabilities(&self.logits(x))
-    }
-
-    /// Logits with weights `w` (during training, before they are moved into `self`).
-    fn logits_with(mut self, w: &[f32], x: &Features) -> [f32; HEADS] {
-        let mut out = [0.0; HEADS];
-        for (h, o) in out.iter_mut().enumerate() {
-            let wh = &w[h * WIDTH..(h + 1) * WIDTH];
-            let dense: f32 = wh[..DIM].iter().zip(&x.dense).map(|(a, b)| a * b).sum();
-            let sparse: f32 = x
-                .sparse
-                .iter()
-                .map(|&(i, v)| wh[DIM + i as usize] * v)
-                .sum::<f32>()
-                * self.sparse_scale;
-            *o = self.b[h] + dense + sparse;
-        }
-        self.w.clear();
-        out
+        probabilities(&logits(&self.w, &self.b, self.sparse_scale, x))
     }
 
     fn fit(xs: &[&Features], ys: &[[bool; HEADS]], p: &Params) -> Linear {
@@ -192,12 +175,7 @@ impl Linear {
             for &i in &order {
                 let x = xs[i];
                 let y = &ys[i];
-                let z = Linear {
-                    w: Vec::new(),
-                    b,
-                    sparse_scale: p.sparse_scale,
-                }
-                .logits_with(&w, x);
+                let z = logits(&w, &b, p.sparse_scale, x);
                 let soft = softmax(&z[..DANGER]);
                 let labelled = y[..DANGER].iter().filter(|&&t| t).count().max(1) as f32;
                 for h in 0..HEADS {
