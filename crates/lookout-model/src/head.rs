@@ -19,7 +19,7 @@ pub const HEADS: usize = 14;
 pub(crate) const DANGER: usize = 12;
 pub(crate) const RISKY: usize = 13;
 const WIDTH: usize = DIM + BUCKETS;
-const MAGIC: &[u8; 16] = b"LOOKOUT-HEAD-v2\n";
+const MAGIC: &[u8; 16] = b"LOOKOUT-HEAD-v3\n";
 
 /// One text as the head sees it.
 #[derive(Clone, Debug)]
@@ -251,24 +251,24 @@ impl Calibration {
 
     pub fn apply(&self, score: f32) -> f32 {
         let p = &self.points;
-        let Some(first) = p.first() else {
+        let (Some(first), Some(last)) = (p.first(), p.last()) else {
             return score;
         };
         if score <= first.0 {
             return first.1;
         }
-        for w in p.windows(2) {
-            let ((x0, y0), (x1, y1)) = (w[0], w[1]);
-            if score <= x1 {
-                let t = if x1 > x0 {
-                    (score - x0) / (x1 - x0)
-                } else {
-                    1.0
-                };
-                return y0 + t * (y1 - y0);
-            }
-        }
-        p[p.len() - 1].1
+        // The first point at or past the score; the points are sorted by score.
+        let i = p.partition_point(|q| q.0 < score);
+        let Some(&(x1, y1)) = p.get(i) else {
+            return last.1;
+        };
+        let (x0, y0) = p[i - 1];
+        let t = if x1 > x0 {
+            (score - x0) / (x1 - x0)
+        } else {
+            1.0
+        };
+        y0 + t * (y1 - y0)
     }
 }
 
@@ -291,10 +291,49 @@ pub struct HeadInfo {
     /// the same digest.
     pub corpus: String,
     pub params: Params,
-    pub risk_calibration: Calibration,
-    pub danger_calibration: Calibration,
-    pub risky_calibration: Calibration,
+    pub calibration: Calibrations,
     pub examples: Vec<Example>,
+}
+
+/// The calibrations a head's raw scores go through: one for the categories (pooled), one for
+/// danger, one for risky.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Calibrations {
+    pub risk: Calibration,
+    pub danger: Calibration,
+    pub risky: Calibration,
+}
+
+impl Calibrations {
+    /// Fitted on out-of-fold raw scores of `samples` (from [`cross_validate`]).
+    pub fn fit(oof: &[[f32; HEADS]], samples: &[Sample]) -> Calibrations {
+        let mut risk = Vec::with_capacity(oof.len() * DANGER);
+        let mut danger = Vec::with_capacity(oof.len());
+        let mut risky = Vec::with_capacity(oof.len());
+        for (s, sample) in oof.iter().zip(samples) {
+            let y = targets(sample);
+            for h in 0..DANGER {
+                risk.push((s[h], y[h]));
+            }
+            danger.push((s[DANGER], y[DANGER]));
+            risky.push((s[RISKY], y[RISKY]));
+        }
+        Calibrations {
+            risk: Calibration::fit(risk),
+            danger: Calibration::fit(danger),
+            risky: Calibration::fit(risky),
+        }
+    }
+
+    /// Raw scores to calibrated ones: per category, then danger, then risky.
+    pub fn apply(&self, mut s: [f32; HEADS]) -> [f32; HEADS] {
+        for v in &mut s[..DANGER] {
+            *v = self.risk.apply(*v);
+        }
+        s[DANGER] = self.danger.apply(s[DANGER]);
+        s[RISKY] = self.risky.apply(s[RISKY]);
+        s
+    }
 }
 
 /// A trained head.
@@ -354,19 +393,19 @@ impl Head {
     /// Trains a head on `samples` (features from [`Features::of_texts`], in the same order):
     /// cross-validated scores for the calibration, then the final fit on everything.
     pub fn train(xs: &[Features], samples: &[Sample], p: &Params) -> Head {
+        let oof = cross_validate(xs, samples, p);
+        Head::train_with(xs, samples, p, &oof)
+    }
+
+    /// [`Head::train`] with the out-of-fold scores already computed.
+    pub fn train_with(
+        xs: &[Features],
+        samples: &[Sample],
+        p: &Params,
+        oof: &[[f32; HEADS]],
+    ) -> Head {
         assert_eq!(xs.len(), samples.len(), "one feature row per sample");
         let ys: Vec<[bool; HEADS]> = samples.iter().map(targets).collect();
-        let oof = cross_validate(xs, samples, p);
-        let mut risk_pairs = Vec::with_capacity(xs.len() * 12);
-        let mut danger_pairs = Vec::with_capacity(xs.len());
-        let mut risky_pairs = Vec::with_capacity(xs.len());
-        for (s, y) in oof.iter().zip(&ys) {
-            for h in 0..DANGER {
-                risk_pairs.push((s[h], y[h]));
-            }
-            danger_pairs.push((s[DANGER], y[DANGER]));
-            risky_pairs.push((s[RISKY], y[RISKY]));
-        }
         let linear = Linear::fit(&xs.iter().collect::<Vec<_>>(), &ys, p);
         let examples = samples
             .iter()
@@ -391,9 +430,7 @@ impl Head {
                 samples: samples.len(),
                 corpus: corpus_digest(samples),
                 params: *p,
-                risk_calibration: Calibration::fit(risk_pairs),
-                danger_calibration: Calibration::fit(danger_pairs),
-                risky_calibration: Calibration::fit(risky_pairs),
+                calibration: Calibrations::fit(oof, samples),
                 examples,
             },
         }
@@ -406,13 +443,7 @@ impl Head {
 
     /// Calibrated scores: per category, then danger, then risky.
     pub fn calibrated(&self, x: &Features) -> [f32; HEADS] {
-        let mut s = self.raw(x);
-        for v in &mut s[..DANGER] {
-            *v = self.info.risk_calibration.apply(*v);
-        }
-        s[DANGER] = self.info.danger_calibration.apply(s[DANGER]);
-        s[RISKY] = self.info.risky_calibration.apply(s[RISKY]);
-        s
+        self.info.calibration.apply(self.raw(x))
     }
 
     /// Writes the head: a magic line, the JSON header's length and the header, then the
@@ -517,9 +548,9 @@ mod tests {
     fn bad_head_files_are_errors() {
         for (data, want) in [
             (&b""[..], "not a Lookout classifier head"),
-            (&b"LOOKOUT-HEAD-v2\n\x05"[..], "truncated header"),
+            (&b"LOOKOUT-HEAD-v3\n\x05"[..], "truncated header"),
             (
-                &b"LOOKOUT-HEAD-v2\n\x02\0\0\0\0\0\0\0{}"[..],
+                &b"LOOKOUT-HEAD-v3\n\x02\0\0\0\0\0\0\0{}"[..],
                 "header is not valid",
             ),
         ] {

@@ -24,7 +24,8 @@ mod sentencepiece;
 pub use detect::{combine, Detection, Policy, Stage};
 pub use encoder::{EncodeScratch, Encoder, DIM, MAX_TOKENS};
 pub use head::{
-    corpus_digest, cross_validate, Calibration, Example, Features, Head, HeadInfo, Params, HEADS,
+    corpus_digest, cross_validate, Calibration, Calibrations, Example, Features, Head, HeadInfo,
+    Params, HEADS,
 };
 pub use model::{chunks, Model, Neighbour, Scores, MAX_CHUNKS};
 pub use sentencepiece::Tokenizer;

@@ -120,6 +120,11 @@ impl Model {
         &self.head
     }
 
+    /// Uses `head` from now on, giving back the one it replaces.
+    pub fn replace_head(&mut self, head: Head) -> Head {
+        std::mem::replace(&mut self.head, head)
+    }
+
     pub fn score(&self, text: &str) -> Scores {
         self.score_batch(&[text])
             .pop()

@@ -521,8 +521,12 @@ impl Monitor {
 }
 
 pub(crate) fn new_finding(job: &Job, f: &Finding) -> NewFinding {
-    let rules: Vec<serde_json::Value> = f
-        .matches
+    finding_with_rules(job, f, phrase_rules(f))
+}
+
+/// The phrase rules that matched, as stored with a finding.
+pub(crate) fn phrase_rules(f: &Finding) -> Vec<serde_json::Value> {
+    f.matches
         .iter()
         .map(|m| {
             serde_json::json!({
@@ -536,7 +540,15 @@ pub(crate) fn new_finding(job: &Job, f: &Finding) -> NewFinding {
                 "count": m.count,
             })
         })
-        .collect();
+        .collect()
+}
+
+/// A phrase finding with `rules` (the phrase rules, and the model's part where it had one).
+pub(crate) fn finding_with_rules(
+    job: &Job,
+    f: &Finding,
+    rules: Vec<serde_json::Value>,
+) -> NewFinding {
     let first = f.matches.first();
     NewFinding {
         at_ms: job.at_ms,

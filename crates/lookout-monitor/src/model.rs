@@ -12,7 +12,7 @@ use lookout_model::{combine, Detection, Model, Policy, Scores, Stage};
 use lookout_scan::{Finding, Severity};
 use lookout_store::NewFinding;
 
-use crate::{new_finding, Job, Source, Stats};
+use crate::{finding_with_rules, new_finding, phrase_rules, Job, Source, Stats};
 
 /// Where the workers get the model: ready, or loaded by the first worker (so `serve` does
 /// not wait for it; texts queue meanwhile).
@@ -251,27 +251,7 @@ fn judge(
 /// A detection as a stored finding: the phrase rules where the phrases found it, and the
 /// model's scores with the closest labelled examples where the model did.
 fn detection_finding(model: &Model, job: &Job, d: &Detection, s: &Scores) -> NewFinding {
-    let mut rules: Vec<serde_json::Value> = Vec::new();
-    let mut nf = match &d.phrase {
-        Some(f) => {
-            let nf = new_finding(job, f);
-            if let Ok(serde_json::Value::Array(r)) = serde_json::from_str(&nf.rules) {
-                rules = r;
-            }
-            nf
-        }
-        None => NewFinding {
-            at_ms: job.at_ms,
-            source: job.source.slug().to_owned(),
-            category: d.risk.slug().to_owned(),
-            severity: d.severity.slug().to_owned(),
-            score: (d.score.unwrap_or(0.0) * 100.0).round() as i64,
-            evidence: cut(&job.text, 160).to_owned(),
-            context: cut(&job.text, 400).to_owned(),
-            rules: String::new(),
-            location: job.location.clone(),
-        },
-    };
+    let mut rules = d.phrase.as_ref().map(phrase_rules).unwrap_or_default();
     if d.stage != Stage::Phrase {
         let examples: Vec<serde_json::Value> = model
             .neighbours(s, d.risk, EXAMPLES)
@@ -292,8 +272,21 @@ fn detection_finding(model: &Model, job: &Job, d: &Detection, s: &Scores) -> New
             "examples": examples,
         }));
     }
+    let mut nf = match &d.phrase {
+        Some(f) => finding_with_rules(job, f, rules),
+        None => NewFinding {
+            at_ms: job.at_ms,
+            source: job.source.slug().to_owned(),
+            category: d.risk.slug().to_owned(),
+            severity: String::new(),
+            score: (d.score.unwrap_or(0.0) * 100.0).round() as i64,
+            evidence: cut(&job.text, 160).to_owned(),
+            context: cut(&job.text, 400).to_owned(),
+            rules: serde_json::Value::Array(rules).to_string(),
+            location: job.location.clone(),
+        },
+    };
     nf.severity = d.severity.slug().to_owned();
-    nf.rules = serde_json::Value::Array(rules).to_string();
     nf
 }
 

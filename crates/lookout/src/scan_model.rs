@@ -274,41 +274,18 @@ pub(crate) fn train(
     let xs = lookout_model::Features::of_texts(&encoder, &texts);
     let embedded = started.elapsed().as_secs_f64();
     let params = args.params;
+    let oof = lookout_model::cross_validate(&xs, &samples, &params);
     if args.cv {
-        // Cross-validated scores on the training texts, calibrated on themselves: for
+        // The out-of-fold scores on the training texts, calibrated on themselves: for
         // choosing settings without looking at the held-out corpus.
-        let oof = lookout_model::cross_validate(&xs, &samples, &params);
-        let mut pairs = Vec::new();
-        let mut dpairs = Vec::new();
-        let mut rpairs = Vec::new();
-        for (s, sample) in oof.iter().zip(&samples) {
-            for (k, risk) in Risk::ALL.into_iter().enumerate() {
-                let yes = sample
-                    .labels
-                    .iter()
-                    .any(|(r, v)| *r == risk && *v >= Severity::Caution);
-                pairs.push((s[k], yes));
-            }
-            dpairs.push((
-                s[12],
-                sample.labels.iter().any(|(_, v)| *v == Severity::Danger),
-            ));
-            rpairs.push((
-                s[13],
-                sample.labels.iter().any(|(_, v)| *v >= Severity::Caution),
-            ));
-        }
-        let cal = lookout_model::Calibration::fit(pairs);
-        let dcal = lookout_model::Calibration::fit(dpairs);
-        let rcal = lookout_model::Calibration::fit(rpairs);
+        let cal = lookout_model::Calibrations::fit(&oof, &samples);
         let scores: Vec<Scores> = oof
             .iter()
-            .map(|s| {
+            .map(|raw| {
+                let s = cal.apply(*raw);
                 let mut risks = [0.0; 12];
-                for (r, v) in risks.iter_mut().zip(&s[..12]) {
-                    *r = cal.apply(*v);
-                }
-                Scores::from_parts(risks, dcal.apply(s[12]), rcal.apply(s[13]))
+                risks.copy_from_slice(&s[..12]);
+                Scores::from_parts(risks, s[12], s[13])
             })
             .collect();
         let ev = evaluate_both(scanner, &scores, &samples, &policy, min);
@@ -319,27 +296,8 @@ pub(crate) fn train(
         print!("{ev}");
         println!("\nphrases + model: {}", summary(&ev));
         threshold_table(scanner, &scores, &samples, &policy, min);
-        if let Some(path) = std::env::var_os("LOOKOUT_CV_MISTAKES") {
-            let mut out = String::new();
-            for (i, said) in &ev.mistakes {
-                let s = &samples[*i];
-                let (top, v) = scores[*i].top();
-                out.push_str(&format!(
-                    "{}\t{}\tgot {said}\ttop {top} {v:.2} danger {:.2}\t{}\n",
-                    s.language,
-                    s.labels
-                        .iter()
-                        .map(|(r, v)| format!("{r}:{v}"))
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    scores[*i].danger,
-                    s.text
-                ));
-            }
-            std::fs::write(path, out)?;
-        }
     }
-    let head = Head::train(&xs, &samples, &params);
+    let head = Head::train_with(&xs, &samples, &params, &oof);
     let trained = started.elapsed().as_secs_f64() - embedded;
     lookout_loader::write_head(&head, &out).map_err(usage)?;
     println!(
@@ -348,12 +306,8 @@ pub(crate) fn train(
         out.display()
     );
 
-    let report = |name: &str, head: Head| {
-        let model = Model::new(
-            lookout_loader::load_encoder(&config.scan.model).expect("loaded above"),
-            head,
-        );
-        let scores = score_all(&model, &heldout);
+    let report = |name: &str, model: &Model| {
+        let scores = score_all(model, &heldout);
         let ev = evaluate_both(scanner, &scores, &heldout, &policy, min);
         println!(
             "{name:<7} held-out ({} texts): {}",
@@ -361,7 +315,7 @@ pub(crate) fn train(
             summary(&ev)
         );
         if dismissed > 0 {
-            let fa = score_all(&model, &args.false_alarms);
+            let fa = score_all(model, &args.false_alarms);
             let ev = evaluate_both(scanner, &fa, &args.false_alarms, &policy, min);
             println!(
                 "{name:<7} dismissed texts still alerting: {}/{}",
@@ -370,12 +324,18 @@ pub(crate) fn train(
         }
     };
     println!();
+    // One encoder for both reports: the heads take turns.
+    let mut model = Model::new(encoder, head);
     match before {
-        Some(Ok(h)) => report("before:", h),
+        Some(Ok(h)) => {
+            let after = model.replace_head(h);
+            report("before:", &model);
+            model.replace_head(after);
+        }
         Some(Err(e)) => println!("before: {e}"),
         None => println!("before: no head yet"),
     }
-    report("after:", head);
+    report("after:", &model);
     Ok(ExitCode::SUCCESS)
 }
 

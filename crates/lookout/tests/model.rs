@@ -63,14 +63,15 @@ async fn dismissals_retrain_the_head_and_both_stages_are_measured() {
         device: None,
         group: "learners".into(),
     };
-    let text = "the bomb squad scene in that film was class";
+    // The built-in head alerts on this (grooming); the DSL team said it was a false alarm.
+    let text = "my little brother is a menace, i could strangle him";
     let finding = lookout_store::NewFinding {
         at_ms: lookout_store::now_ms(),
         source: "search".into(),
-        category: "extremism".into(),
+        category: "grooming".into(),
         severity: "caution".into(),
-        score: 60,
-        evidence: "bomb".into(),
+        score: 53,
+        evidence: text.into(),
         context: text.into(),
         rules: "[]".into(),
         location: String::new(),
@@ -83,7 +84,7 @@ async fn dismissals_retrain_the_head_and_both_stages_are_measured() {
         .review_alert(
             r.alert.id,
             lookout_store::ReviewAction::Dismissed,
-            "a film review",
+            "a figure of speech about a sibling",
             None,
             &lookout_store::AuditEntry {
                 actor: "dsl".into(),
@@ -120,7 +121,9 @@ async fn dismissals_retrain_the_head_and_both_stages_are_measured() {
         // Before: the built-in corpus's head, which serve used until now.
         "before: held-out (692 texts): precision",
         "after:  held-out (692 texts): precision",
-        "dismissed texts still alerting: 0/1",
+        // Learned from: it alerted before and does not now.
+        "before: dismissed texts still alerting: 1/1",
+        "after:  dismissed texts still alerting: 0/1",
         &format!("wrote {}", head.display()),
     ] {
         assert!(said.contains(want), "{want:?} in {said}");
