@@ -15,6 +15,7 @@
 
 pub mod corpus;
 mod detect;
+pub mod e5;
 mod encoder;
 pub mod features;
 mod head;

@@ -10,10 +10,18 @@ use std::collections::HashMap;
 
 use crate::ModelError;
 
-/// Ids the encoder adds around every text.
+/// Ids USE multilingual v3 adds around every text.
 pub(crate) const UNK: u32 = 0;
 pub(crate) const BOS: u32 = 1;
 pub(crate) const EOS: u32 = 2;
+
+/// Ids of the unknown piece and the markers around every text.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Specials {
+    pub unk: u32,
+    pub bos: u32,
+    pub eos: u32,
+}
 
 /// SentencePiece's escaped space, U+2581.
 const SPACE: &str = "\u{2581}";
@@ -31,6 +39,7 @@ pub struct Tokenizer {
     /// Longest piece, in characters.
     max_chars: usize,
     unk_score: f64,
+    specials: Specials,
     normalizer: Normalizer,
 }
 
@@ -109,15 +118,13 @@ fn fields(mut data: &[u8]) -> Result<Vec<(u64, Field<'_>)>, ModelError> {
 impl Tokenizer {
     /// Reads a SentencePiece `.model` file's bytes.
     pub fn from_bytes(data: &[u8]) -> Result<Tokenizer, ModelError> {
-        let mut scores = Vec::new();
-        let mut prefixes: HashMap<Box<str>, u32> = HashMap::new();
-        let mut max_chars = 0;
+        let mut pieces = Vec::new();
         let mut charsmap: &[u8] = &[];
         for (number, field) in fields(data)? {
             match (number, field) {
                 // ModelProto.pieces
                 (1, Field::Bytes(piece)) => {
-                    let id = u32::try_from(scores.len()).map_err(|_| bad("too many pieces"))?;
+                    let id = pieces.len();
                     let (mut text, mut score, mut kind) = (None, 0.0f32, 1u64);
                     for (n, f) in fields(piece)? {
                         match (n, f) {
@@ -133,17 +140,7 @@ impl Tokenizer {
                         }
                     }
                     let text = text.ok_or_else(|| bad(format!("piece {id} has no text")))?;
-                    scores.push(score);
-                    if kind == TYPE_UNKNOWN || kind == TYPE_CONTROL || text.is_empty() {
-                        continue;
-                    }
-                    let mut chars = 0;
-                    for (i, _) in text.char_indices().skip(1) {
-                        prefixes.entry(text[..i].into()).or_insert(0);
-                        chars += 1;
-                    }
-                    max_chars = max_chars.max(chars + 1);
-                    prefixes.insert(text.into(), id + 1);
+                    pieces.push((text, score, kind != TYPE_UNKNOWN && kind != TYPE_CONTROL));
                 }
                 // ModelProto.normalizer_spec.precompiled_charsmap
                 (3, Field::Bytes(spec)) => {
@@ -156,9 +153,48 @@ impl Tokenizer {
                 _ => {}
             }
         }
-        let normalizer = Normalizer::new(charsmap)?;
-        if scores.len() <= EOS as usize {
+        let normalizer = Normalizer::trie(charsmap)?;
+        if pieces.len() <= EOS as usize {
             return Err(bad("the vocabulary has fewer than three pieces"));
+        }
+        let specials = Specials {
+            unk: UNK,
+            bos: BOS,
+            eos: EOS,
+        };
+        Tokenizer::from_pieces(pieces, specials, normalizer)
+    }
+
+    /// A tokenizer from its pieces in id order: (text, score, whether segmentation may
+    /// produce it).
+    pub(crate) fn from_pieces<'a>(
+        pieces: impl IntoIterator<Item = (&'a str, f32, bool)>,
+        specials: Specials,
+        normalizer: Normalizer,
+    ) -> Result<Tokenizer, ModelError> {
+        let mut scores = Vec::new();
+        let mut prefixes: HashMap<Box<str>, u32> = HashMap::new();
+        let mut max_chars = 0;
+        for (text, score, segmentable) in pieces {
+            let id = u32::try_from(scores.len()).map_err(|_| bad("too many pieces"))?;
+            scores.push(score);
+            if !segmentable || text.is_empty() {
+                continue;
+            }
+            let mut chars = 0;
+            for (i, _) in text.char_indices().skip(1) {
+                prefixes.entry(text[..i].into()).or_insert(0);
+                chars += 1;
+            }
+            max_chars = max_chars.max(chars + 1);
+            prefixes.insert(text.into(), id + 1);
+        }
+        let n = scores.len();
+        if [specials.unk, specials.bos, specials.eos]
+            .iter()
+            .any(|&s| s as usize >= n)
+        {
+            return Err(bad("a marker id is not a piece"));
         }
         let min = scores.iter().copied().fold(f32::INFINITY, f32::min);
         Ok(Tokenizer {
@@ -166,6 +202,7 @@ impl Tokenizer {
             scores,
             prefixes,
             max_chars,
+            specials,
             normalizer,
         })
     }
@@ -182,14 +219,14 @@ impl Tokenizer {
     /// Piece ids for `text`, with the begin and end markers around them.
     pub fn encode(&self, text: &str, ids: &mut Vec<u32>) {
         ids.clear();
-        ids.push(BOS);
+        ids.push(self.specials.bos);
         let normalized = self.normalize(text);
         if normalized.is_empty() {
-            ids.push(UNK);
+            ids.push(self.specials.unk);
         } else {
             self.viterbi(&normalized, ids);
         }
-        ids.push(EOS);
+        ids.push(self.specials.eos);
     }
 
     /// The best segmentation under the unigram model: for each position, the best-scoring
@@ -204,7 +241,8 @@ impl Tokenizer {
         let len = bounds.len() - 1;
         let mut best = vec![f64::NEG_INFINITY; len + 1];
         let mut start_of = vec![0usize; len + 1];
-        let mut piece_of = vec![UNK; len + 1];
+        let unk = self.specials.unk;
+        let mut piece_of = vec![unk; len + 1];
         best[0] = 0.0;
         for i in 0..len {
             let base = best[i];
@@ -230,7 +268,7 @@ impl Tokenizer {
                 if score > best[i + 1] {
                     best[i + 1] = score;
                     start_of[i + 1] = i;
-                    piece_of[i + 1] = UNK;
+                    piece_of[i + 1] = unk;
                 }
             }
         }
@@ -244,18 +282,67 @@ impl Tokenizer {
     }
 }
 
+/// How text is normalised before segmentation.
+pub(crate) enum Normalizer {
+    Trie(Trie),
+    /// Each character replaced by its entry (other characters kept), runs of spaces made one,
+    /// a space put before the text unless it starts with one, spaces escaped as `▁` (as the
+    /// XLM-RoBERTa tokenizer of multilingual-e5 does).
+    Chars(HashMap<char, Box<str>>),
+}
+
+impl Normalizer {
+    fn trie(charsmap: &[u8]) -> Result<Normalizer, ModelError> {
+        Trie::new(charsmap).map(Normalizer::Trie)
+    }
+
+    pub(crate) fn chars(map: HashMap<char, Box<str>>) -> Normalizer {
+        Normalizer::Chars(map)
+    }
+
+    fn normalize(&self, text: &str) -> String {
+        match self {
+            Normalizer::Trie(t) => t.normalize(text),
+            Normalizer::Chars(map) => {
+                let mut out = String::with_capacity(text.len() + 8);
+                let mut prev_space = false;
+                let mut push = |c: char, out: &mut String| {
+                    if c == ' ' {
+                        if !prev_space {
+                            out.push_str(SPACE);
+                        }
+                    } else {
+                        if out.is_empty() {
+                            out.push_str(SPACE);
+                        }
+                        out.push(c);
+                    }
+                    prev_space = c == ' ';
+                };
+                for c in text.chars() {
+                    match map.get(&c) {
+                        Some(rep) => rep.chars().for_each(|r| push(r, &mut out)),
+                        None => push(c, &mut out),
+                    }
+                }
+                out
+            }
+        }
+    }
+}
+
 /// SentencePiece's normaliser over a precompiled map: at each position the longest key of
 /// the trie that matches is replaced by its value; other characters are kept.
-struct Normalizer {
+pub(crate) struct Trie {
     units: Vec<u32>,
     /// NUL-terminated replacement strings, indexed by the trie's values.
     replacements: Vec<u8>,
 }
 
-impl Normalizer {
-    fn new(charsmap: &[u8]) -> Result<Normalizer, ModelError> {
+impl Trie {
+    fn new(charsmap: &[u8]) -> Result<Trie, ModelError> {
         if charsmap.is_empty() {
-            return Ok(Normalizer {
+            return Ok(Trie {
                 units: Vec::new(),
                 replacements: Vec::new(),
             });
@@ -271,7 +358,7 @@ impl Normalizer {
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        Ok(Normalizer {
+        Ok(Trie {
             units,
             replacements: charsmap[4 + size..].to_vec(),
         })

@@ -26,3 +26,23 @@ pub(crate) fn model_dir() -> Option<PathBuf> {
     );
     None
 }
+
+/// The multilingual-e5-small directory (`models/multilingual-e5-small`).
+#[allow(dead_code)]
+pub(crate) fn e5_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/multilingual-e5-small");
+    if dir.join("e5-small-q4.bin").is_file() {
+        return Some(dir);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!(
+            "no model weights in {}: run scripts/fetch-model",
+            dir.display()
+        );
+    }
+    eprintln!(
+        "skipped: no model weights in {} (run scripts/fetch-model)",
+        dir.display()
+    );
+    None
+}
