@@ -10,13 +10,13 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use lookout_model::{Encoder, Features, Head, Tokenizer};
+use lookout_model::{Encoder, Features, Head, DEFAULT_DIR};
 
 fn encoder() -> Option<&'static Encoder> {
     static E: OnceLock<Option<Encoder>> = OnceLock::new();
     E.get_or_init(|| {
         let dir = std::env::var_os("LOOKOUT_MODEL_DIR").map_or_else(
-            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/use-multilingual-v3"),
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(DEFAULT_DIR),
             PathBuf::from,
         );
         Encoder::load(&dir).ok()
@@ -25,7 +25,7 @@ fn encoder() -> Option<&'static Encoder> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let _ = Tokenizer::from_bytes(data);
+    let _ = Encoder::from_bytes(data);
     let _ = Head::read("fuzz", data);
     let Some(encoder) = encoder() else {
         return;

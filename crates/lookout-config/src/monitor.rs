@@ -39,7 +39,7 @@ pub struct ModelConfig {
     /// Refuse to start without the model (instead of running the phrase stage alone).
     #[serde(default)]
     pub required: bool,
-    /// Folder with the encoder's `sp.model` and `weights.npz` (`scripts/fetch-model`).
+    /// Folder with the encoder's `e5-small-q4.bin` (`scripts/fetch-model`).
     /// Relative to the configuration file; `LOOKOUT_MODEL_DIR` overrides it.
     #[serde(default = "default_model_dir")]
     pub dir: PathBuf,
@@ -60,6 +60,11 @@ pub struct ModelConfig {
     /// category reaches `threshold` (above 1: never).
     #[serde(default = "default_model_gate")]
     pub gate: Spanned<f32>,
+    /// Let the n-gram screen keep plainly ordinary texts (no phrase finding, far from
+    /// anything risky in training) away from the encoder. `false`: the encoder reads every
+    /// text the model stage is given (about 5 times the work on everyday traffic).
+    #[serde(default = "yes")]
+    pub screen: bool,
     /// Threads running the model (beside the proxy, never on its request path).
     #[serde(default = "default_model_workers")]
     pub workers: usize,
@@ -90,7 +95,7 @@ impl ModelConfig {
 }
 
 fn default_model_dir() -> PathBuf {
-    PathBuf::from("models/use-multilingual-v3")
+    PathBuf::from("models/multilingual-e5-small")
 }
 fn default_model_threshold() -> Spanned<f32> {
     Spanned::new(0..0, 0.5)

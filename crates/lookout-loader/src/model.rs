@@ -23,7 +23,7 @@ pub enum ModelLoadError {
 /// `Missing` where the encoder's folder has no weights.
 pub fn load_encoder_check(model: &ModelConfig) -> Result<(), ModelLoadError> {
     let dir = model.dir();
-    if !dir.join("weights.npz").is_file() || !dir.join("sp.model").is_file() {
+    if !lookout_model::has_weights(&dir) {
         return Err(ModelLoadError::Missing { dir });
     }
     Ok(())

@@ -4,7 +4,6 @@
 //! latency distribution of single texts (p50/p99 over 3,000) and the resident memory the
 //! loaded model adds. Run on one core: `taskset -c 0 cargo bench -p lookout-model`.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -44,14 +43,9 @@ fn texts() -> Vec<String> {
 }
 
 fn bench(c: &mut Criterion) {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/use-multilingual-v3");
-    if !dir.join("weights.npz").is_file() {
-        eprintln!(
-            "no model weights in {}: run scripts/fetch-model",
-            dir.display()
-        );
+    let Some(dir) = lookout_model::weights_for_tests() else {
         return;
-    }
+    };
     let before = rss_kib();
     let encoder = Encoder::load(&dir).unwrap();
     let samples = corpus::training();
@@ -96,6 +90,8 @@ fn bench(c: &mut Criterion) {
     let one = &texts[texts.len() / 2];
     g.throughput(Throughput::Elements(1));
     g.bench_function("score one text", |b| b.iter(|| model.score(one)));
+    // What every text the model stage is given pays first: the n-gram screen.
+    g.bench_function("screen one text", |b| b.iter(|| model.passes_screen(one)));
     let batch: Vec<&str> = texts.iter().take(32).map(String::as_str).collect();
     g.throughput(Throughput::Elements(32));
     g.bench_function("score a batch of 32", |b| {

@@ -30,7 +30,8 @@ const BLOCK_BYTES: usize = 2 + QK / 2;
 const PREFIX: &str = "query: ";
 /// Tokens per flat batch: enough to amortise each matrix, small enough to stay in cache.
 const BATCH_TOKENS: usize = 1024;
-const FILE: &str = "e5-small-q4.bin";
+/// The encoder's one file, in the model directory.
+pub const WEIGHTS: &str = "e5-small-q4.bin";
 
 struct Layer {
     /// Query, key and value projections side by side: (DIM, 3 DIM).
@@ -82,7 +83,7 @@ pub struct EncodeScratch {
 
 fn bad(message: impl Into<String>) -> ModelError {
     ModelError::Format {
-        file: FILE.into(),
+        file: WEIGHTS.into(),
         message: message.into(),
     }
 }
@@ -187,7 +188,7 @@ impl<'a> Tensor<'a> {
 impl Encoder {
     /// Loads `e5-small-q4.bin` from `dir`.
     pub fn load(dir: &Path) -> Result<Encoder, ModelError> {
-        let path = dir.join(FILE);
+        let path = dir.join(WEIGHTS);
         let data = std::fs::read(&path).map_err(|source| ModelError::Read { path, source })?;
         Encoder::from_bytes(&data)
     }
@@ -529,5 +530,5 @@ fn read_tokenizer(c: &mut Cursor) -> Result<Tokenizer, ModelError> {
         let special = [bos, eos, pad, unk].contains(&id) || *t == "<mask>";
         (*t, *s, !special)
     });
-    Tokenizer::from_pieces(list, Specials { unk, bos, eos }, Normalizer::chars(map))
+    Tokenizer::from_pieces(list, Specials { unk, bos, eos }, Normalizer::new(map))
 }

@@ -19,7 +19,9 @@ pub const HEADS: usize = 14;
 pub(crate) const DANGER: usize = 12;
 pub(crate) const RISKY: usize = 13;
 const WIDTH: usize = DIM + BUCKETS;
-const MAGIC: &[u8; 16] = b"LOOKOUT-HEAD-v3\n";
+const MAGIC: &[u8; 16] = b"LOOKOUT-HEAD-v4\n";
+/// Share of risky texts the screen may let through unread, estimated out of fold.
+const SCREEN_MISS: f32 = 0.01;
 
 /// One text as the head sees it.
 #[derive(Clone, Debug)]
@@ -29,6 +31,16 @@ pub struct Features {
 }
 
 impl Features {
+    /// The n-gram features of one text alone, as the screen reads them (no embedding).
+    pub fn sparse_only(text: &str) -> Features {
+        let mut sparse = Vec::new();
+        features::sparse(text, &mut sparse);
+        Features {
+            dense: Vec::new(),
+            sparse,
+        }
+    }
+
     /// Features of many texts, the embeddings in batches.
     pub fn of_texts(encoder: &Encoder, texts: &[&str]) -> Vec<Features> {
         let mut out = Vec::with_capacity(texts.len());
@@ -195,8 +207,8 @@ impl Linear {
                     b[h] -= p.learning_rate * g / (gb[h].sqrt() + 1e-8);
                     let base = h * WIDTH;
                     let (wh, gh) = (&mut w[base..base + WIDTH], &mut g2[base..base + WIDTH]);
-                    for j in 0..DIM {
-                        let grad = g * x.dense[j] + p.l2 * wh[j];
+                    for (j, &xj) in x.dense.iter().enumerate() {
+                        let grad = g * xj + p.l2 * wh[j];
                         gh[j] += grad * grad;
                         wh[j] -= p.learning_rate * grad / (gh[j].sqrt() + 1e-8);
                     }
@@ -292,6 +304,10 @@ pub struct HeadInfo {
     pub corpus: String,
     pub params: Params,
     pub calibration: Calibrations,
+    /// The screen's raw "risky" score below which a text with no phrase finding is not given
+    /// to the encoder: out of fold, all but [`SCREEN_MISS`] of the risky training texts
+    /// reach it.
+    pub screen: f32,
     pub examples: Vec<Example>,
 }
 
@@ -340,6 +356,9 @@ impl Calibrations {
 #[derive(Clone)]
 pub struct Head {
     linear: Linear,
+    /// The same heads over the n-grams alone: cheap enough to read every text, it decides
+    /// which texts the encoder reads.
+    screen: Linear,
     pub info: HeadInfo,
 }
 
@@ -407,6 +426,23 @@ impl Head {
         assert_eq!(xs.len(), samples.len(), "one feature row per sample");
         let ys: Vec<[bool; HEADS]> = samples.iter().map(targets).collect();
         let linear = Linear::fit(&xs.iter().collect::<Vec<_>>(), &ys, p);
+        let sparse: Vec<Features> = xs
+            .iter()
+            .map(|x| Features {
+                dense: Vec::new(),
+                sparse: x.sparse.clone(),
+            })
+            .collect();
+        let screen = Linear::fit(&sparse.iter().collect::<Vec<_>>(), &ys, p);
+        let mut risky: Vec<f32> = cross_validate(&sparse, samples, p)
+            .iter()
+            .zip(&ys)
+            .filter(|(_, y)| y[RISKY])
+            .map(|(s, _)| s[RISKY])
+            .collect();
+        risky.sort_by(f32::total_cmp);
+        let at = (risky.len() as f32 * SCREEN_MISS) as usize;
+        let screen_at = risky.get(at).copied().unwrap_or(0.0);
         let examples = samples
             .iter()
             .zip(xs)
@@ -425,12 +461,14 @@ impl Head {
             .collect();
         Head {
             linear,
+            screen,
             info: HeadInfo {
                 encoder: crate::ENCODER_NAME.into(),
                 samples: samples.len(),
                 corpus: corpus_digest(samples),
                 params: *p,
                 calibration: Calibrations::fit(oof, samples),
+                screen: screen_at,
                 examples,
             },
         }
@@ -446,6 +484,11 @@ impl Head {
         self.info.calibration.apply(self.raw(x))
     }
 
+    /// The screen's raw "risky" score for n-gram features ([`Features::sparse_only`]).
+    pub fn screen(&self, x: &Features) -> f32 {
+        self.screen.raw(x)[RISKY]
+    }
+
     /// Writes the head: a magic line, the JSON header's length and the header, then the
     /// weights, biases and example embeddings as little-endian f32.
     pub fn write(&self, out: &mut impl Write) -> std::io::Result<()> {
@@ -454,9 +497,11 @@ impl Head {
         out.write_all(&(header.len() as u64).to_le_bytes())?;
         out.write_all(&header)?;
         out.write_all(&self.linear.sparse_scale.to_le_bytes())?;
-        let mut buf = Vec::with_capacity(self.linear.w.len() * 4);
-        for v in self.linear.w.iter().chain(&self.linear.b) {
-            buf.extend_from_slice(&v.to_le_bytes());
+        let mut buf = Vec::with_capacity(self.linear.w.len() * 8);
+        for lin in [&self.linear, &self.screen] {
+            for v in lin.w.iter().chain(&lin.b) {
+                buf.extend_from_slice(&v.to_le_bytes());
+            }
         }
         for e in &self.info.examples {
             for v in &e.embedding {
@@ -495,7 +540,7 @@ impl Head {
             )));
         }
         let floats = &rest[8 + len..];
-        let want = 1 + HEADS * WIDTH + HEADS + info.examples.len() * DIM;
+        let want = 1 + 2 * (HEADS * WIDTH + HEADS) + info.examples.len() * DIM;
         if floats.len() != want * 4 {
             return Err(err(&format!(
                 "expected {} bytes of weights, found {}",
@@ -508,16 +553,24 @@ impl Head {
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]));
         let mut take = |n: usize| values.by_ref().take(n).collect::<Vec<f32>>();
         let sparse_scale = take(1)[0];
-        let w = take(HEADS * WIDTH);
-        let b: [f32; HEADS] = take(HEADS).try_into().map_err(|_| err("biases"))?;
+        let mut linear = || -> Result<Linear, ModelError> {
+            let w = take(HEADS * WIDTH);
+            let b: [f32; HEADS] = take(HEADS).try_into().map_err(|_| err("biases"))?;
+            if w.iter().chain(&b).any(|v| !v.is_finite()) || !sparse_scale.is_finite() {
+                return Err(err("weights are not all finite numbers"));
+            }
+            Ok(Linear { w, b, sparse_scale })
+        };
+        let (linear, screen) = (linear()?, linear()?);
         for e in &mut info.examples {
             e.embedding = take(DIM);
         }
-        if w.iter().chain(&b).any(|v| !v.is_finite()) || !sparse_scale.is_finite() {
-            return Err(err("weights are not all finite numbers"));
+        if !info.screen.is_finite() {
+            return Err(err("the screen threshold is not a finite number"));
         }
         Ok(Head {
-            linear: Linear { w, b, sparse_scale },
+            linear,
+            screen,
             info,
         })
     }
@@ -548,9 +601,9 @@ mod tests {
     fn bad_head_files_are_errors() {
         for (data, want) in [
             (&b""[..], "not a Lookout classifier head"),
-            (&b"LOOKOUT-HEAD-v3\n\x05"[..], "truncated header"),
+            (&b"LOOKOUT-HEAD-v4\n\x05"[..], "truncated header"),
             (
-                &b"LOOKOUT-HEAD-v3\n\x02\0\0\0\0\0\0\0{}"[..],
+                &b"LOOKOUT-HEAD-v4\n\x02\0\0\0\0\0\0\0{}"[..],
                 "header is not valid",
             ),
         ] {

@@ -15,15 +15,14 @@
 
 pub mod corpus;
 mod detect;
-pub mod e5;
-mod encoder;
+mod e5;
 pub mod features;
 mod head;
 mod model;
 mod sentencepiece;
 
 pub use detect::{combine, Detection, Policy, Stage};
-pub use encoder::{EncodeScratch, Encoder, DIM, MAX_TOKENS};
+pub use e5::{EncodeScratch, Encoder, DIM, MAX_TOKENS, WEIGHTS};
 pub use head::{
     corpus_digest, cross_validate, Calibration, Calibrations, Example, Features, Head, HeadInfo,
     Params, HEADS,
@@ -32,7 +31,10 @@ pub use model::{chunks, Model, Neighbour, Scores, MAX_CHUNKS};
 pub use sentencepiece::Tokenizer;
 
 /// The encoder a head is trained for.
-pub const ENCODER_NAME: &str = "use-multilingual-v3";
+pub const ENCODER_NAME: &str = "multilingual-e5-small";
+
+/// Where `scripts/fetch-model` puts the encoder, relative to the repository.
+pub const DEFAULT_DIR: &str = "models/multilingual-e5-small";
 
 use std::path::PathBuf;
 
@@ -46,4 +48,32 @@ pub enum ModelError {
     },
     #[error("{file}: {message}")]
     Format { file: String, message: String },
+}
+
+/// Whether `dir` holds the encoder's weights.
+pub fn has_weights(dir: &std::path::Path) -> bool {
+    dir.join(WEIGHTS).is_file()
+}
+
+/// For tests and benchmarks that need the real weights: `LOOKOUT_MODEL_DIR`, or
+/// [`DEFAULT_DIR`] in this repository. Missing weights panic under `CI` (the CI script fetches
+/// them) and give `None` (skip, with a message) elsewhere.
+pub fn weights_for_tests() -> Option<PathBuf> {
+    let dir = std::env::var_os("LOOKOUT_MODEL_DIR").map_or_else(
+        || PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).join(DEFAULT_DIR),
+        PathBuf::from,
+    );
+    if has_weights(&dir) {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "no model weights in {}: run scripts/fetch-model",
+        dir.display()
+    );
+    eprintln!(
+        "skipped: no model weights in {} (run scripts/fetch-model)",
+        dir.display()
+    );
+    None
 }

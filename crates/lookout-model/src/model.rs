@@ -125,6 +125,34 @@ impl Model {
         std::mem::replace(&mut self.head, head)
     }
 
+    /// Whether the encoder should read `text`: some piece of it reaches the screen's
+    /// threshold (the n-gram heads alone, microseconds a text). Texts below it are, out of
+    /// fold, almost never risky; a text with a phrase finding is read whatever it says.
+    pub fn passes_screen(&self, text: &str) -> bool {
+        chunks(text)
+            .into_iter()
+            .any(|c| self.head.screen(&Features::sparse_only(c)) >= self.head.info.screen)
+    }
+
+    /// Scores of the texts that pass the screen or are marked `always`; `None` for the rest.
+    pub fn score_screened(&self, texts: &[&str], always: &[bool]) -> Vec<Option<Scores>> {
+        let read: Vec<bool> = texts
+            .iter()
+            .zip(always)
+            .map(|(t, &a)| a || self.passes_screen(t))
+            .collect();
+        let chosen: Vec<&str> = texts
+            .iter()
+            .zip(&read)
+            .filter(|(_, &r)| r)
+            .map(|(t, _)| *t)
+            .collect();
+        let mut scored = self.score_batch(&chosen).into_iter();
+        read.into_iter()
+            .map(|r| if r { scored.next() } else { None })
+            .collect()
+    }
+
     pub fn score(&self, text: &str) -> Scores {
         self.score_batch(&[text])
             .pop()

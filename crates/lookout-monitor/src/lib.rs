@@ -194,8 +194,10 @@ pub struct Stats {
     pub model_on: AtomicU64,
     /// Texts handed to the model stage.
     pub model_queued: AtomicU64,
-    /// Texts the model scored.
+    /// Texts the model stage finished with (read by the encoder or kept away by the screen).
     pub model_scored: AtomicU64,
+    /// Of those, texts the screen kept away from the encoder.
+    pub model_screened: AtomicU64,
     /// Texts the model could not take (queue full): their phrase findings went unjudged.
     pub model_behind: AtomicU64,
     /// When the model last could not take a text (ms since the epoch; 0 never).
@@ -231,6 +233,7 @@ impl Stats {
                 "waiting": queued.saturating_sub(done),
                 "queued": queued,
                 "scored": get(&self.model_scored),
+                "screened": get(&self.model_screened),
                 "passed_unjudged": get(&self.model_behind),
                 "failed": get(&self.model_failed),
                 "vetoed": get(&self.model_vetoed),

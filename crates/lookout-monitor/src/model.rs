@@ -40,6 +40,9 @@ pub struct ModelStage {
     pub workers: usize,
     /// Texts waiting for the model.
     pub queue: usize,
+    /// Let the model's n-gram screen keep plainly ordinary texts (no phrase finding) away
+    /// from the encoder.
+    pub screen: bool,
 }
 
 /// Texts per batch a worker takes from the queue.
@@ -171,7 +174,12 @@ pub(crate) fn worker(
         };
         let texts: Vec<&str> = batch.iter().map(|m| m.job.text.as_str()).collect();
         let started = std::time::Instant::now();
-        let scored = std::panic::catch_unwind(AssertUnwindSafe(|| model.score_batch(&texts)));
+        let always: Vec<bool> = batch
+            .iter()
+            .map(|m| !stage.screen || !m.phrase.is_empty())
+            .collect();
+        let scored =
+            std::panic::catch_unwind(AssertUnwindSafe(|| model.score_screened(&texts, &always)));
         stats.model_micros.fetch_add(
             u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
@@ -193,6 +201,11 @@ pub(crate) fn worker(
         };
         for (mj, s) in batch.into_iter().zip(scores) {
             stats.model_scored.fetch_add(1, Ordering::Relaxed);
+            let Some(s) = s else {
+                // The screen kept it from the encoder: no phrase findings, nothing to say.
+                stats.model_screened.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
             if !judge(&stage, model, mj, &s, &emit, &stats) {
                 return;
             }

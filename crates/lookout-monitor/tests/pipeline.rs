@@ -527,17 +527,7 @@ async fn deliveries_owed_survive_a_restart() {
 /// The real model (the encoder fetched by `scripts/fetch-model`, the head trained from the
 /// shipped corpus and kept beside it): `None` (skipped) outside CI without the weights.
 fn real_model() -> Option<lookout_monitor::ModelStage> {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/use-multilingual-v3");
-    if !dir.join("weights.npz").is_file() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "no model weights in {}: run scripts/fetch-model",
-            dir.display()
-        );
-        eprintln!("skipped: no model weights (run scripts/fetch-model)");
-        return None;
-    }
+    let dir = lookout_model::weights_for_tests()?;
     let config = lookout_config::ModelConfig {
         dir,
         ..Default::default()
@@ -551,6 +541,7 @@ fn real_model() -> Option<lookout_monitor::ModelStage> {
         policy: lookout_model::Policy::default(),
         workers: 2,
         queue: 64,
+        screen: true,
     })
 }
 
@@ -661,6 +652,7 @@ async fn a_model_that_falls_behind_lets_phrase_findings_through_and_says_so() {
         policy: lookout_model::Policy::default(),
         workers: 1,
         queue: 1,
+        screen: true,
     };
     let (smtp, _mails) = smtp_sink().await;
     let (hook, _hooks) = http_sink().await;

@@ -72,6 +72,7 @@ pub(crate) fn model_stage(config: &Config) -> anyhow::Result<Option<lookout_moni
         policy,
         workers: m.workers,
         queue: m.queue,
+        screen: m.screen,
     }))
 }
 

@@ -25,12 +25,22 @@ fn usage(e: impl std::fmt::Display) -> anyhow::Error {
     UsageError(e.to_string()).into()
 }
 
-/// Scores every sample's text with the model, in batches.
-fn score_all(model: &Model, samples: &[Sample]) -> Vec<Scores> {
+/// Scores every sample's text with the model, in batches, as serve does: where `screen` is
+/// on, a text with no phrase finding that the screen keeps away from the encoder has none.
+fn score_all(
+    model: &Model,
+    scanner: &Scanner,
+    samples: &[Sample],
+    screen: bool,
+) -> Vec<Option<Scores>> {
     let mut out = Vec::with_capacity(samples.len());
     for chunk in samples.chunks(256) {
         let texts: Vec<&str> = chunk.iter().map(|s| s.text.as_str()).collect();
-        out.extend(model.score_batch(&texts));
+        let always: Vec<bool> = texts
+            .iter()
+            .map(|t| !screen || !scanner.scan(t).is_empty())
+            .collect();
+        out.extend(model.score_screened(&texts, &always));
     }
     out
 }
@@ -38,13 +48,13 @@ fn score_all(model: &Model, samples: &[Sample]) -> Vec<Scores> {
 /// Both stages on every sample.
 fn evaluate_both(
     scanner: &Scanner,
-    scores: &[Scores],
+    scores: &[Option<Scores>],
     samples: &[Sample],
     policy: &Policy,
     min_severity: Severity,
 ) -> Evaluation {
     evaluate_with(samples, min_severity, |i, s| {
-        combine(scanner.scan(&s.text), Some(&scores[i]), policy)
+        combine(scanner.scan(&s.text), scores[i].as_ref(), policy)
             .into_iter()
             .map(|d| (d.risk, d.severity))
             .collect()
@@ -90,7 +100,7 @@ fn summary(ev: &Evaluation) -> String {
 /// choose its own.
 fn threshold_table(
     scanner: &Scanner,
-    scores: &[Scores],
+    scores: &[Option<Scores>],
     samples: &[Sample],
     base: &Policy,
     min_severity: Severity,
@@ -119,9 +129,14 @@ fn threshold_table(
 }
 
 /// How often a category scored in each band really was that category.
-fn calibration_table(scores: &[Scores], samples: &[Sample]) {
+/// Over the texts the encoder read.
+fn calibration_table(scores: &[Option<Scores>], samples: &[Sample]) {
     let mut bins = [(0usize, 0usize, 0.0f64); 10];
-    for (s, sample) in scores.iter().zip(samples) {
+    let read = scores
+        .iter()
+        .zip(samples)
+        .filter_map(|(s, x)| Some((s.as_ref()?, x)));
+    for (s, sample) in read {
         for risk in Risk::ALL {
             let v = s.risk(risk);
             let yes = sample
@@ -194,7 +209,7 @@ pub(crate) fn eval(
     let model = load(config)?;
     let policy = policy(&config.scan.model);
     let started = Instant::now();
-    let scores = score_all(&model, samples);
+    let scores = score_all(&model, scanner, samples, config.scan.model.screen);
     let secs = started.elapsed().as_secs_f64();
     let phrases_only = lookout_scan::evaluate(scanner, samples, min_severity);
     let ev = evaluate_both(scanner, &scores, samples, &policy, min_severity);
@@ -207,10 +222,14 @@ pub(crate) fn eval(
     println!("phrases + model: {}", summary(&ev));
     threshold_table(scanner, &scores, samples, &policy, min_severity);
     calibration_table(&scores, samples);
+    let read = scores.iter().filter(|s| s.is_some()).count();
     println!(
-        "\nmodel: {} texts in {secs:.2} s ({:.0} texts/s, all cores)",
+        "\nmodel: {} texts in {secs:.2} s ({:.0} texts/s, all cores); the encoder read {read} \
+         ({:.1}%), the screen kept {} away",
         samples.len(),
-        samples.len() as f64 / secs.max(1e-9)
+        samples.len() as f64 / secs.max(1e-9),
+        100.0 * read as f64 / samples.len().max(1) as f64,
+        samples.len() - read
     );
     Ok(ev)
 }
@@ -279,13 +298,13 @@ pub(crate) fn train(
         // The out-of-fold scores on the training texts, calibrated on themselves: for
         // choosing settings without looking at the held-out corpus.
         let cal = lookout_model::Calibrations::fit(&oof, &samples);
-        let scores: Vec<Scores> = oof
+        let scores: Vec<Option<Scores>> = oof
             .iter()
             .map(|raw| {
                 let s = cal.apply(*raw);
                 let mut risks = [0.0; 12];
                 risks.copy_from_slice(&s[..12]);
-                Scores::from_parts(risks, s[12], s[13])
+                Some(Scores::from_parts(risks, s[12], s[13]))
             })
             .collect();
         let ev = evaluate_both(scanner, &scores, &samples, &policy, min);
@@ -307,7 +326,7 @@ pub(crate) fn train(
     );
 
     let report = |name: &str, model: &Model| {
-        let scores = score_all(model, &heldout);
+        let scores = score_all(model, scanner, &heldout, config.scan.model.screen);
         let ev = evaluate_both(scanner, &scores, &heldout, &policy, min);
         println!(
             "{name:<7} held-out ({} texts): {}",
@@ -315,7 +334,7 @@ pub(crate) fn train(
             summary(&ev)
         );
         if dismissed > 0 {
-            let fa = score_all(model, &args.false_alarms);
+            let fa = score_all(model, scanner, &args.false_alarms, config.scan.model.screen);
             let ev = evaluate_both(scanner, &fa, &args.false_alarms, &policy, min);
             println!(
                 "{name:<7} dismissed texts still alerting: {}/{}",
