@@ -22,6 +22,8 @@ pub const TRAINING: &[(&str, &str)] = corpus!(
     "train/pt.tsv",
     "train/everyday.tsv",
     "train/everyday-2.tsv",
+    "train/everyday-3.tsv",
+    "train/danger-2.tsv",
 );
 
 /// Held-out files: report figures from these only.
