@@ -278,9 +278,18 @@ async fn hostile_packets_do_not_stop_the_server() {
 /// A fake upstream that truncates every UDP reply (TC, no answers) and answers in full over
 /// TCP on the same port.
 async fn truncating_upstream() -> SocketAddr {
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = udp.local_addr().unwrap();
-    let tcp = TcpListener::bind(addr).await.unwrap();
+    // The same port for UDP and TCP: a free UDP port's TCP twin may be taken by another
+    // test's socket, so try again with another port until both bind.
+    let mut tries = 0;
+    let (udp, tcp, addr) = loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = udp.local_addr().unwrap();
+        match TcpListener::bind(addr).await {
+            Ok(tcp) => break (udp, tcp, addr),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 50 => tries += 1,
+            Err(e) => panic!("no port free for both UDP and TCP: {e}"),
+        }
+    };
     let reply = |query: &[u8], truncated: bool| {
         let q = Message::from_vec(query).unwrap();
         let mut r = Message::response(q.metadata.id, OpCode::Query);
