@@ -33,7 +33,8 @@ pub const HELDOUT: &[(&str, &str)] = corpus!(
     "heldout.tsv",
     "heldout-2.tsv",
     "heldout-3.tsv",
-    "heldout-4.tsv"
+    "heldout-4.tsv",
+    "heldout-5.tsv"
 );
 
 fn parse_all(files: &[(&str, &str)]) -> Vec<Sample> {

@@ -620,21 +620,35 @@ async fn the_model_finds_what_the_phrases_miss_and_says_why() {
     assert_eq!(examples.len(), 3);
     assert!(examples[0]["labels"].as_str().unwrap().contains("grooming"));
 
-    // An innocent chat raises nothing; the counters show both texts scored.
-    h.ingest(
-        &agent,
-        json!({ "items": [{ "kind": "chat", "text": "see you at football practice at six" }] }),
-    )
-    .await;
+    // Innocent chats raise nothing; the counters show every text done, and the screen kept
+    // some of these plainly ordinary ones from the encoder.
+    let ordinary = [
+        "see you at football practice at six",
+        "what's for dinner tonight",
+        "can you pick up some milk on the way home",
+        "pizza delivery near me open now",
+        "how many calories in a banana",
+        "train times london to birmingham tomorrow morning",
+    ];
+    let items: Vec<Value> = ordinary
+        .iter()
+        .map(|t| json!({ "kind": "chat", "text": t }))
+        .collect();
+    h.ingest(&agent, json!({ "items": items })).await;
+    let done = 1 + ordinary.len() as u64;
     for _ in 0..200 {
-        if health(&h).await["monitoring"]["model"]["scored"] == 2 {
+        if health(&h).await["monitoring"]["model"]["scored"] == done {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let m = &health(&h).await["monitoring"]["model"];
     assert_eq!(m["state"], "on");
-    assert_eq!(m["scored"], 2, "{m}");
+    assert_eq!(m["scored"], done, "{m}");
+    let screened = m["screened"].as_u64().unwrap();
+    assert!(screened >= 1 && screened < done, "{m}");
+    let open: i64 = h.store.open_alert_counts().await.unwrap().iter().sum();
+    assert_eq!(open, 1, "only the grooming chat alerts");
     assert_eq!(m["behind"], false);
     h.stop().await;
 }
