@@ -86,6 +86,10 @@ data_dir = "$OUT/lookout-data-$1"
 [proxy]
 listen = "127.0.0.1:$LOOKOUT_PORT"
 
+# The benchmark's origin runs on this machine, which the proxy reaches only when told.
+[[proxy.internal]]
+cidr = "127.0.0.1/32"
+
 [dns]
 enabled = false
 

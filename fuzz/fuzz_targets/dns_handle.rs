@@ -59,6 +59,8 @@ fuzz_target!(|data: &[u8]| {
             ipv6: None,
         },
         ttl: 60,
+        rebind_protection: true,
+        internal_domains: Vec::new(),
     };
     let ctx = Context {
         policy,

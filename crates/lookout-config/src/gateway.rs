@@ -76,6 +76,31 @@ pub struct ProxyConfig {
     /// Static addresses for origin host names, used before DNS (like `/etc/hosts`).
     #[serde(default)]
     pub hosts: BTreeMap<String, IpAddr>,
+    /// Internal destinations (intranet, printers) the proxy may reach for some groups. Without
+    /// one, loopback, the gateway's own addresses and private ranges are refused.
+    #[serde(default)]
+    pub internal: Vec<InternalConfig>,
+}
+
+/// `[[proxy.internal]]`: addresses behind the gateway that groups may reach through it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InternalConfig {
+    /// Address range, e.g. `10.20.0.0/16` or `192.168.4.7` (one host).
+    pub cidr: Spanned<String>,
+    /// Groups that may reach it; empty or missing: every group.
+    #[serde(default)]
+    pub groups: Vec<Spanned<String>>,
+    /// Ports they may reach; empty or missing: every port.
+    #[serde(default)]
+    pub ports: Vec<u16>,
+}
+
+impl InternalConfig {
+    /// The address range (`None` if it does not parse; `Config::validate` reports that).
+    pub fn net(&self) -> Option<IpNet> {
+        parse_net(self.cidr.get_ref())
+    }
 }
 
 impl Default for ProxyConfig {
@@ -137,6 +162,16 @@ pub struct DnsConfig {
     /// TTL of Lookout's own answers (blocked names, safe-search CNAMEs), in seconds.
     #[serde(default = "default_dns_ttl")]
     pub ttl: u32,
+    /// Take internal addresses (loopback, private, link-local…) out of upstream answers for
+    /// public names, so that a web page cannot turn a browser against the local network
+    /// (DNS rebinding).
+    #[serde(default = "yes")]
+    pub rebind_protection: bool,
+    /// The organisation's own domains, whose names may have internal addresses (e.g.
+    /// `college.internal`; `.local`, `.internal`, `.lan`, `.home.arpa` and single-label names
+    /// always may).
+    #[serde(default)]
+    pub internal_domains: Vec<Spanned<String>>,
 }
 
 impl Default for DnsConfig {
@@ -394,6 +429,57 @@ impl Config {
             }
         }
 
+        for (i, n) in self.proxy.internal.iter().enumerate() {
+            let key = format!("proxy.internal[{i}].cidr");
+            match n.net() {
+                None => c.problem(
+                    key,
+                    Some(&n.cidr),
+                    format!(
+                        "`{}` is not an address range, e.g. \"10.20.0.0/16\"",
+                        n.cidr.get_ref()
+                    ),
+                ),
+                Some(net) => {
+                    use lookout_policy::AddrClass;
+                    let class = AddrClass::of(net.network());
+                    if matches!(
+                        class,
+                        AddrClass::Unspecified
+                            | AddrClass::LinkLocal
+                            | AddrClass::Multicast
+                            | AddrClass::Reserved
+                    ) {
+                        c.problem(
+                            key,
+                            Some(&n.cidr),
+                            format!(
+                                "`{}` starts with {}, which the proxy never reaches (name the internal range itself, e.g. \"10.20.0.0/16\")",
+                                n.cidr.get_ref(),
+                                class.describe()
+                            ),
+                        );
+                    }
+                }
+            }
+            for g in &n.groups {
+                if !self.groups.contains_key(g.get_ref()) {
+                    c.problem(
+                        format!("proxy.internal[{i}].groups"),
+                        Some(g),
+                        format!("no group is named `{}`", g.get_ref()),
+                    );
+                }
+            }
+            if n.ports.contains(&0) {
+                c.problem::<String>(
+                    format!("proxy.internal[{i}].ports"),
+                    None,
+                    "ports are 1 to 65535",
+                );
+            }
+        }
+
         if self.dns.enabled && parse_socket_addr(self.dns.listen.get_ref(), 53).is_none() {
             c.problem(
                 "dns.listen",
@@ -424,6 +510,21 @@ impl Config {
                 None,
                 "`blocked_answer = \"block-page\"` needs the block page server's IPv4 address",
             );
+        }
+        for d in &self.dns.internal_domains {
+            let name = d.get_ref().trim_end_matches('.').to_ascii_lowercase();
+            let valid = !name.is_empty()
+                && lookout_lists::NormUrl::parse(&name).is_ok_and(|u| u.host() == name);
+            if !valid {
+                c.problem(
+                    "dns.internal_domains",
+                    Some(d),
+                    format!(
+                        "`{}` is not a domain name, e.g. \"college.internal\"",
+                        d.get_ref()
+                    ),
+                );
+            }
         }
         if self.dns.timeout_ms == 0 {
             c.problem::<String>("dns.timeout_ms", None, "must be at least 1");

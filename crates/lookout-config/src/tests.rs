@@ -216,6 +216,11 @@ fn gateway_defaults_are_safe_and_local() {
     assert!(nets.iter().all(|n| n.group == "learners-u18"));
     assert!(nets.iter().all(|n| n.net.addr().is_loopback()));
     assert_eq!(config.proxy.connect_ports, [443]);
+    assert!(
+        config.proxy.internal.is_empty(),
+        "nothing internal is opened by default"
+    );
+    assert!(config.dns.rebind_protection);
     assert!(config.proxy.inspect.groups.is_empty());
     let never = never_inspected(&config.proxy.inspect);
     assert!(never.contains(Category::from_slug("banking").unwrap()));
@@ -305,6 +310,34 @@ fn gateway_mistakes_name_key_and_line() {
         (
             "[log]\nqueue = 0\n",
             "log: `queue` and `batch` must be at least 1",
+        ),
+        (
+            "[[proxy.internal]]\ncidr = \"intranet\"\n",
+            "line 2: proxy.internal[0].cidr: `intranet` is not an address range",
+        ),
+        (
+            "[[proxy.internal]]\ncidr = \"169.254.0.0/16\"\n",
+            "proxy.internal[0].cidr: `169.254.0.0/16` starts with a link-local address",
+        ),
+        (
+            "[[proxy.internal]]\ncidr = \"0.0.0.0/0\"\n",
+            "starts with the unspecified address (the gateway itself), which the proxy never reaches",
+        ),
+        (
+            "[[proxy.internal]]\ncidr = \"10.0.0.0/8\"\ngroups = [\"teachers\"]\n",
+            "line 3: proxy.internal[0].groups: no group is named `teachers`",
+        ),
+        (
+            "[[proxy.internal]]\ncidr = \"10.0.0.0/8\"\nports = [0]\n",
+            "proxy.internal[0].ports: ports are 1 to 65535",
+        ),
+        (
+            "[[proxy.internal]]\ncidr = \"10.0.0.0/8\"\nport = 80\n",
+            "unknown field `port`",
+        ),
+        (
+            "[dns]\ninternal_domains = [\"college internal\"]\n",
+            "line 2: dns.internal_domains: `college internal` is not a domain name",
         ),
     ] {
         check_err(text, want);

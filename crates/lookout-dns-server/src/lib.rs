@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use lookout_dns::{fit_udp, handle, refuse, Asked, Context, Outcome, Pending, Settings};
 use lookout_lists::Index;
-use lookout_policy::{Action, Decision, GroupId, Networks, Policy};
+use lookout_policy::{Action, Decision, GroupId, Networks, Policy, Reason};
 use lookout_store::{now_ms, Event, EventLog};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -67,7 +67,7 @@ impl DnsServer {
         match self.prepare(packet, client) {
             Step::Answer(a) => Some(a),
             Step::Silent => None,
-            Step::Ask(pending) => Some(self.resolve(&pending).await),
+            Step::Ask(pending) => Some(self.resolve(&pending, client).await),
         }
     }
 
@@ -88,7 +88,7 @@ impl DnsServer {
             Outcome::Forward(pending) => {
                 self.record(client, group, &pending.asked, &pending.decision);
                 match self.cache.get(&cache_key(&pending)) {
-                    Some(reply) => Step::Answer(pending.complete(&reply)),
+                    Some(reply) => Step::Answer(self.complete(&pending, &reply, client)),
                     None => Step::Ask(pending),
                 }
             }
@@ -109,22 +109,48 @@ impl DnsServer {
     }
 
     /// Asks the upstreams in order (caching the reply); SERVFAIL when none answers in time.
-    pub async fn resolve(&self, pending: &Pending) -> Vec<u8> {
+    pub async fn resolve(&self, pending: &Pending, client: IpAddr) -> Vec<u8> {
         for &upstream in &self.upstreams {
             if let Some(reply) = ask(upstream, pending, self.timeout).await {
                 self.cache.put(cache_key(pending), &reply);
-                return pending.complete(&reply);
+                return self.complete(pending, &reply, client);
             }
         }
         pending.servfail()
     }
 
+    /// The client's answer from an upstream reply; internal addresses withheld from a public
+    /// name (rebinding protection) are logged as a refusal.
+    fn complete(&self, pending: &Pending, reply: &[u8], client: IpAddr) -> Vec<u8> {
+        let done = pending.complete_checked(reply, Some(&self.settings));
+        if !done.withheld.is_empty() {
+            if let Some(&group) = self.clients.get(client) {
+                let addrs: Vec<String> = done.withheld.iter().map(IpAddr::to_string).collect();
+                let decision = Decision {
+                    action: Action::Block,
+                    categories: pending.decision.categories,
+                    reason: Reason::Destination(format!(
+                        "{} was answered with internal address(es) {}, not passed on (DNS rebinding protection; a name of the organisation's own goes in `dns.internal_domains`)",
+                        pending.asked.host,
+                        addrs.join(", ")
+                    )),
+                };
+                self.record_always(client, group, &pending.asked, &decision);
+            }
+        }
+        done.packet
+    }
+
     /// Logs a judged query.
     fn record(&self, client: IpAddr, group: GroupId, asked: &Asked, decision: &Decision) {
-        let Some(log) = &self.log else { return };
         if decision.action == Action::Allow && !self.log_allowed {
             return;
         }
+        self.record_always(client, group, asked, decision);
+    }
+
+    fn record_always(&self, client: IpAddr, group: GroupId, asked: &Asked, decision: &Decision) {
+        let Some(log) = &self.log else { return };
         log.record(Event {
             at_ms: now_ms(),
             reference: String::new(),
@@ -262,7 +288,7 @@ pub async fn run(
                         };
                         let (udp, server) = (udp.clone(), server.clone());
                         tokio::spawn(async move {
-                            let answer = server.resolve(&pending).await;
+                            let answer = server.resolve(&pending, client.ip()).await;
                             let _ = udp.send_to(&fit_udp(answer, UDP_MAX), client).await;
                             drop(permit);
                         });

@@ -23,6 +23,11 @@ const BLOCK_PAGE: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 80);
 
 /// A fake upstream that answers every A question with `UPSTREAM_ANSWER`, or stays silent.
 async fn upstream(silent: bool) -> (SocketAddr, Arc<AtomicUsize>) {
+    upstream_answering(silent, UPSTREAM_ANSWER).await
+}
+
+/// A fake upstream that answers every A question with `answer`, or stays silent.
+async fn upstream_answering(silent: bool, answer: Ipv4Addr) -> (SocketAddr, Arc<AtomicUsize>) {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let addr = socket.local_addr().unwrap();
     let count = Arc::new(AtomicUsize::new(0));
@@ -38,7 +43,7 @@ async fn upstream(silent: bool) -> (SocketAddr, Arc<AtomicUsize>) {
             let mut r = Message::response(q.metadata.id, OpCode::Query);
             r.add_queries(q.queries.iter().cloned());
             let name = q.queries[0].name().clone();
-            r.add_answer(Record::from_rdata(name, 300, RData::A(A(UPSTREAM_ANSWER))));
+            r.add_answer(Record::from_rdata(name, 300, RData::A(A(answer))));
             socket.send_to(&r.to_vec().unwrap(), from).await.unwrap();
         }
     });
@@ -100,6 +105,8 @@ async fn start_logged(
                 ipv6: None,
             },
             ttl: 60,
+            rebind_protection: true,
+            internal_domains: Vec::new(),
         },
         clients,
         upstreams,
@@ -380,4 +387,44 @@ async fn judged_queries_are_logged() {
     );
     assert_eq!(events[0].event.client_ip, "127.0.0.1");
     assert_eq!(events[0].event.group, "learners");
+}
+
+/// A public name the upstream answers with a loopback address (a rebinding attack's second
+/// answer) reaches the client without it, and the refusal is logged; the cached reply is
+/// checked the same way.
+#[tokio::test]
+async fn public_names_never_get_internal_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("lookout.db")).await.unwrap();
+    let (log, writer) = EventLog::start(store.clone(), 100, 10);
+    let (up, count) = upstream_answering(false, Ipv4Addr::new(127, 0, 0, 5)).await;
+    let dns = start_logged(&["127.0.0.0/8"], vec![up], Some(log)).await;
+    for id in [1, 2] {
+        let m = ask_udp(dns.udp, &query(id, "www.rebind.test.")).await;
+        assert_eq!(summary(&m), "NoError", "query {id}");
+    }
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "the second answer came from the cache"
+    );
+    let m = ask_udp(dns.udp, &query(3, "printer.home.arpa.")).await;
+    assert_eq!(summary(&m), "NoError printer.home.arpa.=127.0.0.5");
+    drop(dns);
+    writer.finish().await;
+    let events = store.events(&EventFilter::default()).await.unwrap();
+    let refused: Vec<_> = events
+        .iter()
+        .filter(|e| e.event.rule == "destination")
+        .collect();
+    assert_eq!(refused.len(), 2, "{events:#?}");
+    for e in refused {
+        assert_eq!(e.event.action, "block");
+        assert_eq!(e.event.host, "www.rebind.test");
+        assert!(
+            e.event.reason.contains("127.0.0.5") && e.event.reason.contains("rebinding"),
+            "{}",
+            e.event.reason
+        );
+    }
 }

@@ -26,6 +26,8 @@ fn bench(c: &mut Criterion) {
             ipv6: None,
         },
         ttl: 60,
+        rebind_protection: true,
+        internal_domains: Vec::new(),
     };
     let ctx = Context {
         policy: &policy,

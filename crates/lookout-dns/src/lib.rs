@@ -7,18 +7,23 @@
 //! - Safe search is enforced by CNAME for groups that have it: Google to
 //!   `forcesafesearch.google.com`, YouTube to `restrict.youtube.com`, Bing to `strict.bing.com`,
 //!   DuckDuckGo to `safe.duckduckgo.com`.
+//! - Rebinding protection (as dnsmasq's `stop-dns-rebind`): an upstream answer that gives a
+//!   public name an internal address (loopback, private, link-local…) has those addresses
+//!   taken out, so a web page cannot turn a browser against the network it sits on. Names
+//!   under [`Settings::internal_domains`], single-label names and private-use suffixes
+//!   (`.local`, `.internal`, `.lan`, `.home.arpa`…) keep theirs.
 //! - Anything malformed gets FORMERR when it has a readable header, and is dropped otherwise;
 //!   nothing panics.
 
 mod safesearch;
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::rdata::{A, AAAA, CNAME};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use lookout_lists::{Index, NormUrl};
-use lookout_policy::{Action, Decision, GroupId, LocalTime, Policy};
+use lookout_policy::{Action, AddrClass, Decision, GroupId, LocalTime, Policy};
 
 pub use safesearch::safe_search_target;
 
@@ -37,12 +42,46 @@ pub enum BlockedAnswer {
 }
 
 /// DNS settings the engine needs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     /// How blocked names are answered.
     pub blocked: BlockedAnswer,
     /// TTL of the answers Lookout makes up (block answers, safe-search CNAMEs), in seconds.
     pub ttl: u32,
+    /// Take internal addresses out of upstream answers for public names.
+    pub rebind_protection: bool,
+    /// Domains whose names may have internal addresses (lower case, no trailing dot): the
+    /// organisation's own, e.g. `college.internal`, and every name under them.
+    pub internal_domains: Vec<String>,
+}
+
+/// Suffixes for private use: their names may have internal addresses.
+const PRIVATE_SUFFIXES: &[&str] = &[
+    "local",
+    "internal",
+    "lan",
+    "home.arpa",
+    "localdomain",
+    "localhost",
+    "intranet",
+    "corp",
+    "home",
+    "private",
+];
+
+impl Settings {
+    /// Whether `name` (lower case, no trailing dot) may be answered with internal addresses.
+    pub fn may_be_internal(&self, name: &str) -> bool {
+        let under = |suffix: &str| {
+            name == suffix
+                || (name.len() > suffix.len()
+                    && name.ends_with(suffix)
+                    && name.as_bytes()[name.len() - suffix.len() - 1] == b'.')
+        };
+        !name.contains('.')
+            || PRIVATE_SUFFIXES.iter().any(|s| under(s))
+            || self.internal_domains.iter().any(|d| under(d))
+    }
 }
 
 /// Who is asking and under which rules.
@@ -126,15 +165,47 @@ impl Pending {
     /// The answer for the client, made from the upstream's reply. A reply that cannot be read,
     /// or that answers another question, gives SERVFAIL.
     pub fn complete(&self, upstream_reply: &[u8]) -> Vec<u8> {
-        let Ok(reply) = Message::from_vec(upstream_reply) else {
-            return self.servfail();
+        self.complete_checked(upstream_reply, None).packet
+    }
+
+    /// As [`Pending::complete`], with rebinding protection under `settings` (when given and
+    /// on): internal addresses for a public name are taken out and listed in the result.
+    pub fn complete_checked(
+        &self,
+        upstream_reply: &[u8],
+        settings: Option<&Settings>,
+    ) -> Completed {
+        let done = |packet| Completed {
+            packet,
+            withheld: Vec::new(),
+        };
+        let Ok(mut reply) = Message::from_vec(upstream_reply) else {
+            return done(self.servfail());
         };
         let answers_our_question = reply.metadata.message_type == MessageType::Response
             && reply.queries.len() == 1
             && reply.queries[0].name() == &self.upstream_name
             && reply.queries[0].query_type() == self.question().query_type();
         if !answers_our_question {
-            return self.servfail();
+            return done(self.servfail());
+        }
+        let mut withheld = Vec::new();
+        if let Some(settings) = settings.filter(|s| s.rebind_protection) {
+            let asked = self.asked.host.to_ascii_lowercase();
+            if !settings.may_be_internal(&asked) {
+                reply.answers.retain(|r| {
+                    let ip: IpAddr = match r.data {
+                        RData::A(a) => a.0.into(),
+                        RData::AAAA(a) => a.0.into(),
+                        _ => return true,
+                    };
+                    let public = AddrClass::of(ip) == AddrClass::Public;
+                    if !public {
+                        withheld.push(ip);
+                    }
+                    public
+                });
+            }
         }
         let mut response = reply_to(&self.request, reply.metadata.response_code);
         if let Some(cname) = &self.cname {
@@ -144,13 +215,25 @@ impl Pending {
         if self.cname.is_none() {
             response.authorities = reply.authorities;
         }
-        encode(&response)
+        Completed {
+            packet: encode(&response),
+            withheld,
+        }
     }
 
     /// SERVFAIL for the client: the upstream failed or did not answer in time.
     pub fn servfail(&self) -> Vec<u8> {
         encode(&reply_to(&self.request, ResponseCode::ServFail))
     }
+}
+
+/// A client's answer made from an upstream reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completed {
+    /// The response packet.
+    pub packet: Vec<u8>,
+    /// Internal addresses the upstream gave a public name, taken out (rebinding protection).
+    pub withheld: Vec<IpAddr>,
 }
 
 /// A response to `request` with its id, question and recursion flag.

@@ -85,6 +85,8 @@ const PAGE: Settings = Settings {
         ipv6: Some(BLOCK_V6),
     },
     ttl: 60,
+    rebind_protection: true,
+    internal_domains: Vec::new(),
 };
 const PAGE_V4_ONLY: Settings = Settings {
     blocked: BlockedAnswer::BlockPage {
@@ -92,10 +94,14 @@ const PAGE_V4_ONLY: Settings = Settings {
         ipv6: None,
     },
     ttl: 60,
+    rebind_protection: true,
+    internal_domains: Vec::new(),
 };
 const NXDOMAIN: Settings = Settings {
     blocked: BlockedAnswer::NxDomain,
     ttl: 60,
+    rebind_protection: true,
+    internal_domains: Vec::new(),
 };
 
 /// A response, summarised: `rcode answers...`.
@@ -417,4 +423,133 @@ fn cache_lifetimes() {
         None
     );
     assert_eq!(cache_ttl(b"junk"), None);
+}
+
+#[test]
+fn rebinding_answers_lose_internal_addresses_for_public_names() {
+    let w = world();
+    let own = Settings {
+        internal_domains: vec!["college.ac.uk".into()],
+        ..PAGE
+    };
+    let off = Settings {
+        rebind_protection: false,
+        ..PAGE
+    };
+    let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
+    // (settings, name asked, upstream's addresses, answer summary, withheld)
+    type Row<'a> = (&'a Settings, &'a str, &'a [&'a str], &'a str, &'a [&'a str]);
+    let rows: &[Row] = &[
+        (
+            &PAGE,
+            "www.rebind.test.",
+            &["10.0.0.5"],
+            "NoError",
+            &["10.0.0.5"],
+        ),
+        (
+            &PAGE,
+            "www.rebind.test.",
+            &["127.0.0.1"],
+            "NoError",
+            &["127.0.0.1"],
+        ),
+        (
+            &PAGE,
+            "www.rebind.test.",
+            &["169.254.169.254"],
+            "NoError",
+            &["169.254.169.254"],
+        ),
+        (
+            &PAGE,
+            "www.rebind.test.",
+            &["0.0.0.0"],
+            "NoError",
+            &["0.0.0.0"],
+        ),
+        (
+            &PAGE,
+            "www.rebind.test.",
+            &["203.0.113.7", "192.168.1.1"],
+            "NoError www.rebind.test.=203.0.113.7",
+            &["192.168.1.1"],
+        ),
+        (
+            &PAGE,
+            "bbc.co.uk.",
+            &["203.0.113.7"],
+            "NoError bbc.co.uk.=203.0.113.7",
+            &[],
+        ),
+        // Names of private use keep their internal addresses.
+        (
+            &PAGE,
+            "moodle.college.internal.",
+            &["10.0.0.5"],
+            "NoError moodle.college.internal.=10.0.0.5",
+            &[],
+        ),
+        (
+            &PAGE,
+            "printer.",
+            &["10.0.0.9"],
+            "NoError printer.=10.0.0.9",
+            &[],
+        ),
+        (
+            &PAGE,
+            "nas.home.arpa.",
+            &["192.168.1.2"],
+            "NoError nas.home.arpa.=192.168.1.2",
+            &[],
+        ),
+        // The organisation's own domain, when configured, and only under it.
+        (
+            &PAGE,
+            "moodle.college.ac.uk.",
+            &["10.0.0.5"],
+            "NoError",
+            &["10.0.0.5"],
+        ),
+        (
+            &own,
+            "moodle.college.ac.uk.",
+            &["10.0.0.5"],
+            "NoError moodle.college.ac.uk.=10.0.0.5",
+            &[],
+        ),
+        (
+            &own,
+            "college.ac.uk.",
+            &["10.0.0.5"],
+            "NoError college.ac.uk.=10.0.0.5",
+            &[],
+        ),
+        (
+            &own,
+            "notcollege.ac.uk.",
+            &["10.0.0.5"],
+            "NoError",
+            &["10.0.0.5"],
+        ),
+        // Off: passed on as the upstream gave them.
+        (
+            &off,
+            "www.rebind.test.",
+            &["10.0.0.5"],
+            "NoError www.rebind.test.=10.0.0.5",
+            &[],
+        ),
+    ];
+    for &(settings, name, addrs, want, withheld) in rows {
+        let pending = forward(run(&w, "learners", settings, &query(name, RecordType::A)));
+        let upstream = pending.upstream_query(1);
+        let answers: Vec<(&str, Ipv4Addr)> = addrs.iter().map(|a| (name, ip(a))).collect();
+        let reply = upstream_reply(&upstream, ResponseCode::NoError, &answers);
+        let done = pending.complete_checked(&reply, Some(settings));
+        assert_eq!(summary(&done.packet), want, "{name} {addrs:?}");
+        let got: Vec<String> = done.withheld.iter().map(|a| a.to_string()).collect();
+        assert_eq!(got, withheld, "{name} {addrs:?}");
+    }
 }

@@ -11,6 +11,7 @@
 //!    active now replaces the group's action for the categories it names;
 //! 6. otherwise allow.
 
+mod destinations;
 mod networks;
 mod schedule;
 
@@ -22,6 +23,7 @@ use lookout_lists::{
     UrlError,
 };
 
+pub use destinations::{effective, AddrClass, Destinations, Internal, Refused, RefusedWhy};
 pub use networks::Networks;
 
 /// Reads the local wall clock, for schedules (injected so that tests can fix it).
@@ -104,6 +106,9 @@ pub enum Reason {
     NoRule,
     /// The URL could not be understood; blocked rather than guessed at.
     InvalidUrl(UrlError),
+    /// The address the host resolved to may not be reached from this group (the gateway
+    /// itself, internal networks): the refusal, in words.
+    Destination(String),
 }
 
 impl Reason {
@@ -120,6 +125,7 @@ impl Reason {
             Reason::Category { .. } => "category",
             Reason::NoRule => "default",
             Reason::InvalidUrl(_) => "invalid-url",
+            Reason::Destination(_) => "destination",
         }
     }
 
@@ -165,6 +171,7 @@ impl fmt::Display for Reason {
             }
             Reason::NoRule => f.write_str("no rule matched"),
             Reason::InvalidUrl(e) => write!(f, "invalid URL: {e}"),
+            Reason::Destination(why) => write!(f, "destination refused: {why}"),
         }
     }
 }

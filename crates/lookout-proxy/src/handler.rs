@@ -337,9 +337,19 @@ pub(crate) async fn forward(proxy: Arc<Proxy>, who: Who, req: Request<Incoming>)
 
     let result = tokio::time::timeout(
         proxy.settings.upstream_timeout,
-        proxy.client.request(upstream),
+        proxy.client(who.group).request(upstream),
     )
     .await;
+    if let Ok(Err(e)) = &result {
+        if let Some(refused) = crate::connect::refusal(e) {
+            let d = Decision {
+                action: Action::Block,
+                categories: decision.categories,
+                reason: Reason::Destination(refused.to_string()),
+            };
+            return proxy.refuse_page(&who, &subject, &d);
+        }
+    }
     let failure = match result {
         Ok(Ok(r)) => Ok(r),
         Ok(Err(e)) => Err((

@@ -11,6 +11,7 @@
 //! never waits for the database.
 
 mod body;
+mod connect;
 mod handler;
 mod identify;
 mod inspect;
@@ -27,12 +28,11 @@ use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use lookout_lists::CategorySet;
 use lookout_lists::Index;
-use lookout_policy::{Clock, GroupId, Policy};
+use lookout_policy::{Clock, Destinations, GroupId, Policy};
 use lookout_store::EventLog;
 use rustls::pki_types::CertificateDer;
 use tokio::net::{TcpListener, TcpStream};
@@ -69,6 +69,9 @@ pub struct Settings {
     pub log_allowed: bool,
     /// Origin names resolved before (and instead of) the system resolver.
     pub resolver: Resolver,
+    /// Where the proxy may connect on each group's behalf (never the gateway itself or what
+    /// is behind it, unless opened).
+    pub destinations: Destinations,
     /// Groups whose HTTPS is inspected (when an [`Inspector`] is given).
     pub inspect_groups: Vec<GroupId>,
     /// Categories never inspected.
@@ -93,6 +96,7 @@ impl Default for Settings {
             console_url: String::new(),
             log_allowed: true,
             resolver: Resolver::default(),
+            destinations: Destinations::default(),
             inspect_groups: Vec::new(),
             never_inspect: CategorySet::EMPTY,
             extra_roots: Vec::new(),
@@ -140,7 +144,9 @@ pub struct Proxy {
     pub settings: Settings,
     /// Counters.
     pub counters: Counters,
-    client: Client<HttpsConnector<HttpConnector<Resolver>>, hyper::body::Incoming>,
+    /// One HTTP client per group, so that a pooled connection to a destination one group
+    /// may reach never serves another.
+    clients: Vec<(GroupId, OriginClient)>,
     /// The organisation CA, when HTTPS inspection is on.
     inspector: Option<Arc<Inspector>>,
     /// (who, host) → when a warning was clicked through.
@@ -150,6 +156,8 @@ pub struct Proxy {
     /// Cancelled on shutdown: idle connections close, tunnels end.
     stopping: CancellationToken,
 }
+
+type OriginClient = Client<HttpsConnector<connect::OriginConnector>, hyper::body::Incoming>;
 
 /// Refusals (403 outsider, 503 busy) being answered at once.
 const REFUSALS: usize = 256;
@@ -169,10 +177,6 @@ impl Proxy {
         clock: Clock,
         settings: Settings,
     ) -> Result<Proxy, ProxyError> {
-        let mut connector = HttpConnector::new_with_resolver(settings.resolver.clone());
-        connector.set_connect_timeout(Some(settings.upstream_timeout));
-        connector.set_nodelay(true);
-        connector.enforce_http(false);
         let mut roots = rustls::RootCertStore::empty();
         // Unreadable system certificates are skipped; the origin's TLS error names the problem.
         for cert in rustls_native_certs::load_native_certs().certs {
@@ -188,17 +192,33 @@ impl Proxy {
             .map_err(|e| ProxyError::Tls(e.to_string()))?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(connector);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(32)
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .build(connector);
+        let clients = policy
+            .groups()
+            .iter()
+            .filter_map(|g| policy.group_id(g.name()))
+            .map(|group| {
+                let connector = connect::OriginConnector {
+                    resolver: settings
+                        .resolver
+                        .for_group(settings.destinations.clone(), group),
+                    destinations: settings.destinations.clone(),
+                    group,
+                    timeout: settings.upstream_timeout,
+                };
+                let connector = hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(tls.clone())
+                    .https_or_http()
+                    .enable_http1()
+                    .wrap_connector(connector);
+                let client = Client::builder(TokioExecutor::new())
+                    .pool_idle_timeout(Duration::from_secs(30))
+                    .pool_max_idle_per_host(32)
+                    .timer(TokioTimer::new())
+                    .pool_timer(TokioTimer::new())
+                    .build(connector);
+                (group, client)
+            })
+            .collect();
         Ok(Proxy {
             policy,
             index,
@@ -207,7 +227,7 @@ impl Proxy {
             clock,
             settings,
             counters: Counters::default(),
-            client,
+            clients,
             continues: Mutex::new(HashMap::new()),
             tasks: TaskTracker::new(),
             stopping: CancellationToken::new(),
@@ -219,6 +239,13 @@ impl Proxy {
     pub fn with_inspector(mut self, inspector: Arc<Inspector>) -> Proxy {
         self.inspector = Some(inspector);
         self
+    }
+
+    /// The HTTP client for `group`'s requests.
+    fn client(&self, group: GroupId) -> &OriginClient {
+        let found = self.clients.iter().find(|(g, _)| *g == group);
+        // Every group of the policy has one; the policy does not change under a proxy.
+        &found.unwrap_or(&self.clients[0]).1
     }
 
     /// Whether a tunnel for `who` to a host with `categories` is decrypted.

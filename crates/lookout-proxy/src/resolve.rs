@@ -1,20 +1,21 @@
 //! Name resolution for origin servers: the configured static hosts first (like `/etc/hosts`,
-//! for internal servers), then the system resolver.
+//! for internal servers), then the system resolver. A resolver for a group only ever returns
+//! addresses that group may be connected to (see [`Destinations`]).
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use hyper_util::client::legacy::connect::dns::Name;
+use lookout_policy::{Destinations, GroupId};
 
 /// Resolves origin host names.
 #[derive(Debug, Clone, Default)]
 pub struct Resolver {
     hosts: Arc<HashMap<String, IpAddr>>,
+    /// When set, addresses the group may not reach are dropped, and a name with none left is
+    /// an error carrying the [`lookout_policy::Refused`].
+    guard: Option<(Destinations, GroupId)>,
 }
 
 impl Resolver {
@@ -26,11 +27,31 @@ impl Resolver {
             .collect();
         Resolver {
             hosts: Arc::new(hosts),
+            guard: None,
         }
     }
 
-    /// The addresses of `host` with `port`.
+    /// This resolver, returning only addresses `group` may be connected to.
+    pub fn for_group(&self, destinations: Destinations, group: GroupId) -> Resolver {
+        Resolver {
+            hosts: self.hosts.clone(),
+            guard: Some((destinations, group)),
+        }
+    }
+
+    /// The addresses of `host` with `port`, those the group may not reach left out (an
+    /// error naming the first refusal when none is left).
     pub async fn lookup(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+        let found = self.lookup_all(host, port).await?;
+        match &self.guard {
+            None => Ok(found),
+            Some((destinations, group)) => {
+                destinations.filter(*group, found).map_err(io::Error::other)
+            }
+        }
+    }
+
+    async fn lookup_all(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if let Some(&ip) = self.hosts.get(&host.to_ascii_lowercase()) {
             return Ok(vec![SocketAddr::new(ip, port)]);
@@ -46,21 +67,5 @@ impl Resolver {
             ));
         }
         Ok(found)
-    }
-}
-
-impl tower_service::Service<Name> for Resolver {
-    type Response = std::vec::IntoIter<SocketAddr>;
-    type Error = io::Error;
-    type Future = Pin<Box<dyn Future<Output = io::Result<Self::Response>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, name: Name) -> Self::Future {
-        let this = self.clone();
-        // The connector puts the URL's port on the addresses.
-        Box::pin(async move { Ok(this.lookup(name.as_str(), 0).await?.into_iter()) })
     }
 }

@@ -1,6 +1,7 @@
 //! `CONNECT` tunnels (decided on the host, then on the TLS server name) and the proxy's own
 //! pages under `http://lookout.invalid/`.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,10 +12,9 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use lookout_http::{client_hello_sni, decode_query_value, SniError, MAX_HELLO};
 use lookout_lists::{HostKind, NormUrl};
-use lookout_policy::{Action, Decision, Policy};
+use lookout_policy::{Action, Decision, Policy, Reason};
 use lookout_store::Event;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 use crate::body::{full, Body};
 use crate::handler::{event, html, page, Subject};
@@ -34,10 +34,8 @@ pub(crate) async fn connect(
         );
     };
     let port = authority.port_u16().unwrap_or(443);
-    let host_raw = authority
-        .host()
-        .trim_start_matches('[')
-        .trim_end_matches(']');
+    // IPv6 literals keep their brackets, as in a URL.
+    let host_raw = authority.host();
     let url = NormUrl::parse(host_raw);
     let decision = match &url {
         Ok(u) => proxy
@@ -89,15 +87,72 @@ pub(crate) async fn connect(
     let Ok(url) = url else {
         return page(StatusCode::BAD_REQUEST, "Bad CONNECT request", &[]);
     };
+    // Where the tunnel would go, checked before it is agreed to: never the gateway itself or
+    // the networks behind it (unless opened to the group).
+    let lookup = proxy
+        .settings
+        .resolver
+        .for_group(proxy.settings.destinations.clone(), who.group);
+    let found = tokio::time::timeout(
+        proxy.settings.upstream_timeout,
+        lookup.lookup(url.host(), port),
+    )
+    .await;
+    let addrs = match found {
+        Ok(Ok(addrs)) => addrs,
+        Ok(Err(e)) => {
+            if let Some(refused) = crate::connect::refusal(&e) {
+                let d = Decision {
+                    action: Action::Block,
+                    categories: decision.categories,
+                    reason: Reason::Destination(refused.to_string()),
+                };
+                return proxy.refuse_page(&who, &subject, &d);
+            }
+            return unreachable(&proxy, &who, &subject, &decision, format!("{host}: {e}"));
+        }
+        Err(_) => {
+            let detail = format!(
+                "{host} could not be looked up within {} seconds.",
+                proxy.settings.upstream_timeout.as_secs()
+            );
+            return unreachable(&proxy, &who, &subject, &decision, detail);
+        }
+    };
     let tasks = proxy.tasks.clone();
     tasks.spawn(async move {
         let Ok(upgraded) = hyper::upgrade::on(&mut req).await else {
             return;
         };
         let client = TokioIo::new(upgraded);
-        run_tunnel(proxy, who, client, url, port, decision, inspect).await;
+        run_tunnel(proxy, who, client, url, addrs, port, decision, inspect).await;
     });
     Response::new(full(""))
+}
+
+/// Logs and answers a tunnel whose host cannot be reached (502).
+fn unreachable(
+    proxy: &Proxy,
+    who: &Who,
+    subject: &Subject<'_>,
+    decision: &Decision,
+    detail: String,
+) -> Response<Body> {
+    let action = if decision.action == Action::Warn {
+        "continue"
+    } else {
+        "allow"
+    };
+    let status = StatusCode::BAD_GATEWAY;
+    proxy.record(event(
+        &proxy.policy,
+        who,
+        subject,
+        action,
+        decision,
+        Some(status),
+    ));
+    page(status, "The website could not be reached", &[&detail])
 }
 
 fn ports(list: &[u16]) -> String {
@@ -123,11 +178,13 @@ impl Drop for TunnelLog {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_tunnel<S>(
     proxy: Arc<Proxy>,
     who: Who,
     mut client: S,
     url: NormUrl,
+    addrs: Vec<SocketAddr>,
     port: u16,
     first: Decision,
     inspect: bool,
@@ -135,14 +192,7 @@ async fn run_tunnel<S>(
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let host = url.host().to_owned();
-    let target = format!(
-        "{}:{port}",
-        if url.host_kind() == HostKind::Ip && host.contains(':') {
-            format!("[{host}]")
-        } else {
-            host.clone()
-        }
-    );
+    let target = format!("{host}:{port}");
     let subject = Subject {
         method: "CONNECT",
         url: &target,
@@ -246,21 +296,21 @@ async fn run_tunnel<S>(
         )),
         bytes: bytes.clone(),
     };
-    let resolver = proxy.settings.resolver.clone();
-    let connect = async move {
-        let addrs = resolver.lookup(&host, port).await?;
-        TcpStream::connect(&addrs[..]).await
-    };
-    let mut upstream = match tokio::time::timeout(proxy.settings.upstream_timeout, connect).await {
-        Ok(Ok(s)) => s,
-        _ => {
+    let connect = crate::connect::connect_checked(
+        &proxy.settings.destinations,
+        who.group,
+        &addrs,
+        proxy.settings.upstream_timeout,
+    );
+    let mut upstream = match connect.await {
+        Ok(s) => s,
+        Err(_) => {
             if let Some(ev) = &mut log.event {
                 ev.status = Some(StatusCode::BAD_GATEWAY.as_u16());
             }
             return;
         }
     };
-    let _ = upstream.set_nodelay(true);
     if upstream.write_all(&hello).await.is_err() {
         return;
     }

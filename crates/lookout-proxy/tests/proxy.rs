@@ -11,7 +11,7 @@ use http_body_util::Full;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use lookout_config::Config;
-use lookout_policy::{LocalTime, Networks, Weekday};
+use lookout_policy::{Destinations, Internal, LocalTime, Networks, Weekday};
 use lookout_proxy::{
     run, ClientNet, Identifier, Inspector, Login, PageSink, Proxy, Resolver, Settings,
 };
@@ -113,7 +113,11 @@ async fn origin_service(
 }
 
 async fn http_origin() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    http_origin_at("127.0.0.1:0").await
+}
+
+async fn http_origin_at(bind: &str) -> SocketAddr {
+    let listener = TcpListener::bind(bind).await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
@@ -186,6 +190,8 @@ struct Options {
     inspect: bool,
     /// Where page text goes.
     page_sink: Option<PageSink>,
+    /// Internal destinations opened: (cidr, groups (empty: all), ports (empty: all)).
+    internal: Vec<(&'static str, Vec<&'static str>, Vec<u16>)>,
 }
 
 impl Default for Options {
@@ -196,6 +202,8 @@ impl Default for Options {
             max_connections: 64,
             inspect: false,
             page_sink: None,
+            // The local origins listen on 127.0.0.1, which the proxy reaches only when told.
+            internal: vec![("127.0.0.1/32", vec![], vec![])],
         }
     }
 }
@@ -228,10 +236,23 @@ async fn start(opts: Options) -> Harness {
     );
     let origin = http_origin().await;
     let (tls_origin, tls_cert) = https_origin().await;
-    let hosts: HashMap<String, IpAddr> = NAMES
+    let mut hosts: HashMap<String, IpAddr> = NAMES
         .iter()
         .map(|n| (n.to_string(), "127.0.0.1".parse().unwrap()))
         .collect();
+    // A public-looking name that resolves to an internal address (DNS rebinding).
+    hosts.insert("www.rebind.test".into(), "127.0.0.5".parse().unwrap());
+    let destinations = Destinations::new(
+        opts.internal
+            .iter()
+            .map(|(net, groups, ports)| Internal {
+                net: net.parse().unwrap(),
+                groups: groups.iter().map(|g| policy.group_id(g).unwrap()).collect(),
+                ports: ports.clone(),
+            })
+            .collect(),
+        Vec::new(),
+    );
     let settings = Settings {
         max_connections: opts.max_connections,
         header_timeout: opts.header_timeout,
@@ -239,6 +260,7 @@ async fn start(opts: Options) -> Harness {
         upstream_timeout: Duration::from_secs(5),
         connect_ports: vec![443, tls_origin.port()],
         resolver: Resolver::new(hosts),
+        destinations: destinations.clone(),
         inspect_groups: vec![policy.group_id("learners").unwrap()],
         never_inspect: lookout_config::never_inspected(&config.proxy.inspect),
         extra_roots: vec![rustls::pki_types::CertificateDer::from(tls_cert.clone())],
@@ -264,6 +286,7 @@ async fn start(opts: Options) -> Harness {
     let proxy = Arc::new(proxy);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    destinations.add_listener(addr);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = proxy.clone();
     let task = tokio::spawn(run(listener, proxy, async {
@@ -564,24 +587,12 @@ async fn https_tunnels_are_decided_on_host_and_server_name() {
     assert!(format!("{err:?}").contains("TunnelUnsuccessful"), "{err:?}");
 
     // Raw CONNECTs: a blocked host, a port that is not allowed, domain fronting, not TLS.
-    let connect = |target: String| {
-        let proxy = h.proxy;
-        async move {
-            let mut s = TcpStream::connect(proxy).await.unwrap();
-            s.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
-                .await
-                .unwrap();
-            let mut head = vec![0u8; 12];
-            s.read_exact(&mut head).await.unwrap();
-            (String::from_utf8_lossy(&head).into_owned(), s)
-        }
-    };
-    let (head, _) = connect(format!("casino.test:{port}")).await;
+    let (head, _) = raw_connect(h.proxy, &format!("casino.test:{port}")).await;
     assert_eq!(head, "HTTP/1.1 403");
-    let (head, _) = connect("allowed.test:22".into()).await;
+    let (head, _) = raw_connect(h.proxy, "allowed.test:22").await;
     assert_eq!(head, "HTTP/1.1 403");
 
-    let (head, mut s) = connect(format!("allowed.test:{port}")).await;
+    let (head, mut s) = raw_connect(h.proxy, &format!("allowed.test:{port}")).await;
     assert_eq!(head, "HTTP/1.1 200");
     let mut rest = vec![0u8; 64];
     let _ = tokio::time::timeout(Duration::from_millis(200), s.read(&mut rest)).await;
@@ -600,7 +611,7 @@ async fn https_tunnels_are_decided_on_host_and_server_name() {
         "domain fronting must fail"
     );
 
-    let (head, mut s) = connect(format!("allowed.test:{port}")).await;
+    let (head, mut s) = raw_connect(h.proxy, &format!("allowed.test:{port}")).await;
     assert_eq!(head, "HTTP/1.1 200");
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
@@ -958,4 +969,133 @@ async fn page_text_is_copied_for_the_monitoring_plain_or_gzip() {
     let _ = r.bytes().await.unwrap();
     h.events().await;
     assert!(pages.try_recv().is_err());
+}
+
+/// A raw `CONNECT` through the proxy: the status line's first 12 bytes and the stream.
+async fn raw_connect(proxy: SocketAddr, target: &str) -> (String, TcpStream) {
+    let mut s = TcpStream::connect(proxy).await.unwrap();
+    s.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut head = vec![0u8; 12];
+    s.read_exact(&mut head).await.unwrap();
+    (String::from_utf8_lossy(&head).into_owned(), s)
+}
+
+/// An origin on 127.0.0.5 that counts the connections it accepts.
+async fn counting_origin() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.5:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(
+                TokioIo::new(stream),
+                hyper::service::service_fn(origin_service),
+            ));
+        }
+    });
+    (addr, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_and_internal_networks_are_not_reachable_through_the_proxy() {
+    let mut h = start(Options {
+        networks: vec![
+            ("127.0.0.1/32", "learners", Login::Optional),
+            ("127.0.0.2/32", "it-staff", Login::Optional),
+        ],
+        internal: vec![
+            ("127.0.0.1/32", vec![], vec![]),
+            // The "intranet" on 127.0.0.5 is opened to IT staff only.
+            ("127.0.0.5/32", vec!["it-staff"], vec![]),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let (intranet, seen) = counting_origin().await;
+    let port = intranet.port();
+    let learner = h.client();
+    let proxy_port = h.proxy.port();
+    // (URL, what the refusal must say)
+    let refused = [
+        (format!("http://127.0.0.5:{port}/"), "loopback"),
+        // A public-looking name resolving to an internal address (rebinding).
+        (format!("http://www.rebind.test:{port}/"), "loopback"),
+        (format!("http://[::ffff:127.0.0.5]:{port}/"), "loopback"),
+        (format!("http://[64:ff9b::7f00:5]:{port}/"), "loopback"),
+        (format!("http://[::1]:{port}/"), "loopback"),
+        (
+            "http://169.254.169.254/latest/meta-data/".into(),
+            "link-local",
+        ),
+        (format!("http://0.0.0.0:{port}/"), "unspecified"),
+        (format!("http://0:{port}/"), "unspecified"),
+        (format!("http://2130706437:{port}/"), "loopback"),
+        (format!("http://10.1.2.3:{port}/"), "private network"),
+        // The proxy itself, though 127.0.0.1 is opened for the origins.
+        (format!("http://127.0.0.1:{proxy_port}/"), "own services"),
+    ];
+    for (url, why) in &refused {
+        let (status, body) = get(&learner, url).await;
+        assert_eq!(status, 403, "{url}: {body}");
+        assert!(body.contains("This page is blocked"), "{url}: {body}");
+        assert!(body.contains("destination refused"), "{url}: {body}");
+        assert!(body.contains(why), "{url} should say {why}: {body}");
+    }
+    // Tunnels are refused before they are agreed to, by address and by resolved name.
+    for target in [
+        format!("127.0.0.5:{}", h.tls_origin.port()),
+        format!("www.rebind.test:{}", h.tls_origin.port()),
+        "[::1]:443".to_string(),
+        "169.254.169.254:443".to_string(),
+    ] {
+        let (head, _) = raw_connect(h.proxy, &target).await;
+        assert_eq!(head, "HTTP/1.1 403", "CONNECT {target}");
+    }
+    assert_eq!(
+        seen.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing reached the intranet"
+    );
+
+    // IT staff may reach the intranet; learners still may not, even with a pooled
+    // connection to it open.
+    let staff = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::all(format!("http://{}", h.proxy)).unwrap())
+        .local_address("127.0.0.2".parse::<IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let (status, body) = get(&staff, &format!("http://www.rebind.test:{port}/intranet")).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("uri=/intranet"), "{body}");
+    let (status, _) = get(&learner, &format!("http://www.rebind.test:{port}/intranet")).await;
+    assert_eq!(status, 403);
+    assert_eq!(seen.load(std::sync::atomic::Ordering::SeqCst), 1);
+    // The allowed origin on 127.0.0.1 still works for learners.
+    let (status, _) = get(&learner, &h.url("allowed.test", "/")).await;
+    assert_eq!(status, 200);
+
+    let events = h.events().await;
+    let refusals: Vec<_> = events
+        .iter()
+        .filter(|e| e.event.rule == "destination")
+        .collect();
+    assert_eq!(refusals.len(), refused.len() + 4 + 1, "{events:#?}");
+    for e in &refusals {
+        assert_eq!(e.event.action, "block");
+        assert_eq!(e.event.group, "learners");
+        assert_eq!(e.event.status, Some(403));
+        assert!(
+            e.event.reason.starts_with("destination refused: "),
+            "{}",
+            e.event.reason
+        );
+    }
+    assert!(
+        refusals[1].event.host == "www.rebind.test"
+            && refusals[1].event.reason.contains("127.0.0.5")
+    );
 }

@@ -12,7 +12,7 @@ use lookout_config::{BlockedAnswerConfig, Config, LoginMode};
 use lookout_dns::{BlockedAnswer, Settings as DnsSettings};
 use lookout_dns_server::{Cache, Clients, DnsServer};
 use lookout_monitor::{ApiState, Job, Monitor, Source};
-use lookout_policy::{Clock, Networks, Policy};
+use lookout_policy::{Clock, Destinations, Internal, Networks, Policy};
 use lookout_proxy::{
     ClientNet, Identifier, Inspector, Login, PageCapture, PageSink, Proxy, Resolver, Settings,
 };
@@ -163,6 +163,56 @@ fn system_resolvers(own: SocketAddr) -> Vec<SocketAddr> {
         .collect()
 }
 
+/// Where the proxy may connect for each group: `[[proxy.internal]]`, Lookout's own
+/// listeners (added as they are bound) and the machine's addresses (refreshed).
+fn destinations(config: &Config, policy: &Policy) -> Destinations {
+    let internal = config
+        .proxy
+        .internal
+        .iter()
+        .filter_map(|i| {
+            Some(Internal {
+                net: i.net()?,
+                groups: i
+                    .groups
+                    .iter()
+                    .filter_map(|g| policy.group_id(g.get_ref()))
+                    .collect(),
+                ports: i.ports.clone(),
+            })
+        })
+        .collect();
+    let d = Destinations::new(internal, Vec::new());
+    d.set_own_addresses(own_addresses());
+    d
+}
+
+/// The addresses of this machine's interfaces (none if they cannot be read: loopback and
+/// private ranges stay refused by their class).
+fn own_addresses() -> Vec<IpAddr> {
+    match if_addrs::get_if_addrs() {
+        Ok(list) => list.into_iter().map(|i| i.ip()).collect(),
+        Err(e) => {
+            eprintln!("proxy: warning: the machine's own addresses could not be read: {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// Re-reads the machine's addresses every minute (DHCP, VPNs, new interfaces).
+async fn refresh_own_addresses(destinations: Destinations, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(60)) => {}
+        }
+        let addrs = tokio::task::spawn_blocking(own_addresses)
+            .await
+            .unwrap_or_default();
+        destinations.set_own_addresses(addrs);
+    }
+}
+
 async fn bind_error<T>(
     what: &str,
     key: &str,
@@ -280,6 +330,8 @@ async fn serve(
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
     let clock = local_clock();
+    let destinations = destinations(&config, &policy);
+    tokio::spawn(refresh_own_addresses(destinations.clone(), stop.clone()));
 
     // Monitoring: the activity log's events are scanned; alerts are served by the console.
     let console_stop = CancellationToken::new();
@@ -325,6 +377,7 @@ async fn serve(
             )
             .merge(lookout_console::router(console.clone()));
             tokio::spawn(console.housekeeping(Duration::from_secs(300)));
+            destinations.add_listener(listener.local_addr()?);
             eprintln!(
                 "console: listening on {} (safeguarding console and API; people use {})",
                 listener.local_addr()?,
@@ -388,6 +441,7 @@ async fn serve(
             },
             log_allowed: config.log.allowed,
             resolver: Resolver::new(p.hosts.clone().into_iter().collect()),
+            destinations: destinations.clone(),
             inspect_groups: p
                 .inspect
                 .groups
@@ -420,6 +474,7 @@ async fn serve(
             );
         }
         let proxy = Arc::new(proxy);
+        destinations.add_listener(listener.local_addr()?);
         eprintln!("proxy: listening on {}", listener.local_addr()?);
         let stop = stop.clone();
         tasks.push(tokio::spawn(async move {
@@ -438,6 +493,7 @@ async fn serve(
         .await?;
         // TCP on the same port as UDP (which matters when the port is 0: any free one).
         let addr = udp.local_addr()?;
+        destinations.add_listener(addr);
         let tcp = bind_error(
             "DNS filter",
             "dns.listen",
@@ -466,6 +522,12 @@ async fn serve(
             settings: DnsSettings {
                 blocked,
                 ttl: d.ttl,
+                rebind_protection: d.rebind_protection,
+                internal_domains: d
+                    .internal_domains
+                    .iter()
+                    .map(|n| n.get_ref().trim_end_matches('.').to_ascii_lowercase())
+                    .collect(),
             },
             clients: client_networks(&config, &policy, |group, _| group) as Clients,
             upstreams: upstreams.clone(),

@@ -154,16 +154,15 @@ fn serve_filters_logs_and_stops_gracefully() {
             .unwrap();
         assert_eq!(r.status().as_u16(), 403);
         assert!(r.text().await.unwrap().contains("amy (staff)"));
-        let r = client(None)
-            .get(format!("http://{proxy}/status"))
-            .send()
-            .await
-            .unwrap();
-        assert!(r
-            .text()
-            .await
-            .unwrap()
-            .contains("\"log\":{\"enabled\":true"));
+        // The status page: through the proxy by its reserved name, or asked of it directly
+        // (through the proxy by its address would be the proxy reaching itself: refused).
+        for r in [
+            client(None).get("http://lookout.invalid/status"),
+            reqwest::Client::new().get(format!("http://{proxy}/status")),
+        ] {
+            let body = r.send().await.unwrap().text().await.unwrap();
+            assert!(body.contains("\"log\":{\"enabled\":true"), "{body}");
+        }
     });
 
     let answer = dns_query(dns, "casino.test.");
@@ -221,6 +220,50 @@ fn serve_filters_logs_and_stops_gracefully() {
     let o = lookout(d, &["log", "search", "--since", "yesterday", "-c", c], None);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("--since `yesterday`"), "{}", text(&o));
+}
+
+/// The issue's own reproduction: `curl -x http://127.0.0.1:3128 http://127.0.0.1:8080/alerts`
+/// reached the console through the proxy. The tests' config opens 127.0.0.1 for their
+/// origins, and still none of Lookout's own listeners is reached.
+#[test]
+fn the_proxy_never_reaches_the_gateways_own_services() {
+    let (dir, config) = setup();
+    let (
+        child,
+        Listening {
+            proxy,
+            dns,
+            console,
+            ..
+        },
+    ) = serve(dir.path(), &config);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::builder()
+            .proxy(reqwest::Proxy::all(format!("http://{proxy}")).unwrap())
+            .build()
+            .unwrap();
+        for url in [
+            format!("http://{console}/alerts"),
+            format!("http://localhost:{}/alerts", console.port()),
+            format!("http://{dns}/"),
+            // The proxy itself, by address rather than by its own page name.
+            format!("http://{proxy}/status"),
+            // Loopback that was not opened.
+            format!("http://127.0.0.2:{}/alerts", console.port()),
+        ] {
+            let r = client.get(&url).send().await.unwrap();
+            let status = r.status().as_u16();
+            let body = r.text().await.unwrap();
+            assert_eq!(status, 403, "{url}: {body}");
+            assert!(body.contains("destination refused"), "{url}: {body}");
+            assert!(
+                !body.contains("Sign in"),
+                "{url} reached the console: {body}"
+            );
+        }
+    });
+    terminate(child);
 }
 
 #[test]

@@ -36,6 +36,11 @@ data_dir = "data"
 [proxy]
 listen = "127.0.0.1:0"
 
+# The tests' origins run on 127.0.0.1, which the proxy reaches only when told (Lookout's own
+# listeners there stay refused).
+[[proxy.internal]]
+cidr = "127.0.0.1/32"
+
 [dns]
 listen = "127.0.0.1:0"
 upstreams = ["127.0.0.1:9"]
