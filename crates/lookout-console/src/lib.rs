@@ -20,6 +20,8 @@ mod audit;
 mod checks;
 mod concerns;
 mod export;
+#[doc(hidden)]
+pub mod fuzzing;
 mod incidents;
 mod pages;
 mod reports;

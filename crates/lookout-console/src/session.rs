@@ -317,10 +317,18 @@ pub(crate) async fn read_form<T: DeserializeOwned, S: Send + Sync>(
     let body = Bytes::from_request(req, state)
         .await
         .map_err(|_| PageError::BadForm("the form could not be read".into()))?;
+    decode_form(&body, expected)
+}
+
+/// A posted form's body as `T`, once its CSRF field matches `expected` (sans-I/O: fuzzed).
+pub(crate) fn decode_form<T: DeserializeOwned>(
+    body: &[u8],
+    expected: &str,
+) -> Result<T, PageError> {
     if body.len() > MAX_FORM {
         return Err(PageError::BadForm("the form is too large".into()));
     }
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&body)
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body)
         .map_err(|_| PageError::BadForm("the form could not be read".into()))?;
     let token = pairs
         .iter()
@@ -330,7 +338,7 @@ pub(crate) async fn read_form<T: DeserializeOwned, S: Send + Sync>(
     if expected.is_empty() || !secrets_equal(token, expected) {
         return Err(PageError::Csrf);
     }
-    serde_urlencoded::from_bytes(&body).map_err(|e| PageError::BadForm(form_error(&e)))
+    serde_urlencoded::from_bytes(body).map_err(|e| PageError::BadForm(form_error(&e)))
 }
 
 /// A deserialisation error in words: "missing field `reason`" becomes "Please fill in reason".

@@ -161,25 +161,46 @@ struct IngestItem {
     user: Option<String>,
 }
 
-/// `POST /api/v1/ingest`: text from a monitoring agent. All items are checked first; one bad
-/// item refuses the request (422, naming it) and queues nothing.
-async fn ingest(
-    State(st): State<ApiState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let store = st.monitor.store();
-    let token = authorize(store, &headers, TokenScope::Ingest).await?;
-    let bad = |m: String| ApiError(StatusCode::UNPROCESSABLE_ENTITY, m);
-    let parsed: IngestBody = serde_json::from_slice(&body)
-        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("body: {e}")))?;
+/// An item of an ingest request, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingested {
+    /// When it was typed or shown.
+    pub at_ms: i64,
+    /// Typed text, a chat message or a window title.
+    pub source: Source,
+    /// The text.
+    pub text: String,
+    /// The application (and window) it was in; empty when not given.
+    pub app: String,
+    /// The signed-in person the agent named (normalised), if any.
+    pub user: Option<String>,
+}
+
+/// Why an ingest body was refused: the HTTP status (400 unreadable, 422 a bad item) and a
+/// message naming the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestError {
+    pub status: u16,
+    pub message: String,
+}
+
+/// Parses and checks an ingest request body at time `now_ms`: every item, or the first
+/// problem, naming the item and field. Nothing is queued until all items pass.
+pub fn parse_ingest(body: &[u8], now_ms: i64) -> Result<Vec<Ingested>, IngestError> {
+    let bad = |message: String| IngestError {
+        status: 422,
+        message,
+    };
+    let parsed: IngestBody = serde_json::from_slice(body).map_err(|e| IngestError {
+        status: 400,
+        message: format!("body: {e}"),
+    })?;
     if parsed.items.is_empty() || parsed.items.len() > MAX_ITEMS {
         return Err(bad(format!(
             "items: send 1 to {MAX_ITEMS} items per request"
         )));
     }
-    let now = lookout_store::now_ms();
-    let mut jobs = Vec::with_capacity(parsed.items.len());
+    let mut items = Vec::with_capacity(parsed.items.len());
     for (i, item) in parsed.items.into_iter().enumerate() {
         let source = match item.kind.as_str() {
             "typed" => Source::Typed,
@@ -196,31 +217,60 @@ async fn ingest(
                 "items[{i}].text: longer than {MAX_TEXT} bytes; split it"
             )));
         }
+        let week = 7 * 24 * 3600 * 1000;
         let at_ms = match item.at_ms {
-            None => now,
-            Some(t) if (now - 7 * 24 * 3600 * 1000..=now + 3600 * 1000).contains(&t) => t,
-            Some(t) => {
-                return Err(bad(format!(
-                "items[{i}].at_ms: {t} is not within the last week (milliseconds since 1970, UTC)"
-            )))
+            None => now_ms,
+            Some(t)
+                if (now_ms.saturating_sub(week)..=now_ms.saturating_add(3600 * 1000))
+                    .contains(&t) =>
+            {
+                t
             }
+            Some(t) => return Err(bad(format!(
+                "items[{i}].at_ms: {t} is not within the last week (milliseconds since 1970, UTC)"
+            ))),
         };
-        let username = match (&token.username, item.user) {
-            (Some(u), _) => Some(u.clone()),
-            (None, Some(u)) => Some(
+        let user = match item.user {
+            None => None,
+            Some(u) => Some(
                 lookout_store::normalize_username(&u)
                     .map_err(|e| bad(format!("items[{i}].user: {e}")))?,
             ),
-            (None, None) => None,
         };
-        jobs.push((
+        items.push(Ingested {
             at_ms,
             source,
-            item.text,
-            item.app.unwrap_or_default(),
-            username,
-        ));
+            text: item.text,
+            app: item.app.unwrap_or_default(),
+            user,
+        });
     }
+    Ok(items)
+}
+
+/// `POST /api/v1/ingest`: text from a monitoring agent. All items are checked first; one bad
+/// item refuses the request (422, naming it) and queues nothing.
+async fn ingest(
+    State(st): State<ApiState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let store = st.monitor.store();
+    let token = authorize(store, &headers, TokenScope::Ingest).await?;
+    let items = parse_ingest(&body, lookout_store::now_ms()).map_err(|e| {
+        ApiError(
+            StatusCode::from_u16(e.status).unwrap_or(StatusCode::BAD_REQUEST),
+            e.message,
+        )
+    })?;
+    // A token bound to a person names them, whatever the item says.
+    let jobs: Vec<_> = items
+        .into_iter()
+        .map(|item| {
+            let username = token.username.clone().or(item.user);
+            (item.at_ms, item.source, item.text, item.app, username)
+        })
+        .collect();
     if st.monitor.free_capacity() < jobs.len() {
         return Err(ApiError(
             StatusCode::SERVICE_UNAVAILABLE,

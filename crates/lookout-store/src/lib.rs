@@ -17,9 +17,11 @@ mod checks;
 mod concerns;
 mod console;
 mod events;
+mod import;
 mod incidents;
 mod report;
 mod reviews;
+mod runs;
 mod triage;
 mod users;
 
@@ -43,10 +45,12 @@ pub use events::{
     new_reference, Event, EventFilter, EventLog, EventLogStats, EventWriter, LogGap, Observer,
     StoredEvent,
 };
+pub use import::users_from_csv;
 pub use incidents::{Incident, IncidentEntry, IncidentError, NewEntry};
 pub use lookout_auth::Role;
 pub use report::Report;
 pub use reviews::{DecisionError, NewReviewRequest, ReviewRequest, ReviewedAllow};
+pub use runs::UncleanStop;
 pub use triage::{AlertReview, Inbox, ReviewAction, ReviewError};
 pub use users::{check_password, normalize_username, NewUser, User, UserError};
 

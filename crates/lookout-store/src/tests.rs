@@ -866,3 +866,29 @@ async fn checks_verify_and_tampering_is_found() {
         tampered.close().await;
     }
 }
+
+#[tokio::test]
+async fn a_run_that_never_stopped_is_recorded_as_a_gap() {
+    let (_dir, store) = store().await;
+    let (first, unclean) = store.begin_run().await.unwrap();
+    assert!(unclean.is_empty());
+    store.run_alive(first, 10, 7).await.unwrap();
+    // No `end_run`: killed. The next start finds it and records the gap once.
+    let (second, unclean) = store.begin_run().await.unwrap();
+    assert_eq!(unclean.len(), 1);
+    assert_eq!(unclean[0].waiting, 3);
+    let gaps = store.log_gaps().await.unwrap();
+    assert_eq!(gaps.len(), 1);
+    assert_eq!(gaps[0].dropped, 3);
+    assert!(
+        gaps[0].cause.contains("without shutting down"),
+        "{}",
+        gaps[0].cause
+    );
+    assert_eq!(gaps[0].at_ms, unclean[0].alive_ms);
+    // A clean stop leaves nothing to record.
+    store.end_run(second).await.unwrap();
+    let (_, unclean) = store.begin_run().await.unwrap();
+    assert!(unclean.is_empty());
+    assert_eq!(store.log_gaps().await.unwrap().len(), 1);
+}

@@ -1,0 +1,52 @@
+//! Entry points for the fuzz targets (`fuzz/fuzz_targets/console_forms.rs`): every form the
+//! console accepts, decoded from hostile bytes, and the field parsers the handlers use. Not an
+//! API; hidden from the documentation.
+
+use crate::session::{decode_form, CSRF_FIELD};
+
+/// Decodes `body` (with a matching CSRF field put in front) as every posted form and runs the
+/// pure field checks on each field's text. Returns how many forms decoded.
+pub fn forms(body: &[u8]) -> usize {
+    let mut full = format!("{CSRF_FIELD}=t&").into_bytes();
+    full.extend_from_slice(body);
+    let mut decoded = 0;
+    macro_rules! each {
+        ($($t:ty),* $(,)?) => {
+            $(
+                if decode_form::<$t>(&full, "t").is_ok() {
+                    decoded += 1;
+                }
+                // Without the token, nothing decodes.
+                assert!(decode_form::<$t>(body, "t").is_err() || body_has_token(body));
+            )*
+        };
+    }
+    each!(
+        crate::alerts::ReviewForm,
+        crate::alerts::DismissForm,
+        crate::checks::CheckForm,
+        crate::checks::CosignForm,
+        crate::concerns::ConcernForm,
+        crate::export::ExportForm,
+        crate::incidents::EntryForm,
+        crate::incidents::NewIncident,
+        crate::reviews::RequestForm,
+        crate::reviews::Decision,
+        crate::signin::SignInForm,
+        crate::signin::NewPasswordForm,
+        crate::signin::CodeForm,
+        crate::users::NewUserForm,
+        crate::users::RoleForm,
+    );
+    if let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body) {
+        for (_, value) in pairs {
+            crate::incidents::check_fields(&value);
+        }
+    }
+    decoded
+}
+
+fn body_has_token(body: &[u8]) -> bool {
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .is_ok_and(|p| p.iter().any(|(k, v)| k == CSRF_FIELD && v == "t"))
+}
