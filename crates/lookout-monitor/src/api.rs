@@ -226,9 +226,11 @@ pub fn parse_ingest(body: &[u8], now_ms: i64) -> Result<Vec<Ingested>, IngestErr
             {
                 t
             }
-            Some(t) => return Err(bad(format!(
+            Some(t) => {
+                return Err(bad(format!(
                 "items[{i}].at_ms: {t} is not within the last week (milliseconds since 1970, UTC)"
-            ))),
+            )))
+            }
         };
         let user = match item.user {
             None => None,

@@ -330,6 +330,17 @@ async fn serve(
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
     let clock = local_clock();
+    // A run that never stopped (killed, crashed) lost what its log still had queued: on record.
+    let (run, unclean) = store.begin_run().await?;
+    for u in &unclean {
+        eprintln!(
+            "activity log: the last run stopped without shutting down (killed or crashed); events queued in the second after {} may be lost ({} were waiting); recorded as a gap",
+            chrono::DateTime::from_timestamp_millis(u.alive_ms)
+                .map_or_else(|| u.alive_ms.to_string(), |t| t.to_rfc3339()),
+            u.waiting
+        );
+    }
+    tokio::spawn(heartbeat(store.clone(), run, log.clone(), stop.clone()));
     let destinations = destinations(&config, &policy);
     tokio::spawn(refresh_own_addresses(destinations.clone(), stop.clone()));
 
@@ -585,9 +596,29 @@ async fn serve(
     if let Some(m) = monitor {
         eprintln!("monitoring: {}", m.stats().snapshot());
     }
+    if let Err(e) = store.end_run(run).await {
+        eprintln!(
+            "warning: the clean stop could not be recorded ({e}); the next start will record a gap"
+        );
+    }
     store.close().await;
     eprintln!("stopped.");
     Ok(())
+}
+
+/// Says every second that this run is alive, with the activity log's counters, so that after
+/// a `kill -9` the next start knows when it died and what was waiting.
+async fn heartbeat(store: Store, run: i64, log: EventLog, stop: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let s = log.stats();
+        if let Err(e) = store.run_alive(run, s.queued, s.written).await {
+            eprintln!("warning: could not record that Lookout is running: {e}");
+        }
+    }
 }
 
 /// Pages read through the proxy go to the monitoring as title and text.

@@ -222,6 +222,58 @@ fn serve_filters_logs_and_stops_gracefully() {
     assert!(text(&o).contains("--since `yesterday`"), "{}", text(&o));
 }
 
+/// `kill -9`: the next start serves again, records the unclean stop as a gap in the activity
+/// log, and nothing already written is lost. (`scripts/crash-test` does this 20 times under load.)
+#[test]
+fn a_killed_server_restarts_and_records_the_gap() {
+    let (dir, config) = setup();
+    let (mut child, Listening { proxy, .. }) = serve(dir.path(), &config);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::all(format!("http://{proxy}")).unwrap())
+        .build()
+        .unwrap();
+    let blocked = runtime.block_on(async {
+        client
+            .get("http://casino.test/")
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(blocked.as_u16(), 403);
+    // Let the heartbeat and the log writer run, then kill without warning.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (child, Listening { proxy, .. }) = serve(dir.path(), &config);
+    let status = runtime.block_on(async {
+        reqwest::Client::new()
+            .get(format!("http://{proxy}/status"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    assert_eq!(status.ok(), Some(200), "serving again");
+    terminate(child);
+    runtime.block_on(async {
+        let store = lookout_store::Store::open(&dir.path().join("data").join("lookout.db"))
+            .await
+            .unwrap();
+        let gaps = store.log_gaps().await.unwrap();
+        assert_eq!(gaps.len(), 1, "{gaps:?}");
+        assert!(gaps[0].cause.contains("without shutting down"), "{gaps:?}");
+        let events = store
+            .events(&lookout_store::EventFilter::default())
+            .await
+            .unwrap();
+        assert!(
+            events.iter().any(|e| e.event.host == "casino.test"),
+            "{events:?}"
+        );
+    });
+}
+
 /// The issue's own reproduction: `curl -x http://127.0.0.1:3128 http://127.0.0.1:8080/alerts`
 /// reached the console through the proxy. The tests' config opens 127.0.0.1 for their
 /// origins, and still none of Lookout's own listeners is reached.
