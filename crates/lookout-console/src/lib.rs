@@ -98,6 +98,8 @@ struct Inner {
     shutdown: CancellationToken,
     /// The gateway's policy and lists, when it runs in this process.
     filter: Option<Filter>,
+    /// The gateway's activity log, when it runs in this process: its failures are shown.
+    log: Option<lookout_store::EventLog>,
 }
 
 impl Console {
@@ -118,6 +120,7 @@ impl Console {
                 attempts: Mutex::default(),
                 shutdown,
                 filter: None,
+                log: None,
             }),
         }
     }
@@ -130,6 +133,21 @@ impl Console {
             None => tracing::error!("the console's filter must be set before it is shared"),
         }
         self
+    }
+
+    /// With the gateway's activity log: the home page says when the database refuses its
+    /// writes (disk full, read-only, locked) and how many events were lost.
+    pub fn with_log(mut self, log: lookout_store::EventLog) -> Console {
+        match Arc::get_mut(&mut self.inner) {
+            Some(inner) => inner.log = Some(log),
+            None => tracing::error!("the console's log must be set before it is shared"),
+        }
+        self
+    }
+
+    /// The activity log's current failure, if it has one.
+    pub(crate) fn log_failure(&self) -> Option<lookout_store::LogFailure> {
+        self.inner.log.as_ref().and_then(|l| l.failure())
     }
 
     /// Every few minutes until `shutdown`: removes expired sessions, and forgets the unlocked

@@ -272,8 +272,22 @@ pub(crate) async fn home(
     } else {
         None
     };
+    let failure = (role.is_safeguarding() || role == Role::ItAdmin)
+        .then(|| console.log_failure())
+        .flatten();
     let body = html! {
         p class="lead" { "You are signed in as " strong { (viewer.username()) } " (" (role.label()) ")." }
+        @if let Some(f) = failure {
+            section class="card warning" role="alert" {
+                h2 { "The activity log cannot be written" }
+                p {
+                    "Since " (when(f.since_ms)) " the database has refused the activity log's writes: "
+                    code { (f.error) } ". " strong { (f.lost) } " events have been lost so far. "
+                    "Filtering goes on as normal. The gap is recorded as soon as the database takes writes again "
+                    "(check free disk space and the data folder's permissions)."
+                }
+            }
+        }
         @if let Some([danger, caution, advisory]) = open {
             section class="card" aria-labelledby="open-alerts" {
                 h2 id="open-alerts" { "Alerts waiting for review" }

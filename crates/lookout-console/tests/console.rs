@@ -72,6 +72,14 @@ fn filter() -> lookout_console::Filter {
 }
 
 async fn start_with(settings: Settings, filter: Option<lookout_console::Filter>) -> Harness {
+    start_full(settings, filter, None).await
+}
+
+async fn start_full(
+    settings: Settings,
+    filter: Option<lookout_console::Filter>,
+    log: Option<lookout_store::EventLog>,
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("lookout.db")).await.unwrap();
     let scanner = Arc::new(Library::builtin().compile().unwrap());
@@ -94,6 +102,9 @@ async fn start_with(settings: Settings, filter: Option<lookout_console::Filter>)
     let mut console = Console::new(store.clone(), monitor.clone(), settings, shutdown.clone());
     if let Some(f) = filter {
         console = console.with_filter(f);
+    }
+    if let Some(l) = log {
+        console = console.with_log(l);
     }
     let app = lookout_monitor::router(
         ApiState {
@@ -1742,5 +1753,67 @@ async fn the_it_admin_manages_people_and_governors_read_figures_without_names() 
         "report.view",
     ] {
         assert!(actions.iter().any(|a| a == want), "{want}");
+    }
+}
+
+/// When the database refuses the activity log's writes, the DSL team and the IT admin are told
+/// on the home page (since when, the error, how many events were lost); other roles are not.
+#[tokio::test]
+async fn a_failing_activity_log_is_shown_to_those_who_must_act() {
+    // The log writes to a database that has gone (its pool closed): every write fails.
+    let other = tempfile::tempdir().unwrap();
+    let gone = Store::open(&other.path().join("gone.db")).await.unwrap();
+    let (log, _writer) = lookout_store::EventLog::start(gone.clone(), 100, 10);
+    gone.close().await;
+    log.record(lookout_store::Event {
+        at_ms: 1,
+        reference: String::new(),
+        service: "proxy",
+        client_ip: "10.0.0.7".into(),
+        username: None,
+        group: "staff".into(),
+        method: "GET".into(),
+        url: "http://example.test/".into(),
+        host: "example.test".into(),
+        search_term: None,
+        categories: String::new(),
+        action: "allow".into(),
+        rule: "default".into(),
+        reason: "no rule matched".into(),
+        status: Some(200),
+        bytes: 0,
+    });
+    for _ in 0..200 {
+        if log.failure().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(log.failure().is_some());
+    let h = start_full(Settings::default(), None, Some(log)).await;
+    for (role, name, shown) in [
+        (Role::Dsl, "dee", true),
+        (Role::ItAdmin, "ian", true),
+        (Role::Staff, "sam", false),
+    ] {
+        h.user(name, role).await;
+        let c = h.sign_in(name).await;
+        let page = c
+            .get(h.url("/"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            page.contains("The activity log cannot be written"),
+            shown,
+            "{name}: {page}"
+        );
+        if shown {
+            assert!(page.contains("events have been lost so far"), "{page}");
+            assert!(page.contains("Filtering goes on"), "{page}");
+        }
     }
 }

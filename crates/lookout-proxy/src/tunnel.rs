@@ -433,16 +433,31 @@ pub(crate) async fn local_page(
         },
         "/status" => {
             let c = &proxy.counters;
-            let log = proxy.log.as_ref().map(|l| (l.stats(), l.backlog()));
-            let (queued, written, dropped, backlog) = log.map_or((0, 0, 0, 0), |(s, b)| (s.queued, s.written, s.dropped, b));
-            let body = format!(
-                "{{\"connections\":{},\"refused_clients\":{},\"refused_busy\":{},\"requests\":{},\"log\":{{\"enabled\":{},\"queued\":{queued},\"written\":{written},\"dropped\":{dropped},\"backlog\":{backlog}}}}}\n",
-                c.connections.load(Ordering::Relaxed),
-                c.refused_clients.load(Ordering::Relaxed),
-                c.refused_busy.load(Ordering::Relaxed),
-                c.requests.load(Ordering::Relaxed),
-                proxy.log.is_some(),
-            );
+            let log = proxy.log.as_ref().map(|l| {
+                let s = l.stats();
+                serde_json::json!({
+                    "enabled": true,
+                    "queued": s.queued,
+                    "written": s.written,
+                    "dropped": s.dropped,
+                    "backlog": l.backlog(),
+                    // The database refusing writes: filtering goes on, events are counted.
+                    "failing": l.failure().map(|f| serde_json::json!({
+                        "since_ms": f.since_ms,
+                        "lost": f.lost,
+                        "error": f.error,
+                    })),
+                })
+            });
+            let body = serde_json::json!({
+                "connections": c.connections.load(Ordering::Relaxed),
+                "refused_clients": c.refused_clients.load(Ordering::Relaxed),
+                "refused_busy": c.refused_busy.load(Ordering::Relaxed),
+                "requests": c.requests.load(Ordering::Relaxed),
+                "log": log.unwrap_or_else(|| serde_json::json!({ "enabled": false })),
+            })
+            .to_string()
+                + "\n";
             let mut r = Response::new(full(body));
             r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
             r

@@ -121,6 +121,17 @@ pub struct EventLogStats {
     pub dropped: u64,
 }
 
+/// The database refusing the activity log's writes (disk full, read-only, locked, damaged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFailure {
+    /// When writes started failing.
+    pub since_ms: i64,
+    /// The database's last error.
+    pub error: String,
+    /// Events lost since then (written to `log_gaps` once the database takes writes again).
+    pub lost: u64,
+}
+
 #[derive(Debug, Default)]
 struct Counters {
     queued: AtomicU64,
@@ -128,6 +139,14 @@ struct Counters {
     dropped: AtomicU64,
     /// Dropped because the queue was full, not yet recorded in `log_gaps`.
     unrecorded_full: AtomicU64,
+    /// The current failure, while the database refuses writes.
+    failure: std::sync::Mutex<Option<LogFailure>>,
+}
+
+impl Counters {
+    fn failure(&self) -> std::sync::MutexGuard<'_, Option<LogFailure>> {
+        self.failure.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The sending side of the activity log: cheap to clone, never blocks.
@@ -220,6 +239,11 @@ impl EventLog {
         }
     }
 
+    /// The database refusing writes, while it does (the gateway keeps filtering meanwhile).
+    pub fn failure(&self) -> Option<LogFailure> {
+        self.counters.failure().clone()
+    }
+
     /// Events waiting to be written.
     pub fn backlog(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()
@@ -252,13 +276,11 @@ async fn write_loop(
     }
 }
 
-/// Writes `buf` (retrying a failing database a few times) and records any gap.
+/// Writes `buf` (retrying a failing database a few times) and records any gap. While the
+/// database refuses writes, losses are counted and the failure is shown by
+/// [`EventLog::failure`]; the gap is written to `log_gaps` as soon as it takes writes again.
 async fn store_batch(store: &Store, buf: &mut Vec<Event>, counters: &Counters) {
-    let full = counters.unrecorded_full.swap(0, Ordering::Relaxed);
-    if full > 0 {
-        let _ = store.record_gap(full as i64, "queue full").await;
-    }
-    if buf.is_empty() {
+    if buf.is_empty() && counters.unrecorded_full.load(Ordering::Relaxed) == 0 {
         return;
     }
     let mut last_error = None;
@@ -269,6 +291,7 @@ async fn store_batch(store: &Store, buf: &mut Vec<Event>, counters: &Counters) {
                     .written
                     .fetch_add(buf.len() as u64, Ordering::Relaxed);
                 buf.clear();
+                record_gaps(store, counters).await;
                 return;
             }
             Err(e) => {
@@ -279,13 +302,52 @@ async fn store_batch(store: &Store, buf: &mut Vec<Event>, counters: &Counters) {
     }
     let n = buf.len() as u64;
     counters.dropped.fetch_add(n, Ordering::Relaxed);
-    let cause = format!(
-        "database error: {}",
-        last_error.map_or_else(String::new, |e| e.to_string())
-    );
-    eprintln!("activity log: {n} events lost: {cause}");
-    let _ = store.record_gap(n as i64, &cause).await;
+    let error = last_error.map_or_else(String::new, |e| e.to_string());
+    let mut failure = counters.failure();
+    match failure.as_mut() {
+        Some(f) => {
+            f.lost += n;
+            f.error = error;
+        }
+        None => {
+            eprintln!("activity log: the database refuses writes ({error}); events are counted and lost until it takes them again; the gateway keeps filtering");
+            *failure = Some(LogFailure {
+                since_ms: now_ms(),
+                error,
+                lost: n,
+            });
+        }
+    }
     buf.clear();
+}
+
+/// Writes the gaps not yet on record (queue full; the database failing) now that it takes
+/// writes; what cannot be written stays counted for the next time.
+async fn record_gaps(store: &Store, counters: &Counters) {
+    let full = counters.unrecorded_full.swap(0, Ordering::Relaxed);
+    if full > 0 && store.record_gap(full as i64, "queue full").await.is_err() {
+        counters.unrecorded_full.fetch_add(full, Ordering::Relaxed);
+    }
+    let ended = counters.failure().take();
+    if let Some(f) = ended {
+        let when = |ms: i64| {
+            chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+                || ms.to_string(),
+                |t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+            )
+        };
+        let cause = format!(
+            "database error from {} to {}: {}",
+            when(f.since_ms),
+            when(now_ms()),
+            f.error
+        );
+        if store.record_gap(f.lost as i64, &cause).await.is_ok() {
+            eprintln!("activity log: the database takes writes again; {} events lost meanwhile, recorded as a gap", f.lost);
+        } else {
+            *counters.failure() = Some(f);
+        }
+    }
 }
 
 /// Rows per multi-row insert (16 columns each, well under SQLite's parameter limit).

@@ -892,3 +892,51 @@ async fn a_run_that_never_stopped_is_recorded_as_a_gap() {
     assert!(unclean.is_empty());
     assert_eq!(store.log_gaps().await.unwrap().len(), 1);
 }
+
+/// The database refusing writes (here: its events table gone, a real SQLite error) loses
+/// events, counts them and says so; once it takes writes again the gap is on record and
+/// logging goes on, without a restart.
+#[tokio::test]
+async fn a_failing_database_is_counted_shown_and_recovered_from() {
+    let (_dir, store) = store().await;
+    let (log, writer) = EventLog::start(store.clone(), 1000, 16);
+    log.record(event(0, "allow"));
+    while log.stats().written < 1 {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    sqlx::query("ALTER TABLE events RENAME TO events_away")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    for n in 1..=5 {
+        log.record(event(n, "block"));
+    }
+    let mut failure = None;
+    for _ in 0..500 {
+        failure = log.failure().filter(|f| f.lost == 5);
+        if failure.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let failure = failure.expect("the failure is shown");
+    assert!(failure.error.contains("events"), "{}", failure.error);
+    assert_eq!(log.stats().dropped, 5);
+
+    sqlx::query("ALTER TABLE events_away RENAME TO events")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    log.record(event(6, "allow"));
+    writer.finish().await;
+    assert_eq!(log.failure(), None, "recovered without a restart");
+    assert_eq!(log.stats().written, 2);
+    let gaps = store.log_gaps().await.unwrap();
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!(gaps[0].dropped, 5);
+    assert!(
+        gaps[0].cause.starts_with("database error from "),
+        "{}",
+        gaps[0].cause
+    );
+}

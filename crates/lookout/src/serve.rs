@@ -378,7 +378,8 @@ async fn serve(
             .with_filter(lookout_console::Filter {
                 policy: policy.clone(),
                 index: index.clone(),
-            });
+            })
+            .with_log(log.clone());
             let app = lookout_monitor::router(
                 ApiState {
                     monitor: m.clone(),

@@ -161,7 +161,9 @@ fn serve_filters_logs_and_stops_gracefully() {
             reqwest::Client::new().get(format!("http://{proxy}/status")),
         ] {
             let body = r.send().await.unwrap().text().await.unwrap();
-            assert!(body.contains("\"log\":{\"enabled\":true"), "{body}");
+            let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(status["log"]["enabled"], true, "{body}");
+            assert_eq!(status["log"]["failing"], serde_json::Value::Null, "{body}");
         }
     });
 
@@ -271,6 +273,106 @@ fn a_killed_server_restarts_and_records_the_gap() {
             events.iter().any(|e| e.event.host == "casino.test"),
             "{events:?}"
         );
+    });
+}
+
+/// The database refusing writes (its events table taken away by another connection, then
+/// locked exclusively): the gateway keeps filtering, blocked stays blocked and answers stay
+/// quick, `/status` says what is failing and what was lost, and once the database takes writes
+/// again logging resumes and the gap is on record, without a restart.
+#[test]
+fn a_failing_or_locked_database_does_not_stop_filtering() {
+    let (dir, config) = setup();
+    let (child, Listening { proxy, .. }) = serve(dir.path(), &config);
+    let db = dir.path().join("data").join("lookout.db");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        use sqlx::{Connection, Executor};
+        let client = reqwest::Client::builder()
+            .proxy(reqwest::Proxy::all(format!("http://{proxy}")).unwrap())
+            .build()
+            .unwrap();
+        let blocked = || async {
+            let start = std::time::Instant::now();
+            let r = client.get("http://casino.test/").send().await.unwrap();
+            (r.status().as_u16(), start.elapsed())
+        };
+        let status = || async {
+            let body = reqwest::Client::new()
+                .get(format!("http://{proxy}/status"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()
+        };
+        let mut other = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        other
+            .execute("ALTER TABLE events RENAME TO events_away")
+            .await
+            .unwrap();
+        let mut failing = serde_json::Value::Null;
+        for _ in 0..100 {
+            let (code, took) = blocked().await;
+            assert_eq!(code, 403, "blocked stays blocked");
+            assert!(took < Duration::from_secs(1), "{took:?}");
+            failing = status().await["log"]["failing"].clone();
+            if failing["lost"].as_u64().unwrap_or(0) >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(
+            failing["error"].as_str().unwrap_or("").contains("events"),
+            "{failing}"
+        );
+        other
+            .execute("ALTER TABLE events_away RENAME TO events")
+            .await
+            .unwrap();
+        // Locked by another writer for 1.5 s: answers stay quick, events wait and are written.
+        other.execute("BEGIN EXCLUSIVE").await.unwrap();
+        for _ in 0..10 {
+            let (code, took) = blocked().await;
+            assert_eq!(code, 403);
+            assert!(took < Duration::from_millis(500), "{took:?}");
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        other.execute("COMMIT").await.unwrap();
+        let mut recovered = false;
+        for _ in 0..100 {
+            blocked().await;
+            if status().await["log"]["failing"].is_null() {
+                recovered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(recovered, "logging resumed without a restart");
+    });
+    terminate(child);
+    runtime.block_on(async {
+        let store = lookout_store::Store::open(&db).await.unwrap();
+        let gaps = store.log_gaps().await.unwrap();
+        assert!(
+            gaps.iter()
+                .any(|g| g.cause.starts_with("database error from") && g.dropped >= 2),
+            "{gaps:?}"
+        );
+        let events = store
+            .events(&lookout_store::EventFilter {
+                host: Some("casino.test".into()),
+                limit: Some(1000),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        // The ten requests made while the database was locked were all written.
+        assert!(events.len() >= 11, "{}", events.len());
     });
 }
 
