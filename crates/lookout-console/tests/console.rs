@@ -1798,14 +1798,7 @@ async fn a_failing_activity_log_is_shown_to_those_who_must_act() {
     ] {
         h.user(name, role).await;
         let c = h.sign_in(name).await;
-        let page = c
-            .get(h.url("/"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let page = h.text(&c, "/").await;
         assert_eq!(
             page.contains("The activity log cannot be written"),
             shown,

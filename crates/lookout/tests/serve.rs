@@ -9,7 +9,9 @@ use std::time::Duration;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
-use common::server::{form_field, lookout, risky_search, serve, setup, terminate, text, Listening};
+use common::server::{
+    form_field, lookout, risky_search, serve, setup, terminate, text, through, Listening,
+};
 
 #[test]
 fn users_are_added_imported_and_listed() {
@@ -231,10 +233,7 @@ fn a_killed_server_restarts_and_records_the_gap() {
     let (dir, config) = setup();
     let (mut child, Listening { proxy, .. }) = serve(dir.path(), &config);
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let client = reqwest::Client::builder()
-        .proxy(reqwest::Proxy::all(format!("http://{proxy}")).unwrap())
-        .build()
-        .unwrap();
+    let client = through(proxy);
     let blocked = runtime.block_on(async {
         client
             .get("http://casino.test/")
@@ -288,10 +287,7 @@ fn a_failing_or_locked_database_does_not_stop_filtering() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         use sqlx::{Connection, Executor};
-        let client = reqwest::Client::builder()
-            .proxy(reqwest::Proxy::all(format!("http://{proxy}")).unwrap())
-            .build()
-            .unwrap();
+        let client = through(proxy);
         let blocked = || async {
             let start = std::time::Instant::now();
             let r = client.get("http://casino.test/").send().await.unwrap();
@@ -393,10 +389,7 @@ fn the_proxy_never_reaches_the_gateways_own_services() {
     ) = serve(dir.path(), &config);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let client = reqwest::Client::builder()
-            .proxy(reqwest::Proxy::all(format!("http://{proxy}")).unwrap())
-            .build()
-            .unwrap();
+        let client = through(proxy);
         for url in [
             format!("http://{console}/alerts"),
             format!("http://localhost:{}/alerts", console.port()),

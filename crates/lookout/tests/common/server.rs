@@ -129,13 +129,18 @@ pub(crate) fn form_field(html: &str, name: &str) -> String {
     html[start..].split('"').next().unwrap().to_owned()
 }
 
+/// A device whose HTTP goes through the proxy at `proxy`.
+pub(crate) fn through(proxy: SocketAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .proxy(reqwest::Proxy::all(format!("http://{proxy}")).unwrap())
+        .build()
+        .unwrap()
+}
+
 /// A learner's device searching for something risky through the proxy (the search engine's
 /// name is pointed at a local origin by `[proxy.hosts]`).
 pub(crate) async fn risky_search(proxy: SocketAddr, origin_port: u16) -> reqwest::Response {
-    let device = reqwest::Client::builder()
-        .proxy(reqwest::Proxy::all(format!("http://{proxy}")).unwrap())
-        .build()
-        .unwrap();
+    let device = through(proxy);
     let r = device
         .get(format!(
             "http://www.google.com:{origin_port}/search?q=how+many+paracetamol+to+die"
