@@ -66,6 +66,20 @@ pub enum Source {
 }
 
 impl Source {
+    const ALL: [Source; 6] = [
+        Source::Search,
+        Source::Url,
+        Source::Page,
+        Source::Typed,
+        Source::Chat,
+        Source::WindowTitle,
+    ];
+
+    /// The source with this slug.
+    pub fn from_slug(slug: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|s| s.slug() == slug)
+    }
+
     pub fn slug(self) -> &'static str {
         match self {
             Source::Search => "search",
@@ -190,6 +204,12 @@ pub struct Stats {
     pub findings: AtomicU64,
     pub alerts: AtomicU64,
     pub store_errors: AtomicU64,
+    /// Texts whose scan panicked (contained; scanned again once with fresh state).
+    pub scan_panics: AtomicU64,
+    /// Of those, texts that failed again and were kept in the database for the next start.
+    pub scan_kept: AtomicU64,
+    /// Times the delivery worker panicked and was restarted.
+    pub delivery_restarts: AtomicU64,
     /// Whether the model stage runs: 0 off, 1 on.
     pub model_on: AtomicU64,
     /// Texts handed to the model stage.
@@ -226,6 +246,9 @@ impl Stats {
             "findings": get(&self.findings),
             "alerts": get(&self.alerts),
             "store_errors": get(&self.store_errors),
+            "scan_panics": get(&self.scan_panics),
+            "scan_kept": get(&self.scan_kept),
+            "delivery_restarts": get(&self.delivery_restarts),
             "model": {
                 "state": if get(&self.model_on) == 1 { "on" } else { "off" },
                 // Behind: the queue was full in the last minute.
@@ -241,6 +264,104 @@ impl Stats {
                 "mean_ms": if done > 0 { get(&self.model_micros) as f64 / done as f64 / 1000.0 } else { 0.0 },
             },
         })
+    }
+}
+
+/// How the scanning thread scans one text: the phrase libraries, or (in tests of fault
+/// containment) something wrapping them.
+pub type ScanFn = Arc<dyn Fn(&mut Scratch, &str) -> Vec<Finding> + Send + Sync>;
+
+/// Scans `job` with `scan`, containing a panic: counted and logged, scanned once more with
+/// fresh scratch state, and if that fails too, handed to `keep` (stored for the next start).
+fn scan_contained(
+    scan: &ScanFn,
+    scratch: &mut Scratch,
+    job: &Job,
+    stats: &Stats,
+    keep: &mpsc::UnboundedSender<lookout_store::Unscanned>,
+) -> Option<Vec<Finding>> {
+    let attempt = |scratch: &mut Scratch| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scan(scratch, &job.text)))
+    };
+    match attempt(scratch) {
+        Ok(found) => return Some(found),
+        Err(panic) => {
+            stats.scan_panics.fetch_add(1, Ordering::Relaxed);
+            *scratch = Scratch::default();
+            eprintln!(
+                "monitoring: scanning a {} text ({} bytes, group {}) panicked: {}; scanning it again",
+                job.source.slug(),
+                job.text.len(),
+                job.subject.group,
+                panic_message(&panic)
+            );
+        }
+    }
+    match attempt(scratch) {
+        Ok(found) => Some(found),
+        Err(panic) => {
+            *scratch = Scratch::default();
+            stats.scan_kept.fetch_add(1, Ordering::Relaxed);
+            let error = panic_message(&panic);
+            eprintln!("monitoring: the text failed again ({error}); kept in the database to scan at the next start");
+            let _ = keep.send(lookout_store::Unscanned {
+                id: 0,
+                at_ms: job.at_ms,
+                source: job.source.slug().to_owned(),
+                text: job.text.clone(),
+                location: job.location.clone(),
+                subject: job.subject.clone(),
+                error,
+            });
+            None
+        }
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned())
+}
+
+/// Stores texts whose scan failed, after first handing back to the scanner those kept by an
+/// earlier run.
+async fn keeper(
+    store: Store,
+    jobs: mpsc::Sender<Option<Job>>,
+    mut kept: mpsc::UnboundedReceiver<lookout_store::Unscanned>,
+    stats: Arc<Stats>,
+) {
+    match store.unscanned().await {
+        Ok(earlier) => {
+            for u in earlier {
+                let Some(source) = Source::from_slug(&u.source) else {
+                    continue;
+                };
+                let job = Job {
+                    at_ms: u.at_ms,
+                    source,
+                    text: u.text,
+                    location: u.location,
+                    subject: u.subject,
+                };
+                // Forgotten once queued: if it fails again it is kept again.
+                if jobs.send(Some(job)).await.is_ok() {
+                    stats.submitted.fetch_add(1, Ordering::Relaxed);
+                    let _ = store.forget_unscanned(u.id).await;
+                }
+            }
+        }
+        Err(e) => eprintln!("monitoring: texts kept from an earlier run could not be read: {e}"),
+    }
+    drop(jobs);
+    while let Some(u) = kept.recv().await {
+        if let Err(e) = store.keep_unscanned(&u).await {
+            stats.store_errors.fetch_add(1, Ordering::Relaxed);
+            eprintln!("monitoring: a text whose scan failed could not be kept: {e}");
+        }
     }
 }
 
@@ -263,6 +384,7 @@ pub struct MonitorTasks {
     scanner: std::thread::JoinHandle<()>,
     model_workers: Vec<std::thread::JoinHandle<()>>,
     recorder: JoinHandle<()>,
+    keeper: JoinHandle<()>,
     deliverer: JoinHandle<()>,
     stop_delivery: CancellationToken,
 }
@@ -284,6 +406,8 @@ impl MonitorTasks {
         })
         .await;
         let _ = self.recorder.await;
+        // Texts whose scan failed are in the database before the store closes.
+        let _ = self.keeper.await;
         self.stop_delivery.cancel();
         let _ = self.deliverer.await;
     }
@@ -299,7 +423,19 @@ impl Monitor {
         settings: Settings,
         model: Option<ModelStage>,
     ) -> (Monitor, MonitorTasks) {
+        let scan: ScanFn = Arc::new(move |scratch, text| scanner.scan_with(scratch, text));
+        Monitor::start_scanning_with(scan, store, settings, model)
+    }
+
+    /// As [`Monitor::start`], scanning each text with `scan`.
+    pub fn start_scanning_with(
+        scan: ScanFn,
+        store: Store,
+        settings: Settings,
+        model: Option<ModelStage>,
+    ) -> (Monitor, MonitorTasks) {
         let settings = Arc::new(settings);
+        let (keep_tx, keep_rx) = mpsc::unbounded_channel();
         let (jobs, mut job_rx) = mpsc::channel::<Option<Job>>(settings.queue.max(1));
         let (found_tx, found_rx) = mpsc::channel::<(Job, NewFinding)>(4096);
         let (notices, _) = broadcast::channel(1024);
@@ -341,7 +477,11 @@ impl Monitor {
                     let Some(min) = scan_settings.threshold(&job.subject.group) else {
                         continue;
                     };
-                    let found = scanner.scan_with(&mut scratch, &job.text);
+                    let Some(found) =
+                        scan_contained(&scan, &mut scratch, &job, &scan_stats, &keep_tx)
+                    else {
+                        continue;
+                    };
                     let to_model = model_queue
                         .as_ref()
                         .filter(|_| model::wanted(job.source, &found));
@@ -382,13 +522,42 @@ impl Monitor {
             deliveries,
         };
         let recorder = tokio::spawn(monitor.clone().record_loop(found_rx));
+        let keeper = tokio::spawn(keeper(
+            monitor.store.clone(),
+            monitor.jobs.clone(),
+            keep_rx,
+            monitor.stats.clone(),
+        ));
         let stop_delivery = CancellationToken::new();
-        let deliverer = tokio::spawn(deliver::delivery_loop(
+        let (store, settings, notify, stop, stats) = (
             monitor.store.clone(),
             monitor.settings.clone(),
             monitor.deliveries.clone(),
             stop_delivery.clone(),
-        ));
+            monitor.stats.clone(),
+        );
+        // The delivery worker is restarted if it ever panics: deliveries owed are in the
+        // database, so the new one picks them up.
+        let deliverer = tokio::spawn(async move {
+            loop {
+                let worker = tokio::spawn(deliver::delivery_loop(
+                    store.clone(),
+                    settings.clone(),
+                    notify.clone(),
+                    stop.clone(),
+                ));
+                match worker.await {
+                    Err(e) if e.is_panic() && !stop.is_cancelled() => {
+                        stats.delivery_restarts.fetch_add(1, Ordering::Relaxed);
+                        eprintln!(
+                            "monitoring: the delivery worker panicked; restarting it in a second"
+                        );
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    _ => return,
+                }
+            }
+        });
         let closer = monitor.jobs.clone();
         (
             monitor,
@@ -397,6 +566,7 @@ impl Monitor {
                 scanner: scanner_thread,
                 model_workers,
                 recorder,
+                keeper,
                 deliverer,
                 stop_delivery,
             },

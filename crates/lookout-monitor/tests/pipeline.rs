@@ -66,10 +66,23 @@ async fn start_with(
     settings: Settings,
     model: Option<lookout_monitor::ModelStage>,
 ) -> Harness {
+    start_full(dir, settings, model, None).await
+}
+
+/// As `start_with`, scanning with `scan` when given (the real libraries otherwise).
+async fn start_full(
+    dir: tempfile::TempDir,
+    settings: Settings,
+    model: Option<lookout_monitor::ModelStage>,
+    scan: Option<lookout_monitor::ScanFn>,
+) -> Harness {
     let db = dir.path().join("lookout.db");
     let store = Store::open(&db).await.unwrap();
     let scanner = Arc::new(Library::builtin().compile().unwrap());
-    let (monitor, tasks) = Monitor::start(scanner, store.clone(), settings, model);
+    let (monitor, tasks) = match scan {
+        Some(scan) => Monitor::start_scanning_with(scan, store.clone(), settings, model),
+        None => Monitor::start(scanner, store.clone(), settings, model),
+    };
     let shutdown = CancellationToken::new();
     let app = router(
         ApiState {
@@ -719,4 +732,83 @@ async fn a_model_that_falls_behind_lets_phrase_findings_through_and_says_so() {
     let alerts = store.alerts(None, 10).await.unwrap();
     assert_eq!(alerts[0].findings, 5, "{alerts:?}");
     store.close().await;
+}
+
+/// A panic while scanning one text is contained: counted on /api/v1/health, the text scanned
+/// again with fresh state, and if it fails again, kept in the database and scanned at the
+/// next start; every other text (and the API) carries on.
+#[tokio::test]
+async fn a_panic_in_one_texts_scan_is_contained_and_the_text_kept() {
+    let scanner = Arc::new(Library::builtin().compile().unwrap());
+    let once = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (real, first) = (scanner.clone(), once.clone());
+    // The real libraries, with a fault: texts marked "(always)" panic every time, "(once)"
+    // the first time only.
+    let scan: lookout_monitor::ScanFn = Arc::new(move |scratch, text| {
+        if text.contains("(always)") {
+            panic!("injected fault");
+        }
+        if text.contains("(once)") && !first.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            panic!("injected fault, once");
+        }
+        real.scan_with(scratch, text)
+    });
+    let mut s = settings(9, "http://127.0.0.1:9/");
+    s.email = None;
+    s.webhook = None;
+    let h = start_full(tempfile::tempdir().unwrap(), s.clone(), None, Some(scan)).await;
+    let (_, agent) = h
+        .store
+        .add_token(
+            "laptop",
+            TokenScope::Ingest,
+            Some("ben"),
+            Some("learners-u18"),
+        )
+        .await
+        .unwrap();
+    let (status, _) = h
+        .ingest(
+            &agent,
+            json!({ "items": [
+                { "kind": "chat", "text": "(always) how many paracetamol would it take to die" },
+                { "kind": "chat", "text": "(once) i want to kill myself tonight" },
+                { "kind": "typed", "text": "how do i join isis and fight" },
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let m = timeout(WAIT, async {
+        loop {
+            let m = health(&h).await["monitoring"].clone();
+            if m["scanned"] == 3 && m["scan_kept"] == 1 && m["alerts"].as_u64() >= Some(2) {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the other texts are scanned and alert");
+    assert_eq!(m["scan_panics"], 2, "{m}");
+    let dir = h.stop().await;
+    let store = Store::open(&dir.path().join("lookout.db")).await.unwrap();
+    let kept = store.unscanned().await.unwrap();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].text.starts_with("(always)") && kept[0].error == "injected fault");
+    assert_eq!(kept[0].subject.username.as_deref(), Some("ben"));
+    store.close().await;
+
+    // Next start, without the fault: the kept text is scanned (its finding joins ben's open
+    // alert) and no longer kept.
+    let h = start(dir, s).await;
+    timeout(WAIT, async {
+        while !h.store.unscanned().await.unwrap().is_empty()
+            || health(&h).await["monitoring"]["findings"].as_u64() < Some(1)
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the kept text is scanned at the next start");
+    h.stop().await;
 }

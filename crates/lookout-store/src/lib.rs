@@ -23,6 +23,7 @@ mod report;
 mod reviews;
 mod runs;
 mod triage;
+mod unscanned;
 mod users;
 
 use std::path::Path;
@@ -52,6 +53,7 @@ pub use report::Report;
 pub use reviews::{DecisionError, NewReviewRequest, ReviewRequest, ReviewedAllow};
 pub use runs::UncleanStop;
 pub use triage::{AlertReview, Inbox, ReviewAction, ReviewError};
+pub use unscanned::Unscanned;
 pub use users::{check_password, normalize_username, NewUser, User, UserError};
 
 /// A database failure.
