@@ -117,6 +117,20 @@ impl Harness {
         self._dir
     }
 
+    /// An ingest token for ben's laptop (group learners-u18).
+    async fn bens_laptop(&self) -> String {
+        self.store
+            .add_token(
+                "laptop",
+                TokenScope::Ingest,
+                Some("ben"),
+                Some("learners-u18"),
+            )
+            .await
+            .unwrap()
+            .1
+    }
+
     async fn ingest(&self, token: &str, body: Value) -> (u16, Value) {
         let r = self
             .client
@@ -489,16 +503,7 @@ async fn deliveries_owed_survive_a_restart() {
     let mut s = settings(dead_port, &format!("http://{hook}/"));
     s.retry = Duration::from_secs(3600);
     let h = start(tempfile::tempdir().unwrap(), s).await;
-    let (_, agent) = h
-        .store
-        .add_token(
-            "laptop",
-            TokenScope::Ingest,
-            Some("ben"),
-            Some("learners-u18"),
-        )
-        .await
-        .unwrap();
+    let agent = h.bens_laptop().await;
     let (status, _) = h.ingest(&agent, json!({ "items": [{ "kind": "typed", "text": "how many paracetamol would it take to die" }]})).await;
     assert_eq!(status, 202);
     let _: Posted = next(&mut hooks).await;
@@ -757,16 +762,7 @@ async fn a_panic_in_one_texts_scan_is_contained_and_the_text_kept() {
     s.email = None;
     s.webhook = None;
     let h = start_full(tempfile::tempdir().unwrap(), s.clone(), None, Some(scan)).await;
-    let (_, agent) = h
-        .store
-        .add_token(
-            "laptop",
-            TokenScope::Ingest,
-            Some("ben"),
-            Some("learners-u18"),
-        )
-        .await
-        .unwrap();
+    let agent = h.bens_laptop().await;
     let (status, _) = h
         .ingest(
             &agent,
