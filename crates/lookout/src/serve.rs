@@ -213,6 +213,20 @@ async fn refresh_own_addresses(destinations: Destinations, stop: CancellationTok
     }
 }
 
+/// A listener with a deep accept queue (4,096, as the kernel allows): in a storm of new
+/// connections the kernel keeps them waiting rather than dropping SYNs, which clients only
+/// retry after 1, 3, 7 seconds.
+fn listen_deep(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
 async fn bind_error<T>(
     what: &str,
     key: &str,
@@ -419,13 +433,7 @@ async fn serve(
 
     if config.proxy.enabled {
         let addr = config.proxy_listen();
-        let listener = bind_error(
-            "proxy",
-            "proxy.listen",
-            addr,
-            tokio::net::TcpListener::bind(addr).await,
-        )
-        .await?;
+        let listener = bind_error("proxy", "proxy.listen", addr, listen_deep(addr)).await?;
         let networks = client_networks(&config, &policy, |group, login| ClientNet {
             group,
             login: match login {
