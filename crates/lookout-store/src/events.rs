@@ -328,7 +328,8 @@ async fn record_gaps(store: &Store, counters: &Counters) {
     if full > 0 && store.record_gap(full as i64, "queue full").await.is_err() {
         counters.unrecorded_full.fetch_add(full, Ordering::Relaxed);
     }
-    let ended = counters.failure().take();
+    // Cleared only once the gap is on record (a status page never sees it gone before).
+    let ended = counters.failure().clone();
     if let Some(f) = ended {
         let when = |ms: i64| {
             chrono::DateTime::from_timestamp_millis(ms).map_or_else(
@@ -342,10 +343,12 @@ async fn record_gaps(store: &Store, counters: &Counters) {
             when(now_ms()),
             f.error
         );
-        if store.record_gap(f.lost as i64, &cause).await.is_ok() {
-            eprintln!("activity log: the database takes writes again; {} events lost meanwhile, recorded as a gap", f.lost);
-        } else {
-            *counters.failure() = Some(f);
+        match store.record_gap(f.lost as i64, &cause).await {
+            Ok(()) => {
+                *counters.failure() = None;
+                eprintln!("activity log: the database takes writes again; {} events lost meanwhile, recorded as a gap", f.lost);
+            }
+            Err(e) => eprintln!("activity log: the gap could not be recorded yet: {e}"),
         }
     }
 }

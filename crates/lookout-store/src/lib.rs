@@ -104,6 +104,15 @@ impl Store {
             .pragma("wal_autocheckpoint", "8192");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A connection handed back still inside a transaction (its COMMIT failed: disk
+            // full, I/O error) would hold the write lock for good, and nothing could be
+            // written even after space returns: it is rolled back and closed instead.
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    use sqlx::Executor;
+                    Ok(conn.execute("ROLLBACK").await.is_err())
+                })
+            })
             .connect_with(options)
             .await
             .map_err(open_err)?;

@@ -618,14 +618,24 @@ async fn serve(
 /// Says every second that this run is alive, with the activity log's counters, so that after
 /// a `kill -9` the next start knows when it died and what was waiting.
 async fn heartbeat(store: Store, run: i64, log: EventLog, stop: CancellationToken) {
+    let mut failing = false;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
         let s = log.stats();
-        if let Err(e) = store.run_alive(run, s.queued, s.written).await {
-            eprintln!("warning: could not record that Lookout is running: {e}");
+        // Said once when it starts failing and once when it works again, not every second.
+        match store.run_alive(run, s.queued, s.written).await {
+            Err(e) if !failing => {
+                failing = true;
+                eprintln!("warning: could not record that Lookout is running: {e}");
+            }
+            Ok(()) if failing => {
+                failing = false;
+                eprintln!("the database takes writes again");
+            }
+            _ => {}
         }
     }
 }
