@@ -496,9 +496,12 @@ async fn tokens_scopes_and_bad_input_are_refused_clearly() {
 #[tokio::test]
 async fn deliveries_owed_survive_a_restart() {
     // First run: the SMTP server is down (nothing listens on the port).
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    // A socket bound but not listening: connections to its port are refused, and no other
+    // test can take the port while it is held (a port merely freed can be taken by another
+    // test's server at once; CI once timed out here waiting for the failed attempt).
+    let closed = tokio::net::TcpSocket::new_v4().unwrap();
+    closed.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     let dead_port = closed.local_addr().unwrap().port();
-    drop(closed);
     let (hook, mut hooks) = http_sink().await;
     let mut s = settings(dead_port, &format!("http://{hook}/"));
     s.retry = Duration::from_secs(3600);
@@ -522,6 +525,7 @@ async fn deliveries_owed_survive_a_restart() {
     .expect("the failed attempt is recorded");
     let db = h.db.clone();
     let dir = h.stop().await;
+    drop(closed);
 
     // Second run, SMTP up: the email owed is sent at start, the webhook is not sent again.
     let (smtp, mut mails) = smtp_sink().await;
