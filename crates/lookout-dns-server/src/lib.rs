@@ -122,21 +122,19 @@ impl DnsServer {
     /// The client's answer from an upstream reply; internal addresses withheld from a public
     /// name (rebinding protection) are logged as a refusal.
     fn complete(&self, pending: &Pending, reply: &[u8], client: IpAddr) -> Vec<u8> {
-        let done = pending.complete_checked(reply, Some(&self.settings));
+        let done = pending.complete(reply);
         if !done.withheld.is_empty() {
-            if let Some(&group) = self.clients.get(client) {
-                let addrs: Vec<String> = done.withheld.iter().map(IpAddr::to_string).collect();
-                let decision = Decision {
-                    action: Action::Block,
-                    categories: pending.decision.categories,
-                    reason: Reason::Destination(format!(
-                        "{} was answered with internal address(es) {}, not passed on (DNS rebinding protection; a name of the organisation's own goes in `dns.internal_domains`)",
-                        pending.asked.host,
-                        addrs.join(", ")
-                    )),
-                };
-                self.record_always(client, group, &pending.asked, &decision);
-            }
+            let addrs: Vec<String> = done.withheld.iter().map(IpAddr::to_string).collect();
+            let decision = Decision {
+                action: Action::Block,
+                categories: pending.decision.categories,
+                reason: Reason::Destination(format!(
+                    "{} was answered with internal address(es) {}, not passed on (DNS rebinding protection; a name of the organisation's own goes in `dns.internal_domains`)",
+                    pending.asked.host,
+                    addrs.join(", ")
+                )),
+            };
+            self.record_always(client, pending.group, &pending.asked, &decision);
         }
         done.packet
     }

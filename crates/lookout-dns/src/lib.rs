@@ -136,6 +136,11 @@ pub struct Pending {
     cname: Option<Record>,
     /// The decision taken (allowed), for the activity log.
     pub decision: Decision,
+    /// The asker's group, for the activity log.
+    pub group: GroupId,
+    /// Whether internal addresses are taken out of the answer (rebinding protection is on and
+    /// the name is not of private use).
+    protect: bool,
     /// The question judged.
     pub asked: Asked,
 }
@@ -163,18 +168,9 @@ impl Pending {
     }
 
     /// The answer for the client, made from the upstream's reply. A reply that cannot be read,
-    /// or that answers another question, gives SERVFAIL.
-    pub fn complete(&self, upstream_reply: &[u8]) -> Vec<u8> {
-        self.complete_checked(upstream_reply, None).packet
-    }
-
-    /// As [`Pending::complete`], with rebinding protection under `settings` (when given and
-    /// on): internal addresses for a public name are taken out and listed in the result.
-    pub fn complete_checked(
-        &self,
-        upstream_reply: &[u8],
-        settings: Option<&Settings>,
-    ) -> Completed {
+    /// or that answers another question, gives SERVFAIL. Internal addresses given to a public
+    /// name are taken out (rebinding protection) and listed in the result.
+    pub fn complete(&self, upstream_reply: &[u8]) -> Completed {
         let done = |packet| Completed {
             packet,
             withheld: Vec::new(),
@@ -190,22 +186,19 @@ impl Pending {
             return done(self.servfail());
         }
         let mut withheld = Vec::new();
-        if let Some(settings) = settings.filter(|s| s.rebind_protection) {
-            let asked = self.asked.host.to_ascii_lowercase();
-            if !settings.may_be_internal(&asked) {
-                reply.answers.retain(|r| {
-                    let ip: IpAddr = match r.data {
-                        RData::A(a) => a.0.into(),
-                        RData::AAAA(a) => a.0.into(),
-                        _ => return true,
-                    };
-                    let public = AddrClass::of(ip) == AddrClass::Public;
-                    if !public {
-                        withheld.push(ip);
-                    }
-                    public
-                });
-            }
+        if self.protect {
+            reply.answers.retain(|r| {
+                let ip: IpAddr = match r.data {
+                    RData::A(a) => a.0.into(),
+                    RData::AAAA(a) => a.0.into(),
+                    _ => return true,
+                };
+                let public = AddrClass::of(ip) == AddrClass::Public;
+                if !public {
+                    withheld.push(ip);
+                }
+                public
+            });
         }
         let mut response = reply_to(&self.request, reply.metadata.response_code);
         if let Some(cname) = &self.cname {
@@ -372,11 +365,17 @@ pub fn handle(packet: &[u8], ctx: &Context<'_>) -> Outcome {
         }
         None => (question.name().clone(), None),
     };
+    let protect = ctx.settings.rebind_protection
+        && !ctx
+            .settings
+            .may_be_internal(&asked.host.to_ascii_lowercase());
     Outcome::Forward(Box::new(Pending {
         request,
         upstream_name,
         cname,
         decision,
+        group: ctx.group,
+        protect,
         asked,
     }))
 }

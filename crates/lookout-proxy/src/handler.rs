@@ -172,6 +172,22 @@ impl Proxy {
         )
     }
 
+    /// Logs and renders the block page of a request whose destination `refused` it.
+    pub(crate) fn refuse_destination(
+        &self,
+        who: &Who,
+        subject: &Subject<'_>,
+        decision: &Decision,
+        refused: &lookout_policy::Refused,
+    ) -> Response<Body> {
+        let d = Decision {
+            action: Action::Block,
+            categories: decision.categories,
+            reason: Reason::Destination(refused.to_string()),
+        };
+        self.refuse_page(who, subject, &d)
+    }
+
     /// Logs a blocked or warned request and renders its page.
     pub(crate) fn refuse_page(
         &self,
@@ -342,12 +358,7 @@ pub(crate) async fn forward(proxy: Arc<Proxy>, who: Who, req: Request<Incoming>)
     .await;
     if let Ok(Err(e)) = &result {
         if let Some(refused) = crate::connect::refusal(e) {
-            let d = Decision {
-                action: Action::Block,
-                categories: decision.categories,
-                reason: Reason::Destination(refused.to_string()),
-            };
-            return proxy.refuse_page(&who, &subject, &d);
+            return proxy.refuse_destination(&who, &subject, &decision, refused);
         }
     }
     let failure = match result {

@@ -198,9 +198,7 @@ impl Proxy {
             .filter_map(|g| policy.group_id(g.name()))
             .map(|group| {
                 let connector = connect::OriginConnector {
-                    resolver: settings
-                        .resolver
-                        .for_group(settings.destinations.clone(), group),
+                    resolver: settings.resolver.clone(),
                     destinations: settings.destinations.clone(),
                     group,
                     timeout: settings.upstream_timeout,

@@ -1,21 +1,16 @@
 //! Name resolution for origin servers: the configured static hosts first (like `/etc/hosts`,
-//! for internal servers), then the system resolver. A resolver for a group only ever returns
-//! addresses that group may be connected to (see [`Destinations`]).
+//! for internal servers), then the system resolver. Which of the addresses may be reached is
+//! `connect::reachable`'s business.
 
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use lookout_policy::{Destinations, GroupId};
-
 /// Resolves origin host names.
 #[derive(Debug, Clone, Default)]
 pub struct Resolver {
     hosts: Arc<HashMap<String, IpAddr>>,
-    /// When set, addresses the group may not reach are dropped, and a name with none left is
-    /// an error carrying the [`lookout_policy::Refused`].
-    guard: Option<(Destinations, GroupId)>,
 }
 
 impl Resolver {
@@ -27,31 +22,11 @@ impl Resolver {
             .collect();
         Resolver {
             hosts: Arc::new(hosts),
-            guard: None,
         }
     }
 
-    /// This resolver, returning only addresses `group` may be connected to.
-    pub fn for_group(&self, destinations: Destinations, group: GroupId) -> Resolver {
-        Resolver {
-            hosts: self.hosts.clone(),
-            guard: Some((destinations, group)),
-        }
-    }
-
-    /// The addresses of `host` with `port`, those the group may not reach left out (an
-    /// error naming the first refusal when none is left).
+    /// The addresses of `host` with `port`.
     pub async fn lookup(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
-        let found = self.lookup_all(host, port).await?;
-        match &self.guard {
-            None => Ok(found),
-            Some((destinations, group)) => {
-                destinations.filter(*group, found).map_err(io::Error::other)
-            }
-        }
-    }
-
-    async fn lookup_all(&self, host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         if let Some(&ip) = self.hosts.get(&host.to_ascii_lowercase()) {
             return Ok(vec![SocketAddr::new(ip, port)]);

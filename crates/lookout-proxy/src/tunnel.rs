@@ -12,11 +12,12 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use lookout_http::{client_hello_sni, decode_query_value, SniError, MAX_HELLO};
 use lookout_lists::{HostKind, NormUrl};
-use lookout_policy::{Action, Decision, Policy, Reason};
+use lookout_policy::{Action, Decision, Policy};
 use lookout_store::Event;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::body::{full, Body};
+use crate::connect::{connect_first, reachable};
 use crate::handler::{event, html, page, Subject};
 use crate::{Proxy, Who};
 
@@ -89,25 +90,17 @@ pub(crate) async fn connect(
     };
     // Where the tunnel would go, checked before it is agreed to: never the gateway itself or
     // the networks behind it (unless opened to the group).
-    let lookup = proxy
-        .settings
-        .resolver
-        .for_group(proxy.settings.destinations.clone(), who.group);
+    let s = &proxy.settings;
     let found = tokio::time::timeout(
-        proxy.settings.upstream_timeout,
-        lookup.lookup(url.host(), port),
+        s.upstream_timeout,
+        reachable(&s.resolver, &s.destinations, who.group, url.host(), port),
     )
     .await;
     let addrs = match found {
         Ok(Ok(addrs)) => addrs,
         Ok(Err(e)) => {
             if let Some(refused) = crate::connect::refusal(&e) {
-                let d = Decision {
-                    action: Action::Block,
-                    categories: decision.categories,
-                    reason: Reason::Destination(refused.to_string()),
-                };
-                return proxy.refuse_page(&who, &subject, &d);
+                return proxy.refuse_destination(&who, &subject, &decision, refused);
             }
             return unreachable(&proxy, &who, &subject, &decision, format!("{host}: {e}"));
         }
@@ -296,13 +289,7 @@ async fn run_tunnel<S>(
         )),
         bytes: bytes.clone(),
     };
-    let connect = crate::connect::connect_checked(
-        &proxy.settings.destinations,
-        who.group,
-        &addrs,
-        proxy.settings.upstream_timeout,
-    );
-    let mut upstream = match connect.await {
+    let mut upstream = match connect_first(&addrs, proxy.settings.upstream_timeout).await {
         Ok(s) => s,
         Err(_) => {
             if let Some(ev) = &mut log.event {

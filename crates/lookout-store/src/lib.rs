@@ -104,13 +104,15 @@ impl Store {
             .pragma("wal_autocheckpoint", "8192");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            // A connection handed back still inside a transaction (its COMMIT failed: disk
-            // full, I/O error) would hold the write lock for good, and nothing could be
-            // written even after space returns: it is rolled back and closed instead.
-            .after_release(|conn, _| {
+            // A connection whose COMMIT failed (disk full, I/O error) can come back with sqlx
+            // still counting an open transaction (SQLite rolled it back, so sqlx's ROLLBACK
+            // failed): its next "transaction" would be a savepoint and writes stay stuck until
+            // a restart. Such a connection is closed instead of reused. The check reads a
+            // counter: no round trip to the database.
+            .before_acquire(|conn, _| {
                 Box::pin(async move {
-                    use sqlx::Executor;
-                    Ok(conn.execute("ROLLBACK").await.is_err())
+                    use sqlx::Connection;
+                    Ok(!conn.is_in_transaction())
                 })
             })
             .connect_with(options)
