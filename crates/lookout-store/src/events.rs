@@ -267,24 +267,36 @@ async fn write_loop(
             rx.close();
             // Whatever is already queued is still written.
             while rx.recv_many(&mut buf, batch).await > 0 {
-                store_batch(&store, &mut buf, &counters).await;
+                store_batch(&store, &mut buf, &counters, true).await;
             }
-            store_batch(&store, &mut buf, &counters).await;
+            store_batch(&store, &mut buf, &counters, true).await;
+            if let Some(f) = counters.failure().as_ref() {
+                eprintln!("activity log: stopped while the database refuses writes ({}): {} events could not be written; the next start records the gap", f.error, f.lost);
+            }
             return;
         }
-        store_batch(&store, &mut buf, &counters).await;
+        store_batch(&store, &mut buf, &counters, false).await;
     }
 }
 
 /// Writes `buf` (retrying a failing database a few times) and records any gap. While the
 /// database refuses writes, losses are counted and the failure is shown by
 /// [`EventLog::failure`]; the gap is written to `log_gaps` as soon as it takes writes again.
-async fn store_batch(store: &Store, buf: &mut Vec<Event>, counters: &Counters) {
+///
+/// While running, the retries' back-off lets the queue hold events through a short failure.
+/// When `closing` and the database already refuses writes, one attempt per batch: a stop must
+/// not wait most of a second for every batch of a long queue.
+async fn store_batch(store: &Store, buf: &mut Vec<Event>, counters: &Counters, closing: bool) {
     if buf.is_empty() && counters.unrecorded_full.load(Ordering::Relaxed) == 0 {
         return;
     }
+    let attempts = if closing && counters.failure().is_some() {
+        1
+    } else {
+        4
+    };
     let mut last_error = None;
-    for attempt in 0..4u32 {
+    for attempt in 0..attempts {
         match store.insert_events(buf).await {
             Ok(()) => {
                 counters

@@ -1,5 +1,6 @@
 //! Runs of `lookout serve`: started, alive (a heartbeat every second), stopped. A run that
-//! never stopped was killed or crashed; the next start records the activity log's gap.
+//! never stopped was killed or crashed (or could not record its stop: the database refused
+//! writes); the next start records the activity log's gap from its last heartbeat.
 
 use sqlx::Row;
 
@@ -33,7 +34,7 @@ impl Store {
                 waiting: (r.get::<i64, _>("queued") - r.get::<i64, _>("written")).max(0),
             };
             let cause = format!(
-                "Lookout stopped without shutting down (killed or crashed) within a second after this time: events queued then may be lost ({} were waiting at its last check)",
+                "Lookout's run has no clean stop on record (killed or crashed, or the database refused writes at the end): events after this time may be lost ({} were waiting at its last recorded check)",
                 stop.waiting
             );
             sqlx::query("INSERT INTO log_gaps (at_ms, dropped, cause) VALUES (?, ?, ?)")

@@ -881,7 +881,7 @@ async fn a_run_that_never_stopped_is_recorded_as_a_gap() {
     assert_eq!(gaps.len(), 1);
     assert_eq!(gaps[0].dropped, 3);
     assert!(
-        gaps[0].cause.contains("without shutting down"),
+        gaps[0].cause.contains("no clean stop on record"),
         "{}",
         gaps[0].cause
     );

@@ -348,7 +348,7 @@ async fn serve(
     let (run, unclean) = store.begin_run().await?;
     for u in &unclean {
         eprintln!(
-            "activity log: the last run stopped without shutting down (killed or crashed); events queued in the second after {} may be lost ({} were waiting); recorded as a gap",
+            "activity log: the last run has no clean stop on record (killed or crashed, or the database refused writes at the end); events after {} may be lost ({} were waiting at its last recorded check); recorded as a gap",
             chrono::DateTime::from_timestamp_millis(u.alive_ms)
                 .map_or_else(|| u.alive_ms.to_string(), |t| t.to_rfc3339()),
             u.waiting

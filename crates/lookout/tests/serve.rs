@@ -263,7 +263,10 @@ fn a_killed_server_restarts_and_records_the_gap() {
             .unwrap();
         let gaps = store.log_gaps().await.unwrap();
         assert_eq!(gaps.len(), 1, "{gaps:?}");
-        assert!(gaps[0].cause.contains("without shutting down"), "{gaps:?}");
+        assert!(
+            gaps[0].cause.contains("no clean stop on record"),
+            "{gaps:?}"
+        );
         let events = store
             .events(&lookout_store::EventFilter::default())
             .await
