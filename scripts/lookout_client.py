@@ -25,6 +25,19 @@ class Browser:
 
     def __init__(self, port, source):
         self.port, self.source, self.cookies = port, source, {}
+        self.last_step = 0
+
+    def code(self):
+        """A two-factor code the server will take: a step later than the last one used (the
+        server refuses a code twice), at most one step ahead of the clock (the drift it
+        allows); waits for the clock when both steps in reach were used."""
+        while True:
+            now = int(time.time() // 30)
+            step = max(now, self.last_step + 1)
+            if step <= now + 1:
+                self.last_step = step
+                return totp(self.secret, at=step * 30)
+            time.sleep(30 - time.time() % 30 + 0.05)
 
     def request(self, method, path, form=None):
         c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30,
@@ -59,7 +72,7 @@ class Browser:
                 csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
                 if loc.startswith("/sign-in/setup"):
                     self.secret = re.search(r'id="totp-secret">([^<]+)<', page).group(1)
-                status, loc2, _, _ = self.request("POST", loc, {"csrf": csrf, "code": totp(self.secret)})
+                status, loc2, _, _ = self.request("POST", loc, {"csrf": csrf, "code": self.code()})
             loc = loc2
         status, _, page, _ = self.request("GET", "/")
         assert status == 200 and "signed in as" in page, (user, status)

@@ -271,6 +271,41 @@ impl Stats {
 /// containment) something wrapping them.
 pub type ScanFn = Arc<dyn Fn(&mut Scratch, &str) -> Vec<Finding> + Send + Sync>;
 
+/// How long a worker that panicked waits before it is started again (no busy loop if it
+/// panics at once every time).
+const RESTART_AFTER: Duration = Duration::from_secs(1);
+
+/// Runs the task `start` makes, and if it panics (and `stop` was not asked for), counts it
+/// (`delivery_restarts`), says so, and starts a new one after `pause`. Ends when a task
+/// returns or `stop` is cancelled.
+fn restarting_on_panic<F, Fut>(
+    what: &'static str,
+    stats: Arc<Stats>,
+    stop: CancellationToken,
+    pause: Duration,
+    start: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            match tokio::spawn(start()).await {
+                Err(e) if e.is_panic() && !stop.is_cancelled() => {
+                    stats.delivery_restarts.fetch_add(1, Ordering::Relaxed);
+                    eprintln!("monitoring: {what} panicked; restarting it in {pause:?}");
+                    tokio::select! {
+                        () = tokio::time::sleep(pause) => {}
+                        () = stop.cancelled() => return,
+                    }
+                }
+                _ => return,
+            }
+        }
+    })
+}
+
 /// Scans `job` with `scan`, containing a panic: counted and logged, scanned once more with
 /// fresh scratch state, and if that fails too, handed to `keep` (stored for the next start).
 fn scan_contained(
@@ -529,35 +564,27 @@ impl Monitor {
             monitor.stats.clone(),
         ));
         let stop_delivery = CancellationToken::new();
-        let (store, settings, notify, stop, stats) = (
+        let (store, settings, notify, stop) = (
             monitor.store.clone(),
             monitor.settings.clone(),
             monitor.deliveries.clone(),
             stop_delivery.clone(),
-            monitor.stats.clone(),
         );
-        // The delivery worker is restarted if it ever panics: deliveries owed are in the
-        // database, so the new one picks them up.
-        let deliverer = tokio::spawn(async move {
-            loop {
-                let worker = tokio::spawn(deliver::delivery_loop(
+        // Deliveries owed are in the database, so a restarted worker picks them up.
+        let deliverer = restarting_on_panic(
+            "the delivery worker",
+            monitor.stats.clone(),
+            stop_delivery.clone(),
+            RESTART_AFTER,
+            move || {
+                deliver::delivery_loop(
                     store.clone(),
                     settings.clone(),
                     notify.clone(),
                     stop.clone(),
-                ));
-                match worker.await {
-                    Err(e) if e.is_panic() && !stop.is_cancelled() => {
-                        stats.delivery_restarts.fetch_add(1, Ordering::Relaxed);
-                        eprintln!(
-                            "monitoring: the delivery worker panicked; restarting it in a second"
-                        );
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                    _ => return,
-                }
-            }
-        });
+                )
+            },
+        );
         let closer = monitor.jobs.clone();
         (
             monitor,
@@ -772,4 +799,71 @@ pub fn category_label(slug: &str) -> String {
         return "Reported concern".to_owned();
     }
     lookout_scan::Risk::from_slug(slug).map_or_else(|| slug.to_owned(), |r| r.label().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    /// A worker that panics twice is started again each time and the third one runs; the
+    /// restarts are counted; cancelling `stop` ends it, panicking or not.
+    #[tokio::test]
+    async fn a_panicking_worker_is_restarted_and_counted() {
+        let stats = Arc::new(Stats::default());
+        let stop = CancellationToken::new();
+        let started = Arc::new(AtomicUsize::new(0));
+        let running = Arc::new(tokio::sync::Notify::new());
+        let (s, r, st) = (started.clone(), running.clone(), stop.clone());
+        let task = restarting_on_panic(
+            "the test worker",
+            stats.clone(),
+            stop.clone(),
+            Duration::from_millis(10),
+            move || {
+                let (s, r, st) = (s.clone(), r.clone(), st.clone());
+                async move {
+                    if s.fetch_add(1, Ordering::SeqCst) < 2 {
+                        panic!("worker failure (expected by this test)");
+                    }
+                    r.notify_one();
+                    st.cancelled().await;
+                }
+            },
+        );
+        tokio::time::timeout(Duration::from_secs(10), running.notified())
+            .await
+            .expect("the third worker runs");
+        assert_eq!(started.load(Ordering::SeqCst), 3);
+        assert_eq!(stats.delivery_restarts.load(Ordering::Relaxed), 2);
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("stops when asked")
+            .unwrap();
+
+        // Asked to stop while a panicked worker waits to be restarted: not restarted.
+        let stop = CancellationToken::new();
+        let started = Arc::new(AtomicUsize::new(0));
+        let s = started.clone();
+        let task = restarting_on_panic(
+            "the test worker",
+            stats.clone(),
+            stop.clone(),
+            Duration::from_secs(3600),
+            move || {
+                s.fetch_add(1, Ordering::SeqCst);
+                async { panic!("worker failure (expected by this test)") }
+            },
+        );
+        while stats.delivery_restarts.load(Ordering::Relaxed) < 3 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("stops during the pause")
+            .unwrap();
+        assert_eq!(started.load(Ordering::SeqCst), 1);
+    }
 }
