@@ -13,6 +13,7 @@
 
 mod alerts;
 mod audit;
+mod briefings;
 mod checks;
 mod concerns;
 mod console;
@@ -39,6 +40,7 @@ pub use alerts::{
 pub use audit::{
     audit_hash, AuditEntry, AuditFilter, AuditProblem, AuditRow, AuditVerification, GENESIS,
 };
+pub use briefings::{Acceptance, Briefing, NewBriefing};
 pub use checks::{check_hash, cosign_message, Check, CosignError};
 pub use concerns::{Concern, NewConcern};
 pub use console::{Account, NewSession, PasswordCheck, Session, StoredKey, LOCK_AFTER, LOCK_MS};

@@ -940,3 +940,147 @@ async fn a_failing_database_is_counted_shown_and_recovered_from() {
         gaps[0].cause
     );
 }
+
+/// Briefings: the group's own version wins over everyone's, a new version is due again,
+/// accepting records who/which/when/where, signs the address in and is audited; versions and
+/// acceptances cannot be changed or removed.
+#[tokio::test]
+async fn briefings_are_versioned_and_acceptances_kept() {
+    let (_dir, store) = store().await;
+    store
+        .add_user(&user("amy", "learners-u18", Some("correct horse")))
+        .await
+        .unwrap();
+    let ip: IpAddr = "10.10.0.7".parse().unwrap();
+    assert_eq!(store.current_briefing("learners-u18").await.unwrap(), None);
+    assert_eq!(
+        store.briefing_due("amy", "learners-u18").await.unwrap(),
+        None
+    );
+
+    let by = AuditEntry::new("it", "briefing.publish", "");
+    let all = |title| NewBriefing {
+        group: None,
+        title,
+        briefing: "Be safe online.",
+        terms: "I will not share my password.",
+    };
+    let v1 = store.publish_briefing(&all("v1"), &by).await.unwrap();
+    let due = store.briefing_due("amy", "learners-u18").await.unwrap();
+    assert_eq!(due.as_ref().map(|b| b.id), Some(v1.id));
+    let young = store
+        .publish_briefing(
+            &NewBriefing {
+                group: Some("learners-u18"),
+                title: "For under-18s",
+                briefing: "Short version.",
+                terms: "I will be kind.",
+            },
+            &by,
+        )
+        .await
+        .unwrap();
+    // A later version for everyone does not replace the group's own.
+    let v2 = store.publish_briefing(&all("v2"), &by).await.unwrap();
+    assert_eq!(
+        store
+            .current_briefing("learners-u18")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        young.id
+    );
+    assert_eq!(
+        store.current_briefing("staff").await.unwrap().unwrap().id,
+        v2.id
+    );
+
+    let until = now_ms() + 3_600_000;
+    store
+        .accept_briefing("Amy", young.id, ip, until)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.briefing_due("amy", "learners-u18").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .user_at_address(ip, now_ms())
+            .await
+            .unwrap()
+            .unwrap()
+            .username,
+        "amy"
+    );
+    let seen = store.acceptances(young.id).await.unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        (seen[0].username.as_str(), seen[0].client_ip.as_str()),
+        ("amy", "10.10.0.7")
+    );
+    assert_eq!(
+        store.acceptance_counts().await.unwrap(),
+        vec![(young.id, 1)]
+    );
+    let rows = store
+        .audit_log(&AuditFilter {
+            action: Some("briefing.".into()),
+            limit: Some(10),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<_> = rows
+        .iter()
+        .map(|r| (r.action.as_str(), r.actor.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("briefing.accept", "amy"),
+            ("briefing.publish", "it"),
+            ("briefing.publish", "it"),
+            ("briefing.publish", "it")
+        ]
+    );
+    assert!(store.verify_audit().await.unwrap().problems.is_empty());
+
+    // A new version of the group's briefing is due again.
+    let young2 = store
+        .publish_briefing(
+            &NewBriefing {
+                group: Some("learners-u18"),
+                title: "For under-18s, 2027",
+                briefing: "Shorter.",
+                terms: "I will be kind.",
+            },
+            &by,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .briefing_due("amy", "learners-u18")
+            .await
+            .unwrap()
+            .map(|b| b.id),
+        Some(young2.id)
+    );
+
+    for sql in [
+        "UPDATE briefings SET briefing = 'changed'",
+        "DELETE FROM briefings",
+        "UPDATE acceptances SET at_ms = 0",
+        "DELETE FROM acceptances",
+    ] {
+        assert!(
+            sqlx::query(sql).execute(&store.pool).await.is_err(),
+            "{sql}"
+        );
+    }
+    assert!(store.sign_out_address(ip).await.unwrap());
+    assert_eq!(store.user_at_address(ip, now_ms()).await.unwrap(), None);
+    assert!(!store.sign_out_address(ip).await.unwrap());
+}

@@ -317,18 +317,18 @@ impl Store {
     ) -> Result<(), UserError> {
         let username = normalize_username(username)?;
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM ip_sessions WHERE ip = ?")
-            .bind(ip.to_string())
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO ip_sessions (ip, username, expires_ms) VALUES (?, ?, ?)")
-            .bind(ip.to_string())
-            .bind(&username)
-            .bind(expires_ms)
-            .execute(&mut *tx)
-            .await?;
+        crate::briefings::bind_address(&mut tx, ip, &username, expires_ms).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Signs out whoever is signed in at `ip`; whether someone was.
+    pub async fn sign_out_address(&self, ip: IpAddr) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM ip_sessions WHERE ip = ?")
+            .bind(ip.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     /// The enabled user signed in at `ip` at `now_ms`, if any.
