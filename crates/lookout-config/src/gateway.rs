@@ -214,6 +214,35 @@ pub enum LoginMode {
     Optional,
     /// Every proxy client must be a known user.
     Required,
+    /// Browsers are sent to the portal page to sign in (and accept the e-safety briefing);
+    /// the address is then signed in for `[portal] hours`.
+    Portal,
+}
+
+/// `[portal]`: browser sign-in for networks with `login = "portal"`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalConfig {
+    /// Sites reachable before sign-in and acceptance (the organisation's own site, help lines),
+    /// each with its subdomains; still filtered by the network's group.
+    #[serde(default)]
+    pub allow: Vec<Spanned<String>>,
+    /// How long a sign-in at an address lasts, in hours.
+    #[serde(default = "default_portal_hours")]
+    pub hours: u32,
+}
+
+fn default_portal_hours() -> u32 {
+    8
+}
+
+impl Default for PortalConfig {
+    fn default() -> Self {
+        PortalConfig {
+            allow: Vec::new(),
+            hours: default_portal_hours(),
+        }
+    }
 }
 
 /// `[log]`: the activity log.
@@ -511,20 +540,18 @@ impl Config {
                 "`blocked_answer = \"block-page\"` needs the block page server's IPv4 address",
             );
         }
-        for d in &self.dns.internal_domains {
-            let name = d.get_ref().trim_end_matches('.').to_ascii_lowercase();
-            let valid = !name.is_empty()
-                && lookout_lists::NormUrl::parse(&name).is_ok_and(|u| u.host() == name);
-            if !valid {
-                c.problem(
-                    "dns.internal_domains",
-                    Some(d),
-                    format!(
-                        "`{}` is not a domain name, e.g. \"college.internal\"",
-                        d.get_ref()
-                    ),
-                );
-            }
+        c.domains(
+            "dns.internal_domains",
+            &self.dns.internal_domains,
+            "college.internal",
+        );
+        c.domains("portal.allow", &self.portal.allow, "childline.org.uk");
+        if !(1..=14 * 24).contains(&self.portal.hours) {
+            c.problem::<String>(
+                "portal.hours",
+                None,
+                "must be between 1 and 336 (two weeks)",
+            );
         }
         if self.dns.timeout_ms == 0 {
             c.problem::<String>("dns.timeout_ms", None, "must be at least 1");

@@ -18,7 +18,8 @@ mod monitor;
 
 pub use gateway::{
     never_inspected, parse_socket_addr, BlockedAnswerConfig, DnsConfig, InspectConfig, LogConfig,
-    LoginMode, Network, NetworkConfig, ProxyConfig, ServeConfig, DEFAULT_LOOPBACK_GROUP,
+    LoginMode, Network, NetworkConfig, PortalConfig, ProxyConfig, ServeConfig,
+    DEFAULT_LOOPBACK_GROUP,
 };
 
 pub use monitor::{
@@ -120,6 +121,9 @@ pub struct Config {
     /// The web server (safeguarding API, agents' ingest).
     #[serde(default)]
     pub console: ConsoleConfig,
+    /// Browser sign-in for networks with `login = "portal"`.
+    #[serde(default)]
+    pub portal: PortalConfig,
 }
 
 impl Default for Config {
@@ -135,6 +139,7 @@ impl Default for Config {
             scan: ScanConfig::default(),
             alerts: AlertsConfig::default(),
             console: ConsoleConfig::default(),
+            portal: PortalConfig::default(),
         }
     }
 }
@@ -467,6 +472,21 @@ impl Checker<'_> {
             line,
             message: message.into(),
         });
+    }
+
+    /// Each of `names` must be a domain name (`example`: a good one, for the message).
+    fn domains(&mut self, key: &str, names: &[Spanned<String>], example: &str) {
+        for d in names {
+            let name = d.get_ref().trim_end_matches('.').to_ascii_lowercase();
+            let valid = !name.is_empty() && NormUrl::parse(&name).is_ok_and(|u| u.host() == name);
+            if !valid {
+                self.problem(
+                    key,
+                    Some(d),
+                    format!("`{}` is not a domain name, e.g. \"{example}\"", d.get_ref()),
+                );
+            }
+        }
     }
 
     fn categories(&mut self, key: &str, names: &[Spanned<String>]) -> CategorySet {

@@ -339,9 +339,32 @@ fn gateway_mistakes_name_key_and_line() {
             "[dns]\ninternal_domains = [\"college internal\"]\n",
             "line 2: dns.internal_domains: `college internal` is not a domain name",
         ),
+        (
+            "[portal]\nallow = [\"childline.org.uk\", \"help line\"]\n",
+            "line 2: portal.allow: `help line` is not a domain name",
+        ),
+        ("[portal]\nhours = 0\n", "portal.hours: must be between 1 and 336"),
+        ("[portal]\nhour = 8\n", "unknown field `hour`"),
+        (
+            "[[networks]]\ncidr = \"10.0.0.0/8\"\ngroup = \"guests\"\nlogin = \"captive\"\n",
+            "unknown variant `captive`",
+        ),
     ] {
         check_err(text, want);
     }
+}
+
+#[test]
+fn portal_networks_and_their_settings() {
+    let config = Config::from_toml(
+        "[[networks]]\ncidr = \"10.99.0.0/24\"\ngroup = \"guests\"\nlogin = \"portal\"\n\
+         [portal]\nallow = [\"childline.org.uk\", \"samaritans.org.\"]\nhours = 4\n",
+    )
+    .unwrap();
+    assert_eq!(config.networks()[0].login, LoginMode::Portal);
+    assert_eq!(config.portal.hours, 4);
+    assert_eq!(config.portal.allow.len(), 2);
+    assert_eq!(Config::from_toml("").unwrap().portal.hours, 8);
 }
 
 #[test]

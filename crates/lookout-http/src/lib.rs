@@ -8,6 +8,7 @@ mod auth;
 mod download;
 mod html;
 mod pages;
+mod portal;
 mod search;
 mod sni;
 
@@ -15,6 +16,10 @@ pub use auth::basic_credentials;
 pub use download::{disposition_filename, sniff, Sniffed, SNIFF_LEN};
 pub use html::{html_text, PageText};
 pub use pages::{block_page, encode_param, escape, notice_page, warn_page, Notice};
+pub use portal::{
+    briefing_page, field, form_fields, markdown_html, pac_file, sign_in_page, signed_in_page,
+    BriefingView, PORTAL_PATH,
+};
 pub use search::{
     decode_query_value, force_safe_search, is_google, safe_search_header, search_term,
 };

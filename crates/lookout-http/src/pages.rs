@@ -56,9 +56,13 @@ pub struct Notice<'a> {
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:40em;margin:3em auto;padding:0 1em;color:#1b1b1b;line-height:1.5}\
 h1{font-size:1.6em}dl{display:grid;grid-template-columns:auto 1fr;gap:.3em 1em}dt{font-weight:600}\
 dd{margin:0;overflow-wrap:anywhere}.actions a{display:inline-block;margin:.5em 1em .5em 0;padding:.5em 1em;border:1px solid #1d4ed8;border-radius:.3em;color:#1d4ed8;text-decoration:none}\
-.actions a.primary{background:#1d4ed8;color:#fff}footer{margin-top:2em;font-size:.85em;color:#555}";
+.actions a.primary{background:#1d4ed8;color:#fff}footer{margin-top:2em;font-size:.85em;color:#555}\
+form label{display:block;margin-top:.8em;font-weight:600}form input:not([type=checkbox]){display:block;width:100%;max-width:24em;padding:.5em;font-size:1em}\
+label.choice{font-weight:400}button{padding:.6em 1.2em;font-size:1em;background:#1d4ed8;color:#fff;border:0;border-radius:.3em}\
+.problem{border-left:4px solid #b91c1c;padding:.3em .8em;background:#fef2f2}.who{color:#555}\
+section.briefing,section.terms{border:1px solid #ddd;border-radius:.3em;padding:0 1em;margin:1em 0}";
 
-fn page(title: &str, body: &str) -> String {
+pub(crate) fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\

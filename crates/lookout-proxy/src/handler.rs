@@ -9,7 +9,7 @@ use http::{Method, Request, Response, StatusCode, Uri};
 use hyper::body::Incoming;
 use lookout_http::{
     block_page, disposition_filename, encode_param, force_safe_search, notice_page,
-    safe_search_header, search_term, sniff, warn_page, Notice, SNIFF_LEN,
+    safe_search_header, search_term, sniff, warn_page, Notice, PORTAL_PATH, SNIFF_LEN,
 };
 use lookout_lists::{CategorySet, NormUrl};
 use lookout_policy::{Action, Decision, Policy, Reason};
@@ -17,12 +17,13 @@ use lookout_store::{now_ms, Event};
 
 use crate::body::{full, read_prefix, Body, Relay};
 use crate::page::{Capture, Encoding, PageCapture};
-use crate::{tunnel, Proxy, Refusal, Who, LOCAL_HOST};
+use crate::{portal, tunnel, Proxy, Refusal, Who, LOCAL_HOST};
 
 /// Handles one request from `peer`.
 pub(crate) async fn handle(
     proxy: Arc<Proxy>,
     peer: SocketAddr,
+    local: SocketAddr,
     req: Request<Incoming>,
 ) -> Response<Body> {
     proxy.counters.requests.fetch_add(1, Ordering::Relaxed);
@@ -35,16 +36,35 @@ pub(crate) async fn handle(
         .identify(&proxy.policy, peer.ip(), authorization.as_deref())
         .await;
 
-    let local = req.method() != Method::CONNECT
+    let is_local = req.method() != Method::CONNECT
         && req
             .uri()
             .host()
             .is_none_or(|h| h.eq_ignore_ascii_case(LOCAL_HOST));
-    if local {
+    if is_local {
+        let path = req.uri().path().to_owned();
+        if path == PORTAL_PATH
+            || path.starts_with("/portal/")
+            || path == "/proxy.pac"
+            || path == "/wpad.dat"
+        {
+            return portal::page(&proxy, peer, local, &path, req).await;
+        }
         return crate::tunnel::local_page(&proxy, who.ok(), req).await;
     }
     let who = match who {
         Ok(who) => who,
+        Err(r @ (Refusal::NeedPortal(group) | Refusal::NeedBriefing(group))) => {
+            let host = match req.method() {
+                &Method::CONNECT => req.uri().authority().map(|a| a.host()),
+                _ => req.uri().host(),
+            }
+            .unwrap_or("");
+            match portal::before_sign_in(&proxy, peer.ip(), group, host) {
+                Some(who) => who,
+                None => return portal::send_to_portal(&req, r),
+            }
+        }
         Err(refusal) => return refused(refusal),
     };
     if req.method() == Method::CONNECT {
@@ -68,6 +88,7 @@ fn refused(refusal: Refusal) -> Response<Body> {
             "Not allowed",
             &["This proxy serves only the networks it is configured for."],
         ),
+        Refusal::NeedPortal(_) | Refusal::NeedBriefing(_) => portal::send_to_portal_page(refusal),
         Refusal::NeedLogin | Refusal::BadCredentials => {
             let mut r = page(
                 StatusCode::PROXY_AUTHENTICATION_REQUIRED,

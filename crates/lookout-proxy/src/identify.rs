@@ -16,6 +16,9 @@ pub enum Login {
     Optional,
     /// The proxy asks for credentials unless the address has a signed-in user.
     Required,
+    /// Browsers are sent to the portal to sign in at their address and accept the current
+    /// e-safety briefing; credentials work too, but the briefing is still due first.
+    Portal,
 }
 
 /// A client network's settings.
@@ -47,6 +50,10 @@ pub enum Refusal {
     NeedLogin,
     /// Credentials were given and are wrong (or the user is disabled).
     BadCredentials,
+    /// A portal network's client that has not signed in.
+    NeedPortal(GroupId),
+    /// A portal network's user who has not accepted the current e-safety briefing.
+    NeedBriefing(GroupId),
 }
 
 /// How long verified credentials and address look-ups are remembered.
@@ -69,6 +76,8 @@ pub struct Identifier {
     credentials: TtlCache<u64>,
     /// Address → the user signed in there.
     addresses: TtlCache<IpAddr>,
+    /// User → whether they accepted their group's current briefing.
+    briefed: Mutex<HashMap<String, (Instant, bool)>>,
 }
 
 fn remember<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, (Instant, V)>>, k: K, v: V) {
@@ -101,7 +110,15 @@ impl Identifier {
             seed: rand::random(),
             credentials: Mutex::new(HashMap::new()),
             addresses: Mutex::new(HashMap::new()),
+            briefed: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Forgets whether `user` accepted the briefing, e.g. once they have, so that their next
+    /// request is let through at once.
+    pub fn forget_briefing(&self, user: &str) {
+        let mut m = self.briefed.lock().unwrap_or_else(|e| e.into_inner());
+        m.remove(user);
     }
 
     /// Forgets what is remembered about `ip`, e.g. when a user signs in or out there, so
@@ -109,6 +126,11 @@ impl Identifier {
     pub fn forget_address(&self, ip: IpAddr) {
         let mut m = self.addresses.lock().unwrap_or_else(|e| e.into_inner());
         m.remove(&ip);
+    }
+
+    /// The user store, if users are known.
+    pub fn store(&self) -> Option<&Store> {
+        self.store.as_ref()
     }
 
     /// The client's network, or `None` if Lookout does not serve it.
@@ -130,18 +152,23 @@ impl Identifier {
             group: policy.group_id(&group).unwrap_or(net.group),
             user: Some(user),
         };
-        if let Some(header) = authorization {
-            return self
-                .check_credentials(header)
-                .await
-                .map(as_user)
-                .ok_or(Refusal::BadCredentials);
-        }
-        if let Some(user) = self.signed_in(ip).await {
+        let found = match authorization {
+            Some(header) => Some(
+                self.check_credentials(header)
+                    .await
+                    .ok_or(Refusal::BadCredentials)?,
+            ),
+            None => self.signed_in(ip).await,
+        };
+        if let Some(user) = found {
+            if net.login == Login::Portal && !self.briefed(&user.0, &user.1).await {
+                return Err(Refusal::NeedBriefing(net.group));
+            }
             return Ok(as_user(user));
         }
         match net.login {
             Login::Required => Err(Refusal::NeedLogin),
+            Login::Portal => Err(Refusal::NeedPortal(net.group)),
             Login::Optional => Ok(Who {
                 ip,
                 user: None,
@@ -164,6 +191,25 @@ impl Identifier {
         };
         remember(&self.credentials, key, verified.clone());
         verified
+    }
+
+    /// Whether `user` (of `group`) accepted the group's current briefing (or none was
+    /// published). A database that cannot say is not the user's fault: let through, not
+    /// remembered (the briefing is governance; the filtering still applies).
+    async fn briefed(&self, user: &str, group: &str) -> bool {
+        let Some(store) = self.store.as_ref() else {
+            return true;
+        };
+        if let Some(known) = recall(&self.briefed, &user.to_owned()) {
+            return known;
+        }
+        match store.briefing_due(user, group).await {
+            Ok(due) => {
+                remember(&self.briefed, user.to_owned(), due.is_none());
+                due.is_none()
+            }
+            Err(_) => true,
+        }
     }
 
     async fn signed_in(&self, ip: IpAddr) -> Option<(String, String)> {

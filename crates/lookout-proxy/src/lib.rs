@@ -16,6 +16,7 @@ mod handler;
 mod identify;
 mod inspect;
 mod page;
+mod portal;
 mod resolve;
 mod tunnel;
 
@@ -43,6 +44,7 @@ use tokio_util::task::TaskTracker;
 pub use identify::{ClientNet, Identifier, Login, Refusal, Who};
 pub use inspect::{CaError, Inspector};
 pub use page::{PageCapture, PageSink};
+pub use portal::PortalSettings;
 pub use resolve::Resolver;
 
 /// The reserved host name of the proxy's own pages (`.invalid` never resolves, RFC 2606).
@@ -82,6 +84,8 @@ pub struct Settings {
     pub page_sink: Option<PageSink>,
     /// Bytes of each page copied for its text.
     pub page_bytes: usize,
+    /// Browser sign-in for networks with `login = "portal"`, and the PAC file.
+    pub portal: PortalSettings,
 }
 
 impl Default for Settings {
@@ -102,6 +106,10 @@ impl Default for Settings {
             extra_roots: Vec::new(),
             page_sink: None,
             page_bytes: 256 * 1024,
+            portal: PortalSettings {
+                hours: 8,
+                ..PortalSettings::default()
+            },
         }
     }
 }
@@ -151,6 +159,8 @@ pub struct Proxy {
     inspector: Option<Arc<Inspector>>,
     /// (who, host) → when a warning was clicked through.
     continues: Mutex<HashMap<(String, String), Instant>>,
+    /// The portal's form tickets and attempt counts.
+    portal: portal::Portal,
     /// Connections and tunnels, to wait for on shutdown.
     tasks: TaskTracker,
     /// Cancelled on shutdown: idle connections close, tunnels end.
@@ -227,6 +237,7 @@ impl Proxy {
             counters: Counters::default(),
             clients,
             continues: Mutex::new(HashMap::new()),
+            portal: portal::Portal::default(),
             tasks: TaskTracker::new(),
             stopping: CancellationToken::new(),
             inspector: None,
@@ -372,6 +383,9 @@ async fn refuse(stream: TcpStream, status: u16, message: &'static str) {
 
 async fn serve_connection(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>) {
     let _ = stream.set_nodelay(true);
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -381,7 +395,7 @@ async fn serve_connection(stream: TcpStream, peer: SocketAddr, proxy: Arc<Proxy>
     let stopping = proxy.stopping.clone();
     let service = hyper::service::service_fn(move |req| {
         let proxy = proxy.clone();
-        async move { Ok::<_, std::convert::Infallible>(handler::handle(proxy, peer, req).await) }
+        async move { Ok::<_, std::convert::Infallible>(handler::handle(proxy, peer, local, req).await) }
     });
     let conn = builder
         .serve_connection(TokioIo::new(stream), service)

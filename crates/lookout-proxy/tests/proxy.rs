@@ -13,7 +13,8 @@ use hyper_util::rt::TokioIo;
 use lookout_config::Config;
 use lookout_policy::{Destinations, Internal, LocalTime, Networks, Weekday};
 use lookout_proxy::{
-    run, ClientNet, Identifier, Inspector, Login, PageSink, Proxy, Resolver, Settings,
+    run, ClientNet, Identifier, Inspector, Login, PageSink, PortalSettings, Proxy, Resolver,
+    Settings,
 };
 use lookout_store::{EventFilter, EventLog, EventWriter, NewUser, Store, StoredEvent};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -48,6 +49,7 @@ youtube_restricted = false
 /// Names the proxy resolves to the local origins.
 const NAMES: &[&str] = &[
     "allowed.test",
+    "help.test",
     "casino.test",
     "www.casino.test",
     "chat.test",
@@ -192,6 +194,8 @@ struct Options {
     page_sink: Option<PageSink>,
     /// Internal destinations opened: (cidr, groups (empty: all), ports (empty: all)).
     internal: Vec<(&'static str, Vec<&'static str>, Vec<u16>)>,
+    /// Sites open before portal sign-in.
+    portal_allow: Vec<&'static str>,
 }
 
 impl Default for Options {
@@ -204,6 +208,7 @@ impl Default for Options {
             page_sink: None,
             // The local origins listen on 127.0.0.1, which the proxy reaches only when told.
             internal: vec![("127.0.0.1/32", vec![], vec![])],
+            portal_allow: Vec::new(),
         }
     }
 }
@@ -265,6 +270,11 @@ async fn start(opts: Options) -> Harness {
         never_inspect: lookout_config::never_inspected(&config.proxy.inspect),
         extra_roots: vec![rustls::pki_types::CertificateDer::from(tls_cert.clone())],
         page_sink: opts.page_sink.clone(),
+        portal: PortalSettings {
+            allow: opts.portal_allow.iter().map(|s| s.to_string()).collect(),
+            hours: 8,
+            pac_direct: vec!["console.college.test".into()],
+        },
         ..Settings::default()
     };
     let mut proxy = Proxy::new(
@@ -307,11 +317,29 @@ async fn start(opts: Options) -> Harness {
 }
 
 impl Harness {
+    async fn add_user(&self, username: &str, group: &str, password: &str) {
+        self.store
+            .add_user(&NewUser {
+                username: username.into(),
+                display_name: format!("{username} full name"),
+                group: group.into(),
+                password: Some(password.into()),
+                role: None,
+            })
+            .await
+            .unwrap();
+    }
+
     fn client(&self) -> reqwest::Client {
         self.client_as(None)
     }
 
     fn client_as(&self, login: Option<(&str, &str)>) -> reqwest::Client {
+        self.client_from(login, "127.0.0.1")
+    }
+
+    /// A client whose connections come from `source` (an address on 127.0.0.0/8).
+    fn client_from(&self, login: Option<(&str, &str)>, source: &str) -> reqwest::Client {
         let mut proxy = reqwest::Proxy::all(format!("http://{}", self.proxy)).unwrap();
         if let Some((u, p)) = login {
             proxy = proxy.basic_auth(u, p);
@@ -320,6 +348,7 @@ impl Harness {
             .proxy(proxy)
             .redirect(reqwest::redirect::Policy::none())
             .add_root_certificate(reqwest::Certificate::from_der(&self.tls_cert).unwrap())
+            .local_address(source.parse::<IpAddr>().unwrap())
             .timeout(Duration::from_secs(20))
             .build()
             .unwrap()
@@ -496,16 +525,7 @@ async fn downloads_are_blocked_by_name_header_and_content_except_for_it_staff() 
         ..Options::default()
     })
     .await;
-    h.store
-        .add_user(&NewUser {
-            username: "tech".into(),
-            display_name: "IT technician".into(),
-            group: "it-staff".into(),
-            password: Some("technician-pass".into()),
-            role: None,
-        })
-        .await
-        .unwrap();
+    h.add_user("tech", "it-staff", "technician-pass").await;
     let learner = h.client();
     let it = h.client_as(Some(("tech", "technician-pass")));
     for (path, learner_status) in [
@@ -663,16 +683,7 @@ async fn sign_in_required_networks_ask_for_credentials() {
         ..Options::default()
     })
     .await;
-    h.store
-        .add_user(&NewUser {
-            username: "Amy".into(),
-            display_name: "Amy Learner".into(),
-            group: "learners".into(),
-            password: Some("amys-password".into()),
-            role: None,
-        })
-        .await
-        .unwrap();
+    h.add_user("Amy", "learners", "amys-password").await;
     let r = h
         .client()
         .get(h.url("allowed.test", "/"))
@@ -1097,5 +1108,251 @@ async fn the_gateway_and_internal_networks_are_not_reachable_through_the_proxy()
     assert!(
         refusals[1].event.host == "www.rebind.test"
             && refusals[1].event.reason.contains("127.0.0.5")
+    );
+}
+
+/// The hidden `token` field of a portal page.
+fn token(page: &str) -> String {
+    let at = page.find("name=\"token\" value=\"").expect("a token field") + 20;
+    page[at..at + 32].to_owned()
+}
+
+async fn post_form(
+    client: &reqwest::Client,
+    url: &str,
+    fields: &[(&str, &str)],
+) -> (u16, Option<String>, String) {
+    let r = client.post(url).form(fields).send().await.unwrap();
+    let location = r
+        .headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_owned());
+    (r.status().as_u16(), location, r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_signs_a_device_in_after_the_briefing_is_accepted() {
+    let mut h = start(Options {
+        networks: vec![("127.0.0.0/8", "learners", Login::Portal)],
+        portal_allow: vec!["help.test"],
+        ..Options::default()
+    })
+    .await;
+    h.add_user("amy", "learners", "amys-password").await;
+    let device = h.client();
+    let page = h.url("allowed.test", "/page");
+    let portal = "http://lookout.invalid/portal";
+
+    // Before sign-in: page loads go to the portal, HTTPS is refused with a page that says
+    // where to go, the allow list is open (and still filtered).
+    let r = device.get(&page).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 302);
+    let to_portal = r.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        to_portal.starts_with(&format!("{portal}?to=http%3A%2F%2Fallowed.test")),
+        "{to_portal}"
+    );
+    let (head, _) = raw_connect(h.proxy, "allowed.test:443").await;
+    assert!(head.starts_with("HTTP/1.1 511"), "{head}");
+    assert_eq!(get(&device, &h.url("help.test", "/")).await.0, 200);
+    assert_eq!(get(&device, &h.url("casino.test", "/")).await.0, 302);
+    // The PAC file, fetched directly (a device not yet using the proxy) or through it.
+    let direct = reqwest::Client::builder().no_proxy().build().unwrap();
+    for url in [
+        format!("http://{}/proxy.pac", h.proxy),
+        format!("http://{}/wpad.dat", h.proxy),
+    ] {
+        let pac = get(&direct, &url).await.1;
+        assert!(
+            pac.contains(&format!("return \"PROXY {}\";", h.proxy)),
+            "{pac}"
+        );
+        assert!(pac.contains("host == \"console.college.test\""), "{pac}");
+    }
+    let pac = get(&device, "http://lookout.invalid/proxy.pac").await.1;
+    assert!(pac.contains("FindProxyForURL"), "{pac}");
+
+    // The sign-in form: a ticket for this address only, used once; a wrong password.
+    let (status, form) = get(&device, &to_portal).await;
+    assert_eq!(status, 200);
+    assert!(
+        form.contains("help.test"),
+        "the allow list is shown: {form}"
+    );
+    let other_device = h.client_from(None, "127.0.0.2");
+    let (status, _, body) = post_form(
+        &other_device,
+        &format!("{portal}/sign-in"),
+        &[
+            ("token", &token(&form)),
+            ("username", "amy"),
+            ("password", "amys-password"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400, "a ticket is for the address it was given to");
+    assert!(body.contains("not opened on this device"), "{body}");
+    let (_, form) = get(&device, &to_portal).await;
+    let (status, _, form) = post_form(
+        &device,
+        &format!("{portal}/sign-in"),
+        &[
+            ("token", &token(&form)),
+            ("username", "amy"),
+            ("password", "wrong"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(form.contains("not accepted"), "{form}");
+    let (status, _, _) = post_form(
+        &device,
+        &format!("{portal}/sign-in"),
+        &[("username", "amy"), ("password", "amys-password")],
+    )
+    .await;
+    assert_eq!(
+        status, 400,
+        "no ticket, no sign-in (a page elsewhere cannot sign a device in)"
+    );
+
+    // A briefing for the learners: read and accepted before the internet.
+    h.store
+        .publish_briefing(
+            &lookout_store::NewBriefing {
+                group: Some("learners"),
+                title: "Staying safe online",
+                briefing:
+                    "# Be kind\n\nTell **someone** if anything worries you.<script>x</script>",
+                terms: "- I will not share my password.",
+            },
+            &lookout_store::AuditEntry::new("it", "briefing.publish", ""),
+        )
+        .await
+        .unwrap();
+    let (_, form) = get(&device, &to_portal).await;
+    let (status, _, briefing) = post_form(
+        &device,
+        &format!("{portal}/sign-in"),
+        &[
+            ("token", &token(&form)),
+            ("username", "AMY"),
+            ("password", "amys-password"),
+            ("to", "http://allowed.test/page"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        briefing.contains("<h1>Staying safe online</h1>"),
+        "{briefing}"
+    );
+    assert!(briefing.contains("<strong>someone</strong>"), "{briefing}");
+    assert!(briefing.contains("&lt;script&gt;"), "{briefing}");
+    assert!(
+        briefing.contains("I will not share my password."),
+        "{briefing}"
+    );
+    assert_eq!(get(&device, &page).await.0, 302, "not before accepting");
+    let (status, _, again) = post_form(
+        &device,
+        &format!("{portal}/accept"),
+        &[
+            ("token", &token(&briefing)),
+            ("to", "http://allowed.test/page"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 400, "the box must be ticked");
+    assert!(again.contains("Tick the box"), "{again}");
+    let version = h
+        .store
+        .current_briefing("learners")
+        .await
+        .unwrap()
+        .unwrap()
+        .id
+        .to_string();
+    let (status, location, _) = post_form(
+        &device,
+        &format!("{portal}/accept"),
+        &[
+            ("token", &token(&again)),
+            ("accept", "yes"),
+            ("version", &version),
+            ("to", "http://allowed.test/page"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, location.as_deref()),
+        (303, Some("http://allowed.test/page"))
+    );
+    assert_eq!(get(&device, &page).await.0, 200);
+    assert_eq!(
+        get(&device, &h.url("casino.test", "/")).await.0,
+        403,
+        "still filtered"
+    );
+    let accepted = h.store.acceptances(version.parse().unwrap()).await.unwrap();
+    assert_eq!(accepted.len(), 1);
+    assert_eq!(
+        (
+            accepted[0].username.as_str(),
+            accepted[0].client_ip.as_str()
+        ),
+        ("amy", "127.0.0.1")
+    );
+    // Another device on the network is not signed in by this one.
+    assert_eq!(get(&other_device, &page).await.0, 302);
+
+    // A new version is due again (the proxy remembers for up to a minute).
+    h.store
+        .publish_briefing(
+            &lookout_store::NewBriefing {
+                group: Some("learners"),
+                title: "Staying safe online (2027)",
+                briefing: "New text.",
+                terms: "Same terms.",
+            },
+            &lookout_store::AuditEntry::new("it", "briefing.publish", ""),
+        )
+        .await
+        .unwrap();
+    h.server.identifier.forget_briefing("amy");
+    assert_eq!(get(&device, &page).await.0, 302);
+    // Proxy credentials on a portal network do not skip the briefing either.
+    assert_eq!(
+        get(&h.client_as(Some(("amy", "amys-password"))), &page)
+            .await
+            .0,
+        302
+    );
+    let (status, briefing) = get(&device, portal).await;
+    assert_eq!(status, 200);
+    assert!(
+        briefing.contains("Staying safe online (2027)"),
+        "{briefing}"
+    );
+
+    // Signing out.
+    let (status, _, out) = post_form(
+        &device,
+        &format!("{portal}/sign-out"),
+        &[("token", &token(&briefing))],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(out.contains("You are signed out"), "{out}");
+    assert_eq!(get(&device, &page).await.0, 302);
+
+    let events = h.events().await;
+    let amy_pages = events
+        .iter()
+        .filter(|e| e.event.username.as_deref() == Some("amy"))
+        .count();
+    assert_eq!(
+        amy_pages, 2,
+        "the allowed page and the gambling block, as amy"
     );
 }

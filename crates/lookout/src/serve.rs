@@ -14,7 +14,8 @@ use lookout_dns_server::{Cache, Clients, DnsServer};
 use lookout_monitor::{ApiState, Job, Monitor, Source};
 use lookout_policy::{Clock, Destinations, Internal, Networks, Policy};
 use lookout_proxy::{
-    ClientNet, Identifier, Inspector, Login, PageCapture, PageSink, Proxy, Resolver, Settings,
+    ClientNet, Identifier, Inspector, Login, PageCapture, PageSink, PortalSettings, Proxy,
+    Resolver, Settings,
 };
 use lookout_store::{AuditEntry, EventLog, NewUser, Role, Store, Subject};
 use tokio_util::sync::CancellationToken;
@@ -439,6 +440,7 @@ async fn serve(
             login: match login {
                 LoginMode::Optional => Login::Optional,
                 LoginMode::Required => Login::Required,
+                LoginMode::Portal => Login::Portal,
             },
         });
         let p = &config.proxy;
@@ -472,6 +474,25 @@ async fn serve(
             extra_roots: extra_roots(p.upstream_ca_file.as_deref())?,
             page_sink: monitor.as_ref().map(page_sink),
             page_bytes: config.scan.page_bytes,
+            portal: PortalSettings {
+                allow: config
+                    .portal
+                    .allow
+                    .iter()
+                    .map(|d| d.get_ref().trim_end_matches('.').to_ascii_lowercase())
+                    .collect(),
+                hours: config.portal.hours,
+                // The console is on this machine, which the proxy never reaches: browsers
+                // configured by the PAC file go to it directly.
+                pac_direct: config
+                    .console
+                    .enabled
+                    .then(|| url::Url::parse(&config.console.url).ok())
+                    .flatten()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+                    .into_iter()
+                    .collect(),
+            },
         };
         let inspected = !settings.inspect_groups.is_empty();
         let mut proxy = Proxy::new(
