@@ -17,6 +17,7 @@
 
 mod alerts;
 mod audit;
+mod briefings;
 mod checks;
 mod concerns;
 mod export;
@@ -62,6 +63,8 @@ pub struct Settings {
     pub organisation: String,
     /// Who to talk to about a concern (names, roles, rooms, numbers), on receipts.
     pub contacts: Vec<String>,
+    /// The policy's group names (a briefing can be for one of them).
+    pub groups: Vec<String>,
 }
 
 impl Default for Settings {
@@ -74,6 +77,7 @@ impl Default for Settings {
             attempt_window: Duration::from_secs(10 * 60),
             organisation: String::new(),
             contacts: Vec::new(),
+            groups: Vec::new(),
         }
     }
 }
@@ -307,6 +311,14 @@ pub fn router(console: Console) -> Router {
             Guard::new(&console, &[Role::ItAdmin]),
             guard,
         ));
+    let editors = Router::new()
+        .route("/briefings", get(briefings::list).post(briefings::create))
+        .route("/briefings/new", get(briefings::new_form))
+        .route("/briefings/{id}", get(briefings::detail))
+        .route_layer(from_fn_with_state(
+            Guard::new(&console, briefings::EDITORS),
+            guard,
+        ));
     let readers = Router::new()
         .route("/reports", get(reports::report))
         .route_layer(from_fn_with_state(
@@ -342,6 +354,7 @@ pub fn router(console: Console) -> Router {
         )
         .merge(safeguarding)
         .merge(admin)
+        .merge(editors)
         .merge(readers)
         .fallback(pages::not_found)
         .with_state(console)

@@ -123,6 +123,11 @@ const NAV: &[NavItem] = &[
         roles: &[Role::Dsl, Role::Supervisor],
     },
     NavItem {
+        href: "/briefings",
+        label: "E-safety briefing",
+        roles: &[Role::Dsl, Role::ItAdmin],
+    },
+    NavItem {
         href: "/reports",
         label: "Reports",
         roles: &[Role::Governor, Role::Dsl, Role::Supervisor, Role::ItAdmin],

@@ -336,6 +336,22 @@ async fn every_role_against_every_route() {
         format!("/incidents/{}", i.id)
     };
     let export = format!("{incident}/export");
+    let briefing = {
+        let b = h
+            .store
+            .publish_briefing(
+                &lookout_store::NewBriefing {
+                    group: None,
+                    title: "Briefing",
+                    briefing: "Be safe.",
+                    terms: "I agree.",
+                },
+                &lookout_store::AuditEntry::new("ian", "briefing.publish", ""),
+            )
+            .await
+            .unwrap();
+        format!("/briefings/{}", b.id)
+    };
     let check = {
         let key = lookout_auth::SigningKey::generate();
         let key_id = h
@@ -382,6 +398,9 @@ async fn every_role_against_every_route() {
         ("/reports", [false, false, true, true, true, true]),
         ("/audit", [false, false, false, false, false, true]),
         ("/audit/verify", [false, false, false, false, false, true]),
+        ("/briefings", [false, false, false, true, false, true]),
+        ("/briefings/new", [false, false, false, true, false, true]),
+        (&briefing, [false, false, false, true, false, true]),
     ];
     // POSTs at records that do not exist, or with a field missing: allowed roles get the
     // status given (never 403), the others 403.
@@ -485,6 +504,12 @@ async fn every_role_against_every_route() {
             vec![("reason", "innocent")],
             [false, false, false, true, true, false],
             StatusCode::NOT_FOUND,
+        ),
+        (
+            "/briefings",
+            vec![("title", "")],
+            [false, false, false, true, false, true],
+            StatusCode::UNPROCESSABLE_ENTITY,
         ),
     ];
     let anonymous = h.client();
@@ -1809,4 +1834,125 @@ async fn a_failing_activity_log_is_shown_to_those_who_must_act() {
             assert!(page.contains("Filtering goes on"), "{page}");
         }
     }
+}
+
+/// Publishing a briefing: a bad form stores nothing and says why; a good one is a new version
+/// shown as the portal shows it (HTML as text, no script links), on the audit log; who
+/// accepted it (at the portal) is listed with when and from which device.
+#[tokio::test]
+async fn briefings_are_published_as_versions_and_acceptances_listed() {
+    let h = start(Settings {
+        groups: vec!["learners".into(), "staff".into()],
+        ..Settings::default()
+    })
+    .await;
+    h.user("dee", Role::Dsl).await;
+    let c = h.sign_in("dee").await;
+    let csrf = h.csrf(&c, "/briefings/new").await;
+    for (form, says) in [
+        (
+            vec![
+                ("group", "nobody"),
+                ("title", "T"),
+                ("briefing", "b"),
+                ("terms", "t"),
+            ],
+            "There is no group called `nobody`.",
+        ),
+        (
+            vec![
+                ("group", ""),
+                ("title", "T"),
+                ("briefing", " "),
+                ("terms", "t"),
+            ],
+            "Give the briefing a title",
+        ),
+        (
+            vec![
+                ("group", ""),
+                ("title", &"x".repeat(201)),
+                ("briefing", "b"),
+                ("terms", "t"),
+            ],
+            "longer than 200 characters",
+        ),
+    ] {
+        let mut form = form.clone();
+        form.push(("csrf", &csrf));
+        let r = h.post(&c, "/briefings", &form).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let page = r.text().await.unwrap();
+        assert!(page.contains(says), "{page}");
+    }
+    assert!(
+        h.store.briefings().await.unwrap().is_empty(),
+        "nothing stored half-way"
+    );
+
+    let r = h
+        .post(
+            &c,
+            "/briefings",
+            &[
+                ("csrf", &csrf),
+                ("group", "learners"),
+                ("title", "Staying safe"),
+                (
+                    "briefing",
+                    "# Hello\n\n<script>alert(1)</script> [x](javascript:alert(1))",
+                ),
+                ("terms", "- Be kind"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let at = location(&r);
+    let id: i64 = at.trim_start_matches("/briefings/").parse().unwrap();
+    h.store
+        .accept_briefing(
+            "lee",
+            id,
+            "10.10.0.7".parse().unwrap(),
+            lookout_store::now_ms() + 60_000,
+        )
+        .await
+        .unwrap();
+    let page = h.text(&c, &at).await;
+    assert!(page.contains("<h1>Hello</h1>"), "{page}");
+    assert!(page.contains("&lt;script&gt;"), "{page}");
+    assert!(!page.contains("href=\"javascript"), "{page}");
+    assert!(page.contains("<li>Be kind</li>"), "{page}");
+    assert!(
+        page.contains("10.10.0.7") && page.contains(">lee<"),
+        "{page}"
+    );
+    let list = h.text(&c, "/briefings").await;
+    assert!(
+        list.contains("Staying safe (version"),
+        "learners see it now: {list}"
+    );
+    assert!(list.contains("None published"), "staff have none: {list}");
+    assert!(list.contains("1 people"), "{list}");
+    let actions: Vec<String> = h
+        .store
+        .audit_log(&lookout_store::AuditFilter {
+            action: Some("briefing.".into()),
+            limit: Some(10),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.action)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "briefing.list",
+            "briefing.view",
+            "briefing.accept",
+            "briefing.publish"
+        ]
+    );
 }

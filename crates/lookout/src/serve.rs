@@ -273,6 +273,7 @@ fn console_settings(config: &Config) -> lookout_console::Settings {
         lifetime: Duration::from_secs(config.console.session_hours * 3600),
         organisation: config.console.organisation.clone(),
         contacts: config.console.contacts.clone(),
+        groups: config.groups.keys().cloned().collect(),
         ..lookout_console::Settings::default()
     }
 }
