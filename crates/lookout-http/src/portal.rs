@@ -159,10 +159,10 @@ I have read the e-safety briefing and I agree to the acceptable-use terms.</labe
     page(b.title, &body)
 }
 
-/// After sign-in: who, until when, where to go on, and how to sign out.
+/// After sign-in: who, how long it lasts (a sentence), where to go on, and how to sign out.
 pub fn signed_in_page(user: &str, until: &str, to: &str, token: &str) -> String {
     let mut body = format!(
-        "<h1>You are signed in</h1>\n<p>Signed in as {} on this device until {}.</p>\n",
+        "<h1>You are signed in</h1>\n<p>Signed in as {} on this device. {}</p>\n",
         escape(user),
         escape(until)
     );

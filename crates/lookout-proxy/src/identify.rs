@@ -63,8 +63,10 @@ const CACHE_MAX: usize = 100_000;
 
 /// A user name and group name, or `None` for "nobody".
 type Found = Option<(String, String)>;
+/// Remembered values with the time they were learned.
+type TtlMap<K, V> = Mutex<HashMap<K, (Instant, V)>>;
 /// Remembered look-ups with the time they were made.
-type TtlCache<K> = Mutex<HashMap<K, (Instant, Found)>>;
+type TtlCache<K> = TtlMap<K, Found>;
 
 /// Maps requests to people, with caches in front of the (slow by design) password check and
 /// the database.
@@ -76,8 +78,9 @@ pub struct Identifier {
     credentials: TtlCache<u64>,
     /// Address → the user signed in there.
     addresses: TtlCache<IpAddr>,
-    /// User → whether they accepted their group's current briefing.
-    briefed: Mutex<HashMap<String, (Instant, bool)>>,
+    /// User → whether they accepted their group's current briefing, as of how many
+    /// briefings the store had published (a new one makes the answer stale at once).
+    briefed: TtlMap<String, (u64, bool)>,
 }
 
 fn remember<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, (Instant, V)>>, k: K, v: V) {
@@ -200,12 +203,15 @@ impl Identifier {
         let Some(store) = self.store.as_ref() else {
             return true;
         };
-        if let Some(known) = recall(&self.briefed, &user.to_owned()) {
-            return known;
+        let published = store.briefings_published();
+        if let Some((seen, known)) = recall(&self.briefed, &user.to_owned()) {
+            if seen == published {
+                return known;
+            }
         }
         match store.briefing_due(user, group).await {
             Ok(due) => {
-                remember(&self.briefed, user.to_owned(), due.is_none());
+                remember(&self.briefed, user.to_owned(), (published, due.is_none()));
                 due.is_none()
             }
             Err(_) => true,

@@ -445,7 +445,7 @@ fn signed_in(proxy: &Proxy, ip: IpAddr, user: &str, to: &str) -> Response<Body> 
     let token = proxy.portal.issue(ip, Step::SignIn);
     let hours = proxy.settings.portal.hours;
     let until = format!(
-        "{hours} hour{} after signing in, or until you sign out",
+        "This lasts {hours} hour{} from when you signed in, or until you sign out.",
         if hours == 1 { "" } else { "s" }
     );
     html(StatusCode::OK, signed_in_page(user, &until, to, &token))

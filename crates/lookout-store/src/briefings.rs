@@ -82,7 +82,16 @@ impl Store {
         audit.detail = format!("for {}", b.group.unwrap_or("everyone"));
         append(&mut tx, &audit).await?;
         tx.commit().await?;
+        self.briefings_published
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(briefing)
+    }
+
+    /// How many briefings were published through this store in this process: a change means
+    /// what anyone must accept may have changed.
+    pub fn briefings_published(&self) -> u64 {
+        self.briefings_published
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The version a member of `group` must have accepted: the group's own latest, else the

@@ -82,6 +82,9 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) pool: SqlitePool,
+    /// Counts briefings published through this `Store` (and its clones), so that a gateway in
+    /// the same process asks for the new version at once rather than after its cache expires.
+    pub(crate) briefings_published: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Store {
@@ -127,7 +130,10 @@ impl Store {
             .await
             .map_err(open_err)?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        Ok(Store {
+            pool,
+            briefings_published: std::sync::Arc::default(),
+        })
     }
 
     /// Closes every connection, after pending writes.
