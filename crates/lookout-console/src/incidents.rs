@@ -53,7 +53,7 @@ fn categories() -> Vec<(String, String)> {
     out
 }
 
-fn category_label(slug: &str) -> String {
+pub(crate) fn category_label(slug: &str) -> String {
     categories()
         .into_iter()
         .find(|(s, _)| s == slug)

@@ -17,6 +17,7 @@
 
 mod alerts;
 mod audit;
+mod board;
 mod briefings;
 mod checks;
 mod concerns;
@@ -43,6 +44,7 @@ use lookout_monitor::Monitor;
 use lookout_store::Store;
 use tokio_util::sync::CancellationToken;
 
+pub use board::{board_html, parse_day};
 pub use export::{verify_export, ExportCheck, EXPORT_KIND};
 pub use reviews::{apply_reviewed_allows, Filter};
 pub use session::{CSRF_FIELD, PRE_COOKIE, SESSION_COOKIE};
@@ -321,6 +323,7 @@ pub fn router(console: Console) -> Router {
         ));
     let readers = Router::new()
         .route("/reports", get(reports::report))
+        .route("/reports/board", get(board::board))
         .route_layer(from_fn_with_state(
             Guard::new(&console, reports::READERS),
             guard,

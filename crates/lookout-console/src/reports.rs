@@ -55,6 +55,14 @@ pub(crate) async fn report(
             }
         }
         p { "From " (when(from)) " to " (when(now)) ". Figures only: no names and no text." }
+        form method="get" action="/reports/board" class="inline-form" {
+            "The report for the Board, with charts, ready to print: from "
+            input type="date" name="from" aria-label="From";
+            " to "
+            input type="date" name="to" aria-label="To";
+            " "
+            button type="submit" { "Make the Board report" }
+        }
         div class="actions" {
             section class="card" {
                 h2 { "Filtering" }

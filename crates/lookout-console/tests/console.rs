@@ -396,6 +396,7 @@ async fn every_role_against_every_route() {
         ("/reviews/new", [true, true, true, true, true, true]),
         ("/users", [false, false, false, false, false, true]),
         ("/reports", [false, false, true, true, true, true]),
+        ("/reports/board", [false, false, true, true, true, true]),
         ("/audit", [false, false, false, false, false, true]),
         ("/audit/verify", [false, false, false, false, false, true]),
         ("/briefings", [false, false, false, true, false, true]),
@@ -1955,4 +1956,93 @@ async fn briefings_are_published_as_versions_and_acceptances_listed() {
             "briefing.publish"
         ]
     );
+}
+
+/// The Board report: charts made from the period's records, figures right, no names, for the
+/// report readers only; a bad date says so.
+#[tokio::test]
+async fn the_board_report_has_charts_and_figures_and_no_names() {
+    let h = start(Settings {
+        organisation: "Springfield College".into(),
+        ..Settings::default()
+    })
+    .await;
+    h.user("gil", Role::Governor).await;
+    h.user("lee", Role::Learner).await;
+    let now = lookout_store::now_ms();
+    let event = |host: &str, cats: &str, action: &str| lookout_store::Event {
+        at_ms: now - 3_600_000,
+        reference: String::new(),
+        service: "proxy",
+        client_ip: "10.0.0.9".into(),
+        username: Some("amy.secretname".into()),
+        group: "learners".into(),
+        method: "GET".into(),
+        url: format!("http://{host}/"),
+        host: host.into(),
+        search_term: Some("a private search".into()),
+        categories: cats.into(),
+        action: action.into(),
+        rule: "category".into(),
+        reason: "r".into(),
+        status: Some(403),
+        bytes: 0,
+    };
+    let mut events = vec![];
+    for _ in 0..3 {
+        events.push(event("casino.test", "gambling", "block"));
+    }
+    events.push(event("chat.test", "chat,social-networking", "block"));
+    events.push(event("news.test", "", "allow"));
+    h.store.insert_events(&events).await.unwrap();
+    let alert = h.alert("amy.secretname").await;
+    h.store
+        .review_alert(
+            alert,
+            lookout_store::ReviewAction::Reviewed,
+            "seen",
+            None,
+            &lookout_store::AuditEntry::new("dee", "alert.review", ""),
+        )
+        .await
+        .unwrap();
+
+    let c = h.sign_in("gil").await;
+    let page = h.text(&c, "/reports/board").await;
+    assert!(
+        page.contains("E-safety report for the Board — Springfield College"),
+        "{page}"
+    );
+    assert!(page.matches("<svg").count() >= 4, "charts: {page}");
+    assert!(page.contains(">Gambling</text>"), "{page}");
+    // Four blocked requests: three gambling, one in two categories (once in each bar).
+    assert!(
+        page.contains("<b>4</b><span>requests blocked</span>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("1 answered; half within"),
+        "time to first review: {page}"
+    );
+    for private in ["amy.secretname", "a private search", "10.0.0.9"] {
+        assert!(
+            !page.contains(private),
+            "{private} must not be in the report"
+        );
+    }
+    let r = c
+        .get(h.url("/reports/board?from=2026-02-30"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("must look like 2026-09-01"));
+    let learner = h.sign_in("lee").await;
+    let r = learner.get(h.url("/reports/board")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(h.audit_actions().await.contains(&"report.board".to_owned()));
 }

@@ -51,7 +51,7 @@ pub use events::{
 pub use import::users_from_csv;
 pub use incidents::{Incident, IncidentEntry, IncidentError, NewEntry};
 pub use lookout_auth::Role;
-pub use report::Report;
+pub use report::{BoardFigures, BriefingUptake, Durations, Report};
 pub use reviews::{DecisionError, NewReviewRequest, ReviewRequest, ReviewedAllow};
 pub use runs::UncleanStop;
 pub use triage::{AlertReview, Inbox, ReviewAction, ReviewError};

@@ -85,3 +85,207 @@ impl Store {
         Ok(r)
     }
 }
+
+/// Everything the termly/annual report for the Board and the Head of IT shows: counts,
+/// durations and proportions only — never a person's name or words.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BoardFigures {
+    /// The console's figures for the same period.
+    pub base: Report,
+    /// Blocked requests per category slug, most first (a request in two categories counts
+    /// in both).
+    pub blocked_by_category: Vec<(String, i64)>,
+    /// The most blocked sites (host names), most first, at most ten.
+    pub top_blocked_sites: Vec<(String, i64)>,
+    /// "This should not be blocked" requests answered in the period: how many, and the
+    /// median and 90th-percentile hours from request to answer.
+    pub reviews_answered: Durations,
+    /// Alerts raised in the period and reviewed: how many, and the median and 90th-percentile
+    /// minutes to their first review.
+    pub first_review: Durations,
+    /// Alerts raised in the period that nobody has reviewed yet.
+    pub alerts_unreviewed: i64,
+    /// Incidents opened in the period per category, most first.
+    pub incidents_by_category: Vec<(String, i64)>,
+    /// Incidents open now (opened at any time).
+    pub incidents_open_now: i64,
+    /// Weeks of the period (whole or part) with a co-signed routine check, and weeks.
+    pub check_weeks: (i64, i64),
+    /// Per group with a briefing: its current version's title, people of the group who
+    /// accepted it, and people in the group.
+    pub briefings: Vec<BriefingUptake>,
+}
+
+/// How many, and how long they took (median, 90th percentile), in the unit the field says.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Durations {
+    pub count: i64,
+    pub median: f64,
+    pub p90: f64,
+}
+
+impl Durations {
+    /// From durations in milliseconds, expressed in `unit_ms`.
+    fn of(mut ms: Vec<i64>, unit_ms: f64) -> Durations {
+        if ms.is_empty() {
+            return Durations::default();
+        }
+        ms.sort_unstable();
+        let at = |q: f64| {
+            let i = ((ms.len() as f64 - 1.0) * q).round() as usize;
+            ms[i.min(ms.len() - 1)] as f64 / unit_ms
+        };
+        Durations {
+            count: ms.len() as i64,
+            median: at(0.5),
+            p90: at(0.9),
+        }
+    }
+}
+
+/// One group's uptake of its current briefing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BriefingUptake {
+    pub group: String,
+    pub title: String,
+    pub version: i64,
+    pub accepted: i64,
+    pub members: i64,
+}
+
+const WEEK_MS: i64 = 7 * 86_400_000;
+
+impl Store {
+    /// The Board's figures for `[from_ms, to_ms)`.
+    pub async fn board_figures(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<BoardFigures, StoreError> {
+        let mut b = BoardFigures {
+            base: self.report(from_ms, to_ms).await?,
+            ..BoardFigures::default()
+        };
+        let rows = sqlx::query(
+            "SELECT categories, COUNT(*) AS n FROM events \
+             WHERE at_ms >= ? AND at_ms < ? AND action = 'block' GROUP BY categories",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut by_category: std::collections::BTreeMap<String, i64> = Default::default();
+        for r in &rows {
+            let n: i64 = r.get("n");
+            let cats: String = r.get("categories");
+            let mut any = false;
+            for c in cats.split(',').map(str::trim).filter(|c| !c.is_empty()) {
+                *by_category.entry(c.to_owned()).or_default() += n;
+                any = true;
+            }
+            if !any {
+                *by_category.entry("(no category)".to_owned()).or_default() += n;
+            }
+        }
+        b.blocked_by_category = sorted(by_category.into_iter().collect());
+        b.top_blocked_sites = sqlx::query(
+            "SELECT host, COUNT(*) AS n FROM events WHERE at_ms >= ? AND at_ms < ? \
+             AND action = 'block' GROUP BY host ORDER BY n DESC, host LIMIT 10",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| (r.get("host"), r.get("n")))
+        .collect();
+        let waits: Vec<i64> = sqlx::query_scalar(
+            "SELECT decided_ms - at_ms FROM review_requests \
+             WHERE decided_ms >= ? AND decided_ms < ?",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        b.reviews_answered = Durations::of(waits, 3_600_000.0);
+        let waits: Vec<i64> = sqlx::query_scalar(
+            "SELECT MIN(r.at_ms) - a.created_ms FROM alerts a JOIN alert_reviews r ON r.alert_id = a.id \
+             WHERE a.created_ms >= ? AND a.created_ms < ? GROUP BY a.id",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        b.first_review = Durations::of(waits, 60_000.0);
+        b.alerts_unreviewed = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM alerts a WHERE a.created_ms >= ? AND a.created_ms < ? \
+             AND NOT EXISTS (SELECT 1 FROM alert_reviews r WHERE r.alert_id = a.id)",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        b.incidents_by_category = sqlx::query(
+            "SELECT category, COUNT(*) AS n FROM incidents WHERE opened_ms >= ? AND opened_ms < ? \
+             GROUP BY category ORDER BY n DESC, category",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| (r.get("category"), r.get("n")))
+        .collect();
+        b.incidents_open_now =
+            sqlx::query_scalar("SELECT COUNT(*) FROM incidents WHERE status = 'open'")
+                .fetch_one(&self.pool)
+                .await?;
+        let cosigned: Vec<i64> = sqlx::query_scalar(
+            "SELECT signed_ms FROM checks WHERE signed_ms >= ? AND signed_ms < ? \
+             AND supervisor_signature IS NOT NULL",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let weeks = ((to_ms - from_ms).max(0) + WEEK_MS - 1) / WEEK_MS;
+        let mut covered: Vec<i64> = cosigned.iter().map(|t| (t - from_ms) / WEEK_MS).collect();
+        covered.sort_unstable();
+        covered.dedup();
+        b.check_weeks = (covered.len() as i64, weeks);
+        let groups: Vec<String> =
+            sqlx::query_scalar("SELECT DISTINCT group_name FROM users ORDER BY group_name")
+                .fetch_all(&self.pool)
+                .await?;
+        for group in groups {
+            let Some(current) = self.current_briefing(&group).await? else {
+                continue;
+            };
+            let (accepted, members): (i64, i64) = sqlx::query_as(
+                "SELECT \
+                   (SELECT COUNT(DISTINCT a.username) FROM acceptances a JOIN users u \
+                      ON u.username = a.username WHERE a.briefing_id = ? AND u.group_name = ? \
+                      AND u.disabled = 0), \
+                   (SELECT COUNT(*) FROM users WHERE group_name = ? AND disabled = 0)",
+            )
+            .bind(current.id)
+            .bind(&group)
+            .bind(&group)
+            .fetch_one(&self.pool)
+            .await?;
+            b.briefings.push(BriefingUptake {
+                group,
+                title: current.title,
+                version: current.id,
+                accepted,
+                members,
+            });
+        }
+        Ok(b)
+    }
+}
+
+fn sorted(mut v: Vec<(String, i64)>) -> Vec<(String, i64)> {
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v
+}

@@ -6,6 +6,7 @@ mod activity;
 mod audit;
 mod check;
 mod monitoring;
+mod report;
 mod scan;
 mod scan_model;
 mod serve;
@@ -91,6 +92,14 @@ enum Command {
         #[command(subcommand)]
         command: audit::ExportCommand,
     },
+    /// Reports: `report board` writes the Board's e-safety report (HTML with charts).
+    Report {
+        /// Configuration file (for the data folder and the organisation's name).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: report::ReportCommand,
+    },
     /// The activity log.
     Log {
         /// Configuration file (for the data folder).
@@ -161,6 +170,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Scan(args) => scan::run(args),
         Command::User { config, command } => users::run(config.as_deref(), command),
         Command::Log { config, command } => activity::run(config.as_deref(), command),
+        Command::Report { config, command } => report::run(config.as_deref(), command),
         Command::Audit { config, command } => audit::run(config.as_deref(), command),
         Command::Checks { config, command } => audit::checks(config.as_deref(), command),
         Command::Export { command } => audit::export(command),

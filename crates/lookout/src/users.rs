@@ -227,16 +227,17 @@ async fn command_on(
     Ok(ExitCode::SUCCESS)
 }
 
-/// An audit entry for a change made on the command line, by the operating-system user.
-pub(crate) fn cli_audit(action: &str, username: &str) -> AuditEntry {
+/// Who acts on the command line: `cli:` and the operating-system user.
+pub(crate) fn cli_actor() -> String {
     let os_user = std::env::var("USER")
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "unknown".into());
-    AuditEntry::new(
-        &format!("cli:{os_user}"),
-        action,
-        format!("user:{username}"),
-    )
+    format!("cli:{os_user}")
+}
+
+/// An audit entry for a change made on the command line, by the operating-system user.
+pub(crate) fn cli_audit(action: &str, username: &str) -> AuditEntry {
+    AuditEntry::new(&cli_actor(), action, format!("user:{username}"))
 }
 
 /// Reads `file` and checks every row (`lookout_store::users_from_csv`).

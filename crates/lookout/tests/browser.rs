@@ -513,6 +513,17 @@ async fn the_portal_in_a_real_browser() {
         .unwrap();
     let body = wait_text(&b, "Who accepted this version").await;
     assert!(body.contains("lee") && body.contains("127.0.0.1"), "{body}");
+    // The Board report counts it, with charts (a blocked page first, so there is one).
+    b.goto(&format!("http://casino.test:{}/", origin.port()))
+        .await
+        .unwrap();
+    b.goto(&format!("{base}/reports/board")).await.unwrap();
+    let body = wait_text(&b, "E-safety report for the Board").await;
+    assert!(
+        body.contains("learners-u18: accepted “Staying safe online” (version 1): 1 of 1 (100%)"),
+        "{body}"
+    );
+    shot(&b, "15-board-report").await;
 
     // A changed briefing: the device is asked again at its next page.
     b.goto(&format!("{base}/briefings/new?from={version}"))
@@ -533,6 +544,9 @@ async fn the_portal_in_a_real_browser() {
     b.goto("http://lookout.invalid/portal").await.unwrap();
     wait_text(&b, "You are signed in").await;
     shot(&b, "14-phone-portal-signed-in").await;
+    b.goto(&format!("{base}/reports/board")).await.unwrap();
+    wait_text(&b, "E-safety report for the Board").await;
+    shot(&b, "16-phone-board-report").await;
     b.close().await.unwrap();
     terminate(child);
     let o = lookout(d, &["audit", "verify", "-c", c], None);

@@ -442,3 +442,73 @@ fn export_verify_accepts_a_signed_export_and_names_tampering() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("/nonexistent/export.json"));
 }
+
+#[test]
+fn report_board_writes_a_self_contained_page_and_checks_its_dates() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("lookout.toml"),
+        "[serve]\ndata_dir = \"data\"\n[console]\norganisation = \"Ixion Holdings\"\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| common::lookout_in(dir.path(), args, None);
+    for (args, says) in [
+        (
+            ["--from", "2026-13-01", "--to", "2026-12-31"],
+            "--from `2026-13-01` is not a date",
+        ),
+        (
+            ["--from", "2026-12-31", "--to", "2026-09-01"],
+            "--from 2026-12-31 is after --to 2026-09-01",
+        ),
+    ] {
+        let o = run(&[
+            "report",
+            "board",
+            args[0],
+            args[1],
+            args[2],
+            args[3],
+            "--out",
+            "b.html",
+            "-c",
+            "lookout.toml",
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{}", stderr(&o));
+    }
+    let o = run(&[
+        "report",
+        "board",
+        "--from",
+        "2026-09-01",
+        "--to",
+        "2026-12-31",
+        "--out",
+        "b.html",
+        "-c",
+        "lookout.toml",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("written to b.html"), "{}", stdout(&o));
+    let page = std::fs::read_to_string(dir.path().join("b.html")).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+    assert!(
+        page.contains("E-safety report for the Board — Ixion Holdings"),
+        "{page}"
+    );
+    assert!(page.contains("@media print"), "{page}");
+    assert!(
+        !page.contains("<script") && !page.contains("src=\"http"),
+        "self-contained"
+    );
+    let o = run(&[
+        "audit",
+        "list",
+        "--action",
+        "report.board",
+        "-c",
+        "lookout.toml",
+    ]);
+    assert!(stdout(&o).contains("report.board"), "{}", stdout(&o));
+}
