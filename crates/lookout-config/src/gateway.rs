@@ -219,6 +219,50 @@ pub enum LoginMode {
     Portal,
 }
 
+/// `[retention]`: how many days each kind of record is kept (0: kept until deleted by
+/// hand). A daily purge deletes what is older, except anything under a legal hold (an
+/// incident open or flagged, and what it names).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// The proxy's activity log.
+    #[serde(default = "thirty")]
+    pub activity_days: u32,
+    /// DNS filter events.
+    #[serde(default = "thirty")]
+    pub dns_days: u32,
+    /// Reviewed and dismissed alerts with their flagged text (open alerts are kept).
+    #[serde(default = "a_year")]
+    pub alerts_days: u32,
+    /// Texts kept because their scan failed.
+    #[serde(default = "thirty")]
+    pub page_text_days: u32,
+    /// Closed incidents. Default 0: kept (statutory guidance keeps child protection records
+    /// until the child is 25; set this only as your records policy says).
+    #[serde(default)]
+    pub incidents_days: u32,
+}
+
+fn thirty() -> u32 {
+    30
+}
+
+fn a_year() -> u32 {
+    365
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            activity_days: thirty(),
+            dns_days: thirty(),
+            alerts_days: a_year(),
+            page_text_days: thirty(),
+            incidents_days: 0,
+        }
+    }
+}
+
 /// `[portal]`: browser sign-in for networks with `login = "portal"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -546,6 +590,25 @@ impl Config {
             "college.internal",
         );
         c.domains("portal.allow", &self.portal.allow, "childline.org.uk");
+        let r = &self.retention;
+        for (key, days) in [
+            ("retention.activity_days", r.activity_days),
+            ("retention.dns_days", r.dns_days),
+            ("retention.alerts_days", r.alerts_days),
+            ("retention.page_text_days", r.page_text_days),
+            ("retention.incidents_days", r.incidents_days),
+        ] {
+            if days > 36_500 {
+                c.problem::<String>(key, None, "must be at most 36500 days (0 keeps for ever)");
+            }
+        }
+        if (1..7).contains(&r.alerts_days) || (1..30).contains(&r.incidents_days) {
+            c.problem::<String>(
+                "retention",
+                None,
+                "alerts must be kept at least 7 days and incidents at least 30 (or 0: for ever), so the safeguarding team can act on them",
+            );
+        }
         if !(1..=14 * 24).contains(&self.portal.hours) {
             c.problem::<String>(
                 "portal.hours",

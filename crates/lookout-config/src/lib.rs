@@ -18,7 +18,7 @@ mod monitor;
 
 pub use gateway::{
     never_inspected, parse_socket_addr, BlockedAnswerConfig, DnsConfig, InspectConfig, LogConfig,
-    LoginMode, Network, NetworkConfig, PortalConfig, ProxyConfig, ServeConfig,
+    LoginMode, Network, NetworkConfig, PortalConfig, ProxyConfig, RetentionConfig, ServeConfig,
     DEFAULT_LOOPBACK_GROUP,
 };
 
@@ -124,6 +124,9 @@ pub struct Config {
     /// Browser sign-in for networks with `login = "portal"`.
     #[serde(default)]
     pub portal: PortalConfig,
+    /// How long records are kept.
+    #[serde(default)]
+    pub retention: RetentionConfig,
 }
 
 impl Default for Config {
@@ -140,6 +143,7 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             console: ConsoleConfig::default(),
             portal: PortalConfig::default(),
+            retention: RetentionConfig::default(),
         }
     }
 }

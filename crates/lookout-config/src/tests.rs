@@ -344,6 +344,9 @@ fn gateway_mistakes_name_key_and_line() {
             "line 2: portal.allow: `help line` is not a domain name",
         ),
         ("[portal]\nhours = 0\n", "portal.hours: must be between 1 and 336"),
+        ("[retention]\nalerts_days = 2\n", "alerts must be kept at least 7 days"),
+        ("[retention]\nactivity_days = 99999\n", "retention.activity_days: must be at most 36500"),
+        ("[retention]\nactivity = 30\n", "unknown field `activity`"),
         ("[portal]\nhour = 8\n", "unknown field `hour`"),
         (
             "[[networks]]\ncidr = \"10.0.0.0/8\"\ngroup = \"guests\"\nlogin = \"captive\"\n",

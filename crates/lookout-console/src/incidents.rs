@@ -527,6 +527,7 @@ pub(crate) async fn detail(
     let r = fold(&entries);
     let now = now_ms();
     let open = incident.status == "open";
+    let held = store.legal_hold(id).await?;
     let token = &viewer.session.csrf;
     let action = format!("/incidents/{id}/entries");
     let open_actions: Vec<(String, String)> = r
@@ -560,6 +561,16 @@ pub(crate) async fn detail(
             dt { "Category" } dd { (category_label(&incident.category)) }
             dt { "Status" } dd id="incident-status" { @if open { "Open" } @else { "Closed" } }
             dt { "Recorded" } dd { (when(incident.opened_ms)) " by " (incident.opened_by) }
+            dt { "Retention" } dd id="legal-hold" {
+                @if held { strong { "Under legal hold" } ": kept, with everything about the people it names, whatever the retention period. " }
+                @else if open { "Kept while open, with everything about the people it names. " }
+                @else { "Closed: kept for the retention period set for incidents. " }
+                form method="post" action={"/incidents/" (id) "/hold"} class="inline" {
+                    (csrf(token))
+                    input type="hidden" name="hold" value=(if held { "off" } else { "on" });
+                    button type="submit" class="link" { @if held { "Lift the legal hold" } @else { "Place under legal hold" } }
+                }
+            }
         }
         @if let Some((outcome, reason)) = &r.outcome {
             p class="note" { strong { "Outcome: " } (outcome) " — " (reason) }
@@ -922,4 +933,35 @@ pub(crate) async fn add_entry(
         )
         .await?;
     Ok(Redirect::to(&format!("/incidents/{id}#entry-{entry_id}")).into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct HoldForm {
+    #[serde(default)]
+    hold: String,
+}
+
+/// `POST /incidents/{id}/hold`: places the incident under legal hold (`hold=on`) or lifts it
+/// (`hold=off`): a held incident, the alerts reviewed into it and everything about the people
+/// it names are never purged.
+pub(crate) async fn hold(
+    State(console): State<Console>,
+    Path(id): Path<i64>,
+    Posted(viewer, f): Posted<HoldForm>,
+) -> Result<Response, PageError> {
+    viewer.require(SAFEGUARDING)?;
+    let held = match f.hold.as_str() {
+        "on" => true,
+        "off" => false,
+        _ => {
+            return Err(PageError::BadForm(
+                "Choose to place or lift the legal hold.".into(),
+            ))
+        }
+    };
+    let audit = viewer.audit("incident.hold", format!("incident:{id}"));
+    if !console.store().set_legal_hold(id, held, &audit).await? {
+        return Err(PageError::NotFound(format!("There is no incident {id}.")));
+    }
+    Ok(Redirect::to(&format!("/incidents/{id}#legal-hold")).into_response())
 }

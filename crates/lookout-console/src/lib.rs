@@ -287,6 +287,7 @@ pub fn router(console: Console) -> Router {
         .route("/incidents/new", get(incidents::new_form))
         .route("/incidents/{id}", get(incidents::detail))
         .route("/incidents/{id}/entries", post(incidents::add_entry))
+        .route("/incidents/{id}/hold", post(incidents::hold))
         .route(
             "/incidents/{id}/export",
             get(export::form).post(export::export),

@@ -184,6 +184,24 @@ impl Harness {
             .unwrap()
     }
 
+    /// Opens an incident (as `dee`); its id.
+    async fn incident(&self) -> i64 {
+        let first =
+            lookout_store::NewEntry::new("opened", serde_json::json!({"title": "t", "what": "w"}));
+        self.store
+            .open_incident(
+                "dee",
+                "t",
+                "bullying",
+                &first,
+                &[],
+                &lookout_store::AuditEntry::new("dee", "incident.opened", ""),
+            )
+            .await
+            .unwrap()
+            .id
+    }
+
     async fn post(&self, c: &Client, path: &str, form: &[(&str, &str)]) -> Response {
         c.post(self.url(path)).form(form).send().await.unwrap()
     }
@@ -318,23 +336,7 @@ async fn every_role_against_every_route() {
         assert_eq!(r.status(), StatusCode::SEE_OTHER);
         location(&r).split('?').next().unwrap().to_owned()
     };
-    let incident = {
-        let first =
-            lookout_store::NewEntry::new("opened", serde_json::json!({"title": "t", "what": "w"}));
-        let i = h
-            .store
-            .open_incident(
-                "dee",
-                "t",
-                "bullying",
-                &first,
-                &[],
-                &lookout_store::AuditEntry::new("dee", "incident.opened", ""),
-            )
-            .await
-            .unwrap();
-        format!("/incidents/{}", i.id)
-    };
+    let incident = format!("/incidents/{}", h.incident().await);
     let export = format!("{incident}/export");
     let briefing = {
         let b = h
@@ -503,6 +505,12 @@ async fn every_role_against_every_route() {
         (
             "/alerts/999999/dismiss",
             vec![("reason", "innocent")],
+            [false, false, false, true, true, false],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/incidents/999999/hold",
+            vec![("hold", "on")],
             [false, false, false, true, true, false],
             StatusCode::NOT_FOUND,
         ),
@@ -2045,4 +2053,36 @@ async fn the_board_report_has_charts_and_figures_and_no_names() {
     let r = learner.get(h.url("/reports/board")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(h.audit_actions().await.contains(&"report.board".to_owned()));
+}
+
+/// A DSL places an incident under legal hold (kept whatever the retention) and lifts it; both
+/// on the audit log; a bad form says so.
+#[tokio::test]
+async fn an_incident_is_placed_under_legal_hold_and_released() {
+    let h = start(Settings::default()).await;
+    h.user("dee", Role::Dsl).await;
+    let id = h.incident().await;
+    let c = h.sign_in("dee").await;
+    let page = format!("/incidents/{id}");
+    let csrf = h.csrf(&c, &page).await;
+    assert!(h.text(&c, &page).await.contains("Kept while open"));
+    let hold = format!("{page}/hold");
+    let r = h
+        .post(&c, &hold, &[("csrf", &csrf), ("hold", "maybe")])
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = h.post(&c, &hold, &[("csrf", &csrf), ("hold", "on")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(h.store.legal_hold(id).await.unwrap());
+    assert!(h.text(&c, &page).await.contains("Under legal hold"));
+    let r = h.post(&c, &hold, &[("csrf", &csrf), ("hold", "off")]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(!h.store.legal_hold(id).await.unwrap());
+    let holds = h
+        .audit_actions()
+        .await
+        .into_iter()
+        .filter(|a| a == "incident.hold")
+        .count();
+    assert_eq!(holds, 2);
 }

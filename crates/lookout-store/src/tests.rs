@@ -1084,3 +1084,206 @@ async fn briefings_are_versioned_and_acceptances_kept() {
     assert_eq!(store.user_at_address(ip, now_ms()).await.unwrap(), None);
     assert!(!store.sign_out_address(ip).await.unwrap());
 }
+
+/// The purge deletes what is past its time in batches, and keeps: open alerts, alerts behind
+/// a concern, anything about a person named in an open or held incident, and open or held
+/// incidents; append-only rows stay undeletable outside it; it records counts on the audit log.
+#[tokio::test]
+async fn the_purge_deletes_what_is_past_its_time_and_keeps_what_is_held() {
+    let (_dir, store) = store().await;
+    let now = now_ms();
+    let old = now - 100 * 86_400_000;
+    let recent = now - 86_400_000;
+    let mut events = Vec::new();
+    for (i, (at, service, user)) in [
+        (old, "proxy", None),
+        (old, "proxy", Some("amy")),
+        (old, "proxy", Some("held.person")),
+        (old, "dns", None),
+        (recent, "proxy", None),
+        (recent, "dns", None),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut e = event(i, "allow");
+        e.at_ms = at;
+        e.service = service;
+        e.username = user.map(str::to_owned);
+        events.push(e);
+    }
+    // More than one batch of old activity.
+    for i in 0..25 {
+        let mut e = event(100 + i, "block");
+        e.at_ms = old;
+        e.username = None;
+        events.push(e);
+    }
+    store.insert_events(&events).await.unwrap();
+    let sql = |q: &'static str| sqlx::query(q);
+    for (id, status, user, updated) in [
+        (1, "reviewed", "amy", old),          // purged
+        (2, "new", "amy", old),               // open: kept
+        (3, "dismissed", "held.person", old), // a held person's: kept
+        (4, "reviewed", "bob", old),          // behind a concern: kept
+        (5, "dismissed", "amy", recent),      // recent: kept
+    ] {
+        sqlx::query(
+            "INSERT INTO alerts (id, reference, created_ms, updated_ms, status, category, severity, score, subject, username, group_name, source) \
+             VALUES (?, 'r', ?, ?, ?, 'suicide', 'danger', 9, 's', ?, 'learners', 'proxy')",
+        )
+        .bind(id)
+        .bind(updated)
+        .bind(updated)
+        .bind(status)
+        .bind(user)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        sqlx::query("INSERT INTO alert_findings (alert_id, at_ms, source, severity, score, evidence, context, rules, location) VALUES (?, ?, 'proxy', 'danger', 9, 'words', 'more words', 'r', 'u')")
+            .bind(id)
+            .bind(updated)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query("INSERT INTO alert_reviews (alert_id, at_ms, by_user, action, reason) VALUES (1, ?, 'dee', 'reviewed', 'seen')")
+        .bind(old)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO concerns (reference, at_ms, reporter, about, what, place, urgency, alert_id) VALUES ('C1', ?, 'bob', 'me', 'w', 'p', 'info', 4)")
+        .bind(old)
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    for (id, status, hold, person) in [
+        (1, "closed", 0, "x"),         // purged
+        (2, "closed", 1, "y"),         // held: kept
+        (3, "open", 0, "held.person"), // open: kept (and holds held.person's records)
+    ] {
+        sqlx::query("INSERT INTO incidents (id, reference, opened_ms, opened_by, title, category, status, updated_ms, legal_hold) VALUES (?, ?, ?, 'dee', 't', 'contact', ?, ?, ?)")
+            .bind(id)
+            .bind(format!("INC-{id}"))
+            .bind(old)
+            .bind(status)
+            .bind(old)
+            .bind(hold)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO incident_entries (id, incident_id, at_ms, by_user, kind, body) VALUES (?, ?, ?, 'dee', 'opened', '{}')")
+            .bind(id)
+            .bind(id)
+            .bind(old)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO incident_people (incident_id, entry_id, username, name) VALUES (?, ?, ?, ?)")
+            .bind(id)
+            .bind(id)
+            .bind(person)
+            .bind(person)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+    }
+    // Outside the purge, append-only rows and incidents cannot be deleted.
+    for q in [
+        "DELETE FROM incident_entries WHERE incident_id = 1",
+        "DELETE FROM alert_reviews",
+        "DELETE FROM incidents WHERE id = 1",
+    ] {
+        assert!(sql(q).execute(&store.pool).await.is_err(), "{q}");
+    }
+
+    let retention = Retention {
+        activity_days: Some(30),
+        dns_days: Some(30),
+        alerts_days: Some(30),
+        page_text_days: Some(30),
+        incidents_days: Some(30),
+    };
+    let purged = store
+        .purge(&retention, now, 10, std::time::Duration::from_millis(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        purged,
+        Purged {
+            activity: 27,
+            dns: 1,
+            alerts: 1,
+            page_texts: 0,
+            incidents: 1,
+        }
+    );
+    let ids = |q: &'static str| {
+        let pool = store.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(q)
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(ids("SELECT id FROM alerts ORDER BY id").await, [2, 3, 4, 5]);
+    assert_eq!(
+        ids("SELECT alert_id FROM alert_findings ORDER BY alert_id").await,
+        [2, 3, 4, 5]
+    );
+    assert_eq!(ids("SELECT id FROM incidents ORDER BY id").await, [2, 3]);
+    assert_eq!(
+        ids("SELECT incident_id FROM incident_entries ORDER BY 1").await,
+        [2, 3]
+    );
+    let left: Vec<(i64, String, Option<String>)> =
+        sqlx::query_as("SELECT at_ms, service, username FROM events ORDER BY at_ms, service")
+            .fetch_all(&store.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        left,
+        [
+            (old, "proxy".to_owned(), Some("held.person".to_owned())),
+            (recent, "dns".to_owned(), None),
+            (recent, "proxy".to_owned(), None),
+        ]
+    );
+    let rows = store
+        .audit_log(&AuditFilter {
+            action: Some("retention.".into()),
+            limit: Some(5),
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0].detail,
+        "deleted 27 activity events, 1 DNS events, 1 alerts, 0 kept texts, 1 incidents"
+    );
+    // Lifting the hold lets the next purge (at a later day) take the closed incident.
+    assert!(store
+        .set_legal_hold(2, false, &AuditEntry::new("dee", "incident.hold", ""))
+        .await
+        .unwrap());
+    let later = now + 40 * 86_400_000;
+    let purged = store
+        .purge(&retention, later, 10, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(purged.incidents, 1);
+    assert!(store.verify_audit().await.unwrap().problems.is_empty());
+    // Keeping everything deletes nothing.
+    let purged = store
+        .purge(
+            &Retention::default(),
+            later + 400 * 86_400_000,
+            10,
+            std::time::Duration::ZERO,
+        )
+        .await
+        .unwrap();
+    assert_eq!(purged, Purged::default());
+}

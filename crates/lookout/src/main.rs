@@ -100,6 +100,14 @@ enum Command {
         #[command(subcommand)]
         command: report::ReportCommand,
     },
+    /// How long records are kept: `retention purge` runs the daily purge now.
+    Retention {
+        /// Configuration file (for the data folder and `[retention]`).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: report::RetentionCommand,
+    },
     /// The activity log.
     Log {
         /// Configuration file (for the data folder).
@@ -171,6 +179,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User { config, command } => users::run(config.as_deref(), command),
         Command::Log { config, command } => activity::run(config.as_deref(), command),
         Command::Report { config, command } => report::run(config.as_deref(), command),
+        Command::Retention { config, command } => report::retention(config.as_deref(), command),
         Command::Audit { config, command } => audit::run(config.as_deref(), command),
         Command::Checks { config, command } => audit::checks(config.as_deref(), command),
         Command::Export { command } => audit::export(command),

@@ -1,5 +1,6 @@
 //! `lookout report board`: the Board's e-safety report as a self-contained HTML file (charts
-//! included, ready to print), the same page the console shows at `/reports/board`.
+//! included, ready to print), the same page the console shows at `/reports/board`; and
+//! `lookout retention purge`: the daily purge, now.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +66,32 @@ pub(crate) fn run(
             "Board report for {from} to {to} written to {}",
             out.display()
         );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(Subcommand)]
+pub(crate) enum RetentionCommand {
+    /// Delete now what `[retention]` says is past its time (`serve` does this daily), except
+    /// anything under a legal hold; prints and audits the counts.
+    Purge,
+}
+
+pub(crate) fn retention(
+    config: Option<&std::path::Path>,
+    command: RetentionCommand,
+) -> anyhow::Result<ExitCode> {
+    let RetentionCommand::Purge = command;
+    with_store(config, |config, store| async move {
+        let purged = store
+            .purge(
+                &crate::serve::retention(&config),
+                lookout_store::now_ms(),
+                2000,
+                std::time::Duration::from_millis(20),
+            )
+            .await?;
+        println!("deleted {purged}");
         Ok(ExitCode::SUCCESS)
     })
 }

@@ -357,6 +357,7 @@ async fn serve(
         );
     }
     tokio::spawn(heartbeat(store.clone(), run, log.clone(), stop.clone()));
+    tokio::spawn(purge_daily(store.clone(), retention(&config), stop.clone()));
     let destinations = destinations(&config, &policy);
     tokio::spawn(refresh_own_addresses(destinations.clone(), stop.clone()));
 
@@ -635,6 +636,50 @@ async fn serve(
     store.close().await;
     eprintln!("stopped.");
     Ok(())
+}
+
+/// `[retention]` as the store's purge takes it (0 days: kept).
+pub(crate) fn retention(config: &Config) -> lookout_store::Retention {
+    let r = &config.retention;
+    let days = |d: u32| (d > 0).then_some(d);
+    lookout_store::Retention {
+        activity_days: days(r.activity_days),
+        dns_days: days(r.dns_days),
+        alerts_days: days(r.alerts_days),
+        page_text_days: days(r.page_text_days),
+        incidents_days: days(r.incidents_days),
+    }
+}
+
+/// A minute after the start, then every day: deletes what is past its time (in batches of
+/// 2,000 rows with a pause between, so the activity log's writer is not held up).
+async fn purge_daily(store: Store, retention: lookout_store::Retention, stop: CancellationToken) {
+    let mut wait = Duration::from_secs(60);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(wait) => {}
+        }
+        wait = Duration::from_secs(24 * 3600);
+        let started = std::time::Instant::now();
+        match store
+            .purge(
+                &retention,
+                lookout_store::now_ms(),
+                2000,
+                Duration::from_millis(20),
+            )
+            .await
+        {
+            Ok(p) => eprintln!(
+                "retention: deleted {p} in {:.1} s",
+                started.elapsed().as_secs_f64()
+            ),
+            Err(e) => {
+                eprintln!("warning: the retention purge failed ({e}); it runs again tomorrow")
+            }
+        }
+    }
 }
 
 /// Says every second that this run is alive, with the activity log's counters, so that after

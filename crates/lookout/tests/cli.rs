@@ -512,3 +512,29 @@ fn report_board_writes_a_self_contained_page_and_checks_its_dates() {
     ]);
     assert!(stdout(&o).contains("report.board"), "{}", stdout(&o));
 }
+
+#[test]
+fn retention_purge_runs_now_and_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("lookout.toml"),
+        "[serve]\ndata_dir = \"data\"\n[retention]\nactivity_days = 7\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| common::lookout_in(dir.path(), args, None);
+    let o = run(&["retention", "purge", "-c", "lookout.toml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o).trim(),
+        "deleted 0 activity events, 0 DNS events, 0 alerts, 0 kept texts, 0 incidents"
+    );
+    let o = run(&[
+        "audit",
+        "list",
+        "--action",
+        "retention.",
+        "-c",
+        "lookout.toml",
+    ]);
+    assert!(stdout(&o).contains("retention.purge"), "{}", stdout(&o));
+}
