@@ -6,10 +6,10 @@
 use axum::extract::{Query, State};
 use axum::response::Html;
 use lookout_store::{BoardFigures, Durations};
-use maud::{html, Markup, DOCTYPE};
+use maud::{html, Markup};
 use serde::Deserialize;
 
-use crate::pages::when;
+use crate::pages::{standalone, when};
 use crate::reports::READERS;
 use crate::session::{PageError, Viewer};
 use crate::{now_ms, Console};
@@ -137,16 +137,7 @@ pub fn board_html(
         ("Advisory".to_owned(), advisory),
     ];
     let title = format!("E-safety report for the Board — {org}");
-    html! {
-        (DOCTYPE)
-        html lang="en-GB" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { (title) }
-                style { (STYLE) }
-            }
-            body {
+    let body = html! {
                 h1 { (title) }
                 p class="sub" { "From " (when(from_ms)) " to " (when(to_ms)) ". Counts only: no names, no messages, no searches." }
                 section {
@@ -196,10 +187,8 @@ pub fn board_html(
                     }
                 }
                 footer { "Made by Lookout on " (when(made_ms)) " from the organisation's own records. Figures cover the period above; “open now” and briefing uptake are as at the time of making." }
-            }
-        }
-    }
-    .into_string()
+    };
+    standalone(&title, STYLE, body)
 }
 
 #[derive(Deserialize, Default)]

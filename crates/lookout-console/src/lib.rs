@@ -26,6 +26,7 @@ mod export;
 pub mod fuzzing;
 mod incidents;
 mod pages;
+mod privacy;
 mod reports;
 mod reviews;
 mod session;
@@ -46,6 +47,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use board::{board_html, parse_day};
 pub use export::{verify_export, ExportCheck, EXPORT_KIND};
+pub use privacy::{privacy_html, privacy_json};
 pub use reviews::{apply_reviewed_allows, Filter};
 pub use session::{CSRF_FIELD, PRE_COOKIE, SESSION_COOKIE};
 
@@ -307,6 +309,8 @@ pub fn router(console: Console) -> Router {
         .route("/reviews/allows/{id}/remove", post(reviews::remove))
         .route("/users", get(users::list).post(users::add))
         .route("/users/{name}/role", post(users::set_role))
+        .route("/users/{name}/data", get(privacy::page))
+        .route("/users/{name}/data.json", get(privacy::json))
         .route("/users/{name}/{action}", post(users::act))
         .route("/audit", get(audit::log))
         .route("/audit/verify", get(audit::verify))

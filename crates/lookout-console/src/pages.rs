@@ -154,6 +154,24 @@ const NAV: &[NavItem] = &[
     },
 ];
 
+/// A complete page that stands on its own (a report or an export saved to a file): its own
+/// styles inline, no scripts, nothing loaded from elsewhere.
+pub(crate) fn standalone(title: &str, style: &str, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en-GB" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                style { (style) }
+            }
+            body { (body) }
+        }
+    }
+    .into_string()
+}
+
 fn frame(title: &str, nav: Markup, body: Markup, script: Option<&str>) -> Markup {
     html! {
         (DOCTYPE)

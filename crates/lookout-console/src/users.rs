@@ -63,7 +63,7 @@ async fn list_page(
                     @let u = &a.user;
                     @let me = u.username == viewer.username();
                     tr id={"user-" (u.username)} {
-                        td { strong { (u.username) } br; span class="muted" { (u.display_name) } }
+                        td { strong { (u.username) } br; span class="muted" { (u.display_name) } br; a href={"/users/" (u.username) "/data"} { "Data held (subject access)" } }
                         td { (u.group) }
                         td {
                             @if me { (u.role.label()) " (you)" }

@@ -401,6 +401,11 @@ async fn every_role_against_every_route() {
         ("/reports/board", [false, false, true, true, true, true]),
         ("/audit", [false, false, false, false, false, true]),
         ("/audit/verify", [false, false, false, false, false, true]),
+        ("/users/lee/data", [false, false, false, false, false, true]),
+        (
+            "/users/lee/data.json",
+            [false, false, false, false, false, true],
+        ),
         ("/briefings", [false, false, false, true, false, true]),
         ("/briefings/new", [false, false, false, true, false, true]),
         (&briefing, [false, false, false, true, false, true]),
@@ -2085,4 +2090,48 @@ async fn an_incident_is_placed_under_legal_hold_and_released() {
         .filter(|a| a == "incident.hold")
         .count();
     assert_eq!(holds, 2);
+}
+
+/// Subject access from the People page: the IT admin sees everything held about a person as a
+/// page and as JSON, with the review notice; audited; an unknown person is a clear 404.
+#[tokio::test]
+async fn the_it_admin_exports_what_is_held_about_a_person() {
+    let h = start(Settings::default()).await;
+    h.user("ian", Role::ItAdmin).await;
+    h.user("lee", Role::Learner).await;
+    h.alert("lee").await;
+    let c = h.sign_in("ian").await;
+    let people = h.text(&c, "/users").await;
+    assert!(people.contains("href=\"/users/lee/data\""), "{people}");
+    let page = h.text(&c, "/users/lee/data").await;
+    assert!(page.contains("Data held about lee"), "{page}");
+    assert!(page.contains("Review it before release"), "{page}");
+    assert!(
+        page.contains("Alerts raised about this person (1)"),
+        "{page}"
+    );
+    let r = c.get(h.url("/users/lee/data.json")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("lee-data.json"));
+    let json: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(json["person"], "lee");
+    let alerts = json["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["table"] == "alerts")
+        .unwrap();
+    assert_eq!(alerts["rows"].as_array().unwrap().len(), 1);
+    let r = c.get(h.url("/users/nobody/data")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let exports = h
+        .audit_actions()
+        .await
+        .into_iter()
+        .filter(|a| a == "privacy.export")
+        .count();
+    assert_eq!(exports, 2);
 }

@@ -20,6 +20,7 @@ mod console;
 mod events;
 mod import;
 mod incidents;
+mod privacy;
 mod report;
 mod retention;
 mod reviews;
@@ -52,6 +53,7 @@ pub use events::{
 pub use import::users_from_csv;
 pub use incidents::{Incident, IncidentEntry, IncidentError, NewEntry};
 pub use lookout_auth::Role;
+pub use privacy::Held;
 pub use report::{BoardFigures, BriefingUptake, Durations, Report};
 pub use retention::{Purged, Retention};
 pub use reviews::{DecisionError, NewReviewRequest, ReviewRequest, ReviewedAllow};

@@ -1287,3 +1287,50 @@ async fn the_purge_deletes_what_is_past_its_time_and_keeps_what_is_held() {
         .unwrap();
     assert_eq!(purged, Purged::default());
 }
+
+/// A subject access export has the person's records, kind by kind, and never a secret.
+#[tokio::test]
+async fn everything_held_about_a_person_and_no_secrets() {
+    let (_dir, store) = store().await;
+    store
+        .add_user(&user("amy", "learners", Some("amy's secret password")))
+        .await
+        .unwrap();
+    store
+        .add_user(&user("bob", "learners", None))
+        .await
+        .unwrap();
+    store
+        .set_totp_secret("amy", Some("JBSWY3DPEHPK3PXP"))
+        .await
+        .unwrap();
+    let mut mine = event(0, "block");
+    mine.username = Some("amy".into());
+    mine.search_term = Some("how to stay safe".into());
+    let mut theirs = event(1, "block");
+    theirs.username = Some("bob".into());
+    store.insert_events(&[mine, theirs]).await.unwrap();
+    let held = store.person_data("AMY").await.unwrap();
+    let of = |table: &str| {
+        held.iter()
+            .find(|h| h.table == table)
+            .unwrap_or_else(|| panic!("{table} is looked at"))
+            .rows
+            .clone()
+    };
+    assert_eq!(of("users").len(), 1);
+    assert_eq!(of("users")[0]["has_password"], 1);
+    assert_eq!(of("users")[0]["has_two_factor"], 1);
+    let events = of("events");
+    assert_eq!(events.len(), 1, "only amy's");
+    assert_eq!(events[0]["search_term"], "how to stay safe");
+    assert!(of("alerts").is_empty());
+    let all = serde_json::to_string(&held.iter().map(|h| &h.rows).collect::<Vec<_>>()).unwrap();
+    for secret in ["argon2", "JBSWY3DPEHPK3PXP", "secret password"] {
+        assert!(!all.contains(secret), "{secret} leaked: {all}");
+    }
+    assert!(matches!(
+        store.person_data("nobody").await,
+        Err(UserError::NotFound(_))
+    ));
+}

@@ -108,6 +108,14 @@ enum Command {
         #[command(subcommand)]
         command: report::RetentionCommand,
     },
+    /// Subject access: `privacy export USER` writes everything held about a person.
+    Privacy {
+        /// Configuration file (for the data folder).
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: report::PrivacyCommand,
+    },
     /// The activity log.
     Log {
         /// Configuration file (for the data folder).
@@ -180,6 +188,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Log { config, command } => activity::run(config.as_deref(), command),
         Command::Report { config, command } => report::run(config.as_deref(), command),
         Command::Retention { config, command } => report::retention(config.as_deref(), command),
+        Command::Privacy { config, command } => report::privacy(config.as_deref(), command),
         Command::Audit { config, command } => audit::run(config.as_deref(), command),
         Command::Checks { config, command } => audit::checks(config.as_deref(), command),
         Command::Export { command } => audit::export(command),

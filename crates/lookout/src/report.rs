@@ -1,6 +1,7 @@
 //! `lookout report board`: the Board's e-safety report as a self-contained HTML file (charts
 //! included, ready to print), the same page the console shows at `/reports/board`; and
-//! `lookout retention purge`: the daily purge, now.
+//! `lookout retention purge`: the daily purge, now; and `lookout privacy export`: everything
+//! held about a person.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -92,6 +93,66 @@ pub(crate) fn retention(
             )
             .await?;
         println!("deleted {purged}");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(Subcommand)]
+pub(crate) enum PrivacyCommand {
+    /// Everything Lookout holds about USER, for a subject access request: USER-data.json and
+    /// USER-data.html in the --out folder (for the data protection officer to review before
+    /// release). Audited.
+    Export {
+        /// The person's user name.
+        user: String,
+        /// The folder to write into (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+pub(crate) fn privacy(
+    config: Option<&std::path::Path>,
+    command: PrivacyCommand,
+) -> anyhow::Result<ExitCode> {
+    let PrivacyCommand::Export { user, out } = command;
+    with_store(config, |_config, store| async move {
+        let held = match store.person_data(&user).await {
+            Ok(h) => h,
+            Err(lookout_store::UserError::NotFound(_) | lookout_store::UserError::BadName(_)) => {
+                return Err(UsageError(format!("there is no user called `{user}`")).into())
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let username = lookout_store::normalize_username(&user)?;
+        let now = lookout_store::now_ms();
+        std::fs::create_dir_all(&out)
+            .with_context(|| format!("cannot create {}", out.display()))?;
+        let json = out.join(format!("{username}-data.json"));
+        let html = out.join(format!("{username}-data.html"));
+        std::fs::write(
+            &json,
+            serde_json::to_string_pretty(&lookout_console::privacy_json(&username, &held, now))?,
+        )
+        .with_context(|| format!("cannot write {}", json.display()))?;
+        std::fs::write(&html, lookout_console::privacy_html(&username, &held, now))
+            .with_context(|| format!("cannot write {}", html.display()))?;
+        store
+            .audit(
+                &AuditEntry::new(
+                    &crate::users::cli_actor(),
+                    "privacy.export",
+                    format!("user:{username}"),
+                )
+                .detail(format!("written to {}", out.display())),
+            )
+            .await?;
+        let rows: usize = held.iter().map(|h| h.rows.len()).sum();
+        println!(
+            "{rows} record(s) about {username} in {} and {}; review before release (safeguarding records may be withheld)",
+            json.display(),
+            html.display()
+        );
         Ok(ExitCode::SUCCESS)
     })
 }

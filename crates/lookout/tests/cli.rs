@@ -538,3 +538,86 @@ fn retention_purge_runs_now_and_is_audited() {
     ]);
     assert!(stdout(&o).contains("retention.purge"), "{}", stdout(&o));
 }
+
+#[test]
+fn privacy_export_writes_json_and_a_page_and_names_unknown_users() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("lookout.toml"),
+        "[serve]\ndata_dir = \"data\"\n",
+    )
+    .unwrap();
+    let run = |args: &[&str], stdin: Option<&str>| common::lookout_in(dir.path(), args, stdin);
+    let o = run(
+        &[
+            "user",
+            "add",
+            "amy",
+            "-g",
+            "learners-u18",
+            "--password-stdin",
+            "-c",
+            "lookout.toml",
+        ],
+        Some("amy's long password"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(
+        &[
+            "privacy",
+            "export",
+            "nobody",
+            "--out",
+            "sar",
+            "-c",
+            "lookout.toml",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("there is no user called `nobody`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(
+        &[
+            "privacy",
+            "export",
+            "Amy",
+            "--out",
+            "sar",
+            "-c",
+            "lookout.toml",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("review before release"),
+        "{}",
+        stdout(&o)
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("sar/amy-data.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json["records"][0]["rows"][0]["username"], "amy");
+    let page = std::fs::read_to_string(dir.path().join("sar/amy-data.html")).unwrap();
+    assert!(
+        page.contains("Data held about amy") && !page.contains("argon2"),
+        "{page}"
+    );
+    let o = run(
+        &[
+            "audit",
+            "list",
+            "--action",
+            "privacy.",
+            "-c",
+            "lookout.toml",
+        ],
+        None,
+    );
+    assert!(stdout(&o).contains("privacy.export"), "{}", stdout(&o));
+}
