@@ -1334,3 +1334,94 @@ async fn everything_held_about_a_person_and_no_secrets() {
         Err(UserError::NotFound(_))
     ));
 }
+
+/// The social-media register keeps every version and every admin change; disabling a user
+/// flags their admin rights on each account they hold until the revocation is recorded.
+#[tokio::test]
+async fn disabling_a_user_flags_their_social_media_admin_rights() {
+    let (_dir, store) = store().await;
+    store.add_user(&user("sam", "staff", None)).await.unwrap();
+    let by = AuditEntry::new("ian", "register.social", "");
+    let fields = |handle| AccountFields {
+        platform: "Instagram",
+        handle,
+        purpose: "College news",
+        owner: "Marketing",
+        retired: false,
+    };
+    let a = store
+        .save_social_account(None, &fields("@college"), &by)
+        .await
+        .unwrap();
+    let b = store
+        .save_social_account(None, &fields("@college_sport"), &by)
+        .await
+        .unwrap();
+    assert_ne!(a.account_id, b.account_id);
+    let a2 = store
+        .save_social_account(Some(a.account_id), &fields("@college_official"), &by)
+        .await
+        .unwrap();
+    assert_eq!(a2.account_id, a.account_id);
+    let history = store.social_account_history(a.account_id).await.unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|h| h.handle.as_str())
+            .collect::<Vec<_>>(),
+        ["@college_official", "@college"]
+    );
+    assert_eq!(store.social_accounts().await.unwrap().len(), 2);
+    for account in [a.account_id, b.account_id] {
+        store
+            .social_admin_event(account, "sam", true, "added", "", &by)
+            .await
+            .unwrap();
+    }
+    store
+        .social_admin_event(b.account_id, "sam", true, "removed", "left the team", &by)
+        .await
+        .unwrap();
+    store
+        .social_admin_event(a.account_id, "Pat Jones (agency)", false, "added", "", &by)
+        .await
+        .unwrap();
+
+    store.set_disabled("sam", true).await.unwrap();
+    let admins = store.social_admins().await.unwrap();
+    let sam: Vec<_> = admins.iter().filter(|x| x.admin == "sam").collect();
+    assert_eq!(
+        sam.len(),
+        1,
+        "only where sam still holds rights: {admins:?}"
+    );
+    assert_eq!(sam[0].account_id, a.account_id);
+    assert!(sam[0].is_user && sam[0].revoke_since.is_some());
+    let pat = admins.iter().find(|x| x.admin.starts_with("Pat")).unwrap();
+    assert!(!pat.is_user && pat.revoke_since.is_none());
+
+    store
+        .social_admin_event(
+            a.account_id,
+            "sam",
+            true,
+            "revoked",
+            "removed in Instagram",
+            &by,
+        )
+        .await
+        .unwrap();
+    assert!(store
+        .social_admins()
+        .await
+        .unwrap()
+        .iter()
+        .all(|x| x.admin != "sam"));
+    for q in [
+        "UPDATE social_accounts SET handle = 'x'",
+        "DELETE FROM social_accounts",
+        "DELETE FROM social_admin_events",
+    ] {
+        assert!(sqlx::query(q).execute(&store.pool).await.is_err(), "{q}");
+    }
+}

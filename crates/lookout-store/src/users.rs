@@ -264,6 +264,9 @@ impl Store {
                 .bind(&username)
                 .execute(&mut *tx)
                 .await?;
+            // Their admin rights on the organisation's social-media accounts are to be taken
+            // away on each platform: flagged until someone records that they were.
+            crate::registers::flag_admin_rights(&mut tx, &username).await?;
         }
         tx.commit().await?;
         Ok(())

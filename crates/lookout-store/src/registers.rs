@@ -1,0 +1,332 @@
+//! The register of official social-media accounts (both seeds): platform, handle, purpose,
+//! owner, and who holds admin rights since when. Every change is kept (a new version of the
+//! account, an event for an admin). When a Lookout user is disabled, their admin rights on
+//! every registered account are flagged for revocation, and stay on the checklist until
+//! someone records that they were revoked on the platform.
+//!
+//! Also the CSV cell writer every register export uses, which neutralises spreadsheet
+//! formulas.
+
+use sqlx::Row;
+
+use crate::audit::append;
+use crate::{now_ms, AuditEntry, Store, StoreError};
+
+/// The current version of an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocialAccount {
+    /// Stable across versions.
+    pub account_id: i64,
+    pub version: i64,
+    pub at_ms: i64,
+    pub by_user: String,
+    pub platform: String,
+    pub handle: String,
+    pub purpose: String,
+    pub owner: String,
+    pub retired: bool,
+}
+
+/// What an account is, as typed.
+#[derive(Debug, Clone)]
+pub struct AccountFields<'a> {
+    pub platform: &'a str,
+    pub handle: &'a str,
+    pub purpose: &'a str,
+    pub owner: &'a str,
+    pub retired: bool,
+}
+
+/// Someone's admin rights on an account, now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocialAdmin {
+    pub account_id: i64,
+    pub admin: String,
+    /// A Lookout user (flagged when disabled) or a named person.
+    pub is_user: bool,
+    pub added_ms: i64,
+    pub added_by: String,
+    /// Flagged for revocation (their account was disabled) since then.
+    pub revoke_since: Option<i64>,
+}
+
+/// One event in an account's admin history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminEvent {
+    pub account_id: i64,
+    pub admin: String,
+    pub kind: String,
+    pub at_ms: i64,
+    pub by_user: String,
+    pub note: String,
+}
+
+fn account_from_row(r: &sqlx::sqlite::SqliteRow) -> SocialAccount {
+    SocialAccount {
+        account_id: r.get("account_id"),
+        version: r.get("id"),
+        at_ms: r.get("at_ms"),
+        by_user: r.get("by_user"),
+        platform: r.get("platform"),
+        handle: r.get("handle"),
+        purpose: r.get("purpose"),
+        owner: r.get("owner"),
+        retired: r.get::<i64, _>("retired") != 0,
+    }
+}
+
+/// Folds admin events (oldest first) into who holds rights now.
+fn current_admins(events: &[AdminEvent]) -> Vec<SocialAdmin> {
+    let mut now: Vec<SocialAdmin> = Vec::new();
+    for e in events {
+        let at = now
+            .iter()
+            .position(|a| a.account_id == e.account_id && a.admin == e.admin);
+        match (e.kind.as_str(), at) {
+            ("added", None) => now.push(SocialAdmin {
+                account_id: e.account_id,
+                admin: e.admin.clone(),
+                is_user: false,
+                added_ms: e.at_ms,
+                added_by: e.by_user.clone(),
+                revoke_since: None,
+            }),
+            ("removed" | "revoked", Some(i)) => {
+                now.remove(i);
+            }
+            ("revoke", Some(i)) => {
+                now[i].revoke_since.get_or_insert(e.at_ms);
+            }
+            _ => {}
+        }
+    }
+    now
+}
+
+impl Store {
+    /// Adds an account (`account_id: None`) or a new version of one; with its audit row.
+    pub async fn save_social_account(
+        &self,
+        account_id: Option<i64>,
+        f: &AccountFields<'_>,
+        audit: &AuditEntry,
+    ) -> Result<SocialAccount, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let account_id = match account_id {
+            Some(id) => id,
+            None => {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COALESCE(MAX(account_id), 0) + 1 FROM social_accounts",
+                )
+                .fetch_one(&mut *tx)
+                .await?
+            }
+        };
+        let row = sqlx::query(
+            "INSERT INTO social_accounts (account_id, at_ms, by_user, platform, handle, purpose, owner, retired) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+        )
+        .bind(account_id)
+        .bind(now_ms())
+        .bind(&audit.actor)
+        .bind(f.platform)
+        .bind(f.handle)
+        .bind(f.purpose)
+        .bind(f.owner)
+        .bind(i64::from(f.retired))
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut audit = audit.clone();
+        audit.target = format!("social-account:{account_id}");
+        append(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(account_from_row(&row))
+    }
+
+    /// Every account's current version, by platform and handle.
+    pub async fn social_accounts(&self) -> Result<Vec<SocialAccount>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM social_accounts s WHERE id = (SELECT MAX(id) FROM social_accounts t \
+             WHERE t.account_id = s.account_id) ORDER BY platform, handle",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(account_from_row).collect())
+    }
+
+    /// One account's versions, newest first.
+    pub async fn social_account_history(
+        &self,
+        account_id: i64,
+    ) -> Result<Vec<SocialAccount>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM social_accounts WHERE account_id = ? ORDER BY id DESC")
+                .bind(account_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(account_from_row).collect())
+    }
+
+    /// Records an admin event (`added`, `removed`, `revoked`) on an account, with its audit
+    /// row. `is_user`: the admin is a Lookout user name.
+    pub async fn social_admin_event(
+        &self,
+        account_id: i64,
+        admin: &str,
+        is_user: bool,
+        kind: &str,
+        note: &str,
+        audit: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        sqlx::query(
+            "INSERT INTO social_admin_events (account_id, admin, is_user, kind, at_ms, by_user, note) \
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(account_id)
+        .bind(admin)
+        .bind(i64::from(is_user))
+        .bind(kind)
+        .bind(now_ms())
+        .bind(&audit.actor)
+        .bind(note)
+        .execute(&mut *tx)
+        .await?;
+        let mut audit = audit.clone();
+        audit.target = format!("social-account:{account_id}");
+        audit.detail = format!("{kind} {admin}");
+        append(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every admin event, oldest first (for one account, or all).
+    pub async fn social_admin_events(
+        &self,
+        account_id: Option<i64>,
+    ) -> Result<Vec<AdminEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM social_admin_events WHERE ? IS NULL OR account_id = ? ORDER BY id",
+        )
+        .bind(account_id)
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| AdminEvent {
+                account_id: r.get("account_id"),
+                admin: r.get("admin"),
+                kind: r.get("kind"),
+                at_ms: r.get("at_ms"),
+                by_user: r.get("by_user"),
+                note: r.get("note"),
+            })
+            .collect())
+    }
+
+    /// Who holds admin rights now, on every account.
+    pub async fn social_admins(&self) -> Result<Vec<SocialAdmin>, StoreError> {
+        let events = self.social_admin_events(None).await?;
+        let users: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT DISTINCT account_id, admin FROM social_admin_events WHERE is_user = 1",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut now = current_admins(&events);
+        for a in &mut now {
+            a.is_user = users
+                .iter()
+                .any(|(acc, name)| *acc == a.account_id && *name == a.admin);
+        }
+        Ok(now)
+    }
+}
+
+/// Flags `username`'s admin rights on every registered account for revocation (inside the
+/// transaction that disables them); how many were flagged.
+pub(crate) async fn flag_admin_rights(
+    tx: &mut sqlx::SqliteConnection,
+    username: &str,
+) -> Result<u64, sqlx::Error> {
+    let events: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT account_id, kind FROM social_admin_events WHERE admin = ? AND is_user = 1 ORDER BY id",
+    )
+    .bind(username)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut holding: Vec<i64> = Vec::new();
+    for (account, kind) in events {
+        match kind.as_str() {
+            "added" => holding.push(account),
+            "removed" | "revoked" => holding.retain(|a| *a != account),
+            _ => {}
+        }
+    }
+    holding.dedup();
+    for account in &holding {
+        sqlx::query(
+            "INSERT INTO social_admin_events (account_id, admin, is_user, kind, at_ms, by_user, note) \
+             VALUES (?, ?, 1, 'revoke', ?, 'system', 'their Lookout account was disabled')",
+        )
+        .bind(account)
+        .bind(username)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(holding.len() as u64)
+}
+
+/// One CSV cell: quoted when it must be, and a cell a spreadsheet would run as a formula
+/// (starting `=`, `+`, `-`, `@`, tab or carriage return) gets a leading `'` so it shows as
+/// text.
+pub fn csv_cell(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// A CSV line from cells.
+pub fn csv_line(cells: &[&str]) -> String {
+    let mut line = cells
+        .iter()
+        .map(|c| csv_cell(c))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push_str("\r\n");
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_never_run_as_formulas() {
+        for (cell, want) in [
+            ("plain", "plain"),
+            (
+                "=HYPERLINK(\"http://evil\")",
+                "\"'=HYPERLINK(\"\"http://evil\"\")\"",
+            ),
+            ("+44 20 7946 0000", "'+44 20 7946 0000"),
+            ("-1", "'-1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("a, b", "\"a, b\""),
+            ("line\nbreak", "\"line\nbreak\""),
+            ("", ""),
+        ] {
+            assert_eq!(csv_cell(cell), want, "{cell:?}");
+        }
+        assert_eq!(csv_line(&["a", "=1"]), "a,'=1\r\n");
+    }
+}
