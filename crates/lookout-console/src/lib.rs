@@ -27,6 +27,7 @@ pub mod fuzzing;
 mod incidents;
 mod pages;
 mod privacy;
+mod registers;
 mod reports;
 mod reviews;
 mod session;
@@ -322,6 +323,16 @@ pub fn router(console: Console) -> Router {
         .route("/briefings", get(briefings::list).post(briefings::create))
         .route("/briefings/new", get(briefings::new_form))
         .route("/briefings/{id}", get(briefings::detail))
+        .route(
+            "/registers/social",
+            get(registers::social).post(registers::create),
+        )
+        .route("/registers/social.csv", get(registers::social_csv))
+        .route(
+            "/registers/social/{id}",
+            get(registers::account).post(registers::update),
+        )
+        .route("/registers/social/{id}/admins", post(registers::admin))
         .route_layer(from_fn_with_state(
             Guard::new(&console, briefings::EDITORS),
             guard,

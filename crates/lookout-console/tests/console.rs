@@ -406,6 +406,14 @@ async fn every_role_against_every_route() {
             "/users/lee/data.json",
             [false, false, false, false, false, true],
         ),
+        (
+            "/registers/social",
+            [false, false, false, true, false, true],
+        ),
+        (
+            "/registers/social.csv",
+            [false, false, false, true, false, true],
+        ),
         ("/briefings", [false, false, false, true, false, true]),
         ("/briefings/new", [false, false, false, true, false, true]),
         (&briefing, [false, false, false, true, false, true]),
@@ -512,6 +520,18 @@ async fn every_role_against_every_route() {
             vec![("reason", "innocent")],
             [false, false, false, true, true, false],
             StatusCode::NOT_FOUND,
+        ),
+        (
+            "/registers/social/999999/admins",
+            vec![("admin", "x"), ("kind", "added")],
+            [false, false, false, true, false, true],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/registers/social",
+            vec![("platform", "")],
+            [false, false, false, true, false, true],
+            StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (
             "/incidents/999999/hold",
@@ -2134,4 +2154,101 @@ async fn the_it_admin_exports_what_is_held_about_a_person() {
         .filter(|a| a == "privacy.export")
         .count();
     assert_eq!(exports, 2);
+}
+
+/// The social-media register: accounts and admins recorded with history; disabling a user on
+/// the People page puts their admin rights on the checklist until marked revoked; the CSV
+/// export never carries a live formula; bad forms say what is wrong.
+#[tokio::test]
+async fn the_social_media_register_flags_admins_who_leave() {
+    let h = start(Settings::default()).await;
+    h.user("ian", Role::ItAdmin).await;
+    h.user("sam", Role::Staff).await;
+    let c = h.sign_in("ian").await;
+    let csrf = h.csrf(&c, "/registers/social").await;
+    let r = h
+        .post(
+            &c,
+            "/registers/social",
+            &[("csrf", &csrf), ("platform", "Instagram"), ("handle", "")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let said = r.text().await.unwrap();
+    assert!(said.contains("Give the account"), "{said}");
+    assert!(
+        h.store.social_accounts().await.unwrap().is_empty(),
+        "nothing stored"
+    );
+    let r = h
+        .post(
+            &c,
+            "/registers/social",
+            &[
+                ("csrf", &csrf),
+                ("platform", "Instagram"),
+                ("handle", "@springfield"),
+                ("purpose", "=HYPERLINK(\"http://evil.test\")"),
+                ("owner", "Marketing"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let account = location(&r);
+    let admins = format!("{account}/admins");
+    for who in ["sam", "Pat Jones (agency)"] {
+        let r = h
+            .post(
+                &c,
+                &admins,
+                &[("csrf", &csrf), ("admin", who), ("kind", "added")],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{who}");
+    }
+    let r = h
+        .post(
+            &c,
+            &admins,
+            &[("csrf", &csrf), ("admin", "sam"), ("kind", "added")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let page = h.text(&c, &account).await;
+    assert!(page.contains("sam (Lookout user)"), "{page}");
+
+    let r = h.post(&c, "/users/sam/disable", &[("csrf", &csrf)]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let list = h.text(&c, "/registers/social").await;
+    assert!(list.contains("Mark revoked"), "{list}");
+    let csv = h.text(&c, "/registers/social.csv").await;
+    assert!(
+        csv.contains("\"'=HYPERLINK(\"\"http://evil.test\"\")\""),
+        "{csv}"
+    );
+    assert!(!csv.contains(",=HYPERLINK"), "{csv}");
+    assert!(
+        csv.lines()
+            .any(|l| l.contains(",sam,") && l.ends_with(",yes")),
+        "{csv}"
+    );
+    let r = h
+        .post(
+            &c,
+            &admins,
+            &[("csrf", &csrf), ("admin", "sam"), ("kind", "revoked")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let list = h.text(&c, "/registers/social").await;
+    assert!(
+        list.contains("None: nobody who left still holds admin rights."),
+        "{list}"
+    );
+    let page = h.text(&c, &account).await;
+    assert!(
+        page.contains("revoke sam: their Lookout account was disabled"),
+        "{page}"
+    );
+    assert!(page.contains("revoked sam"), "{page}");
 }
