@@ -1,14 +1,15 @@
 //! Every parser of the proxy's own that reads bytes from strangers: the TLS ClientHello
 //! (SNI), `Content-Disposition`, `Proxy-Authorization`, search terms and safe-search
-//! rewriting, download sniffing, and page text. None may panic; results must be
-//! self-consistent.
+//! rewriting, download sniffing, page text, and the portal's form bodies and the
+//! organisation's briefing Markdown. None may panic; results must be self-consistent; the
+//! Markdown never yields a script, an event handler or a script link.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use lookout_http::{
     basic_credentials, client_hello_sni, decode_query_value, disposition_filename,
-    force_safe_search, html_text, search_term, sniff, SniError,
+    force_safe_search, form_fields, html_text, markdown_html, search_term, sniff, SniError,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -31,6 +32,10 @@ fuzz_target!(|data: &[u8]| {
     assert!(!page.text.starts_with(' ') && !page.text.contains("  "));
     let text = String::from_utf8_lossy(data);
     let _ = decode_query_value(&text);
+    let _ = form_fields(data);
+    let html = markdown_html(&text).to_ascii_lowercase();
+    assert!(!html.contains("<script") && !html.contains("<img") && !html.contains("<iframe"), "{html}");
+    assert!(!html.contains("href=\"javascript:") && !html.contains("href=\"data:"), "{html}");
     // Split the input into host, path and query at the first two NULs.
     let mut parts = text.splitn(3, '\0');
     let host = parts.next().unwrap_or("").to_ascii_lowercase();

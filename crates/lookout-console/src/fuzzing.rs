@@ -37,10 +37,27 @@ pub fn forms(body: &[u8]) -> usize {
         crate::signin::CodeForm,
         crate::users::NewUserForm,
         crate::users::RoleForm,
+        crate::briefings::BriefingForm,
+        crate::incidents::HoldForm,
+        crate::registers::AccountForm,
+        crate::registers::AdminForm,
     );
+    // The register's field checks and its CSV cells.
+    if let Ok(f) = decode_form::<crate::registers::AccountForm>(&full, "t") {
+        if let Ok(fields) = f.checked() {
+            assert!(!fields.platform.is_empty() && !fields.platform.contains('\n'));
+        }
+    }
     if let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body) {
         for (_, value) in pairs {
             crate::incidents::check_fields(&value);
+            let cell = lookout_store::csv_cell(&value);
+            // A cell never starts a formula, and quotes are balanced.
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{cell:?}"
+            );
+            assert_eq!(cell.matches('"').count() % 2, 0, "{cell:?}");
         }
     }
     decoded

@@ -124,7 +124,7 @@ pub(crate) struct AccountForm {
 }
 
 impl AccountForm {
-    fn checked(&self) -> Result<AccountFields<'_>, PageError> {
+    pub(crate) fn checked(&self) -> Result<AccountFields<'_>, PageError> {
         let f = AccountFields {
             platform: self.platform.trim(),
             handle: self.handle.trim(),
