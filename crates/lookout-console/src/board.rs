@@ -178,6 +178,13 @@ pub fn board_html(
                     p class="note" { "Checks signed: " (r.checks[0]) "; co-signed by a supervisor: " (r.checks[1]) "." }
                 }
                 section {
+                    h2 { "Policy review" }
+                    @match b.policy_review {
+                        Some((on, next)) => { p { "The e-safety policy was last reviewed on " (when(on)) "; the next review is due " (when(next)) @if next < made_ms { strong { " and is overdue" } } "." } }
+                        None => { p { strong { "No review of the e-safety policy is recorded." } } }
+                    }
+                }
+                section {
                     h2 { "E-safety briefing and acceptable use" }
                     @if b.briefings.is_empty() {
                         p class="note" { "No briefing has been published for any group with users." }

@@ -333,6 +333,7 @@ pub fn router(console: Console) -> Router {
             get(registers::account).post(registers::update),
         )
         .route("/registers/social/{id}/admins", post(registers::admin))
+        .route("/policy", post(registers::record_policy))
         .route_layer(from_fn_with_state(
             Guard::new(&console, briefings::EDITORS),
             guard,
@@ -340,6 +341,7 @@ pub fn router(console: Console) -> Router {
     let readers = Router::new()
         .route("/reports", get(reports::report))
         .route("/reports/board", get(board::board))
+        .route("/policy", get(registers::policy))
         .route_layer(from_fn_with_state(
             Guard::new(&console, reports::READERS),
             guard,

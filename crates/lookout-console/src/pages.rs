@@ -133,6 +133,11 @@ const NAV: &[NavItem] = &[
         roles: &[Role::Dsl, Role::ItAdmin],
     },
     NavItem {
+        href: "/policy",
+        label: "Policy review",
+        roles: &[Role::Governor, Role::Dsl, Role::Supervisor, Role::ItAdmin],
+    },
+    NavItem {
         href: "/reports",
         label: "Reports",
         roles: &[Role::Governor, Role::Dsl, Role::Supervisor, Role::ItAdmin],
@@ -303,6 +308,16 @@ pub(crate) async fn home(
     let failure = (role.is_safeguarding() || role == Role::ItAdmin)
         .then(|| console.log_failure())
         .flatten();
+    // The annual policy review, for those who do it and the governors who check it is done.
+    let review = if matches!(role, Role::Dsl | Role::ItAdmin | Role::Governor) {
+        match crate::registers::policy_due(&console).await? {
+            None => Some(None),
+            Some((due, true)) => Some(Some(due)),
+            Some((_, false)) => None,
+        }
+    } else {
+        None
+    };
     let body = html! {
         p class="lead" { "You are signed in as " strong { (viewer.username()) } " (" (role.label()) ")." }
         @if let Some(f) = failure {
@@ -313,6 +328,15 @@ pub(crate) async fn home(
                     code { (f.error) } ". " strong { (f.lost) } " events have been lost so far. "
                     "Filtering goes on as normal. The gap is recorded as soon as the database takes writes again "
                     "(check free disk space and the data folder's permissions)."
+                }
+            }
+        }
+        @if let Some(due) = review {
+            section class="card warning" id="policy-overdue" {
+                h2 { "The e-safety policy review is overdue" }
+                p {
+                    @match due { Some(d) => { "It was due " (when(d)) ". " } None => { "No review has been recorded. " } }
+                    a href="/policy" { "Record the review" }
                 }
             }
         }

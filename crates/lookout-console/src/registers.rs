@@ -398,3 +398,116 @@ pub(crate) async fn social_csv(
     )
         .into_response())
 }
+
+/// When the next policy review is due and whether it is overdue: `None` when none was ever
+/// recorded (which is itself overdue).
+pub(crate) async fn policy_due(console: &Console) -> Result<Option<(i64, bool)>, PageError> {
+    let latest = console.store().policy_reviews().await?.into_iter().next();
+    Ok(latest.map(|r| (r.next_due_ms, r.next_due_ms < crate::now_ms())))
+}
+
+/// `GET /policy`: the annual e-safety policy review (report readers see it; the DSL team and
+/// IT admin record it).
+pub(crate) async fn policy(
+    State(console): State<Console>,
+    viewer: Viewer,
+) -> Result<Html<String>, PageError> {
+    viewer.require(crate::reports::READERS)?;
+    let store = console.store();
+    let reviews = store.policy_reviews().await?;
+    store
+        .audit(&viewer.audit("policy.view", "policy-reviews"))
+        .await?;
+    let due = reviews.first().map(|r| r.next_due_ms);
+    let overdue = due.is_none_or(|d| d < crate::now_ms());
+    let body = html! {
+        section class={"card" @if overdue { " warning" }} id="policy-due" {
+            @match due {
+                Some(d) if overdue => { p { strong { "The review is overdue: " } "it was due " (when(d)) "." } }
+                Some(d) => { p { "The next review is due " (when(d)) "." } }
+                None => { p { strong { "No review of the e-safety policy has been recorded." } " Record the last one below." } }
+            }
+        }
+        @if viewer.role() == lookout_auth::Role::Dsl || viewer.role() == lookout_auth::Role::ItAdmin {
+            h2 { "Record a review" }
+            form method="post" action="/policy" class="stack" {
+                (csrf(&viewer.session.csrf))
+                label for="reviewed_on" { "Reviewed on" }
+                input id="reviewed_on" name="reviewed_on" type="date" required;
+                label for="reviewers" { "Who reviewed it (names and roles)" }
+                input id="reviewers" name="reviewers" required maxlength=(FIELD_MAX);
+                label for="changes" { "What changed" }
+                textarea id="changes" name="changes" rows="5" required {}
+                label for="next_due" { "Next review due" }
+                input id="next_due" name="next_due" type="date" required;
+                button type="submit" { "Record the review" }
+            }
+        }
+        h2 { "Reviews" }
+        @if reviews.is_empty() { p { "None recorded." } }
+        @else {
+            table class="list" id="reviews" {
+                thead { tr { th scope="col" { "Reviewed" } th scope="col" { "By" } th scope="col" { "What changed" } th scope="col" { "Next due" } th scope="col" { "Recorded by" } } }
+                tbody { @for r in &reviews { tr { td { (when(r.reviewed_on_ms)) } td { (r.reviewers) } td { (r.changes) } td { (when(r.next_due_ms)) } td { (r.recorded_by) } } } }
+            }
+        }
+    };
+    Ok(page(&viewer, "E-safety policy review", body))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PolicyForm {
+    #[serde(default)]
+    reviewed_on: String,
+    #[serde(default)]
+    reviewers: String,
+    #[serde(default)]
+    changes: String,
+    #[serde(default)]
+    next_due: String,
+}
+
+/// `POST /policy` (DSL team, IT admin).
+pub(crate) async fn record_policy(
+    State(console): State<Console>,
+    Posted(viewer, f): Posted<PolicyForm>,
+) -> Result<Response, PageError> {
+    viewer.require(KEEPERS)?;
+    let day = |s: &str, what: &str| {
+        crate::board::parse_day(s).ok_or_else(|| {
+            PageError::BadForm(format!("The {what} date must look like 2026-09-01."))
+        })
+    };
+    let reviewed = day(&f.reviewed_on, "review")?;
+    let next = day(&f.next_due, "next review")?;
+    let (reviewers, changes) = (f.reviewers.trim(), f.changes.trim());
+    if reviewers.is_empty() || changes.is_empty() {
+        return Err(PageError::BadForm(
+            "Say who reviewed the policy and what changed (\"no changes\" is an answer).".into(),
+        ));
+    }
+    if reviewers.chars().count() > FIELD_MAX || changes.len() > 20_000 {
+        return Err(PageError::BadForm("That is too long to record.".into()));
+    }
+    if reviewed > crate::now_ms() {
+        return Err(PageError::BadForm(
+            "A review cannot be recorded before it happens.".into(),
+        ));
+    }
+    if next <= reviewed {
+        return Err(PageError::BadForm(
+            "The next review must be after this one.".into(),
+        ));
+    }
+    console
+        .store()
+        .record_policy_review(
+            reviewed,
+            reviewers,
+            changes,
+            next,
+            &viewer.audit("policy.review", ""),
+        )
+        .await?;
+    Ok(Redirect::to("/policy").into_response())
+}

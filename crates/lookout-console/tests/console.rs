@@ -406,6 +406,7 @@ async fn every_role_against_every_route() {
             "/users/lee/data.json",
             [false, false, false, false, false, true],
         ),
+        ("/policy", [false, false, true, true, true, true]),
         (
             "/registers/social",
             [false, false, false, true, false, true],
@@ -520,6 +521,12 @@ async fn every_role_against_every_route() {
             vec![("reason", "innocent")],
             [false, false, false, true, true, false],
             StatusCode::NOT_FOUND,
+        ),
+        (
+            "/policy",
+            vec![("reviewers", "")],
+            [false, false, false, true, false, true],
+            StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (
             "/registers/social/999999/admins",
@@ -2251,4 +2258,63 @@ async fn the_social_media_register_flags_admins_who_leave() {
         "{page}"
     );
     assert!(page.contains("revoked sam"), "{page}");
+}
+
+/// The annual policy review: overdue until recorded (on the home page of those who do it and
+/// of governors), recorded with who, what changed and when next; bad dates are refused; it
+/// shows in the Board report.
+#[tokio::test]
+async fn the_policy_review_is_recorded_and_its_due_date_shown() {
+    let h = start(Settings::default()).await;
+    h.user("dee", Role::Dsl).await;
+    h.user("gil", Role::Governor).await;
+    h.user("sam", Role::Staff).await;
+    let gil = h.sign_in("gil").await;
+    assert!(h
+        .text(&gil, "/")
+        .await
+        .contains("The e-safety policy review is overdue"));
+    let sam = h.sign_in("sam").await;
+    assert!(!h.text(&sam, "/").await.contains("policy review"));
+    let c = h.sign_in("dee").await;
+    let csrf = h.csrf(&c, "/policy").await;
+    let form = |reviewed: &'static str, next: &'static str| {
+        vec![
+            ("reviewed_on", reviewed),
+            ("reviewers", "Dee (DSL), Ian (Head of IT), Gil (governor)"),
+            (
+                "changes",
+                "Added the portal and the briefing; no other changes.",
+            ),
+            ("next_due", next),
+        ]
+    };
+    for (reviewed, next, says) in [
+        ("2026-13-01", "2027-11-01", "review date must look like"),
+        ("2026-11-01", "2026-10-01", "must be after this one"),
+        ("2099-11-01", "2100-11-01", "before it happens"),
+    ] {
+        let mut f = form(reviewed, next);
+        f.push(("csrf", &csrf));
+        let r = h.post(&c, "/policy", &f).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{reviewed}");
+        assert!(r.text().await.unwrap().contains(says), "{says}");
+    }
+    let mut f = form("2026-11-01", "2027-11-01");
+    f.push(("csrf", &csrf));
+    let r = h.post(&c, "/policy", &f).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = h.text(&c, "/policy").await;
+    assert!(page.contains("The next review is due"), "{page}");
+    assert!(page.contains("Added the portal"), "{page}");
+    assert!(!h.text(&gil, "/").await.contains("policy review is overdue"));
+    let board = h.text(&gil, "/reports/board").await;
+    assert!(
+        board.contains("The e-safety policy was last reviewed on"),
+        "{board}"
+    );
+    assert!(h
+        .audit_actions()
+        .await
+        .contains(&"policy.review".to_owned()));
 }

@@ -330,3 +330,73 @@ mod tests {
         assert_eq!(csv_line(&["a", "=1"]), "a,'=1\r\n");
     }
 }
+
+/// One recorded review of the e-safety policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyReview {
+    pub id: i64,
+    pub at_ms: i64,
+    pub recorded_by: String,
+    /// The day it was reviewed.
+    pub reviewed_on_ms: i64,
+    /// Who reviewed it (names and roles, as typed).
+    pub reviewers: String,
+    /// What changed.
+    pub changes: String,
+    pub next_due_ms: i64,
+}
+
+impl Store {
+    /// Records a review of the policy, with its audit row.
+    pub async fn record_policy_review(
+        &self,
+        reviewed_on_ms: i64,
+        reviewers: &str,
+        changes: &str,
+        next_due_ms: i64,
+        audit: &AuditEntry,
+    ) -> Result<PolicyReview, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO policy_reviews (at_ms, recorded_by, reviewed_on_ms, reviewers, changes, next_due_ms) \
+             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(now_ms())
+        .bind(&audit.actor)
+        .bind(reviewed_on_ms)
+        .bind(reviewers)
+        .bind(changes)
+        .bind(next_due_ms)
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut audit = audit.clone();
+        audit.target = format!("policy-review:{id}");
+        append(&mut tx, &audit).await?;
+        tx.commit().await?;
+        self.policy_reviews()
+            .await?
+            .into_iter()
+            .find(|r| r.id == id)
+            .ok_or(StoreError::Query(sqlx::Error::RowNotFound))
+    }
+
+    /// Every review, the latest first.
+    pub async fn policy_reviews(&self) -> Result<Vec<PolicyReview>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM policy_reviews ORDER BY reviewed_on_ms DESC, id DESC")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .iter()
+            .map(|r| PolicyReview {
+                id: r.get("id"),
+                at_ms: r.get("at_ms"),
+                recorded_by: r.get("recorded_by"),
+                reviewed_on_ms: r.get("reviewed_on_ms"),
+                reviewers: r.get("reviewers"),
+                changes: r.get("changes"),
+                next_due_ms: r.get("next_due_ms"),
+            })
+            .collect())
+    }
+}

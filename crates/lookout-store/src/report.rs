@@ -114,6 +114,8 @@ pub struct BoardFigures {
     /// Per group with a briefing: its current version's title, people of the group who
     /// accepted it, and people in the group.
     pub briefings: Vec<BriefingUptake>,
+    /// The latest policy review: when it was reviewed and when the next is due.
+    pub policy_review: Option<(i64, i64)>,
 }
 
 /// How many, and how long they took (median, 90th percentile), in the unit the field says.
@@ -281,6 +283,11 @@ impl Store {
                 members,
             });
         }
+        b.policy_review = sqlx::query_as(
+            "SELECT reviewed_on_ms, next_due_ms FROM policy_reviews ORDER BY reviewed_on_ms DESC, id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(b)
     }
 }
