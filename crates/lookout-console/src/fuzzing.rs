@@ -41,7 +41,14 @@ pub fn forms(body: &[u8]) -> usize {
         crate::incidents::HoldForm,
         crate::registers::AccountForm,
         crate::registers::AdminForm,
+        crate::registers::AssessmentForm,
+        crate::registers::PolicyForm,
     );
+    if let Ok(f) = decode_form::<crate::registers::AssessmentForm>(&full, "t") {
+        if let Ok(fields) = f.checked() {
+            assert!(!fields.name.is_empty() && !fields.name.contains('\n'));
+        }
+    }
     // The register's field checks and its CSV cells.
     if let Ok(f) = decode_form::<crate::registers::AccountForm>(&full, "t") {
         if let Ok(fields) = f.checked() {

@@ -325,15 +325,25 @@ pub fn router(console: Console) -> Router {
         .route("/briefings/{id}", get(briefings::detail))
         .route(
             "/registers/social",
-            get(registers::social).post(registers::create),
+            get(registers::social).post(registers::save_account),
         )
         .route("/registers/social.csv", get(registers::social_csv))
         .route(
             "/registers/social/{id}",
-            get(registers::account).post(registers::update),
+            get(registers::account).post(registers::save_account),
         )
         .route("/registers/social/{id}/admins", post(registers::admin))
         .route("/policy", post(registers::record_policy))
+        .route(
+            "/registers/technology",
+            get(registers::technology).post(registers::save_assessment),
+        )
+        .route("/registers/technology.csv", get(registers::technology_csv))
+        .route("/registers/technology/new", get(registers::new_assessment))
+        .route(
+            "/registers/technology/{id}",
+            get(registers::assessment).post(registers::save_assessment),
+        )
         .route_layer(from_fn_with_state(
             Guard::new(&console, briefings::EDITORS),
             guard,

@@ -128,6 +128,11 @@ const NAV: &[NavItem] = &[
         roles: &[Role::Dsl, Role::ItAdmin],
     },
     NavItem {
+        href: "/registers/technology",
+        label: "Technology register",
+        roles: &[Role::Dsl, Role::ItAdmin],
+    },
+    NavItem {
         href: "/registers/social",
         label: "Social-media register",
         roles: &[Role::Dsl, Role::ItAdmin],

@@ -5,7 +5,7 @@
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use lookout_store::{csv_line, AccountFields, SocialAccount};
+use lookout_store::{csv_line, AccountFields, SocialAccount, TechAssessment, TechFields};
 use maud::html;
 use serde::Deserialize;
 
@@ -151,40 +151,22 @@ impl AccountForm {
     }
 }
 
-/// `POST /registers/social`: registers an account.
-pub(crate) async fn create(
+/// `POST /registers/social` (a new account) and `POST /registers/social/{id}` (a new version).
+pub(crate) async fn save_account(
     State(console): State<Console>,
-    Posted(viewer, f): Posted<AccountForm>,
-) -> Result<Response, PageError> {
-    viewer.require(KEEPERS)?;
-    let a = console
-        .store()
-        .save_social_account(
-            None,
-            &f.checked()?,
-            &viewer.audit("register.social.add", ""),
-        )
-        .await?;
-    Ok(Redirect::to(&format!("/registers/social/{}", a.account_id)).into_response())
-}
-
-/// `POST /registers/social/{id}`: a new version of an account.
-pub(crate) async fn update(
-    State(console): State<Console>,
-    Path(id): Path<i64>,
+    id: Option<Path<i64>>,
     Posted(viewer, f): Posted<AccountForm>,
 ) -> Result<Response, PageError> {
     viewer.require(KEEPERS)?;
     let store = console.store();
-    known_account(store, id).await?;
-    store
-        .save_social_account(
-            Some(id),
-            &f.checked()?,
-            &viewer.audit("register.social.change", ""),
-        )
+    let id = id.map(|Path(id)| id);
+    if let Some(id) = id {
+        known_account(store, id).await?;
+    }
+    let a = store
+        .save_social_account(id, &f.checked()?, &viewer.audit("register.social.save", ""))
         .await?;
-    Ok(Redirect::to(&format!("/registers/social/{id}")).into_response())
+    Ok(Redirect::to(&format!("/registers/social/{}", a.account_id)).into_response())
 }
 
 /// Refuses an account id the register does not have.
@@ -383,18 +365,30 @@ pub(crate) async fn social_csv(
             ]));
         }
     }
+    csv_download(store, &viewer, "social", "social-media-accounts.csv", out).await
+}
+
+/// Sends a register's CSV, after its audit row.
+async fn csv_download(
+    store: &lookout_store::Store,
+    viewer: &Viewer,
+    register: &str,
+    file: &'static str,
+    csv: String,
+) -> Result<Response, PageError> {
     store
-        .audit(&viewer.audit("register.social.export", "register:social"))
+        .audit(&viewer.audit(
+            &format!("register.{register}.export"),
+            format!("register:{register}"),
+        ))
         .await?;
+    let disposition = format!("attachment; filename=\"{file}\"");
     Ok((
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"social-media-accounts.csv\"",
-            ),
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
         ],
-        out,
+        csv,
     )
         .into_response())
 }
@@ -510,4 +504,282 @@ pub(crate) async fn record_policy(
         )
         .await?;
     Ok(Redirect::to("/policy").into_response())
+}
+
+const DECISIONS: &[(&str, &str)] = &[
+    ("approved", "Approved"),
+    ("conditions", "Approved with conditions"),
+    ("refused", "Refused"),
+];
+
+fn decision_label(slug: &str) -> &str {
+    DECISIONS
+        .iter()
+        .find(|(s, _)| *s == slug)
+        .map_or(slug, |(_, l)| l)
+}
+
+/// `GET /registers/technology`: every assessment, the next review first, overdue marked.
+pub(crate) async fn technology(
+    State(console): State<Console>,
+    viewer: Viewer,
+) -> Result<Html<String>, PageError> {
+    viewer.require(KEEPERS)?;
+    let store = console.store();
+    let all = store.assessments().await?;
+    store
+        .audit(&viewer.audit("register.technology.view", "register:technology"))
+        .await?;
+    let now = crate::now_ms();
+    let overdue = all.iter().filter(|a| a.fields.review_due_ms < now).count();
+    let body = html! {
+        p { "New technologies (apps, platforms, devices, AI tools) are risk-assessed before use and reviewed on the date set." }
+        p { a class="button" href="/registers/technology/new" { "Assess a new technology" } " " a href="/registers/technology.csv" { "Download as CSV" } }
+        @if overdue > 0 { p class="card warning" id="overdue" { strong { (overdue) } " review(s) overdue." } }
+        @if all.is_empty() { p { "No technology has been assessed yet." } }
+        @else {
+            table class="list" id="assessments" {
+                thead { tr { th scope="col" { "Technology" } th scope="col" { "Decision" } th scope="col" { "Reviewer" } th scope="col" { "Next review" } } }
+                tbody {
+                    @for a in &all {
+                        tr {
+                            td { a href={"/registers/technology/" (a.assessment_id)} { (a.fields.name) } }
+                            td { (decision_label(&a.fields.decision)) }
+                            td { (a.fields.reviewer) }
+                            td { (when(a.fields.review_due_ms)) @if a.fields.review_due_ms < now { " " span class="badge sev-danger" { "Overdue" } } }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page(&viewer, "Technology risk assessments", body))
+}
+
+fn assessment_form(viewer: &Viewer, a: Option<&TechAssessment>, action: &str) -> maud::Markup {
+    let f = a.map(|a| a.fields.clone()).unwrap_or_default();
+    let due = a
+        .and_then(|a| chrono::DateTime::from_timestamp_millis(a.fields.review_due_ms))
+        .map(|t| {
+            t.with_timezone(&chrono::Local)
+                .format("%Y-%m-%d")
+                .to_string()
+        })
+        .unwrap_or_default();
+    html! {
+        form method="post" action=(action) class="stack" {
+            (csrf(&viewer.session.csrf))
+            label for="name" { "What it is" }
+            input id="name" name="name" required maxlength=(FIELD_MAX) value=(f.name);
+            label for="requested_by" { "Who asked for it" }
+            input id="requested_by" name="requested_by" required maxlength=(FIELD_MAX) value=(f.requested_by);
+            label for="data_held" { "What data it holds or sees" }
+            textarea id="data_held" name="data_held" rows="3" required { (f.data_held) }
+            label for="risks" { "Risks" }
+            textarea id="risks" name="risks" rows="4" required { (f.risks) }
+            label for="mitigations" { "Mitigations" }
+            textarea id="mitigations" name="mitigations" rows="4" required { (f.mitigations) }
+            label for="decision" { "Decision" }
+            select id="decision" name="decision" {
+                @for (slug, label) in DECISIONS { option value=(slug) selected[f.decision == *slug] { (label) } }
+            }
+            label for="conditions" { "Conditions (when approved with conditions)" }
+            textarea id="conditions" name="conditions" rows="3" { (f.conditions) }
+            label for="reviewer" { "Reviewer" }
+            input id="reviewer" name="reviewer" required maxlength=(FIELD_MAX) value=(f.reviewer);
+            label for="review_due" { "Next review" }
+            input id="review_due" name="review_due" type="date" required value=(due);
+            button type="submit" { @if a.is_some() { "Save a new version" } @else { "Record the assessment" } }
+        }
+    }
+}
+
+/// `GET /registers/technology/new`.
+pub(crate) async fn new_assessment(viewer: Viewer) -> Result<Html<String>, PageError> {
+    viewer.require(KEEPERS)?;
+    Ok(page(
+        &viewer,
+        "Assess a new technology",
+        assessment_form(&viewer, None, "/registers/technology"),
+    ))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AssessmentForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    requested_by: String,
+    #[serde(default)]
+    data_held: String,
+    #[serde(default)]
+    risks: String,
+    #[serde(default)]
+    mitigations: String,
+    #[serde(default)]
+    decision: String,
+    #[serde(default)]
+    conditions: String,
+    #[serde(default)]
+    reviewer: String,
+    #[serde(default)]
+    review_due: String,
+}
+
+impl AssessmentForm {
+    pub(crate) fn checked(&self) -> Result<TechFields, PageError> {
+        let one_line = [
+            ("what it is", self.name.trim()),
+            ("who asked for it", self.requested_by.trim()),
+            ("reviewer", self.reviewer.trim()),
+        ];
+        for (what, v) in one_line {
+            if v.is_empty() || v.chars().count() > FIELD_MAX || v.chars().any(char::is_control) {
+                return Err(PageError::BadForm(format!(
+                    "Give {what}: one line of at most {FIELD_MAX} characters."
+                )));
+            }
+        }
+        for (what, v) in [
+            ("the data it holds", &self.data_held),
+            ("the risks", &self.risks),
+            ("the mitigations", &self.mitigations),
+        ] {
+            if v.trim().is_empty() || v.len() > 20_000 {
+                return Err(PageError::BadForm(format!("Describe {what}.")));
+            }
+        }
+        if !DECISIONS.iter().any(|(s, _)| *s == self.decision) {
+            return Err(PageError::BadForm("Choose a decision.".into()));
+        }
+        if self.decision == "conditions" && self.conditions.trim().is_empty() {
+            return Err(PageError::BadForm("Say what the conditions are.".into()));
+        }
+        if self.conditions.len() > 20_000 {
+            return Err(PageError::BadForm("The conditions are too long.".into()));
+        }
+        let review_due_ms = crate::board::parse_day(&self.review_due).ok_or_else(|| {
+            PageError::BadForm("The next review date must look like 2027-09-01.".into())
+        })?;
+        Ok(TechFields {
+            name: self.name.trim().to_owned(),
+            requested_by: self.requested_by.trim().to_owned(),
+            data_held: self.data_held.trim().to_owned(),
+            risks: self.risks.trim().to_owned(),
+            mitigations: self.mitigations.trim().to_owned(),
+            decision: self.decision.clone(),
+            conditions: self.conditions.trim().to_owned(),
+            reviewer: self.reviewer.trim().to_owned(),
+            review_due_ms,
+        })
+    }
+}
+
+/// `POST /registers/technology` (new) and `POST /registers/technology/{id}` (a new version).
+pub(crate) async fn save_assessment(
+    State(console): State<Console>,
+    id: Option<Path<i64>>,
+    Posted(viewer, f): Posted<AssessmentForm>,
+) -> Result<Response, PageError> {
+    viewer.require(KEEPERS)?;
+    let store = console.store();
+    let id = id.map(|Path(id)| id);
+    if let Some(id) = id {
+        if store.assessment_history(id).await?.is_empty() {
+            return Err(PageError::NotFound(format!("There is no assessment {id}.")));
+        }
+    }
+    let a = store
+        .save_assessment(
+            id,
+            &f.checked()?,
+            &viewer.audit("register.technology.save", ""),
+        )
+        .await?;
+    Ok(Redirect::to(&format!("/registers/technology/{}", a.assessment_id)).into_response())
+}
+
+/// `GET /registers/technology/{id}`: the assessment, a form for a new version, its history.
+pub(crate) async fn assessment(
+    State(console): State<Console>,
+    viewer: Viewer,
+    Path(id): Path<i64>,
+) -> Result<Html<String>, PageError> {
+    viewer.require(KEEPERS)?;
+    let store = console.store();
+    let history = store.assessment_history(id).await?;
+    let Some(current) = history.first() else {
+        return Err(PageError::NotFound(format!("There is no assessment {id}.")));
+    };
+    store
+        .audit(&viewer.audit("register.technology.view", format!("assessment:{id}")))
+        .await?;
+    let f = &current.fields;
+    let body = html! {
+        dl class="facts" {
+            dt { "Decision" } dd id="decision" { (decision_label(&f.decision)) }
+            @if !f.conditions.is_empty() { dt { "Conditions" } dd { (f.conditions) } }
+            dt { "Asked for by" } dd { (f.requested_by) }
+            dt { "Data it holds" } dd { (f.data_held) }
+            dt { "Risks" } dd { (f.risks) }
+            dt { "Mitigations" } dd { (f.mitigations) }
+            dt { "Reviewer" } dd { (f.reviewer) }
+            dt { "Next review" } dd { (when(f.review_due_ms)) @if f.review_due_ms < crate::now_ms() { " " span class="badge sev-danger" { "Overdue" } } }
+        }
+        h2 { "Review or change it" }
+        (assessment_form(&viewer, Some(current), &format!("/registers/technology/{id}")))
+        h2 { "History" }
+        table class="list" id="history" {
+            thead { tr { th scope="col" { "Version" } th scope="col" { "When" } th scope="col" { "By" } th scope="col" { "Decision" } th scope="col" { "Next review" } } }
+            tbody { @for h in &history { tr { td { (h.version) } td { (when(h.at_ms)) } td { (h.by_user) } td { (decision_label(&h.fields.decision)) } td { (when(h.fields.review_due_ms)) } } } }
+        }
+        p { a href="/registers/technology" { "All assessments" } }
+    };
+    Ok(page(&viewer, &f.name, body))
+}
+
+/// `GET /registers/technology.csv`.
+pub(crate) async fn technology_csv(
+    State(console): State<Console>,
+    viewer: Viewer,
+) -> Result<Response, PageError> {
+    viewer.require(KEEPERS)?;
+    let store = console.store();
+    let mut out = csv_line(&[
+        "technology",
+        "requested by",
+        "data held",
+        "risks",
+        "mitigations",
+        "decision",
+        "conditions",
+        "reviewer",
+        "next review",
+        "version",
+        "recorded by",
+    ]);
+    for a in store.assessments().await? {
+        let f = &a.fields;
+        out.push_str(&csv_line(&[
+            &f.name,
+            &f.requested_by,
+            &f.data_held,
+            &f.risks,
+            &f.mitigations,
+            decision_label(&f.decision),
+            &f.conditions,
+            &f.reviewer,
+            &when(f.review_due_ms),
+            &a.version.to_string(),
+            &a.by_user,
+        ]));
+    }
+    csv_download(
+        store,
+        &viewer,
+        "technology",
+        "technology-assessments.csv",
+        out,
+    )
+    .await
 }

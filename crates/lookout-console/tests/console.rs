@@ -408,6 +408,18 @@ async fn every_role_against_every_route() {
         ),
         ("/policy", [false, false, true, true, true, true]),
         (
+            "/registers/technology",
+            [false, false, false, true, false, true],
+        ),
+        (
+            "/registers/technology/new",
+            [false, false, false, true, false, true],
+        ),
+        (
+            "/registers/technology.csv",
+            [false, false, false, true, false, true],
+        ),
+        (
             "/registers/social",
             [false, false, false, true, false, true],
         ),
@@ -521,6 +533,18 @@ async fn every_role_against_every_route() {
             vec![("reason", "innocent")],
             [false, false, false, true, true, false],
             StatusCode::NOT_FOUND,
+        ),
+        (
+            "/registers/technology/999999",
+            vec![("name", "x")],
+            [false, false, false, true, false, true],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/registers/technology",
+            vec![("name", "")],
+            [false, false, false, true, false, true],
+            StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (
             "/policy",
@@ -2317,4 +2341,77 @@ async fn the_policy_review_is_recorded_and_its_due_date_shown() {
         .audit_actions()
         .await
         .contains(&"policy.review".to_owned()));
+}
+
+/// Technology risk assessments: recorded with every field checked, reviewed as new versions
+/// with the history kept, overdue reviews marked, exported as CSV with formulas neutralised.
+#[tokio::test]
+async fn technologies_are_risk_assessed_reviewed_and_exported() {
+    let h = start(Settings::default()).await;
+    h.user("ian", Role::ItAdmin).await;
+    let c = h.sign_in("ian").await;
+    let csrf = h.csrf(&c, "/registers/technology/new").await;
+    let form = |decision: &'static str, conditions: &'static str, due: &'static str| {
+        vec![
+            ("name", "@ClassChat app"),
+            ("requested_by", "Head of English"),
+            ("data_held", "Learners' names and messages"),
+            ("risks", "=1+1 contact from strangers"),
+            ("mitigations", "Class codes; moderation by staff"),
+            ("decision", decision),
+            ("conditions", conditions),
+            ("reviewer", "Ian (Head of IT)"),
+            ("review_due", due),
+        ]
+    };
+    for (f, says) in [
+        (form("maybe", "", "2027-01-01"), "Choose a decision."),
+        (
+            form("conditions", "", "2027-01-01"),
+            "Say what the conditions are.",
+        ),
+        (
+            form("approved", "", "next year"),
+            "must look like 2027-09-01",
+        ),
+    ] {
+        let mut f = f.clone();
+        f.push(("csrf", &csrf));
+        let r = h.post(&c, "/registers/technology", &f).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().await.unwrap().contains(says), "{says}");
+    }
+    assert!(
+        h.store.assessments().await.unwrap().is_empty(),
+        "nothing stored"
+    );
+    let mut f = form("conditions", "Staff-moderated groups only", "2026-01-01");
+    f.push(("csrf", &csrf));
+    let r = h.post(&c, "/registers/technology", &f).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let at = location(&r);
+    let list = h.text(&c, "/registers/technology").await;
+    assert!(list.contains("1</strong> review(s) overdue"), "{list}");
+    // Reviewed: a new version with the next date; the history keeps both.
+    let mut f = form("approved", "", "2099-01-01");
+    f.push(("csrf", &csrf));
+    let r = h.post(&c, &at, &f).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let page = h.text(&c, &at).await;
+    assert!(page.contains("id=\"decision\">Approved<"), "{page}");
+    assert_eq!(
+        page.matches("Approved with conditions").count(),
+        2,
+        "history and the select"
+    );
+    let list = h.text(&c, "/registers/technology").await;
+    assert!(!list.contains("overdue"), "{list}");
+    let csv = h.text(&c, "/registers/technology.csv").await;
+    assert!(csv.contains("'@ClassChat app"), "{csv}");
+    assert!(csv.contains("'=1+1 contact"), "{csv}");
+    assert_eq!(
+        csv.lines().count(),
+        2,
+        "one row for the current version: {csv}"
+    );
 }

@@ -55,7 +55,10 @@ pub use import::users_from_csv;
 pub use incidents::{Incident, IncidentEntry, IncidentError, NewEntry};
 pub use lookout_auth::Role;
 pub use privacy::Held;
-pub use registers::{csv_cell, csv_line, AccountFields, AdminEvent, SocialAccount, SocialAdmin};
+pub use registers::{
+    csv_cell, csv_line, AccountFields, AdminEvent, PolicyReview, SocialAccount, SocialAdmin,
+    TechAssessment, TechFields,
+};
 pub use report::{BoardFigures, BriefingUptake, Durations, Report};
 pub use retention::{Purged, Retention};
 pub use reviews::{DecisionError, NewReviewRequest, ReviewRequest, ReviewedAllow};

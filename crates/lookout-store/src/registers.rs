@@ -400,3 +400,116 @@ impl Store {
             .collect())
     }
 }
+
+/// One version of a technology's risk assessment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TechAssessment {
+    /// Stable across versions.
+    pub assessment_id: i64,
+    pub version: i64,
+    pub at_ms: i64,
+    pub by_user: String,
+    pub fields: TechFields,
+}
+
+/// What an assessment says.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TechFields {
+    pub name: String,
+    pub requested_by: String,
+    pub data_held: String,
+    pub risks: String,
+    pub mitigations: String,
+    /// `approved`, `refused` or `conditions` (approved with conditions).
+    pub decision: String,
+    pub conditions: String,
+    pub reviewer: String,
+    pub review_due_ms: i64,
+}
+
+fn assessment_from_row(r: &sqlx::sqlite::SqliteRow) -> TechAssessment {
+    TechAssessment {
+        assessment_id: r.get("assessment_id"),
+        version: r.get("id"),
+        at_ms: r.get("at_ms"),
+        by_user: r.get("by_user"),
+        fields: TechFields {
+            name: r.get("name"),
+            requested_by: r.get("requested_by"),
+            data_held: r.get("data_held"),
+            risks: r.get("risks"),
+            mitigations: r.get("mitigations"),
+            decision: r.get("decision"),
+            conditions: r.get("conditions"),
+            reviewer: r.get("reviewer"),
+            review_due_ms: r.get("review_due_ms"),
+        },
+    }
+}
+
+impl Store {
+    /// Adds an assessment (`assessment_id: None`) or a new version of one, with its audit row.
+    pub async fn save_assessment(
+        &self,
+        assessment_id: Option<i64>,
+        f: &TechFields,
+        audit: &AuditEntry,
+    ) -> Result<TechAssessment, StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let assessment_id = match assessment_id {
+            Some(id) => id,
+            None => {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COALESCE(MAX(assessment_id), 0) + 1 FROM tech_assessments",
+                )
+                .fetch_one(&mut *tx)
+                .await?
+            }
+        };
+        let row = sqlx::query(
+            "INSERT INTO tech_assessments (assessment_id, at_ms, by_user, name, requested_by, data_held, risks, mitigations, decision, conditions, reviewer, review_due_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+        )
+        .bind(assessment_id)
+        .bind(now_ms())
+        .bind(&audit.actor)
+        .bind(&f.name)
+        .bind(&f.requested_by)
+        .bind(&f.data_held)
+        .bind(&f.risks)
+        .bind(&f.mitigations)
+        .bind(&f.decision)
+        .bind(&f.conditions)
+        .bind(&f.reviewer)
+        .bind(f.review_due_ms)
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut audit = audit.clone();
+        audit.target = format!("assessment:{assessment_id}");
+        audit.detail = f.decision.clone();
+        append(&mut tx, &audit).await?;
+        tx.commit().await?;
+        Ok(assessment_from_row(&row))
+    }
+
+    /// Every assessment's current version, the next review first.
+    pub async fn assessments(&self) -> Result<Vec<TechAssessment>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT * FROM tech_assessments s WHERE id = (SELECT MAX(id) FROM tech_assessments t \
+             WHERE t.assessment_id = s.assessment_id) ORDER BY review_due_ms, name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(assessment_from_row).collect())
+    }
+
+    /// One assessment's versions, newest first.
+    pub async fn assessment_history(&self, id: i64) -> Result<Vec<TechAssessment>, StoreError> {
+        let rows =
+            sqlx::query("SELECT * FROM tech_assessments WHERE assessment_id = ? ORDER BY id DESC")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(assessment_from_row).collect())
+    }
+}
