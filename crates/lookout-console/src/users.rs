@@ -262,8 +262,12 @@ pub(crate) async fn act(
             format!("{name}'s one-time password is {password} — give it to them privately; it is not shown again. Their signing key will be replaced at their next sign-in (earlier signatures stay valid).")
         }
         "disable" => {
-            store.set_disabled(&name, true).await.map_err(user_error)?;
-            format!("{name} is disabled and signed out everywhere.")
+            let flagged = store.set_disabled(&name, true).await.map_err(user_error)?;
+            if flagged > 0 {
+                format!("{name} is disabled and signed out everywhere. They hold admin rights on {flagged} registered social-media account(s): take them away on each platform (Social-media register).")
+            } else {
+                format!("{name} is disabled and signed out everywhere.")
+            }
         }
         "enable" => {
             store.set_disabled(&name, false).await.map_err(user_error)?;

@@ -2250,6 +2250,11 @@ async fn the_social_media_register_flags_admins_who_leave() {
 
     let r = h.post(&c, "/users/sam/disable", &[("csrf", &csrf)]).await;
     assert_eq!(r.status(), StatusCode::OK);
+    let said = r.text().await.unwrap();
+    assert!(
+        said.contains("admin rights on 1 registered social-media account(s)"),
+        "{said}"
+    );
     let list = h.text(&c, "/registers/social").await;
     assert!(list.contains("Mark revoked"), "{list}");
     let csv = h.text(&c, "/registers/social.csv").await;

@@ -241,8 +241,10 @@ impl Store {
         Ok(self.account(username).await?.map(|a| a.user))
     }
 
-    /// Disables or re-enables a user. A disabled user's signed-in addresses are signed out.
-    pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<(), UserError> {
+    /// Disables (signing them out everywhere, and flagging their admin rights on registered
+    /// social-media accounts for revocation) or enables a user; how many admin rights were
+    /// flagged.
+    pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<u64, UserError> {
         let username = normalize_username(username)?;
         let mut tx = self.pool.begin().await?;
         let n = sqlx::query("UPDATE users SET disabled = ?, updated_ms = ? WHERE username = ?")
@@ -255,6 +257,7 @@ impl Store {
         if n == 0 {
             return Err(UserError::NotFound(username));
         }
+        let mut flagged = 0;
         if disabled {
             sqlx::query("DELETE FROM ip_sessions WHERE username = ?")
                 .bind(&username)
@@ -266,10 +269,10 @@ impl Store {
                 .await?;
             // Their admin rights on the organisation's social-media accounts are to be taken
             // away on each platform: flagged until someone records that they were.
-            crate::registers::flag_admin_rights(&mut tx, &username).await?;
+            flagged = crate::registers::flag_admin_rights(&mut tx, &username).await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(flagged)
     }
 
     /// Sets a user's password.

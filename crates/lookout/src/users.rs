@@ -191,9 +191,12 @@ async fn command_on(
             println!("{username} will set up two-factor again at their next sign-in");
         }
         UserCommand::Disable { username } => {
-            store.set_disabled(&username, true).await.map_err(usage)?;
+            let flagged = store.set_disabled(&username, true).await.map_err(usage)?;
             store.audit(&cli_audit("user.disable", &username)).await?;
             println!("disabled {username}");
+            if flagged > 0 {
+                println!("{username} holds admin rights on {flagged} registered social-media account(s): take them away on each platform, then mark them revoked in the console's Social-media register");
+            }
         }
         UserCommand::Enable { username } => {
             store.set_disabled(&username, false).await.map_err(usage)?;
