@@ -18,6 +18,11 @@ pub(crate) const KEEPERS: &[lookout_auth::Role] = crate::briefings::EDITORS;
 
 const FIELD_MAX: usize = 300;
 
+/// A short field: not empty, one line, at most [`FIELD_MAX`] characters.
+fn one_line(v: &str) -> bool {
+    !v.is_empty() && v.chars().count() <= FIELD_MAX && !v.chars().any(char::is_control)
+}
+
 /// `GET /registers/social`.
 pub(crate) async fn social(
     State(console): State<Console>,
@@ -141,7 +146,7 @@ impl AccountForm {
             if value.is_empty() {
                 return Err(PageError::BadForm(format!("Give the account's {name}.")));
             }
-            if value.chars().count() > FIELD_MAX || value.chars().any(char::is_control) {
+            if !one_line(value) {
                 return Err(PageError::BadForm(format!(
                     "The {name} must be one line of at most {FIELD_MAX} characters."
                 )));
@@ -272,8 +277,7 @@ pub(crate) async fn admin(
             "Choose to add, remove or mark revoked.".into(),
         ));
     }
-    if admin.is_empty() || admin.chars().count() > FIELD_MAX || admin.chars().any(char::is_control)
-    {
+    if !one_line(admin) {
         return Err(PageError::BadForm(format!(
             "Give the admin's user name or name, one line of at most {FIELD_MAX} characters."
         )));
@@ -422,7 +426,7 @@ pub(crate) async fn policy(
                 None => { p { strong { "No review of the e-safety policy has been recorded." } " Record the last one below." } }
             }
         }
-        @if viewer.role() == lookout_auth::Role::Dsl || viewer.role() == lookout_auth::Role::ItAdmin {
+        @if KEEPERS.contains(&viewer.role()) {
             h2 { "Record a review" }
             form method="post" action="/policy" class="stack" {
                 (csrf(&viewer.session.csrf))
@@ -480,7 +484,7 @@ pub(crate) async fn record_policy(
             "Say who reviewed the policy and what changed (\"no changes\" is an answer).".into(),
         ));
     }
-    if reviewers.chars().count() > FIELD_MAX || changes.len() > 20_000 {
+    if !one_line(reviewers) || changes.len() > 20_000 {
         return Err(PageError::BadForm("That is too long to record.".into()));
     }
     if reviewed > crate::now_ms() {
@@ -628,13 +632,12 @@ pub(crate) struct AssessmentForm {
 
 impl AssessmentForm {
     pub(crate) fn checked(&self) -> Result<TechFields, PageError> {
-        let one_line = [
+        for (what, v) in [
             ("what it is", self.name.trim()),
             ("who asked for it", self.requested_by.trim()),
             ("reviewer", self.reviewer.trim()),
-        ];
-        for (what, v) in one_line {
-            if v.is_empty() || v.chars().count() > FIELD_MAX || v.chars().any(char::is_control) {
+        ] {
+            if !one_line(v) {
                 return Err(PageError::BadForm(format!(
                     "Give {what}: one line of at most {FIELD_MAX} characters."
                 )));

@@ -94,10 +94,11 @@ fn remember<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, (Instant, V)>>, k
     m.insert(k, (Instant::now(), v));
 }
 
-fn recall<K: std::hash::Hash + Eq, V: Clone>(
-    map: &Mutex<HashMap<K, (Instant, V)>>,
-    k: &K,
-) -> Option<V> {
+fn recall<K, Q, V: Clone>(map: &Mutex<HashMap<K, (Instant, V)>>, k: &Q) -> Option<V>
+where
+    K: std::hash::Hash + Eq + std::borrow::Borrow<Q>,
+    Q: std::hash::Hash + Eq + ?Sized,
+{
     let m = map.lock().unwrap_or_else(|e| e.into_inner());
     m.get(k)
         .filter(|(at, _)| at.elapsed() < CACHE_TTL)
@@ -204,7 +205,7 @@ impl Identifier {
             return true;
         };
         let published = store.briefings_published();
-        if let Some((seen, known)) = recall(&self.briefed, &user.to_owned()) {
+        if let Some((seen, known)) = recall(&self.briefed, user) {
             if seen == published {
                 return known;
             }

@@ -55,6 +55,8 @@ pub struct SocialAdmin {
 pub struct AdminEvent {
     pub account_id: i64,
     pub admin: String,
+    /// A Lookout user name (else a named person).
+    pub is_user: bool,
     pub kind: String,
     pub at_ms: i64,
     pub by_user: String,
@@ -86,7 +88,7 @@ fn current_admins(events: &[AdminEvent]) -> Vec<SocialAdmin> {
             ("added", None) => now.push(SocialAdmin {
                 account_id: e.account_id,
                 admin: e.admin.clone(),
-                is_user: false,
+                is_user: e.is_user,
                 added_ms: e.at_ms,
                 added_by: e.by_user.clone(),
                 revoke_since: None,
@@ -205,42 +207,44 @@ impl Store {
         &self,
         account_id: Option<i64>,
     ) -> Result<Vec<AdminEvent>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT * FROM social_admin_events WHERE ? IS NULL OR account_id = ? ORDER BY id",
-        )
-        .bind(account_id)
-        .bind(account_id)
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| AdminEvent {
-                account_id: r.get("account_id"),
-                admin: r.get("admin"),
-                kind: r.get("kind"),
-                at_ms: r.get("at_ms"),
-                by_user: r.get("by_user"),
-                note: r.get("note"),
-            })
-            .collect())
+        let mut conn = self.pool.acquire().await?;
+        Ok(admin_events(&mut conn, account_id, None).await?)
     }
 
     /// Who holds admin rights now, on every account.
     pub async fn social_admins(&self) -> Result<Vec<SocialAdmin>, StoreError> {
-        let events = self.social_admin_events(None).await?;
-        let users: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT DISTINCT account_id, admin FROM social_admin_events WHERE is_user = 1",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let mut now = current_admins(&events);
-        for a in &mut now {
-            a.is_user = users
-                .iter()
-                .any(|(acc, name)| *acc == a.account_id && *name == a.admin);
-        }
-        Ok(now)
+        Ok(current_admins(&self.social_admin_events(None).await?))
     }
+}
+
+/// Admin events, oldest first, of one account or all, and of one admin or all.
+async fn admin_events(
+    conn: &mut sqlx::SqliteConnection,
+    account_id: Option<i64>,
+    admin: Option<&str>,
+) -> Result<Vec<AdminEvent>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT * FROM social_admin_events WHERE (? IS NULL OR account_id = ?) \
+         AND (? IS NULL OR admin = ?) ORDER BY id",
+    )
+    .bind(account_id)
+    .bind(account_id)
+    .bind(admin)
+    .bind(admin)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| AdminEvent {
+            account_id: r.get("account_id"),
+            admin: r.get("admin"),
+            is_user: r.get::<i64, _>("is_user") != 0,
+            kind: r.get("kind"),
+            at_ms: r.get("at_ms"),
+            by_user: r.get("by_user"),
+            note: r.get("note"),
+        })
+        .collect())
 }
 
 /// Flags `username`'s admin rights on every registered account for revocation (inside the
@@ -249,21 +253,12 @@ pub(crate) async fn flag_admin_rights(
     tx: &mut sqlx::SqliteConnection,
     username: &str,
 ) -> Result<u64, sqlx::Error> {
-    let events: Vec<(i64, String)> = sqlx::query_as(
-        "SELECT account_id, kind FROM social_admin_events WHERE admin = ? AND is_user = 1 ORDER BY id",
-    )
-    .bind(username)
-    .fetch_all(&mut *tx)
-    .await?;
-    let mut holding: Vec<i64> = Vec::new();
-    for (account, kind) in events {
-        match kind.as_str() {
-            "added" => holding.push(account),
-            "removed" | "revoked" => holding.retain(|a| *a != account),
-            _ => {}
-        }
-    }
-    holding.dedup();
+    // Where they hold rights now and are not flagged already.
+    let holding: Vec<i64> = current_admins(&admin_events(tx, None, Some(username)).await?)
+        .into_iter()
+        .filter(|a| a.is_user && a.revoke_since.is_none())
+        .map(|a| a.account_id)
+        .collect();
     for account in &holding {
         sqlx::query(
             "INSERT INTO social_admin_events (account_id, admin, is_user, kind, at_ms, by_user, note) \

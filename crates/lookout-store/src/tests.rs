@@ -1387,7 +1387,18 @@ async fn disabling_a_user_flags_their_social_media_admin_rights() {
         .await
         .unwrap();
 
-    store.set_disabled("sam", true).await.unwrap();
+    assert_eq!(store.set_disabled("sam", true).await.unwrap(), 1);
+    // Enabled and disabled again before the revocation is done: not flagged twice.
+    assert_eq!(store.set_disabled("sam", false).await.unwrap(), 0);
+    assert_eq!(store.set_disabled("sam", true).await.unwrap(), 0);
+    let revokes = store
+        .social_admin_events(Some(a.account_id))
+        .await
+        .unwrap()
+        .iter()
+        .filter(|e| e.kind == "revoke")
+        .count();
+    assert_eq!(revokes, 1);
     let admins = store.social_admins().await.unwrap();
     let sam: Vec<_> = admins.iter().filter(|x| x.admin == "sam").collect();
     assert_eq!(

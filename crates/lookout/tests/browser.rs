@@ -179,6 +179,29 @@ async fn sign_out(c: &Client) {
     wait_text(c, "You have signed out").await;
 }
 
+/// Adds console users (name, group, role, password) with `lookout user add`.
+fn add_users(d: &std::path::Path, config: &str, users: &[(&str, &str, &str, &str)]) {
+    for (user, group, role, password) in users {
+        let o = lookout(
+            d,
+            &[
+                "user",
+                "add",
+                user,
+                "-g",
+                group,
+                "--role",
+                role,
+                "--password-stdin",
+                "-c",
+                config,
+            ],
+            Some(password),
+        );
+        assert!(o.status.success(), "{}", text(&o));
+    }
+}
+
 /// Whether Chromium and chromedriver are here (under `CI=true` they must be).
 fn have_chromium() -> bool {
     if !std::path::Path::new(CHROMEDRIVER).exists() || !std::path::Path::new(CHROMIUM).exists() {
@@ -204,29 +227,15 @@ async fn the_console_in_a_real_browser() {
     let mut text_config = std::fs::read_to_string(&config).unwrap();
     text_config.push_str("\n[proxy.hosts]\n\"www.google.com\" = \"127.0.0.1\"\n");
     std::fs::write(&config, text_config).unwrap();
-    for (user, group, role, password) in [
-        ("dee", "staff", "dsl", "dee's long password"),
-        ("sue", "staff", "supervisor", "sue's long password"),
-        ("lee", "learners-u18", "learner", "lee's long password"),
-    ] {
-        let o = lookout(
-            d,
-            &[
-                "user",
-                "add",
-                user,
-                "-g",
-                group,
-                "--role",
-                role,
-                "--password-stdin",
-                "-c",
-                c,
-            ],
-            Some(password),
-        );
-        assert!(o.status.success(), "{}", text(&o));
-    }
+    add_users(
+        d,
+        c,
+        &[
+            ("dee", "staff", "dsl", "dee's long password"),
+            ("sue", "staff", "supervisor", "sue's long password"),
+            ("lee", "learners-u18", "learner", "lee's long password"),
+        ],
+    );
     let (child, at) = serve(d, &config);
     let base = format!("http://{}", at.console);
     let (_driver, b) = browser(&d.join("chromium-profile"), None).await;
@@ -424,28 +433,14 @@ async fn the_portal_in_a_real_browser() {
          [proxy.hosts]\n\"www.college.test\" = \"127.0.0.1\"\n\"help.test\" = \"127.0.0.1\"\n",
     );
     std::fs::write(&config, text_config).unwrap();
-    for (user, group, role, password) in [
-        ("dee", "staff", "dsl", "dee's long password"),
-        ("lee", "learners-u18", "learner", "lee's long password"),
-    ] {
-        let o = lookout(
-            d,
-            &[
-                "user",
-                "add",
-                user,
-                "-g",
-                group,
-                "--role",
-                role,
-                "--password-stdin",
-                "-c",
-                c,
-            ],
-            Some(password),
-        );
-        assert!(o.status.success(), "{}", text(&o));
-    }
+    add_users(
+        d,
+        c,
+        &[
+            ("dee", "staff", "dsl", "dee's long password"),
+            ("lee", "learners-u18", "learner", "lee's long password"),
+        ],
+    );
     let (child, at) = serve(d, &config);
     let base = format!("http://{}", at.console);
     let (_driver, b) = browser(&d.join("chromium-profile"), Some(at.proxy)).await;
