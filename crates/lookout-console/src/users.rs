@@ -157,6 +157,8 @@ pub(crate) async fn add(
             group: group.to_owned(),
             password: None,
             role: Some(role),
+            email: None,
+            team: None,
         })
         .await
         .map_err(user_error)?;

@@ -137,6 +137,8 @@ impl Harness {
                 group: "staff".into(),
                 password: Some(PASSWORD.into()),
                 role: Some(role),
+                email: None,
+                team: None,
             })
             .await
             .unwrap();
@@ -792,6 +794,8 @@ async fn two_factor_set_up_and_codes_used_once() {
             group: "staff".into(),
             password: Some(PASSWORD.into()),
             role: Some(Role::Supervisor),
+            email: None,
+            team: None,
         })
         .await
         .unwrap();

@@ -325,6 +325,8 @@ impl Harness {
                 group: group.into(),
                 password: Some(password.into()),
                 role: None,
+                email: None,
+                team: None,
             })
             .await
             .unwrap();

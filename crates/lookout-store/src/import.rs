@@ -3,7 +3,7 @@
 use crate::{NewUser, Role};
 
 /// Reads and checks every row of a users CSV file (`username`, `group` and optional `role`,
-/// `name`, `password` columns, found by header, any order); all problems are reported together,
+/// `name`, `password`, `email`, `team` columns, found by header, any order); all problems are reported together,
 /// as `name:line: problem`, and then nothing is returned. `groups` are the group names that
 /// exist.
 pub fn users_from_csv(shown: &str, data: &[u8], groups: &[&str]) -> Result<Vec<NewUser>, String> {
@@ -32,6 +32,8 @@ pub fn users_from_csv(shown: &str, data: &[u8], groups: &[&str]) -> Result<Vec<N
         "full_name",
     ]);
     let pass_col = find(&["password"]);
+    let email_col = find(&["email", "e-mail", "email address", "mail"]);
+    let team_col = find(&["team", "department"]);
     let (Some(user_col), Some(group_col)) = (user_col, group_col) else {
         return Err(format!(
             "{shown}:1: the header row needs `username` and `group` columns (found: {})",
@@ -76,6 +78,14 @@ pub fn users_from_csv(shown: &str, data: &[u8], groups: &[&str]) -> Result<Vec<N
         if let Err(e) = crate::normalize_username(&username) {
             problems.push(format!("{at}{e}"));
         }
+        let email = email_col.map(|_| get(email_col));
+        if let Some(Err(e)) = email.as_deref().map(crate::check_email) {
+            problems.push(format!("{at}{e}"));
+        }
+        let team = team_col.map(|_| get(team_col));
+        if let Some(Err(e)) = team.as_deref().map(crate::check_team) {
+            problems.push(format!("{at}{e}"));
+        }
         let role = match Some(get(role_col)).filter(|r| !r.is_empty()) {
             None => None,
             Some(r) => match r.parse::<Role>() {
@@ -92,6 +102,8 @@ pub fn users_from_csv(shown: &str, data: &[u8], groups: &[&str]) -> Result<Vec<N
             group,
             password,
             role,
+            email,
+            team,
         });
     }
     if !problems.is_empty() {

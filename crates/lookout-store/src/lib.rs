@@ -26,6 +26,7 @@ mod report;
 mod retention;
 mod reviews;
 mod runs;
+mod training;
 mod triage;
 mod unscanned;
 mod users;
@@ -63,9 +64,15 @@ pub use report::{BoardFigures, BriefingUptake, Durations, Report};
 pub use retention::{Purged, Retention};
 pub use reviews::{DecisionError, NewReviewRequest, ReviewRequest, ReviewedAllow};
 pub use runs::UncleanStop;
+pub use training::{
+    status as training_status, Completion, Course, CourseFields, Reminder, Requirement, Standing,
+    DUE_SOON_DAYS,
+};
 pub use triage::{AlertReview, Inbox, ReviewAction, ReviewError};
 pub use unscanned::Unscanned;
-pub use users::{check_password, normalize_username, NewUser, User, UserError};
+pub use users::{
+    check_email, check_password, check_team, normalize_username, NewUser, User, UserError,
+};
 
 /// A database failure.
 #[derive(Debug, thiserror::Error)]

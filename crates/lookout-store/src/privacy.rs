@@ -24,7 +24,7 @@ const SOURCES: &[(&str, &str, &str)] = &[
     (
         "Account",
         "users",
-        "SELECT username, display_name, group_name, role, disabled, created_ms, updated_ms, \
+        "SELECT username, display_name, group_name, role, email, team, disabled, created_ms, updated_ms, \
          password_hash IS NOT NULL AS has_password, totp_secret IS NOT NULL AS has_two_factor, \
          failed_sign_ins, locked_until_ms, must_change_password FROM users WHERE username = ?",
     ),
@@ -72,6 +72,18 @@ const SOURCES: &[(&str, &str, &str)] = &[
         "acceptances",
         "SELECT a.at_ms, a.client_ip, b.id AS version, b.title FROM acceptances a JOIN briefings b ON b.id = a.briefing_id \
          WHERE a.username = ? ORDER BY a.at_ms",
+    ),
+    (
+        "Training completed",
+        "training_completions",
+        "SELECT c.completed_ms, t.title, c.edition, c.how, c.score, c.out_of, c.by_user, c.note FROM training_completions c \
+         JOIN training_courses t ON t.id = (SELECT MAX(id) FROM training_courses WHERE course_id = c.course_id) \
+         WHERE c.username = ? ORDER BY c.completed_ms",
+    ),
+    (
+        "Training reminders sent",
+        "training_reminders",
+        "SELECT at_ms, courses, error FROM training_reminders WHERE username = ? ORDER BY at_ms",
     ),
     (
         "Console sessions",

@@ -17,6 +17,8 @@ fn user(name: &str, group: &str, password: Option<&str>) -> NewUser {
         group: group.into(),
         password: password.map(str::to_owned),
         role: None,
+        email: None,
+        team: None,
     }
 }
 
@@ -1435,4 +1437,172 @@ async fn disabling_a_user_flags_their_social_media_admin_rights() {
     ] {
         assert!(sqlx::query(q).execute(&store.pool).await.is_err(), "{q}");
     }
+}
+
+#[tokio::test]
+async fn training_is_required_by_role_or_group_and_asked_again_for_a_new_edition() {
+    let (_dir, store) = store().await;
+    let staff = |name: &str, role: Role, email: &str, team: &str| NewUser {
+        role: Some(role),
+        email: Some(email.into()),
+        team: Some(team.into()),
+        ..user(name, "staff", None)
+    };
+    store
+        .add_user(&staff(
+            "sam",
+            Role::Staff,
+            "sam@college.test",
+            "Construction",
+        ))
+        .await
+        .unwrap();
+    store
+        .add_user(&staff("dee", Role::Dsl, "", "Safeguarding"))
+        .await
+        .unwrap();
+    store
+        .add_user(&user("amy", "learners", None))
+        .await
+        .unwrap();
+    store
+        .add_user(&user("tech", "it-staff", None))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .add_user(&staff("bad", Role::Staff, "not an address", ""))
+            .await,
+        Err(UserError::BadEmail(_))
+    ));
+    let by = AuditEntry::new("ian", "training.course.save", "");
+    let mut fields = CourseFields {
+        title: "Safeguarding induction".into(),
+        edition: "2026".into(),
+        about: "Read *this*.".into(),
+        roles: vec![Role::Staff, Role::Dsl],
+        groups: vec!["it-staff".into()],
+        renew_days: 365,
+        within_days: 30,
+        quiz: "? Q\n* yes\n- no\n".into(),
+        pass_percent: 80,
+        ..CourseFields::default()
+    };
+    let course = store.save_course(None, &fields, &by).await.unwrap();
+    let now = now_ms();
+    let reqs = store.requirements(now, None).await.unwrap();
+    let who: Vec<&str> = reqs.iter().map(|r| r.user.username.as_str()).collect();
+    assert_eq!(
+        who,
+        ["dee", "sam", "tech"],
+        "by role or by group, not learners"
+    );
+    assert!(reqs.iter().all(|r| r.standing.to_do()));
+
+    store
+        .record_completion(
+            course.course_id,
+            "2026",
+            "sam",
+            now,
+            "quiz",
+            (1, 1),
+            "",
+            &AuditEntry::new("sam", "training.complete", ""),
+        )
+        .await
+        .unwrap();
+    let sam = store.requirements(now, Some("sam")).await.unwrap();
+    assert_eq!(sam.len(), 1);
+    assert!(!sam[0].standing.to_do(), "{:?}", sam[0].standing);
+    assert_eq!(sam[0].completed_ms, Some(now));
+    assert_eq!(
+        store.user("sam").await.unwrap().unwrap().team,
+        "Construction"
+    );
+
+    // A wording fix keeps the completion; a new edition asks again.
+    fields.about = "Read *this*, carefully.".into();
+    let v2 = store
+        .save_course(Some(course.course_id), &fields, &by)
+        .await
+        .unwrap();
+    assert_eq!(v2.edition_since_ms, course.edition_since_ms);
+    assert!(!store.requirements(now, Some("sam")).await.unwrap()[0]
+        .standing
+        .to_do());
+    fields.edition = "2027".into();
+    store
+        .save_course(Some(course.course_id), &fields, &by)
+        .await
+        .unwrap();
+    assert!(store.requirements(now, Some("sam")).await.unwrap()[0]
+        .standing
+        .to_do());
+    assert_eq!(
+        store.course_history(course.course_id).await.unwrap().len(),
+        3
+    );
+
+    // Reminders: only people with an address, and not twice within the period.
+    let owed = store.reminders_owed(now, 7 * 86_400_000).await.unwrap();
+    assert_eq!(owed.len(), 1);
+    assert_eq!(owed[0].user.username, "sam");
+    store.record_reminder("sam", 1, "").await.unwrap();
+    assert!(store
+        .reminders_owed(now, 7 * 86_400_000)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // A retired course is required of nobody.
+    fields.retired = true;
+    store
+        .save_course(Some(course.course_id), &fields, &by)
+        .await
+        .unwrap();
+    assert!(store.requirements(now, None).await.unwrap().is_empty());
+
+    // Append-only, and in the person's data.
+    for sql in [
+        "UPDATE training_completions SET username = 'x'",
+        "DELETE FROM training_completions",
+        "UPDATE training_courses SET title = 'x'",
+        "DELETE FROM training_courses",
+    ] {
+        assert!(
+            sqlx::query(sql).execute(&store.pool).await.is_err(),
+            "{sql}"
+        );
+    }
+    let held = store.person_data("sam").await.unwrap();
+    let done = held
+        .iter()
+        .find(|h| h.table == "training_completions")
+        .unwrap();
+    assert_eq!(done.rows.len(), 1);
+    assert_eq!(done.rows[0]["title"], "Safeguarding induction");
+    let account = held.iter().find(|h| h.table == "users").unwrap();
+    assert_eq!(account.rows[0]["email"], "sam@college.test");
+}
+
+#[test]
+fn users_csv_takes_email_and_team_columns() {
+    let csv = b"username,group,email,team\nsam,staff,sam@college.test,Construction\nbo,staff,bo at college,\n";
+    let err = users_from_csv("u.csv", csv, &["staff"]).unwrap_err();
+    assert!(
+        err.contains("u.csv:3: `bo at college` is not an email address"),
+        "{err}"
+    );
+    let ok = users_from_csv(
+        "u.csv",
+        b"username,group,Email,Department\nsam,staff,sam@college.test,Construction\n",
+        &["staff"],
+    )
+    .unwrap();
+    assert_eq!(ok[0].email.as_deref(), Some("sam@college.test"));
+    assert_eq!(ok[0].team.as_deref(), Some("Construction"));
+    // Without the columns, an import keeps what people already have.
+    let ok = users_from_csv("u.csv", b"username,group\nsam,staff\n", &["staff"]).unwrap();
+    assert_eq!((ok[0].email.as_ref(), ok[0].team.as_ref()), (None, None));
 }

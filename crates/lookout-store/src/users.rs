@@ -26,6 +26,10 @@ pub struct User {
     pub disabled: bool,
     /// What they may do in the console.
     pub role: Role,
+    /// Where training reminders go (empty: none).
+    pub email: String,
+    /// Their team or department, for the training report (empty: none given).
+    pub team: String,
 }
 
 /// A user to add or update.
@@ -41,6 +45,10 @@ pub struct NewUser {
     pub password: Option<String>,
     /// Console role: `None` keeps an existing user's role, and makes a new user a learner.
     pub role: Option<Role>,
+    /// Email address for training reminders: `None` keeps an existing user's.
+    pub email: Option<String>,
+    /// Team or department: `None` keeps an existing user's.
+    pub team: Option<String>,
 }
 
 /// A user change that cannot be made.
@@ -59,6 +67,12 @@ pub enum UserError {
     /// The password cannot be used.
     #[error("the password must be 8 to 1024 characters")]
     BadPassword,
+    /// The email address cannot be used.
+    #[error("`{0}` is not an email address (like name@college.ac.uk)")]
+    BadEmail(String),
+    /// The team name cannot be used.
+    #[error("the team must be one line of at most 100 characters")]
+    BadTeam,
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -87,6 +101,29 @@ pub fn check_password(password: &str) -> Result<(), UserError> {
         true => Ok(()),
         false => Err(UserError::BadPassword),
     }
+}
+
+/// Trims and checks an email address (empty: none): one `@` with something either side, no
+/// spaces or control characters, at most 254 bytes. The mail server has the last word.
+pub fn check_email(email: &str) -> Result<String, UserError> {
+    let e = email.trim();
+    let ok = e.is_empty()
+        || (e.len() <= 254
+            && e.split('@').count() == 2
+            && e.split('@').all(|p| !p.is_empty())
+            && !e
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "<>,;\"".contains(c)));
+    ok.then(|| e.to_owned())
+        .ok_or_else(|| UserError::BadEmail(email.to_owned()))
+}
+
+/// Trims and checks a team name (empty: none).
+pub fn check_team(team: &str) -> Result<String, UserError> {
+    let t = team.trim();
+    (t.chars().count() <= 100 && !t.chars().any(char::is_control))
+        .then(|| t.to_owned())
+        .ok_or(UserError::BadTeam)
 }
 
 /// Whether `password` matches the argon2id PHC string `hash`, checked on a blocking thread (it
@@ -134,21 +171,25 @@ pub(crate) fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> User {
             .get::<String, _>("role")
             .parse()
             .unwrap_or(Role::Learner),
+        email: row.get("email"),
+        team: row.get("team"),
     }
 }
 
 pub(crate) const USER_COLUMNS: &str =
-    "username, display_name, group_name, password_hash, disabled, role";
+    "username, display_name, group_name, password_hash, disabled, role, email, team";
 
 impl Store {
     /// Adds a user; the password is hashed with argon2id.
     pub async fn add_user(&self, user: &NewUser) -> Result<User, UserError> {
         let username = normalize_username(&user.username)?;
         let hash = user.password.as_deref().map(hash_password).transpose()?;
+        let email = check_email(user.email.as_deref().unwrap_or(""))?;
+        let team = check_team(user.team.as_deref().unwrap_or(""))?;
         let now = now_ms();
         let result = sqlx::query(
-            "INSERT INTO users (username, display_name, group_name, password_hash, disabled, created_ms, updated_ms, role) \
-             VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
+            "INSERT INTO users (username, display_name, group_name, password_hash, disabled, created_ms, updated_ms, role, email, team) \
+             VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
         )
         .bind(&username)
         .bind(user.display_name.trim())
@@ -157,6 +198,8 @@ impl Store {
         .bind(now)
         .bind(now)
         .bind(user.role.unwrap_or(Role::Learner).slug())
+        .bind(&email)
+        .bind(&team)
         .execute(&self.pool)
         .await;
         match result {
@@ -171,6 +214,8 @@ impl Store {
                 has_password: hash.is_some(),
                 disabled: false,
                 role: user.role.unwrap_or(Role::Learner),
+                email,
+                team,
             }),
         }
     }
@@ -183,21 +228,26 @@ impl Store {
         for u in users {
             let username = normalize_username(&u.username)?;
             let hash = u.password.as_deref().map(hash_password).transpose()?;
-            rows.push((username, u, hash));
+            let email = u.email.as_deref().map(check_email).transpose()?;
+            let team = u.team.as_deref().map(check_team).transpose()?;
+            rows.push((username, u, hash, email, team));
         }
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let (mut added, mut updated) = (0, 0);
-        for (username, u, hash) in rows {
+        for (username, u, hash, email, team) in rows {
             let changed = sqlx::query(
                 "UPDATE users SET display_name = ?, group_name = ?, \
                  password_hash = COALESCE(?, password_hash), role = COALESCE(?, role), \
+                 email = COALESCE(?, email), team = COALESCE(?, team), \
                  updated_ms = ? WHERE username = ?",
             )
             .bind(u.display_name.trim())
             .bind(&u.group)
             .bind(&hash)
             .bind(u.role.map(Role::slug))
+            .bind(&email)
+            .bind(&team)
             .bind(now)
             .bind(&username)
             .execute(&mut *tx)
@@ -208,8 +258,8 @@ impl Store {
                 continue;
             }
             sqlx::query(
-                "INSERT INTO users (username, display_name, group_name, password_hash, disabled, created_ms, updated_ms, role) \
-                 VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
+                "INSERT INTO users (username, display_name, group_name, password_hash, disabled, created_ms, updated_ms, role, email, team) \
+                 VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
             )
             .bind(&username)
             .bind(u.display_name.trim())
@@ -218,12 +268,36 @@ impl Store {
             .bind(now)
             .bind(now)
             .bind(u.role.unwrap_or(Role::Learner).slug())
+            .bind(email.as_deref().unwrap_or(""))
+            .bind(team.as_deref().unwrap_or(""))
             .execute(&mut *tx)
             .await?;
             added += 1;
         }
         tx.commit().await?;
         Ok((added, updated))
+    }
+
+    /// Sets a user's email address and team (each checked; empty: none).
+    pub async fn set_contact(
+        &self,
+        username: &str,
+        email: &str,
+        team: &str,
+    ) -> Result<(), UserError> {
+        let username = normalize_username(username)?;
+        let email = check_email(email)?;
+        let team = check_team(team)?;
+        let n =
+            sqlx::query("UPDATE users SET email = ?, team = ?, updated_ms = ? WHERE username = ?")
+                .bind(&email)
+                .bind(&team)
+                .bind(now_ms())
+                .bind(&username)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        changed_one(n, username)
     }
 
     /// Every user, by name.

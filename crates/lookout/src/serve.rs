@@ -300,6 +300,8 @@ async fn first_admin(config: &Config, store: &Store) -> anyhow::Result<()> {
                     group,
                     password: None,
                     role: Some(Role::ItAdmin),
+                    email: None,
+                    team: None,
                 })
                 .await?;
             "admin"

@@ -124,6 +124,8 @@ async fn command_on(
                     group,
                     password,
                     role: Some(role),
+                    email: None,
+                    team: None,
                 })
                 .await
                 .map_err(usage)?;
