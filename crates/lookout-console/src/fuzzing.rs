@@ -55,6 +55,24 @@ pub fn forms(body: &[u8]) -> usize {
             assert!(!fields.platform.is_empty() && !fields.platform.contains('\n'));
         }
     }
+    // Training: the course form (repeated fields) and the quiz in every field.
+    if let Ok(pairs) = decode_form::<Vec<(String, String)>>(&full, "t") {
+        let groups = ["staff".to_owned(), "learners".to_owned()];
+        if let Ok(c) = crate::training::course_from_form(&pairs, &groups) {
+            assert!(!c.title.is_empty() && !c.title.contains('\n'));
+            assert!(!c.roles.is_empty() || !c.groups.is_empty());
+            assert!((0..=100).contains(&c.pass_percent));
+        }
+        for (_, value) in &pairs {
+            if let Ok(quiz) = crate::training::Quiz::parse(value) {
+                for q in &quiz.0 {
+                    assert!(q.answers.len() >= 2 && q.right < q.answers.len());
+                }
+                let (right, of) = quiz.grade(&pairs);
+                assert!(right <= of && of == quiz.0.len() as i64);
+            }
+        }
+    }
     if let Ok(pairs) = serde_urlencoded::from_bytes::<Vec<(String, String)>>(body) {
         for (_, value) in pairs {
             crate::incidents::check_fields(&value);

@@ -32,6 +32,7 @@ mod reports;
 mod reviews;
 mod session;
 mod signin;
+mod training;
 mod users;
 
 use std::collections::HashMap;
@@ -341,11 +342,26 @@ pub fn router(console: Console) -> Router {
         .route("/registers/technology.csv", get(registers::technology_csv))
         .route("/registers/technology/new", get(registers::new_assessment))
         .route(
+            "/training/courses",
+            get(training::courses).post(training::save),
+        )
+        .route("/training/new", get(training::new_form))
+        .route("/training/{id}", post(training::save))
+        .route("/training/{id}/record", post(training::record))
+        .route(
             "/registers/technology/{id}",
             get(registers::assessment).post(registers::save_assessment),
         )
         .route_layer(from_fn_with_state(
             Guard::new(&console, briefings::EDITORS),
+            guard,
+        ));
+    let overseers = Router::new()
+        .route("/training/overdue", get(training::overdue))
+        .route("/training/teams", get(training::teams))
+        .route("/training/completions.csv", get(training::completions_csv))
+        .route_layer(from_fn_with_state(
+            Guard::new(&console, training::OVERSEERS),
             guard,
         ));
     let readers = Router::new()
@@ -379,6 +395,9 @@ pub fn router(console: Console) -> Router {
         .route("/concerns", post(concerns::create))
         .route("/concerns/mine", get(concerns::mine))
         .route("/concerns/{id}", get(concerns::receipt))
+        .route("/training", get(training::home))
+        .route("/training/{id}", get(training::course))
+        .route("/training/{id}/quiz", post(training::quiz))
         .route(
             "/account/password",
             get(signin::change_password_form).post(signin::change_password),
@@ -386,6 +405,7 @@ pub fn router(console: Console) -> Router {
         .merge(safeguarding)
         .merge(admin)
         .merge(editors)
+        .merge(overseers)
         .merge(readers)
         .fallback(pages::not_found)
         .with_state(console)

@@ -108,6 +108,11 @@ const NAV: &[NavItem] = &[
         roles: &Role::ALL,
     },
     NavItem {
+        href: "/training",
+        label: "Training",
+        roles: &Role::ALL,
+    },
+    NavItem {
         href: "/alerts",
         label: "Alerts",
         roles: &[Role::Dsl, Role::Supervisor],
@@ -323,8 +328,21 @@ pub(crate) async fn home(
     } else {
         None
     };
+    let training: Vec<_> = console
+        .store()
+        .requirements(crate::now_ms(), Some(viewer.username()))
+        .await?
+        .into_iter()
+        .filter(|r| r.standing.to_do())
+        .collect();
     let body = html! {
         p class="lead" { "You are signed in as " strong { (viewer.username()) } " (" (role.label()) ")." }
+        @if !training.is_empty() {
+            section class="card" id="training-due" aria-labelledby="training-due-title" {
+                h2 id="training-due-title" { "Training to do" }
+                (crate::training::mine(&training, true))
+            }
+        }
         @if let Some(f) = failure {
             section class="card warning" role="alert" {
                 h2 { "The activity log cannot be written" }

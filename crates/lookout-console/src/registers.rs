@@ -369,23 +369,27 @@ pub(crate) async fn social_csv(
             ]));
         }
     }
-    csv_download(store, &viewer, "social", "social-media-accounts.csv", out).await
+    csv_download(
+        store,
+        &viewer,
+        "register.social.export",
+        "register:social",
+        "social-media-accounts.csv",
+        out,
+    )
+    .await
 }
 
-/// Sends a register's CSV, after its audit row.
-async fn csv_download(
+/// Sends a CSV export, after its audit row (`action` on `target`).
+pub(crate) async fn csv_download(
     store: &lookout_store::Store,
     viewer: &Viewer,
-    register: &str,
+    action: &str,
+    target: &str,
     file: &'static str,
     csv: String,
 ) -> Result<Response, PageError> {
-    store
-        .audit(&viewer.audit(
-            &format!("register.{register}.export"),
-            format!("register:{register}"),
-        ))
-        .await?;
+    store.audit(&viewer.audit(action, target)).await?;
     let disposition = format!("attachment; filename=\"{file}\"");
     Ok((
         [
@@ -780,7 +784,8 @@ pub(crate) async fn technology_csv(
     csv_download(
         store,
         &viewer,
-        "technology",
+        "register.technology.export",
+        "register:technology",
         "technology-assessments.csv",
         out,
     )

@@ -356,6 +356,28 @@ async fn every_role_against_every_route() {
             .unwrap();
         format!("/briefings/{}", b.id)
     };
+    // A course required of learners, staff and governors: everyone sees it (those it is not
+    // required of are told there is no such course: see the training test).
+    let course = {
+        let c = h
+            .store
+            .save_course(
+                None,
+                &lookout_store::CourseFields {
+                    title: "Online safety".into(),
+                    edition: "1".into(),
+                    about: "Read this.".into(),
+                    roles: vec![Role::Learner, Role::Staff, Role::Governor],
+                    within_days: 30,
+                    pass_percent: 100,
+                    ..Default::default()
+                },
+                &lookout_store::AuditEntry::new("ian", "training.course.save", ""),
+            )
+            .await
+            .unwrap();
+        format!("/training/{}", c.course_id)
+    };
     let check = {
         let key = lookout_auth::SigningKey::generate();
         let key_id = h
@@ -432,6 +454,19 @@ async fn every_role_against_every_route() {
         ("/briefings", [false, false, false, true, false, true]),
         ("/briefings/new", [false, false, false, true, false, true]),
         (&briefing, [false, false, false, true, false, true]),
+        ("/training", [true, true, true, true, true, true]),
+        (&course, [true, true, true, true, true, true]),
+        (
+            "/training/courses",
+            [false, false, false, true, false, true],
+        ),
+        ("/training/new", [false, false, false, true, false, true]),
+        ("/training/overdue", [false, false, false, true, true, true]),
+        ("/training/teams", [false, false, false, true, true, true]),
+        (
+            "/training/completions.csv",
+            [false, false, false, true, true, true],
+        ),
     ];
     // POSTs at records that do not exist, or with a field missing: allowed roles get the
     // status given (never 403), the others 403.
@@ -577,6 +612,30 @@ async fn every_role_against_every_route() {
             vec![("title", "")],
             [false, false, false, true, false, true],
             StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/training/courses",
+            vec![("title", "")],
+            [false, false, false, true, false, true],
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "/training/999999",
+            vec![("title", "x")],
+            [false, false, false, true, false, true],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/training/999999/record",
+            vec![("username", "lee")],
+            [false, false, false, true, false, true],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/training/999999/quiz",
+            vec![("q0", "0")],
+            [true, true, true, true, true, true],
+            StatusCode::NOT_FOUND,
         ),
     ];
     let anonymous = h.client();
@@ -2423,4 +2482,237 @@ async fn technologies_are_risk_assessed_reviewed_and_exported() {
         2,
         "one row for the current version: {csv}"
     );
+}
+
+#[tokio::test]
+async fn staff_training_is_written_taken_recorded_and_reported() {
+    let h = start(Settings {
+        groups: vec!["learners".into(), "staff".into()],
+        ..Settings::default()
+    })
+    .await;
+    for (name, role) in [
+        ("ian", Role::ItAdmin),
+        ("sue", Role::Supervisor),
+        ("sam", Role::Staff),
+        ("tia", Role::Staff),
+        ("uma", Role::Staff),
+        ("lee", Role::Learner),
+    ] {
+        h.user(name, role).await;
+    }
+    for name in ["sam", "tia"] {
+        h.store
+            .set_contact(name, &format!("{name}@college.test"), "Construction")
+            .await
+            .unwrap();
+    }
+    let ian = h.sign_in("ian").await;
+    let csrf = h.csrf(&ian, "/training/new").await;
+    let quiz = "? Who do you tell about a disclosure?\n- Nobody\n* The DSL, the same day\n\n? May you promise to keep it secret?\n* No\n- Yes\n";
+    let form = |quiz: &'static str| {
+        vec![
+            ("title", "Safeguarding induction"),
+            ("edition", "2026"),
+            ("about", "Read the **policy**. <script>alert(1)</script>"),
+            ("link", "https://learning.example/induction"),
+            ("role", "staff"),
+            ("within_days", "0"),
+            ("renew_days", "365"),
+            ("quiz", quiz),
+            ("pass_percent", "100"),
+        ]
+    };
+    // Bad forms say what is wrong and store nothing.
+    for (mut f, says) in [
+        (
+            form("? Q\n- a\n- b\n"),
+            "The quiz, line 1: mark exactly one answer right",
+        ),
+        (
+            form("? Q\n* a\nb\n"),
+            "The quiz, line 3: start the line with",
+        ),
+        (
+            form(quiz)
+                .into_iter()
+                .filter(|(k, _)| *k != "role")
+                .collect(),
+            "at least one role or group",
+        ),
+        (
+            form(quiz)
+                .into_iter()
+                .map(|(k, v)| {
+                    if k == "link" {
+                        (k, "javascript:alert(1)")
+                    } else {
+                        (k, v)
+                    }
+                })
+                .collect(),
+            "must be a web address",
+        ),
+        (
+            [form(quiz), vec![("group", "nobody")]].concat(),
+            "There is no filtering group",
+        ),
+    ] {
+        f.push(("csrf", &csrf));
+        let r = h.post(&ian, "/training/courses", &f).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{says}");
+        let text = r.text().await.unwrap();
+        assert!(text.contains(says), "{says}: {text}");
+    }
+    assert!(
+        h.store.courses().await.unwrap().is_empty(),
+        "nothing stored"
+    );
+    let mut f = form(quiz);
+    f.push(("csrf", &csrf));
+    let r = h.post(&ian, "/training/courses", &f).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let at = location(&r);
+    let course = h.store.courses().await.unwrap().remove(0);
+
+    // Sam sees it due on the home page, reads it, fails the quiz, then passes.
+    let sam = h.sign_in("sam").await;
+    let home = h.text(&sam, "/").await;
+    assert!(home.contains("id=\"training-due\""), "{home}");
+    assert!(home.contains("Safeguarding induction"), "{home}");
+    let page = h.text(&sam, &at).await;
+    assert!(page.contains("<strong>policy</strong>"), "{page}");
+    assert!(
+        page.contains("&lt;script&gt;") && !page.contains("<script>alert"),
+        "{page}"
+    );
+    assert!(page.contains("Overdue"), "due within 0 days: {page}");
+    let version = course.version.to_string();
+    let csrf_sam = h.csrf(&sam, &at).await;
+    let answer = |q0: &'static str, q1: &'static str| {
+        vec![
+            ("version", version.clone()),
+            ("q0", q0.into()),
+            ("q1", q1.into()),
+        ]
+    };
+    let post_answers = |a: Vec<(&'static str, String)>| {
+        let mut a: Vec<(&str, String)> = a;
+        a.push(("csrf", csrf_sam.clone()));
+        let url = h.url(&format!("{at}/quiz"));
+        let c = sam.clone();
+        async move { c.post(url).form(&a).send().await.unwrap() }
+    };
+    let r = post_answers(answer("1", "1")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("You answered 1 of 2 correctly; 100% is needed"),
+        "{text}"
+    );
+    // A stale form (the course changed since) is refused, not marked.
+    let mut stale = answer("1", "0");
+    stale[0].1 = "0".into();
+    assert_eq!(post_answers(stale).await.status(), StatusCode::CONFLICT);
+    let r = post_answers(answer("1", "0")).await;
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("You answered 2 of 2 correctly: passed"),
+        "{text}"
+    );
+    let home = h.text(&sam, "/").await;
+    assert!(!home.contains("training-due"), "{home}");
+    assert!(h.text(&sam, "/training").await.contains("Done"));
+    // Not required of a learner: no such course for them; nor can they take it.
+    let lee = h.sign_in("lee").await;
+    assert_eq!(
+        lee.get(h.url(&at)).send().await.unwrap().status(),
+        StatusCode::NOT_FOUND
+    );
+    assert!(h
+        .text(&lee, "/training")
+        .await
+        .contains("No training is required of you"));
+
+    // The IT admin records Tia's from a certificate; bad dates and names are refused.
+    for (user, day, says) in [
+        ("nobody", "2026-11-01", "No one is named"),
+        ("tia", "2999-01-01", "not be in the future"),
+        ("tia", "yesterday", "must look like 2026-11-30"),
+    ] {
+        let r = h
+            .post(
+                &ian,
+                &format!("{at}/record"),
+                &[
+                    ("csrf", &csrf),
+                    ("username", user),
+                    ("completed", day),
+                    ("note", ""),
+                ],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().await.unwrap().contains(says), "{says}");
+    }
+    let r = h
+        .post(
+            &ian,
+            &format!("{at}/record"),
+            &[
+                ("csrf", &csrf),
+                ("username", "TIA"),
+                ("completed", "2026-11-20"),
+                ("note", "=HYPERLINK(\"x\") certificate"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+
+    // The supervisor sees who is overdue (Uma), the teams, and the export.
+    let sue = h.sign_in("sue").await;
+    let overdue = h.text(&sue, "/training/overdue").await;
+    assert!(overdue.contains("id=\"overdue-count\">1<"), "{overdue}");
+    assert!(
+        overdue.contains("uma") && !overdue.contains(">sam<"),
+        "{overdue}"
+    );
+    let teams = h.text(&sue, "/training/teams").await;
+    assert!(
+        teams.contains("<td>Construction</td><td>Safeguarding induction</td><td>2</td><td>2</td><td>0</td><td>100%</td>"),
+        "{teams}"
+    );
+    assert!(teams.contains("<td>No team</td><td>Safeguarding induction</td><td>1</td><td>0</td><td>1</td><td>0%</td>"), "{teams}");
+    let csv = h.text(&sue, "/training/completions.csv").await;
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.contains("sam,sam (test),Construction,"), "{csv}");
+    assert!(csv.contains(",quiz,2,2,sam,"), "{csv}");
+    assert!(
+        csv.contains("\"'=HYPERLINK(\"\"x\"\") certificate\""),
+        "{csv}"
+    );
+
+    // A new edition asks everyone again; a wording change does not.
+    let mut f: Vec<(&str, &str)> = form(quiz);
+    f[2].1 = "Read the policy, all of it.";
+    f.push(("csrf", &csrf));
+    assert_eq!(h.post(&ian, &at, &f).await.status(), StatusCode::SEE_OTHER);
+    assert!(!h.text(&sam, "/").await.contains("training-due"));
+    f[1].1 = "2027";
+    assert_eq!(h.post(&ian, &at, &f).await.status(), StatusCode::SEE_OTHER);
+    assert!(h.text(&sam, "/").await.contains("training-due"));
+    let page = h.text(&ian, &at).await;
+    assert_eq!(page.matches("<td>2027</td>").count(), 1, "history: {page}");
+
+    let actions = h.audit_actions().await;
+    for want in [
+        "training.course.save",
+        "training.quiz.fail",
+        "training.complete",
+        "training.record",
+        "training.overdue.view",
+        "training.export",
+    ] {
+        assert!(actions.iter().any(|a| a == want), "{want}: {actions:?}");
+    }
 }
