@@ -51,7 +51,7 @@ impl CourseFields {
     pub fn required_of(&self, user: &User) -> bool {
         !self.retired
             && !user.disabled
-            && (self.roles.contains(&user.role) || self.groups.iter().any(|g| *g == user.group))
+            && (self.roles.contains(&user.role) || self.groups.contains(&user.group))
     }
 }
 
