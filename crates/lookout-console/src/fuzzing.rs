@@ -37,6 +37,7 @@ pub fn forms(body: &[u8]) -> usize {
         crate::signin::CodeForm,
         crate::users::NewUserForm,
         crate::users::RoleForm,
+        crate::users::ContactForm,
         crate::briefings::BriefingForm,
         crate::incidents::HoldForm,
         crate::registers::AccountForm,

@@ -311,6 +311,7 @@ pub fn router(console: Console) -> Router {
         .route("/reviews/allows/{id}/remove", post(reviews::remove))
         .route("/users", get(users::list).post(users::add))
         .route("/users/{name}/role", post(users::set_role))
+        .route("/users/{name}/contact", post(users::set_contact))
         .route("/users/{name}/data", get(privacy::page))
         .route("/users/{name}/data.json", get(privacy::json))
         .route("/users/{name}/{action}", post(users::act))

@@ -53,11 +53,15 @@ async fn list_page(
                 @else { select id="new-group" name="group" required { @for g in &groups { option value=(g) { (g) } } } }
                 label for="new-role" { "Console role" }
                 select id="new-role" name="role" required { @for r in Role::ALL { option value=(r.slug()) { (r.label()) } } }
+                label for="new-email" { "Email (training reminders; optional)" }
+                input id="new-email" name="email" type="email" maxlength="254";
+                label for="new-team" { "Team or department (training report; optional)" }
+                input id="new-team" name="team" type="text" maxlength="100";
                 button type="submit" { "Add, with a one-time password" }
             }
         }
         table class="list" id="users" {
-            thead { tr { th scope="col" { "User" } th scope="col" { "Group" } th scope="col" { "Role" } th scope="col" { "State" } th scope="col" { "Change" } } }
+            thead { tr { th scope="col" { "User" } th scope="col" { "Group" } th scope="col" { "Role" } th scope="col" { "Team and email" } th scope="col" { "State" } th scope="col" { "Change" } } }
             tbody {
                 @for a in &accounts {
                     @let u = &a.user;
@@ -76,6 +80,16 @@ async fn list_page(
                                     }
                                     " " button type="submit" class="link" { "Set" }
                                 }
+                            }
+                        }
+                        td {
+                            form method="post" action={"/users/" (u.username) "/contact"} class="inline" {
+                                (csrf(token))
+                                label class="visually-hidden" for={"team-" (u.username)} { "Team of " (u.username) }
+                                input id={"team-" (u.username)} name="team" type="text" maxlength="100" value=(u.team) placeholder="Team";
+                                label class="visually-hidden" for={"email-" (u.username)} { "Email of " (u.username) }
+                                input id={"email-" (u.username)} name="email" type="email" maxlength="254" value=(u.email) placeholder="Email";
+                                " " button type="submit" class="link" { "Save" }
                             }
                         }
                         td {
@@ -128,6 +142,10 @@ pub(crate) struct NewUserForm {
     group: String,
     #[serde(default)]
     role: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    team: String,
 }
 
 /// `POST /users`: adds a person with a one-time password, shown once.
@@ -157,8 +175,8 @@ pub(crate) async fn add(
             group: group.to_owned(),
             password: None,
             role: Some(role),
-            email: None,
-            team: None,
+            email: Some(f.email.clone()),
+            team: Some(f.team.clone()),
         })
         .await
         .map_err(user_error)?;
@@ -217,6 +235,35 @@ pub(crate) async fn set_role(
         )
         .await?;
     let note = format!("{name} is now: {}.", role.label());
+    Ok(list_page(&console, &viewer, Some(note))
+        .await?
+        .into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ContactForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    team: String,
+}
+
+/// `POST /users/{name}/contact`: the email address for training reminders and the team.
+pub(crate) async fn set_contact(
+    State(console): State<Console>,
+    Path(name): Path<String>,
+    Posted(viewer, f): Posted<ContactForm>,
+) -> Result<Response, PageError> {
+    viewer.require(&[Role::ItAdmin])?;
+    let store = console.store();
+    store
+        .set_contact(&name, &f.email, &f.team)
+        .await
+        .map_err(user_error)?;
+    store
+        .audit(&viewer.audit("user.contact", format!("user:{name}")))
+        .await?;
+    let note = format!("Saved {name}'s team and email address.");
     Ok(list_page(&console, &viewer, Some(note))
         .await?
         .into_response())

@@ -536,6 +536,12 @@ async fn every_role_against_every_route() {
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
         (
+            "/users/nobody/contact",
+            vec![("team", "x")],
+            [false, false, false, false, false, true],
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
             "/users/nobody/unlock",
             vec![],
             [false, false, false, false, false, true],
@@ -2669,6 +2675,39 @@ async fn staff_training_is_written_taken_recorded_and_reported() {
         .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
 
+    // The IT admin puts Uma in a team (a bad address is refused, nothing changed).
+    let r = h
+        .post(
+            &ian,
+            "/users/uma/contact",
+            &[
+                ("csrf", &csrf),
+                ("email", "uma at college"),
+                ("team", "Estates"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("is not an email address"));
+    assert_eq!(h.store.user("uma").await.unwrap().unwrap().team, "");
+    let r = h
+        .post(
+            &ian,
+            "/users/uma/contact",
+            &[
+                ("csrf", &csrf),
+                ("email", "uma@college.test"),
+                ("team", "Estates"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("value=\"uma@college.test\""));
+
     // The supervisor sees who is overdue (Uma), the teams, and the export.
     let sue = h.sign_in("sue").await;
     let overdue = h.text(&sue, "/training/overdue").await;
@@ -2682,7 +2721,7 @@ async fn staff_training_is_written_taken_recorded_and_reported() {
         teams.contains("<td>Construction</td><td>Safeguarding induction</td><td>2</td><td>2</td><td>0</td><td>100%</td>"),
         "{teams}"
     );
-    assert!(teams.contains("<td>No team</td><td>Safeguarding induction</td><td>1</td><td>0</td><td>1</td><td>0%</td>"), "{teams}");
+    assert!(teams.contains("<td>Estates</td><td>Safeguarding induction</td><td>1</td><td>0</td><td>1</td><td>0%</td>"), "{teams}");
     let csv = h.text(&sue, "/training/completions.csv").await;
     assert_eq!(csv.lines().count(), 3, "{csv}");
     assert!(csv.contains("sam,sam (test),Construction,"), "{csv}");
