@@ -263,6 +263,32 @@ impl Default for RetentionConfig {
     }
 }
 
+/// `[training]`: email reminders of training due or overdue (sent through `[alerts.email]`'s
+/// mail server to people with an email address on their account).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// Send reminders (needs `[alerts.email]`).
+    #[serde(default = "yes")]
+    pub reminders: bool,
+    /// At most one reminder per person per this many days.
+    #[serde(default = "seven")]
+    pub remind_every_days: u32,
+}
+
+fn seven() -> u32 {
+    7
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        TrainingConfig {
+            reminders: yes(),
+            remind_every_days: seven(),
+        }
+    }
+}
+
 /// `[portal]`: browser sign-in for networks with `login = "portal"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -607,6 +633,13 @@ impl Config {
                 "retention",
                 None,
                 "alerts must be kept at least 7 days and incidents at least 30 (or 0: for ever), so the safeguarding team can act on them",
+            );
+        }
+        if !(1..=90).contains(&self.training.remind_every_days) {
+            c.problem::<String>(
+                "training.remind_every_days",
+                None,
+                "must be from 1 to 90 (days between two reminders to the same person)",
             );
         }
         if !(1..=14 * 24).contains(&self.portal.hours) {

@@ -19,7 +19,7 @@ mod monitor;
 pub use gateway::{
     never_inspected, parse_socket_addr, BlockedAnswerConfig, DnsConfig, InspectConfig, LogConfig,
     LoginMode, Network, NetworkConfig, PortalConfig, ProxyConfig, RetentionConfig, ServeConfig,
-    DEFAULT_LOOPBACK_GROUP,
+    TrainingConfig, DEFAULT_LOOPBACK_GROUP,
 };
 
 pub use monitor::{
@@ -127,6 +127,9 @@ pub struct Config {
     /// How long records are kept.
     #[serde(default)]
     pub retention: RetentionConfig,
+    /// Training reminders.
+    #[serde(default)]
+    pub training: TrainingConfig,
 }
 
 impl Default for Config {
@@ -144,6 +147,7 @@ impl Default for Config {
             console: ConsoleConfig::default(),
             portal: PortalConfig::default(),
             retention: RetentionConfig::default(),
+            training: TrainingConfig::default(),
         }
     }
 }

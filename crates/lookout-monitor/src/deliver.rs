@@ -74,8 +74,19 @@ impl Email {
 
     /// Sends one plain-text message to every recipient.
     pub async fn send(&self, subject: &str, body: &str) -> Result<(), String> {
+        self.send_message(&self.to, subject, body).await
+    }
+
+    /// Sends one plain-text message to `to` only (a training reminder), through the same
+    /// server and from the same sender.
+    pub async fn send_to(&self, to: &str, subject: &str, body: &str) -> Result<(), String> {
+        let to: Mailbox = to.parse().map_err(|e| format!("recipient {to:?}: {e}"))?;
+        self.send_message(&[to], subject, body).await
+    }
+
+    async fn send_message(&self, to: &[Mailbox], subject: &str, body: &str) -> Result<(), String> {
         let mut message = Message::builder().from(self.from.clone()).subject(subject);
-        for to in &self.to {
+        for to in to {
             message = message.to(to.clone());
         }
         let message = message

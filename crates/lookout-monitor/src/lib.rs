@@ -25,6 +25,7 @@ mod deliver;
 mod digest;
 mod model;
 mod observe;
+mod training;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,6 +44,7 @@ pub use deliver::{Email, EmailTls, Webhook};
 pub use digest::{compose_digest, next_digest, send_digest, DigestEvery};
 pub use model::{ModelSource, ModelStage};
 pub use observe::job_for_event;
+pub use training::{reminder_loop, send_reminders, Reminded};
 
 /// The category of alerts raised for concerns people report.
 pub const CONCERN: &str = "concern";

@@ -377,6 +377,22 @@ async fn serve(
         .into_iter()
         .flatten()
         .collect();
+        if config.training.reminders {
+            match settings.email.clone() {
+                Some(email) => {
+                    tokio::spawn(lookout_monitor::reminder_loop(
+                        store.clone(),
+                        email,
+                        config.console.url.clone(),
+                        Duration::from_secs(u64::from(config.training.remind_every_days) * 86_400),
+                        console_stop.clone(),
+                    ));
+                }
+                None => eprintln!(
+                    "training: no reminders by email (they go through [alerts.email], which is not set)"
+                ),
+            }
+        }
         let (m, t) = Monitor::start(scanner, store.clone(), settings, model);
         log = log.with_observer(m.observer());
         if config.console.enabled {
