@@ -193,7 +193,22 @@ pub fn board_html(
                         (proportion(&format!("{}: accepted “{}” (version {})", u.group, u.title, u.version), u.accepted, u.members))
                     }
                 }
-                footer { "Made by Lookout on " (when(made_ms)) " from the organisation's own records. Figures cover the period above; “open now” and briefing uptake are as at the time of making." }
+                section {
+                    h2 { "Staff training" }
+                    @if b.training.is_empty() {
+                        p class="note" { "No training course is required of anyone yet." }
+                    }
+                    @for (title, of, done, late) in &b.training {
+                        (proportion(&format!("{title}: completed"), *done, *of))
+                        @if *late > 0 { p class="note" { strong { (late) } " overdue." } }
+                    }
+                }
+                section {
+                    h2 { "Registers" }
+                    p { "Technologies risk-assessed: " strong { (b.assessments.0) } "; reviews overdue: " strong { (b.assessments.1) } "." }
+                    p { "Official social-media accounts: " strong { (b.social.0) } "; admin rights of people who left still to revoke: " strong { (b.social.1) } "." }
+                }
+                footer { "Made by Lookout on " (when(made_ms)) " from the organisation's own records. Figures cover the period above; “open now”, briefing uptake, training and the registers are as at the time of making." }
     };
     standalone(&title, STYLE, body)
 }

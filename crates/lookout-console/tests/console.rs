@@ -2139,9 +2139,64 @@ async fn the_board_report_has_charts_and_figures_and_no_names() {
         )
         .await
         .unwrap();
+    // Training: a course required of learners, one of the two done; a technology overdue.
+    h.user("lou", Role::Learner).await;
+    let course = h
+        .store
+        .save_course(
+            None,
+            &lookout_store::CourseFields {
+                title: "Online safety".into(),
+                edition: "1".into(),
+                about: "Read this.".into(),
+                roles: vec![Role::Learner],
+                within_days: 0,
+                ..Default::default()
+            },
+            &lookout_store::AuditEntry::new("ian", "training.course.save", ""),
+        )
+        .await
+        .unwrap();
+    h.store
+        .record_completion(
+            course.course_id,
+            "1",
+            "lee",
+            now,
+            "recorded",
+            (0, 0),
+            "",
+            &lookout_store::AuditEntry::new("ian", "training.record", ""),
+        )
+        .await
+        .unwrap();
+    h.store
+        .save_assessment(
+            None,
+            &lookout_store::TechFields {
+                name: "ClassChat".into(),
+                decision: "approved".into(),
+                review_due_ms: now - 1,
+                ..Default::default()
+            },
+            &lookout_store::AuditEntry::new("ian", "register.technology.save", ""),
+        )
+        .await
+        .unwrap();
 
     let c = h.sign_in("gil").await;
     let page = h.text(&c, "/reports/board").await;
+    assert!(
+        page.contains("Online safety: completed: <strong>1 of 2</strong> (50%)"),
+        "training: {page}"
+    );
+    assert!(page.contains("<strong>1</strong> overdue."), "{page}");
+    assert!(
+        page.contains(
+            "Technologies risk-assessed: <strong>1</strong>; reviews overdue: <strong>1</strong>"
+        ),
+        "{page}"
+    );
     assert!(
         page.contains("E-safety report for the Board — Springfield College"),
         "{page}"
@@ -2157,7 +2212,13 @@ async fn the_board_report_has_charts_and_figures_and_no_names() {
         page.contains("1 answered; half within"),
         "time to first review: {page}"
     );
-    for private in ["amy.secretname", "a private search", "10.0.0.9"] {
+    for private in [
+        "amy.secretname",
+        "a private search",
+        "10.0.0.9",
+        "lou",
+        "lee",
+    ] {
         assert!(
             !page.contains(private),
             "{private} must not be in the report"

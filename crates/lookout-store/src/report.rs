@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use crate::{Store, StoreError};
+use crate::{now_ms, Store, StoreError};
 
 /// What happened in a period.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -116,6 +116,14 @@ pub struct BoardFigures {
     pub briefings: Vec<BriefingUptake>,
     /// The latest policy review: when it was reviewed and when the next is due.
     pub policy_review: Option<(i64, i64)>,
+    /// Per course required of someone: (title, people it is required of, done, overdue), as
+    /// at the time of making.
+    pub training: Vec<(String, i64, i64, i64)>,
+    /// Technology risk assessments: (on the register, review overdue), as at the time of making.
+    pub assessments: (i64, i64),
+    /// Official social-media accounts: (registered and not retired, admin rights waiting to be
+    /// revoked after their holder left), as at the time of making.
+    pub social: (i64, i64),
 }
 
 /// How many, and how long they took (median, 90th percentile), in the unit the field says.
@@ -288,6 +296,43 @@ impl Store {
         )
         .fetch_optional(&self.pool)
         .await?;
+        let now = now_ms();
+        for r in self.requirements(now, None).await? {
+            let at = match b.training.iter().position(|t| t.0 == r.title) {
+                Some(i) => i,
+                None => {
+                    b.training.push((r.title.clone(), 0, 0, 0));
+                    b.training.len() - 1
+                }
+            };
+            let t = &mut b.training[at];
+            t.1 += 1;
+            match r.standing {
+                crate::Standing::Done { .. } => t.2 += 1,
+                crate::Standing::Overdue { .. } => t.3 += 1,
+                crate::Standing::Due { .. } => {}
+            }
+        }
+        let assessments = self.assessments().await?;
+        b.assessments = (
+            assessments.len() as i64,
+            assessments
+                .iter()
+                .filter(|a| a.fields.review_due_ms < now)
+                .count() as i64,
+        );
+        b.social = (
+            self.social_accounts()
+                .await?
+                .iter()
+                .filter(|a| !a.retired)
+                .count() as i64,
+            self.social_admins()
+                .await?
+                .iter()
+                .filter(|a| a.revoke_since.is_some())
+                .count() as i64,
+        );
         Ok(b)
     }
 }
