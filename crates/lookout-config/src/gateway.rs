@@ -300,6 +300,16 @@ pub struct PortalConfig {
     /// How long a sign-in at an address lasts, in hours.
     #[serde(default = "default_portal_hours")]
     pub hours: u32,
+    /// A plain-HTTP listener (usually port 80 on the gateway's address) serving the portal,
+    /// `/wpad.dat` and `/proxy.pac` to devices that reach them by name (see `address`), and
+    /// otherwise the same proxy.
+    #[serde(default)]
+    pub listen: Option<Spanned<String>>,
+    /// The gateway's IPv4 address as devices reach it: the DNS filter answers the portal's
+    /// name (`lookout.invalid`) and WPAD names (`wpad`, `wpad.<domain>`) with it, so browsers
+    /// set to detect proxy settings find `/wpad.dat` on the `listen` port.
+    #[serde(default)]
+    pub address: Option<Ipv4Addr>,
 }
 
 fn default_portal_hours() -> u32 {
@@ -311,6 +321,8 @@ impl Default for PortalConfig {
         PortalConfig {
             allow: Vec::new(),
             hours: default_portal_hours(),
+            listen: None,
+            address: None,
         }
     }
 }
@@ -452,6 +464,14 @@ impl Config {
             .unwrap_or(([127, 0, 0, 1], 3128).into())
     }
 
+    /// The portal's plain-HTTP listening address, when set (validated).
+    pub fn portal_listen(&self) -> Option<SocketAddr> {
+        self.portal
+            .listen
+            .as_ref()
+            .and_then(|l| parse_socket_addr(l.get_ref(), 80))
+    }
+
     /// The DNS filter's listening address (validated).
     pub fn dns_listen(&self) -> SocketAddr {
         parse_socket_addr(self.dns.listen.get_ref(), 53).unwrap_or(([127, 0, 0, 1], 5353).into())
@@ -467,6 +487,24 @@ impl Config {
     }
 
     pub(crate) fn validate_gateway(&self, c: &mut Checker<'_>) {
+        if let Some(l) = &self.portal.listen {
+            if parse_socket_addr(l.get_ref(), 80).is_none() {
+                c.problem(
+                    "portal.listen",
+                    Some(l),
+                    format!(
+                        "`{}` is not an address and port, e.g. \"0.0.0.0:80\"",
+                        l.get_ref()
+                    ),
+                );
+            } else if !self.proxy.enabled {
+                c.problem(
+                    "portal.listen",
+                    Some(l),
+                    "the portal is served by the proxy: set `proxy.enabled = true`",
+                );
+            }
+        }
         if self.proxy.enabled && parse_socket_addr(self.proxy.listen.get_ref(), 3128).is_none() {
             c.problem(
                 "proxy.listen",

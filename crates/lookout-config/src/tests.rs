@@ -347,6 +347,8 @@ fn gateway_mistakes_name_key_and_line() {
         ("[retention]\nalerts_days = 2\n", "alerts must be kept at least 7 days"),
         ("[retention]\nactivity_days = 99999\n", "retention.activity_days: must be at most 36500"),
         ("[retention]\nactivity = 30\n", "unknown field `activity`"),
+        ("[portal]\nlisten = \"port eighty\"\n", "portal.listen: `port eighty` is not an address and port"),
+        ("[portal]\naddress = \"gateway\"\n", "invalid IPv4 address syntax"),
         ("[training]\nremind_every_days = 0\n", "training.remind_every_days: must be from 1 to 90"),
         ("[training]\nremind = true\n", "unknown field `remind`"),
         ("[portal]\nhour = 8\n", "unknown field `hour`"),

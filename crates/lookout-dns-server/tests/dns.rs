@@ -106,6 +106,7 @@ async fn start_logged(
             },
             ttl: 60,
             rebind_protection: true,
+            portal: None,
             internal_domains: Vec::new(),
         },
         clients,

@@ -27,6 +27,7 @@ fn bench(c: &mut Criterion) {
         },
         ttl: 60,
         rebind_protection: true,
+        portal: None,
         internal_domains: Vec::new(),
     };
     let ctx = Context {

@@ -53,7 +53,23 @@ pub struct Settings {
     /// Domains whose names may have internal addresses (lower case, no trailing dot): the
     /// organisation's own, e.g. `college.internal`, and every name under them.
     pub internal_domains: Vec<String>,
+    /// The gateway's address for the portal's name (`lookout.invalid`) and WPAD names
+    /// (`wpad`, `wpad.<domain>`), which are then answered with it for every group.
+    pub portal: Option<Ipv4Addr>,
 }
+
+/// Whether `host` (no trailing dot) is one of the gateway's own names: the portal's or a WPAD
+/// name a browser looks up to find its proxy settings.
+pub fn is_gateway_name(host: &str) -> bool {
+    host.eq_ignore_ascii_case(PORTAL_NAME)
+        || host.eq_ignore_ascii_case("wpad")
+        || host
+            .get(..5)
+            .is_some_and(|p| p.eq_ignore_ascii_case("wpad."))
+}
+
+/// The name the portal and the gateway's own pages are reached by.
+pub const PORTAL_NAME: &str = "lookout.invalid";
 
 /// Suffixes for private use: their names may have internal addresses.
 const PRIVATE_SUFFIXES: &[&str] = &[
@@ -335,6 +351,14 @@ pub fn handle(packet: &[u8], ctx: &Context<'_>) -> Outcome {
     let question = &request.queries[0];
     let ascii = question.name().to_ascii();
     let host = ascii.trim_end_matches('.');
+    if let Some(ipv4) = ctx.settings.portal.filter(|_| is_gateway_name(host)) {
+        let how = BlockedAnswer::BlockPage { ipv4, ipv6: None };
+        return Outcome::Respond {
+            packet: blocked(&request, &how, ctx.settings.ttl),
+            decision: None,
+            asked: None,
+        };
+    }
     let decision = match NormUrl::parse(host) {
         Ok(url) => ctx.policy.decide(ctx.index, ctx.group, &url, ctx.at),
         Err(e) => Policy::decide_invalid(e),
@@ -380,7 +404,7 @@ pub fn handle(packet: &[u8], ctx: &Context<'_>) -> Outcome {
     }))
 }
 
-/// The answer for a blocked name.
+/// The answer for a blocked name (and, as a block page's, for the gateway's own names).
 fn blocked(request: &Message, how: &BlockedAnswer, ttl: u32) -> Vec<u8> {
     let question = &request.queries[0];
     let name = question.name().clone();

@@ -86,6 +86,7 @@ const PAGE: Settings = Settings {
     },
     ttl: 60,
     rebind_protection: true,
+    portal: None,
     internal_domains: Vec::new(),
 };
 const PAGE_V4_ONLY: Settings = Settings {
@@ -95,12 +96,14 @@ const PAGE_V4_ONLY: Settings = Settings {
     },
     ttl: 60,
     rebind_protection: true,
+    portal: None,
     internal_domains: Vec::new(),
 };
 const NXDOMAIN: Settings = Settings {
     blocked: BlockedAnswer::NxDomain,
     ttl: 60,
     rebind_protection: true,
+    portal: None,
     internal_domains: Vec::new(),
 };
 
@@ -442,6 +445,7 @@ fn rebinding_answers_lose_internal_addresses_for_public_names() {
     };
     let off = Settings {
         rebind_protection: false,
+        portal: None,
         ..PAGE
     };
     let ip = |s: &str| s.parse::<Ipv4Addr>().unwrap();
@@ -559,5 +563,63 @@ fn rebinding_answers_lose_internal_addresses_for_public_names() {
         assert_eq!(summary(&done.packet), want, "{name} {addrs:?}");
         let got: Vec<String> = done.withheld.iter().map(|a| a.to_string()).collect();
         assert_eq!(got, withheld, "{name} {addrs:?}");
+    }
+}
+
+#[test]
+fn the_gateways_own_names_are_answered_with_its_address_when_set() {
+    let w = world();
+    let gateway = Ipv4Addr::new(10, 0, 0, 1);
+    let with = Settings {
+        portal: Some(gateway),
+        ..NXDOMAIN
+    };
+    let rows: &[(&str, RecordType, &str)] = &[
+        (
+            "lookout.invalid.",
+            RecordType::A,
+            "NoError lookout.invalid.=10.0.0.1",
+        ),
+        (
+            "LOOKOUT.INVALID.",
+            RecordType::A,
+            "NoError LOOKOUT.INVALID.=10.0.0.1",
+        ),
+        ("wpad.", RecordType::A, "NoError wpad.=10.0.0.1"),
+        (
+            "wpad.college.lan.",
+            RecordType::A,
+            "NoError wpad.college.lan.=10.0.0.1",
+        ),
+        (
+            "WPAD.college.ac.uk.",
+            RecordType::A,
+            "NoError WPAD.college.ac.uk.=10.0.0.1",
+        ),
+        // No IPv6 address for the gateway: "no such record", so the browser uses IPv4.
+        ("wpad.college.lan.", RecordType::AAAA, "NoError"),
+    ];
+    for &(name, qtype, want) in rows {
+        for group in ["learners", "it-staff"] {
+            let (packet, decision) = respond(run(&w, group, &with, &query(name, qtype)));
+            assert_eq!(summary(&packet), want, "{group} {name} {qtype}");
+            assert!(decision.is_none(), "not a filtering decision");
+        }
+    }
+    // Names that only look alike are filtered as usual; without the setting nothing changes.
+    for (settings, name) in [
+        (&with, "wpadx.college.lan."),
+        (&with, "notwpad.college.lan."),
+        (&with, "lookout.invalid.example."),
+        (&NXDOMAIN, "wpad.college.lan."),
+        (&NXDOMAIN, "lookout.invalid."),
+    ] {
+        assert!(
+            matches!(
+                run(&w, "learners", settings, &query(name, RecordType::A)),
+                Outcome::Forward(_)
+            ),
+            "{name}"
+        );
     }
 }

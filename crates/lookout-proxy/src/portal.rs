@@ -47,6 +47,9 @@ pub struct PortalSettings {
     pub hours: u32,
     /// Hosts the PAC file sends direct (the console: the proxy never reaches Lookout itself).
     pub pac_direct: Vec<String>,
+    /// The proxy port the PAC file names, when the file is also served on another port
+    /// (`[portal] listen`, port 80 for WPAD); `None`: the port the device reached.
+    pub pac_port: Option<u16>,
 }
 
 /// What a ticket lets its address do next.
@@ -185,8 +188,9 @@ pub(crate) async fn page(
     req: Request<Incoming>,
 ) -> Response<Body> {
     if path == "/proxy.pac" || path == "/wpad.dat" {
+        let port = proxy.settings.portal.pac_port.unwrap_or(local.port());
         let mut r = Response::new(full(pac_file(
-            &local.to_string(),
+            &SocketAddr::new(local.ip(), port).to_string(),
             &proxy.settings.portal.pac_direct,
         )));
         r.headers_mut().insert(

@@ -274,6 +274,7 @@ async fn start(opts: Options) -> Harness {
             allow: opts.portal_allow.iter().map(|s| s.to_string()).collect(),
             hours: 8,
             pac_direct: vec!["console.college.test".into()],
+            pac_port: None,
         },
         ..Settings::default()
     };

@@ -512,6 +512,8 @@ async fn serve(
                     .and_then(|u| u.host_str().map(str::to_owned))
                     .into_iter()
                     .collect(),
+                // The WPAD listener's PAC file names the proxy's own port.
+                pac_port: Some(listener.local_addr()?.port()),
             },
         };
         let inspected = !settings.inspect_groups.is_empty();
@@ -537,6 +539,23 @@ async fn serve(
         let proxy = Arc::new(proxy);
         destinations.add_listener(listener.local_addr()?);
         eprintln!("proxy: listening on {}", listener.local_addr()?);
+        if let Some(addr) = config.portal_listen() {
+            let portal = bind_error("portal", "portal.listen", addr, listen_deep(addr)).await?;
+            destinations.add_listener(portal.local_addr()?);
+            eprintln!(
+                "portal: listening on {} (the portal, /wpad.dat and /proxy.pac by plain HTTP{})",
+                portal.local_addr()?,
+                match config.portal.address {
+                    Some(a) =>
+                        format!("; the DNS filter answers lookout.invalid and wpad names with {a}"),
+                    None => String::new(),
+                }
+            );
+            let (proxy, stop) = (proxy.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                lookout_proxy::run(portal, proxy, stop.cancelled_owned()).await
+            }));
+        }
         let stop = stop.clone();
         tasks.push(tokio::spawn(async move {
             lookout_proxy::run(listener, proxy, stop.cancelled_owned()).await
@@ -584,6 +603,7 @@ async fn serve(
                 blocked,
                 ttl: d.ttl,
                 rebind_protection: d.rebind_protection,
+                portal: config.portal.address,
                 internal_domains: d
                     .internal_domains
                     .iter()

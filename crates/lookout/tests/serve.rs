@@ -416,6 +416,63 @@ fn the_proxy_never_reaches_the_gateways_own_services() {
     terminate(child);
 }
 
+/// Devices that look the gateway up by name: the DNS filter answers `lookout.invalid` and WPAD
+/// names with the configured address, and the portal's plain-HTTP listener serves the PAC file
+/// (naming the proxy's port) and the portal; the proxy never reaches that listener either.
+#[test]
+fn wpad_and_the_portal_name_lead_devices_to_the_proxy() {
+    let (dir, config) = setup();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[portal]\nlisten = \"127.0.0.1:0\"\naddress = \"10.0.0.1\"\n");
+    std::fs::write(&config, text).unwrap();
+    let (child, l) = serve(dir.path(), &config);
+    let portal = l.portal.expect("the portal listener");
+    for name in ["lookout.invalid.", "wpad.college.lan.", "wpad."] {
+        let m = dns_query(l.dns, name);
+        let answers: Vec<String> = m.answers.iter().map(|a| a.data.to_string()).collect();
+        assert_eq!(answers, ["10.0.0.1"], "{name}");
+    }
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let direct = reqwest::Client::builder().no_proxy().build().unwrap();
+        for path in ["/wpad.dat", "/proxy.pac"] {
+            let r = direct
+                .get(format!("http://{portal}{path}"))
+                .header("host", "wpad.college.lan")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 200, "{path}");
+            assert_eq!(
+                r.headers()["content-type"],
+                "application/x-ns-proxy-autoconfig"
+            );
+            let pac = r.text().await.unwrap();
+            assert!(
+                pac.contains(&format!("return \"PROXY 127.0.0.1:{}\";", l.proxy.port())),
+                "the proxy's port, not the portal's: {pac}"
+            );
+        }
+        let r = direct
+            .get(format!("http://{portal}/portal"))
+            .header("host", "lookout.invalid")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let page = r.text().await.unwrap();
+        assert!(page.contains("Sign in"), "{page}");
+        // Through the proxy, the portal listener is one of Lookout's own: refused.
+        let r = through(l.proxy)
+            .get(format!("http://{portal}/wpad.dat"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403);
+    });
+    terminate(child);
+}
+
 #[test]
 fn a_search_through_the_proxy_alerts_the_dsl_team_live_and_by_email() {
     let (dir, config) = setup();

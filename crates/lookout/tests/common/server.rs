@@ -59,6 +59,8 @@ pub(crate) struct Listening {
     pub(crate) proxy: SocketAddr,
     pub(crate) dns: SocketAddr,
     pub(crate) console: SocketAddr,
+    /// The portal's plain-HTTP listener, when `[portal] listen` is set.
+    pub(crate) portal: Option<SocketAddr>,
     /// Everything printed on standard output so far (the first-run password).
     pub(crate) stdout: std::sync::Arc<std::sync::Mutex<String>>,
 }
@@ -83,7 +85,7 @@ pub(crate) fn serve(dir: &Path, config: &Path) -> (Child, Listening) {
         }
     });
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let (mut proxy, mut dns, mut console) = (None, None, None);
+    let (mut proxy, mut dns, mut console, mut portal) = (None, None, None, None);
     for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(rest) = line.strip_prefix("proxy: listening on ") {
@@ -91,6 +93,9 @@ pub(crate) fn serve(dir: &Path, config: &Path) -> (Child, Listening) {
         }
         if let Some(rest) = line.strip_prefix("dns: listening on ") {
             dns = rest.split(' ').next().and_then(|a| a.parse().ok());
+        }
+        if let Some(rest) = line.strip_prefix("portal: listening on ") {
+            portal = rest.split(' ').next().and_then(|a| a.parse().ok());
         }
         if let Some(rest) = line.strip_prefix("console: listening on ") {
             console = rest.split(' ').next().and_then(|a| a.parse().ok());
@@ -105,6 +110,7 @@ pub(crate) fn serve(dir: &Path, config: &Path) -> (Child, Listening) {
         proxy: proxy.expect("proxy address"),
         dns: dns.expect("dns address"),
         console: console.expect("console address"),
+        portal,
         stdout,
     };
     (child, listening)
