@@ -61,6 +61,8 @@ fuzz_target!(|data: &[u8]| {
         ttl: 60,
         rebind_protection: true,
         internal_domains: Vec::new(),
+        // The gateway's own names are answered before any decision: fuzzed too.
+        portal: Some(Ipv4Addr::new(10, 0, 0, 1)),
     };
     let ctx = Context {
         policy,
