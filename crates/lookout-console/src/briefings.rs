@@ -61,6 +61,7 @@ pub(crate) async fn list(
             }
         }
         h2 { "Every version" }
+        p { a href="/briefings/acceptances.csv" { "Download every acceptance (CSV)" } }
         @if all.is_empty() { p { "No briefing has been published yet." } }
         @else {
             table class="list" id="versions" {
@@ -80,6 +81,44 @@ pub(crate) async fn list(
         }
     };
     Ok(page(&viewer, "E-safety briefing", body))
+}
+
+/// `GET /briefings/acceptances.csv`: every acceptance — who, their group, which version, when,
+/// from which address.
+pub(crate) async fn acceptances_csv(
+    State(console): State<Console>,
+    viewer: Viewer,
+) -> Result<Response, PageError> {
+    viewer.require(EDITORS)?;
+    let store = console.store();
+    let briefings = store.briefings().await?;
+    let users = store.users().await?;
+    let mut out = lookout_store::csv_line(&[
+        "user", "name", "group", "version", "title", "for", "accepted", "address",
+    ]);
+    for a in store.acceptances(None).await? {
+        let b = briefings.iter().find(|b| b.id == a.briefing_id);
+        let u = users.iter().find(|u| u.username == a.username);
+        out.push_str(&lookout_store::csv_line(&[
+            &a.username,
+            u.map_or("", |u| u.display_name.as_str()),
+            u.map_or("", |u| u.group.as_str()),
+            &a.briefing_id.to_string(),
+            b.map_or("", |b| b.title.as_str()),
+            b.and_then(|b| b.group.as_deref()).unwrap_or("Everyone"),
+            &when(a.at_ms),
+            &a.client_ip,
+        ]));
+    }
+    crate::registers::csv_download(
+        store,
+        &viewer,
+        "briefing.acceptances.export",
+        "briefings",
+        "briefing-acceptances.csv",
+        out,
+    )
+    .await
 }
 
 #[derive(Deserialize, Default)]
@@ -210,7 +249,7 @@ pub(crate) async fn detail(
         .briefing(id)
         .await?
         .ok_or_else(|| PageError::NotFound(format!("There is no briefing version {id}.")))?;
-    let accepted = store.acceptances(id).await?;
+    let accepted = store.acceptances(Some(id)).await?;
     store
         .audit(&viewer.audit("briefing.view", format!("briefing:{id}")))
         .await?;

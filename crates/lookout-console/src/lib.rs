@@ -324,6 +324,10 @@ pub fn router(console: Console) -> Router {
     let editors = Router::new()
         .route("/briefings", get(briefings::list).post(briefings::create))
         .route("/briefings/new", get(briefings::new_form))
+        .route(
+            "/briefings/acceptances.csv",
+            get(briefings::acceptances_csv),
+        )
         .route("/briefings/{id}", get(briefings::detail))
         .route(
             "/registers/social",

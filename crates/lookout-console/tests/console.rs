@@ -453,6 +453,10 @@ async fn every_role_against_every_route() {
         ),
         ("/briefings", [false, false, false, true, false, true]),
         ("/briefings/new", [false, false, false, true, false, true]),
+        (
+            "/briefings/acceptances.csv",
+            [false, false, false, true, false, true],
+        ),
         (&briefing, [false, false, false, true, false, true]),
         ("/training", [true, true, true, true, true, true]),
         (&course, [true, true, true, true, true, true]),
@@ -2068,6 +2072,18 @@ async fn briefings_are_published_as_versions_and_acceptances_listed() {
     );
     assert!(list.contains("None published"), "staff have none: {list}");
     assert!(list.contains("1 people"), "{list}");
+    let csv = h.text(&c, "/briefings/acceptances.csv").await;
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "user,name,group,version,title,for,accepted,address"
+    );
+    assert!(
+        lines[1].starts_with(&format!("lee,,,{id},Staying safe,learners,")),
+        "{csv}"
+    );
+    assert!(lines[1].ends_with(",10.10.0.7"), "{csv}");
+    assert_eq!(lines.len(), 2, "{csv}");
     let actions: Vec<String> = h
         .store
         .audit_log(&lookout_store::AuditFilter {
@@ -2083,6 +2099,7 @@ async fn briefings_are_published_as_versions_and_acceptances_listed() {
     assert_eq!(
         actions,
         [
+            "briefing.acceptances.export",
             "briefing.list",
             "briefing.view",
             "briefing.accept",

@@ -1297,7 +1297,11 @@ async fn the_portal_signs_a_device_in_after_the_briefing_is_accepted() {
         403,
         "still filtered"
     );
-    let accepted = h.store.acceptances(version.parse().unwrap()).await.unwrap();
+    let accepted = h
+        .store
+        .acceptances(Some(version.parse().unwrap()))
+        .await
+        .unwrap();
     assert_eq!(accepted.len(), 1);
     assert_eq!(
         (

@@ -176,12 +176,16 @@ impl Store {
         Ok(())
     }
 
-    /// Who accepted version `briefing_id`, newest first.
-    pub async fn acceptances(&self, briefing_id: i64) -> Result<Vec<Acceptance>, StoreError> {
+    /// Who accepted version `briefing_id` (`None`: every version), newest first.
+    pub async fn acceptances(
+        &self,
+        briefing_id: Option<i64>,
+    ) -> Result<Vec<Acceptance>, StoreError> {
         let rows = sqlx::query(
             "SELECT username, briefing_id, at_ms, client_ip FROM acceptances \
-             WHERE briefing_id = ? ORDER BY at_ms DESC, id DESC",
+             WHERE ? IS NULL OR briefing_id = ? ORDER BY at_ms DESC, id DESC",
         )
+        .bind(briefing_id)
         .bind(briefing_id)
         .fetch_all(&self.pool)
         .await?;

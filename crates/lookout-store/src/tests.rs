@@ -1016,7 +1016,7 @@ async fn briefings_are_versioned_and_acceptances_kept() {
             .username,
         "amy"
     );
-    let seen = store.acceptances(young.id).await.unwrap();
+    let seen = store.acceptances(Some(young.id)).await.unwrap();
     assert_eq!(seen.len(), 1);
     assert_eq!(
         (seen[0].username.as_str(), seen[0].client_ip.as_str()),
