@@ -79,6 +79,20 @@ fn config_check_names_key_and_line_and_exits_2() {
         "{}",
         stderr(&out)
     );
+    // Said once, not repeated as its own cause.
+    assert_eq!(
+        stderr(&out).matches("unknown field `strikt`").count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
+    let out = lookout(&["user", "list", "-c", path.to_str().unwrap()], None);
+    assert_eq!(
+        stderr(&out).matches("unknown field `strikt`").count(),
+        1,
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
