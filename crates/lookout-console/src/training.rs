@@ -361,14 +361,14 @@ fn course_form(viewer: &Viewer, groups: &[String], c: Option<&Course>, action: &
             fieldset {
                 legend { "Required of (console roles)" }
                 @for r in Role::ALL {
-                    label class="check" { input type="checkbox" name="role" value=(r.slug()) checked[f.roles.contains(&r)]; " " (r.label()) }
+                    label class="choice" { input type="checkbox" name="role" value=(r.slug()) checked[f.roles.contains(&r)]; " " (r.label()) }
                 }
             }
             @if !groups.is_empty() {
                 fieldset {
                     legend { "and of (filtering groups)" }
                     @for g in groups {
-                        label class="check" { input type="checkbox" name="group" value=(g) checked[f.groups.contains(g)]; " " (g) }
+                        label class="choice" { input type="checkbox" name="group" value=(g) checked[f.groups.contains(g)]; " " (g) }
                     }
                 }
             }
@@ -382,7 +382,7 @@ fn course_form(viewer: &Viewer, groups: &[String], c: Option<&Course>, action: &
             label for="pass_percent" { "Pass mark (% of questions right)" }
             input id="pass_percent" name="pass_percent" type="number" min="0" max="100" required value=(f.pass_percent);
             @if c.is_some() {
-                label class="check" { input type="checkbox" name="retired" checked[f.retired]; " Retired (no longer required; its records are kept)" }
+                label class="choice" { input type="checkbox" name="retired" checked[f.retired]; " Retired (no longer required; its records are kept)" }
             }
             button type="submit" { @if c.is_some() { "Save a new version" } @else { "Add the course" } }
         }
@@ -495,7 +495,7 @@ pub(crate) async fn course(
                         fieldset {
                             legend { (i + 1) ". " (q.text) }
                             @for (j, a) in q.answers.iter().enumerate() {
-                                label class="check" { input type="radio" name={"q" (i)} value=(j) required; " " (a) }
+                                label class="choice" { input type="radio" name={"q" (i)} value=(j) required; " " (a) }
                             }
                         }
                     }

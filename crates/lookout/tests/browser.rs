@@ -547,3 +547,98 @@ async fn the_portal_in_a_real_browser() {
     let o = lookout(d, &["audit", "verify", "-c", c], None);
     assert!(o.status.success(), "{}", text(&o));
 }
+
+/// Staff training in a real Chromium: the IT admin writes a course with its quiz in the
+/// console's form; a member of staff sees it due on their home page, answers the quiz with the
+/// radio buttons (a wrong answer first), passes, and the team report shows it. Screenshots of
+/// the course form, the quiz (laptop and phone) and the team report.
+#[tokio::test(flavor = "multi_thread")]
+async fn staff_training_in_a_real_browser() {
+    if !have_chromium() {
+        return;
+    }
+    let (dir, config) = setup();
+    let d = dir.path();
+    let c = config.to_str().unwrap();
+    add_users(
+        d,
+        c,
+        &[
+            ("ian", "staff", "it-admin", "ian's long password"),
+            ("sam", "staff", "staff", "sam's long password"),
+        ],
+    );
+    let (child, at) = serve(d, &config);
+    let base = format!("http://{}", at.console);
+    let (_driver, b) = browser(&d.join("chromium-profile"), None).await;
+
+    sign_in(&b, &base, "ian", "ian's long password").await;
+    b.goto(&format!("{base}/users")).await.unwrap();
+    fill(&b, "#team-sam", "Construction").await;
+    click(&b, "form[action='/users/sam/contact'] button").await;
+    wait_text(&b, "Saved sam's team").await;
+    b.goto(&format!("{base}/training/new")).await.unwrap();
+    fill(&b, "#title", "Safeguarding induction").await;
+    fill(&b, "#edition", "2026").await;
+    fill(
+        &b,
+        "#about",
+        "Read the **safeguarding policy**, then answer the questions.",
+    )
+    .await;
+    click(&b, "input[name='role'][value='staff']").await;
+    fill(&b, "#within_days", "14").await;
+    fill(
+        &b,
+        "#quiz",
+        "? A learner tells you they are being harmed. What do you do?\n- Promise to keep it secret\n* Listen, write down their words, tell the DSL the same day\n- Look into it yourself first\n? Who do you report a concern to?\n* The Designated Safeguarding Lead team\n- Nobody\n",
+    )
+    .await;
+    shot(&b, "17-training-course-form").await;
+    click(&b, "form[action='/training/courses'] button").await;
+    wait_text(&b, "Record a completion").await;
+    // Sam uses the same browser; Ian's session is kept aside (signing in again would need a
+    // fresh two-factor code).
+    let ians = b.get_all_cookies().await.unwrap();
+    b.delete_all_cookies().await.unwrap();
+
+    sign_in(&b, &base, "sam", "sam's long password").await;
+    let home = wait_text(&b, "Training to do").await;
+    assert!(home.contains("Safeguarding induction"), "{home}");
+    click(&b, "#training-due a").await;
+    wait_text(&b, "Submit my answers").await;
+    shot(&b, "18-training-quiz").await;
+    // The first question wrong: not passed, nothing recorded.
+    click(&b, "input[name='q0'][value='0']").await;
+    click(&b, "input[name='q1'][value='0']").await;
+    click(&b, "#quiz button").await;
+    wait_text(&b, "You answered 1 of 2 correctly").await;
+    click(&b, "a[href^='/training/']").await;
+    b.set_window_size(390, 844).await.unwrap();
+    wait_text(&b, "Submit my answers").await;
+    click(&b, "input[name='q0'][value='1']").await;
+    click(&b, "input[name='q1'][value='0']").await;
+    shot(&b, "19-phone-training-quiz").await;
+    click(&b, "#quiz button").await;
+    wait_text(&b, "passed").await;
+    b.goto(&format!("{base}/")).await.unwrap();
+    let home = wait_text(&b, "You are signed in as sam").await;
+    assert!(!home.contains("Training to do"), "{home}");
+    b.set_window_size(1280, 900).await.unwrap();
+    sign_out(&b).await;
+
+    for cookie in ians {
+        b.add_cookie(cookie).await.unwrap();
+    }
+    b.goto(&format!("{base}/training/teams")).await.unwrap();
+    let teams = wait_text(&b, "Construction").await;
+    assert!(
+        teams.contains("Construction Safeguarding induction 1 1 0 100%"),
+        "{teams}"
+    );
+    shot(&b, "20-training-teams").await;
+    b.close().await.unwrap();
+    terminate(child);
+    let o = lookout(d, &["audit", "verify", "-c", c], None);
+    assert!(o.status.success(), "{}", text(&o));
+}
