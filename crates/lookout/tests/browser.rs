@@ -577,6 +577,16 @@ async fn staff_training_in_a_real_browser() {
     fill(&b, "#team-sam", "Construction").await;
     click(&b, "form[action='/users/sam/contact'] button").await;
     wait_text(&b, "Saved sam's team").await;
+    shot(&b, "21-people-team").await;
+    // Link-style buttons on the white page are visible (they were white on white once).
+    let colour = b
+        .execute(
+            "return getComputedStyle(document.querySelector(\"form[action='/users/sam/disable'] button\")).color",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_ne!(colour.as_str(), Some("rgb(255, 255, 255)"), "{colour}");
     b.goto(&format!("{base}/training/new")).await.unwrap();
     fill(&b, "#title", "Safeguarding induction").await;
     fill(&b, "#edition", "2026").await;
