@@ -417,11 +417,11 @@ impl Store {
         ip: IpAddr,
         now_ms: i64,
     ) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(
-            "SELECT u.username, u.display_name, u.group_name, u.password_hash, u.disabled, u.role \
-             FROM ip_sessions s JOIN users u ON u.username = s.username \
+        let row = sqlx::query(&format!(
+            "SELECT u.{} FROM ip_sessions s JOIN users u ON u.username = s.username \
              WHERE s.ip = ? AND s.expires_ms > ? AND u.disabled = 0",
-        )
+            USER_COLUMNS.replace(", ", ", u.")
+        ))
         .bind(ip.to_string())
         .bind(now_ms)
         .fetch_optional(&self.pool)
