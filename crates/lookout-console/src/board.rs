@@ -198,9 +198,9 @@ pub fn board_html(
                     @if b.training.is_empty() {
                         p class="note" { "No training course is required of anyone yet." }
                     }
-                    @for (title, of, done, late) in &b.training {
-                        (proportion(&format!("{title}: completed"), *done, *of))
-                        @if *late > 0 { p class="note" { strong { (late) } " overdue." } }
+                    @for (title, t) in &b.training {
+                        (proportion(&format!("{title}: completed"), t.done, t.required))
+                        @if t.overdue > 0 { p class="note" { strong { (t.overdue) } " overdue." } }
                     }
                 }
                 section {

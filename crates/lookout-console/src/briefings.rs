@@ -91,14 +91,19 @@ pub(crate) async fn acceptances_csv(
 ) -> Result<Response, PageError> {
     viewer.require(EDITORS)?;
     let store = console.store();
-    let briefings = store.briefings().await?;
-    let users = store.users().await?;
+    let briefings: std::collections::HashMap<i64, lookout_store::Briefing> = store
+        .briefings()
+        .await?
+        .into_iter()
+        .map(|b| (b.id, b))
+        .collect();
+    let users = crate::users::by_name(store).await?;
     let mut out = lookout_store::csv_line(&[
         "user", "name", "group", "version", "title", "for", "accepted", "address",
     ]);
     for a in store.acceptances(None).await? {
-        let b = briefings.iter().find(|b| b.id == a.briefing_id);
-        let u = users.iter().find(|u| u.username == a.username);
+        let b = briefings.get(&a.briefing_id);
+        let u = users.get(&a.username);
         out.push_str(&lookout_store::csv_line(&[
             &a.username,
             u.map_or("", |u| u.display_name.as_str()),

@@ -14,13 +14,11 @@
 //!
 //! `?` starts a question, `*` is the right answer (exactly one), `-` a wrong one.
 
-use std::collections::BTreeMap;
-
 use axum::extract::{Path, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use lookout_auth::Role;
 use lookout_http::markdown_html;
-use lookout_store::{csv_line, Course, CourseFields, Requirement, Standing};
+use lookout_store::{csv_line, tally, Course, CourseFields, Requirement, Standing};
 use maud::{html, Markup, PreEscaped};
 
 use crate::pages::{csrf, page, when};
@@ -305,7 +303,9 @@ pub(crate) async fn courses(
     viewer.require(KEEPERS)?;
     let store = console.store();
     let all = store.courses().await?;
-    let reqs = store.requirements(crate::now_ms(), None).await?;
+    let counts = tally(&store.requirements(crate::now_ms(), None).await?, |r| {
+        r.course_id
+    });
     let body = html! {
         p { "Courses staff (or any group) must complete. Changing a course's edition asks everyone to complete it again; other changes keep what they have done." }
         p { a class="button" href="/training/new" { "Add a course" } }
@@ -315,13 +315,13 @@ pub(crate) async fn courses(
                 thead { tr { th scope="col" { "Course" } th scope="col" { "Edition" } th scope="col" { "Required of" } th scope="col" { "Renewed" } th scope="col" { "Done / required" } } }
                 tbody {
                     @for c in &all {
-                        @let mine: Vec<&Requirement> = reqs.iter().filter(|r| r.course_id == c.course_id).collect();
+                        @let t = counts.get(&c.course_id).copied().unwrap_or_default();
                         tr {
                             td { a href={"/training/" (c.course_id)} { (c.fields.title) } @if c.fields.retired { " " span class="badge" { "Retired" } } }
                             td { (c.fields.edition) }
                             td { (required_of(&c.fields)) }
                             td { @if c.fields.renew_days == 0 { "Once per edition" } @else { "Every " (c.fields.renew_days) " days" } }
-                            td { (mine.iter().filter(|r| !r.standing.to_do()).count()) " / " (mine.len()) }
+                            td { (t.done) " / " (t.required) }
                         }
                     }
                 }
@@ -700,30 +700,6 @@ pub(crate) async fn overdue(
     Ok(page(&viewer, "Training due or overdue", body))
 }
 
-/// Per team (empty: "No team"), per course: (required, done, overdue).
-pub(crate) fn by_team(reqs: &[Requirement]) -> BTreeMap<(String, String), (usize, usize, usize)> {
-    let mut out: BTreeMap<(String, String), (usize, usize, usize)> = BTreeMap::new();
-    for r in reqs {
-        let team = if r.user.team.is_empty() {
-            "No team".to_owned()
-        } else {
-            r.user.team.clone()
-        };
-        let e = out.entry((team, r.title.clone())).or_default();
-        e.0 += 1;
-        match r.standing {
-            Standing::Done { .. } => e.1 += 1,
-            Standing::Overdue { .. } => e.2 += 1,
-            Standing::Due { .. } => {}
-        }
-    }
-    out
-}
-
-pub(crate) fn percent(done: usize, of: usize) -> usize {
-    (done * 100).checked_div(of).unwrap_or(100)
-}
-
 /// `GET /training/teams` (overseers): completion per team and course, counts only.
 pub(crate) async fn teams(
     State(console): State<Console>,
@@ -731,15 +707,21 @@ pub(crate) async fn teams(
 ) -> Result<Html<String>, PageError> {
     viewer.require(OVERSEERS)?;
     let reqs = console.store().requirements(crate::now_ms(), None).await?;
-    let rows = by_team(&reqs);
+    let rows = tally(&reqs, |r| {
+        let team = match r.user.team.as_str() {
+            "" => "No team".to_owned(),
+            t => t.to_owned(),
+        };
+        (team, r.title.clone(), r.course_id)
+    });
     let body = html! {
         p { "Each team's completion of each course it must complete, today. Set people's teams on the People page or in the users CSV (" code { "team" } " column)." }
         @if rows.is_empty() { p { "No training is required of anyone yet." } }
         @else {
             table class="list" id="teams" {
                 thead { tr { th scope="col" { "Team" } th scope="col" { "Course" } th scope="col" { "Required of" } th scope="col" { "Done" } th scope="col" { "Overdue" } th scope="col" { "Complete" } } }
-                tbody { @for ((team, course), (of, done, late)) in &rows { tr {
-                    td { (team) } td { (course) } td { (of) } td { (done) } td { (late) } td { (percent(*done, *of)) "%" }
+                tbody { @for ((team, course, _), t) in &rows { tr {
+                    td { (team) } td { (course) } td { (t.required) } td { (t.done) } td { (t.overdue) } td { (t.percent()) "%" }
                 } } }
             }
         }
@@ -754,8 +736,13 @@ pub(crate) async fn completions_csv(
 ) -> Result<Response, PageError> {
     viewer.require(OVERSEERS)?;
     let store = console.store();
-    let courses = store.courses().await?;
-    let users = store.users().await?;
+    let courses: std::collections::HashMap<i64, Course> = store
+        .courses()
+        .await?
+        .into_iter()
+        .map(|c| (c.course_id, c))
+        .collect();
+    let users = crate::users::by_name(store).await?;
     let mut out = csv_line(&[
         "course",
         "edition",
@@ -771,10 +758,9 @@ pub(crate) async fn completions_csv(
     ]);
     for c in store.completions().await? {
         let title = courses
-            .iter()
-            .find(|k| k.course_id == c.course_id)
+            .get(&c.course_id)
             .map_or("", |k| k.fields.title.as_str());
-        let user = users.iter().find(|u| u.username == c.username);
+        let user = users.get(&c.username);
         out.push_str(&csv_line(&[
             title,
             &c.edition,

@@ -128,6 +128,18 @@ pub(crate) async fn list(
     list_page(&console, &viewer, None).await
 }
 
+/// Every user by name, for exports that name people on each row.
+pub(crate) async fn by_name(
+    store: &lookout_store::Store,
+) -> Result<std::collections::HashMap<String, lookout_store::User>, PageError> {
+    Ok(store
+        .users()
+        .await?
+        .into_iter()
+        .map(|u| (u.username.clone(), u))
+        .collect())
+}
+
 fn temporary_password() -> String {
     lookout_auth::random_secret()[..16].to_owned()
 }

@@ -2800,6 +2800,11 @@ async fn staff_training_is_written_taken_recorded_and_reported() {
         "{teams}"
     );
     assert!(teams.contains("<td>Estates</td><td>Safeguarding induction</td><td>1</td><td>0</td><td>1</td><td>0%</td>"), "{teams}");
+    let courses = h.text(&ian, "/training/courses").await;
+    assert!(
+        courses.contains("<td>2 / 3</td>"),
+        "done / required: {courses}"
+    );
     let csv = h.text(&sue, "/training/completions.csv").await;
     assert_eq!(csv.lines().count(), 3, "{csv}");
     assert!(csv.contains("sam,sam (test),Construction,"), "{csv}");

@@ -352,9 +352,8 @@ pub fn handle(packet: &[u8], ctx: &Context<'_>) -> Outcome {
     let ascii = question.name().to_ascii();
     let host = ascii.trim_end_matches('.');
     if let Some(ipv4) = ctx.settings.portal.filter(|_| is_gateway_name(host)) {
-        let how = BlockedAnswer::BlockPage { ipv4, ipv6: None };
         return Outcome::Respond {
-            packet: blocked(&request, &how, ctx.settings.ttl),
+            packet: address_answer(&request, ipv4, None, ctx.settings.ttl),
             decision: None,
             asked: None,
         };
@@ -404,32 +403,31 @@ pub fn handle(packet: &[u8], ctx: &Context<'_>) -> Outcome {
     }))
 }
 
-/// The answer for a blocked name (and, as a block page's, for the gateway's own names).
+/// The answer for a blocked name.
 fn blocked(request: &Message, how: &BlockedAnswer, ttl: u32) -> Vec<u8> {
+    match *how {
+        BlockedAnswer::NxDomain => encode(&reply_to(request, ResponseCode::NXDomain)),
+        BlockedAnswer::BlockPage { ipv4, ipv6 } => address_answer(request, ipv4, ipv6, ttl),
+    }
+}
+
+/// The question's name answered with these addresses (the block page's, or the gateway's for
+/// its own names). Other record types, and AAAA without an IPv6 address, get "no such record"
+/// (NOERROR, no answer), so nothing else about the name leaks through, e.g. HTTPS records
+/// with other addresses.
+fn address_answer(request: &Message, ipv4: Ipv4Addr, ipv6: Option<Ipv6Addr>, ttl: u32) -> Vec<u8> {
     let question = &request.queries[0];
     let name = question.name().clone();
-    let response = match (how, question.query_type()) {
-        (BlockedAnswer::NxDomain, _) => reply_to(request, ResponseCode::NXDomain),
-        (BlockedAnswer::BlockPage { ipv4, .. }, RecordType::A) => {
-            let mut r = reply_to(request, ResponseCode::NoError);
-            r.add_answer(Record::from_rdata(name, ttl, RData::A(A(*ipv4))));
-            r
-        }
-        (
-            BlockedAnswer::BlockPage {
-                ipv6: Some(ipv6), ..
-            },
-            RecordType::AAAA,
-        ) => {
-            let mut r = reply_to(request, ResponseCode::NoError);
-            r.add_answer(Record::from_rdata(name, ttl, RData::AAAA(AAAA(*ipv6))));
-            r
-        }
-        // Other types of a blocked name: "no such record" (NOERROR, no answer), so nothing
-        // else about the name leaks through, e.g. HTTPS records with other addresses.
-        (BlockedAnswer::BlockPage { .. }, _) => reply_to(request, ResponseCode::NoError),
+    let mut r = reply_to(request, ResponseCode::NoError);
+    let data = match (question.query_type(), ipv6) {
+        (RecordType::A, _) => Some(RData::A(A(ipv4))),
+        (RecordType::AAAA, Some(ipv6)) => Some(RData::AAAA(AAAA(ipv6))),
+        _ => None,
     };
-    encode(&response)
+    if let Some(data) = data {
+        r.add_answer(Record::from_rdata(name, ttl, data));
+    }
+    encode(&r)
 }
 
 #[cfg(test)]

@@ -65,8 +65,8 @@ pub use retention::{Purged, Retention};
 pub use reviews::{DecisionError, NewReviewRequest, ReviewRequest, ReviewedAllow};
 pub use runs::UncleanStop;
 pub use training::{
-    status as training_status, Completion, Course, CourseFields, Reminder, Requirement, Standing,
-    DUE_SOON_DAYS,
+    status as training_status, tally, Completion, Course, CourseFields, Reminder, Requirement,
+    Standing, Tally, DUE_SOON_DAYS,
 };
 pub use triage::{AlertReview, Inbox, ReviewAction, ReviewError};
 pub use unscanned::Unscanned;

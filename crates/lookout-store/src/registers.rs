@@ -105,6 +105,27 @@ fn current_admins(events: &[AdminEvent]) -> Vec<SocialAdmin> {
     now
 }
 
+/// The stable id of a versioned record (an account, an assessment, a course): `id` for a new
+/// version of one, else the next unused id of `column` in `table` (inside the caller's
+/// `BEGIN IMMEDIATE` transaction, so two new records never share one).
+pub(crate) async fn record_id(
+    tx: &mut sqlx::SqliteConnection,
+    id: Option<i64>,
+    table: &str,
+    column: &str,
+) -> Result<i64, sqlx::Error> {
+    match id {
+        Some(id) => Ok(id),
+        None => {
+            sqlx::query_scalar(&format!(
+                "SELECT COALESCE(MAX({column}), 0) + 1 FROM {table}"
+            ))
+            .fetch_one(tx)
+            .await
+        }
+    }
+}
+
 impl Store {
     /// Adds an account (`account_id: None`) or a new version of one; with its audit row.
     pub async fn save_social_account(
@@ -114,16 +135,7 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<SocialAccount, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let account_id = match account_id {
-            Some(id) => id,
-            None => {
-                sqlx::query_scalar::<_, i64>(
-                    "SELECT COALESCE(MAX(account_id), 0) + 1 FROM social_accounts",
-                )
-                .fetch_one(&mut *tx)
-                .await?
-            }
-        };
+        let account_id = record_id(&mut tx, account_id, "social_accounts", "account_id").await?;
         let row = sqlx::query(
             "INSERT INTO social_accounts (account_id, at_ms, by_user, platform, handle, purpose, owner, retired) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
@@ -451,16 +463,8 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<TechAssessment, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let assessment_id = match assessment_id {
-            Some(id) => id,
-            None => {
-                sqlx::query_scalar::<_, i64>(
-                    "SELECT COALESCE(MAX(assessment_id), 0) + 1 FROM tech_assessments",
-                )
-                .fetch_one(&mut *tx)
-                .await?
-            }
-        };
+        let assessment_id =
+            record_id(&mut tx, assessment_id, "tech_assessments", "assessment_id").await?;
         let row = sqlx::query(
             "INSERT INTO tech_assessments (assessment_id, at_ms, by_user, name, requested_by, data_held, risks, mitigations, decision, conditions, reviewer, review_due_ms) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",

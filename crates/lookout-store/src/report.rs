@@ -116,9 +116,9 @@ pub struct BoardFigures {
     pub briefings: Vec<BriefingUptake>,
     /// The latest policy review: when it was reviewed and when the next is due.
     pub policy_review: Option<(i64, i64)>,
-    /// Per course required of someone: (title, people it is required of, done, overdue), as
-    /// at the time of making.
-    pub training: Vec<(String, i64, i64, i64)>,
+    /// Per course required of someone, by title: its title and counts, as at the time of
+    /// making.
+    pub training: Vec<(String, crate::Tally)>,
     /// Technology risk assessments: (on the register, review overdue), as at the time of making.
     pub assessments: (i64, i64),
     /// Official social-media accounts: (registered and not retired, admin rights waiting to be
@@ -297,22 +297,13 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let now = now_ms();
-        for r in self.requirements(now, None).await? {
-            let at = match b.training.iter().position(|t| t.0 == r.title) {
-                Some(i) => i,
-                None => {
-                    b.training.push((r.title.clone(), 0, 0, 0));
-                    b.training.len() - 1
-                }
-            };
-            let t = &mut b.training[at];
-            t.1 += 1;
-            match r.standing {
-                crate::Standing::Done { .. } => t.2 += 1,
-                crate::Standing::Overdue { .. } => t.3 += 1,
-                crate::Standing::Due { .. } => {}
-            }
-        }
+        // Per course (by title, then id: two courses may share a title).
+        b.training = crate::tally(&self.requirements(now, None).await?, |r| {
+            (r.title.clone(), r.course_id)
+        })
+        .into_iter()
+        .map(|((title, _), t)| (title, t))
+        .collect();
         let assessments = self.assessments().await?;
         b.assessments = (
             assessments.len() as i64,

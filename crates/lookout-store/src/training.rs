@@ -148,6 +148,40 @@ pub struct Requirement {
     pub completed_ms: Option<i64>,
 }
 
+/// People a course is required of, of them who have done it and who are overdue.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub required: i64,
+    pub done: i64,
+    pub overdue: i64,
+}
+
+impl Tally {
+    /// Done as a whole percentage of required (100 when nothing is required).
+    pub fn percent(&self) -> i64 {
+        (self.done * 100).checked_div(self.required).unwrap_or(100)
+    }
+}
+
+/// Counts requirements under `key` (per course, per team and course, …), in key order: what
+/// the console's pages and the Board report show.
+pub fn tally<K: Ord>(
+    reqs: &[Requirement],
+    key: impl Fn(&Requirement) -> K,
+) -> std::collections::BTreeMap<K, Tally> {
+    let mut out = std::collections::BTreeMap::<K, Tally>::new();
+    for r in reqs {
+        let t = out.entry(key(r)).or_default();
+        t.required += 1;
+        match r.standing {
+            Standing::Done { .. } => t.done += 1,
+            Standing::Overdue { .. } => t.overdue += 1,
+            Standing::Due { .. } => {}
+        }
+    }
+    out
+}
+
 /// What a reminder pass owes: a person with an address and what they have to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reminder {
@@ -217,16 +251,9 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<Course, StoreError> {
         let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let course_id = match course_id {
-            Some(id) => id,
-            None => {
-                sqlx::query_scalar::<_, i64>(
-                    "SELECT COALESCE(MAX(course_id), 0) + 1 FROM training_courses",
-                )
-                .fetch_one(&mut *tx)
-                .await?
-            }
-        };
+        let course_id =
+            crate::registers::record_id(&mut tx, course_id, "training_courses", "course_id")
+                .await?;
         let roles: Vec<&str> = f.roles.iter().map(|r| r.slug()).collect();
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO training_courses (course_id, at_ms, by_user, title, edition, about, link, \
@@ -417,23 +444,21 @@ impl Store {
                 .await?
                 .into_iter()
                 .collect();
-        let mut by_user: Vec<Reminder> = Vec::new();
+        let mut by_user: std::collections::BTreeMap<String, Reminder> = Default::default();
         for r in self.requirements(now, None).await? {
             if !r.standing.to_do() || r.user.email.is_empty() || recent.contains(&r.user.username) {
                 continue;
             }
-            match by_user
-                .iter_mut()
-                .find(|o| o.user.username == r.user.username)
-            {
-                Some(o) => o.items.push(r),
-                None => by_user.push(Reminder {
+            by_user
+                .entry(r.user.username.clone())
+                .or_insert_with(|| Reminder {
                     user: r.user.clone(),
-                    items: vec![r],
-                }),
-            }
+                    items: Vec::new(),
+                })
+                .items
+                .push(r);
         }
-        Ok(by_user)
+        Ok(by_user.into_values().collect())
     }
 
     /// Records a reminder sent to `username` (`error` empty when the mail server took it).
@@ -476,6 +501,55 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tallies_count_each_course_apart_even_with_one_title() {
+        let user = |name: &str| User {
+            username: name.into(),
+            display_name: String::new(),
+            group: "staff".into(),
+            has_password: false,
+            disabled: false,
+            role: Role::Staff,
+            email: String::new(),
+            team: String::new(),
+        };
+        let req = |course_id, name: &str, standing| Requirement {
+            user: user(name),
+            course_id,
+            title: "Induction".into(),
+            standing,
+            completed_ms: None,
+        };
+        let reqs = [
+            req(1, "a", Standing::Done { until: None }),
+            req(1, "b", Standing::Overdue { since: 0 }),
+            req(2, "a", Standing::Due { by: 0 }),
+        ];
+        let t = tally(&reqs, |r| (r.title.clone(), r.course_id));
+        let rows: Vec<_> = t.values().copied().collect();
+        assert_eq!(
+            rows,
+            [
+                Tally {
+                    required: 2,
+                    done: 1,
+                    overdue: 1
+                },
+                Tally {
+                    required: 1,
+                    done: 0,
+                    overdue: 0
+                },
+            ]
+        );
+        assert_eq!((rows[0].percent(), rows[1].percent()), (50, 0));
+        assert_eq!(
+            Tally::default().percent(),
+            100,
+            "nothing required: nothing missing"
+        );
+    }
 
     #[test]
     fn standing_follows_the_course_and_the_clock() {

@@ -417,15 +417,19 @@ impl Store {
         ip: IpAddr,
         now_ms: i64,
     ) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT u.{} FROM ip_sessions s JOIN users u ON u.username = s.username \
-             WHERE s.ip = ? AND s.expires_ms > ? AND u.disabled = 0",
-            USER_COLUMNS.replace(", ", ", u.")
-        ))
-        .bind(ip.to_string())
-        .bind(now_ms)
-        .fetch_optional(&self.pool)
-        .await?;
+        // Built once: the proxy asks this for every address it has not seen in a minute.
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT u.{} FROM ip_sessions s JOIN users u ON u.username = s.username \
+                 WHERE s.ip = ? AND s.expires_ms > ? AND u.disabled = 0",
+                USER_COLUMNS.replace(", ", ", u.")
+            )
+        });
+        let row = sqlx::query(&SQL)
+            .bind(ip.to_string())
+            .bind(now_ms)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(user_from_row))
     }
 }
