@@ -121,7 +121,6 @@ fn hostile_input_gets_a_result_never_a_panic() {
         "word ".repeat(2_000_000),
     ];
     for text in &inputs {
-        let started = std::time::Instant::now();
         let s = model.score(text);
         assert!(
             s.risks
@@ -131,7 +130,20 @@ fn hostile_input_gets_a_result_never_a_panic() {
             "{:?}",
             &text[..text.len().min(40)]
         );
-        // Long texts are read in a bounded number of pieces.
-        assert!(started.elapsed().as_secs() < 20);
+        // Long texts are read in a bounded number of pieces: whatever follows the first
+        // 64 KiB changes nothing (checked by result, not by a clock, which a busy machine
+        // would make flaky).
+        if text.len() > 1 << 16 {
+            let mut cut = 1 << 16;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            assert_eq!(
+                format!("{s:?}"),
+                format!("{:?}", model.score(&text[..cut])),
+                "{:?}",
+                &text[..40]
+            );
+        }
     }
 }
