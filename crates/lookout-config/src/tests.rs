@@ -312,6 +312,10 @@ fn gateway_mistakes_name_key_and_line() {
             "log: `queue` and `batch` must be at least 1",
         ),
         (
+            "[log]\nflush_ms = 5000\n",
+            "log: `flush_ms` must be at most 1000",
+        ),
+        (
             "[[proxy.internal]]\ncidr = \"intranet\"\n",
             "line 2: proxy.internal[0].cidr: `intranet` is not an address range",
         ),

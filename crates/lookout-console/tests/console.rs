@@ -1926,7 +1926,8 @@ async fn a_failing_activity_log_is_shown_to_those_who_must_act() {
     // The log writes to a database that has gone (its pool closed): every write fails.
     let other = tempfile::tempdir().unwrap();
     let gone = Store::open(&other.path().join("gone.db")).await.unwrap();
-    let (log, _writer) = lookout_store::EventLog::start(gone.clone(), 100, 10);
+    let (log, _writer) =
+        lookout_store::EventLog::start(gone.clone(), 100, 10, std::time::Duration::ZERO);
     gone.close().await;
     log.record(lookout_store::Event {
         at_ms: 1,

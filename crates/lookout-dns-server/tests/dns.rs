@@ -354,7 +354,7 @@ async fn truncated_upstream_replies_are_fetched_over_tcp() {
 async fn judged_queries_are_logged() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("lookout.db")).await.unwrap();
-    let (log, writer) = EventLog::start(store.clone(), 100, 10);
+    let (log, writer) = EventLog::start(store.clone(), 100, 10, std::time::Duration::ZERO);
     let (up, _) = upstream(false).await;
     let dns = start_logged(&["127.0.0.0/8"], vec![up], Some(log)).await;
     ask_udp(dns.udp, &query(1, "www.casino.example.")).await;
@@ -397,7 +397,7 @@ async fn judged_queries_are_logged() {
 async fn public_names_never_get_internal_addresses() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("lookout.db")).await.unwrap();
-    let (log, writer) = EventLog::start(store.clone(), 100, 10);
+    let (log, writer) = EventLog::start(store.clone(), 100, 10, std::time::Duration::ZERO);
     let (up, count) = upstream_answering(false, Ipv4Addr::new(127, 0, 0, 5)).await;
     let dns = start_logged(&["127.0.0.0/8"], vec![up], Some(log)).await;
     for id in [1, 2] {

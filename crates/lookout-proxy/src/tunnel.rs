@@ -427,6 +427,7 @@ pub(crate) async fn local_page(
                     "queued": s.queued,
                     "written": s.written,
                     "dropped": s.dropped,
+                    "transactions": s.transactions,
                     "backlog": l.backlog(),
                     // The database refusing writes: filtering goes on, events are counted.
                     "failing": l.failure().map(|f| serde_json::json!({

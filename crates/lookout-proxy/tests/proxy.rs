@@ -223,7 +223,7 @@ async fn start(opts: Options) -> Harness {
     let policy = Arc::new(config.policy().unwrap());
     let index = Arc::new(lookout_loader::load(&config.lists).unwrap().index);
     let store = Store::open(&dir.path().join("lookout.db")).await.unwrap();
-    let (log, writer) = EventLog::start(store.clone(), 10_000, 100);
+    let (log, writer) = EventLog::start(store.clone(), 10_000, 100, std::time::Duration::ZERO);
     let networks = Networks::new(
         opts.networks
             .iter()

@@ -119,6 +119,8 @@ pub struct EventLogStats {
     pub written: u64,
     /// Events lost (queue full, shut down, or the database failing).
     pub dropped: u64,
+    /// Transactions that wrote events (`written / transactions` events each, on average).
+    pub transactions: u64,
 }
 
 /// The database refusing the activity log's writes (disk full, read-only, locked, damaged).
@@ -137,6 +139,7 @@ struct Counters {
     queued: AtomicU64,
     written: AtomicU64,
     dropped: AtomicU64,
+    transactions: AtomicU64,
     /// Dropped because the queue was full, not yet recorded in `log_gaps`.
     unrecorded_full: AtomicU64,
     /// The current failure, while the database refuses writes.
@@ -184,8 +187,14 @@ impl EventWriter {
 }
 
 impl EventLog {
-    /// Starts the writer: up to `queue` events wait; up to `batch` are written per transaction.
-    pub fn start(store: Store, queue: usize, batch: usize) -> (EventLog, EventWriter) {
+    /// Starts the writer: up to `queue` events wait; up to `batch` are written per transaction,
+    /// gathered for up to `flush` after the first one arrives (zero: written at once).
+    pub fn start(
+        store: Store,
+        queue: usize,
+        batch: usize,
+        flush: Duration,
+    ) -> (EventLog, EventWriter) {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let counters = Arc::new(Counters::default());
         let shutdown = Arc::new(Notify::new());
@@ -193,6 +202,7 @@ impl EventLog {
             store,
             rx,
             batch.max(1),
+            flush,
             counters.clone(),
             shutdown.clone(),
         ));
@@ -236,6 +246,7 @@ impl EventLog {
             queued: self.counters.queued.load(Ordering::Relaxed),
             written: self.counters.written.load(Ordering::Relaxed),
             dropped: self.counters.dropped.load(Ordering::Relaxed),
+            transactions: self.counters.transactions.load(Ordering::Relaxed),
         }
     }
 
@@ -254,15 +265,28 @@ async fn write_loop(
     store: Store,
     mut rx: mpsc::Receiver<Event>,
     batch: usize,
+    flush: Duration,
     counters: Arc<Counters>,
     shutdown: Arc<Notify>,
 ) {
     let mut buf = Vec::with_capacity(batch);
     loop {
-        let closing = tokio::select! {
+        let mut closing = tokio::select! {
             n = rx.recv_many(&mut buf, batch) => n == 0,
             () = shutdown.notified() => true,
         };
+        // Gather for up to `flush` after the first event: at a college's peak one transaction
+        // (one sync of the disk, each page written once) carries hundreds of events rather than
+        // a few, which is most of what logging costs the gateway.
+        let deadline = tokio::time::Instant::now() + flush;
+        while !closing && !flush.is_zero() && buf.len() < batch {
+            let room = batch - buf.len();
+            tokio::select! {
+                n = rx.recv_many(&mut buf, room) => closing = n == 0,
+                () = tokio::time::sleep_until(deadline) => break,
+                () = shutdown.notified() => closing = true,
+            }
+        }
         if closing {
             rx.close();
             // Whatever is already queued is still written.
@@ -302,6 +326,9 @@ async fn store_batch(store: &Store, buf: &mut Vec<Event>, counters: &Counters, c
                 counters
                     .written
                     .fetch_add(buf.len() as u64, Ordering::Relaxed);
+                if !buf.is_empty() {
+                    counters.transactions.fetch_add(1, Ordering::Relaxed);
+                }
                 buf.clear();
                 record_gaps(store, counters).await;
                 return;

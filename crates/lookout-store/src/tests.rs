@@ -166,9 +166,46 @@ async fn import_is_all_or_nothing_and_updates() {
 }
 
 #[tokio::test]
+async fn event_log_gathers_events_into_one_transaction_for_up_to_flush() {
+    let (_dir, store) = store().await;
+    // Events recorded one by one within the flush time: one transaction (written at once,
+    // they would be five).
+    let (log, writer) = EventLog::start(store.clone(), 10_000, 4096, Duration::from_secs(2));
+    for n in 0..50 {
+        log.record(event(n, "allow"));
+        if n % 10 == 9 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let started = std::time::Instant::now();
+    while log.stats().written < 50 && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = log.stats();
+    assert_eq!((stats.written, stats.transactions), (50, 1));
+    // A full batch does not wait for the flush time; a stop does not either.
+    writer.finish().await;
+
+    let (log, writer) = EventLog::start(store.clone(), 10_000, 10, Duration::from_secs(3600));
+    for n in 0..25 {
+        log.record(event(n, "allow"));
+    }
+    let started = std::time::Instant::now();
+    while log.stats().written < 20 && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(log.stats().written, 20, "two full batches written at once");
+    tokio::time::timeout(Duration::from_secs(30), writer.finish())
+        .await
+        .expect("a stop writes what is gathered without waiting an hour");
+    let stats = log.stats();
+    assert_eq!((stats.written, stats.transactions), (25, 3));
+}
+
+#[tokio::test]
 async fn event_log_batches_and_flushes_on_finish() {
     let (dir, store) = store().await;
-    let (log, writer) = EventLog::start(store.clone(), 10_000, 64);
+    let (log, writer) = EventLog::start(store.clone(), 10_000, 64, Duration::ZERO);
     for n in 0..1000 {
         log.record(event(n, if n % 10 == 0 { "block" } else { "allow" }));
     }
@@ -296,7 +333,7 @@ async fn event_log_batches_and_flushes_on_finish() {
 async fn a_full_queue_drops_counts_and_records_the_gap() {
     let (_dir, store) = store().await;
     // A tiny queue, filled faster than the writer can run (it has not been polled yet).
-    let (log, writer) = EventLog::start(store.clone(), 4, 2);
+    let (log, writer) = EventLog::start(store.clone(), 4, 2, Duration::ZERO);
     for n in 0..50 {
         log.record(event(n, "allow"));
     }
@@ -901,7 +938,7 @@ async fn a_run_that_never_stopped_is_recorded_as_a_gap() {
 #[tokio::test]
 async fn a_failing_database_is_counted_shown_and_recovered_from() {
     let (_dir, store) = store().await;
-    let (log, writer) = EventLog::start(store.clone(), 1000, 16);
+    let (log, writer) = EventLog::start(store.clone(), 1000, 16, Duration::ZERO);
     log.record(event(0, "allow"));
     while log.stats().written < 1 {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;

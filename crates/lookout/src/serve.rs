@@ -344,7 +344,12 @@ async fn serve(
     if reviewed > 0 {
         eprintln!("policy: {reviewed} entr(ies) allowed after review");
     }
-    let (mut log, writer) = EventLog::start(store.clone(), config.log.queue, config.log.batch);
+    let (mut log, writer) = EventLog::start(
+        store.clone(),
+        config.log.queue,
+        config.log.batch,
+        Duration::from_millis(config.log.flush_ms),
+    );
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
     let clock = local_clock();

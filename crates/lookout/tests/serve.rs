@@ -565,17 +565,25 @@ to = ["dsl-team@college.test"]
         assert!(mail.data.contains("Suicide") && !mail.data.contains("paracetamol"), "{}", mail.data);
         eprintln!("search → alert on the stream {on_stream:?}, email at the SMTP server {by_email:?}");
 
-        // The detail shows the search in the surrounding activity.
+        // The detail shows the search in the surrounding activity, once the activity log has
+        // written it (within `[log] flush_ms`, 200 ms by default; the alert comes sooner).
         let id = alert["id"].as_i64().unwrap();
-        let detail: serde_json::Value = http
-            .get(format!("http://{}/api/v1/alerts/{id}", at.console))
-            .bearer_auth(&dsl)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let mut detail = serde_json::Value::Null;
+        for _ in 0..100 {
+            detail = http
+                .get(format!("http://{}/api/v1/alerts/{id}", at.console))
+                .bearer_auth(&dsl)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if detail["activity"][0].is_object() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         assert_eq!(detail["activity"][0]["search_term"], "how many paracetamol to die");
 
         // A monitoring agent's chat message, through the ingest API.
