@@ -10,7 +10,8 @@
 #   mixed    80% allowed pages, 20% blocked hosts (each listed host once per 1,000 requests)
 # Latency at moderate load: wrk -t1 -c4 on allowed pages, direct to nginx and through each
 # proxy; "added" is the proxy's p50/p99 minus nginx's own.
-# Logging cost: Lookout logging every request vs logging blocked requests only, allowed mix.
+# Logging cost: Lookout logging every request vs logging blocked requests only, allowed mix,
+# both running, measured alternately (each run's figures printed too).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -19,7 +20,7 @@ CONNECTIONS=${CONNECTIONS:-50}
 RUNS=${RUNS:-3}
 DATA=${LOOKOUT_DATA:-../shared/data}
 OUT=bench/out/e2guardian
-ORIGIN_PORT=15500; E2G_PORT=15501; LOOKOUT_PORT=15502
+ORIGIN_PORT=15500; E2G_PORT=15501; LOOKOUT_PORT=15502; LOOKOUT_QUIET_PORT=15503
 
 for p in e2guardian nginx wrk; do
   command -v $p >/dev/null || { echo "$p is not installed: apt-get install -y e2guardian nginx-light wrk" >&2; exit 2; }
@@ -65,7 +66,7 @@ chown -R e2guardian "$OUT/e2g/log" 2>/dev/null || chmod -R a+rwX "$OUT/e2g/log"
 e2guardian -N -c "$OUT/e2g/e2guardian.conf" > "$OUT/e2g/stdout.log" 2>&1 &
 E2G_PID=$!; PIDS+=($E2G_PID)
 
-lookout_config() { # $1 = log allowed requests (true/false)
+lookout_config() { # $1 = log allowed requests (true/false), $2 = port
   cat <<EOF
 [[lists.source]]
 name = "ut1-gambling"
@@ -84,7 +85,7 @@ group = "bench"
 data_dir = "$OUT/lookout-data-$1"
 
 [proxy]
-listen = "127.0.0.1:$LOOKOUT_PORT"
+listen = "127.0.0.1:$2"
 
 # The benchmark's origin runs on this machine, which the proxy reaches only when told.
 [[proxy.internal]]
@@ -95,6 +96,9 @@ enabled = false
 
 [log]
 allowed = $1
+
+[console]
+listen = "127.0.0.1:$(($2 + 100))"
 EOF
 }
 
@@ -149,21 +153,30 @@ R[e2g_rss]=$(rss_mb $E2G_PID)
 E2G_BLOCK=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' -x "http://127.0.0.1:$E2G_PORT" "http://$BLOCKED_HOST/")
 kill -KILL $E2G_PID
 
+# Logging cost: two Lookouts at once (logging every request / blocked only), measured
+# alternately, run after run, so that drift in the machine's state falls on both alike.
+declare -A LPIDS
 for logall in true false; do
-  lookout_config $logall > "$OUT/lookout-$logall.toml"
+  port=$LOOKOUT_PORT; [ $logall = true ] || port=$LOOKOUT_QUIET_PORT
+  lookout_config $logall $port > "$OUT/lookout-$logall.toml"
   ./target/release/lookout serve -c "$OUT/lookout-$logall.toml" 2> "$OUT/lookout-$logall.log" &
-  LPID=$!; PIDS+=($LPID)
-  wait_http "http://127.0.0.1:$LOOKOUT_PORT"
-  R[lk_${logall}_allowed]=$(rps "http://127.0.0.1:$LOOKOUT_PORT" allowed)
-  if [ $logall = true ]; then
-    R[lk_mixed]=$(rps "http://127.0.0.1:$LOOKOUT_PORT" mixed)
-    R[lk_lat]=$(latency "http://127.0.0.1:$LOOKOUT_PORT")
-    R[lk_rss]=$(rss_mb $LPID)
-    LK_BLOCK=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' -x "http://127.0.0.1:$LOOKOUT_PORT" "http://$BLOCKED_HOST/")
-    R[lk_status]=$(curl -s -x "http://127.0.0.1:$LOOKOUT_PORT" http://lookout.invalid/status)
-  fi
-  kill -TERM $LPID; wait $LPID 2>/dev/null || true
+  LPIDS[$logall]=$!; PIDS+=($!)
+  wait_http "http://127.0.0.1:$port"
 done
+rps_true=(); rps_false=()
+for _ in $(seq "$RUNS"); do
+  rps_true+=("$(RUNS=1 rps "http://127.0.0.1:$LOOKOUT_PORT" allowed)")
+  rps_false+=("$(RUNS=1 rps "http://127.0.0.1:$LOOKOUT_QUIET_PORT" allowed)")
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+R[lk_true_allowed]=$(median "${rps_true[@]}")
+R[lk_false_allowed]=$(median "${rps_false[@]}")
+R[lk_mixed]=$(rps "http://127.0.0.1:$LOOKOUT_PORT" mixed)
+R[lk_lat]=$(latency "http://127.0.0.1:$LOOKOUT_PORT")
+R[lk_rss]=$(rss_mb "${LPIDS[true]}")
+LK_BLOCK=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' -x "http://127.0.0.1:$LOOKOUT_PORT" "http://$BLOCKED_HOST/")
+R[lk_status]=$(curl -s -x "http://127.0.0.1:$LOOKOUT_PORT" http://lookout.invalid/status)
+for logall in true false; do kill -TERM "${LPIDS[$logall]}"; wait "${LPIDS[$logall]}" 2>/dev/null || true; done
 
 ratio() { echo "$1 / $2" | bc -l; }
 read -r D50 D99 <<< "${R[direct_lat]}"; read -r E50 E99 <<< "${R[e2g_lat]}"; read -r L50 L99 <<< "${R[lk_lat]}"
@@ -176,6 +189,7 @@ printf '%-34s %12.0f %12.0f %10s\n' "Lookout (logging every request)" "${R[lk_tr
 printf '%-34s %12.0f %12s\n' "Lookout (logging blocked only)" "${R[lk_false_allowed]}" "-"
 printf 'ratio Lookout/e2guardian: %.2f (allowed), %.2f (mixed)\n' \
   "$(ratio "${R[lk_true_allowed]}" "${R[e2g_allowed]}")" "$(ratio "${R[lk_mixed]}" "${R[e2g_mixed]}")"
+echo "allowed r/s run by run, logging every request: ${rps_true[*]}; blocked only: ${rps_false[*]}"
 printf 'logging every request costs %.1f%% of allowed throughput\n' \
   "$(echo "(1 - ${R[lk_true_allowed]} / ${R[lk_false_allowed]}) * 100" | bc -l)"
 printf 'latency at -t1 -c4, ms (p50 / p99): nginx direct %.3f / %.3f; e2guardian %.3f / %.3f (+%.3f p99); Lookout %.3f / %.3f (+%.3f p99)\n' \
