@@ -121,6 +121,7 @@ with open(f"{out}/mixed.lua", "w") as f:
     f.write("local i = 0\nrequest = function()\n  i = i % #urls + 1\n  return wrk.format(\"GET\", urls[i])\nend\n")
 PY
 
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # Median requests/s of RUNS wrk runs: $1 = proxy URL ("" for direct), $2 = script.
 rps() {
   local r=()
@@ -129,7 +130,7 @@ rps() {
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -s "$OUT/$2.lua" "$target" > "$OUT/wrk.txt" 2>&1
     r+=("$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk.txt")")
   done
-  printf '%s\n' "${r[@]}" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+  median "${r[@]}"
 }
 # p50 and p99 in ms at moderate load: $1 = proxy URL ("" for direct).
 latency() {
@@ -168,7 +169,6 @@ for _ in $(seq "$RUNS"); do
   rps_true+=("$(RUNS=1 rps "http://127.0.0.1:$LOOKOUT_PORT" allowed)")
   rps_false+=("$(RUNS=1 rps "http://127.0.0.1:$LOOKOUT_QUIET_PORT" allowed)")
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 R[lk_true_allowed]=$(median "${rps_true[@]}")
 R[lk_false_allowed]=$(median "${rps_false[@]}")
 R[lk_mixed]=$(rps "http://127.0.0.1:$LOOKOUT_PORT" mixed)

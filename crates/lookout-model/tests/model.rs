@@ -119,6 +119,13 @@ fn hostile_input_gets_a_result_never_a_panic() {
         String::from_utf8_lossy(&binary).into_owned(),
         "ą".repeat(5_000_000),
         "word ".repeat(2_000_000),
+        // Benign for its first 64 KiB, then danger: read past its bound, it would score
+        // differently from its prefix (a repeated text alone would not show that).
+        format!(
+            "{}{}",
+            "the weather was fine and we walked home. ".repeat(2_000),
+            "i want to kill myself tonight. ".repeat(5_000)
+        ),
     ];
     for text in &inputs {
         let s = model.score(text);
@@ -132,7 +139,7 @@ fn hostile_input_gets_a_result_never_a_panic() {
         );
         // Long texts are read in a bounded number of pieces: whatever follows the first
         // 64 KiB changes nothing (checked by result, not by a clock, which a busy machine
-        // would make flaky).
+        // would make flaky; the last input's tail would change it).
         if text.len() > 1 << 16 {
             let mut cut = 1 << 16;
             while !text.is_char_boundary(cut) {
