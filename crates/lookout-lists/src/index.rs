@@ -414,10 +414,47 @@ impl Table {
         self.get_unfiltered(key)
     }
 
+    /// Looks up to [`PROBES`] keys up at once: first every filter word, then the home slot of
+    /// every key the filter lets through, then the rest of each probe. Each step's memory
+    /// reads are independent of one another, so a processor that runs ahead of a cache miss
+    /// has them in flight together (one miss's latency for all, rather than one each).
+    #[inline]
+    fn get_all(&self, keys: &[u64], tags: &mut [Option<u32>; PROBES]) {
+        let keys = &keys[..keys.len().min(PROBES)];
+        let mut words = [0u64; PROBES];
+        let mut masks = [0u64; PROBES];
+        for (i, &key) in keys.iter().enumerate() {
+            let (w, mask) = self.filter.locate(key);
+            words[i] = self.filter.words[w];
+            masks[i] = mask;
+        }
+        let mut homes = [usize::MAX; PROBES];
+        let mut first = [0u64; PROBES];
+        for (i, &key) in keys.iter().enumerate() {
+            if words[i] & masks[i] == masks[i] {
+                homes[i] = self.home(key);
+                first[i] = self.slots[homes[i]].key();
+            }
+        }
+        for (i, &key) in keys.iter().enumerate() {
+            tags[i] = match homes[i] {
+                usize::MAX => None,
+                home if first[i] == key => Some(self.slots[home].tag),
+                _ if first[i] == 0 => None,
+                home => self.probe_from(self.next(home), key),
+            };
+        }
+    }
+
     /// Probes the table itself, for a key the filter may contain.
     #[inline]
     fn get_unfiltered(&self, key: u64) -> Option<u32> {
-        let mut i = self.home(key);
+        self.probe_from(self.home(key), key)
+    }
+
+    /// Probes from slot `i` on until the key or an empty slot.
+    #[inline]
+    fn probe_from(&self, mut i: usize, key: u64) -> Option<u32> {
         loop {
             let slot = &self.slots[i];
             match slot.key() {
@@ -453,6 +490,10 @@ pub struct Index {
 /// How many matching entries a lookup remembers for explanations; beyond that,
 /// [`Index::explain_matches`] probes again.
 const MAX_HITS: usize = 8;
+
+/// How many parent domains of a host are probed together (`Table::get_all`); a host with
+/// more probe-worthy parents is looked up in groups of this many.
+const PROBES: usize = 8;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct RawHit {
@@ -534,8 +575,13 @@ impl Index {
             }
             return m;
         }
-        // Only parent domains with a listed number of labels can match.
+        // Only parent domains with a listed number of labels can match. Their keys are
+        // gathered first and probed together (`Table::get_all`), so that the cache misses of
+        // the probes overlap instead of following one another.
         let total = url.host_labels();
+        let mut starts = [0; PROBES];
+        let mut keys = [0; PROBES];
+        let mut n = 0;
         for (i, start) in url.domain_starts().enumerate() {
             let labels = total - i;
             if labels > self.labels.max {
@@ -544,11 +590,29 @@ impl Index {
             if labels < self.labels.min {
                 break;
             }
-            if let Some(t) = self.hosts.get(hash(&text[start..host_end])) {
-                self.collect(url, &mut m, start, t);
+            if n == PROBES {
+                self.collect_hosts(url, &mut m, &starts, &keys);
+                n = 0;
+            }
+            starts[n] = start;
+            keys[n] = hash(&text[start..host_end]);
+            n += 1;
+        }
+        self.collect_hosts(url, &mut m, &starts[..n], &keys[..n]);
+        m
+    }
+
+    /// Probes the host table with the keys of parent domains starting at `starts` (longest
+    /// first) and collects what matched, in that order.
+    #[inline]
+    fn collect_hosts(&self, url: &NormUrl, m: &mut Matches, starts: &[usize], keys: &[u64]) {
+        let mut tags = [None; PROBES];
+        self.hosts.get_all(keys, &mut tags);
+        for (&start, t) in starts.iter().zip(tags) {
+            if let Some(t) = t {
+                self.collect(url, m, start, t);
             }
         }
-        m
     }
 
     /// Adds a matched host's tag, and its matching URL entries, to `m`.
