@@ -329,6 +329,15 @@ pub struct ConsoleConfig {
     /// concern receipts.
     #[serde(default)]
     pub contacts: Vec<String>,
+    /// Addresses or networks that may read `/metrics` (Prometheus); default: this machine only.
+    #[serde(default = "default_metrics_allow")]
+    pub metrics_allow: Vec<Spanned<String>>,
+}
+
+fn default_metrics_allow() -> Vec<Spanned<String>> {
+    ["127.0.0.0/8", "::1"]
+        .map(|n| Spanned::new(0..0, n.to_owned()))
+        .to_vec()
 }
 
 impl Default for AlertsConfig {
@@ -520,10 +529,31 @@ impl Config {
                 "expected 1 to 168 hours",
             );
         }
+        for net in &self.console.metrics_allow {
+            if crate::gateway::parse_net(net.get_ref()).is_none() {
+                c.problem(
+                    "console.metrics_allow",
+                    Some(net),
+                    format!(
+                        "`{}` is not an address or network (e.g. \"10.0.5.20\" or \"10.0.5.0/24\")",
+                        net.get_ref()
+                    ),
+                );
+            }
+        }
     }
 }
 
 impl Config {
+    /// The networks that may read `/metrics` (those that parse; `validate` names the others).
+    pub fn metrics_allow(&self) -> Vec<ipnet::IpNet> {
+        self.console
+            .metrics_allow
+            .iter()
+            .filter_map(|n| crate::gateway::parse_net(n.get_ref()))
+            .collect()
+    }
+
     /// Whether console cookies are marked `Secure`.
     pub fn console_secure_cookies(&self) -> bool {
         self.console

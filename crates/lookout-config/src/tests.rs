@@ -348,6 +348,10 @@ fn gateway_mistakes_name_key_and_line() {
             "line 2: portal.allow: `help line` is not a domain name",
         ),
         ("[portal]\nhours = 0\n", "portal.hours: must be between 1 and 336"),
+        (
+            "[console]\nmetrics_allow = [\"10.0.5.0/24\", \"prometheus box\"]\n",
+            "line 2: console.metrics_allow: `prometheus box` is not an address or network",
+        ),
         ("[retention]\nalerts_days = 2\n", "alerts must be kept at least 7 days"),
         ("[retention]\nactivity_days = 99999\n", "retention.activity_days: must be at most 36500"),
         ("[retention]\nactivity = 30\n", "unknown field `activity`"),

@@ -59,6 +59,19 @@ pub struct DnsServer {
     pub log: Option<EventLog>,
     /// Log allowed names too (otherwise only blocked ones).
     pub log_allowed: bool,
+    /// What it has answered, for metrics.
+    pub counters: Counters,
+}
+
+/// Queries counted, for metrics (relaxed atomics).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Query packets received from anyone.
+    pub queries: std::sync::atomic::AtomicU64,
+    /// Queries refused: the client is outside every network.
+    pub refused: std::sync::atomic::AtomicU64,
+    /// Names judged, by action.
+    pub decisions: lookout_policy::ActionCounts,
 }
 
 impl DnsServer {
@@ -74,7 +87,10 @@ impl DnsServer {
     /// Everything that needs no waiting: judge (and log) the query, answer blocked names,
     /// malformed packets and cached names at once; otherwise say what to ask upstream.
     pub fn prepare(&self, packet: &[u8], client: IpAddr) -> Step {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.counters.queries.fetch_add(1, Relaxed);
         let Some(&group) = self.clients.get(client) else {
+            self.counters.refused.fetch_add(1, Relaxed);
             return step(refuse(packet));
         };
         let ctx = Context {
@@ -141,6 +157,7 @@ impl DnsServer {
 
     /// Logs a judged query.
     fn record(&self, client: IpAddr, group: GroupId, asked: &Asked, decision: &Decision) {
+        self.counters.decisions.count(decision.action);
         if decision.action == Action::Allow && !self.log_allowed {
             return;
         }

@@ -119,6 +119,7 @@ async fn start_logged(
         }),
         log,
         log_allowed: true,
+        counters: Default::default(),
     };
     let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -640,6 +640,11 @@ impl Monitor {
         self.jobs.capacity()
     }
 
+    /// Texts waiting in the scanning queue now.
+    pub fn queued(&self) -> usize {
+        self.jobs.max_capacity() - self.jobs.capacity()
+    }
+
     /// The live stream of alert changes.
     pub fn subscribe(&self) -> broadcast::Receiver<AlertNotice> {
         self.notices.subscribe()

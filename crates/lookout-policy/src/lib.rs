@@ -52,6 +52,28 @@ impl Action {
     }
 }
 
+impl Action {
+    /// Every action, in order.
+    pub const ALL: [Action; 3] = [Action::Allow, Action::Warn, Action::Block];
+}
+
+/// Decisions counted by action, for a server's metrics (relaxed atomics: a count, not a
+/// synchronisation point).
+#[derive(Debug, Default)]
+pub struct ActionCounts([std::sync::atomic::AtomicU64; 3]);
+
+impl ActionCounts {
+    /// Counts one decision.
+    pub fn count(&self, action: Action) {
+        self.0[action as usize].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Decisions counted with `action` so far.
+    pub fn get(&self, action: Action) -> u64 {
+        self.0[action as usize].load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
 impl fmt::Display for Action {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -294,12 +294,7 @@ pub(crate) async fn forward(proxy: Arc<Proxy>, who: Who, req: Request<Incoming>)
     let (mut parts, body) = req.into_parts();
     let raw_url = parts.uri.to_string();
     let url = NormUrl::parse(&raw_url);
-    let decision = match &url {
-        Ok(url) => proxy
-            .policy
-            .decide(&proxy.index, who.group, url, (proxy.clock)()),
-        Err(e) => Policy::decide_invalid(e.clone()),
-    };
+    let decision = proxy.decide(who.group, &url);
     let host = url.as_ref().map_or("", |u| u.host()).to_owned();
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().map(str::to_owned);

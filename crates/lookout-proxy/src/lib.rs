@@ -134,6 +134,8 @@ pub struct Counters {
     pub refused_busy: AtomicU64,
     /// Requests decided.
     pub requests: AtomicU64,
+    /// Decisions by action (a CONNECT judged again by its TLS name counts twice).
+    pub decisions: lookout_policy::ActionCounts,
 }
 
 /// Everything the proxy shares between connections.
@@ -178,6 +180,21 @@ const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 const CONTINUE_FOR: Duration = Duration::from_secs(60 * 60);
 
 impl Proxy {
+    /// Decides on a request's URL (a malformed one is blocked) for `group` now, and counts
+    /// the decision.
+    pub(crate) fn decide(
+        &self,
+        group: GroupId,
+        url: &Result<lookout_lists::NormUrl, lookout_lists::UrlError>,
+    ) -> lookout_policy::Decision {
+        let decision = match url {
+            Ok(u) => self.policy.decide(&self.index, group, u, (self.clock)()),
+            Err(e) => Policy::decide_invalid(e.clone()),
+        };
+        self.counters.decisions.count(decision.action);
+        decision
+    }
+
     /// A proxy over a policy and lists.
     pub fn new(
         policy: Arc<Policy>,

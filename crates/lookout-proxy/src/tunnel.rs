@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use lookout_http::{client_hello_sni, decode_query_value, SniError, MAX_HELLO};
 use lookout_lists::{HostKind, NormUrl};
-use lookout_policy::{Action, Decision, Policy};
+use lookout_policy::{Action, Decision};
 use lookout_store::Event;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -38,12 +38,7 @@ pub(crate) async fn connect(
     // IPv6 literals keep their brackets, as in a URL.
     let host_raw = authority.host();
     let url = NormUrl::parse(host_raw);
-    let decision = match &url {
-        Ok(u) => proxy
-            .policy
-            .decide(&proxy.index, who.group, u, (proxy.clock)()),
-        Err(e) => Policy::decide_invalid(e.clone()),
-    };
+    let decision = proxy.decide(who.group, &url);
     let host = url.as_ref().map_or(host_raw, |u| u.host()).to_owned();
     let target = authority.as_str().to_owned();
     let subject = Subject {
@@ -247,12 +242,7 @@ async fn run_tunnel<S>(
         if url.host_kind() == HostKind::Ip {
             // Judge the name the client really wants.
             let named = NormUrl::parse(name);
-            decision = match &named {
-                Ok(u) => proxy
-                    .policy
-                    .decide(&proxy.index, who.group, u, (proxy.clock)()),
-                Err(e) => Policy::decide_invalid(e.clone()),
-            };
+            decision = proxy.decide(who.group, &named);
             if decision.action != Action::Allow
                 && !(decision.action == Action::Warn && proxy.continued(&who, name))
             {
@@ -457,11 +447,12 @@ pub(crate) async fn local_page(
             let Some(target) = param("url") else {
                 return page(StatusCode::BAD_REQUEST, "Nothing to continue to", &["The link has no address."]);
             };
-            let Ok(url) = NormUrl::parse(&target) else {
+            let url = NormUrl::parse(&target);
+            let Ok(parsed) = &url else {
                 return page(StatusCode::BAD_REQUEST, "Not a web address", &["The link's address is not valid."]);
             };
-            let decision = proxy.policy.decide(&proxy.index, who.group, &url, (proxy.clock)());
-            let host = url.host().to_owned();
+            let decision = proxy.decide(who.group, &url);
+            let host = parsed.host().to_owned();
             let subject = Subject { method: "GET", url: &target, host: &host, search: None };
             match decision.action {
                 // Only a warning can be clicked through; a block stays a block.

@@ -5,6 +5,7 @@
 mod activity;
 mod audit;
 mod check;
+mod metrics;
 mod monitoring;
 mod report;
 mod scan;

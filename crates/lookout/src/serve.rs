@@ -373,6 +373,7 @@ async fn serve(
     let mut console_task = None;
     let mut monitor_tasks = None;
     let mut monitor = None;
+    let mut metrics: Option<Arc<crate::metrics::Sources>> = None;
     if let Some((scanner, model)) = scanner {
         let settings = crate::monitoring::settings(&config)?;
         let channels: Vec<&str> = [
@@ -428,6 +429,16 @@ async fn serve(
                 config.console.max_body_bytes,
             )
             .merge(lookout_console::router(console.clone()));
+            let sources = Arc::new(crate::metrics::Sources {
+                allow: config.metrics_allow(),
+                store: store.clone(),
+                log: log.clone(),
+                monitor: m.clone(),
+                proxy: Default::default(),
+                dns: Default::default(),
+            });
+            let app = app.merge(crate::metrics::router(sources.clone()));
+            metrics = Some(sources);
             tokio::spawn(console.housekeeping(Duration::from_secs(300)));
             destinations.add_listener(listener.local_addr()?);
             eprintln!(
@@ -542,6 +553,9 @@ async fn serve(
             );
         }
         let proxy = Arc::new(proxy);
+        if let Some(m) = &metrics {
+            let _ = m.proxy.set(proxy.clone());
+        }
         destinations.add_listener(listener.local_addr()?);
         eprintln!("proxy: listening on {}", listener.local_addr()?);
         if let Some(addr) = config.portal_listen() {
@@ -622,7 +636,11 @@ async fn serve(
             clock: clock.clone(),
             log: Some(log.clone()),
             log_allowed: config.log.allowed,
+            counters: Default::default(),
         });
+        if let Some(m) = &metrics {
+            let _ = m.dns.set(server.clone());
+        }
         eprintln!(
             "dns: listening on {addr} (UDP and TCP), upstreams {}",
             upstreams

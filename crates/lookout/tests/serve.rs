@@ -127,7 +127,15 @@ fn serve_filters_logs_and_stops_gracefully() {
     );
     assert!(o.status.success(), "{}", text(&o));
 
-    let (child, Listening { proxy, dns, .. }) = serve(d, &config);
+    let (
+        child,
+        Listening {
+            proxy,
+            dns,
+            console,
+            ..
+        },
+    ) = serve(d, &config);
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -174,6 +182,56 @@ fn serve_filters_logs_and_stops_gracefully() {
     // The upstream (port 9, discard) never answers: SERVFAIL, quickly.
     let answer = dns_query(dns, "allowed.test.");
     assert_eq!(answer.metadata.response_code, ResponseCode::ServFail);
+
+    // Prometheus metrics (from this machine, the default): the decisions just made, counted.
+    let metrics = runtime.block_on(async {
+        let r = reqwest::get(format!("http://{console}/metrics"))
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text"));
+        r.text().await.unwrap()
+    });
+    let value = |name: &str| -> f64 {
+        let line = metrics
+            .lines()
+            .find(|l| l.split(' ').next() == Some(name))
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(
+        value("lookout_proxy_decisions_total{action=\"block\"}"),
+        2.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        value("lookout_proxy_decisions_total{action=\"allow\"}"),
+        0.0,
+        "{metrics}"
+    );
+    assert_eq!(value("lookout_dns_queries_total"), 2.0, "{metrics}");
+    assert_eq!(
+        value("lookout_dns_decisions_total{action=\"block\"}"),
+        1.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        value("lookout_dns_decisions_total{action=\"allow\"}"),
+        1.0,
+        "{metrics}"
+    );
+    assert!(value("lookout_log_events_queued_total") >= 3.0, "{metrics}");
+    assert_eq!(value("lookout_log_events_dropped_total"), 0.0, "{metrics}");
+    assert_eq!(value("lookout_log_failing"), 0.0, "{metrics}");
+    assert_eq!(value("lookout_deliveries_pending"), 0.0, "{metrics}");
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
+    // Counts only: no person, address or name.
+    for secret in ["amy", "casino", "127.0.0.1"] {
+        assert!(!metrics.contains(secret), "{secret} in {metrics}");
+    }
 
     terminate(child);
 
@@ -381,6 +439,17 @@ fn a_failing_or_locked_database_does_not_stop_filtering() {
 #[test]
 fn the_proxy_never_reaches_the_gateways_own_services() {
     let (dir, config) = setup();
+    // Metrics readable from one address only (the monitoring server's).
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replacen(
+            "[console]\n",
+            "[console]\nmetrics_allow = [\"127.0.0.2\"]\n",
+            1,
+        ),
+    )
+    .unwrap();
     let (
         child,
         Listening {
@@ -412,6 +481,31 @@ fn the_proxy_never_reaches_the_gateways_own_services() {
                 "{url} reached the console: {body}"
             );
         }
+        // `/metrics` directly: refused from an address not in `metrics_allow`, read from one.
+        let r = reqwest::get(format!("http://{console}/metrics"))
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403);
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("127.0.0.1 may not read /metrics") && body.contains("metrics_allow"),
+            "{body}"
+        );
+        let from_allowed = reqwest::Client::builder()
+            .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap();
+        let r = from_allowed
+            .get(format!("http://{console}/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert!(r
+            .text()
+            .await
+            .unwrap()
+            .contains("lookout_proxy_requests_total"));
     });
     terminate(child);
 }

@@ -1,0 +1,255 @@
+//! `GET /metrics` on the console's listener: Lookout's counters in the OpenMetrics text format
+//! (Prometheus reads it), for the IT team's own monitoring. Counts only, never a person, an
+//! address or a URL; readable only from `[console] metrics_allow` (default: this machine).
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use ipnet::IpNet;
+use lookout_policy::{Action, ActionCounts};
+use lookout_store::{EventLog, Store};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+
+/// What `/metrics` reads. The proxy and the DNS filter start after the console's router is
+/// built, so they are set once they exist.
+pub(crate) struct Sources {
+    pub(crate) allow: Vec<IpNet>,
+    pub(crate) store: Store,
+    pub(crate) log: EventLog,
+    pub(crate) monitor: lookout_monitor::Monitor,
+    pub(crate) proxy: OnceLock<Arc<lookout_proxy::Proxy>>,
+    pub(crate) dns: OnceLock<Arc<lookout_dns_server::DnsServer>>,
+}
+
+pub(crate) fn router(sources: Arc<Sources>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(sources)
+}
+
+async fn metrics(
+    State(sources): State<Arc<Sources>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    let ip = lookout_policy::effective(peer.ip());
+    if !sources.allow.iter().any(|n| n.contains(&ip)) {
+        return (
+            StatusCode::FORBIDDEN,
+            format!(
+                "{ip} may not read /metrics: add it to [console] metrics_allow in the configuration\n"
+            ),
+        )
+            .into_response();
+    }
+    // The one figure that needs the database; a failure is reported, not hidden as 0.
+    let pending = match sources.store.pending_deliveries().await {
+        Ok(d) => Some(d.len() as i64),
+        Err(e) => {
+            eprintln!("metrics: counting the alert deliveries owed failed: {e}");
+            None
+        }
+    };
+    let mut registry = Registry::with_prefix("lookout");
+    registry.register_collector(Box::new(Snapshot {
+        sources: sources.clone(),
+        pending,
+    }));
+    let mut body = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &registry) {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("encoding the metrics: {e}\n"),
+        )
+            .into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// The counters as they are at one scrape.
+struct Snapshot {
+    sources: Arc<Sources>,
+    pending: Option<i64>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Snapshot")
+    }
+}
+
+/// One counter family with an `action` label.
+fn by_action(
+    e: &mut DescriptorEncoder,
+    name: &str,
+    help: &str,
+    counts: &ActionCounts,
+) -> std::fmt::Result {
+    let mut family = e.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Counter,
+    )?;
+    for action in Action::ALL {
+        let c = ConstCounter::new(counts.get(action));
+        c.encode(family.encode_family(&[("action", action.as_str())])?)?;
+    }
+    Ok(())
+}
+
+impl Collector for Snapshot {
+    fn encode(&self, mut e: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = &self.sources;
+        let mut counters: Vec<(&str, &str, u64)> = Vec::new();
+        let mut gauges: Vec<(&str, &str, i64)> = Vec::new();
+        if let Some(proxy) = s.proxy.get() {
+            let c = &proxy.counters;
+            counters.extend([
+                (
+                    "proxy_connections",
+                    "Proxy connections accepted",
+                    c.connections.load(Relaxed),
+                ),
+                (
+                    "proxy_refused_clients",
+                    "Proxy connections refused: the client is outside every network",
+                    c.refused_clients.load(Relaxed),
+                ),
+                (
+                    "proxy_refused_busy",
+                    "Proxy connections refused: the connection limit was reached",
+                    c.refused_busy.load(Relaxed),
+                ),
+                (
+                    "proxy_requests",
+                    "Proxy requests handled",
+                    c.requests.load(Relaxed),
+                ),
+            ]);
+            by_action(
+                &mut e,
+                "proxy_decisions",
+                "Proxy decisions by action",
+                &c.decisions,
+            )?;
+        }
+        if let Some(dns) = s.dns.get() {
+            let c = &dns.counters;
+            counters.extend([
+                (
+                    "dns_queries",
+                    "DNS query packets received",
+                    c.queries.load(Relaxed),
+                ),
+                (
+                    "dns_refused",
+                    "DNS queries refused: the client is outside every network",
+                    c.refused.load(Relaxed),
+                ),
+            ]);
+            by_action(
+                &mut e,
+                "dns_decisions",
+                "DNS names judged, by action",
+                &c.decisions,
+            )?;
+        }
+        let log = s.log.stats();
+        let m = s.monitor.stats();
+        counters.extend([
+            (
+                "log_events_queued",
+                "Activity events queued for the log",
+                log.queued,
+            ),
+            (
+                "log_events_written",
+                "Activity events written to the database",
+                log.written,
+            ),
+            (
+                "log_events_dropped",
+                "Activity events lost (queue full, stopping, or the database refusing writes)",
+                log.dropped,
+            ),
+            (
+                "log_transactions",
+                "Transactions that wrote activity events",
+                log.transactions,
+            ),
+            (
+                "scan_submitted",
+                "Texts submitted for risk scanning",
+                m.submitted.load(Relaxed),
+            ),
+            (
+                "scan_dropped",
+                "Texts not scanned: the scanning queue was full",
+                m.dropped.load(Relaxed),
+            ),
+            ("scan_scanned", "Texts scanned", m.scanned.load(Relaxed)),
+            (
+                "scan_panics",
+                "Scans that panicked (contained; the text scanned again)",
+                m.scan_panics.load(Relaxed),
+            ),
+            ("findings", "Risk findings", m.findings.load(Relaxed)),
+            ("alerts", "Alerts raised", m.alerts.load(Relaxed)),
+            (
+                "store_errors",
+                "Findings the database failed to store",
+                m.store_errors.load(Relaxed),
+            ),
+        ]);
+        gauges.extend([
+            (
+                "log_backlog",
+                "Activity events waiting to be written",
+                s.log.backlog() as i64,
+            ),
+            (
+                "log_failing",
+                "1 while the database refuses the activity log's writes",
+                i64::from(s.log.failure().is_some()),
+            ),
+            (
+                "scan_queue",
+                "Texts waiting to be scanned",
+                s.monitor.queued() as i64,
+            ),
+        ]);
+        if let Some(p) = self.pending {
+            gauges.push((
+                "deliveries_pending",
+                "Alert deliveries (email, webhook) still owed",
+                p,
+            ));
+        }
+        for (name, help, v) in counters {
+            let c = ConstCounter::new(v);
+            c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        for (name, help, v) in gauges {
+            let g = ConstGauge::new(v);
+            g.encode(e.encode_descriptor(name, help, None, g.metric_type())?)?;
+        }
+        Ok(())
+    }
+}
