@@ -4,6 +4,7 @@
 
 mod activity;
 mod audit;
+mod backup;
 mod check;
 mod metrics;
 mod monitoring;
@@ -35,6 +36,10 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Decide allow / warn / block for URLs as a group would see them.
     Check(check::CheckArgs),
+    /// A consistent, checked copy of the database, taken while `serve` runs.
+    Backup(backup::BackupArgs),
+    /// Put a backup back (with `serve` stopped); the current database is moved aside.
+    Restore(backup::RestoreArgs),
     /// Category lists: statistics and the taxonomy.
     Lists {
         #[command(subcommand)]
@@ -183,6 +188,8 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => backup::restore(args),
         Command::Serve(args) => serve::run(args),
         Command::Scan(args) => scan::run(args),
         Command::User { config, command } => users::run(config.as_deref(), command),

@@ -233,6 +233,23 @@ fn serve_filters_logs_and_stops_gracefully() {
         assert!(!metrics.contains(secret), "{secret} in {metrics}");
     }
 
+    // A backup while the server runs is a consistent, checked copy; restoring over the
+    // running server's database is refused.
+    let o = lookout(d, &["backup", "--out", "while-serving.db", "-c", c], None);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("audit log intact"), "{}", text(&o));
+    let o = lookout(
+        d,
+        &["restore", "while-serving.db", "--replace", "-c", c],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("`lookout serve` is running"),
+        "{}",
+        text(&o)
+    );
+
     terminate(child);
 
     let o = lookout(

@@ -1,0 +1,256 @@
+//! `lookout backup` and `lookout restore`: a consistent copy of the database taken while
+//! `serve` runs, checked before it is called a backup, and put back only when it passes the
+//! same checks, with the database it replaces moved aside (never deleted).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use lookout_store::Store;
+
+use crate::serve::database_path;
+use crate::UsageError;
+
+#[derive(clap::Args)]
+pub(crate) struct BackupArgs {
+    /// Configuration file (for the data folder).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Where to write the copy; a file already there is never overwritten.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct RestoreArgs {
+    /// Configuration file (for the data folder).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// The backup file (`lookout backup --out`).
+    file: PathBuf,
+    /// Move the current database aside (`lookout.db.before-restore-<time>`) and restore.
+    #[arg(long)]
+    replace: bool,
+}
+
+/// How a copy of the database checks out.
+struct Verified {
+    integrity: Vec<String>,
+    audit: lookout_store::AuditVerification,
+    checks: usize,
+    check_problems: Vec<String>,
+}
+
+impl Verified {
+    fn sound(&self) -> bool {
+        self.integrity.is_empty()
+            && self.audit.problems.is_empty()
+            && self.check_problems.is_empty()
+    }
+
+    fn describe(&self) -> String {
+        let mut lines = Vec::new();
+        if self.integrity.is_empty() {
+            lines.push("SQLite integrity check: ok".to_owned());
+        } else {
+            lines.push(format!(
+                "SQLite integrity check FAILED: {}",
+                self.integrity.join("; ")
+            ));
+        }
+        let head = self
+            .audit
+            .head
+            .as_ref()
+            .map_or_else(String::new, |(seq, hash)| {
+                format!(", last #{seq}, fingerprint {hash}")
+            });
+        if self.audit.problems.is_empty() {
+            lines.push(format!(
+                "audit log intact: {} entries{head}",
+                self.audit.rows
+            ));
+        } else {
+            lines.push(format!(
+                "audit log ALTERED: {} problem(s) in {} entries{head}",
+                self.audit.problems.len(),
+                self.audit.rows
+            ));
+        }
+        if self.check_problems.is_empty() {
+            lines.push(format!("routine checks verified: {}", self.checks));
+        } else {
+            lines.push(format!(
+                "routine checks: {} problem(s): {}",
+                self.check_problems.len(),
+                self.check_problems.join("; ")
+            ));
+        }
+        lines.join("\n  ")
+    }
+}
+
+/// Opens a copy of the database and runs every check on it.
+async fn verify(path: &Path) -> anyhow::Result<Verified> {
+    let copy = Store::open(path)
+        .await
+        .with_context(|| format!("{} is not a Lookout database", path.display()))?;
+    let result = async {
+        let integrity = copy.integrity_problems().await?;
+        let audit = copy.verify_audit().await?;
+        let (checks, check_problems) = copy.verify_checks().await?;
+        anyhow::Ok(Verified {
+            integrity,
+            audit,
+            checks,
+            check_problems,
+        })
+    }
+    .await;
+    copy.close().await;
+    result.with_context(|| format!("checking {}", path.display()))
+}
+
+pub(crate) fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
+    if args.out.exists() {
+        return Err(UsageError(format!(
+            "--out {}: a file is already there, and a backup never overwrites one",
+            args.out.display()
+        ))
+        .into());
+    }
+    let out = args.out;
+    crate::serve::with_store(args.config.as_deref(), |_config, store| async move {
+        store
+            .backup_to(&out)
+            .await
+            .with_context(|| format!("writing the backup {}", out.display()))?;
+        let v = verify(&out).await?;
+        let bytes = std::fs::metadata(&out).map_or(0, |m| m.len());
+        if !v.sound() {
+            println!(
+                "backup written to {} ({:.1} MB) but it does NOT check out:\n  {}",
+                out.display(),
+                bytes as f64 / 1e6,
+                v.describe()
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        println!(
+            "backup written to {} ({:.1} MB), a consistent copy even while Lookout runs:\n  {}\nRestore it with `lookout restore {} --replace` while `lookout serve` is stopped.",
+            out.display(),
+            bytes as f64 / 1e6,
+            v.describe(),
+            out.display()
+        );
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+pub(crate) fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
+    let config = crate::load_config(args.config.as_deref())?;
+    if !args.file.is_file() {
+        return Err(UsageError(format!("{}: no such backup file", args.file.display())).into());
+    }
+    let db = database_path(&config);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        if db.exists() {
+            let current = Store::open(&db).await?;
+            let running = current.running_now(5_000).await;
+            current.close().await;
+            if let Some(alive) = running? {
+                return Err(UsageError(format!(
+                    "`lookout serve` is running on {} (its last heartbeat was {:.1} s ago): stop it, then restore",
+                    db.display(),
+                    (lookout_store::now_ms() - alive) as f64 / 1000.0
+                ))
+                .into());
+            }
+            if !args.replace {
+                return Err(UsageError(format!(
+                    "{} already holds a database: `--replace` moves it aside (nothing is deleted) and restores the backup",
+                    db.display()
+                ))
+                .into());
+            }
+        }
+        // Check a copy beside the database, so the backup file itself is never changed and
+        // the swap below is a rename on one file system.
+        let staging = sibling(&db, "restoring");
+        remove_with_journal(&staging)?;
+        std::fs::copy(&args.file, &staging).with_context(|| {
+            format!("copying {} to {}", args.file.display(), staging.display())
+        })?;
+        let checked = verify(&staging)
+            .await
+            .with_context(|| format!("{} is not a usable backup", args.file.display()));
+        let v = match checked {
+            Ok(v) if v.sound() => v,
+            Ok(v) => {
+                remove_with_journal(&staging)?;
+                println!(
+                    "{} does NOT check out; nothing was restored:\n  {}",
+                    args.file.display(),
+                    v.describe()
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            Err(e) => {
+                remove_with_journal(&staging)?;
+                return Err(e.context("nothing was restored"));
+            }
+        };
+        let aside = if db.exists() {
+            let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
+            let aside = sibling(&db, &format!("before-restore-{stamp}"));
+            rename_with_journal(&db, &aside)?;
+            Some(aside)
+        } else {
+            None
+        };
+        rename_with_journal(&staging, &db)?;
+        println!("restored {} to {}:\n  {}", args.file.display(), db.display(), v.describe());
+        if let Some(aside) = aside {
+            println!("the database it replaced is kept at {}", aside.display());
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// `lookout.db` → `lookout.db.<suffix>`.
+fn sibling(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{suffix}"));
+    db.with_file_name(name)
+}
+
+/// A database file and its write-ahead log and shared memory files, if any.
+fn with_journal(path: &Path) -> [PathBuf; 3] {
+    let mut wal = path.as_os_str().to_os_string();
+    wal.push("-wal");
+    let mut shm = path.as_os_str().to_os_string();
+    shm.push("-shm");
+    [path.to_owned(), wal.into(), shm.into()]
+}
+
+fn rename_with_journal(from: &Path, to: &Path) -> anyhow::Result<()> {
+    for (a, b) in with_journal(from).iter().zip(with_journal(to)) {
+        if a.exists() {
+            std::fs::rename(a, &b)
+                .with_context(|| format!("moving {} to {}", a.display(), b.display()))?;
+        }
+    }
+    Ok(())
+}
+
+fn remove_with_journal(path: &Path) -> anyhow::Result<()> {
+    for p in with_journal(path) {
+        if p.exists() {
+            std::fs::remove_file(&p).with_context(|| format!("removing {}", p.display()))?;
+        }
+    }
+    Ok(())
+}
