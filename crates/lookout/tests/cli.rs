@@ -767,3 +767,87 @@ fn backup_is_checked_and_restore_moves_the_current_database_aside() {
     .status
     .success());
 }
+
+/// `packaging/install.sh` into a scratch root: the binary, the unit, the example configuration
+/// (kept when one is there), the data folders; and systemd's own checker accepts the unit.
+#[test]
+fn install_script_lays_out_a_service_that_systemd_accepts() {
+    let root = tempfile::tempdir().unwrap();
+    let r = root.path();
+    let install = || {
+        Command::new("bash")
+            .arg(repo().join("packaging/install.sh"))
+            .arg(env!("CARGO_BIN_EXE_lookout"))
+            .env("DESTDIR", r)
+            .output()
+            .unwrap()
+    };
+    let o = install();
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    for f in [
+        "usr/local/bin/lookout",
+        "etc/systemd/system/lookout.service",
+        "etc/lookout/lookout.toml",
+        "var/lib/lookout/lists",
+    ] {
+        assert!(r.join(f).exists(), "{f} was not installed");
+    }
+    let config = r.join("etc/lookout/lookout.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    // The unit's data folder is the configuration's.
+    assert!(text.contains("data_dir = \"/var/lib/lookout\""), "{text}");
+    let check = lookout(&["config", "check", config.to_str().unwrap()], None);
+    assert_eq!(check.status.code(), Some(2));
+    assert!(
+        stderr(&check).contains("cannot read /var/lib/lookout/lists/ut1"),
+        "{}",
+        stderr(&check)
+    );
+    // An edited configuration is never overwritten.
+    std::fs::write(&config, format!("# edited here\n{text}")).unwrap();
+    let o = install();
+    assert!(o.status.success());
+    assert!(
+        stdout(&o).contains("kept the existing configuration"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(std::fs::read_to_string(&config)
+        .unwrap()
+        .starts_with("# edited here"));
+
+    let unit = std::fs::read_to_string(r.join("etc/systemd/system/lookout.service")).unwrap();
+    assert!(unit.contains("ReadWritePaths=/var/lib/lookout"));
+    if Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI needs systemd-analyze (Debian package systemd) to check the unit"
+        );
+        eprintln!("SKIPPED: systemd-analyze is not installed; the unit was not checked");
+        return;
+    }
+    // The checker wants the ExecStart binaries to exist: point them at the installed one.
+    let checked = r.join("lookout.service");
+    let installed = r.join("usr/local/bin/lookout");
+    std::fs::write(
+        &checked,
+        unit.replace("/usr/local/bin/lookout", installed.to_str().unwrap()),
+    )
+    .unwrap();
+    let o = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&checked)
+        .output()
+        .unwrap();
+    let said = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{said}");
+    // Unknown keys and bad values are only warnings to systemd: none is allowed here.
+    assert!(
+        !said.contains("ignoring") && !said.contains("Unknown"),
+        "{said}"
+    );
+}
