@@ -345,6 +345,38 @@ pub struct LogConfig {
     /// the gateway less CPU and I/O). Also the most a `kill -9` can lose. 0: write at once.
     #[serde(default = "default_log_flush_ms")]
     pub flush_ms: u64,
+    /// Forward every logged event to a SIEM by syslog, as it is recorded.
+    #[serde(default)]
+    pub syslog: Option<SyslogConfig>,
+}
+
+/// `[log.syslog]`: the activity log forwarded to a SIEM or log server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyslogConfig {
+    /// The collector's address and port, e.g. `"10.0.5.20:514"`.
+    pub server: Spanned<String>,
+    /// `udp` (one datagram per event) or `tcp` (RFC 6587 octet counting, reconnecting).
+    #[serde(default = "default_syslog_protocol")]
+    pub protocol: Spanned<String>,
+    /// `cef` (ArcSight Common Event Format inside an RFC 5424 message) or `rfc5424` (plain
+    /// `key=value` text).
+    #[serde(default = "default_syslog_format")]
+    pub format: Spanned<String>,
+    /// Events waiting to be sent; beyond this they are dropped and counted (the gateway never
+    /// waits for the collector).
+    #[serde(default = "default_syslog_queue")]
+    pub queue: usize,
+}
+
+fn default_syslog_protocol() -> Spanned<String> {
+    Spanned::new(0..0, "udp".into())
+}
+fn default_syslog_format() -> Spanned<String> {
+    Spanned::new(0..0, "cef".into())
+}
+fn default_syslog_queue() -> usize {
+    10_000
 }
 
 impl Default for LogConfig {
@@ -728,6 +760,35 @@ impl Config {
                 None,
                 "`flush_ms` must be at most 1000: events waiting longer would be lost by a crash",
             );
+        }
+        if let Some(sl) = &self.log.syslog {
+            if parse_socket_addr(sl.server.get_ref(), 514).is_none() {
+                c.problem(
+                    "log.syslog.server",
+                    Some(&sl.server),
+                    format!(
+                        "`{}` is not an address and port (e.g. \"10.0.5.20:514\")",
+                        sl.server.get_ref()
+                    ),
+                );
+            }
+            if !matches!(sl.protocol.get_ref().as_str(), "udp" | "tcp") {
+                c.problem(
+                    "log.syslog.protocol",
+                    Some(&sl.protocol),
+                    format!("`{}`: expected \"udp\" or \"tcp\"", sl.protocol.get_ref()),
+                );
+            }
+            if !matches!(sl.format.get_ref().as_str(), "cef" | "rfc5424") {
+                c.problem(
+                    "log.syslog.format",
+                    Some(&sl.format),
+                    format!("`{}`: expected \"cef\" or \"rfc5424\"", sl.format.get_ref()),
+                );
+            }
+            if sl.queue == 0 {
+                c.problem::<String>("log.syslog.queue", None, "must be at least 1");
+            }
         }
     }
 }

@@ -19,7 +19,7 @@ mod monitor;
 pub use gateway::{
     never_inspected, parse_socket_addr, BlockedAnswerConfig, DnsConfig, InspectConfig, LogConfig,
     LoginMode, Network, NetworkConfig, PortalConfig, ProxyConfig, RetentionConfig, ServeConfig,
-    TrainingConfig, DEFAULT_LOOPBACK_GROUP,
+    SyslogConfig, TrainingConfig, DEFAULT_LOOPBACK_GROUP,
 };
 
 pub use monitor::{

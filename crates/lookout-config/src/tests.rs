@@ -349,6 +349,18 @@ fn gateway_mistakes_name_key_and_line() {
         ),
         ("[portal]\nhours = 0\n", "portal.hours: must be between 1 and 336"),
         (
+            "[log.syslog]\nserver = \"siem box\"\n",
+            "line 2: log.syslog.server: `siem box` is not an address and port",
+        ),
+        (
+            "[log.syslog]\nserver = \"10.0.5.20\"\nprotocol = \"tls\"\n",
+            "line 3: log.syslog.protocol: `tls`: expected \"udp\" or \"tcp\"",
+        ),
+        (
+            "[log.syslog]\nserver = \"10.0.5.20\"\nformat = \"leef\"\n",
+            "line 3: log.syslog.format: `leef`: expected \"cef\" or \"rfc5424\"",
+        ),
+        (
             "[console]\nmetrics_allow = [\"10.0.5.0/24\", \"prometheus box\"]\n",
             "line 2: console.metrics_allow: `prometheus box` is not an address or network",
         ),

@@ -157,7 +157,7 @@ impl Counters {
 pub struct EventLog {
     tx: mpsc::Sender<Event>,
     counters: Arc<Counters>,
-    observer: Option<Observer>,
+    observers: Vec<Observer>,
 }
 
 /// Sees every event as it is recorded (before it is queued): the monitoring's tap on the
@@ -210,21 +210,22 @@ impl EventLog {
             EventLog {
                 tx,
                 counters,
-                observer: None,
+                observers: Vec::new(),
             },
             EventWriter { handle, shutdown },
         )
     }
 
-    /// Shows every recorded event to `observer` too (whether or not the queue has room).
+    /// Shows every recorded event to `observer` too (whether or not the queue has room),
+    /// after the observers added before it.
     pub fn with_observer(mut self, observer: Observer) -> EventLog {
-        self.observer = Some(observer);
+        self.observers.push(observer);
         self
     }
 
     /// Queues an event; when the queue is full it is dropped and counted, never waited for.
     pub fn record(&self, event: Event) {
-        if let Some(o) = &self.observer {
+        for o in &self.observers {
             (o.0)(&event);
         }
         match self.tx.try_send(event) {

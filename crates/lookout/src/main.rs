@@ -12,6 +12,7 @@ mod report;
 mod scan;
 mod scan_model;
 mod serve;
+mod siem;
 mod stats;
 mod users;
 

@@ -26,6 +26,7 @@ pub(crate) struct Sources {
     pub(crate) store: Store,
     pub(crate) log: EventLog,
     pub(crate) monitor: lookout_monitor::Monitor,
+    pub(crate) syslog: Option<Arc<crate::siem::SyslogStats>>,
     pub(crate) proxy: OnceLock<Arc<lookout_proxy::Proxy>>,
     pub(crate) dns: OnceLock<Arc<lookout_dns_server::DnsServer>>,
 }
@@ -218,6 +219,25 @@ impl Collector for Snapshot {
                 m.store_errors.load(Relaxed),
             ),
         ]);
+        if let Some(sl) = &s.syslog {
+            counters.extend([
+                (
+                    "syslog_sent",
+                    "Events forwarded by syslog",
+                    sl.sent.load(Relaxed),
+                ),
+                (
+                    "syslog_dropped",
+                    "Events not forwarded: the syslog queue was full",
+                    sl.dropped.load(Relaxed),
+                ),
+                (
+                    "syslog_failed",
+                    "Events the syslog socket refused",
+                    sl.failed.load(Relaxed),
+                ),
+            ]);
+        }
         gauges.extend([
             (
                 "log_backlog",

@@ -352,6 +352,18 @@ async fn serve(
     );
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
+    let mut syslog = None;
+    if let Some(sl) = &config.log.syslog {
+        let (observer, stats) = crate::siem::start(sl, stop.clone())?;
+        log = log.with_observer(observer);
+        eprintln!(
+            "log: forwarding every logged event to {} by syslog over {}, as {}",
+            sl.server.get_ref(),
+            sl.protocol.get_ref(),
+            sl.format.get_ref()
+        );
+        syslog = Some(stats);
+    }
     let clock = local_clock();
     // A run that never stopped (killed, crashed) lost what its log still had queued: on record.
     let (run, unclean) = store.begin_run().await?;
@@ -434,6 +446,7 @@ async fn serve(
                 store: store.clone(),
                 log: log.clone(),
                 monitor: m.clone(),
+                syslog: syslog.clone(),
                 proxy: Default::default(),
                 dns: Default::default(),
             });

@@ -126,6 +126,16 @@ fn serve_filters_logs_and_stops_gracefully() {
         Some("amys-password\n"),
     );
     assert!(o.status.success(), "{}", text(&o));
+    // A SIEM's syslog collector on loopback: every logged event is forwarded to it as CEF.
+    let siem = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    siem.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str(&format!(
+        "[log.syslog]\nserver = \"{}\"\n",
+        siem.local_addr().unwrap()
+    ));
+    std::fs::write(&config, toml).unwrap();
 
     let (
         child,
@@ -232,6 +242,20 @@ fn serve_filters_logs_and_stops_gracefully() {
     for secret in ["amy", "casino", "127.0.0.1"] {
         assert!(!metrics.contains(secret), "{secret} in {metrics}");
     }
+    // The SIEM got the blocked requests and the blocked name (allowed ones too: logged).
+    let mut forwarded = Vec::new();
+    let mut buf = vec![0; 65_536];
+    while forwarded.len() < 3 {
+        let n = siem.recv(&mut buf).expect("syslog messages");
+        forwarded.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let all = forwarded.join("\n");
+    assert!(
+        all.contains("|proxy-block|Web request blocked|7|") && all.contains("suser=amy"),
+        "{all}"
+    );
+    assert!(all.contains("|dns-block|DNS query blocked|7|"), "{all}");
+    assert_eq!(value("lookout_syslog_dropped_total"), 0.0, "{metrics}");
 
     // A backup while the server runs is a consistent, checked copy; restoring over the
     // running server's database is refused.
