@@ -296,7 +296,7 @@ where
             match tokio::spawn(start()).await {
                 Err(e) if e.is_panic() && !stop.is_cancelled() => {
                     stats.delivery_restarts.fetch_add(1, Ordering::Relaxed);
-                    eprintln!("monitoring: {what} panicked; restarting it in {pause:?}");
+                    tracing::warn!("monitoring: {what} panicked; restarting it in {pause:?}");
                     tokio::select! {
                         () = tokio::time::sleep(pause) => {}
                         () = stop.cancelled() => return,
@@ -325,7 +325,7 @@ fn scan_contained(
         Err(panic) => {
             stats.scan_panics.fetch_add(1, Ordering::Relaxed);
             *scratch = Scratch::default();
-            eprintln!(
+            tracing::warn!(
                 "monitoring: scanning a {} text ({} bytes, group {}) panicked: {}; scanning it again",
                 job.source.slug(),
                 job.text.len(),
@@ -340,7 +340,7 @@ fn scan_contained(
             *scratch = Scratch::default();
             stats.scan_kept.fetch_add(1, Ordering::Relaxed);
             let error = panic_message(&panic);
-            eprintln!("monitoring: the text failed again ({error}); kept in the database to scan at the next start");
+            tracing::warn!("monitoring: the text failed again ({error}); kept in the database to scan at the next start");
             let _ = keep.send(lookout_store::Unscanned {
                 id: 0,
                 at_ms: job.at_ms,
@@ -391,13 +391,15 @@ async fn keeper(
                 }
             }
         }
-        Err(e) => eprintln!("monitoring: texts kept from an earlier run could not be read: {e}"),
+        Err(e) => {
+            tracing::warn!("monitoring: texts kept from an earlier run could not be read: {e}")
+        }
     }
     drop(jobs);
     while let Some(u) = kept.recv().await {
         if let Err(e) = store.keep_unscanned(&u).await {
             stats.store_errors.fetch_add(1, Ordering::Relaxed);
-            eprintln!("monitoring: a text whose scan failed could not be kept: {e}");
+            tracing::warn!("monitoring: a text whose scan failed could not be kept: {e}");
         }
     }
 }

@@ -114,13 +114,14 @@ pub async fn reminder_loop(
         }
         wait = Duration::from_secs(3600);
         match send_reminders(&store, &email, &console_url, every).await {
-            Ok(r) if r.sent + r.failed > 0 => eprintln!(
+            Ok(r) if r.sent + r.failed > 0 => tracing::warn!(
                 "training: {} reminder(s) sent, {} refused by the mail server",
-                r.sent, r.failed
+                r.sent,
+                r.failed
             ),
             Ok(_) => {}
             Err(e) => {
-                eprintln!("warning: training reminders failed ({e}); trying again in an hour")
+                tracing::warn!("warning: training reminders failed ({e}); trying again in an hour")
             }
         }
     }

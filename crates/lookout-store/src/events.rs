@@ -296,7 +296,7 @@ async fn write_loop(
             }
             store_batch(&store, &mut buf, &counters, true).await;
             if let Some(f) = counters.failure().as_ref() {
-                eprintln!("activity log: stopped while the database refuses writes ({}): {} events could not be written; the next start records the gap", f.error, f.lost);
+                tracing::warn!("activity log: stopped while the database refuses writes ({}): {} events could not be written; the next start records the gap", f.error, f.lost);
             }
             return;
         }
@@ -350,7 +350,7 @@ async fn store_batch(store: &Store, buf: &mut Vec<Event>, counters: &Counters, c
             f.error = error;
         }
         None => {
-            eprintln!("activity log: the database refuses writes ({error}); events are counted and lost until it takes them again; the gateway keeps filtering");
+            tracing::warn!("activity log: the database refuses writes ({error}); events are counted and lost until it takes them again; the gateway keeps filtering");
             *failure = Some(LogFailure {
                 since_ms: now_ms(),
                 error,
@@ -386,9 +386,9 @@ async fn record_gaps(store: &Store, counters: &Counters) {
         match store.record_gap(f.lost as i64, &cause).await {
             Ok(()) => {
                 *counters.failure() = None;
-                eprintln!("activity log: the database takes writes again; {} events lost meanwhile, recorded as a gap", f.lost);
+                tracing::warn!("activity log: the database takes writes again; {} events lost meanwhile, recorded as a gap", f.lost);
             }
-            Err(e) => eprintln!("activity log: the gap could not be recorded yet: {e}"),
+            Err(e) => tracing::warn!("activity log: the gap could not be recorded yet: {e}"),
         }
     }
 }

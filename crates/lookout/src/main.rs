@@ -175,6 +175,11 @@ impl std::error::Error for UsageError {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let format = match &cli.command {
+        Command::Serve(args) => args.log_format,
+        _ => serve::LogFormat::Text,
+    };
+    messages(format);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -184,6 +189,30 @@ fn main() -> ExitCode {
             ExitCode::from(if usage { 2 } else { 1 })
         }
     }
+}
+
+/// Where Lookout's own messages (and its libraries' warnings) go: standard error, as the plain
+/// lines people read, or JSON lines. `LOOKOUT_LOG` overrides the levels (e.g. `debug`).
+fn messages(format: serve::LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("LOOKOUT_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,hyper=warn,h2=warn,rustls=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    let _ = match format {
+        serve::LogFormat::Text => builder
+            .without_time()
+            .with_level(false)
+            .with_target(false)
+            .try_init(),
+        serve::LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+    };
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {

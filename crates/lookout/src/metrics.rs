@@ -55,7 +55,7 @@ async fn metrics(
     let pending = match sources.store.pending_deliveries().await {
         Ok(d) => Some(d.len() as i64),
         Err(e) => {
-            eprintln!("metrics: counting the alert deliveries owed failed: {e}");
+            tracing::warn!("metrics: counting the alert deliveries owed failed: {e}");
             None
         }
     };

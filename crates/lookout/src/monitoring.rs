@@ -23,7 +23,7 @@ pub(crate) fn scanner(config: &Config) -> anyhow::Result<Arc<Scanner>> {
         .map_err(|e| UsageError(format!("phrase libraries: {e}")))?;
     let scanner = library.compile()?;
     let (rules, exceptions) = library.len();
-    eprintln!(
+    tracing::info!(
         "scan: {rules} rules, {exceptions} exceptions, {} patterns in {:.2} s",
         scanner.patterns().len(),
         started.elapsed().as_secs_f64()
@@ -37,7 +37,7 @@ pub(crate) fn scanner(config: &Config) -> anyhow::Result<Arc<Scanner>> {
 pub(crate) fn model_stage(config: &Config) -> anyhow::Result<Option<lookout_monitor::ModelStage>> {
     let m = &config.scan.model;
     if !m.enabled {
-        eprintln!(
+        tracing::info!(
             "model: off (`scan.model.enabled = false`); the phrase libraries alone scan text"
         );
         return Ok(None);
@@ -47,11 +47,11 @@ pub(crate) fn model_stage(config: &Config) -> anyhow::Result<Option<lookout_moni
         let (model, head) = lookout_loader::load_model(m, &config.serve.data_dir)
             .map_err(|e| UsageError(format!("model: {e}")))?
             .expect("enabled");
-        eprintln!("model: {}", crate::scan_model::describe(&head));
+        tracing::info!("model: {}", crate::scan_model::describe(&head));
         lookout_monitor::ModelSource::Ready(Arc::new(model))
     } else {
         if let Err(e) = lookout_loader::load_encoder_check(m) {
-            eprintln!("model: warning: {e}; the phrase libraries alone scan text");
+            tracing::warn!("model: warning: {e}; the phrase libraries alone scan text");
             return Ok(None);
         }
         let (m, data_dir) = (m.clone(), config.serve.data_dir.clone());
@@ -59,13 +59,16 @@ pub(crate) fn model_stage(config: &Config) -> anyhow::Result<Option<lookout_moni
             let (model, head) = lookout_loader::load_model(&m, &data_dir)
                 .map_err(|e| e.to_string())?
                 .ok_or_else(|| "off".to_owned())?;
-            eprintln!("model: {}", crate::scan_model::describe(&head));
+            tracing::info!("model: {}", crate::scan_model::describe(&head));
             Ok(model)
         }))
     };
-    eprintln!(
+    tracing::info!(
         "model: on ({} worker(s), threshold {}, danger {}, veto {}); loading in the background",
-        m.workers, policy.threshold, policy.danger, policy.veto
+        m.workers,
+        policy.threshold,
+        policy.danger,
+        policy.veto
     );
     Ok(Some(lookout_monitor::ModelStage {
         model: source,
@@ -215,7 +218,7 @@ pub(crate) fn tokens(
                 let (token, secret) = store
                     .add_token(&name, scope, user.as_deref(), group.as_deref())
                     .await?;
-                eprintln!(
+                tracing::info!(
                     "token `{}` ({}) created; it is shown once, keep it safe:",
                     token.name,
                     token.scope.slug()

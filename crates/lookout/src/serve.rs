@@ -28,6 +28,17 @@ pub(crate) struct ServeArgs {
     /// Configuration file (default: built-in safe defaults, data in ./lookout-data).
     #[arg(long, short)]
     config: Option<PathBuf>,
+    /// Lookout's own messages on standard error: plain lines, or one JSON object a line
+    /// (time, level, message) for log shippers.
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) log_format: LogFormat,
+}
+
+/// How Lookout's own messages are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
 }
 
 /// The local wall clock for schedules.
@@ -77,7 +88,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let loaded =
         lookout_loader::load(&config.lists).map_err(|e| UsageError(format!("lists: {e}")))?;
-    eprintln!(
+    tracing::info!(
         "lists: {} entries from {} file(s) in {:.2} s{}",
         loaded.accepted(),
         loaded.files.len(),
@@ -88,14 +99,14 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     );
     if config.lists.sources.is_empty() {
-        eprintln!("lists: warning: no category lists are configured, so no site is blocked by category; downloads, safe search and illegal-content lists you add still apply. See `lookout config example`.");
+        tracing::warn!("lists: warning: no category lists are configured, so no site is blocked by category; downloads, safe search and illegal-content lists you add still apply. See `lookout config example`.");
     }
     let index = Arc::new(loaded.index);
     let scanner = if config.alerts.enabled {
         let model = crate::monitoring::model_stage(&config)?;
         Some((crate::monitoring::scanner(&config)?, model))
     } else {
-        eprintln!("monitoring: off (`alerts.enabled = false`)");
+        tracing::info!("monitoring: off (`alerts.enabled = false`)");
         None
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -194,7 +205,7 @@ fn own_addresses() -> Vec<IpAddr> {
     match if_addrs::get_if_addrs() {
         Ok(list) => list.into_iter().map(|i| i.ip()).collect(),
         Err(e) => {
-            eprintln!("proxy: warning: the machine's own addresses could not be read: {e}");
+            tracing::warn!("proxy: warning: the machine's own addresses could not be read: {e}");
             Vec::new()
         }
     }
@@ -342,7 +353,7 @@ async fn serve(
         .await
         .map_err(|e| anyhow::anyhow!("entries allowed after review: {e}"))?;
     if reviewed > 0 {
-        eprintln!("policy: {reviewed} entr(ies) allowed after review");
+        tracing::info!("policy: {reviewed} entr(ies) allowed after review");
     }
     let (mut log, writer) = EventLog::start(
         store.clone(),
@@ -356,7 +367,7 @@ async fn serve(
     if let Some(sl) = &config.log.syslog {
         let (observer, stats) = crate::siem::start(sl, stop.clone())?;
         log = log.with_observer(observer);
-        eprintln!(
+        tracing::info!(
             "log: forwarding every logged event to {} by syslog over {}, as {}",
             sl.server.get_ref(),
             sl.protocol.get_ref(),
@@ -368,7 +379,7 @@ async fn serve(
     // A run that never stopped (killed, crashed) lost what its log still had queued: on record.
     let (run, unclean) = store.begin_run().await?;
     for u in &unclean {
-        eprintln!(
+        tracing::warn!(
             "activity log: the last run has no clean stop on record (killed or crashed, or the database refused writes at the end); events after {} may be lost ({} were waiting at its last recorded check); recorded as a gap",
             chrono::DateTime::from_timestamp_millis(u.alive_ms)
                 .map_or_else(|| u.alive_ms.to_string(), |t| t.to_rfc3339()),
@@ -406,7 +417,7 @@ async fn serve(
                         console_stop.clone(),
                     ));
                 }
-                None => eprintln!(
+                None => tracing::info!(
                     "training: no reminders by email (they go through [alerts.email], which is not set)"
                 ),
             }
@@ -454,7 +465,7 @@ async fn serve(
             metrics = Some(sources);
             tokio::spawn(console.housekeeping(Duration::from_secs(300)));
             destinations.add_listener(listener.local_addr()?);
-            eprintln!(
+            tracing::info!(
                 "console: listening on {} (safeguarding console and API; people use {})",
                 listener.local_addr()?,
                 config.console.url
@@ -469,7 +480,7 @@ async fn serve(
         if let Some((every, at)) = crate::monitoring::digest(&config) {
             tokio::spawn(m.clone().digest_loop(every, at, console_stop.clone()));
         }
-        eprintln!(
+        tracing::info!(
             "monitoring: scanning search terms, page URLs and page text; danger alerts by {}",
             if channels.is_empty() {
                 "the live stream only (no [alerts.email] or [alerts.webhook])".to_owned()
@@ -559,7 +570,7 @@ async fn serve(
             let ca = Inspector::load_or_create(&dir)
                 .map_err(|e| anyhow::anyhow!("HTTPS inspection CA in {}: {e}", dir.display()))?;
             proxy = proxy.with_inspector(Arc::new(ca));
-            eprintln!(
+            tracing::info!(
                 "proxy: inspecting HTTPS for {} (CA {}; devices install it from http://lookout.invalid/ca)",
                 p.inspect.groups.iter().map(|g| g.get_ref().as_str()).collect::<Vec<_>>().join(", "),
                 dir.join("ca.pem").display()
@@ -570,11 +581,11 @@ async fn serve(
             let _ = m.proxy.set(proxy.clone());
         }
         destinations.add_listener(listener.local_addr()?);
-        eprintln!("proxy: listening on {}", listener.local_addr()?);
+        tracing::info!("proxy: listening on {}", listener.local_addr()?);
         if let Some(addr) = config.portal_listen() {
             let portal = bind_error("portal", "portal.listen", addr, listen_deep(addr)).await?;
             destinations.add_listener(portal.local_addr()?);
-            eprintln!(
+            tracing::info!(
                 "portal: listening on {} (the portal, /wpad.dat and /proxy.pac by plain HTTP{})",
                 portal.local_addr()?,
                 match config.portal.address {
@@ -618,7 +629,7 @@ async fn serve(
             upstreams = system_resolvers(addr);
         }
         if upstreams.is_empty() {
-            eprintln!("dns: warning: no upstream resolvers (set `dns.upstreams`); allowed names will get SERVFAIL");
+            tracing::warn!("dns: warning: no upstream resolvers (set `dns.upstreams`); allowed names will get SERVFAIL");
         }
         let d = &config.dns;
         let blocked = match (d.blocked_answer, d.block_page_ipv4) {
@@ -654,7 +665,7 @@ async fn serve(
         if let Some(m) = &metrics {
             let _ = m.dns.set(server.clone());
         }
-        eprintln!(
+        tracing::info!(
             "dns: listening on {addr} (UDP and TCP), upstreams {}",
             upstreams
                 .iter()
@@ -673,7 +684,7 @@ async fn serve(
         )
         .into());
     }
-    eprintln!(
+    tracing::info!(
         "database: {} (activity log: {})",
         database_path(&config).display(),
         if config.log.allowed {
@@ -682,10 +693,10 @@ async fn serve(
             "warned and blocked requests"
         }
     );
-    eprintln!("Lookout is running; press Ctrl-C to stop.");
+    tracing::info!("Lookout is running; press Ctrl-C to stop.");
 
     shutdown_signal().await;
-    eprintln!("stopping: finishing requests and writing the activity log...");
+    tracing::info!("stopping: finishing requests and writing the activity log...");
     stop.cancel();
     for t in tasks {
         let _ = t.await;
@@ -700,15 +711,15 @@ async fn serve(
         t.finish().await;
     }
     if let Some(m) = monitor {
-        eprintln!("monitoring: {}", m.stats().snapshot());
+        tracing::info!("monitoring: {}", m.stats().snapshot());
     }
     if let Err(e) = store.end_run(run).await {
-        eprintln!(
+        tracing::warn!(
             "warning: the clean stop could not be recorded ({e}); the next start will record a gap"
         );
     }
     store.close().await;
-    eprintln!("stopped.");
+    tracing::info!("stopped.");
     Ok(())
 }
 
@@ -745,12 +756,12 @@ async fn purge_daily(store: Store, retention: lookout_store::Retention, stop: Ca
             )
             .await
         {
-            Ok(p) => eprintln!(
+            Ok(p) => tracing::info!(
                 "retention: deleted {p} in {:.1} s",
                 started.elapsed().as_secs_f64()
             ),
             Err(e) => {
-                eprintln!("warning: the retention purge failed ({e}); it runs again tomorrow")
+                tracing::warn!("warning: the retention purge failed ({e}); it runs again tomorrow")
             }
         }
     }
@@ -770,11 +781,11 @@ async fn heartbeat(store: Store, run: i64, log: EventLog, stop: CancellationToke
         match store.run_alive(run, s.queued, s.written).await {
             Err(e) if !failing => {
                 failing = true;
-                eprintln!("warning: could not record that Lookout is running: {e}");
+                tracing::warn!("warning: could not record that Lookout is running: {e}");
             }
             Ok(()) if failing => {
                 failing = false;
-                eprintln!("the database takes writes again");
+                tracing::info!("the database takes writes again");
             }
             _ => {}
         }

@@ -84,7 +84,9 @@ async fn send_loop(
         match tokio::net::UdpSocket::bind(bind).await {
             Ok(s) => Some(s),
             Err(e) => {
-                eprintln!("log.syslog: cannot open a UDP socket: {e}; nothing will be forwarded");
+                tracing::warn!(
+                    "log.syslog: cannot open a UDP socket: {e}; nothing will be forwarded"
+                );
                 return;
             }
         }
@@ -124,7 +126,7 @@ async fn send_loop(
             Err(e) => {
                 stats.failed.fetch_add(1, Ordering::Relaxed);
                 if !said_down {
-                    eprintln!("log.syslog: cannot send to {server}: {e} (counted; retrying with the next event)");
+                    tracing::warn!("log.syslog: cannot send to {server}: {e} (counted; retrying with the next event)");
                     said_down = true;
                 }
             }

@@ -901,3 +901,56 @@ async fn first_run_admin_signs_in_to_the_console_and_the_audit_log_verifies() {
     assert_eq!(listed.matches("config.loaded").count(), 1, "{listed}");
     assert_eq!(listed.matches("config.changed").count(), 1, "{listed}");
 }
+
+/// `serve --log-format json`: every message on standard error, from start to stop, is one JSON
+/// object with a time, a level and the message, as log shippers want.
+#[test]
+fn serve_writes_json_lines_when_asked() {
+    use std::io::BufRead;
+    let (dir, config) = setup();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args(["serve", "--log-format", "json", "--config"])
+        .arg(&config)
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: not JSON: {line}"));
+        let message = v["message"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            v["timestamp"].is_string() && ["INFO", "WARN"].contains(&v["level"].as_str().unwrap()),
+            "{line}"
+        );
+        seen.push(message.clone());
+        if message.starts_with("Lookout is running") {
+            break;
+        }
+    }
+    assert!(
+        seen.iter()
+            .any(|m| m.starts_with("proxy: listening on 127.0.0.1:")),
+        "{seen:?}"
+    );
+    let killed = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(child.wait().unwrap().success());
+    for line in &rest {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: not JSON: {line}"));
+        assert!(v["message"].is_string(), "{line}");
+    }
+    assert!(
+        rest.iter().any(|l| l.contains("\"message\":\"stopped.\"")),
+        "{rest:?}"
+    );
+}
