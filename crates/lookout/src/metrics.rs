@@ -27,6 +27,7 @@ pub(crate) struct Sources {
     pub(crate) log: EventLog,
     pub(crate) monitor: lookout_monitor::Monitor,
     pub(crate) syslog: Option<Arc<crate::siem::SyslogStats>>,
+    pub(crate) purges: Arc<crate::serve::PurgeStats>,
     pub(crate) proxy: OnceLock<Arc<lookout_proxy::Proxy>>,
     pub(crate) dns: OnceLock<Arc<lookout_dns_server::DnsServer>>,
 }
@@ -217,6 +218,23 @@ impl Collector for Snapshot {
                 "store_errors",
                 "Findings the database failed to store",
                 m.store_errors.load(Relaxed),
+            ),
+        ]);
+        counters.extend([
+            (
+                "retention_purges",
+                "Daily retention purges completed",
+                s.purges.runs.load(Relaxed),
+            ),
+            (
+                "retention_purges_failed",
+                "Daily retention purges that failed",
+                s.purges.failed.load(Relaxed),
+            ),
+            (
+                "retention_deleted_rows",
+                "Rows the retention purges deleted (all kinds)",
+                s.purges.deleted.load(Relaxed),
             ),
         ]);
         if let Some(sl) = &s.syslog {

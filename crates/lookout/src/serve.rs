@@ -387,7 +387,14 @@ async fn serve(
         );
     }
     tokio::spawn(heartbeat(store.clone(), run, log.clone(), stop.clone()));
-    tokio::spawn(purge_daily(store.clone(), retention(&config), stop.clone()));
+    let purges = Arc::new(PurgeStats::default());
+    tokio::spawn(purge_daily(
+        store.clone(),
+        retention(&config),
+        purges.clone(),
+        Duration::from_secs(60),
+        stop.clone(),
+    ));
     let destinations = destinations(&config, &policy);
     tokio::spawn(refresh_own_addresses(destinations.clone(), stop.clone()));
 
@@ -458,6 +465,7 @@ async fn serve(
                 log: log.clone(),
                 monitor: m.clone(),
                 syslog: syslog.clone(),
+                purges: purges.clone(),
                 proxy: Default::default(),
                 dns: Default::default(),
             });
@@ -738,8 +746,24 @@ pub(crate) fn retention(config: &Config) -> lookout_store::Retention {
 
 /// A minute after the start, then every day: deletes what is past its time (in batches of
 /// 2,000 rows with a pause between, so the activity log's writer is not held up).
-async fn purge_daily(store: Store, retention: lookout_store::Retention, stop: CancellationToken) {
-    let mut wait = Duration::from_secs(60);
+/// The daily retention purge's runs, for `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct PurgeStats {
+    pub(crate) runs: std::sync::atomic::AtomicU64,
+    pub(crate) failed: std::sync::atomic::AtomicU64,
+    /// Rows deleted, every kind together.
+    pub(crate) deleted: std::sync::atomic::AtomicU64,
+}
+
+async fn purge_daily(
+    store: Store,
+    retention: lookout_store::Retention,
+    stats: Arc<PurgeStats>,
+    first: Duration,
+    stop: CancellationToken,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut wait = first;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -756,11 +780,19 @@ async fn purge_daily(store: Store, retention: lookout_store::Retention, stop: Ca
             )
             .await
         {
-            Ok(p) => tracing::info!(
-                "retention: deleted {p} in {:.1} s",
-                started.elapsed().as_secs_f64()
-            ),
+            Ok(p) => {
+                stats.runs.fetch_add(1, Relaxed);
+                stats.deleted.fetch_add(
+                    p.activity + p.dns + p.alerts + p.page_texts + p.incidents,
+                    Relaxed,
+                );
+                tracing::info!(
+                    "retention: deleted {p} in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                )
+            }
             Err(e) => {
+                stats.failed.fetch_add(1, Relaxed);
                 tracing::warn!("warning: the retention purge failed ({e}); it runs again tomorrow")
             }
         }
@@ -836,5 +868,47 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test that fails to set up should stop there
+mod tests {
+    use std::sync::atomic::Ordering::Relaxed;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_daily_purge_counts_its_runs_and_what_it_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("lookout.db")).await.unwrap();
+        let old = lookout_store::now_ms() - 40 * 86_400_000;
+        let events: Vec<lookout_store::Event> = (0..3)
+            .map(|i| lookout_store::Event {
+                at_ms: old + i,
+                ..crate::siem::tests::event()
+            })
+            .collect();
+        store.insert_events(&events).await.unwrap();
+        let stats = Arc::new(PurgeStats::default());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(purge_daily(
+            store.clone(),
+            retention(&Config::default()), // the defaults: activity kept 30 days
+            stats.clone(),
+            Duration::ZERO,
+            stop.clone(),
+        ));
+        for _ in 0..500 {
+            if stats.runs.load(Relaxed) > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(stats.runs.load(Relaxed), 1);
+        assert_eq!(stats.deleted.load(Relaxed), 3);
+        assert_eq!(stats.failed.load(Relaxed), 0);
+        stop.cancel();
+        task.await.unwrap();
     }
 }

@@ -304,10 +304,11 @@ fn plain(m: &mut String, e: &Event) {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // a test that fails to set up should stop there
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn event() -> Event {
+    /// A blocked request by amy, for tests.
+    pub(crate) fn event() -> Event {
         Event {
             at_ms: 1_796_342_400_123,
             reference: "LK-7Q2M-X9KD".into(),
