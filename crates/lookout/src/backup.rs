@@ -121,6 +121,15 @@ pub(crate) fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
     }
     let out = args.out;
     crate::serve::with_store(args.config.as_deref(), |_config, store| async move {
+        // The copy holds everything the database does: readable by its owner only. SQLite
+        // writes into an empty file made here with that mode.
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&out)
+            .with_context(|| format!("creating the backup {}", out.display()))?;
         store
             .backup_to(&out)
             .await
@@ -184,6 +193,11 @@ pub(crate) fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
         std::fs::copy(&args.file, &staging).with_context(|| {
             format!("copying {} to {}", args.file.display(), staging.display())
         })?;
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("making {} private", staging.display()))?;
+        }
         let checked = verify(&staging)
             .await
             .with_context(|| format!("{} is not a usable backup", args.file.display()));

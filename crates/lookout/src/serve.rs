@@ -54,7 +54,13 @@ pub(crate) fn database_path(config: &Config) -> PathBuf {
 /// Opens (creating if needed) the data folder's database.
 pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Store> {
     let dir = &config.serve.data_dir;
-    std::fs::create_dir_all(dir)
+    // The records are about children and vulnerable adults: a new data folder is the owner's
+    // alone (an existing one keeps the permissions its administrator gave it).
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
         .with_context(|| format!("cannot create the data folder {}", dir.display()))?;
     Ok(Store::open(&database_path(config)).await?)
 }

@@ -668,6 +668,17 @@ fn backup_is_checked_and_restore_moves_the_current_database_aside() {
             && out.contains("audit log intact: "),
         "{out}"
     );
+    // The copy and the data folder are their owner's alone.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &str| {
+        std::fs::metadata(dir.path().join(p))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode("b1.db"), 0o600);
+    assert_eq!(mode("data"), 0o700);
     // Never over an existing file.
     let o = run(&["backup", "--out", "b1.db", "-c", "lookout.toml"], None);
     assert_eq!(o.status.code(), Some(2));
@@ -748,6 +759,7 @@ fn backup_is_checked_and_restore_moves_the_current_database_aside() {
     );
     let now = users();
     assert!(now.contains("amy") && !now.contains("bob"), "{now}");
+    assert_eq!(mode("data/lookout.db"), 0o600);
     // The replaced database is still there, with bob in it.
     let aside: Vec<_> = std::fs::read_dir(dir.path().join("data"))
         .unwrap()
