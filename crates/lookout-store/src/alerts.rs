@@ -436,6 +436,15 @@ impl Store {
             .collect())
     }
 
+    /// How many deliveries are still owed.
+    pub async fn count_pending_deliveries(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM alert_deliveries WHERE status = 'pending'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     /// Records a delivery attempt: sent, or failed (`give_up` marks it failed for good).
     pub async fn delivery_attempt(
         &self,

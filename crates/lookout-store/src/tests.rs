@@ -442,6 +442,7 @@ async fn findings_group_into_alerts_and_danger_queues_deliveries() {
     // Deliveries are owed until recorded as sent.
     let pending = store.pending_deliveries().await.unwrap();
     assert_eq!(pending.len(), 4);
+    assert_eq!(store.count_pending_deliveries().await.unwrap(), 4);
     store
         .delivery_attempt(pending[0].id, Ok(()), false)
         .await
@@ -459,6 +460,7 @@ async fn findings_group_into_alerts_and_danger_queues_deliveries() {
         pending.iter().map(|d| d.attempts).collect::<Vec<_>>(),
         [1, 0]
     );
+    assert_eq!(store.count_pending_deliveries().await.unwrap(), 2);
     let (alert, findings) = store.alert(r1.alert.id).await.unwrap().unwrap();
     assert_eq!((alert.findings, findings.len()), (4, 4));
     assert_eq!(store.alerts(None, 10).await.unwrap().len(), 3);

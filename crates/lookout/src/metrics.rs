@@ -42,7 +42,9 @@ async fn metrics(
     State(sources): State<Arc<Sources>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> Response {
-    let ip = lookout_policy::effective(peer.ip());
+    // Only the IPv4-mapped spelling is undone (a dual-stack socket's IPv4 clients): access
+    // is by the address the client really has.
+    let ip = peer.ip().to_canonical();
     if !sources.allow.iter().any(|n| n.contains(&ip)) {
         return (
             StatusCode::FORBIDDEN,
@@ -53,8 +55,8 @@ async fn metrics(
             .into_response();
     }
     // The one figure that needs the database; a failure is reported, not hidden as 0.
-    let pending = match sources.store.pending_deliveries().await {
-        Ok(d) => Some(d.len() as i64),
+    let pending = match sources.store.count_pending_deliveries().await {
+        Ok(n) => Some(n),
         Err(e) => {
             tracing::warn!("metrics: counting the alert deliveries owed failed: {e}");
             None
