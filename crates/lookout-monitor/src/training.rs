@@ -114,7 +114,7 @@ pub async fn reminder_loop(
         }
         wait = Duration::from_secs(3600);
         match send_reminders(&store, &email, &console_url, every).await {
-            Ok(r) if r.sent + r.failed > 0 => tracing::warn!(
+            Ok(r) if r.sent + r.failed > 0 => tracing::info!(
                 "training: {} reminder(s) sent, {} refused by the mail server",
                 r.sent,
                 r.failed

@@ -50,9 +50,7 @@ impl Action {
             Action::Block => "block",
         }
     }
-}
 
-impl Action {
     /// Every action, in order.
     pub const ALL: [Action; 3] = [Action::Allow, Action::Warn, Action::Block];
 }

@@ -221,8 +221,6 @@ impl Collector for Snapshot {
                 "Findings the database failed to store",
                 m.store_errors.load(Relaxed),
             ),
-        ]);
-        counters.extend([
             (
                 "retention_purges",
                 "Daily retention purges completed",

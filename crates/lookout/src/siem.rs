@@ -194,12 +194,15 @@ fn cef(m: &mut String, e: &Event) {
     } else {
         "Web request"
     };
-    m.push_str(&format!(
-        "CEF:0|Lookout|Lookout|{}|{}-{}|{what} {name}|{severity}|",
-        header(env!("CARGO_PKG_VERSION")),
-        header(e.service),
-        header(&e.action),
+    m.push_str(concat!(
+        "CEF:0|Lookout|Lookout|",
+        env!("CARGO_PKG_VERSION"),
+        "|"
     ));
+    header(m, e.service);
+    m.push('-');
+    header(m, &e.action);
+    m.push_str(&format!("|{what} {name}|{severity}|"));
     let mut ext = |key: &str, value: &str| {
         if !value.is_empty() {
             if !m.ends_with('|') {
@@ -237,18 +240,16 @@ fn cef(m: &mut String, e: &Event) {
     }
 }
 
-/// A CEF header field: `\` and `|` escaped, line breaks as spaces.
-fn header(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+/// Appends a CEF header field: `\` and `|` escaped, line breaks as spaces.
+fn header(m: &mut String, s: &str) {
     for c in s.chars() {
         match c {
-            '\\' => out.push_str("\\\\"),
-            '|' => out.push_str("\\|"),
-            '\r' | '\n' => out.push(' '),
-            c => out.push(c),
+            '\\' => m.push_str("\\\\"),
+            '|' => m.push_str("\\|"),
+            '\r' | '\n' => m.push(' '),
+            c => m.push(c),
         }
     }
-    out
 }
 
 /// A CEF extension value: `\` and `=` escaped, line breaks as `\n` / `\r`.
@@ -373,7 +374,9 @@ pub(crate) mod tests {
             "{m}"
         );
         // A pipe in a header field is escaped.
-        assert_eq!(header("a|b\\c\nd"), "a\\|b\\\\c d");
+        let mut field = String::new();
+        header(&mut field, "a|b\\c\nd");
+        assert_eq!(field, "a\\|b\\\\c d");
         // Long URLs are cut to the message limit, on a character boundary.
         let mut long = event();
         long.url = format!("http://x.test/{}", "é".repeat(10_000));
