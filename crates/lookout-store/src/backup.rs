@@ -9,6 +9,30 @@ use sqlx::Row;
 use crate::{now_ms, Store, StoreError};
 
 impl Store {
+    /// Whether the file at `path` is a Lookout database (it has Lookout's schema history),
+    /// read without creating, changing or migrating it: an empty file or another program's
+    /// SQLite file is not, and `Store::open` would otherwise turn it into an empty one.
+    pub async fn is_lookout_database(path: &Path) -> Result<bool, StoreError> {
+        use sqlx::Connection;
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true);
+        let mut conn = sqlx::SqliteConnection::connect_with(&options)
+            .await
+            .map_err(open_err)?;
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name IN ('_sqlx_migrations', 'audit_log')",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        let _ = conn.close().await;
+        Ok(tables == 2)
+    }
+
     /// Writes a consistent copy of the database to `dest`, which must not exist yet.
     pub async fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
         let dest = dest.to_str().ok_or_else(|| {

@@ -92,6 +92,14 @@ impl Verified {
 
 /// Opens a copy of the database and runs every check on it.
 async fn verify(path: &Path) -> anyhow::Result<Verified> {
+    // Checked before opening: opening migrates, which would make any SQLite file (or an empty
+    // one) a valid, empty Lookout database.
+    if !Store::is_lookout_database(path)
+        .await
+        .with_context(|| format!("{} is not a Lookout database", path.display()))?
+    {
+        anyhow::bail!("{} is not a Lookout database", path.display());
+    }
     let copy = Store::open(path)
         .await
         .with_context(|| format!("{} is not a Lookout database", path.display()))?;

@@ -708,6 +708,19 @@ fn backup_is_checked_and_restore_moves_the_current_database_aside() {
         stderr(&o)
     );
     assert!(users().contains("bob"));
+    // So is an empty file (SQLite would take it as an empty database).
+    std::fs::write(dir.path().join("empty.db"), b"").unwrap();
+    let o = run(
+        &["restore", "empty.db", "--replace", "-c", "lookout.toml"],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("empty.db is not a usable backup"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(users().contains("bob"));
     // A backup whose audit log was altered is refused too.
     let tampered = dir.path().join("tampered.db");
     std::fs::copy(dir.path().join("b1.db"), &tampered).unwrap();
@@ -771,13 +784,14 @@ fn backup_is_checked_and_restore_moves_the_current_database_aside() {
         })
         .collect();
     assert_eq!(aside.len(), 1);
-    // The backup file itself is unchanged by restoring it.
-    assert!(run(
+    // The backup file itself is unchanged by restoring it (a copy is checked and moved in).
+    let before = std::fs::read(dir.path().join("b1.db")).unwrap();
+    let o = run(
         &["restore", "b1.db", "--replace", "-c", "lookout.toml"],
-        None
-    )
-    .status
-    .success());
+        None,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(std::fs::read(dir.path().join("b1.db")).unwrap(), before);
 }
 
 /// `packaging/install.sh` into a scratch root: the binary, the unit, the example configuration
