@@ -210,8 +210,20 @@ impl SourceFormat {
 pub struct SourceConfig {
     /// Name shown in explanations and statistics.
     pub name: Spanned<String>,
-    /// File or folder; relative paths are relative to the configuration file.
+    /// File or folder; relative paths are relative to the configuration file. For a source
+    /// with a `url`, where the downloaded copy is kept (default: `<data_dir>/lists/<name>`).
+    #[serde(default = "no_path")]
     pub path: Spanned<PathBuf>,
+    /// Keep the source up to date from this address (`https://`; plain `http://` only from
+    /// this machine). A `.gz` file is unpacked; a folder source (`ut1`, `blocklistproject`)
+    /// is downloaded as a `.tar.gz` or `.tar` archive of the folder.
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// Minutes between checks for a new copy of a `url` source (default: 1440, daily;
+    /// 5 to 10080). The server asks with the copy's ETag and date, so an unchanged list costs
+    /// one small request.
+    #[serde(default)]
+    pub refresh_minutes: Option<Spanned<u64>>,
     /// Layout (default: `auto`, a single file whose format is detected).
     #[serde(default)]
     pub format: SourceFormat,
@@ -519,8 +531,15 @@ impl Checker<'_> {
 impl Config {
     /// Parses and validates a configuration.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text)?;
+        let mut config: Config = toml::from_str(text)?;
         config.validate(text)?;
+        // A subscription without a path keeps its copy in the data folder.
+        for s in &mut config.lists.sources {
+            if let (Some(url), true) = (&s.url, s.path.get_ref().as_os_str().is_empty()) {
+                let path = config.serve.data_dir.join("lists").join(s.name.get_ref());
+                s.path = Spanned::new(url.span(), path);
+            }
+        }
         Ok(config)
     }
 
@@ -597,8 +616,36 @@ impl Config {
                     format!("another source is already named `{name}`"),
                 );
             }
-            if s.path.get_ref().as_os_str().is_empty() {
-                c.problem(key("path"), Some(&s.path), "a source needs a path");
+            match &s.url {
+                None if s.path.get_ref().as_os_str().is_empty() => {
+                    c.problem(
+                        key("name"),
+                        Some(&s.name),
+                        "a source needs a `path` (a file or folder) or a `url` to download it from",
+                    );
+                }
+                None => {
+                    if let Some(r) = &s.refresh_minutes {
+                        c.problem(
+                            key("refresh_minutes"),
+                            Some(r),
+                            "only a source with a `url` is refreshed",
+                        );
+                    }
+                }
+                Some(url) => {
+                    if let Err(message) = check_list_url(url.get_ref()) {
+                        c.problem(key("url"), Some(url), message);
+                    }
+                    if s.path.get_ref().as_os_str().is_empty() && !is_file_name(name) {
+                        c.problem(key("name"), Some(&s.name), "the downloaded copy is kept in a file named after the source: use letters, digits, `-`, `_` and `.` (or give a `path`)");
+                    }
+                    if let Some(r) = &s.refresh_minutes {
+                        if !(MIN_REFRESH_MINUTES..=MAX_REFRESH_MINUTES).contains(r.get_ref()) {
+                            c.problem(key("refresh_minutes"), Some(r), format!("between {MIN_REFRESH_MINUTES} and {MAX_REFRESH_MINUTES} minutes (a week)"));
+                        }
+                    }
+                }
             }
             if s.format.is_folder() {
                 if let Some(first) = s.categories.first() {
@@ -801,7 +848,73 @@ fn group_spec(name: &str, g: &GroupConfig) -> GroupSpec {
     }
 }
 
+/// Shortest and longest time between checks of a list subscription.
+pub const MIN_REFRESH_MINUTES: u64 = 5;
+pub const MAX_REFRESH_MINUTES: u64 = 7 * 24 * 60;
+/// Time between checks of a list subscription when not configured: daily.
+pub const DEFAULT_REFRESH_MINUTES: u64 = 24 * 60;
+
+fn no_path() -> Spanned<PathBuf> {
+    Spanned::new(0..0, PathBuf::new())
+}
+
+fn is_file_name(name: &str) -> bool {
+    !name.starts_with('.')
+        && !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+/// Whether a list may be downloaded from `url`: HTTPS, or plain HTTP from this machine.
+pub fn check_list_url(url: &str) -> Result<url::Url, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("`{url}` is not a web address: {e}"))?;
+    match parsed.scheme() {
+        "https" => {}
+        "http" if is_loopback_host(&parsed) => {}
+        "http" => {
+            return Err(format!(
+                "`{url}`: lists are downloaded over https:// only (a list fetched over plain http can be changed on the way); http is accepted only from this machine (localhost)"
+            ))
+        }
+        other => return Err(format!("`{url}`: `{other}:` addresses are not downloaded; use https://")),
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(format!("`{url}` has no host"));
+    }
+    Ok(parsed)
+}
+
+/// `localhost` or a loopback address.
+pub fn is_loopback_host(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => false,
+    }
+}
+
 impl SourceConfig {
+    /// The same source read from `path` instead (a downloaded copy being checked).
+    pub fn at(&self, path: PathBuf) -> SourceConfig {
+        SourceConfig {
+            path: Spanned::new(self.path.span(), path),
+            url: None,
+            refresh_minutes: None,
+            ..self.clone()
+        }
+    }
+
+    /// Time between checks of a `url` source.
+    pub fn refresh(&self) -> std::time::Duration {
+        let minutes = self
+            .refresh_minutes
+            .as_ref()
+            .map_or(DEFAULT_REFRESH_MINUTES, |m| *m.get_ref());
+        std::time::Duration::from_secs(minutes * 60)
+    }
+
     /// The categories of a folder source's list, known by `names` (a UT1 folder and its
     /// aliases, or a Block List Project file stem): the `map` override if any, else the
     /// default mapping; `None` to skip it. `include`, `exclude` and `map` may use any name.

@@ -5,7 +5,7 @@ use super::*;
 #[test]
 fn example_parses_validates_and_compiles() {
     let config = Config::from_toml(EXAMPLE).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(config.lists.sources.len(), 5);
+    assert_eq!(config.lists.sources.len(), 6);
     assert_eq!(config.groups.len(), 6);
     let policy = config.policy().unwrap();
     for g in [
@@ -163,6 +163,40 @@ fn source_rules() {
         "[[lists.source]]\nname = \"a\"\npath = \"a\"\ncategories = [\"adverts\"]\ninclude = [\"x\"]\n",
         "line 5: lists.source[0].include: only folder sources",
     );
+}
+
+#[test]
+fn subscription_rules() {
+    let src = |extra: &str| {
+        format!("[[lists.source]]\nname = \"s\"\ncategories = [\"gambling\"]\n{extra}\n")
+    };
+    let table = [
+        ("", "line 2: lists.source[0].name: a source needs a `path` (a file or folder) or a `url`"),
+        ("url = \"http://lists.example.org/x.txt\"", "line 4: lists.source[0].url: `http://lists.example.org/x.txt`: lists are downloaded over https:// only"),
+        ("url = \"ftp://lists.example.org/x.txt\"", "`ftp:` addresses are not downloaded"),
+        ("url = \"not a url\"", "line 4: lists.source[0].url: `not a url` is not a web address"),
+        ("url = \"https://x.example/l\"\nrefresh_minutes = 1", "line 5: lists.source[0].refresh_minutes: between 5 and 10080 minutes"),
+        ("path = \"x.txt\"\nrefresh_minutes = 60", "line 5: lists.source[0].refresh_minutes: only a source with a `url` is refreshed"),
+    ];
+    for (extra, want) in table {
+        check_err(&src(extra), want);
+    }
+    check_err(
+        "[[lists.source]]\nname = \"../x\"\ncategories = [\"gambling\"]\nurl = \"https://x.example/l\"\n",
+        "line 2: lists.source[0].name: the downloaded copy is kept in a file named after the source",
+    );
+    // Accepted: https, plain http from this machine; the copy goes to the data folder
+    // unless a path is given; daily unless told.
+    let mut config = Config::from_toml(
+        "[serve]\ndata_dir = \"data\"\n[[lists.source]]\nname = \"a\"\ncategories = [\"gambling\"]\nurl = \"https://lists.example.org/a.txt\"\n[[lists.source]]\nname = \"b\"\ncategories = [\"gambling\"]\nurl = \"http://127.0.0.1:8000/b.txt\"\npath = \"mirror/b.txt\"\nrefresh_minutes = 60\n[[lists.source]]\nname = \"c\"\ncategories = [\"gambling\"]\nurl = \"http://localhost/c.txt\"\n",
+    )
+    .expect("valid subscriptions");
+    config.resolve_paths(Path::new("/etc/lookout"));
+    let s = &config.lists.sources;
+    assert_eq!(s[0].path.get_ref(), Path::new("/etc/lookout/data/lists/a"));
+    assert_eq!(s[1].path.get_ref(), Path::new("/etc/lookout/mirror/b.txt"));
+    assert_eq!(s[0].refresh(), std::time::Duration::from_secs(86_400));
+    assert_eq!(s[1].refresh(), std::time::Duration::from_secs(3_600));
 }
 
 #[test]

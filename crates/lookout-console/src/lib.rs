@@ -155,6 +155,11 @@ impl Console {
         self
     }
 
+    /// The lists' status, when the console runs beside the gateway.
+    pub(crate) fn lists_status(&self) -> Option<std::sync::Arc<lookout_lists::ListsStatus>> {
+        self.inner.filter.as_ref().map(|f| f.index.status())
+    }
+
     /// The activity log's current failure, if it has one.
     pub(crate) fn log_failure(&self) -> Option<lookout_store::LogFailure> {
         self.inner.log.as_ref().and_then(|l| l.failure())

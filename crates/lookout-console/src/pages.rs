@@ -318,6 +318,11 @@ pub(crate) async fn home(
     let failure = (role.is_safeguarding() || role == Role::ItAdmin)
         .then(|| console.log_failure())
         .flatten();
+    // Category lists that could not be kept current: filtering uses older copies.
+    let lists = (role.is_safeguarding() || role == Role::ItAdmin)
+        .then(|| console.lists_status())
+        .flatten()
+        .filter(|s| s.reload_error.is_some() || s.subscriptions.iter().any(|x| x.error.is_some()));
     // The annual policy review, for those who do it and the governors who check it is done.
     let review = if matches!(role, Role::Dsl | Role::ItAdmin | Role::Governor) {
         match crate::registers::policy_due(&console).await? {
@@ -352,6 +357,28 @@ pub(crate) async fn home(
                     "Filtering goes on as normal. The gap is recorded as soon as the database takes writes again "
                     "(check free disk space and the data folder's permissions)."
                 }
+            }
+        }
+        @if let Some(s) = lists {
+            section class="card warning" role="alert" id="lists-failing" {
+                h2 { "Category lists are not up to date" }
+                ul {
+                    @for x in s.subscriptions.iter().filter(|x| x.error.is_some()) {
+                        li {
+                            strong { (x.name) } ": "
+                            @if let Some(at) = x.failing_since_ms { "failing since " (when(at)) ": " }
+                            code { (x.error.as_deref().unwrap_or_default()) } ". "
+                            @match x.fetched_at_ms {
+                                Some(at) => { "The copy downloaded " (when(at)) " is in use." }
+                                None => { strong { "No copy has been downloaded, so its sites are not blocked." } }
+                            }
+                        }
+                    }
+                    @if let Some(e) = &s.reload_error {
+                        li { "The lists could not be loaded again: " code { (e) } ". The lists loaded " (when(s.loaded_at_ms)) " stay in use." }
+                    }
+                }
+                p { "Lookout tries again on its own (within 15 minutes). After fixing the cause, " code { "systemctl reload lookout" } " tries at once." }
             }
         }
         @if let Some(due) = review {

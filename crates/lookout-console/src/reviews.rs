@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use lookout_auth::Role;
-use lookout_lists::{CategorySet, Index, NormUrl};
+use lookout_lists::{CategorySet, LiveIndex, NormUrl};
 use lookout_policy::Policy;
 use lookout_store::{DecisionError, EventFilter, NewReviewRequest, Store};
 use maud::html;
@@ -22,7 +22,7 @@ use crate::Console;
 #[derive(Clone, Debug)]
 pub struct Filter {
     pub policy: Arc<Policy>,
-    pub index: Arc<Index>,
+    pub index: LiveIndex,
 }
 
 impl From<DecisionError> for PageError {
@@ -69,7 +69,7 @@ pub async fn apply_reviewed_allows(store: &Store, policy: &Policy) -> Result<usi
 fn categories_of(filter: Option<&Filter>, url: &str) -> Option<CategorySet> {
     let f = filter?;
     let u = NormUrl::parse(url).ok()?;
-    Some(CategorySet::from_bits(f.index.matches(&u).labels()))
+    Some(CategorySet::from_bits(f.index.load().lookup(&u)))
 }
 
 /// `GET /review?ref=&url=`: the block page's "This should not be blocked" link.

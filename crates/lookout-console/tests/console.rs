@@ -67,7 +67,7 @@ fn filter() -> lookout_console::Filter {
     .unwrap();
     lookout_console::Filter {
         policy: Arc::new(lookout_policy::Policy::new(vec![staff]).unwrap()),
-        index: Arc::new(index),
+        index: index.into(),
     }
 }
 
@@ -1453,7 +1453,7 @@ async fn blocked_pages_are_reviewed_and_approvals_apply_at_once() {
         };
         policy
             .decide(
-                &index,
+                &index.load(),
                 staff,
                 &lookout_lists::NormUrl::parse(url).unwrap(),
                 at,
@@ -1973,6 +1973,57 @@ async fn a_failing_activity_log_is_shown_to_those_who_must_act() {
             assert!(page.contains("Filtering goes on"), "{page}");
         }
     }
+}
+
+/// A list subscription that keeps failing, or a reload that failed, is on the home page of
+/// those who must know (IT, safeguarding), saying which copy is in use and what went wrong.
+#[tokio::test]
+async fn failing_list_subscriptions_are_shown_on_the_home_page() {
+    let filter = filter();
+    let live = filter.index.clone();
+    let h = start_with(Settings::default(), Some(filter)).await;
+    h.user("ian", Role::ItAdmin).await;
+    h.user("sam", Role::Staff).await;
+    let ian = h.sign_in("ian").await;
+    let sam = h.sign_in("sam").await;
+    assert!(!h.text(&ian, "/").await.contains("not up to date"));
+    live.update(|s| {
+        s.subscriptions = vec![
+            lookout_lists::SubscriptionStatus {
+                name: "ut1".into(),
+                fetched_at_ms: Some(1_796_000_000_000),
+                entries: 900_000,
+                error: Some("https://dsi.example/blacklists.tar.gz answered HTTP 503".into()),
+                failing_since_ms: Some(1_796_100_000_000),
+                ..Default::default()
+            },
+            lookout_lists::SubscriptionStatus {
+                name: "never-downloaded".into(),
+                error: Some("cannot download https://x.example/l: connection refused".into()),
+                failing_since_ms: Some(1_796_100_000_000),
+                ..Default::default()
+            },
+            lookout_lists::SubscriptionStatus {
+                name: "fine".into(),
+                entries: 10,
+                ..Default::default()
+            },
+        ];
+        s.reload_error = Some("list source `x`: cannot read /x: permission denied".into());
+    });
+    let page = h.text(&ian, "/").await;
+    for want in [
+        "Category lists are not up to date",
+        "answered HTTP 503",
+        "is in use",
+        "No copy has been downloaded, so its sites are not blocked",
+        "could not be loaded again",
+        "permission denied",
+    ] {
+        assert!(page.contains(want), "{want}: {page}");
+    }
+    assert!(!page.contains("<strong>fine</strong>"), "{page}");
+    assert!(!h.text(&sam, "/").await.contains("not up to date"));
 }
 
 /// Publishing a briefing: a bad form stores nothing and says why; a good one is a new version

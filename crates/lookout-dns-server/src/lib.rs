@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use lookout_dns::{fit_udp, handle, refuse, Asked, Context, Outcome, Pending, Settings};
-use lookout_lists::Index;
+use lookout_lists::LiveIndex;
 use lookout_policy::{Action, Decision, GroupId, Networks, Policy, Reason};
 use lookout_store::{now_ms, Event, EventLog};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -41,8 +41,8 @@ pub use lookout_policy::Clock;
 pub struct DnsServer {
     /// Every group's rules.
     pub policy: Arc<Policy>,
-    /// The compiled lists.
-    pub index: Arc<Index>,
+    /// The compiled lists, replaced whole when they change.
+    pub index: LiveIndex,
     /// Block answers and TTLs.
     pub settings: Settings,
     /// Client networks and their groups.
@@ -93,9 +93,10 @@ impl DnsServer {
             self.counters.refused.fetch_add(1, Relaxed);
             return step(refuse(packet));
         };
+        let index = self.index.load();
         let ctx = Context {
             policy: &self.policy,
-            index: &self.index,
+            index: &index,
             group,
             at: (self.clock)(),
             settings: &self.settings,

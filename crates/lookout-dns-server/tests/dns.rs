@@ -98,7 +98,7 @@ async fn start_logged(
     );
     let server = DnsServer {
         policy: Arc::new(policy),
-        index: Arc::new(builder.build(vec![sink])),
+        index: builder.build(vec![sink]).into(),
         settings: Settings {
             blocked: BlockedAnswer::BlockPage {
                 ipv4: BLOCK_PAGE,

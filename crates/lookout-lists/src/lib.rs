@@ -3,10 +3,12 @@
 
 pub mod category;
 pub mod index;
+pub mod live;
 pub mod normalize;
 pub mod parse;
 
 pub use category::{Category, CategorySet};
 pub use index::{EntrySink, Hit, Index, IndexBuilder, Matches, SourceId, SourceInfo};
+pub use live::{ListsStatus, LiveIndex, SubscriptionStatus};
 pub use normalize::{HostKind, NormUrl, UrlError};
 pub use parse::{EntryKind, Format, ParseReport, RejectReason, Rejected};

@@ -8,6 +8,7 @@
 
 mod model;
 mod phrases;
+pub mod subscription;
 
 pub use model::{
     builtin_head_path, load_encoder, load_encoder_check, load_model, train_head, write_head,

@@ -32,7 +32,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use lookout_lists::CategorySet;
-use lookout_lists::Index;
+use lookout_lists::LiveIndex;
 use lookout_policy::{Clock, Destinations, GroupId, Policy};
 use lookout_store::EventLog;
 use rustls::pki_types::CertificateDer;
@@ -142,8 +142,8 @@ pub struct Counters {
 pub struct Proxy {
     /// Every group's rules.
     pub policy: Arc<Policy>,
-    /// The compiled lists.
-    pub index: Arc<Index>,
+    /// The compiled lists, replaced whole when they change.
+    pub index: LiveIndex,
     /// Who is asking.
     pub identifier: Identifier,
     /// The activity log, if events are kept.
@@ -188,7 +188,9 @@ impl Proxy {
         url: &Result<lookout_lists::NormUrl, lookout_lists::UrlError>,
     ) -> lookout_policy::Decision {
         let decision = match url {
-            Ok(u) => self.policy.decide(&self.index, group, u, (self.clock)()),
+            Ok(u) => self
+                .policy
+                .decide(&self.index.load(), group, u, (self.clock)()),
             Err(e) => Policy::decide_invalid(e.clone()),
         };
         self.counters.decisions.count(decision.action);
@@ -198,7 +200,7 @@ impl Proxy {
     /// A proxy over a policy and lists.
     pub fn new(
         policy: Arc<Policy>,
-        index: Arc<Index>,
+        index: LiveIndex,
         identifier: Identifier,
         log: Option<EventLog>,
         clock: Clock,

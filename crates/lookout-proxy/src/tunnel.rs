@@ -427,12 +427,28 @@ pub(crate) async fn local_page(
                     })),
                 })
             });
+            // The lists: names and times only (list addresses can hold credentials).
+            let l = proxy.index.status();
+            let lists = serde_json::json!({
+                "version": l.version,
+                "loaded_at_ms": l.loaded_at_ms,
+                "entries": l.entries,
+                "reload_failed": l.reload_error.is_some(),
+                "subscriptions": l.subscriptions.iter().map(|s| serde_json::json!({
+                    "name": s.name,
+                    "checked_at_ms": s.checked_at_ms,
+                    "fetched_at_ms": s.fetched_at_ms,
+                    "entries": s.entries,
+                    "failing_since_ms": s.failing_since_ms,
+                })).collect::<Vec<_>>(),
+            });
             let body = serde_json::json!({
                 "connections": c.connections.load(Ordering::Relaxed),
                 "refused_clients": c.refused_clients.load(Ordering::Relaxed),
                 "refused_busy": c.refused_busy.load(Ordering::Relaxed),
                 "requests": c.requests.load(Ordering::Relaxed),
                 "log": log.unwrap_or_else(|| serde_json::json!({ "enabled": false })),
+                "lists": lists,
             })
             .to_string()
                 + "\n";

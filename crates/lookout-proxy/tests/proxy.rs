@@ -221,7 +221,7 @@ async fn start(opts: Options) -> Harness {
     let mut config = Config::from_toml(CONFIG).unwrap();
     config.resolve_paths(dir.path());
     let policy = Arc::new(config.policy().unwrap());
-    let index = Arc::new(lookout_loader::load(&config.lists).unwrap().index);
+    let index = lookout_lists::LiveIndex::from(lookout_loader::load(&config.lists).unwrap().index);
     let store = Store::open(&dir.path().join("lookout.db")).await.unwrap();
     let (log, writer) = EventLog::start(store.clone(), 10_000, 100, std::time::Duration::ZERO);
     let networks = Networks::new(

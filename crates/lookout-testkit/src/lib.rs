@@ -1,6 +1,7 @@
 //! Real servers on 127.0.0.1 for integration tests: an SMTP server that accepts every message
 //! (RFC 5321's minimal command set, no TLS) and an HTTP server that answers 200 to every POST.
 //! Each hands what it received to the test through a channel, with the time it arrived.
+//! And a list server: one file over HTTP or HTTPS with ETags, as list publishers serve them.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -113,26 +114,13 @@ pub async fn http_sink() -> (SocketAddr, mpsc::UnboundedReceiver<Posted>) {
                 let (r, mut w) = sock.into_split();
                 let mut r = BufReader::new(r);
                 loop {
-                    let mut request_line = String::new();
-                    if r.read_line(&mut request_line).await.unwrap_or(0) == 0 {
+                    let Some((request_line, headers)) = read_head(&mut r).await else {
                         return;
-                    }
+                    };
                     let path = request_line.split(' ').nth(1).unwrap_or("").to_owned();
-                    let mut headers = String::new();
-                    let mut length = 0usize;
-                    loop {
-                        let mut h = String::new();
-                        if r.read_line(&mut h).await.unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if h == "\r\n" {
-                            break;
-                        }
-                        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap_or(0);
-                        }
-                        headers.push_str(&h);
-                    }
+                    let length = header(&headers, "content-length")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0usize);
                     let mut body = vec![0; length];
                     if r.read_exact(&mut body).await.is_err() {
                         return;
@@ -185,4 +173,154 @@ pub fn sse_events(
         }
     });
     rx
+}
+
+/// What the list server answers now.
+#[derive(Clone, Debug)]
+pub struct ListReply {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub etag: Option<String>,
+}
+
+/// A list publisher on 127.0.0.1: answers every GET with the current [`ListReply`], or `304`
+/// when the request's `If-None-Match` is the current ETag. Records each request's
+/// `If-None-Match` (or `None`).
+#[derive(Clone, Debug)]
+pub struct ListServer {
+    pub addr: SocketAddr,
+    /// The self-signed certificate (PEM) clients trust, when serving HTTPS.
+    pub cert_pem: Option<String>,
+    state: std::sync::Arc<std::sync::Mutex<(ListReply, Vec<Option<String>>)>>,
+}
+
+impl ListServer {
+    /// Starts serving `reply`; over HTTPS (certificate for `localhost` and 127.0.0.1) if `tls`.
+    pub async fn start(reply: ListReply, tls: bool) -> ListServer {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind list server");
+        let addr = listener.local_addr().expect("address");
+        let state = std::sync::Arc::new(std::sync::Mutex::new((reply, Vec::new())));
+        let (acceptor, cert_pem) = if tls {
+            let cert = rcgen::generate_simple_self_signed(vec![
+                "localhost".to_owned(),
+                "127.0.0.1".to_owned(),
+            ])
+            .expect("certificate");
+            let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
+            let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![cert.cert.der().clone()], key)
+            .expect("TLS config");
+            (
+                Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))),
+                Some(cert.cert.pem()),
+            )
+        } else {
+            (None, None)
+        };
+        let shared = state.clone();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let state = shared.clone();
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    match acceptor {
+                        Some(a) => {
+                            if let Ok(tls) = a.accept(sock).await {
+                                answer_list(tls, &state).await;
+                            }
+                        }
+                        None => answer_list(sock, &state).await,
+                    }
+                });
+            }
+        });
+        ListServer {
+            addr,
+            cert_pem,
+            state,
+        }
+    }
+
+    /// Answers `reply` from now on.
+    pub fn set(&self, reply: ListReply) {
+        self.state.lock().expect("list server state").0 = reply;
+    }
+
+    /// Each request's `If-None-Match` so far, in order.
+    pub fn requests(&self) -> Vec<Option<String>> {
+        self.state.lock().expect("list server state").1.clone()
+    }
+}
+
+type ListState = std::sync::Mutex<(ListReply, Vec<Option<String>>)>;
+
+/// One request on `stream`, answered, then the connection closed.
+async fn answer_list<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    stream: S,
+    state: &ListState,
+) {
+    let (r, mut w) = tokio::io::split(stream);
+    let Some((_, headers)) = read_head(&mut BufReader::new(r)).await else {
+        return;
+    };
+    let if_none_match = header(&headers, "if-none-match").map(str::to_owned);
+    let reply = {
+        let mut s = state.lock().expect("list server state");
+        s.1.push(if_none_match.clone());
+        s.0.clone()
+    };
+    let etag = reply
+        .etag
+        .as_ref()
+        .map(|e| format!("etag: {e}\r\n"))
+        .unwrap_or_default();
+    let head = if if_none_match.is_some() && if_none_match == reply.etag {
+        format!("HTTP/1.1 304 Not Modified\r\n{etag}connection: close\r\n\r\n")
+    } else {
+        format!(
+            "HTTP/1.1 {} X\r\ncontent-length: {}\r\n{etag}connection: close\r\n\r\n",
+            reply.status,
+            reply.body.len()
+        )
+    };
+    let _ = w.write_all(head.as_bytes()).await;
+    if !head.starts_with("HTTP/1.1 304") {
+        let _ = w.write_all(&reply.body).await;
+    }
+    let _ = w.shutdown().await;
+}
+
+/// A request's first line and its header lines (up to the blank line), or `None` if the
+/// connection ends first.
+async fn read_head<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> Option<(String, String)> {
+    let mut request_line = String::new();
+    if r.read_line(&mut request_line).await.unwrap_or(0) == 0 {
+        return None;
+    }
+    let mut headers = String::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).await.unwrap_or(0) == 0 {
+            return None;
+        }
+        if h == "\r\n" {
+            return Some((request_line, headers));
+        }
+        headers.push_str(&h);
+    }
+}
+
+/// The value of header `name` (any case) among `headers`' lines.
+fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
+    headers.lines().find_map(|h| {
+        let (n, v) = h.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
 }

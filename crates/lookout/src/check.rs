@@ -57,7 +57,7 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         })?,
         None => now(),
     };
-    let loaded = lookout_loader::load(&config.lists)?;
+    let loaded = crate::lists::load_available(&config.lists)?;
     if loaded.rejected() > 0 {
         eprintln!(
             "warning: {} malformed list line(s) skipped; `lookout lists stats` shows where",

@@ -6,6 +6,7 @@ mod activity;
 mod audit;
 mod backup;
 mod check;
+mod lists;
 mod metrics;
 mod monitoring;
 mod report;
@@ -147,6 +148,13 @@ enum ListsCommand {
     },
     /// Print Lookout's categories and the default UT1 / Block List Project mapping.
     Categories,
+    /// Download the list sources that have a `url` now (when the server has a newer copy)
+    /// and check each before it replaces the copy in use.
+    Update {
+        /// Configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -240,6 +248,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             stats::run(&config)
         }
         Command::Lists {
+            command: ListsCommand::Update { config },
+        } => lists::update(config),
+        Command::Lists {
             command: ListsCommand::Categories,
         } => {
             stats::categories();
@@ -257,7 +268,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(Some(&file))?;
             config.policy()?;
             // A list that cannot be read is a mistake in the configuration too.
-            let loaded = lookout_loader::load(&config.lists)
+            let loaded = lists::load_available(&config.lists)
                 .map_err(|e| UsageError(format!("configuration {}: {e}", file.display())))?;
             println!(
                 "{}: OK ({} list source(s) in {} file(s), {} entries, {} group(s))",

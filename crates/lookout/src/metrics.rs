@@ -28,6 +28,8 @@ pub(crate) struct Sources {
     pub(crate) monitor: lookout_monitor::Monitor,
     pub(crate) syslog: Option<Arc<crate::siem::SyslogStats>>,
     pub(crate) purges: Arc<crate::serve::PurgeStats>,
+    pub(crate) lists: lookout_lists::LiveIndex,
+    pub(crate) list_stats: Arc<crate::lists::ListStats>,
     pub(crate) proxy: OnceLock<Arc<lookout_proxy::Proxy>>,
     pub(crate) dns: OnceLock<Arc<lookout_dns_server::DnsServer>>,
 }
@@ -235,6 +237,52 @@ impl Collector for Snapshot {
                 "retention_deleted_rows",
                 "Rows the retention purges deleted (all kinds)",
                 s.purges.deleted.load(Relaxed),
+            ),
+        ]);
+        let ls = &s.list_stats;
+        let lists = s.lists.status();
+        counters.extend([
+            (
+                "list_checks_unchanged",
+                "List subscription checks that found the copy current",
+                ls.unchanged.load(Relaxed),
+            ),
+            (
+                "list_checks_updated",
+                "List subscription checks that put a new copy in place",
+                ls.updated.load(Relaxed),
+            ),
+            (
+                "list_checks_failed",
+                "List subscription checks that failed (the copy in use stays)",
+                ls.failed.load(Relaxed),
+            ),
+            (
+                "list_reloads",
+                "Times the lists were loaded again and swapped in while serving",
+                ls.reloads.load(Relaxed),
+            ),
+            (
+                "list_reloads_failed",
+                "List reloads that failed (the lists in use stay)",
+                ls.reloads_failed.load(Relaxed),
+            ),
+        ]);
+        gauges.extend([
+            (
+                "lists_version",
+                "Version of the lists in use (1 at the start, one more each swap)",
+                lists.version as i64,
+            ),
+            ("lists_entries", "List entries in use", lists.entries as i64),
+            (
+                "list_subscriptions_failing",
+                "List subscriptions whose last check failed",
+                lists
+                    .subscriptions
+                    .iter()
+                    .filter(|x| x.error.is_some())
+                    .count() as i64,
             ),
         ]);
         if let Some(sl) = &s.syslog {

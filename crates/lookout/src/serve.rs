@@ -91,9 +91,21 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = crate::load_config(args.config.as_deref())?;
     config.validate_serve()?;
     let policy = Arc::new(config.policy()?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    // List subscriptions without a copy are downloaded before anything is served.
+    let subscriber = lookout_loader::subscription::Subscriber::new()?;
+    let list_stats = Arc::new(crate::lists::ListStats::default());
+    let subscriptions = runtime.block_on(crate::lists::first_fetch(
+        &config.lists,
+        &subscriber,
+        &list_stats,
+    ))?;
     let started = Instant::now();
-    let loaded =
-        lookout_loader::load(&config.lists).map_err(|e| UsageError(format!("lists: {e}")))?;
+    let (present, _) = crate::lists::with_copies(&config.lists);
+    let loaded = lookout_loader::load(&present).map_err(|e| UsageError(format!("lists: {e}")))?;
     tracing::info!(
         "lists: {} entries from {} file(s) in {:.2} s{}",
         loaded.accepted(),
@@ -107,7 +119,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if config.lists.sources.is_empty() {
         tracing::warn!("lists: warning: no category lists are configured, so no site is blocked by category; downloads, safe search and illegal-content lists you add still apply. See `lookout config example`.");
     }
-    let index = Arc::new(loaded.index);
+    let status = crate::lists::initial_status(&loaded, subscriptions);
+    let index = lookout_lists::LiveIndex::new(loaded.index, status);
     let scanner = if config.alerts.enabled {
         let model = crate::monitoring::model_stage(&config)?;
         Some((crate::monitoring::scanner(&config)?, model))
@@ -115,10 +128,6 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("monitoring: off (`alerts.enabled = false`)");
         None
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
     // What the configuration was, for the audit log: a changed file is recorded as a change.
     let source = match &args.config {
         Some(p) => {
@@ -131,7 +140,12 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         None => "built-in defaults".to_owned(),
     };
-    runtime.block_on(serve(config, policy, index, scanner, source))?;
+    let lists = Lists {
+        index,
+        subscriber,
+        stats: list_stats,
+    };
+    runtime.block_on(serve(config, policy, lists, scanner, source))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -342,10 +356,17 @@ async fn first_admin(config: &Config, store: &Store) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The lists in use and what keeps them current.
+struct Lists {
+    index: lookout_lists::LiveIndex,
+    subscriber: lookout_loader::subscription::Subscriber,
+    stats: Arc<crate::lists::ListStats>,
+}
+
 async fn serve(
     config: Config,
     policy: Arc<Policy>,
-    index: Arc<lookout_lists::Index>,
+    lists: Lists,
     scanner: Option<(
         Arc<lookout_scan::Scanner>,
         Option<lookout_monitor::ModelStage>,
@@ -403,6 +424,18 @@ async fn serve(
     ));
     let destinations = destinations(&config, &policy);
     tokio::spawn(refresh_own_addresses(destinations.clone(), stop.clone()));
+    let index = lists.index.clone();
+    // SIGHUP: check the subscriptions and load the lists again now.
+    let (hup_tx, hup_rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(forward_hangups(hup_tx, stop.clone()));
+    tokio::spawn(crate::lists::keep_current(
+        config.lists.clone(),
+        lists.index.clone(),
+        lists.subscriber,
+        lists.stats.clone(),
+        hup_rx,
+        stop.clone(),
+    ));
 
     // Monitoring: the activity log's events are scanned; alerts are served by the console.
     let console_stop = CancellationToken::new();
@@ -472,6 +505,8 @@ async fn serve(
                 monitor: m.clone(),
                 syslog: syslog.clone(),
                 purges: purges.clone(),
+                lists: lists.index.clone(),
+                list_stats: lists.stats.clone(),
                 proxy: Default::default(),
                 dns: Default::default(),
             });
@@ -852,6 +887,36 @@ fn page_sink(monitor: &Monitor) -> PageSink {
             },
         });
     }))
+}
+
+/// Passes each SIGHUP on (a reload already asked for and not begun absorbs the next).
+async fn forward_hangups(to: tokio::sync::mpsc::Sender<()>, stop: CancellationToken) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!(
+                "lists: cannot listen for SIGHUP; lists reload on their own schedule only"
+            );
+            return;
+        };
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                got = hup.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    tracing::info!("lists: SIGHUP: checking subscriptions and reloading the lists");
+                    let _ = to.try_send(());
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (to, stop);
+    }
 }
 
 /// Ctrl-C or SIGTERM (what service managers send).

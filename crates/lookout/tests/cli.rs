@@ -877,3 +877,108 @@ fn install_script_lays_out_a_service_that_systemd_accepts() {
         "{said}"
     );
 }
+
+/// `lookout lists update` over HTTPS: the publisher's certificate trusted through the system
+/// store's `SSL_CERT_FILE`; a second run asks with the ETag and changes nothing; an
+/// untrusted certificate is refused, the copy kept.
+#[test]
+fn lists_update_downloads_over_https_and_checks_the_certificate() {
+    use lookout_testkit::{ListReply, ListServer};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let publisher = runtime.block_on(ListServer::start(
+        ListReply {
+            status: 200,
+            body: b"casino.test\npoker.test\n".to_vec(),
+            etag: Some("\"abc\"".into()),
+        },
+        true,
+    ));
+    let dir = data_dir(&format!(
+        "[[lists.source]]\nname = \"published\"\nurl = \"https://localhost:{}/gambling.txt\"\ncategories = [\"gambling\"]\n[groups.staff]\n",
+        publisher.addr.port()
+    ));
+    let d = dir.path();
+    let ca = d.join("publisher.pem");
+    std::fs::write(&ca, publisher.cert_pem.as_deref().unwrap()).unwrap();
+    let update = |trust: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
+            .args(["lists", "update", "-c", "lookout.toml"])
+            .env("SSL_CERT_FILE", trust)
+            .current_dir(d)
+            .output()
+            .unwrap()
+    };
+    let o = update(&ca);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("published: downloaded 2 entries"),
+        "{}",
+        stdout(&o)
+    );
+    let copy = d.join("data/lists/published");
+    assert_eq!(
+        std::fs::read_to_string(&copy).unwrap(),
+        "casino.test\npoker.test\n"
+    );
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(d.join("data/lists/published.subscription.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta["etag"], "\"abc\"");
+    assert_eq!(meta["entries"], 2);
+    let o = update(&ca);
+    assert!(stdout(&o).contains("published: current"), "{}", stdout(&o));
+    assert_eq!(publisher.requests(), vec![None, Some("\"abc\"".into())]);
+    // `check` reads the copy like any list.
+    let o = common::lookout_in(
+        d,
+        &[
+            "check",
+            "-c",
+            "lookout.toml",
+            "--group",
+            "staff",
+            "poker.test",
+        ],
+        None,
+    );
+    assert!(stdout(&o).contains("block"), "{}", stdout(&o));
+    // A certificate nobody trusts: refused, the copy stays, the exit code says so.
+    let other = d.join("other.pem");
+    std::fs::write(&other, another_certificate()).unwrap();
+    publisher.set(ListReply {
+        status: 200,
+        body: b"changed.test\n".to_vec(),
+        etag: Some("\"def\"".into()),
+    });
+    let o = update(&other);
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("published: not updated: cannot download https://localhost:"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stdout(&o).to_lowercase().contains("certificate"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&copy).unwrap(),
+        "casino.test\npoker.test\n"
+    );
+}
+
+/// Some other self-signed certificate (a second list server's), as PEM.
+fn another_certificate() -> String {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let other = runtime.block_on(lookout_testkit::ListServer::start(
+        lookout_testkit::ListReply {
+            status: 404,
+            body: Vec::new(),
+            etag: None,
+        },
+        true,
+    ));
+    other.cert_pem.unwrap()
+}

@@ -956,3 +956,213 @@ fn serve_writes_json_lines_when_asked() {
         "{rest:?}"
     );
 }
+
+/// The proxy's `/status`, asked of it directly.
+async fn proxy_status(proxy: SocketAddr) -> serde_json::Value {
+    let body = reqwest::get(format!("http://{proxy}/status"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    serde_json::from_str(&body).unwrap()
+}
+
+fn hangup(child: &std::process::Child) {
+    let sent = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -HUP {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+/// Polls `/status` until `done` holds (10 s at most).
+async fn wait_for_status(
+    proxy: SocketAddr,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = proxy_status(proxy).await;
+        if done(&s) {
+            return s;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn a_list_subscription_is_downloaded_refreshed_and_swapped_in_while_serving() {
+    use lookout_testkit::{ListReply, ListServer};
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let v1 = ListReply {
+        status: 200,
+        body: b"roulette.test\nslots.test\n".to_vec(),
+        etag: Some("\"v1\"".into()),
+    };
+    let publisher = runtime.block_on(ListServer::start(v1, false));
+    let (dir, config) = setup();
+    let d = dir.path();
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml = toml.replacen(
+        "[serve]",
+        &format!(
+            "[[lists.source]]\nname = \"published\"\nurl = \"http://{}/gambling.txt\"\ncategories = [\"gambling\"]\n\n[serve]",
+            publisher.addr
+        ),
+        1,
+    );
+    std::fs::write(&config, toml).unwrap();
+    // `config check` before the first download (as the systemd unit runs it): fine, noted.
+    let o = lookout(d, &["config", "check", config.to_str().unwrap()], None);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("`published` has not been downloaded yet"),
+        "{}",
+        text(&o)
+    );
+
+    let (child, Listening { proxy, console, .. }) = serve(d, &config);
+    // Downloaded before serving, into the data folder.
+    let copy = d.join("data/lists/published");
+    assert_eq!(
+        std::fs::read_to_string(&copy).unwrap(),
+        "roulette.test\nslots.test\n"
+    );
+    assert_eq!(publisher.requests(), vec![None]);
+    runtime.block_on(async {
+        let device = through(proxy);
+        let blocked = |host: &'static str| {
+            let device = device.clone();
+            async move {
+                device
+                    .get(format!("http://{host}/"))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            }
+        };
+        assert_eq!(blocked("roulette.test").await, 403);
+        // Not listed yet: the proxy goes to the origin, which does not exist (502).
+        assert_ne!(blocked("poker.test").await, 403);
+        let s = proxy_status(proxy).await;
+        assert_eq!(s["lists"]["version"], 1, "{s}");
+        assert_eq!(s["lists"]["subscriptions"][0]["name"], "published", "{s}");
+        assert_eq!(s["lists"]["subscriptions"][0]["entries"], 2, "{s}");
+
+        // Devices keep browsing while the list changes: every request is answered, blocked.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut load = Vec::new();
+        for _ in 0..4 {
+            let (device, stop) = (device.clone(), stop.clone());
+            load.push(tokio::spawn(async move {
+                let mut n = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = device.get("http://slots.test/").send().await;
+                    assert_eq!(r.map(|r| r.status().as_u16()).ok(), Some(403));
+                    n += 1;
+                }
+                n
+            }));
+        }
+        publisher.set(ListReply {
+            status: 200,
+            body: b"roulette.test\nslots.test\npoker.test\n".to_vec(),
+            etag: Some("\"v2\"".into()),
+        });
+        hangup(&child);
+        let s = wait_for_status(proxy, "the new list in use", |s| s["lists"]["version"] == 2).await;
+        assert_eq!(s["lists"]["subscriptions"][0]["entries"], 3, "{s}");
+        assert_eq!(blocked("poker.test").await, 403);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut answered = 0;
+        for t in load {
+            answered += t.await.unwrap();
+        }
+        assert!(answered > 0);
+        // The second request asked with the first copy's ETag.
+        assert_eq!(publisher.requests()[1].as_deref(), Some("\"v1\""));
+
+        // Unchanged: one small request (304), the copy stays.
+        hangup(&child);
+        wait_for_status(proxy, "the reload after an unchanged check", |s| s["lists"]["version"] == 3).await;
+        assert_eq!(publisher.requests()[2].as_deref(), Some("\"v2\""));
+
+        // A bad download (an error page with 200) is refused: the copy in use stays, the
+        // status and the console say so.
+        publisher.set(ListReply {
+            status: 200,
+            body: b"<html><body><h1>Service unavailable</h1>\n<p>Try again later.</p>\n</body></html>\n".to_vec(),
+            etag: Some("\"oops\"".into()),
+        });
+        hangup(&child);
+        let s = wait_for_status(proxy, "the failure shown", |s| {
+            !s["lists"]["subscriptions"][0]["failing_since_ms"].is_null()
+        })
+        .await;
+        assert_eq!(s["lists"]["subscriptions"][0]["entries"], 3, "{s}");
+        assert_eq!(blocked("poker.test").await, 403);
+        assert_eq!(
+            std::fs::read_to_string(&copy).unwrap(),
+            "roulette.test\nslots.test\npoker.test\n"
+        );
+        // Counted for Prometheus (updated: the first download and v2).
+        let metrics = reqwest::get(format!("http://{console}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for line in [
+            "lookout_list_checks_updated_total 2",
+            "lookout_list_checks_unchanged_total 1",
+            "lookout_list_checks_failed_total 1",
+            "lookout_list_subscriptions_failing 1",
+        ] {
+            assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+        }
+        // The publisher recovers: the next check clears the failure.
+        publisher.set(ListReply {
+            status: 200,
+            body: b"roulette.test\nslots.test\npoker.test\nblackjack.test\n".to_vec(),
+            etag: Some("\"v3\"".into()),
+        });
+        hangup(&child);
+        let s = wait_for_status(proxy, "recovered", |s| {
+            s["lists"]["subscriptions"][0]["failing_since_ms"].is_null()
+                && s["lists"]["subscriptions"][0]["entries"] == 4
+        })
+        .await;
+        assert!(s["lists"]["version"].as_u64().unwrap() >= 5, "{s}");
+        assert_eq!(blocked("blackjack.test").await, 403);
+    });
+    terminate(child);
+}
+
+#[test]
+fn a_strict_list_that_cannot_be_downloaded_stops_the_start() {
+    let (dir, config) = setup();
+    let d = dir.path();
+    // Nothing listens on port 9 (discard) on loopback: the download fails at once.
+    let toml = std::fs::read_to_string(&config).unwrap().replacen(
+        "[serve]",
+        "[[lists.source]]\nname = \"iwf\"\nurl = \"http://127.0.0.1:9/iwf.txt\"\ncategories = [\"illegal-child-abuse\"]\nstrict = true\n\n[serve]",
+        1,
+    );
+    std::fs::write(&config, toml).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("`iwf` is a strict or illegal-content list and could not be downloaded"),
+        "{err}"
+    );
+}
