@@ -255,3 +255,45 @@ proptest! {
         prop_assert_eq!(got, model_lists(url.host()), "{}", host);
     }
 }
+
+/// The whole UT1 folder published as UT1 publishes it (`blacklists.tar.gz`, one top folder)
+/// installs as a subscription's copy that loads exactly as the folder itself does.
+#[test]
+fn ut1_as_a_tar_gz_subscription_loads_like_the_folder() {
+    let Some(data) = data() else { return };
+    let dir = std::env::temp_dir().join(format!("lookout-ut1-subscription-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let archive = dir.join("blacklists.tar.gz");
+    {
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&archive).unwrap(),
+            flate2::Compression::fast(),
+        );
+        let mut tar = tar::Builder::new(gz);
+        // Links are stored as links, as in UT1's own archive.
+        tar.follow_symlinks(false);
+        tar.append_dir_all("blacklists", data.join("ut1")).unwrap();
+        tar.into_inner().unwrap().finish().unwrap();
+    }
+    let text = format!(
+        "[[lists.source]]\nname = \"ut1\"\nformat = \"ut1\"\nurl = \"https://dsi.example/blacklists.tar.gz\"\n[serve]\ndata_dir = \"{}\"\n[groups.staff]\n",
+        dir.display()
+    );
+    let config = Config::from_toml(&text).unwrap_or_else(|e| panic!("{e}"));
+    let source = &config.lists.sources[0];
+    let entries = lookout_loader::subscription::install(&archive, source, false, 0)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let direct = lookout_loader::load(&lookout_config::ListsConfig {
+        strict: false,
+        sources: vec![source.at(data.join("ut1"))],
+    })
+    .unwrap();
+    assert_eq!(entries, direct.accepted());
+    assert!(entries > 800_000, "{entries}");
+    let copy = lookout_loader::load(&config.lists).unwrap();
+    assert_eq!(copy.accepted(), direct.accepted());
+    assert_eq!(copy.index.host_entries(), direct.index.host_entries());
+    assert_eq!(copy.files.len(), direct.files.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}
