@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use aho_corasick::automaton::Automaton;
+use aho_corasick::automaton::StateID;
 use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, MatchKind, StartKind};
 
@@ -144,6 +145,21 @@ impl Library {
     }
 }
 
+/// Steps the automaton over `t[from..]` until it enters a special state (a match) or the
+/// text ends; returns the state and the position after the last byte read. Small and out of
+/// line so that the state stays in a register: in the scanner's big loop it was spilled to
+/// the stack, adding a store-to-load round trip to every byte's dependent table load.
+#[inline(never)]
+fn walk(dfa: &DFA, mut sid: StateID, t: &[u8], from: usize) -> (StateID, usize) {
+    for (k, &b) in t[from..].iter().enumerate() {
+        sid = dfa.next_state(Anchored::No, sid, b);
+        if dfa.is_special(sid) {
+            return (sid, from + k + 1);
+        }
+    }
+    (sid, t.len())
+}
+
 /// A satisfied entry before its strings are built: entry index, original byte range, count.
 type Matched = (u32, usize, usize, usize);
 
@@ -175,11 +191,13 @@ impl Scanner {
         let Ok(mut sid) = dfa.start_state(Anchored::No) else {
             return Vec::new();
         };
-        'walk: for (i, &b) in t.iter().enumerate() {
-            sid = dfa.next_state(Anchored::No, sid, b);
+        let mut pos = 0;
+        'walk: while pos < t.len() {
+            (sid, pos) = walk(dfa, sid, t, pos);
             if !dfa.is_special(sid) || !dfa.is_match(sid) {
                 continue;
             }
+            let i = pos - 1;
             for k in 0..dfa.match_len(sid) {
                 if hits.len() == MAX_HITS {
                     break 'walk;
