@@ -324,3 +324,90 @@ fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
         n.eq_ignore_ascii_case(name).then(|| v.trim())
     })
 }
+
+/// A real OpenLDAP server (`slapd`, Debian package `slapd`) on a loopback port with an
+/// in-folder database, loaded from LDIF before it starts; stopped when dropped.
+#[derive(Debug)]
+pub struct Slapd {
+    /// `ldap://127.0.0.1:<port>`.
+    pub url: String,
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Slapd {
+    /// Starts `slapd` for `suffix` (its manager is `cn=admin,<suffix>`, password `admin`)
+    /// holding `ldif`. `None` when slapd is not installed, except under `CI`, where that is a
+    /// broken set-up and panics.
+    pub fn start(suffix: &str, ldif: &str) -> Option<Slapd> {
+        let slapd = std::path::Path::new("/usr/sbin/slapd");
+        if !slapd.exists() {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but slapd is not installed (apt-get install slapd)"
+            );
+            eprintln!("SKIPPED: slapd is not installed (apt-get install slapd)");
+            return None;
+        }
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "lookout-slapd-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("db")).expect("slapd folder");
+        let conf = dir.join("slapd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\ninclude /etc/ldap/schema/inetorgperson.schema\nmodulepath /usr/lib/ldap\nmoduleload back_mdb\npidfile {dir}/slapd.pid\ndatabase mdb\nsuffix \"{suffix}\"\nrootdn \"cn=admin,{suffix}\"\nrootpw admin\ndirectory {dir}/db\nmaxsize 10485760\n",
+                dir = dir.display()
+            ),
+        )
+        .expect("slapd.conf");
+        let data = dir.join("data.ldif");
+        std::fs::write(&data, ldif).expect("data.ldif");
+        let loaded = std::process::Command::new("/usr/sbin/slapadd")
+            .arg("-f")
+            .arg(&conf)
+            .arg("-l")
+            .arg(&data)
+            .output()
+            .expect("run slapadd");
+        assert!(
+            loaded.status.success(),
+            "slapadd: {}",
+            String::from_utf8_lossy(&loaded.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let url = format!("ldap://127.0.0.1:{port}");
+        let child = std::process::Command::new(slapd)
+            .arg("-f")
+            .arg(&conf)
+            .arg("-h")
+            .arg(format!("{url}/"))
+            .args(["-d", "0"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start slapd");
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "slapd did not start on {url}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Some(Slapd { url, child, dir })
+    }
+}
+
+impl Drop for Slapd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
