@@ -289,6 +289,61 @@ impl Default for TrainingConfig {
     }
 }
 
+/// `[ldap]`: the proxy's and the portal's sign-in checked against the organisation's
+/// directory (Active Directory, OpenLDAP). Local accounts are checked first and keep
+/// working (small sites, break-glass admins).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapConfig {
+    /// `ldaps://dc1.college.local` (port 636), or `ldap://...` with `starttls = true`; plain
+    /// `ldap://` only to this machine.
+    pub url: Spanned<String>,
+    /// Upgrade an `ldap://` connection with StartTLS.
+    #[serde(default)]
+    pub starttls: bool,
+    /// The service account that searches for users (default: anonymous search).
+    #[serde(default)]
+    pub bind_dn: Option<Spanned<String>>,
+    /// A file holding the service account's password (kept out of this file); relative to
+    /// this file's folder.
+    #[serde(default)]
+    pub bind_password_file: Option<Spanned<PathBuf>>,
+    /// Where users and groups are searched, e.g. `DC=college,DC=local`.
+    pub base_dn: Spanned<String>,
+    /// How a user is found; `{username}` is what they typed, escaped (default: Active
+    /// Directory's `(sAMAccountName={username})`; OpenLDAP: `(uid={username})`).
+    #[serde(default = "default_user_filter")]
+    pub user_filter: Spanned<String>,
+    /// `[[ldap.group]]`: directory group → Lookout group, first match wins.
+    #[serde(default, rename = "group")]
+    pub groups: Vec<LdapGroupConfig>,
+    /// The Lookout group of directory users in none of the mapped groups (default: they
+    /// cannot sign in).
+    #[serde(default)]
+    pub default_group: Option<Spanned<String>>,
+    /// Seconds to connect and for each directory operation.
+    #[serde(default = "default_ldap_timeout")]
+    pub timeout_secs: u64,
+}
+
+/// `[[ldap.group]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LdapGroupConfig {
+    /// The directory group's DN, e.g. `CN=Staff,OU=Groups,DC=college,DC=local`.
+    pub dn: Spanned<String>,
+    /// The Lookout group its members get.
+    pub group: Spanned<String>,
+}
+
+fn default_user_filter() -> Spanned<String> {
+    Spanned::new(0..0, "(sAMAccountName={username})".to_owned())
+}
+
+fn default_ldap_timeout() -> u64 {
+    5
+}
+
 /// `[portal]`: browser sign-in for networks with `login = "portal"`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -526,7 +581,61 @@ impl Config {
             .collect()
     }
 
+    fn validate_ldap(&self, c: &mut Checker<'_>) {
+        let Some(l) = &self.ldap else { return };
+        match url::Url::parse(l.url.get_ref()) {
+            Err(e) => c.problem("ldap.url", Some(&l.url), format!("`{}` is not an address: {e}", l.url.get_ref())),
+            Ok(u) => match u.scheme() {
+                "ldaps" => {
+                    if l.starttls {
+                        c.problem("ldap.starttls", Some(&l.url), "ldaps:// is already encrypted; starttls is for ldap://");
+                    }
+                }
+                "ldap" if l.starttls || crate::is_loopback_host(&u) => {}
+                "ldap" => c.problem(
+                    "ldap.url",
+                    Some(&l.url),
+                    "passwords would cross the network unencrypted: use ldaps:// or set starttls = true (plain ldap:// only to this machine)",
+                ),
+                other => c.problem("ldap.url", Some(&l.url), format!("`{other}:` is not a directory address; use ldaps:// or ldap://")),
+            },
+        }
+        let f = l.user_filter.get_ref();
+        if !f.contains("{username}") || !f.starts_with('(') || !f.ends_with(')') {
+            c.problem("ldap.user_filter", Some(&l.user_filter), "a filter in parentheses with {username} where the name goes, e.g. \"(sAMAccountName={username})\"");
+        }
+        if l.bind_password_file.is_some() && l.bind_dn.is_none() {
+            c.problem(
+                "ldap.bind_password_file",
+                l.bind_password_file.as_ref(),
+                "the password is for the service account: set bind_dn too",
+            );
+        }
+        if l.timeout_secs == 0 || l.timeout_secs > 60 {
+            c.problem::<String>("ldap.timeout_secs", None, "between 1 and 60 seconds");
+        }
+        let known = |g: &Spanned<String>, key: &str, c: &mut Checker<'_>| {
+            if !self.groups.contains_key(g.get_ref()) {
+                c.problem(
+                    key.to_owned(),
+                    Some(g),
+                    format!("no group `{}` is configured", g.get_ref()),
+                );
+            }
+        };
+        for (i, g) in l.groups.iter().enumerate() {
+            known(&g.group, &format!("ldap.group[{i}].group"), c);
+        }
+        if let Some(g) = &l.default_group {
+            known(g, "ldap.default_group", c);
+        }
+        if l.groups.is_empty() && l.default_group.is_none() {
+            c.problem::<String>("ldap", None, "map at least one directory group to a Lookout group ([[ldap.group]]) or set default_group, or nobody can sign in");
+        }
+    }
+
     pub(crate) fn validate_gateway(&self, c: &mut Checker<'_>) {
+        self.validate_ldap(c);
         if let Some(l) = &self.portal.listen {
             if parse_socket_addr(l.get_ref(), 80).is_none() {
                 c.problem(

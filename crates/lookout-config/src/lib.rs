@@ -17,9 +17,9 @@ mod gateway;
 mod monitor;
 
 pub use gateway::{
-    never_inspected, parse_socket_addr, BlockedAnswerConfig, DnsConfig, InspectConfig, LogConfig,
-    LoginMode, Network, NetworkConfig, PortalConfig, ProxyConfig, RetentionConfig, ServeConfig,
-    SyslogConfig, TrainingConfig, DEFAULT_LOOPBACK_GROUP,
+    never_inspected, parse_socket_addr, BlockedAnswerConfig, DnsConfig, InspectConfig, LdapConfig,
+    LdapGroupConfig, LogConfig, LoginMode, Network, NetworkConfig, PortalConfig, ProxyConfig,
+    RetentionConfig, ServeConfig, SyslogConfig, TrainingConfig, DEFAULT_LOOPBACK_GROUP,
 };
 
 pub use monitor::{
@@ -130,6 +130,9 @@ pub struct Config {
     /// Training reminders.
     #[serde(default)]
     pub training: TrainingConfig,
+    /// Directory sign-in (LDAP / Active Directory) for the proxy and the portal.
+    #[serde(default)]
+    pub ldap: Option<LdapConfig>,
 }
 
 impl Default for Config {
@@ -148,6 +151,7 @@ impl Default for Config {
             portal: PortalConfig::default(),
             retention: RetentionConfig::default(),
             training: TrainingConfig::default(),
+            ldap: None,
         }
     }
 }
@@ -566,6 +570,15 @@ impl Config {
             }
         }
         self.resolve_monitor_paths(base);
+        if let Some(f) = self
+            .ldap
+            .as_mut()
+            .and_then(|l| l.bind_password_file.as_mut())
+        {
+            if f.get_ref().is_relative() {
+                *f = Spanned::new(f.span(), base.join(f.get_ref()));
+            }
+        }
         for s in &mut self.lists.sources {
             if s.path.get_ref().is_relative() {
                 let span = s.path.span();
@@ -888,7 +901,14 @@ pub fn check_list_url(url: &str) -> Result<url::Url, String> {
 /// `localhost` or a loopback address.
 pub fn is_loopback_host(url: &url::Url) -> bool {
     match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        // Non-special schemes (ldap:) keep addresses as opaque host names.
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost")
+                || d.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|a| a.is_loopback())
+        }
         Some(url::Host::Ipv4(a)) => a.is_loopback(),
         Some(url::Host::Ipv6(a)) => a.is_loopback(),
         None => false,

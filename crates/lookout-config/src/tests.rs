@@ -558,3 +558,43 @@ fn console_settings_and_their_mistakes() {
     check_err("[console]\nsession_hours = 1000\n", "console.session_hours");
     check_err("[console]\ncontact = [\"x\"]\n", "contact");
 }
+
+#[test]
+fn directory_sign_in_settings_and_their_mistakes() {
+    let base = "[groups.staff]\n[groups.learners]\n[ldap]\n";
+    let ok = "url = \"ldaps://dc1.college.test\"\nbase_dn = \"DC=college,DC=test\"\n[[ldap.group]]\ndn = \"CN=Staff,DC=college,DC=test\"\ngroup = \"staff\"\n";
+    let mut config = Config::from_toml(&format!("{base}{ok}")).expect("valid");
+    config.resolve_paths(Path::new("/etc/lookout"));
+    let l = config.ldap.as_ref().expect("ldap");
+    assert_eq!(l.user_filter.get_ref(), "(sAMAccountName={username})");
+    assert_eq!(l.timeout_secs, 5);
+    // StartTLS, a loopback plain connection, a password file beside the configuration.
+    let mut config = Config::from_toml(
+        &format!("{base}url = \"ldap://dc1.college.test\"\nstarttls = true\nbase_dn = \"DC=x\"\nbind_dn = \"CN=lookout,DC=x\"\nbind_password_file = \"ldap-password\"\ndefault_group = \"learners\"\n"),
+    )
+    .expect("starttls");
+    config.resolve_paths(Path::new("/etc/lookout"));
+    assert_eq!(
+        config.ldap.unwrap().bind_password_file.unwrap().get_ref(),
+        Path::new("/etc/lookout/ldap-password")
+    );
+    Config::from_toml(&format!(
+        "{base}url = \"ldap://127.0.0.1:3899\"\nbase_dn = \"DC=x\"\ndefault_group = \"learners\"\n"
+    ))
+    .expect("loopback");
+    let table = [
+        ("url = \"ldap://dc1.college.test\"\nbase_dn = \"DC=x\"\ndefault_group = \"staff\"\n", "line 4: ldap.url: passwords would cross the network unencrypted"),
+        ("url = \"http://dc1\"\nbase_dn = \"DC=x\"\ndefault_group = \"staff\"\n", "`http:` is not a directory address"),
+        ("url = \"ldaps://dc1\"\nstarttls = true\nbase_dn = \"DC=x\"\ndefault_group = \"staff\"\n", "ldap.starttls: ldaps:// is already encrypted"),
+        ("url = \"ldaps://dc1\"\nbase_dn = \"DC=x\"\nuser_filter = \"uid=x\"\ndefault_group = \"staff\"\n", "line 6: ldap.user_filter: a filter in parentheses with {username}"),
+        ("url = \"ldaps://dc1\"\nbase_dn = \"DC=x\"\nbind_password_file = \"p\"\ndefault_group = \"staff\"\n", "line 6: ldap.bind_password_file: the password is for the service account"),
+        ("url = \"ldaps://dc1\"\nbase_dn = \"DC=x\"\ndefault_group = \"teachers\"\n", "line 6: ldap.default_group: no group `teachers` is configured"),
+        ("url = \"ldaps://dc1\"\nbase_dn = \"DC=x\"\n[[ldap.group]]\ndn = \"CN=x\"\ngroup = \"staf\"\n", "line 8: ldap.group[0].group: no group `staf` is configured"),
+        ("url = \"ldaps://dc1\"\nbase_dn = \"DC=x\"\n", "ldap: map at least one directory group"),
+        ("url = \"ldaps://dc1\"\nbase_dn = \"DC=x\"\ndefault_group = \"staff\"\ntimeout_secs = 0\n", "ldap.timeout_secs: between 1 and 60"),
+        ("url = \"ldaps://dc1\"\n", "missing field `base_dn`"),
+    ];
+    for (text, want) in table {
+        check_err(&format!("{base}{text}"), want);
+    }
+}

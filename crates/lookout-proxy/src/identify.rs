@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use lookout_directory::Verdict;
 use lookout_policy::{GroupId, Networks, Policy};
 use lookout_store::{now_ms, Store, User};
 
@@ -73,6 +74,8 @@ type TtlCache<K> = TtlMap<K, Found>;
 pub struct Identifier {
     networks: Networks<ClientNet>,
     store: Option<Store>,
+    /// The organisation's directory, asked when no local account accepts the password.
+    directory: Option<std::sync::Arc<lookout_directory::Directory>>,
     seed: u64,
     /// Keyed hash of a `Proxy-Authorization` value → the user it verified as.
     credentials: TtlCache<u64>,
@@ -111,10 +114,57 @@ impl Identifier {
         Identifier {
             networks,
             store,
+            directory: None,
             seed: rand::random(),
             credentials: Mutex::new(HashMap::new()),
             addresses: Mutex::new(HashMap::new()),
             briefed: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Also checks passwords against the organisation's directory (after local accounts).
+    pub fn with_directory(mut self, directory: lookout_directory::Directory) -> Identifier {
+        self.directory = Some(std::sync::Arc::new(directory));
+        self
+    }
+
+    /// A directory sign-in: the user's local record (created or brought in step) if the
+    /// directory accepts the password; `Ok(None)` if it refuses, or no directory is set;
+    /// `Err` (with the reason, already logged) if the directory or the database could not
+    /// answer: not the user's fault, not to be remembered.
+    pub async fn directory_sign_in(
+        &self,
+        username: &str,
+        password: &str,
+        ip: IpAddr,
+    ) -> Result<Option<User>, String> {
+        let (Some(directory), Some(store)) = (&self.directory, &self.store) else {
+            return Ok(None);
+        };
+        match directory.verify(username, password).await {
+            Ok(Verdict::Accepted(p)) => {
+                match store
+                    .directory_user(&p.username, &p.display_name, &p.group, &ip.to_string())
+                    .await
+                {
+                    Ok(user) => Ok(user),
+                    // A name Lookout cannot store is a refusal; a database failure is not.
+                    Err(lookout_store::UserError::BadName(_)) => Ok(None),
+                    Err(e) => {
+                        tracing::warn!("directory sign-in of {username}: the database failed: {e}");
+                        Err(e.to_string())
+                    }
+                }
+            }
+            Ok(Verdict::Refused) => Ok(None),
+            Ok(Verdict::NoGroup { dn }) => {
+                tracing::warn!("directory sign-in of {username} refused: {dn} is in none of the groups mapped in [[ldap.group]] and there is no default_group");
+                Ok(None)
+            }
+            Err(e) => {
+                tracing::warn!("directory sign-in of {username}: {e}");
+                Err(e.to_string())
+            }
         }
     }
 
@@ -158,7 +208,7 @@ impl Identifier {
         };
         let found = match authorization {
             Some(header) => Some(
-                self.check_credentials(header)
+                self.check_credentials(header, ip)
                     .await
                     .ok_or(Refusal::BadCredentials)?,
             ),
@@ -181,7 +231,7 @@ impl Identifier {
         }
     }
 
-    async fn check_credentials(&self, header: &[u8]) -> Option<(String, String)> {
+    async fn check_credentials(&self, header: &[u8], ip: IpAddr) -> Option<(String, String)> {
         let key = xxhash_rust::xxh3::xxh3_64_with_seed(header, self.seed);
         if let Some(known) = recall(&self.credentials, &key) {
             return known;
@@ -189,7 +239,11 @@ impl Identifier {
         let store = self.store.as_ref()?;
         let (user, password) = lookout_http::basic_credentials(header)?;
         let verified = match store.verify_password(&user, &password).await {
-            Ok(found) => found.map(|u: User| (u.username, u.group)),
+            Ok(Some(u)) => Some((u.username, u.group)),
+            Ok(None) => match self.directory_sign_in(&user, &password, ip).await {
+                Ok(found) => found.map(|u| (u.username, u.group)),
+                Err(_) => return None,
+            },
             // A database failure is not the user's fault: refuse now, do not remember it.
             Err(_) => return None,
         };

@@ -311,25 +311,38 @@ async fn sign_in(
         detail: String::new(),
         client_ip: ip.to_string(),
     };
-    let account = match store.check_sign_in(username, password).await {
-        Ok(PasswordCheck::Ok(account)) => account,
+    let user = match store.check_sign_in(username, password).await {
+        Ok(PasswordCheck::Ok(account)) => account.user,
         Ok(PasswordCheck::Locked(_)) => {
             let _ = store.audit(&audit(username, "portal.sign-in.locked")).await;
             return sign_in_form(proxy, ip, to, Some("This account is locked after too many failed attempts. Try again in 15 minutes, or ask IT."), StatusCode::FORBIDDEN);
         }
         Ok(PasswordCheck::Refused) => {
-            let _ = store.audit(&audit(username, "portal.sign-in.failed")).await;
-            return sign_in_form(
-                proxy,
-                ip,
-                to,
-                Some("The user name or password was not accepted."),
-                StatusCode::FORBIDDEN,
-            );
+            match proxy.identifier.directory_sign_in(username, password, ip).await {
+                Ok(Some(user)) => user,
+                Ok(None) => {
+                    let _ = store.audit(&audit(username, "portal.sign-in.failed")).await;
+                    return sign_in_form(
+                        proxy,
+                        ip,
+                        to,
+                        Some("The user name or password was not accepted."),
+                        StatusCode::FORBIDDEN,
+                    );
+                }
+                Err(_) => {
+                    return sign_in_form(
+                        proxy,
+                        ip,
+                        to,
+                        Some("The college's sign-in directory cannot be reached just now. Try again in a minute; if it goes on, tell IT."),
+                        StatusCode::SERVICE_UNAVAILABLE,
+                    )
+                }
+            }
         }
         Err(e) => return unavailable(&e),
     };
-    let user = account.user;
     let _ = store.sign_in_succeeded(&user.username).await;
     if let Err(e) = store
         .audit(&audit(&user.username, "portal.sign-in.ok"))

@@ -1645,3 +1645,63 @@ fn users_csv_takes_email_and_team_columns() {
     let ok = users_from_csv("u.csv", b"username,group\nsam,staff\n", &["staff"]).unwrap();
     assert_eq!((ok[0].email.as_ref(), ok[0].team.as_ref()), (None, None));
 }
+
+#[tokio::test]
+async fn directory_users_are_created_kept_in_step_and_never_take_a_local_account() {
+    let (_dir, store) = store().await;
+    // First sign-in: a record with no password and no console role.
+    let u = store
+        .directory_user("Leo", "Leo Learner", "learners", "10.0.0.9")
+        .await
+        .unwrap()
+        .expect("created");
+    assert_eq!((u.username.as_str(), u.group.as_str()), ("leo", "learners"));
+    assert!(!u.has_password);
+    assert_eq!(u.role, Role::Learner);
+    // Unchanged: nothing written. Moved group in the directory: moved here, on record.
+    store
+        .directory_user("leo", "Leo Learner", "learners", "10.0.0.9")
+        .await
+        .unwrap()
+        .expect("same");
+    let u = store
+        .directory_user("leo", "Leo Learner", "staff", "10.0.0.9")
+        .await
+        .unwrap()
+        .expect("moved");
+    assert_eq!(u.group, "staff");
+    let actions: Vec<String> = store
+        .audit_log(&AuditFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| format!("{} {} {}", r.action, r.target, r.detail))
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            "user.directory-group user:leo group learners -> staff",
+            "user.directory-add user:leo group learners"
+        ]
+    );
+    // A local account with a password, or a disabled one, is not the directory's.
+    store
+        .add_user(&user("amy", "staff", Some("correct horse battery")))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .directory_user("amy", "Amy", "learners", "10.0.0.9")
+            .await
+            .unwrap(),
+        None
+    );
+    store.set_disabled("leo", true).await.unwrap();
+    assert_eq!(
+        store
+            .directory_user("leo", "Leo Learner", "staff", "10.0.0.9")
+            .await
+            .unwrap(),
+        None
+    );
+}

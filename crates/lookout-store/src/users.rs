@@ -388,6 +388,102 @@ impl Store {
         Ok(ok.then(|| user_from_row(&row)))
     }
 
+    /// The local record of a person the organisation's directory accepted: created (no
+    /// password, no console role) the first time they sign in, their name and group kept in
+    /// step with the directory after. `None` when a local account with a password holds the
+    /// name (local accounts are never taken over by the directory) or the account is
+    /// disabled here. A new record and a changed group are on the audit log.
+    pub async fn directory_user(
+        &self,
+        username: &str,
+        display_name: &str,
+        group: &str,
+        client_ip: &str,
+    ) -> Result<Option<User>, UserError> {
+        let username = normalize_username(username)?;
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username = ?"
+        ))
+        .bind(&username)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let now = now_ms();
+        let audit = |action: &str, detail: String| crate::AuditEntry {
+            actor: "directory".into(),
+            action: action.into(),
+            target: format!("user:{username}"),
+            detail,
+            client_ip: client_ip.to_owned(),
+        };
+        let user = match row {
+            Some(row) => {
+                let user = user_from_row(&row);
+                if user.has_password || user.disabled {
+                    return Ok(None);
+                }
+                if user.group == group && user.display_name == display_name.trim() {
+                    return Ok(Some(user));
+                }
+                sqlx::query(
+                    "UPDATE users SET group_name = ?, display_name = ?, updated_ms = ? WHERE username = ?",
+                )
+                .bind(group)
+                .bind(display_name.trim())
+                .bind(now)
+                .bind(&username)
+                .execute(&mut *tx)
+                .await?;
+                if user.group != group {
+                    crate::audit::append(
+                        &mut tx,
+                        &audit(
+                            "user.directory-group",
+                            format!("group {} -> {group}", user.group),
+                        ),
+                    )
+                    .await?;
+                }
+                User {
+                    group: group.to_owned(),
+                    display_name: display_name.trim().to_owned(),
+                    ..user
+                }
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO users (username, display_name, group_name, password_hash, disabled, created_ms, updated_ms, role, email, team) \
+                     VALUES (?, ?, ?, NULL, 0, ?, ?, ?, '', '')",
+                )
+                .bind(&username)
+                .bind(display_name.trim())
+                .bind(group)
+                .bind(now)
+                .bind(now)
+                .bind(Role::Learner.slug())
+                .execute(&mut *tx)
+                .await?;
+                crate::audit::append(
+                    &mut tx,
+                    &audit("user.directory-add", format!("group {group}")),
+                )
+                .await?;
+                User {
+                    username: username.clone(),
+                    display_name: display_name.trim().to_owned(),
+                    group: group.to_owned(),
+                    has_password: false,
+                    disabled: false,
+                    role: Role::Learner,
+                    email: String::new(),
+                    team: String::new(),
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(Some(user))
+    }
+
     /// Records that `username` is signed in at `ip` until `expires_ms`.
     pub async fn sign_in_address(
         &self,

@@ -609,7 +609,10 @@ async fn serve(
         let mut proxy = Proxy::new(
             policy.clone(),
             index.clone(),
-            Identifier::new(networks, Some(store.clone())),
+            match directory(&config)? {
+                Some(d) => Identifier::new(networks, Some(store.clone())).with_directory(d),
+                None => Identifier::new(networks, Some(store.clone())),
+            },
             Some(log.clone()),
             clock.clone(),
             settings,
@@ -887,6 +890,47 @@ fn page_sink(monitor: &Monitor) -> PageSink {
             },
         });
     }))
+}
+
+/// `[ldap]`: the directory the proxy and the portal check passwords against.
+fn directory(config: &Config) -> anyhow::Result<Option<lookout_directory::Directory>> {
+    let Some(l) = &config.ldap else {
+        return Ok(None);
+    };
+    let bind_password = match &l.bind_password_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f.get_ref())
+                .map_err(|e| {
+                    UsageError(format!(
+                        "ldap.bind_password_file: cannot read {}: {e}",
+                        f.get_ref().display()
+                    ))
+                })?
+                .trim_end_matches(['\r', '\n'])
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let directory = lookout_directory::Directory::new(lookout_directory::Settings {
+        url: l.url.get_ref().clone(),
+        starttls: l.starttls,
+        bind_dn: l.bind_dn.as_ref().map(|d| d.get_ref().clone()),
+        bind_password,
+        base_dn: l.base_dn.get_ref().clone(),
+        user_filter: l.user_filter.get_ref().clone(),
+        groups: l
+            .groups
+            .iter()
+            .map(|g| (g.dn.get_ref().clone(), g.group.get_ref().clone()))
+            .collect(),
+        default_group: l.default_group.as_ref().map(|g| g.get_ref().clone()),
+        timeout: Duration::from_secs(l.timeout_secs),
+    })?;
+    tracing::info!(
+        "proxy: passwords not matching a local account are checked against the directory at {}",
+        l.url.get_ref()
+    );
+    Ok(Some(directory))
 }
 
 /// Passes each SIGHUP on (a reload already asked for and not begun absorbs the next).

@@ -10,7 +10,7 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
 use common::server::{
-    form_field, lookout, risky_search, serve, setup, terminate, text, through, Listening,
+    form_field, lookout, risky_search, serve, setup, signed_in, terminate, text, through, Listening,
 };
 
 #[test]
@@ -149,13 +149,7 @@ fn serve_filters_logs_and_stops_gracefully() {
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let client = |login: Option<(&str, &str)>| {
-            let mut p = reqwest::Proxy::all(format!("http://{proxy}")).unwrap();
-            if let Some((u, pw)) = login {
-                p = p.basic_auth(u, pw);
-            }
-            reqwest::Client::builder().proxy(p).build().unwrap()
-        };
+        let client = |login: Option<(&str, &str)>| signed_in(proxy, login);
         let r = client(None)
             .get("http://www.casino.test/")
             .send()
@@ -1165,4 +1159,64 @@ fn a_strict_list_that_cannot_be_downloaded_stops_the_start() {
         err.contains("`iwf` is a strict or illegal-content list and could not be downloaded"),
         "{err}"
     );
+}
+
+/// Proxy sign-in against the organisation's directory (a real OpenLDAP): a teacher signs in
+/// with her directory password and gets the staff policy; her local record is created and
+/// on the audit log; a wrong password or an unknown name is asked again (407).
+#[test]
+fn proxy_sign_in_checks_passwords_against_the_directory() {
+    let ldif = "dn: dc=college,dc=test\nobjectClass: dcObject\nobjectClass: organization\no: College\ndc: college\n\ndn: uid=tess,dc=college,dc=test\nobjectClass: inetOrgPerson\nuid: tess\ncn: Tess Teacher\nsn: Teacher\nuserPassword: tess-password\n\ndn: cn=Staff,dc=college,dc=test\nobjectClass: groupOfNames\ncn: Staff\nmember: uid=tess,dc=college,dc=test\n";
+    let Some(slapd) = lookout_testkit::Slapd::start("dc=college,dc=test", ldif) else {
+        return;
+    };
+    let (dir, config) = setup();
+    let d = dir.path();
+    std::fs::write(d.join("ldap-password"), "admin\n").unwrap();
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str(&format!(
+        "\n[[networks]]\ncidr = \"127.0.0.1/32\"\ngroup = \"learners-u18\"\nlogin = \"required\"\n\n[ldap]\nurl = \"{}\"\nbase_dn = \"dc=college,dc=test\"\nbind_dn = \"cn=admin,dc=college,dc=test\"\nbind_password_file = \"ldap-password\"\nuser_filter = \"(uid={{username}})\"\n[[ldap.group]]\ndn = \"cn=Staff,dc=college,dc=test\"\ngroup = \"staff\"\n",
+        slapd.url
+    ));
+    std::fs::write(&config, toml).unwrap();
+    let (child, Listening { proxy, .. }) = serve(d, &config);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let device = |login: Option<(&str, &str)>| signed_in(proxy, login);
+        let r = device(Some(("tess", "tess-password")))
+            .get("http://casino.test/")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 403);
+        let body = r.text().await.unwrap();
+        assert!(body.contains("tess (staff)"), "{body}");
+        for login in [
+            None,
+            Some(("tess", "wrong")),
+            Some(("nobody", "tess-password")),
+        ] {
+            let r = device(login)
+                .get("http://casino.test/")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 407, "{login:?}");
+        }
+    });
+    terminate(child);
+    let c = config.to_str().unwrap();
+    let o = lookout(d, &["user", "list", "-c", c], None);
+    assert!(o.status.success(), "{}", text(&o));
+    let line = text(&o)
+        .lines()
+        .find(|l| l.starts_with("tess"))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("{}", text(&o)));
+    assert!(
+        line.contains("staff") && line.contains("Tess Teacher"),
+        "{line}"
+    );
+    let o = lookout(d, &["audit", "list", "-c", c], None);
+    assert!(text(&o).contains("user.directory-add"), "{}", text(&o));
 }

@@ -137,10 +137,16 @@ pub(crate) fn form_field(html: &str, name: &str) -> String {
 
 /// A device whose HTTP goes through the proxy at `proxy`.
 pub(crate) fn through(proxy: SocketAddr) -> reqwest::Client {
-    reqwest::Client::builder()
-        .proxy(reqwest::Proxy::all(format!("http://{proxy}")).unwrap())
-        .build()
-        .unwrap()
+    signed_in(proxy, None)
+}
+
+/// A device whose HTTP goes through the proxy, sending `login` (user, password) with Basic.
+pub(crate) fn signed_in(proxy: SocketAddr, login: Option<(&str, &str)>) -> reqwest::Client {
+    let mut p = reqwest::Proxy::all(format!("http://{proxy}")).unwrap();
+    if let Some((u, pw)) = login {
+        p = p.basic_auth(u, pw);
+    }
+    reqwest::Client::builder().proxy(p).build().unwrap()
 }
 
 /// A learner's device searching for something risky through the proxy (the search engine's
