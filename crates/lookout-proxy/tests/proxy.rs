@@ -196,6 +196,8 @@ struct Options {
     internal: Vec<(&'static str, Vec<&'static str>, Vec<u16>)>,
     /// Sites open before portal sign-in.
     portal_allow: Vec<&'static str>,
+    /// Passwords also checked against this directory.
+    directory: Option<lookout_directory::Settings>,
 }
 
 impl Default for Options {
@@ -209,6 +211,7 @@ impl Default for Options {
             // The local origins listen on 127.0.0.1, which the proxy reaches only when told.
             internal: vec![("127.0.0.1/32", vec![], vec![])],
             portal_allow: Vec::new(),
+            directory: None,
         }
     }
 }
@@ -281,7 +284,11 @@ async fn start(opts: Options) -> Harness {
     let mut proxy = Proxy::new(
         policy,
         index,
-        Identifier::new(networks, Some(store.clone())),
+        match opts.directory {
+            Some(d) => Identifier::new(networks, Some(store.clone()))
+                .with_directory(lookout_directory::Directory::new(d).unwrap()),
+            None => Identifier::new(networks, Some(store.clone())),
+        },
         Some(log),
         Arc::new(|| LocalTime {
             weekday: Weekday::Wed,
@@ -1362,4 +1369,67 @@ async fn the_portal_signs_a_device_in_after_the_briefing_is_accepted() {
         amy_pages, 2,
         "the allowed page and the gambling block, as amy"
     );
+}
+
+/// A learner signs in at the portal with the college directory's password (no local
+/// account); with the directory down, the portal says so instead of "wrong password".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_portal_signs_in_directory_users() {
+    let ldif = "dn: dc=college,dc=test\nobjectClass: dcObject\nobjectClass: organization\no: College\ndc: college\n\ndn: uid=leo,dc=college,dc=test\nobjectClass: inetOrgPerson\nuid: leo\ncn: Leo Learner\nsn: Learner\nuserPassword: leos-password\n\ndn: cn=Learners,dc=college,dc=test\nobjectClass: groupOfNames\ncn: Learners\nmember: uid=leo,dc=college,dc=test\n";
+    let Some(slapd) = lookout_testkit::Slapd::start("dc=college,dc=test", ldif) else {
+        return;
+    };
+    let h = start(Options {
+        networks: vec![("127.0.0.0/8", "it-staff", Login::Portal)],
+        directory: Some(lookout_directory::Settings {
+            url: slapd.url.clone(),
+            starttls: false,
+            bind_dn: None,
+            bind_password: None,
+            base_dn: "dc=college,dc=test".into(),
+            user_filter: "(uid={username})".into(),
+            groups: vec![("cn=Learners,dc=college,dc=test".into(), "learners".into())],
+            default_group: None,
+            timeout: Duration::from_secs(5),
+        }),
+        ..Options::default()
+    })
+    .await;
+    let device = h.client();
+    let portal = "http://lookout.invalid/portal";
+    let (_, form) = get(&device, portal).await;
+    let (status, _, body) = post_form(
+        &device,
+        &format!("{portal}/sign-in"),
+        &[
+            ("token", &token(&form)),
+            ("username", "leo"),
+            ("password", "leos-password"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("leo"), "{body}");
+    // Signed in at this address, as a learner (the group the directory gave).
+    let (status, page) = get(&device, &h.url("casino.test", "/")).await;
+    assert_eq!(status, 403);
+    assert!(page.contains("leo (learners)"), "{page}");
+    let leo = h.store.user("leo").await.unwrap().expect("a local record");
+    assert!(!leo.has_password);
+    // The directory down: the portal says the directory cannot be reached.
+    drop(slapd);
+    let other = h.client_from(None, "127.0.0.2");
+    let (_, form) = get(&other, portal).await;
+    let (status, _, body) = post_form(
+        &other,
+        &format!("{portal}/sign-in"),
+        &[
+            ("token", &token(&form)),
+            ("username", "leo"),
+            ("password", "leos-password"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("cannot be reached"), "{body}");
 }
