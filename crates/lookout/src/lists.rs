@@ -208,8 +208,13 @@ pub(crate) async fn keep_current(
                 .subscriptions
                 .iter()
                 .any(|x| x.name == *s.name.get_ref() && x.error.is_some());
-            let wait = due_in(status_of(s).checked_at_ms, now_ms(), s.refresh());
-            start + if failing { wait.min(RETRY) } else { wait }
+            // One that failed before serving (just tried) is tried again after the retry time.
+            start
+                + if failing {
+                    RETRY.min(s.refresh())
+                } else {
+                    due_in(status_of(s).checked_at_ms, now_ms(), s.refresh())
+                }
         })
         .collect();
     loop {
@@ -234,22 +239,34 @@ pub(crate) async fn keep_current(
                 continue;
             }
             let at = now_ms();
+            let in_use = fetched_in_use(&live, s);
             let outcome = tokio::select! {
                 () = stop.cancelled() => return,
                 o = subscriber.refresh(s, lists.strict || s.strict, at) => o,
             };
             record(Some(&live), &stats, s, &outcome, at);
+            // A copy newer than the one loaded, even if this check found it current: it was
+            // downloaded by `lookout lists update` meanwhile.
+            changed |= status_of(s).fetched_at_ms != in_use;
             next[i] = tokio::time::Instant::now()
                 + match &outcome {
                     Ok(_) => s.refresh(),
                     Err(_) => s.refresh().min(RETRY),
                 };
-            changed |= matches!(outcome, Ok(Refreshed::Updated { .. }));
         }
         if changed || forced {
             reload(&lists, &live, &stats).await;
         }
     }
+}
+
+/// When the copy of `source` that the index in use was built from was downloaded.
+fn fetched_in_use(live: &LiveIndex, source: &SourceConfig) -> Option<i64> {
+    live.status()
+        .subscriptions
+        .iter()
+        .find(|x| x.name == *source.name.get_ref())
+        .and_then(|x| x.fetched_at_ms)
 }
 
 /// Loads every list that has a copy again and swaps the new index in; on failure the index
@@ -333,7 +350,7 @@ pub(crate) fn update(config_path: PathBuf) -> anyhow::Result<ExitCode> {
             record(None, &stats, s, &outcome, at);
         }
     });
-    println!("A running `lookout serve` loads new copies at its next check, or at once on SIGHUP (`systemctl reload lookout`).");
+    println!("A running `lookout serve` loads a new copy at its next check of that list, or at once on SIGHUP (`systemctl reload lookout`).");
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
