@@ -280,10 +280,14 @@ impl CategorySet {
 
     /// The categories, in taxonomy order.
     pub fn iter(self) -> impl Iterator<Item = Category> {
-        let bits = self.0;
-        (0..64u8)
-            .filter(move |i| bits & (1 << i) != 0)
-            .map(Category)
+        // One step per member (lowest bit first), not one per possible category: decisions
+        // walk a request's categories on every request.
+        let mut bits = self.0;
+        std::iter::from_fn(move || {
+            let i = bits.trailing_zeros();
+            bits &= bits.wrapping_sub(1);
+            (i < 64).then_some(Category(i as u8))
+        })
     }
 
     /// The slugs, comma-separated, in taxonomy order (as the activity log stores them).
@@ -411,6 +415,15 @@ pub fn blocklistproject_default(stem: &str) -> Option<CategorySet> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn a_set_lists_exactly_its_members_in_order(bits: u64) {
+            let want: Vec<u8> = (0..64u8).filter(|i| bits & (1 << i) != 0).collect();
+            let got: Vec<u8> = CategorySet::from_bits(bits).iter().map(|c| c.0).collect();
+            proptest::prop_assert_eq!(got, want);
+        }
+    }
 
     #[test]
     fn slugs_round_trip_and_are_unique() {
