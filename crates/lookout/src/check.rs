@@ -141,33 +141,40 @@ impl Checker<'_> {
         threads: usize,
         out: &mut impl Write,
     ) -> anyhow::Result<()> {
-        let mut text = String::new();
+        let mut bytes: Vec<u8> = Vec::new();
         let mut words: Vec<(usize, usize)> = Vec::new();
         let mut outputs: Vec<Vec<u8>> = vec![Vec::new(); threads];
         let mut urls: Vec<NormUrl> = vec![NormUrl::default(); threads];
         loop {
-            text.clear();
+            bytes.clear();
             words.clear();
             let mut eof = false;
-            while words.len() < BATCH {
-                let start = text.len();
+            let mut lines = 0;
+            while lines < BATCH {
                 if input
-                    .read_line(&mut text)
+                    .read_until(b'\n', &mut bytes)
                     .context("reading standard input")?
                     == 0
                 {
                     eof = true;
                     break;
                 }
-                let line = &text[start..];
-                if let Some(word) = line.split_whitespace().next() {
-                    let offset = start + (word.as_ptr() as usize - line.as_ptr() as usize);
-                    words.push((offset, offset + word.len()));
-                }
+                lines += 1;
                 // `buffer()` looks without reading (`fill_buf` would wait for the next line).
                 if input.buffer().is_empty() {
                     break; // nothing more is waiting: answer what we have
                 }
+            }
+            // Bytes that are not UTF-8 read as U+FFFD (the line is still answered, as an
+            // invalid URL where the host holds them), never a reason to stop the stream.
+            let text = String::from_utf8_lossy(&bytes);
+            let mut start = 0;
+            for line in text.split_inclusive('\n') {
+                if let Some(word) = line.split_whitespace().next() {
+                    let offset = start + (word.as_ptr() as usize - line.as_ptr() as usize);
+                    words.push((offset, offset + word.len()));
+                }
+                start += line.len();
             }
             let batch: Vec<&str> = words.iter().map(|&(a, b)| &text[a..b]).collect();
             let parts = if batch.len() >= 2048 { threads } else { 1 };

@@ -170,6 +170,32 @@ fn check_reads_squidguard_style_lines_from_stdin() {
 }
 
 #[test]
+fn stdin_line_that_is_not_utf8_is_answered_and_the_rest_still_are() {
+    // A squid helper is fed raw request lines: one with bytes that are not UTF-8 must not
+    // stop the stream (it used to end `check` with an error naming no line).
+    let input = b"http://bet.example/ 10.0.0.1/- - GET\nhttp://caf\xe9.example/\xff 10.0.0.1/- - GET\nhttp://ok.example/ 10.0.0.1/- - GET\n";
+    let out = common::lookout_bytes_in(
+        &repo(),
+        &[
+            "check",
+            "-c",
+            "examples/college.toml",
+            "-g",
+            "learners-u18",
+            "-",
+        ],
+        Some(input),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(lines[0].starts_with("block http://bet.example/"), "{text}");
+    assert!(lines[1].contains("caf\u{fffd}.example"), "{text}");
+    assert!(lines[2].starts_with("allow http://ok.example/"), "{text}");
+}
+
+#[test]
 fn unknown_group_is_a_usage_error() {
     let out = lookout(&["check", "--group", "nobody", "x.example"], None);
     assert_eq!(out.status.code(), Some(2));
