@@ -10,6 +10,10 @@
 #   mixed    80% allowed pages, 20% blocked hosts (each listed host once per 1,000 requests)
 # Latency at moderate load: wrk -t1 -c4 on allowed pages, direct to nginx and through each
 # proxy; "added" is the proxy's p50/p99 minus nginx's own.
+# Latency at a fixed rate (open loop): OPEN_RATE requests/s (default 1,000) of allowed pages on
+# 8 keep-alive connections for DURATION, each timed from when it was due
+# (crates/lookout-testkit/examples/latency_at_rate.rs), direct and through each proxy; wrk's
+# -c4 above is a closed loop, so its latency is the queueing of a machine at full load.
 # Logging cost: Lookout logging every request vs logging blocked requests only, allowed mix,
 # both running, measured alternately (each run's figures printed too).
 set -euo pipefail
@@ -18,6 +22,7 @@ DURATION=${DURATION:-10}
 THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-50}
 RUNS=${RUNS:-3}
+OPEN_RATE=${OPEN_RATE:-1000}
 DATA=${LOOKOUT_DATA:-../shared/data}
 OUT=bench/out/e2guardian
 ORIGIN_PORT=15500; E2G_PORT=15501; LOOKOUT_PORT=15502; LOOKOUT_QUIET_PORT=15503
@@ -28,6 +33,7 @@ done
 [ -d "$DATA/ut1" ] || { echo "no UT1 data at $DATA/ut1" >&2; exit 2; }
 
 cargo build --release -q -p lookout
+cargo build --release -q -p lookout-testkit --example latency_at_rate
 rm -rf "$OUT"; mkdir -p "$OUT/www" "$OUT/nginx" "$OUT/e2g/log"
 OUT=$(cd "$OUT" && pwd)
 PIDS=()
@@ -139,6 +145,20 @@ latency() {
   awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; return v * 1000 }
        /^ +50%/ {p50 = ms($2)} /^ +99%/ {p99 = ms($2)} END {printf "%.3f %.3f\n", p50, p99}' "$OUT/lat.txt"
 }
+# At OPEN_RATE, direct and through proxy $1 (host:port) alternately, RUNS times each:
+# "direct_p50 direct_p99 proxy_p50 proxy_p99 sent failed", medians (failed: most in a run).
+open_latency() {
+  local d50=() d99=() p50=() p99=() sent=0 failed=0 a b n e
+  for _ in $(seq "$RUNS"); do
+    read -r a b _ _ _ < <(./target/release/examples/latency_at_rate \
+      "http://127.0.0.1:$ORIGIN_PORT/page.html" "$OPEN_RATE" "$DURATION" 8)
+    d50+=("$a"); d99+=("$b")
+    read -r a b _ n e < <(./target/release/examples/latency_at_rate \
+      "http://127.0.0.1:$ORIGIN_PORT/page.html" "$OPEN_RATE" "$DURATION" 8 "$1")
+    p50+=("$a"); p99+=("$b"); sent=$n; [ "$e" -gt "$failed" ] && failed=$e
+  done
+  echo "$(median "${d50[@]}") $(median "${d99[@]}") $(median "${p50[@]}") $(median "${p99[@]}") $sent $failed"
+}
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 
 wait_http "http://127.0.0.1:$E2G_PORT"
@@ -150,6 +170,7 @@ R[direct_lat]=$(latency "")
 R[e2g_allowed]=$(rps "http://127.0.0.1:$E2G_PORT" allowed)
 R[e2g_mixed]=$(rps "http://127.0.0.1:$E2G_PORT" mixed)
 R[e2g_lat]=$(latency "http://127.0.0.1:$E2G_PORT")
+R[e2g_open]=$(open_latency "127.0.0.1:$E2G_PORT")
 R[e2g_rss]=$(rss_mb $E2G_PID)
 E2G_BLOCK=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' -x "http://127.0.0.1:$E2G_PORT" "http://$BLOCKED_HOST/")
 kill -KILL $E2G_PID
@@ -173,6 +194,7 @@ R[lk_true_allowed]=$(median "${rps_true[@]}")
 R[lk_false_allowed]=$(median "${rps_false[@]}")
 R[lk_mixed]=$(rps "http://127.0.0.1:$LOOKOUT_PORT" mixed)
 R[lk_lat]=$(latency "http://127.0.0.1:$LOOKOUT_PORT")
+R[lk_open]=$(open_latency "127.0.0.1:$LOOKOUT_PORT")
 R[lk_rss]=$(rss_mb "${LPIDS[true]}")
 LK_BLOCK=$(curl -s -o /dev/null -w '%{http_code} %{size_download}' -x "http://127.0.0.1:$LOOKOUT_PORT" "http://$BLOCKED_HOST/")
 R[lk_status]=$(curl -s -x "http://127.0.0.1:$LOOKOUT_PORT" http://lookout.invalid/status)
@@ -194,5 +216,10 @@ printf 'logging every request costs %.1f%% of allowed throughput\n' \
   "$(echo "(1 - ${R[lk_true_allowed]} / ${R[lk_false_allowed]}) * 100" | bc -l)"
 printf 'latency at -t1 -c4, ms (p50 / p99): nginx direct %.3f / %.3f; e2guardian %.3f / %.3f (+%.3f p99); Lookout %.3f / %.3f (+%.3f p99)\n' \
   "$D50" "$D99" "$E50" "$E99" "$(echo "$E99 - $D99" | bc -l)" "$L50" "$L99" "$(echo "$L99 - $D99" | bc -l)"
+read -r ED50 ED99 OE50 OE99 OES OEE <<< "${R[e2g_open]}"
+read -r LD50 LD99 OL50 OL99 OLS OLE <<< "${R[lk_open]}"
+printf 'latency at %s req/s (open loop, each beside nginx direct, median of %s), ms (p50 / p99): e2guardian %.3f / %.3f vs direct %.3f / %.3f (+%.3f p99, %s of %s failed); Lookout %.3f / %.3f vs direct %.3f / %.3f (+%.3f p99, %s of %s failed)\n' \
+  "$OPEN_RATE" "$RUNS" "$OE50" "$OE99" "$ED50" "$ED99" "$(echo "$OE99 - $ED99" | bc -l)" "$OEE" "$OES" \
+  "$OL50" "$OL99" "$LD50" "$LD99" "$(echo "$OL99 - $LD99" | bc -l)" "$OLE" "$OLS"
 echo "Lookout status after the runs: ${R[lk_status]}"
 echo "Lookout monitoring (page text and URLs scanned; dropped = queue full): $(grep -h '^monitoring: {' "$OUT"/lookout-true.log | tail -1)"
