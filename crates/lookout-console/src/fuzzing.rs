@@ -10,14 +10,16 @@ pub fn forms(body: &[u8]) -> usize {
     let mut full = format!("{CSRF_FIELD}=t&").into_bytes();
     full.extend_from_slice(body);
     let mut decoded = 0;
+    // Without the token, nothing decodes. `decode_form` checks the token before it reads the
+    // form's own fields, in code shared by every form type, so one type shows it (checking
+    // each of the 22 parsed the body 22 more times per input, slowing every run).
+    assert!(decode_form::<Vec<(String, String)>>(body, "t").is_err() || body_has_token(body));
     macro_rules! each {
         ($($t:ty),* $(,)?) => {
             $(
                 if decode_form::<$t>(&full, "t").is_ok() {
                     decoded += 1;
                 }
-                // Without the token, nothing decodes.
-                assert!(decode_form::<$t>(body, "t").is_err() || body_has_token(body));
             )*
         };
     }
