@@ -35,6 +35,21 @@ fn default_data_dir() -> PathBuf {
     PathBuf::from("lookout-data")
 }
 
+/// `[store]`: where the records are kept. Without a `url`, an SQLite file in the data folder
+/// (`<data_dir>/lookout.db`), which needs no server.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// A PostgreSQL server and database, `postgres://user@host:5432/lookout` (parameters such
+    /// as `?sslmode=verify-full&sslrootcert=/etc/lookout/pg-ca.pem` as libpq reads them).
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    /// A file holding the database user's password (its first line), so that the password is
+    /// not in this file.
+    #[serde(default)]
+    pub password_file: Option<Spanned<PathBuf>>,
+}
+
 /// `[proxy]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -634,7 +649,47 @@ impl Config {
         }
     }
 
+    fn validate_store(&self, c: &mut Checker<'_>) {
+        if let Some(f) = &self.store.password_file {
+            if self.store.url.is_none() {
+                c.problem(
+                    "store.password_file",
+                    Some(f),
+                    "the password is for a PostgreSQL server: set store.url too",
+                );
+            }
+        }
+        let Some(url) = &self.store.url else { return };
+        match url::Url::parse(url.get_ref()) {
+            Err(e) => c.problem(
+                "store.url",
+                Some(url),
+                format!("not a database address: {e}, e.g. \"postgres://lookout@db.college.test/lookout\""),
+            ),
+            Ok(u) if !matches!(u.scheme(), "postgres" | "postgresql") => c.problem(
+                "store.url",
+                Some(url),
+                format!(
+                    "`{}:` is not a PostgreSQL address; use postgres://, or leave store.url out for SQLite in the data folder",
+                    u.scheme()
+                ),
+            ),
+            Ok(u) if u.path().trim_start_matches('/').is_empty() => c.problem(
+                "store.url",
+                Some(url),
+                "name the database, e.g. \"postgres://lookout@db.college.test/lookout\"",
+            ),
+            Ok(u) if u.password().is_some() && self.store.password_file.is_some() => c.problem(
+                "store.url",
+                Some(url),
+                "the password is both in the address and in store.password_file: keep one (the file)",
+            ),
+            Ok(_) => {}
+        }
+    }
+
     pub(crate) fn validate_gateway(&self, c: &mut Checker<'_>) {
+        self.validate_store(c);
         self.validate_ldap(c);
         if let Some(l) = &self.portal.listen {
             if parse_socket_addr(l.get_ref(), 80).is_none() {

@@ -19,7 +19,8 @@ mod monitor;
 pub use gateway::{
     never_inspected, parse_socket_addr, BlockedAnswerConfig, DnsConfig, InspectConfig, LdapConfig,
     LdapGroupConfig, LogConfig, LoginMode, Network, NetworkConfig, PortalConfig, ProxyConfig,
-    RetentionConfig, ServeConfig, SyslogConfig, TrainingConfig, DEFAULT_LOOPBACK_GROUP,
+    RetentionConfig, ServeConfig, StoreConfig, SyslogConfig, TrainingConfig,
+    DEFAULT_LOOPBACK_GROUP,
 };
 
 pub use monitor::{
@@ -100,6 +101,9 @@ pub struct Config {
     /// Where `serve` keeps its data.
     #[serde(default)]
     pub serve: ServeConfig,
+    /// The database: SQLite in the data folder, or a PostgreSQL server.
+    #[serde(default)]
+    pub store: StoreConfig,
     /// The HTTP/HTTPS proxy.
     #[serde(default)]
     pub proxy: ProxyConfig,
@@ -141,6 +145,7 @@ impl Default for Config {
             lists: ListsConfig::default(),
             groups: default_groups(),
             serve: ServeConfig::default(),
+            store: StoreConfig::default(),
             proxy: ProxyConfig::default(),
             dns: DnsConfig::default(),
             networks: Vec::new(),
@@ -570,6 +575,11 @@ impl Config {
             }
         }
         self.resolve_monitor_paths(base);
+        if let Some(f) = self.store.password_file.as_mut() {
+            if f.get_ref().is_relative() {
+                *f = Spanned::new(f.span(), base.join(f.get_ref()));
+            }
+        }
         if let Some(f) = self
             .ldap
             .as_mut()

@@ -81,7 +81,7 @@ async fn start_full(
     log: Option<lookout_store::EventLog>,
 ) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("lookout.db")).await.unwrap();
+    let store = lookout_store::testing::open_in(dir.path()).await.unwrap();
     let scanner = Arc::new(Library::builtin().compile().unwrap());
     let (monitor, _tasks) = Monitor::start(
         scanner,
@@ -1925,7 +1925,7 @@ async fn the_it_admin_manages_people_and_governors_read_figures_without_names() 
 async fn a_failing_activity_log_is_shown_to_those_who_must_act() {
     // The log writes to a database that has gone (its pool closed): every write fails.
     let other = tempfile::tempdir().unwrap();
-    let gone = Store::open(&other.path().join("gone.db")).await.unwrap();
+    let gone = lookout_store::testing::open_in(other.path()).await.unwrap();
     let (log, _writer) =
         lookout_store::EventLog::start(gone.clone(), 100, 10, std::time::Duration::ZERO);
     gone.close().await;

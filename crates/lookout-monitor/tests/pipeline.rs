@@ -77,7 +77,7 @@ async fn start_full(
     scan: Option<lookout_monitor::ScanFn>,
 ) -> Harness {
     let db = dir.path().join("lookout.db");
-    let store = Store::open(&db).await.unwrap();
+    let store = lookout_store::testing::open_in(dir.path()).await.unwrap();
     let scanner = Arc::new(Library::builtin().compile().unwrap());
     let (monitor, tasks) = match scan {
         Some(scan) => Monitor::start_scanning_with(scan, store.clone(), settings, model),
@@ -737,7 +737,7 @@ async fn a_model_that_falls_behind_lets_phrase_findings_through_and_says_so() {
     // The model never comes: what it held goes through too, nothing is lost.
     release.send(()).unwrap();
     let dir = h.stop().await;
-    let store = Store::open(&dir.path().join("lookout.db")).await.unwrap();
+    let store = lookout_store::testing::open_in(dir.path()).await.unwrap();
     let alerts = store.alerts(None, 10).await.unwrap();
     assert_eq!(alerts[0].findings, 5, "{alerts:?}");
     store.close().await;
@@ -791,7 +791,7 @@ async fn a_panic_in_one_texts_scan_is_contained_and_the_text_kept() {
     .expect("the other texts are scanned and alert");
     assert_eq!(m["scan_panics"], 2, "{m}");
     let dir = h.stop().await;
-    let store = Store::open(&dir.path().join("lookout.db")).await.unwrap();
+    let store = lookout_store::testing::open_in(dir.path()).await.unwrap();
     let kept = store.unscanned().await.unwrap();
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert!(kept[0].text.starts_with("(always)") && kept[0].error == "injected fault");

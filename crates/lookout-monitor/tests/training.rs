@@ -25,7 +25,7 @@ async fn person(store: &Store, name: &str, role: Role, email: &str) {
 #[tokio::test]
 async fn people_with_training_to_do_get_one_reminder_per_period() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("lookout.db")).await.unwrap();
+    let store = lookout_store::testing::open_in(dir.path()).await.unwrap();
     person(&store, "sam", Role::Staff, "sam@college.test").await;
     person(&store, "tia", Role::Staff, "tia@college.test").await;
     person(&store, "noemail", Role::Staff, "").await;

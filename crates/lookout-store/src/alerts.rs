@@ -5,7 +5,7 @@
 //! are resumed at the next start.
 
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::{new_reference, now_ms, Store, StoreError};
@@ -157,7 +157,7 @@ fn token_hash(secret: &str) -> String {
 
 pub(crate) const ALERT_COLUMNS: &str = "id, reference, created_ms, updated_ms, status, category, severity, score, subject, username, client_ip, device, group_name, source, findings";
 
-pub(crate) fn alert_row(r: &SqliteRow) -> Alert {
+pub(crate) fn alert_row(r: &AnyRow) -> Alert {
     Alert {
         id: r.get("id"),
         reference: r.get("reference"),
@@ -177,7 +177,7 @@ pub(crate) fn alert_row(r: &SqliteRow) -> Alert {
     }
 }
 
-fn token_row(r: &SqliteRow) -> ApiToken {
+fn token_row(r: &AnyRow) -> ApiToken {
     let scope: String = r.get("scope");
     ApiToken {
         id: r.get("id"),
@@ -207,7 +207,7 @@ impl Store {
         );
         let row = sqlx::query(
             "INSERT INTO api_tokens (name, scope, token_hash, username, group_name, created_ms) \
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING id, name, scope, username, group_name, created_ms, revoked",
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, name, scope, username, group_name, created_ms, revoked",
         )
         .bind(name)
         .bind(scope.slug())
@@ -224,7 +224,7 @@ impl Store {
     pub async fn token(&self, secret: &str) -> Result<Option<ApiToken>, StoreError> {
         let row = sqlx::query(
             "SELECT id, name, scope, username, group_name, created_ms, revoked FROM api_tokens \
-             WHERE token_hash = ? AND revoked = 0",
+             WHERE token_hash = $1 AND revoked = 0",
         )
         .bind(token_hash(secret))
         .fetch_optional(&self.pool)
@@ -244,7 +244,7 @@ impl Store {
 
     /// Revokes a token by name; false if there is none.
     pub async fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query("UPDATE api_tokens SET revoked = 1 WHERE name = ?")
+        let r = sqlx::query("UPDATE api_tokens SET revoked = 1 WHERE name = $1")
             .bind(name)
             .execute(&self.pool)
             .await?;
@@ -266,10 +266,10 @@ impl Store {
         // IMMEDIATE: take the write lock first. A deferred transaction that reads, then writes,
         // fails at once (SQLITE_BUSY) if another writer committed in between, instead of
         // waiting its turn.
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let open = sqlx::query(&format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts WHERE subject = ? AND category = ? AND status = 'new' \
-             AND updated_ms >= ? ORDER BY id DESC LIMIT 1"
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE subject = $1 AND category = $2 AND status = 'new' \
+             AND updated_ms >= $3 ORDER BY id DESC LIMIT 1"
         ))
         .bind(&key)
         .bind(&finding.category)
@@ -287,8 +287,8 @@ impl Store {
                     &a.severity
                 };
                 sqlx::query(
-                    "UPDATE alerts SET updated_ms = ?, severity = ?, score = ?, findings = findings + 1 \
-                     WHERE id = ?",
+                    "UPDATE alerts SET updated_ms = $1, severity = $2, score = $3, findings = findings + 1 \
+                     WHERE id = $4",
                 )
                 .bind(finding.at_ms.max(a.updated_ms))
                 .bind(severity)
@@ -302,7 +302,7 @@ impl Store {
                 let id: i64 = sqlx::query(
                     "INSERT INTO alerts (reference, created_ms, updated_ms, category, severity, score, \
                      subject, username, client_ip, device, group_name, source) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
                 )
                 .bind(new_reference())
                 .bind(finding.at_ms)
@@ -324,7 +324,7 @@ impl Store {
         };
         sqlx::query(
             "INSERT INTO alert_findings (alert_id, at_ms, source, severity, score, evidence, context, rules, location) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(alert_id)
         .bind(finding.at_ms)
@@ -341,7 +341,7 @@ impl Store {
         if (created || escalated) && finding.severity == "danger" {
             for ch in danger_channels {
                 sqlx::query(
-                    "INSERT INTO alert_deliveries (alert_id, channel, created_ms) VALUES (?, ?, ?)",
+                    "INSERT INTO alert_deliveries (alert_id, channel, created_ms) VALUES ($1, $2, $3)",
                 )
                 .bind(alert_id)
                 .bind(ch)
@@ -351,7 +351,7 @@ impl Store {
                 deliveries.push((*ch).to_owned());
             }
         }
-        let alert = sqlx::query(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?"))
+        let alert = sqlx::query(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"))
             .bind(alert_id)
             .fetch_one(&mut *tx)
             .await?;
@@ -371,7 +371,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<Alert>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts WHERE updated_ms >= ? ORDER BY updated_ms DESC, id DESC LIMIT ?"
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE updated_ms >= $1 ORDER BY updated_ms DESC, id DESC LIMIT $2"
         ))
         .bind(after_ms.unwrap_or(i64::MIN))
         .bind(i64::from(limit))
@@ -382,7 +382,7 @@ impl Store {
 
     /// One alert with its findings (oldest first).
     pub async fn alert(&self, id: i64) -> Result<Option<(Alert, Vec<StoredFinding>)>, StoreError> {
-        let Some(a) = sqlx::query(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?"))
+        let Some(a) = sqlx::query(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
@@ -392,7 +392,7 @@ impl Store {
         let alert = alert_row(&a);
         let rows = sqlx::query(
             "SELECT id, alert_id, at_ms, source, severity, score, evidence, context, rules, location \
-             FROM alert_findings WHERE alert_id = ? ORDER BY id",
+             FROM alert_findings WHERE alert_id = $1 ORDER BY id",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -455,7 +455,7 @@ impl Store {
         match outcome {
             Ok(()) => {
                 sqlx::query(
-                    "UPDATE alert_deliveries SET status = 'sent', attempts = attempts + 1, sent_ms = ? WHERE id = ?",
+                    "UPDATE alert_deliveries SET status = 'sent', attempts = attempts + 1, sent_ms = $1 WHERE id = $2",
                 )
                 .bind(now_ms())
                 .bind(id)
@@ -464,7 +464,7 @@ impl Store {
             }
             Err(e) => {
                 sqlx::query(
-                    "UPDATE alert_deliveries SET status = ?, attempts = attempts + 1, last_error = ? WHERE id = ?",
+                    "UPDATE alert_deliveries SET status = $1, attempts = attempts + 1, last_error = $2 WHERE id = $3",
                 )
                 .bind(if give_up { "failed" } else { "pending" })
                 .bind(e)
@@ -483,7 +483,7 @@ impl Store {
         to_ms: i64,
     ) -> Result<Vec<Alert>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts WHERE created_ms >= ? AND created_ms < ? ORDER BY id"
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE created_ms >= $1 AND created_ms < $2 ORDER BY id"
         ))
         .bind(from_ms)
         .bind(to_ms)
@@ -507,13 +507,15 @@ impl Store {
         to_ms: i64,
         alerts: i64,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO digests (sent_ms, from_ms, to_ms, alerts) VALUES (?, ?, ?, ?)")
-            .bind(now_ms())
-            .bind(from_ms)
-            .bind(to_ms)
-            .bind(alerts)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO digests (sent_ms, from_ms, to_ms, alerts) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(now_ms())
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(alerts)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 }

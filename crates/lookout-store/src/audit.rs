@@ -6,7 +6,7 @@
 use sha2::{Digest as _, Sha256};
 use sqlx::Row;
 
-use crate::{now_ms, Store, StoreError};
+use crate::{now_ms, Sql, Store, StoreError};
 
 /// The `prev_hash` of the first row.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -157,7 +157,7 @@ pub struct AuditFilter {
     pub limit: Option<u32>,
 }
 
-fn row_from(r: &sqlx::sqlite::SqliteRow) -> AuditRow {
+fn row_from(r: &sqlx::any::AnyRow) -> AuditRow {
     AuditRow {
         seq: r.get("seq"),
         at_ms: r.get("at_ms"),
@@ -174,7 +174,7 @@ fn row_from(r: &sqlx::sqlite::SqliteRow) -> AuditRow {
 /// Appends to the chain inside a transaction that already holds the write lock (`BEGIN
 /// IMMEDIATE`), so that the change and its record commit together.
 pub(crate) async fn append(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     e: &AuditEntry,
 ) -> Result<i64, StoreError> {
     let last: Option<(i64, String)> =
@@ -194,7 +194,7 @@ pub(crate) async fn append(
     );
     sqlx::query(
         "INSERT INTO audit_log (seq, at_ms, actor, action, target, detail, client_ip, prev_hash, hash) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(seq)
     .bind(at)
@@ -213,7 +213,7 @@ pub(crate) async fn append(
 impl Store {
     /// Puts one entry on record; returns its sequence number.
     pub async fn audit(&self, e: &AuditEntry) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let seq = append(&mut tx, e).await?;
         tx.commit().await?;
         Ok(seq)
@@ -221,37 +221,26 @@ impl Store {
 
     /// Rows, newest first.
     pub async fn audit_log(&self, f: &AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
-        let mut sql = String::from("SELECT * FROM audit_log WHERE 1 = 1");
-        if f.actor.is_some() {
-            sql.push_str(" AND actor = ?");
-        }
-        if f.action.is_some() {
-            sql.push_str(" AND substr(action, 1, length(?)) = ?");
-        }
-        if f.target.is_some() {
-            sql.push_str(" AND target = ?");
-        }
-        if f.before_seq.is_some() {
-            sql.push_str(" AND seq < ?");
-        }
-        sql.push_str(" ORDER BY seq DESC LIMIT ?");
-        let mut q = sqlx::query(&sql);
+        let mut q = Sql::new("SELECT * FROM audit_log WHERE 1 = 1");
         if let Some(a) = &f.actor {
-            q = q.bind(a);
+            q.push(" AND actor = ").push_bind(a.clone());
         }
         if let Some(a) = &f.action {
-            q = q.bind(a).bind(a);
+            q.push(" AND substr(action, 1, length(")
+                .push_bind(a.clone())
+                .push(")) = ")
+                .push_bind(a.clone());
         }
         if let Some(t) = &f.target {
-            q = q.bind(t);
+            q.push(" AND target = ").push_bind(t.clone());
         }
         if let Some(b) = f.before_seq {
-            q = q.bind(b);
+            q.push(" AND seq < ").push_bind(b);
         }
-        let rows = q
-            .bind(i64::from(f.limit.unwrap_or(100)))
-            .fetch_all(&self.pool)
-            .await?;
+        q.push(" ORDER BY seq DESC LIMIT ")
+            .push_bind(i64::from(f.limit.unwrap_or(100)));
+        let (sql, args) = q.into_parts();
+        let rows = sqlx::query_with(&sql, args).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(row_from).collect())
     }
 
@@ -268,7 +257,7 @@ impl Store {
     /// The hash of row `seq`, if it exists.
     pub async fn audit_hash_at(&self, seq: i64) -> Result<Option<String>, StoreError> {
         Ok(
-            sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = ?")
+            sqlx::query_scalar("SELECT hash FROM audit_log WHERE seq = $1")
                 .bind(seq)
                 .fetch_optional(&self.pool)
                 .await?,
@@ -281,10 +270,11 @@ impl Store {
         let mut prev: Option<AuditRow> = None;
         let mut after = i64::MIN;
         loop {
-            let rows = sqlx::query("SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT 5000")
-                .bind(after)
-                .fetch_all(&self.pool)
-                .await?;
+            let rows =
+                sqlx::query("SELECT * FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT 5000")
+                    .bind(after)
+                    .fetch_all(&self.pool)
+                    .await?;
             if rows.is_empty() {
                 break;
             }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use sqlx::Row;
 
-use crate::{now_ms, Store, StoreError};
+use crate::{now_ms, Dialect, Store, StoreError};
 
 impl Store {
     /// Whether the file at `path` is a Lookout database (it has Lookout's schema history),
@@ -35,6 +35,11 @@ impl Store {
 
     /// Writes a consistent copy of the database to `dest`, which must not exist yet.
     pub async fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
+        if self.dialect == Dialect::Postgres {
+            return Err(StoreError::Unsupported(
+                "lookout backup copies an SQLite database; back up PostgreSQL with pg_dump",
+            ));
+        }
         let dest = dest.to_str().ok_or_else(|| {
             StoreError::Query(sqlx::Error::Protocol(format!(
                 "the backup path {} is not valid UTF-8",
@@ -51,6 +56,11 @@ impl Store {
     /// SQLite's own check of every page and index: empty when the file is sound, otherwise
     /// what is wrong (at most 20 problems).
     pub async fn integrity_problems(&self) -> Result<Vec<String>, StoreError> {
+        if self.dialect == Dialect::Postgres {
+            return Err(StoreError::Unsupported(
+                "the integrity check reads an SQLite file; PostgreSQL checks its own pages (amcheck)",
+            ));
+        }
         let rows = sqlx::query("PRAGMA integrity_check(20)")
             .fetch_all(&self.pool)
             .await?;

@@ -44,7 +44,7 @@ pub struct Acceptance {
     pub client_ip: String,
 }
 
-fn briefing_from_row(r: &sqlx::sqlite::SqliteRow) -> Briefing {
+fn briefing_from_row(r: &sqlx::any::AnyRow) -> Briefing {
     Briefing {
         id: r.get("id"),
         group: r.get("group_name"),
@@ -63,10 +63,10 @@ impl Store {
         b: &NewBriefing<'_>,
         audit: &AuditEntry,
     ) -> Result<Briefing, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query(
             "INSERT INTO briefings (group_name, title, briefing, terms, published_ms, published_by) \
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
         )
         .bind(b.group)
         .bind(b.title)
@@ -98,7 +98,7 @@ impl Store {
     /// latest for everyone; `None` when nothing was published.
     pub async fn current_briefing(&self, group: &str) -> Result<Option<Briefing>, StoreError> {
         let row = sqlx::query(
-            "SELECT * FROM briefings WHERE group_name = ? OR group_name IS NULL \
+            "SELECT * FROM briefings WHERE group_name = $1 OR group_name IS NULL \
              ORDER BY CASE WHEN group_name IS NULL THEN 1 ELSE 0 END, id DESC LIMIT 1",
         )
         .bind(group)
@@ -109,7 +109,7 @@ impl Store {
 
     /// One version.
     pub async fn briefing(&self, id: i64) -> Result<Option<Briefing>, StoreError> {
-        let row = sqlx::query("SELECT * FROM briefings WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM briefings WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -134,7 +134,7 @@ impl Store {
             return Ok(None);
         };
         let accepted: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM acceptances WHERE username = ? AND briefing_id = ?",
+            "SELECT count(*) FROM acceptances WHERE username = $1 AND briefing_id = $2",
         )
         .bind(username)
         .bind(current.id)
@@ -153,9 +153,9 @@ impl Store {
         expires_ms: i64,
     ) -> Result<(), UserError> {
         let username = normalize_username(username)?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
-            "INSERT INTO acceptances (username, briefing_id, at_ms, client_ip) VALUES (?, ?, ?, ?)",
+            "INSERT INTO acceptances (username, briefing_id, at_ms, client_ip) VALUES ($1, $2, $3, $4)",
         )
         .bind(&username)
         .bind(briefing_id)
@@ -183,7 +183,7 @@ impl Store {
     ) -> Result<Vec<Acceptance>, StoreError> {
         let rows = sqlx::query(
             "SELECT username, briefing_id, at_ms, client_ip FROM acceptances \
-             WHERE ? IS NULL OR briefing_id = ? ORDER BY at_ms DESC, id DESC",
+             WHERE $1 IS NULL OR briefing_id = $2 ORDER BY at_ms DESC, id DESC",
         )
         .bind(briefing_id)
         .bind(briefing_id)
@@ -213,16 +213,16 @@ impl Store {
 
 /// Signs `username` in at `ip` until `expires_ms`, replacing whoever was signed in there.
 pub(crate) async fn bind_address(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     ip: IpAddr,
     username: &str,
     expires_ms: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM ip_sessions WHERE ip = ?")
+    sqlx::query("DELETE FROM ip_sessions WHERE ip = $1")
         .bind(ip.to_string())
         .execute(&mut *tx)
         .await?;
-    sqlx::query("INSERT INTO ip_sessions (ip, username, expires_ms) VALUES (?, ?, ?)")
+    sqlx::query("INSERT INTO ip_sessions (ip, username, expires_ms) VALUES ($1, $2, $3)")
         .bind(ip.to_string())
         .bind(username)
         .bind(expires_ms)

@@ -70,7 +70,7 @@ impl From<sqlx::Error> for CosignError {
     }
 }
 
-fn check_row(r: &sqlx::sqlite::SqliteRow) -> Check {
+fn check_row(r: &sqlx::any::AnyRow) -> Check {
     Check {
         id: r.get("id"),
         content: serde_json::from_str(&r.get::<String, _>("content")).unwrap_or(Value::Null),
@@ -98,7 +98,7 @@ impl Store {
         signature: &str,
         audit: &AuditEntry,
     ) -> Result<Check, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let prev: String = sqlx::query_scalar("SELECT hash FROM checks ORDER BY id DESC LIMIT 1")
             .fetch_optional(&mut *tx)
             .await?
@@ -106,7 +106,7 @@ impl Store {
         let hash = check_hash(&prev, content, signature);
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO checks (content, dsl, dsl_key_id, dsl_signature, signed_ms, prev_hash, hash) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(String::from_utf8_lossy(&canonical_json(content)).into_owned())
         .bind(dsl)
@@ -136,8 +136,8 @@ impl Store {
         at_ms: i64,
         audit: &AuditEntry,
     ) -> Result<Check, CosignError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let Some(row) = sqlx::query("SELECT * FROM checks WHERE id = ?")
+        let mut tx = self.write_tx().await?;
+        let Some(row) = sqlx::query("SELECT * FROM checks WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?
@@ -152,7 +152,7 @@ impl Store {
             return Err(CosignError::OwnCheck);
         }
         sqlx::query(
-            "UPDATE checks SET supervisor = ?, supervisor_key_id = ?, supervisor_signature = ?, cosigned_ms = ? WHERE id = ?",
+            "UPDATE checks SET supervisor = $1, supervisor_key_id = $2, supervisor_signature = $3, cosigned_ms = $4 WHERE id = $5",
         )
         .bind(supervisor)
         .bind(key_id)
@@ -170,7 +170,7 @@ impl Store {
     }
 
     pub async fn check(&self, id: i64) -> Result<Option<Check>, StoreError> {
-        let row = sqlx::query("SELECT * FROM checks WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM checks WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -179,7 +179,7 @@ impl Store {
 
     /// Every check, newest first.
     pub async fn checks(&self, limit: u32) -> Result<Vec<Check>, StoreError> {
-        let rows = sqlx::query("SELECT * FROM checks ORDER BY id DESC LIMIT ?")
+        let rows = sqlx::query("SELECT * FROM checks ORDER BY id DESC LIMIT $1")
             .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;

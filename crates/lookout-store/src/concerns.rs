@@ -40,7 +40,7 @@ pub struct Concern {
     pub alert_status: Option<String>,
 }
 
-fn concern_row(r: &sqlx::sqlite::SqliteRow) -> Concern {
+fn concern_row(r: &sqlx::any::AnyRow) -> Concern {
     Concern {
         id: r.get("id"),
         reference: r.get("reference"),
@@ -68,14 +68,14 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<Concern, StoreError> {
         let now = now_ms();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM concerns")
             .fetch_one(&mut *tx)
             .await?;
         let reference = format!("CON-{:05}", n + 1);
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO concerns (reference, at_ms, reporter, about, what, place, urgency, block_ref, block_url, alert_id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(&reference)
         .bind(now)
@@ -100,7 +100,7 @@ impl Store {
 
     /// One concern.
     pub async fn concern(&self, id: i64) -> Result<Option<Concern>, StoreError> {
-        let row = sqlx::query(&format!("{CONCERN_SELECT} WHERE c.id = ?"))
+        let row = sqlx::query(&format!("{CONCERN_SELECT} WHERE c.id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -109,7 +109,7 @@ impl Store {
 
     /// The concern raised as alert `alert_id`, if any.
     pub async fn concern_for_alert(&self, alert_id: i64) -> Result<Option<Concern>, StoreError> {
-        let row = sqlx::query(&format!("{CONCERN_SELECT} WHERE c.alert_id = ?"))
+        let row = sqlx::query(&format!("{CONCERN_SELECT} WHERE c.alert_id = $1"))
             .bind(alert_id)
             .fetch_optional(&self.pool)
             .await?;
@@ -119,7 +119,7 @@ impl Store {
     /// Concerns a person reported, newest first.
     pub async fn concerns_by(&self, reporter: &str) -> Result<Vec<Concern>, StoreError> {
         let rows = sqlx::query(&format!(
-            "{CONCERN_SELECT} WHERE c.reporter = ? ORDER BY c.at_ms DESC, c.id DESC"
+            "{CONCERN_SELECT} WHERE c.reporter = $1 ORDER BY c.at_ms DESC, c.id DESC"
         ))
         .bind(reporter)
         .fetch_all(&self.pool)
@@ -132,7 +132,7 @@ impl Store {
     /// How many concerns were reported at or after `since_ms`.
     pub async fn concerns_since(&self, since_ms: i64) -> Result<i64, StoreError> {
         Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM concerns WHERE at_ms >= ?")
+            sqlx::query_scalar("SELECT COUNT(*) FROM concerns WHERE at_ms >= $1")
                 .bind(since_ms)
                 .fetch_one(&self.pool)
                 .await?,

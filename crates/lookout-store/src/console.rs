@@ -87,7 +87,7 @@ static DUMMY_HASH: LazyLock<String> =
 const ACCOUNT_COLUMNS: &str =
     "totp_secret, totp_last_step, failed_sign_ins, locked_until_ms, must_change_password";
 
-fn account_from_row(row: &sqlx::sqlite::SqliteRow) -> Account {
+fn account_from_row(row: &sqlx::any::AnyRow) -> Account {
     Account {
         user: crate::users::user_from_row(row),
         totp_secret: row.get("totp_secret"),
@@ -104,7 +104,7 @@ impl Store {
             return Ok(None);
         };
         let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS}, {ACCOUNT_COLUMNS} FROM users WHERE username = ?"
+            "SELECT {USER_COLUMNS}, {ACCOUNT_COLUMNS} FROM users WHERE username = $1"
         ))
         .bind(username)
         .fetch_optional(&self.pool)
@@ -132,7 +132,7 @@ impl Store {
         let row = match normalize_username(username) {
             Ok(name) => {
                 sqlx::query(&format!(
-                    "SELECT {USER_COLUMNS}, {ACCOUNT_COLUMNS} FROM users WHERE username = ?"
+                    "SELECT {USER_COLUMNS}, {ACCOUNT_COLUMNS} FROM users WHERE username = $1"
                 ))
                 .bind(name)
                 .fetch_optional(&self.pool)
@@ -165,7 +165,7 @@ impl Store {
     pub async fn sign_in_failed(&self, username: &str) -> Result<Option<i64>, StoreError> {
         let now = now_ms();
         let failures: Option<i64> = sqlx::query_scalar(
-            "UPDATE users SET failed_sign_ins = failed_sign_ins + 1 WHERE username = ? \
+            "UPDATE users SET failed_sign_ins = failed_sign_ins + 1 WHERE username = $1 \
              RETURNING failed_sign_ins",
         )
         .bind(username)
@@ -175,20 +175,24 @@ impl Store {
             return Ok(None);
         }
         let until = now + LOCK_MS;
-        sqlx::query("UPDATE users SET failed_sign_ins = 0, locked_until_ms = ? WHERE username = ?")
-            .bind(until)
-            .bind(username)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE users SET failed_sign_ins = 0, locked_until_ms = $1 WHERE username = $2",
+        )
+        .bind(until)
+        .bind(username)
+        .execute(&self.pool)
+        .await?;
         Ok(Some(until))
     }
 
     /// Clears the failure count after a complete sign-in.
     pub async fn sign_in_succeeded(&self, username: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE users SET failed_sign_ins = 0, locked_until_ms = 0 WHERE username = ?")
-            .bind(username)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE users SET failed_sign_ins = 0, locked_until_ms = 0 WHERE username = $1",
+        )
+        .bind(username)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -196,7 +200,7 @@ impl Store {
     pub async fn unlock_account(&self, username: &str) -> Result<(), UserError> {
         let username = normalize_username(username)?;
         let n = sqlx::query(
-            "UPDATE users SET failed_sign_ins = 0, locked_until_ms = 0 WHERE username = ?",
+            "UPDATE users SET failed_sign_ins = 0, locked_until_ms = 0 WHERE username = $1",
         )
         .bind(&username)
         .execute(&self.pool)
@@ -208,7 +212,7 @@ impl Store {
     /// Sets a user's console role.
     pub async fn set_role(&self, username: &str, role: Role) -> Result<(), UserError> {
         let username = normalize_username(username)?;
-        let n = sqlx::query("UPDATE users SET role = ?, updated_ms = ? WHERE username = ?")
+        let n = sqlx::query("UPDATE users SET role = $1, updated_ms = $2 WHERE username = $3")
             .bind(role.slug())
             .bind(now_ms())
             .bind(&username)
@@ -221,7 +225,7 @@ impl Store {
     /// Enabled users with `role`.
     pub async fn users_with_role(&self, role: Role) -> Result<Vec<User>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE role = ? AND disabled = 0 ORDER BY username"
+            "SELECT {USER_COLUMNS} FROM users WHERE role = $1 AND disabled = 0 ORDER BY username"
         ))
         .bind(role.slug())
         .fetch_all(&self.pool)
@@ -237,7 +241,7 @@ impl Store {
     ) -> Result<(), UserError> {
         let username = normalize_username(username)?;
         let n = sqlx::query(
-            "UPDATE users SET totp_secret = ?, totp_last_step = 0, updated_ms = ? WHERE username = ?",
+            "UPDATE users SET totp_secret = $1, totp_last_step = 0, updated_ms = $2 WHERE username = $3",
         )
         .bind(secret)
         .bind(now_ms())
@@ -253,7 +257,7 @@ impl Store {
     pub async fn use_totp_step(&self, username: &str, step: u64) -> Result<bool, StoreError> {
         let step = i64::try_from(step).unwrap_or(i64::MAX);
         let n = sqlx::query(
-            "UPDATE users SET totp_last_step = ? WHERE username = ? AND totp_last_step < ?",
+            "UPDATE users SET totp_last_step = $1 WHERE username = $2 AND totp_last_step < $3",
         )
         .bind(step)
         .bind(username)
@@ -271,7 +275,7 @@ impl Store {
         password: &str,
     ) -> Result<(), UserError> {
         self.set_password(username, password).await?;
-        sqlx::query("UPDATE users SET must_change_password = 1 WHERE username = ?")
+        sqlx::query("UPDATE users SET must_change_password = 1 WHERE username = $1")
             .bind(normalize_username(username)?)
             .execute(&self.pool)
             .await?;
@@ -290,7 +294,7 @@ impl Store {
         let hash = hash_password(password)?;
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "UPDATE users SET password_hash = ?, must_change_password = 0, updated_ms = ? WHERE username = ?",
+            "UPDATE users SET password_hash = $1, must_change_password = 0, updated_ms = $2 WHERE username = $3",
         )
         .bind(hash)
         .bind(now_ms())
@@ -299,7 +303,7 @@ impl Store {
         .await?;
         if let Some(key) = resealed {
             sqlx::query(
-                "UPDATE signing_keys SET sealed_secret = ? WHERE username = ? AND public_key = ? AND retired_ms IS NULL",
+                "UPDATE signing_keys SET sealed_secret = $1 WHERE username = $2 AND public_key = $3 AND retired_ms IS NULL",
             )
             .bind(&key.sealed)
             .bind(&username)
@@ -318,7 +322,7 @@ impl Store {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO console_sessions (id_hash, username, stage, csrf, created_ms, last_seen_ms, expires_ms, client_ip, user_agent) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(s.id_hash)
         .bind(s.username)
@@ -340,7 +344,7 @@ impl Store {
             "SELECT s.id_hash, s.stage, s.csrf, s.created_ms, s.last_seen_ms, s.expires_ms, \
              u.{}, u.{} \
              FROM console_sessions s JOIN users u ON u.username = s.username \
-             WHERE s.id_hash = ? AND s.expires_ms > ? AND u.disabled = 0",
+             WHERE s.id_hash = $1 AND s.expires_ms > $2 AND u.disabled = 0",
             USER_COLUMNS.replace(", ", ", u."),
             ACCOUNT_COLUMNS.replace(", ", ", u."),
         ))
@@ -367,7 +371,7 @@ impl Store {
         expires_ms: i64,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE console_sessions SET last_seen_ms = ?, expires_ms = ? WHERE id_hash = ?",
+            "UPDATE console_sessions SET last_seen_ms = $1, expires_ms = $2 WHERE id_hash = $3",
         )
         .bind(now)
         .bind(expires_ms)
@@ -379,7 +383,7 @@ impl Store {
 
     /// Ends a session.
     pub async fn end_session(&self, id_hash: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM console_sessions WHERE id_hash = ?")
+        sqlx::query("DELETE FROM console_sessions WHERE id_hash = $1")
             .bind(id_hash)
             .execute(&self.pool)
             .await?;
@@ -393,7 +397,7 @@ impl Store {
         keep: Option<&str>,
     ) -> Result<u64, StoreError> {
         Ok(
-            sqlx::query("DELETE FROM console_sessions WHERE username = ? AND id_hash <> ?")
+            sqlx::query("DELETE FROM console_sessions WHERE username = $1 AND id_hash <> $2")
                 .bind(username)
                 .bind(keep.unwrap_or(""))
                 .execute(&self.pool)
@@ -405,7 +409,7 @@ impl Store {
     /// Removes expired sessions.
     pub async fn purge_sessions(&self, now: i64) -> Result<u64, StoreError> {
         Ok(
-            sqlx::query("DELETE FROM console_sessions WHERE expires_ms <= ?")
+            sqlx::query("DELETE FROM console_sessions WHERE expires_ms <= $1")
                 .bind(now)
                 .execute(&self.pool)
                 .await?
@@ -419,7 +423,7 @@ impl Store {
     pub async fn signing_key(&self, username: &str) -> Result<Option<StoredKey>, StoreError> {
         let row = sqlx::query(
             "SELECT id, username, public_key, sealed_secret, created_ms, retired_ms FROM signing_keys \
-             WHERE username = ? AND retired_ms IS NULL ORDER BY id DESC LIMIT 1",
+             WHERE username = $1 AND retired_ms IS NULL ORDER BY id DESC LIMIT 1",
         )
         .bind(username)
         .fetch_optional(&self.pool)
@@ -430,7 +434,7 @@ impl Store {
     /// A signing key by its id (current or retired), for verifying old signatures.
     pub async fn signing_key_by_id(&self, id: i64) -> Result<Option<StoredKey>, StoreError> {
         let row = sqlx::query(
-            "SELECT id, username, public_key, sealed_secret, created_ms, retired_ms FROM signing_keys WHERE id = ?",
+            "SELECT id, username, public_key, sealed_secret, created_ms, retired_ms FROM signing_keys WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -448,14 +452,14 @@ impl Store {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "UPDATE signing_keys SET retired_ms = ?, sealed_secret = NULL WHERE username = ? AND retired_ms IS NULL",
+            "UPDATE signing_keys SET retired_ms = $1, sealed_secret = NULL WHERE username = $2 AND retired_ms IS NULL",
         )
         .bind(now)
         .bind(username)
         .execute(&mut *tx)
         .await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO signing_keys (username, public_key, sealed_secret, created_ms) VALUES (?, ?, ?, ?) RETURNING id",
+            "INSERT INTO signing_keys (username, public_key, sealed_secret, created_ms) VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(username)
         .bind(&key.public)
@@ -468,7 +472,7 @@ impl Store {
     }
 }
 
-fn key_from_row(r: &sqlx::sqlite::SqliteRow) -> StoredKey {
+fn key_from_row(r: &sqlx::any::AnyRow) -> StoredKey {
     StoredKey {
         id: r.get("id"),
         username: r.get("username"),

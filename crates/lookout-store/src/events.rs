@@ -5,11 +5,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::Row;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
-use crate::{now_ms, Store, StoreError};
+use crate::{now_ms, Sql, Store, StoreError};
 
 /// One decision, as logged.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -396,28 +396,45 @@ async fn record_gaps(store: &Store, counters: &Counters) {
 /// Rows per multi-row insert (16 columns each, well under SQLite's parameter limit).
 const INSERT_ROWS: usize = 64;
 
-fn insert_query(rows: &[Event]) -> QueryBuilder<'_, Sqlite> {
-    let mut q: QueryBuilder<'_, Sqlite> = QueryBuilder::new(
-        "INSERT INTO events (at_ms, reference, service, client_ip, username, group_name, method, url, host, search_term, categories, action, rule, reason, status, bytes) ",
+fn insert_query(rows: &[Event]) -> Sql<'_> {
+    let mut q = Sql::new(
+        "INSERT INTO events (at_ms, reference, service, client_ip, username, group_name, method, url, host, search_term, categories, action, rule, reason, status, bytes) VALUES ",
     );
-    q.push_values(rows, |mut b, e| {
-        b.push_bind(e.at_ms)
-            .push_bind(&e.reference)
+    for (i, e) in rows.iter().enumerate() {
+        q.push(if i == 0 { "(" } else { ", (" });
+        q.push_bind(e.at_ms)
+            .push(", ")
+            .push_bind(e.reference.as_str())
+            .push(", ")
             .push_bind(e.service)
-            .push_bind(&e.client_ip)
-            .push_bind(&e.username)
-            .push_bind(&e.group)
-            .push_bind(&e.method)
-            .push_bind(&e.url)
-            .push_bind(&e.host)
-            .push_bind(&e.search_term)
-            .push_bind(&e.categories)
-            .push_bind(&e.action)
-            .push_bind(&e.rule)
-            .push_bind(&e.reason)
+            .push(", ")
+            .push_bind(e.client_ip.as_str())
+            .push(", ")
+            .push_bind(e.username.as_deref())
+            .push(", ")
+            .push_bind(e.group.as_str())
+            .push(", ")
+            .push_bind(e.method.as_str())
+            .push(", ")
+            .push_bind(e.url.as_str())
+            .push(", ")
+            .push_bind(e.host.as_str())
+            .push(", ")
+            .push_bind(e.search_term.as_deref())
+            .push(", ")
+            .push_bind(e.categories.as_str())
+            .push(", ")
+            .push_bind(e.action.as_str())
+            .push(", ")
+            .push_bind(e.rule.as_str())
+            .push(", ")
+            .push_bind(e.reason.as_str())
+            .push(", ")
             .push_bind(e.status.map(i64::from))
-            .push_bind(i64::try_from(e.bytes).unwrap_or(i64::MAX));
-    });
+            .push(", ")
+            .push_bind(i64::try_from(e.bytes).unwrap_or(i64::MAX))
+            .push(")");
+    }
     q
 }
 
@@ -431,10 +448,12 @@ impl Store {
         // connection's statement cache whatever the batch size.
         let mut chunks = events.chunks_exact(INSERT_ROWS);
         for chunk in chunks.by_ref() {
-            insert_query(chunk).build().execute(&mut *tx).await?;
+            let (sql, args) = insert_query(chunk).into_parts();
+            sqlx::query_with(&sql, args).execute(&mut *tx).await?;
         }
         for one in chunks.remainder().chunks(1) {
-            insert_query(one).build().execute(&mut *tx).await?;
+            let (sql, args) = insert_query(one).into_parts();
+            sqlx::query_with(&sql, args).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -442,7 +461,7 @@ impl Store {
 
     /// Records that `dropped` events were lost.
     pub async fn record_gap(&self, dropped: i64, cause: &str) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO log_gaps (at_ms, dropped, cause) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO log_gaps (at_ms, dropped, cause) VALUES ($1, $2, $3)")
             .bind(now_ms())
             .bind(dropped)
             .bind(cause)
@@ -468,8 +487,7 @@ impl Store {
 
     /// Events matching `filter`, newest first.
     pub async fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut q: QueryBuilder<'_, Sqlite> =
-            QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1"));
+        let mut q = Sql::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1"));
         if let Some(v) = filter.after_id {
             q.push(" AND id > ").push_bind(v);
         }
@@ -514,7 +532,8 @@ impl Store {
         }
         q.push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::from(filter.limit.unwrap_or(100)));
-        let rows = q.build().fetch_all(&self.pool).await?;
+        let (sql, args) = q.into_parts();
+        let rows = sqlx::query_with(&sql, args).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(event_from_row).collect())
     }
 }
@@ -530,7 +549,7 @@ fn escape_like(s: &str) -> String {
     out
 }
 
-fn event_from_row(r: &sqlx::sqlite::SqliteRow) -> StoredEvent {
+fn event_from_row(r: &sqlx::any::AnyRow) -> StoredEvent {
     let service: String = r.get("service");
     StoredEvent {
         id: r.get("id"),

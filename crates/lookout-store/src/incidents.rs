@@ -83,7 +83,7 @@ impl From<sqlx::Error> for IncidentError {
 const INCIDENT_COLUMNS: &str =
     "id, reference, opened_ms, opened_by, title, category, status, updated_ms";
 
-fn incident_row(r: &sqlx::sqlite::SqliteRow) -> Incident {
+fn incident_row(r: &sqlx::any::AnyRow) -> Incident {
     Incident {
         id: r.get("id"),
         reference: r.get("reference"),
@@ -97,7 +97,7 @@ fn incident_row(r: &sqlx::sqlite::SqliteRow) -> Incident {
 }
 
 async fn add_entry(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     incident: i64,
     by: &str,
     e: &NewEntry,
@@ -105,7 +105,7 @@ async fn add_entry(
 ) -> Result<i64, IncidentError> {
     if let Some(c) = e.corrects {
         let owner: Option<i64> =
-            sqlx::query_scalar("SELECT incident_id FROM incident_entries WHERE id = ?")
+            sqlx::query_scalar("SELECT incident_id FROM incident_entries WHERE id = $1")
                 .bind(c)
                 .fetch_optional(&mut *tx)
                 .await?;
@@ -115,7 +115,7 @@ async fn add_entry(
     }
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO incident_entries (incident_id, at_ms, by_user, kind, body, corrects) \
-         VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
     )
     .bind(incident)
     .bind(now)
@@ -127,7 +127,7 @@ async fn add_entry(
     .await?;
     if let Some((username, name)) = &e.person {
         sqlx::query(
-            "INSERT INTO incident_people (incident_id, entry_id, username, name) VALUES (?, ?, ?, ?)",
+            "INSERT INTO incident_people (incident_id, entry_id, username, name) VALUES ($1, $2, $3, $4)",
         )
         .bind(incident)
         .bind(id)
@@ -137,8 +137,8 @@ async fn add_entry(
         .await?;
     }
     sqlx::query(
-        "UPDATE incidents SET updated_ms = ?, title = COALESCE(?, title), \
-         category = COALESCE(?, category), status = COALESCE(?, status) WHERE id = ?",
+        "UPDATE incidents SET updated_ms = $1, title = COALESCE($2, title), \
+         category = COALESCE($3, category), status = COALESCE($4, status) WHERE id = $5",
     )
     .bind(now)
     .bind(&e.title)
@@ -163,17 +163,17 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<Incident, IncidentError> {
         let now = now_ms();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let year = chrono_year(now);
         let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM incidents WHERE substr(reference, 5, 4) = ?")
+            sqlx::query_scalar("SELECT COUNT(*) FROM incidents WHERE substr(reference, 5, 4) = $1")
                 .bind(year.to_string())
                 .fetch_one(&mut *tx)
                 .await?;
         let reference = format!("INC-{year}-{:04}", n + 1);
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO incidents (reference, opened_ms, opened_by, title, category, status, updated_ms) \
-             VALUES (?, ?, ?, ?, ?, 'open', ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, 'open', $6) RETURNING id",
         )
         .bind(&reference)
         .bind(now)
@@ -189,7 +189,7 @@ impl Store {
             add_entry(&mut tx, id, by, &e, now).await?;
             sqlx::query(
                 "INSERT INTO alert_reviews (alert_id, at_ms, by_user, action, reason, incident_id) \
-                 VALUES (?, ?, ?, 'incident', ?, ?)",
+                 VALUES ($1, $2, $3, 'incident', $4, $5)",
             )
             .bind(alert)
             .bind(now)
@@ -198,7 +198,7 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE alerts SET status = 'incident' WHERE id = ?")
+            sqlx::query("UPDATE alerts SET status = 'incident' WHERE id = $1")
                 .bind(alert)
                 .execute(&mut *tx)
                 .await?;
@@ -228,8 +228,8 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<i64, IncidentError> {
         let now = now_ms();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = ?")
+        let mut tx = self.write_tx().await?;
+        let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = $1")
             .bind(incident)
             .fetch_optional(&mut *tx)
             .await?;
@@ -246,7 +246,7 @@ impl Store {
     pub async fn incidents(&self, limit: u32) -> Result<Vec<Incident>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {INCIDENT_COLUMNS} FROM incidents \
-             ORDER BY CASE status WHEN 'open' THEN 0 ELSE 1 END, updated_ms DESC LIMIT ?"
+             ORDER BY CASE status WHEN 'open' THEN 0 ELSE 1 END, updated_ms DESC LIMIT $1"
         ))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
@@ -260,7 +260,7 @@ impl Store {
         id: i64,
     ) -> Result<Option<(Incident, Vec<IncidentEntry>)>, StoreError> {
         let Some(row) = sqlx::query(&format!(
-            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = ?"
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -270,7 +270,7 @@ impl Store {
         };
         let entries = sqlx::query(
             "SELECT id, incident_id, at_ms, by_user, kind, body, corrects FROM incident_entries \
-             WHERE incident_id = ? ORDER BY id",
+             WHERE incident_id = $1 ORDER BY id",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -294,7 +294,7 @@ impl Store {
         let rows =
             sqlx::query(&format!(
             "SELECT DISTINCT {} FROM incidents i JOIN incident_people p ON p.incident_id = i.id \
-             WHERE p.username = ? ORDER BY i.updated_ms DESC",
+             WHERE p.username = $1 ORDER BY i.updated_ms DESC",
             INCIDENT_COLUMNS.replace(", ", ", i.").replacen("id", "i.id", 1)
         ))
             .bind(username)

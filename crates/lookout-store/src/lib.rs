@@ -27,17 +27,16 @@ mod report;
 mod retention;
 mod reviews;
 mod runs;
+pub mod testing;
 mod training;
 mod triage;
 mod unscanned;
 mod users;
 
 use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Arguments, ConnectOptions, Encode, Type};
 
 pub use alerts::{
     Alert, ApiToken, Delivery, NewFinding, Recorded, StoredFinding, Subject, TokenScope,
@@ -93,45 +92,104 @@ pub enum StoreError {
     /// A query failed.
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    /// What was asked is done by the database server's own tools on this dialect.
+    #[error("{0}")]
+    Unsupported(&'static str),
+}
+
+/// Which database server a [`Store`] runs on. The queries are the same for both (numbered
+/// `$1` parameters, which SQLite reads too); the schema is written once per dialect
+/// (`migrations/sqlite`, `migrations/postgres`), and the two differ only where the servers do:
+/// identity columns, BYTEA, trigger functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// The embedded default: one file, no server.
+    Sqlite,
+    /// A PostgreSQL server (`postgres://` URL): several gateways and consoles share it.
+    Postgres,
 }
 
 /// The database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pub(crate) pool: SqlitePool,
+    pub(crate) pool: AnyPool,
+    pub(crate) dialect: Dialect,
     /// Counts briefings published through this `Store` (and its clones), so that a gateway in
     /// the same process asks for the new version at once rather than after its cache expires.
     pub(crate) briefings_published: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
+/// Set on every new SQLite connection, in this order (the busy timeout first, so that the
+/// switch to WAL waits for a lock rather than failing).
+///
+/// FULL: every commit is on the disk before it is acknowledged, so a power cut, an OS crash or
+/// a file system gone read-only after an error (which drops what was not yet synced: measured
+/// with scripts/disk-full-test, NORMAL lost the whole first second of a new database) cannot
+/// take back an acknowledged alert, incident entry or check. One fdatasync per transaction;
+/// the activity log writes one transaction per batch, so its cost shrinks as load grows.
+/// 64 MiB of page cache keeps the log's indexes in memory while it grows; the write-ahead log
+/// is checkpointed every 32 MiB rather than every 4 MiB.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; \
+     PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 8192;";
+
+/// The key of the PostgreSQL advisory lock that [`Store::write_tx`] takes: one writer of
+/// chained and numbered records at a time, as SQLite's `BEGIN IMMEDIATE` gives.
+const PG_WRITE_LOCK: i64 = 0x004c_6f6f_6b6f_7574; // "Lookout" in ASCII
+
 impl Store {
     /// Opens (creating if needed) the SQLite database at `path` and applies migrations.
     pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        let shown = path.display().to_string();
+        let open_err = |why: String| StoreError::Open {
+            path: shown.clone(),
+            source: sqlx::Error::Configuration(why.into()),
+        };
+        // Absolute, so that the URL's first segment is not read as a host name.
+        let absolute = std::path::absolute(path).map_err(|e| open_err(e.to_string()))?;
+        let Some(text) = absolute.to_str() else {
+            return Err(open_err("the path is not valid UTF-8".into()));
+        };
+        let encoded = percent_encode_path(text);
+        Store::connect_url(&format!("sqlite://{encoded}?mode=rwc"), &shown).await
+    }
+
+    /// Opens the database a `[store] url` names: `postgres://user@host/db` (PostgreSQL) or
+    /// `sqlite://path` (SQLite), and applies migrations.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        Store::connect_url(url, &redact_url(url)).await
+    }
+
+    async fn connect_url(url: &str, shown: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
         let open_err = |source| StoreError::Open {
-            path: path.display().to_string(),
+            path: shown.to_owned(),
             source,
         };
-        let options = SqliteConnectOptions::from_str("sqlite:")
-            .map_err(open_err)?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: every commit is on the disk before it is acknowledged, so a power cut, an
-            // OS crash or a file system gone read-only after an error (which drops what was
-            // not yet synced: measured with scripts/disk-full-test, NORMAL lost the whole
-            // first second of a new database) cannot take back an acknowledged alert,
-            // incident entry or check. One fdatasync per transaction; the activity log
-            // writes one transaction per batch, so its cost shrinks as load grows.
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true)
-            // 64 MiB of page cache: the log's indexes stay in memory while it grows.
-            .pragma("cache_size", "-65536")
-            .pragma("temp_store", "memory")
-            // Checkpoint the write-ahead log every 32 MiB rather than every 4 MiB.
-            .pragma("wal_autocheckpoint", "8192");
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+        let dialect = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Dialect::Postgres
+        } else if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else {
+            return Err(open_err(sqlx::Error::Configuration(
+                "the URL must start with postgres:// or sqlite://".into(),
+            )));
+        };
+        let options: AnyConnectOptions = url.parse().map_err(open_err)?;
+        let options = options.disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(match dialect {
+                Dialect::Sqlite => 4,
+                Dialect::Postgres => 8,
+            })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        sqlx::Executor::execute(&mut *conn, SQLITE_PRAGMAS).await?;
+                    }
+                    Ok(())
+                })
+            })
             // A connection whose COMMIT failed (disk full, I/O error) can come back with sqlx
             // still counting an open transaction (SQLite rolled it back, so sqlx's ROLLBACK
             // failed): its next "transaction" would be a savepoint and writes stay stuck until
@@ -146,16 +204,117 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(open_err)?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        match dialect {
+            Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Dialect::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
         Ok(Store {
             pool,
+            dialect,
             briefings_published: std::sync::Arc::default(),
         })
+    }
+
+    /// Which server this store runs on.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// A transaction that writes chained or numbered records (the audit log, incident
+    /// entries, register numbers): it holds the database's one write lock from its start, so
+    /// two writers never read the same chain head. SQLite: `BEGIN IMMEDIATE`; PostgreSQL: a
+    /// transaction-scoped advisory lock, released at commit or rollback.
+    pub(crate) async fn write_tx(&self) -> Result<sqlx::Transaction<'static, Any>, sqlx::Error> {
+        match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                // pg_advisory_xact_lock returns void, which sqlx's Any rows cannot carry.
+                sqlx::query("SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock($1)) AS l")
+                    .bind(PG_WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(tx)
+            }
+        }
     }
 
     /// Closes every connection, after pending writes.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// `text` with every byte that a URL path cannot carry as itself written `%XX`.
+fn percent_encode_path(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// `url` without its password, for error messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            match userinfo.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &userinfo[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A query put together at run time with numbered parameters (`$1`, `$2`, ...), which both
+/// SQLite and PostgreSQL read. (sqlx's `QueryBuilder` for `Any` writes `?`, which PostgreSQL
+/// does not.)
+pub(crate) struct Sql<'q> {
+    text: String,
+    args: AnyArguments<'q>,
+    n: usize,
+}
+
+impl<'q> Sql<'q> {
+    pub(crate) fn new(text: impl Into<String>) -> Sql<'q> {
+        Sql {
+            text: text.into(),
+            args: AnyArguments::default(),
+            n: 0,
+        }
+    }
+
+    /// Appends SQL text.
+    pub(crate) fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends the next parameter's placeholder and binds `value` to it.
+    pub(crate) fn push_bind<T>(&mut self, value: T) -> &mut Self
+    where
+        T: 'q + Encode<'q, Any> + Type<Any>,
+    {
+        self.n += 1;
+        self.text.push('$');
+        self.text.push_str(&self.n.to_string());
+        // Adding to an argument list of owned values cannot fail for the types used here
+        // (integers, text); an encoding error would surface as a query error anyway.
+        if let Err(e) = self.args.add(value) {
+            tracing::warn!("cannot bind a query parameter: {e}");
+        }
+        self
+    }
+
+    /// The text and its arguments, for `sqlx::query_with`.
+    pub(crate) fn into_parts(self) -> (String, AnyArguments<'q>) {
+        (self.text, self.args)
     }
 }
 

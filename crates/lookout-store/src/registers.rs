@@ -63,7 +63,7 @@ pub struct AdminEvent {
     pub note: String,
 }
 
-fn account_from_row(r: &sqlx::sqlite::SqliteRow) -> SocialAccount {
+fn account_from_row(r: &sqlx::any::AnyRow) -> SocialAccount {
     SocialAccount {
         account_id: r.get("account_id"),
         version: r.get("id"),
@@ -109,7 +109,7 @@ fn current_admins(events: &[AdminEvent]) -> Vec<SocialAdmin> {
 /// version of one, else the next unused id of `column` in `table` (inside the caller's
 /// `BEGIN IMMEDIATE` transaction, so two new records never share one).
 pub(crate) async fn record_id(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     id: Option<i64>,
     table: &str,
     column: &str,
@@ -134,11 +134,11 @@ impl Store {
         f: &AccountFields<'_>,
         audit: &AuditEntry,
     ) -> Result<SocialAccount, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let account_id = record_id(&mut tx, account_id, "social_accounts", "account_id").await?;
         let row = sqlx::query(
             "INSERT INTO social_accounts (account_id, at_ms, by_user, platform, handle, purpose, owner, retired) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING *",
         )
         .bind(account_id)
         .bind(now_ms())
@@ -174,7 +174,7 @@ impl Store {
         account_id: i64,
     ) -> Result<Vec<SocialAccount>, StoreError> {
         let rows =
-            sqlx::query("SELECT * FROM social_accounts WHERE account_id = ? ORDER BY id DESC")
+            sqlx::query("SELECT * FROM social_accounts WHERE account_id = $1 ORDER BY id DESC")
                 .bind(account_id)
                 .fetch_all(&self.pool)
                 .await?;
@@ -192,10 +192,10 @@ impl Store {
         note: &str,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO social_admin_events (account_id, admin, is_user, kind, at_ms, by_user, note) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(account_id)
         .bind(admin)
@@ -231,13 +231,13 @@ impl Store {
 
 /// Admin events, oldest first, of one account or all, and of one admin or all.
 async fn admin_events(
-    conn: &mut sqlx::SqliteConnection,
+    conn: &mut sqlx::AnyConnection,
     account_id: Option<i64>,
     admin: Option<&str>,
 ) -> Result<Vec<AdminEvent>, sqlx::Error> {
     let rows = sqlx::query(
-        "SELECT * FROM social_admin_events WHERE (? IS NULL OR account_id = ?) \
-         AND (? IS NULL OR admin = ?) ORDER BY id",
+        "SELECT * FROM social_admin_events WHERE ($1 IS NULL OR account_id = $2) \
+         AND ($3 IS NULL OR admin = $4) ORDER BY id",
     )
     .bind(account_id)
     .bind(account_id)
@@ -262,7 +262,7 @@ async fn admin_events(
 /// Flags `username`'s admin rights on every registered account for revocation (inside the
 /// transaction that disables them); how many were flagged.
 pub(crate) async fn flag_admin_rights(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut sqlx::AnyConnection,
     username: &str,
 ) -> Result<u64, sqlx::Error> {
     // Where they hold rights now and are not flagged already.
@@ -274,7 +274,7 @@ pub(crate) async fn flag_admin_rights(
     for account in &holding {
         sqlx::query(
             "INSERT INTO social_admin_events (account_id, admin, is_user, kind, at_ms, by_user, note) \
-             VALUES (?, ?, 1, 'revoke', ?, 'system', 'their Lookout account was disabled')",
+             VALUES ($1, $2, 1, 'revoke', $3, 'system', 'their Lookout account was disabled')",
         )
         .bind(account)
         .bind(username)
@@ -363,10 +363,10 @@ impl Store {
         next_due_ms: i64,
         audit: &AuditEntry,
     ) -> Result<PolicyReview, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO policy_reviews (at_ms, recorded_by, reviewed_on_ms, reviewers, changes, next_due_ms) \
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(now_ms())
         .bind(&audit.actor)
@@ -434,7 +434,7 @@ pub struct TechFields {
     pub review_due_ms: i64,
 }
 
-fn assessment_from_row(r: &sqlx::sqlite::SqliteRow) -> TechAssessment {
+fn assessment_from_row(r: &sqlx::any::AnyRow) -> TechAssessment {
     TechAssessment {
         assessment_id: r.get("assessment_id"),
         version: r.get("id"),
@@ -462,12 +462,12 @@ impl Store {
         f: &TechFields,
         audit: &AuditEntry,
     ) -> Result<TechAssessment, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let assessment_id =
             record_id(&mut tx, assessment_id, "tech_assessments", "assessment_id").await?;
         let row = sqlx::query(
             "INSERT INTO tech_assessments (assessment_id, at_ms, by_user, name, requested_by, data_held, risks, mitigations, decision, conditions, reviewer, review_due_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING *",
         )
         .bind(assessment_id)
         .bind(now_ms())
@@ -505,7 +505,7 @@ impl Store {
     /// One assessment's versions, newest first.
     pub async fn assessment_history(&self, id: i64) -> Result<Vec<TechAssessment>, StoreError> {
         let rows =
-            sqlx::query("SELECT * FROM tech_assessments WHERE assessment_id = ? ORDER BY id DESC")
+            sqlx::query("SELECT * FROM tech_assessments WHERE assessment_id = $1 ORDER BY id DESC")
                 .bind(id)
                 .fetch_all(&self.pool)
                 .await?;

@@ -38,7 +38,7 @@ impl Store {
         };
         let mut r = Report::default();
         let rows = sqlx::query(
-            "SELECT category, COUNT(*) AS n FROM alerts WHERE created_ms >= ? AND created_ms < ? \
+            "SELECT category, COUNT(*) AS n FROM alerts WHERE created_ms >= $1 AND created_ms < $2 \
              GROUP BY category ORDER BY n DESC, category",
         )
         .bind(from_ms)
@@ -51,7 +51,7 @@ impl Store {
             .collect();
         for (i, sev) in ["danger", "caution", "advisory"].iter().enumerate() {
             r.alerts_by_severity[i] = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM alerts WHERE created_ms >= ? AND created_ms < ? AND severity = ?",
+                "SELECT COUNT(*) FROM alerts WHERE created_ms >= $1 AND created_ms < $2 AND severity = $3",
             )
             .bind(from_ms)
             .bind(to_ms)
@@ -59,27 +59,29 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         }
-        r.false_alarms = count("SELECT COUNT(*) FROM alert_reviews WHERE at_ms >= ? AND at_ms < ? AND action = 'dismissed'").await?;
-        r.concerns = count("SELECT COUNT(*) FROM concerns WHERE at_ms >= ? AND at_ms < ?").await?;
+        r.false_alarms = count("SELECT COUNT(*) FROM alert_reviews WHERE at_ms >= $1 AND at_ms < $2 AND action = 'dismissed'").await?;
+        r.concerns =
+            count("SELECT COUNT(*) FROM concerns WHERE at_ms >= $1 AND at_ms < $2").await?;
         r.incidents_opened =
-            count("SELECT COUNT(*) FROM incidents WHERE opened_ms >= ? AND opened_ms < ?").await?;
-        r.incidents_closed = count("SELECT COUNT(*) FROM incident_entries WHERE at_ms >= ? AND at_ms < ? AND kind = 'closed'").await?;
-        r.referrals = count("SELECT COUNT(*) FROM incident_entries WHERE at_ms >= ? AND at_ms < ? AND kind = 'referral'").await?;
+            count("SELECT COUNT(*) FROM incidents WHERE opened_ms >= $1 AND opened_ms < $2")
+                .await?;
+        r.incidents_closed = count("SELECT COUNT(*) FROM incident_entries WHERE at_ms >= $1 AND at_ms < $2 AND kind = 'closed'").await?;
+        r.referrals = count("SELECT COUNT(*) FROM incident_entries WHERE at_ms >= $1 AND at_ms < $2 AND kind = 'referral'").await?;
         r.reviews = [
-            count("SELECT COUNT(*) FROM review_requests WHERE at_ms >= ? AND at_ms < ? AND status = 'approved'").await?,
-            count("SELECT COUNT(*) FROM review_requests WHERE at_ms >= ? AND at_ms < ? AND status = 'rejected'").await?,
-            count("SELECT COUNT(*) FROM review_requests WHERE at_ms >= ? AND at_ms < ? AND status = 'pending'").await?,
+            count("SELECT COUNT(*) FROM review_requests WHERE at_ms >= $1 AND at_ms < $2 AND status = 'approved'").await?,
+            count("SELECT COUNT(*) FROM review_requests WHERE at_ms >= $1 AND at_ms < $2 AND status = 'rejected'").await?,
+            count("SELECT COUNT(*) FROM review_requests WHERE at_ms >= $1 AND at_ms < $2 AND status = 'pending'").await?,
         ];
         r.checks = [
-            count("SELECT COUNT(*) FROM checks WHERE signed_ms >= ? AND signed_ms < ?").await?,
-            count("SELECT COUNT(*) FROM checks WHERE signed_ms >= ? AND signed_ms < ? AND supervisor_signature IS NOT NULL").await?,
+            count("SELECT COUNT(*) FROM checks WHERE signed_ms >= $1 AND signed_ms < $2").await?,
+            count("SELECT COUNT(*) FROM checks WHERE signed_ms >= $1 AND signed_ms < $2 AND supervisor_signature IS NOT NULL").await?,
         ];
         r.blocked = count(
-            "SELECT COUNT(*) FROM events WHERE at_ms >= ? AND at_ms < ? AND action = 'block'",
+            "SELECT COUNT(*) FROM events WHERE at_ms >= $1 AND at_ms < $2 AND action = 'block'",
         )
         .await?;
         r.allowed = count(
-            "SELECT COUNT(*) FROM events WHERE at_ms >= ? AND at_ms < ? AND action = 'allow'",
+            "SELECT COUNT(*) FROM events WHERE at_ms >= $1 AND at_ms < $2 AND action = 'allow'",
         )
         .await?;
         Ok(r)
@@ -178,7 +180,7 @@ impl Store {
         };
         let rows = sqlx::query(
             "SELECT categories, COUNT(*) AS n FROM events \
-             WHERE at_ms >= ? AND at_ms < ? AND action = 'block' GROUP BY categories",
+             WHERE at_ms >= $1 AND at_ms < $2 AND action = 'block' GROUP BY categories",
         )
         .bind(from_ms)
         .bind(to_ms)
@@ -199,7 +201,7 @@ impl Store {
         }
         b.blocked_by_category = sorted(by_category.into_iter().collect());
         b.top_blocked_sites = sqlx::query(
-            "SELECT host, COUNT(*) AS n FROM events WHERE at_ms >= ? AND at_ms < ? \
+            "SELECT host, COUNT(*) AS n FROM events WHERE at_ms >= $1 AND at_ms < $2 \
              AND action = 'block' GROUP BY host ORDER BY n DESC, host LIMIT 10",
         )
         .bind(from_ms)
@@ -211,7 +213,7 @@ impl Store {
         .collect();
         let waits: Vec<i64> = sqlx::query_scalar(
             "SELECT decided_ms - at_ms FROM review_requests \
-             WHERE decided_ms >= ? AND decided_ms < ?",
+             WHERE decided_ms >= $1 AND decided_ms < $2",
         )
         .bind(from_ms)
         .bind(to_ms)
@@ -220,7 +222,7 @@ impl Store {
         b.reviews_answered = Durations::of(waits, 3_600_000.0);
         let waits: Vec<i64> = sqlx::query_scalar(
             "SELECT MIN(r.at_ms) - a.created_ms FROM alerts a JOIN alert_reviews r ON r.alert_id = a.id \
-             WHERE a.created_ms >= ? AND a.created_ms < ? GROUP BY a.id",
+             WHERE a.created_ms >= $1 AND a.created_ms < $2 GROUP BY a.id",
         )
         .bind(from_ms)
         .bind(to_ms)
@@ -228,7 +230,7 @@ impl Store {
         .await?;
         b.first_review = Durations::of(waits, 60_000.0);
         b.alerts_unreviewed = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM alerts a WHERE a.created_ms >= ? AND a.created_ms < ? \
+            "SELECT COUNT(*) FROM alerts a WHERE a.created_ms >= $1 AND a.created_ms < $2 \
              AND NOT EXISTS (SELECT 1 FROM alert_reviews r WHERE r.alert_id = a.id)",
         )
         .bind(from_ms)
@@ -236,7 +238,7 @@ impl Store {
         .fetch_one(&self.pool)
         .await?;
         b.incidents_by_category = sqlx::query(
-            "SELECT category, COUNT(*) AS n FROM incidents WHERE opened_ms >= ? AND opened_ms < ? \
+            "SELECT category, COUNT(*) AS n FROM incidents WHERE opened_ms >= $1 AND opened_ms < $2 \
              GROUP BY category ORDER BY n DESC, category",
         )
         .bind(from_ms)
@@ -251,7 +253,7 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await?;
         let cosigned: Vec<i64> = sqlx::query_scalar(
-            "SELECT signed_ms FROM checks WHERE signed_ms >= ? AND signed_ms < ? \
+            "SELECT signed_ms FROM checks WHERE signed_ms >= $1 AND signed_ms < $2 \
              AND supervisor_signature IS NOT NULL",
         )
         .bind(from_ms)
@@ -274,9 +276,9 @@ impl Store {
             let (accepted, members): (i64, i64) = sqlx::query_as(
                 "SELECT \
                    (SELECT COUNT(DISTINCT a.username) FROM acceptances a JOIN users u \
-                      ON u.username = a.username WHERE a.briefing_id = ? AND u.group_name = ? \
+                      ON u.username = a.username WHERE a.briefing_id = $1 AND u.group_name = $2 \
                       AND u.disabled = 0), \
-                   (SELECT COUNT(*) FROM users WHERE group_name = ? AND disabled = 0)",
+                   (SELECT COUNT(*) FROM users WHERE group_name = $3 AND disabled = 0)",
             )
             .bind(current.id)
             .bind(&group)

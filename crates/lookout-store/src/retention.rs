@@ -77,14 +77,14 @@ impl Store {
                 continue;
             };
             let sql = format!(
-                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at_ms < ? \
-                 AND service = ? AND (username IS NULL OR username NOT IN ({HELD_PEOPLE})) LIMIT ?)"
+                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at_ms < $1 \
+                 AND service = $2 AND (username IS NULL OR username NOT IN ({HELD_PEOPLE})) LIMIT $3)"
             );
             loop {
                 let done = sqlx::query(&sql)
                     .bind(before)
                     .bind(service)
-                    .bind(batch)
+                    .bind(i64::from(batch))
                     .execute(&self.pool)
                     .await?
                     .rows_affected();
@@ -96,7 +96,7 @@ impl Store {
             }
         }
         if let Some(before) = cutoff(now, r.page_text_days) {
-            p.page_texts = sqlx::query("DELETE FROM unscanned WHERE at_ms < ?")
+            p.page_texts = sqlx::query("DELETE FROM unscanned WHERE at_ms < $1")
                 .bind(before)
                 .execute(&self.pool)
                 .await?
@@ -104,12 +104,12 @@ impl Store {
         }
         if let Some(before) = cutoff(now, r.alerts_days) {
             let pick = format!(
-                "SELECT a.id FROM alerts a WHERE a.status <> 'new' AND a.updated_ms < ? \
+                "SELECT a.id FROM alerts a WHERE a.status <> 'new' AND a.updated_ms < $1 \
                  AND (a.username IS NULL OR a.username NOT IN ({HELD_PEOPLE})) \
                  AND a.id NOT IN (SELECT alert_id FROM concerns WHERE alert_id IS NOT NULL) \
                  AND NOT EXISTS (SELECT 1 FROM alert_reviews v JOIN incidents i ON i.id = v.incident_id \
                      WHERE v.alert_id = a.id AND (i.status = 'open' OR i.legal_hold <> 0)) \
-                 LIMIT ?"
+                 LIMIT $2"
             );
             p.alerts = self
                 .purge_batches(
@@ -118,10 +118,10 @@ impl Store {
                     batch,
                     pause,
                     &[
-                        "DELETE FROM alert_findings WHERE alert_id = ?",
-                        "DELETE FROM alert_deliveries WHERE alert_id = ?",
-                        "DELETE FROM alert_reviews WHERE alert_id = ?",
-                        "DELETE FROM alerts WHERE id = ?",
+                        "DELETE FROM alert_findings WHERE alert_id = $1",
+                        "DELETE FROM alert_deliveries WHERE alert_id = $1",
+                        "DELETE FROM alert_reviews WHERE alert_id = $1",
+                        "DELETE FROM alerts WHERE id = $1",
                     ],
                 )
                 .await?;
@@ -130,14 +130,14 @@ impl Store {
             p.incidents = self
                 .purge_batches(
                     "SELECT id FROM incidents WHERE status <> 'open' AND legal_hold = 0 \
-                     AND updated_ms < ? LIMIT ?",
+                     AND updated_ms < $1 LIMIT $2",
                     before,
                     batch,
                     pause,
                     &[
-                        "DELETE FROM incident_people WHERE incident_id = ?",
-                        "DELETE FROM incident_entries WHERE incident_id = ?",
-                        "DELETE FROM incidents WHERE id = ?",
+                        "DELETE FROM incident_people WHERE incident_id = $1",
+                        "DELETE FROM incident_entries WHERE incident_id = $1",
+                        "DELETE FROM incidents WHERE id = $1",
                     ],
                 )
                 .await?;
@@ -162,7 +162,7 @@ impl Store {
         loop {
             let ids: Vec<i64> = sqlx::query_scalar(pick)
                 .bind(before)
-                .bind(batch)
+                .bind(i64::from(batch))
                 .fetch_all(&self.pool)
                 .await?;
             if ids.is_empty() {
@@ -180,8 +180,8 @@ impl Store {
     /// Runs `statements` for each of `ids` in one transaction marked as the retention purge
     /// (the only one in which append-only rows may be deleted).
     async fn delete_in_purge(&self, ids: &[i64], statements: &[&str]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query("INSERT INTO retention_purge (started_ms) VALUES (?)")
+        let mut tx = self.write_tx().await?;
+        sqlx::query("INSERT INTO retention_purge (started_ms) VALUES ($1)")
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
@@ -204,14 +204,15 @@ impl Store {
         held: bool,
         audit: &AuditEntry,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let done = sqlx::query("UPDATE incidents SET legal_hold = ?, updated_ms = ? WHERE id = ?")
-            .bind(i64::from(held))
-            .bind(now_ms())
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let mut tx = self.write_tx().await?;
+        let done =
+            sqlx::query("UPDATE incidents SET legal_hold = $1, updated_ms = $2 WHERE id = $3")
+                .bind(i64::from(held))
+                .bind(now_ms())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
         if done == 0 {
             return Ok(false);
         }
@@ -230,10 +231,11 @@ impl Store {
 
     /// Whether incident `id` is under legal hold.
     pub async fn legal_hold(&self, id: i64) -> Result<bool, StoreError> {
-        let held: Option<i64> = sqlx::query_scalar("SELECT legal_hold FROM incidents WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let held: Option<i64> =
+            sqlx::query_scalar("SELECT legal_hold FROM incidents WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(held.unwrap_or(0) != 0)
     }
 }

@@ -66,7 +66,7 @@ impl From<sqlx::Error> for DecisionError {
     }
 }
 
-fn request_row(r: &sqlx::sqlite::SqliteRow) -> ReviewRequest {
+fn request_row(r: &sqlx::any::AnyRow) -> ReviewRequest {
     ReviewRequest {
         id: r.get("id"),
         at_ms: r.get("at_ms"),
@@ -91,10 +91,10 @@ impl Store {
         r: &NewReviewRequest,
         audit: &AuditEntry,
     ) -> Result<ReviewRequest, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO review_requests (at_ms, requester, group_name, url, block_ref, categories, reason) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(now_ms())
         .bind(&r.requester)
@@ -115,7 +115,7 @@ impl Store {
     }
 
     pub async fn review_request(&self, id: i64) -> Result<Option<ReviewRequest>, StoreError> {
-        let row = sqlx::query("SELECT * FROM review_requests WHERE id = ?")
+        let row = sqlx::query("SELECT * FROM review_requests WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -126,7 +126,7 @@ impl Store {
     pub async fn review_requests(&self, limit: u32) -> Result<Vec<ReviewRequest>, StoreError> {
         let rows = sqlx::query(
             "SELECT * FROM review_requests ORDER BY CASE status WHEN 'pending' THEN 0 ELSE 1 END, \
-             CASE status WHEN 'pending' THEN at_ms ELSE -COALESCE(decided_ms, at_ms) END LIMIT ?",
+             CASE status WHEN 'pending' THEN at_ms ELSE -COALESCE(decided_ms, at_ms) END LIMIT $1",
         )
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
@@ -140,7 +140,7 @@ impl Store {
         requester: &str,
     ) -> Result<Vec<ReviewRequest>, StoreError> {
         let rows = sqlx::query(
-            "SELECT * FROM review_requests WHERE requester = ? ORDER BY at_ms DESC, id DESC",
+            "SELECT * FROM review_requests WHERE requester = $1 ORDER BY at_ms DESC, id DESC",
         )
         .bind(requester)
         .fetch_all(&self.pool)
@@ -158,8 +158,8 @@ impl Store {
         audit: &AuditEntry,
     ) -> Result<ReviewRequest, DecisionError> {
         let now = now_ms();
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let Some(row) = sqlx::query("SELECT * FROM review_requests WHERE id = ?")
+        let mut tx = self.write_tx().await?;
+        let Some(row) = sqlx::query("SELECT * FROM review_requests WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?
@@ -179,7 +179,7 @@ impl Store {
             "rejected"
         };
         sqlx::query(
-            "UPDATE review_requests SET status = ?, decided_by = ?, decided_ms = ?, decision = ?, allow_entry = ? WHERE id = ?",
+            "UPDATE review_requests SET status = $1, decided_by = $2, decided_ms = $3, decision = $4, allow_entry = $5 WHERE id = $6",
         )
         .bind(status)
         .bind(&audit.actor)
@@ -191,7 +191,7 @@ impl Store {
         .await?;
         if let Some(entry) = allow_entry {
             sqlx::query(
-                "INSERT INTO reviewed_allows (group_name, entry, request_id, approved_by, approved_ms) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO reviewed_allows (group_name, entry, request_id, approved_by, approved_ms) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(&request.group)
             .bind(entry)
@@ -236,9 +236,9 @@ impl Store {
         id: i64,
         audit: &AuditEntry,
     ) -> Result<Option<String>, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let group: Option<String> = sqlx::query_scalar(
-            "UPDATE reviewed_allows SET removed_by = ?, removed_ms = ? WHERE id = ? AND removed_ms IS NULL RETURNING group_name",
+            "UPDATE reviewed_allows SET removed_by = $1, removed_ms = $2 WHERE id = $3 AND removed_ms IS NULL RETURNING group_name",
         )
         .bind(&audit.actor)
         .bind(now_ms())

@@ -37,32 +37,33 @@ impl Store {
                 "Lookout's run has no clean stop on record (killed or crashed, or the database refused writes at the end): events after this time may be lost ({} were waiting at its last recorded check)",
                 stop.waiting
             );
-            sqlx::query("INSERT INTO log_gaps (at_ms, dropped, cause) VALUES (?, ?, ?)")
+            sqlx::query("INSERT INTO log_gaps (at_ms, dropped, cause) VALUES ($1, $2, $3)")
                 .bind(stop.alive_ms)
                 .bind(stop.waiting)
                 .bind(cause)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("UPDATE runs SET stopped_ms = alive_ms WHERE id = ?")
+            sqlx::query("UPDATE runs SET stopped_ms = alive_ms WHERE id = $1")
                 .bind(r.get::<i64, _>("id"))
                 .execute(&mut *tx)
                 .await?;
             unclean.push(stop);
         }
         let now = now_ms();
-        let id = sqlx::query("INSERT INTO runs (started_ms, alive_ms) VALUES (?, ?) RETURNING id")
-            .bind(now)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0);
+        let id =
+            sqlx::query("INSERT INTO runs (started_ms, alive_ms) VALUES ($1, $2) RETURNING id")
+                .bind(now)
+                .bind(now)
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0);
         tx.commit().await?;
         Ok((id, unclean))
     }
 
     /// Says run `id` is alive, with the activity log's counters.
     pub async fn run_alive(&self, id: i64, queued: u64, written: u64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE runs SET alive_ms = ?, queued = ?, written = ? WHERE id = ?")
+        sqlx::query("UPDATE runs SET alive_ms = $1, queued = $2, written = $3 WHERE id = $4")
             .bind(now_ms())
             .bind(queued as i64)
             .bind(written as i64)
@@ -74,7 +75,7 @@ impl Store {
 
     /// Marks run `id` as stopped cleanly (after the activity log was flushed).
     pub async fn end_run(&self, id: i64) -> Result<(), StoreError> {
-        sqlx::query("UPDATE runs SET stopped_ms = ? WHERE id = ?")
+        sqlx::query("UPDATE runs SET stopped_ms = $1 WHERE id = $2")
             .bind(now_ms())
             .bind(id)
             .execute(&self.pool)

@@ -1,13 +1,34 @@
-//! Store tests on a real SQLite file.
+//! Store tests on a real SQLite file, or on a real PostgreSQL server when
+//! `LOOKOUT_TEST_POSTGRES` names one (see [`crate::testing`]).
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use super::*;
+use crate::testing::TestDb;
+use sqlx::Row;
 
 async fn store() -> (tempfile::TempDir, Store) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("lookout.db")).await.unwrap();
+    let (dir, _, store) = test_db().await;
     (dir, store)
+}
+
+async fn test_db() -> (tempfile::TempDir, TestDb, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path()).await.unwrap();
+    let store = db.open().await.unwrap();
+    (dir, db, store)
+}
+
+/// Someone with the database's own password drops the triggers, (`table`, `trigger`).
+async fn drop_triggers(store: &Store, triggers: &[(&str, &str)]) {
+    for (table, trigger) in triggers {
+        let sql = match store.dialect() {
+            Dialect::Sqlite => format!("DROP TRIGGER {trigger}"),
+            Dialect::Postgres => format!("DROP TRIGGER {trigger} ON {table}"),
+        };
+        sqlx::query(&sql).execute(&store.pool).await.unwrap();
+    }
 }
 
 fn user(name: &str, group: &str, password: Option<&str>) -> NewUser {
@@ -204,7 +225,7 @@ async fn event_log_gathers_events_into_one_transaction_for_up_to_flush() {
 
 #[tokio::test]
 async fn event_log_batches_and_flushes_on_finish() {
-    let (dir, store) = store().await;
+    let (_dir, db, store) = test_db().await;
     let (log, writer) = EventLog::start(store.clone(), 10_000, 64, Duration::ZERO);
     for n in 0..1000 {
         log.record(event(n, if n % 10 == 0 { "block" } else { "allow" }));
@@ -218,7 +239,7 @@ async fn event_log_batches_and_flushes_on_finish() {
 
     // Reopen: everything is on disk.
     store.close().await;
-    let store = Store::open(&dir.path().join("lookout.db")).await.unwrap();
+    let store = db.open().await.unwrap();
     let all = store
         .events(&EventFilter {
             limit: Some(5000),
@@ -472,7 +493,7 @@ async fn findings_group_into_alerts_and_danger_queues_deliveries() {
 
 #[tokio::test]
 async fn tokens_are_stored_hashed_and_can_be_revoked() {
-    let (dir, store) = store().await;
+    let (_dir, db, store) = test_db().await;
     let (tok, secret) = store
         .add_token(
             "laptop-12",
@@ -491,12 +512,29 @@ async fn tokens_are_stored_hashed_and_can_be_revoked() {
         .is_err());
     assert!(store.revoke_token("laptop-12").await.unwrap());
     assert_eq!(store.token(&secret).await.unwrap(), None);
-    store.close().await;
-    let raw = std::fs::read(dir.path().join("lookout.db")).unwrap();
-    assert!(
-        !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
-        "secret stored in clear"
-    );
+    match &db {
+        TestDb::Sqlite(path) => {
+            store.close().await;
+            let raw = std::fs::read(path).unwrap();
+            assert!(
+                !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "secret stored in clear"
+            );
+        }
+        TestDb::Postgres(_) => {
+            for row in sqlx::query("SELECT * FROM api_tokens")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap()
+            {
+                for i in 0..row.len() {
+                    if let Ok(Some(text)) = row.try_get::<Option<String>, _>(i) {
+                        assert!(!text.contains(&secret[3..]), "secret stored in clear");
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[tokio::test]
@@ -640,7 +678,7 @@ async fn signing_keys_are_replaced_but_kept_for_verifying() {
 
 #[tokio::test]
 async fn audit_chain_detects_edits_deletions_and_reordering() {
-    let (dir, store) = store().await;
+    let (_dir, db, store) = test_db().await;
     assert_eq!(
         store.verify_audit().await.unwrap(),
         AuditVerification::default()
@@ -715,23 +753,16 @@ async fn audit_chain_detects_edits_deletions_and_reordering() {
             },
         ),
     ];
-    let path = dir.path().join("lookout.db");
     for (name, statements, expected) in table {
-        let copy = dir.path().join(format!("{name}.db"));
-        std::fs::copy(&path, &copy).unwrap();
-        let _ = std::fs::copy(
-            dir.path().join("lookout.db-wal"),
-            copy.with_extension("db-wal"),
-        );
-        let tampered = Store::open(&copy).await.unwrap();
-        sqlx::query("DROP TRIGGER audit_log_no_update")
-            .execute(&tampered.pool)
-            .await
-            .unwrap();
-        sqlx::query("DROP TRIGGER audit_log_no_delete")
-            .execute(&tampered.pool)
-            .await
-            .unwrap();
+        let tampered = db.copy(name).await.unwrap().open().await.unwrap();
+        drop_triggers(
+            &tampered,
+            &[
+                ("audit_log", "audit_log_no_update"),
+                ("audit_log", "audit_log_no_delete"),
+            ],
+        )
+        .await;
         for sql in statements {
             sqlx::query(sql).execute(&tampered.pool).await.unwrap();
         }
@@ -780,7 +811,7 @@ async fn incident_entries_cannot_be_edited_or_deleted() {
 
 #[tokio::test]
 async fn checks_verify_and_tampering_is_found() {
-    let (dir, store) = store().await;
+    let (_dir, db, store) = test_db().await;
     let (dsl, sup) = (
         lookout_auth::SigningKey::generate(),
         lookout_auth::SigningKey::generate(),
@@ -875,27 +906,18 @@ async fn checks_verify_and_tampering_is_found() {
             "audit log rewritten",
         ),
     ];
-    let path = dir.path().join("lookout.db");
     for (name, statements, expected) in table {
-        let copy = dir
-            .path()
-            .join(format!("checks-{}.db", name.replace(' ', "-")));
-        std::fs::copy(&path, &copy).unwrap();
-        let _ = std::fs::copy(
-            dir.path().join("lookout.db-wal"),
-            copy.with_extension("db-wal"),
-        );
-        let tampered = Store::open(&copy).await.unwrap();
-        for t in [
-            "checks_cosign_once",
-            "checks_no_delete",
-            "audit_log_no_update",
-        ] {
-            sqlx::query(&format!("DROP TRIGGER {t}"))
-                .execute(&tampered.pool)
-                .await
-                .unwrap();
-        }
+        let copy = format!("checks-{}", name.replace(' ', "-"));
+        let tampered = db.copy(&copy).await.unwrap().open().await.unwrap();
+        drop_triggers(
+            &tampered,
+            &[
+                ("checks", "checks_cosign_once"),
+                ("checks", "checks_no_delete"),
+                ("audit_log", "audit_log_no_update"),
+            ],
+        )
+        .await;
         for sql in statements {
             sqlx::query(sql).execute(&tampered.pool).await.unwrap();
         }
@@ -1171,7 +1193,7 @@ async fn the_purge_deletes_what_is_past_its_time_and_keeps_what_is_held() {
     ] {
         sqlx::query(
             "INSERT INTO alerts (id, reference, created_ms, updated_ms, status, category, severity, score, subject, username, group_name, source) \
-             VALUES (?, 'r', ?, ?, ?, 'suicide', 'danger', 9, 's', ?, 'learners', 'proxy')",
+             VALUES ($1, 'r', $2, $3, $4, 'suicide', 'danger', 9, 's', $5, 'learners', 'proxy')",
         )
         .bind(id)
         .bind(updated)
@@ -1181,19 +1203,19 @@ async fn the_purge_deletes_what_is_past_its_time_and_keeps_what_is_held() {
         .execute(&store.pool)
         .await
         .unwrap();
-        sqlx::query("INSERT INTO alert_findings (alert_id, at_ms, source, severity, score, evidence, context, rules, location) VALUES (?, ?, 'proxy', 'danger', 9, 'words', 'more words', 'r', 'u')")
+        sqlx::query("INSERT INTO alert_findings (alert_id, at_ms, source, severity, score, evidence, context, rules, location) VALUES ($1, $2, 'proxy', 'danger', 9, 'words', 'more words', 'r', 'u')")
             .bind(id)
             .bind(updated)
             .execute(&store.pool)
             .await
             .unwrap();
     }
-    sqlx::query("INSERT INTO alert_reviews (alert_id, at_ms, by_user, action, reason) VALUES (1, ?, 'dee', 'reviewed', 'seen')")
+    sqlx::query("INSERT INTO alert_reviews (alert_id, at_ms, by_user, action, reason) VALUES (1, $1, 'dee', 'reviewed', 'seen')")
         .bind(old)
         .execute(&store.pool)
         .await
         .unwrap();
-    sqlx::query("INSERT INTO concerns (reference, at_ms, reporter, about, what, place, urgency, alert_id) VALUES ('C1', ?, 'bob', 'me', 'w', 'p', 'info', 4)")
+    sqlx::query("INSERT INTO concerns (reference, at_ms, reporter, about, what, place, urgency, alert_id) VALUES ('C1', $1, 'bob', 'me', 'w', 'p', 'info', 4)")
         .bind(old)
         .execute(&store.pool)
         .await
@@ -1203,7 +1225,7 @@ async fn the_purge_deletes_what_is_past_its_time_and_keeps_what_is_held() {
         (2, "closed", 1, "y"),         // held: kept
         (3, "open", 0, "held.person"), // open: kept (and holds held.person's records)
     ] {
-        sqlx::query("INSERT INTO incidents (id, reference, opened_ms, opened_by, title, category, status, updated_ms, legal_hold) VALUES (?, ?, ?, 'dee', 't', 'contact', ?, ?, ?)")
+        sqlx::query("INSERT INTO incidents (id, reference, opened_ms, opened_by, title, category, status, updated_ms, legal_hold) VALUES ($1, $2, $3, 'dee', 't', 'contact', $4, $5, $6)")
             .bind(id)
             .bind(format!("INC-{id}"))
             .bind(old)
@@ -1213,14 +1235,14 @@ async fn the_purge_deletes_what_is_past_its_time_and_keeps_what_is_held() {
             .execute(&store.pool)
             .await
             .unwrap();
-        sqlx::query("INSERT INTO incident_entries (id, incident_id, at_ms, by_user, kind, body) VALUES (?, ?, ?, 'dee', 'opened', '{}')")
+        sqlx::query("INSERT INTO incident_entries (id, incident_id, at_ms, by_user, kind, body) VALUES ($1, $2, $3, 'dee', 'opened', '{}')")
             .bind(id)
             .bind(id)
             .bind(old)
             .execute(&store.pool)
             .await
             .unwrap();
-        sqlx::query("INSERT INTO incident_people (incident_id, entry_id, username, name) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO incident_people (incident_id, entry_id, username, name) VALUES ($1, $2, $3, $4)")
             .bind(id)
             .bind(id)
             .bind(person)

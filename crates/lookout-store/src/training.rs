@@ -189,7 +189,7 @@ pub struct Reminder {
     pub items: Vec<Requirement>,
 }
 
-fn course_from_row(r: &sqlx::sqlite::SqliteRow) -> Course {
+fn course_from_row(r: &sqlx::any::AnyRow) -> Course {
     let words = |col: &str| -> Vec<String> {
         r.get::<String, _>(col)
             .split_whitespace()
@@ -222,7 +222,7 @@ fn course_from_row(r: &sqlx::sqlite::SqliteRow) -> Course {
     }
 }
 
-fn completion_from_row(r: &sqlx::sqlite::SqliteRow) -> Completion {
+fn completion_from_row(r: &sqlx::any::AnyRow) -> Completion {
     Completion {
         course_id: r.get("course_id"),
         edition: r.get("edition"),
@@ -250,7 +250,7 @@ impl Store {
         f: &CourseFields,
         audit: &AuditEntry,
     ) -> Result<Course, StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let course_id =
             crate::registers::record_id(&mut tx, course_id, "training_courses", "course_id")
                 .await?;
@@ -258,7 +258,7 @@ impl Store {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO training_courses (course_id, at_ms, by_user, title, edition, about, link, \
              roles, groups, renew_days, within_days, quiz, pass_percent, retired) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
         )
         .bind(course_id)
         .bind(now_ms())
@@ -276,7 +276,7 @@ impl Store {
         .bind(i64::from(f.retired))
         .fetch_one(&mut *tx)
         .await?;
-        let row = sqlx::query(&format!("{COURSE_SELECT} WHERE c.id = ?"))
+        let row = sqlx::query(&format!("{COURSE_SELECT} WHERE c.id = $1"))
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
@@ -304,7 +304,7 @@ impl Store {
     /// One course's versions, newest first (empty: no such course).
     pub async fn course_history(&self, course_id: i64) -> Result<Vec<Course>, StoreError> {
         let rows = sqlx::query(&format!(
-            "{COURSE_SELECT} WHERE c.course_id = ? ORDER BY c.id DESC"
+            "{COURSE_SELECT} WHERE c.course_id = $1 ORDER BY c.id DESC"
         ))
         .bind(course_id)
         .fetch_all(&self.pool)
@@ -325,10 +325,10 @@ impl Store {
         note: &str,
         audit: &AuditEntry,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO training_completions (course_id, edition, username, completed_ms, how, \
-             score, out_of, by_user, note, at_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             score, out_of, by_user, note, at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(course_id)
         .bind(edition)
@@ -353,7 +353,7 @@ impl Store {
     /// A course's completions (every edition), newest first.
     pub async fn course_completions(&self, course_id: i64) -> Result<Vec<Completion>, StoreError> {
         let rows = sqlx::query(
-            "SELECT * FROM training_completions WHERE course_id = ? ORDER BY completed_ms DESC, id DESC",
+            "SELECT * FROM training_completions WHERE course_id = $1 ORDER BY completed_ms DESC, id DESC",
         )
         .bind(course_id)
         .fetch_all(&self.pool)
@@ -382,7 +382,7 @@ impl Store {
         }
         let users = sqlx::query(&format!(
             "SELECT {USER_COLUMNS}, created_ms FROM users WHERE disabled = 0 \
-             AND (? IS NULL OR username = ?) ORDER BY username"
+             AND ($1 IS NULL OR username = $2) ORDER BY username"
         ))
         .bind(only)
         .bind(only)
@@ -396,7 +396,7 @@ impl Store {
         let mut last: HashMap<(i64, String, String), i64> = HashMap::new();
         let rows = sqlx::query(
             "SELECT course_id, edition, username, MAX(completed_ms) AS done FROM training_completions \
-             WHERE (? IS NULL OR username = ?) GROUP BY course_id, edition, username",
+             WHERE ($1 IS NULL OR username = $2) GROUP BY course_id, edition, username",
         )
         .bind(only)
         .bind(only)
@@ -438,7 +438,7 @@ impl Store {
         every_ms: i64,
     ) -> Result<Vec<Reminder>, StoreError> {
         let recent: std::collections::HashSet<String> =
-            sqlx::query_scalar("SELECT DISTINCT username FROM training_reminders WHERE at_ms > ?")
+            sqlx::query_scalar("SELECT DISTINCT username FROM training_reminders WHERE at_ms > $1")
                 .bind(now - every_ms)
                 .fetch_all(&self.pool)
                 .await?
@@ -469,7 +469,7 @@ impl Store {
         error: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO training_reminders (username, at_ms, courses, error) VALUES (?, ?, ?, ?)",
+            "INSERT INTO training_reminders (username, at_ms, courses, error) VALUES ($1, $2, $3, $4)",
         )
         .bind(username)
         .bind(now_ms())
@@ -486,7 +486,7 @@ impl Store {
         username: &str,
     ) -> Result<Vec<(i64, i64, String)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT at_ms, courses, error FROM training_reminders WHERE username = ? ORDER BY at_ms DESC, id DESC",
+            "SELECT at_ms, courses, error FROM training_reminders WHERE username = $1 ORDER BY at_ms DESC, id DESC",
         )
         .bind(username)
         .fetch_all(&self.pool)

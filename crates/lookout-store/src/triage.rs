@@ -68,7 +68,7 @@ impl From<sqlx::Error> for ReviewError {
     }
 }
 
-fn review_row(r: &sqlx::sqlite::SqliteRow) -> AlertReview {
+fn review_row(r: &sqlx::any::AnyRow) -> AlertReview {
     AlertReview {
         id: r.get("id"),
         alert_id: r.get("alert_id"),
@@ -96,7 +96,7 @@ impl Store {
             _ => "updated_ms DESC, id DESC".to_owned(),
         };
         let rows = sqlx::query(&format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts {filter} ORDER BY {order} LIMIT ?"
+            "SELECT {ALERT_COLUMNS} FROM alerts {filter} ORDER BY {order} LIMIT $1"
         ))
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
@@ -132,8 +132,8 @@ impl Store {
         incident_id: Option<i64>,
         audit: &AuditEntry,
     ) -> Result<Alert, ReviewError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let Some(row) = sqlx::query(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?"))
+        let mut tx = self.write_tx().await?;
+        let Some(row) = sqlx::query(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"))
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?
@@ -143,7 +143,7 @@ impl Store {
         let mut alert = alert_row(&row);
         if alert.status != "new" {
             let by: String = sqlx::query_scalar(
-                "SELECT by_user FROM alert_reviews WHERE alert_id = ? ORDER BY id DESC LIMIT 1",
+                "SELECT by_user FROM alert_reviews WHERE alert_id = $1 ORDER BY id DESC LIMIT 1",
             )
             .bind(id)
             .fetch_optional(&mut *tx)
@@ -156,7 +156,7 @@ impl Store {
         }
         let now = now_ms();
         sqlx::query(
-            "INSERT INTO alert_reviews (alert_id, at_ms, by_user, action, reason, incident_id) VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT INTO alert_reviews (alert_id, at_ms, by_user, action, reason, incident_id) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(id)
         .bind(now)
@@ -166,7 +166,7 @@ impl Store {
         .bind(incident_id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("UPDATE alerts SET status = ? WHERE id = ?")
+        sqlx::query("UPDATE alerts SET status = $1 WHERE id = $2")
             .bind(action.slug())
             .bind(id)
             .execute(&mut *tx)
@@ -181,7 +181,7 @@ impl Store {
     pub async fn alert_reviews(&self, id: i64) -> Result<Vec<AlertReview>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, alert_id, at_ms, by_user, action, reason, incident_id FROM alert_reviews \
-             WHERE alert_id = ? ORDER BY id",
+             WHERE alert_id = $1 ORDER BY id",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -222,7 +222,7 @@ impl Store {
     ) -> Result<Vec<(AlertReview, Alert, Vec<String>)>, StoreError> {
         let reviews = sqlx::query(
             "SELECT id, alert_id, at_ms, by_user, action, reason, incident_id FROM alert_reviews \
-             WHERE action = 'dismissed' AND at_ms >= ? ORDER BY at_ms DESC",
+             WHERE action = 'dismissed' AND at_ms >= $1 ORDER BY at_ms DESC",
         )
         .bind(since_ms)
         .fetch_all(&self.pool)

@@ -23,7 +23,7 @@ impl Store {
     /// Keeps a text whose scan failed.
     pub async fn keep_unscanned(&self, u: &Unscanned) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO unscanned (kept_ms, at_ms, source, text, location, username, client_ip, device, group_name, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO unscanned (kept_ms, at_ms, source, text, location, username, client_ip, device, group_name, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(now_ms())
         .bind(u.at_ms)
@@ -66,7 +66,7 @@ impl Store {
 
     /// Forgets a kept text (handed to the scanner again).
     pub async fn forget_unscanned(&self, id: i64) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM unscanned WHERE id = ?")
+        sqlx::query("DELETE FROM unscanned WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
             .await?;

@@ -158,7 +158,7 @@ pub(crate) fn hash_password(password: &str) -> Result<String, UserError> {
         .map_err(|_| UserError::BadPassword)
 }
 
-pub(crate) fn user_from_row(row: &sqlx::sqlite::SqliteRow) -> User {
+pub(crate) fn user_from_row(row: &sqlx::any::AnyRow) -> User {
     User {
         username: row.get("username"),
         display_name: row.get("display_name"),
@@ -189,7 +189,7 @@ impl Store {
         let now = now_ms();
         let result = sqlx::query(
             "INSERT INTO users (username, display_name, group_name, password_hash, disabled, created_ms, updated_ms, role, email, team) \
-             VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9)",
         )
         .bind(&username)
         .bind(user.display_name.trim())
@@ -237,10 +237,10 @@ impl Store {
         let (mut added, mut updated) = (0, 0);
         for (username, u, hash, email, team) in rows {
             let changed = sqlx::query(
-                "UPDATE users SET display_name = ?, group_name = ?, \
-                 password_hash = COALESCE(?, password_hash), role = COALESCE(?, role), \
-                 email = COALESCE(?, email), team = COALESCE(?, team), \
-                 updated_ms = ? WHERE username = ?",
+                "UPDATE users SET display_name = $1, group_name = $2, \
+                 password_hash = COALESCE($3, password_hash), role = COALESCE($4, role), \
+                 email = COALESCE($5, email), team = COALESCE($6, team), \
+                 updated_ms = $7 WHERE username = $8",
             )
             .bind(u.display_name.trim())
             .bind(&u.group)
@@ -259,7 +259,7 @@ impl Store {
             }
             sqlx::query(
                 "INSERT INTO users (username, display_name, group_name, password_hash, disabled, created_ms, updated_ms, role, email, team) \
-                 VALUES (?, ?, ?, ?, 0, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, 0, $5, $6, $7, $8, $9)",
             )
             .bind(&username)
             .bind(u.display_name.trim())
@@ -288,15 +288,16 @@ impl Store {
         let username = normalize_username(username)?;
         let email = check_email(email)?;
         let team = check_team(team)?;
-        let n =
-            sqlx::query("UPDATE users SET email = ?, team = ?, updated_ms = ? WHERE username = ?")
-                .bind(&email)
-                .bind(&team)
-                .bind(now_ms())
-                .bind(&username)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
+        let n = sqlx::query(
+            "UPDATE users SET email = $1, team = $2, updated_ms = $3 WHERE username = $4",
+        )
+        .bind(&email)
+        .bind(&team)
+        .bind(now_ms())
+        .bind(&username)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
         changed_one(n, username)
     }
 
@@ -321,7 +322,7 @@ impl Store {
     pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<u64, UserError> {
         let username = normalize_username(username)?;
         let mut tx = self.pool.begin().await?;
-        let n = sqlx::query("UPDATE users SET disabled = ?, updated_ms = ? WHERE username = ?")
+        let n = sqlx::query("UPDATE users SET disabled = $1, updated_ms = $2 WHERE username = $3")
             .bind(i64::from(disabled))
             .bind(now_ms())
             .bind(&username)
@@ -333,11 +334,11 @@ impl Store {
         }
         let mut flagged = 0;
         if disabled {
-            sqlx::query("DELETE FROM ip_sessions WHERE username = ?")
+            sqlx::query("DELETE FROM ip_sessions WHERE username = $1")
                 .bind(&username)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM console_sessions WHERE username = ?")
+            sqlx::query("DELETE FROM console_sessions WHERE username = $1")
                 .bind(&username)
                 .execute(&mut *tx)
                 .await?;
@@ -354,7 +355,7 @@ impl Store {
         let username = normalize_username(username)?;
         let hash = hash_password(password)?;
         let n =
-            sqlx::query("UPDATE users SET password_hash = ?, updated_ms = ? WHERE username = ?")
+            sqlx::query("UPDATE users SET password_hash = $1, updated_ms = $2 WHERE username = $3")
                 .bind(hash)
                 .bind(now_ms())
                 .bind(&username)
@@ -375,7 +376,7 @@ impl Store {
             return Ok(None);
         };
         let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE username = ? AND disabled = 0"
+            "SELECT {USER_COLUMNS} FROM users WHERE username = $1 AND disabled = 0"
         ))
         .bind(username)
         .fetch_optional(&self.pool)
@@ -401,9 +402,9 @@ impl Store {
         client_ip: &str,
     ) -> Result<Option<User>, UserError> {
         let username = normalize_username(username)?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.write_tx().await?;
         let row = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE username = ?"
+            "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
         ))
         .bind(&username)
         .fetch_optional(&mut *tx)
@@ -426,7 +427,7 @@ impl Store {
                     return Ok(Some(user));
                 }
                 sqlx::query(
-                    "UPDATE users SET group_name = ?, display_name = ?, updated_ms = ? WHERE username = ?",
+                    "UPDATE users SET group_name = $1, display_name = $2, updated_ms = $3 WHERE username = $4",
                 )
                 .bind(group)
                 .bind(display_name.trim())
@@ -453,7 +454,7 @@ impl Store {
             None => {
                 sqlx::query(
                     "INSERT INTO users (username, display_name, group_name, password_hash, disabled, created_ms, updated_ms, role, email, team) \
-                     VALUES (?, ?, ?, NULL, 0, ?, ?, ?, '', '')",
+                     VALUES ($1, $2, $3, NULL, 0, $4, $5, $6, '', '')",
                 )
                 .bind(&username)
                 .bind(display_name.trim())
@@ -500,7 +501,7 @@ impl Store {
 
     /// Signs out whoever is signed in at `ip`; whether someone was.
     pub async fn sign_out_address(&self, ip: IpAddr) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM ip_sessions WHERE ip = ?")
+        let done = sqlx::query("DELETE FROM ip_sessions WHERE ip = $1")
             .bind(ip.to_string())
             .execute(&self.pool)
             .await?;
@@ -517,7 +518,7 @@ impl Store {
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             format!(
                 "SELECT u.{} FROM ip_sessions s JOIN users u ON u.username = s.username \
-                 WHERE s.ip = ? AND s.expires_ms > ? AND u.disabled = 0",
+                 WHERE s.ip = $1 AND s.expires_ms > $2 AND u.disabled = 0",
                 USER_COLUMNS.replace(", ", ", u.")
             )
         });

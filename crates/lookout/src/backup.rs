@@ -119,6 +119,9 @@ async fn verify(path: &Path) -> anyhow::Result<Verified> {
     result.with_context(|| format!("checking {}", path.display()))
 }
 
+/// What `backup` and `restore` say when the records are on a PostgreSQL server.
+const PG_BACKUP: &str = "the records are on PostgreSQL ([store] url): back them up with pg_dump and restore with pg_restore (lookout backup and restore copy the SQLite file)";
+
 pub(crate) fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
     if args.out.exists() {
         return Err(UsageError(format!(
@@ -129,6 +132,9 @@ pub(crate) fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
     }
     let out = args.out;
     crate::serve::with_store(args.config.as_deref(), |_config, store| async move {
+        if store.dialect() == lookout_store::Dialect::Postgres {
+            return Err(UsageError(PG_BACKUP.into()).into());
+        }
         // The copy holds everything the database does: readable by its owner only. SQLite
         // writes into an empty file made here with that mode.
         use std::os::unix::fs::OpenOptionsExt;
@@ -166,6 +172,9 @@ pub(crate) fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
 
 pub(crate) fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     let config = crate::load_config(args.config.as_deref())?;
+    if config.store.url.is_some() {
+        return Err(UsageError(PG_BACKUP.into()).into());
+    }
     if !args.file.is_file() {
         return Err(UsageError(format!("{}: no such backup file", args.file.display())).into());
     }

@@ -62,7 +62,43 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Store> {
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("cannot create the data folder {}", dir.display()))?;
-    Ok(Store::open(&database_path(config)).await?)
+    match &config.store.url {
+        Some(url) => {
+            let url = postgres_url(config, url.get_ref())?;
+            Ok(Store::connect(&url).await?)
+        }
+        None => Ok(Store::open(&database_path(config)).await?),
+    }
+}
+
+/// `[store] url` with the password from `[store] password_file` put in.
+fn postgres_url(config: &Config, url: &str) -> anyhow::Result<String> {
+    let Some(file) = &config.store.password_file else {
+        return Ok(url.to_owned());
+    };
+    let file = file.get_ref();
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("store.password_file: cannot read {}", file.display()))?;
+    let password = text.lines().next().unwrap_or("");
+    let mut parsed = url::Url::parse(url).context("store.url")?;
+    parsed
+        .set_password(Some(password))
+        .map_err(|()| UsageError("store.url: this address cannot carry a password".into()))?;
+    Ok(parsed.into())
+}
+
+/// Where the records are, for messages: the file, or the server and database (no password).
+pub(crate) fn database_shown(config: &Config) -> String {
+    match &config.store.url {
+        Some(url) => match url::Url::parse(url.get_ref()) {
+            Ok(mut u) => {
+                let _ = u.set_password(None);
+                format!("PostgreSQL {u}")
+            }
+            Err(_) => "PostgreSQL".to_owned(),
+        },
+        None => database_path(config).display().to_string(),
+    }
 }
 
 /// Runs `work` on the configuration's database (opened, then closed after) on a small runtime:
@@ -738,7 +774,7 @@ async fn serve(
     }
     tracing::info!(
         "database: {} (activity log: {})",
-        database_path(&config).display(),
+        database_shown(&config),
         if config.log.allowed {
             "every request"
         } else {

@@ -10,7 +10,8 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
 use common::server::{
-    form_field, lookout, risky_search, serve, setup, signed_in, terminate, text, through, Listening,
+    form_field, lookout, risky_search, serve, setup, setup_on_test_store, signed_in, terminate,
+    text, through, Listening,
 };
 
 #[test]
@@ -325,9 +326,9 @@ fn serve_filters_logs_and_stops_gracefully() {
 /// log, and nothing already written is lost. (`scripts/crash-test` does this 20 times under load.)
 #[test]
 fn a_killed_server_restarts_and_records_the_gap() {
-    let (dir, config) = setup();
-    let (mut child, Listening { proxy, .. }) = serve(dir.path(), &config);
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (dir, config, db) = runtime.block_on(setup_on_test_store());
+    let (mut child, Listening { proxy, .. }) = serve(dir.path(), &config);
     let client = through(proxy);
     let blocked = runtime.block_on(async {
         client
@@ -353,9 +354,7 @@ fn a_killed_server_restarts_and_records_the_gap() {
     assert_eq!(status.ok(), Some(200), "serving again");
     terminate(child);
     runtime.block_on(async {
-        let store = lookout_store::Store::open(&dir.path().join("data").join("lookout.db"))
-            .await
-            .unwrap();
+        let store = db.open().await.unwrap();
         let gaps = store.log_gaps().await.unwrap();
         assert_eq!(gaps.len(), 1, "{gaps:?}");
         assert!(

@@ -54,6 +54,23 @@ listen = "127.0.0.1:0"
     (dir, config)
 }
 
+/// As [`setup`], with the records on the test database of `dir/data`
+/// ([`lookout_store::testing::TestDb`]): the SQLite file there, or a PostgreSQL database of
+/// its own when `LOOKOUT_TEST_POSTGRES` names a server (`[store] url`).
+pub(crate) async fn setup_on_test_store(
+) -> (tempfile::TempDir, PathBuf, lookout_store::testing::TestDb) {
+    let (dir, config) = setup();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let db = lookout_store::testing::TestDb::new(&data).await.unwrap();
+    if let lookout_store::testing::TestDb::Postgres(url) = &db {
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text.push_str(&format!("\n[store]\nurl = \"{url}\"\n"));
+        std::fs::write(&config, text).unwrap();
+    }
+    (dir, config, db)
+}
+
 /// What `lookout serve` printed it listens on.
 pub(crate) struct Listening {
     pub(crate) proxy: SocketAddr,
