@@ -2,7 +2,10 @@
 //! connection pool as separate gateways have, in the batches `lookout serve` writes; then one
 //! audit entry per writer and a check that the audit chain is whole. For `bench/store-pg-vs-sqlite`.
 //!
-//!   cargo run --release -p lookout-store --example event_rate -- <sqlite-file | postgres://...> [writers] [seconds] [batch]
+//!   cargo run --release -p lookout-store --example event_rate -- <sqlite-file | postgres://...> [writers] [seconds] [batch] [most]
+//!
+//! `most`: stop a writer after that many events (0, the default: only the time limit), to fill a
+//! database with a known number of events (`bench/console-pg-vs-sqlite`).
 
 use std::time::{Duration, Instant};
 
@@ -54,6 +57,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
     };
     let (writers, secs, batch) = (number(2, 1)?, number(3, 10)?, number(4, 512)?);
+    let most = match number(5, 0)? {
+        0 => usize::MAX,
+        n => n,
+    };
     // Migrations first, once, so that the writers start together.
     open(target).await?.close().await;
     let until = Instant::now() + Duration::from_secs(secs as u64);
@@ -64,12 +71,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tasks.push(tokio::spawn(async move {
             let store = open(&target).await?;
             let mut written = 0usize;
-            while Instant::now() < until {
-                let rows: Vec<Event> = (0..batch)
+            while Instant::now() < until && written < most {
+                let n = batch.min(most - written);
+                let rows: Vec<Event> = (0..n)
                     .map(|i| event(w * 100_000_000 + written + i))
                     .collect();
                 store.insert_events(&rows).await?;
-                written += batch;
+                written += n;
             }
             store
                 .audit(&AuditEntry::new(

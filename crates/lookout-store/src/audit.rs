@@ -221,7 +221,7 @@ impl Store {
 
     /// Rows, newest first.
     pub async fn audit_log(&self, f: &AuditFilter) -> Result<Vec<AuditRow>, StoreError> {
-        let mut q = Sql::new("SELECT * FROM audit_log WHERE 1 = 1");
+        let mut q = Sql::new(self.dialect, "SELECT * FROM audit_log WHERE 1 = 1");
         if let Some(a) = &f.actor {
             q.push(" AND actor = ").push_bind(a.clone());
         }

