@@ -598,3 +598,63 @@ fn directory_sign_in_settings_and_their_mistakes() {
         check_err(&format!("{base}{text}"), want);
     }
 }
+
+/// `[store]`: a PostgreSQL address with a database name, its password in the URL or in a file
+/// (not both); anything else is named with its key and line.
+#[test]
+fn store_urls_are_checked() {
+    let config = Config::from_toml(
+        "[store]\nurl = \"postgres://lookout@db.college.test/lookout?sslmode=verify-full\"\npassword_file = \"db-password\"\n",
+    )
+    .expect("a PostgreSQL address");
+    assert_eq!(
+        config.store.url.unwrap().get_ref(),
+        "postgres://lookout@db.college.test/lookout?sslmode=verify-full"
+    );
+    assert!(
+        Config::from_toml("").unwrap().store.url.is_none(),
+        "SQLite by default"
+    );
+    let mut relative = Config::from_toml(
+        "[store]\nurl = \"postgresql://lookout@db/lookout\"\npassword_file = \"db-password\"\n",
+    )
+    .unwrap();
+    relative.resolve_paths(std::path::Path::new("/etc/lookout"));
+    assert_eq!(
+        relative.store.password_file.unwrap().get_ref(),
+        std::path::Path::new("/etc/lookout/db-password")
+    );
+    let table = [
+        (
+            "[store]\nurl = \"mysql://db/lookout\"\n",
+            "line 2: store.url: `mysql:` is not a PostgreSQL address",
+        ),
+        (
+            "[store]\nurl = \"sqlite:///var/lib/lookout/lookout.db\"\n",
+            "leave store.url out for SQLite",
+        ),
+        (
+            "[store]\nurl = \"db.college.test\"\n",
+            "line 2: store.url: not a database address",
+        ),
+        (
+            "[store]\nurl = \"postgres://lookout@db.college.test\"\n",
+            "line 2: store.url: name the database",
+        ),
+        (
+            "[store]\nurl = \"postgres://lookout:secret@db/lookout\"\npassword_file = \"p\"\n",
+            "the password is both in the address and in store.password_file",
+        ),
+        (
+            "[store]\npassword_file = \"p\"\n",
+            "line 2: store.password_file: the password is for a PostgreSQL server",
+        ),
+        (
+            "[store]\nadress = \"postgres://db/lookout\"\n",
+            "unknown field `adress`",
+        ),
+    ];
+    for (text, want) in table {
+        check_err(text, want);
+    }
+}

@@ -131,10 +131,14 @@ pub(crate) fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
         .into());
     }
     let out = args.out;
+    if crate::load_config(args.config.as_deref())?
+        .store
+        .url
+        .is_some()
+    {
+        return Err(UsageError(PG_BACKUP.into()).into());
+    }
     crate::serve::with_store(args.config.as_deref(), |_config, store| async move {
-        if store.dialect() == lookout_store::Dialect::Postgres {
-            return Err(UsageError(PG_BACKUP.into()).into());
-        }
         // The copy holds everything the database does: readable by its owner only. SQLite
         // writes into an empty file made here with that mode.
         use std::os::unix::fs::OpenOptionsExt;

@@ -1008,3 +1008,25 @@ fn another_certificate() -> String {
     ));
     other.cert_pem.unwrap()
 }
+
+/// With the records on PostgreSQL, `backup` and `restore` say to use PostgreSQL's own tools and
+/// touch nothing (they copy an SQLite file); the server is not even asked.
+#[test]
+fn backup_and_restore_point_to_pg_dump_for_a_postgresql_store() {
+    let dir = data_dir("[store]\nurl = \"postgres://lookout@127.0.0.1:9/lookout\"\n");
+    std::fs::write(dir.path().join("b1.db"), b"a backup").unwrap();
+    for args in [
+        &["backup", "--out", "b2.db", "-c", "lookout.toml"][..],
+        &["restore", "b1.db", "--replace", "-c", "lookout.toml"][..],
+    ] {
+        let o = common::lookout_in(dir.path(), args, None);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("back them up with pg_dump and restore with pg_restore"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    assert!(!dir.path().join("b2.db").exists());
+    assert!(!dir.path().join("data").exists(), "nothing was created");
+}
