@@ -1888,3 +1888,21 @@ async fn postgres_over_tls_checks_the_servers_certificate() {
         "{refused}"
     );
 }
+
+/// The console's report counts the period's blocked and allowed requests (other actions, and
+/// requests outside the period, are not counted).
+#[tokio::test]
+async fn the_report_counts_blocked_and_allowed_requests_in_its_period() {
+    let (_dir, store) = store().await;
+    let events: Vec<Event> = (0..40)
+        .map(|n| event(n, ["block", "allow", "allow", "warn"][n % 4]))
+        .collect();
+    store.insert_events(&events).await.unwrap();
+    let start = events[0].at_ms;
+    let all = store.report(start, start + 40).await.unwrap();
+    assert_eq!((all.blocked, all.allowed), (10, 20));
+    let part = store.report(start + 10, start + 20).await.unwrap();
+    assert_eq!((part.blocked, part.allowed), (2, 5));
+    let none = store.report(start + 100, start + 200).await.unwrap();
+    assert_eq!((none.blocked, none.allowed), (0, 0));
+}
