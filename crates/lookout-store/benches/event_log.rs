@@ -4,36 +4,11 @@
 //! costs the gateway's CPU beyond the proxying itself.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use lookout_store::testing::sample_event;
 use lookout_store::{Event, Store};
 
 fn events(n: usize, offset: usize) -> Vec<Event> {
-    (0..n)
-        .map(|i| {
-            let i = i + offset;
-            Event {
-                at_ms: 1_796_000_000_000 + i as i64,
-                reference: String::new(),
-                service: "proxy",
-                client_ip: format!("10.1.{}.{}", (i / 250) % 250, i % 250),
-                username: (i % 3 == 0).then(|| format!("learner{}", i % 900)),
-                group: "learners-u18".to_owned(),
-                method: "GET".to_owned(),
-                url: format!(
-                    "http://www{}.example.com/path/to/page{}.html?q=1",
-                    i % 5000,
-                    i
-                ),
-                host: format!("www{}.example.com", i % 5000),
-                search_term: None,
-                categories: String::new(),
-                action: "allow".to_owned(),
-                rule: "default".to_owned(),
-                reason: String::new(),
-                status: Some(200),
-                bytes: 2048,
-            }
-        })
-        .collect()
+    (offset..offset + n).map(sample_event).collect()
 }
 
 fn bench(c: &mut Criterion) {

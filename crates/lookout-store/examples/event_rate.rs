@@ -9,31 +9,8 @@
 
 use std::time::{Duration, Instant};
 
+use lookout_store::testing::sample_event;
 use lookout_store::{AuditEntry, Event, Store};
-
-fn event(i: usize) -> Event {
-    Event {
-        at_ms: 1_796_000_000_000 + i as i64,
-        reference: String::new(),
-        service: "proxy",
-        client_ip: format!("10.1.{}.{}", (i / 250) % 250, i % 250),
-        username: (i % 3 == 0).then(|| format!("learner{}", i % 900)),
-        group: "learners-u18".to_owned(),
-        method: "GET".to_owned(),
-        url: format!(
-            "http://www{}.example.com/path/to/page{i}.html?q=1",
-            i % 5000
-        ),
-        host: format!("www{}.example.com", i % 5000),
-        search_term: None,
-        categories: String::new(),
-        action: "allow".to_owned(),
-        rule: "default".to_owned(),
-        reason: String::new(),
-        status: Some(200),
-        bytes: 2048,
-    }
-}
 
 async fn open(target: &str) -> Result<Store, lookout_store::StoreError> {
     if target.starts_with("postgres") {
@@ -74,7 +51,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             while Instant::now() < until && written < most {
                 let n = batch.min(most - written);
                 let rows: Vec<Event> = (0..n)
-                    .map(|i| event(w * 100_000_000 + written + i))
+                    .map(|i| sample_event(w * 100_000_000 + written + i))
                     .collect();
                 store.insert_events(&rows).await?;
                 written += n;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
-use crate::{Dialect, Store, StoreError};
+use crate::{Dialect, Event, Store, StoreError};
 
 /// The environment variable naming the PostgreSQL server tests run on.
 pub const POSTGRES_ENV: &str = "LOOKOUT_TEST_POSTGRES";
@@ -80,6 +80,32 @@ impl TestDb {
             }
             TestDb::Postgres(url) => create_pg(url, Some(url)).await,
         }
+    }
+}
+
+/// The `i`th of a stream of realistic activity events (an allowed page; one in three with a
+/// user name, 900 learners, 5,000 sites, 62,500 addresses), for benchmarks that fill a log.
+pub fn sample_event(i: usize) -> Event {
+    Event {
+        at_ms: 1_796_000_000_000 + i as i64,
+        reference: String::new(),
+        service: "proxy",
+        client_ip: format!("10.1.{}.{}", (i / 250) % 250, i % 250),
+        username: (i % 3 == 0).then(|| format!("learner{}", i % 900)),
+        group: "learners-u18".to_owned(),
+        method: "GET".to_owned(),
+        url: format!(
+            "http://www{}.example.com/path/to/page{i}.html?q=1",
+            i % 5000
+        ),
+        host: format!("www{}.example.com", i % 5000),
+        search_term: None,
+        categories: String::new(),
+        action: "allow".to_owned(),
+        rule: "default".to_owned(),
+        reason: String::new(),
+        status: Some(200),
+        bytes: 2048,
     }
 }
 
