@@ -1906,3 +1906,35 @@ async fn the_report_counts_blocked_and_allowed_requests_in_its_period() {
     let none = store.report(start + 100, start + 200).await.unwrap();
     assert_eq!((none.blocked, none.allowed), (0, 0));
 }
+
+/// A database address in an error never shows its password, and an address that is neither
+/// PostgreSQL nor SQLite is refused with what to write instead.
+#[tokio::test]
+async fn database_addresses_in_errors_hide_the_password() {
+    for (url, shown) in [
+        (
+            "postgres://lookout:s3cret@db/lookout",
+            "postgres://lookout:***@db/lookout",
+        ),
+        (
+            "postgres://lookout@db/lookout",
+            "postgres://lookout@db/lookout",
+        ),
+        (
+            "postgresql://a:b:c@db:5433/x?sslmode=require",
+            "postgresql://a:***@db:5433/x?sslmode=require",
+        ),
+    ] {
+        assert_eq!(redact_url(url), shown);
+    }
+    let refused = Store::connect("mysql://root:hunter2@db/lookout")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("mysql://root:***@db/lookout")
+            && refused.contains("must start with postgres:// or sqlite://")
+            && !refused.contains("hunter2"),
+        "{refused}"
+    );
+}
