@@ -1938,3 +1938,20 @@ async fn database_addresses_in_errors_hide_the_password() {
         "{refused}"
     );
 }
+
+/// SQLite opens through a URL inside sqlx: a folder whose name has spaces, `%`, `?`, `#` or
+/// letters beyond ASCII is still the folder.
+#[tokio::test]
+async fn sqlite_paths_with_url_characters_open_the_right_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let odd = dir.path().join("Lookout data 100% ?#é");
+    std::fs::create_dir(&odd).unwrap();
+    let path = odd.join("lookout.db");
+    let store = Store::open(&path).await.unwrap();
+    store.add_user(&user("amy", "staff", None)).await.unwrap();
+    store.close().await;
+    assert!(path.is_file(), "the file is where it was asked for");
+    let again = Store::open(&path).await.unwrap();
+    assert!(again.user("amy").await.unwrap().is_some());
+    again.close().await;
+}
