@@ -36,7 +36,7 @@ mod users;
 use std::path::Path;
 
 use sqlx::any::{AnyArguments, AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Arguments, ConnectOptions, Encode, Type};
+use sqlx::{Any, AnyPool, Arguments, Encode, Type};
 
 pub use alerts::{
     Alert, ApiToken, Delivery, NewFinding, Recorded, StoredFinding, Subject, TokenScope,
@@ -98,9 +98,9 @@ pub enum StoreError {
 }
 
 /// Which database server a [`Store`] runs on. The queries are the same for both (numbered
-/// `$1` parameters, which SQLite reads too); the schema is written once per dialect
-/// (`migrations/sqlite`, `migrations/postgres`), and the two differ only where the servers do:
-/// identity columns, BYTEA, trigger functions.
+/// `$1` parameters, which SQLite reads too; run-time SQL through `Sql`); the schema is written
+/// once per dialect (`migrations/sqlite`, `migrations/postgres`), and the two differ only where
+/// the servers do: identity columns, BIGINT, trigger functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
     /// The embedded default: one file, no server.
@@ -176,7 +176,6 @@ impl Store {
             )));
         };
         let options: AnyConnectOptions = url.parse().map_err(open_err)?;
-        let options = options.disable_statement_logging();
         let pool = AnyPoolOptions::new()
             .max_connections(match dialect {
                 Dialect::Sqlite => 4,
