@@ -239,7 +239,7 @@ impl Store {
         }
         q.push(" ORDER BY seq DESC LIMIT ")
             .push_bind(i64::from(f.limit.unwrap_or(100)));
-        let (sql, args) = q.into_parts();
+        let (sql, args) = q.into_parts()?;
         let rows = sqlx::query_with(&sql, args).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(row_from).collect())
     }

@@ -449,11 +449,11 @@ impl Store {
         // connection's statement cache whatever the batch size.
         let mut chunks = events.chunks_exact(INSERT_ROWS);
         for chunk in chunks.by_ref() {
-            let (sql, args) = insert_query(self.dialect, chunk).into_parts();
+            let (sql, args) = insert_query(self.dialect, chunk).into_parts()?;
             sqlx::query_with(&sql, args).execute(&mut *tx).await?;
         }
         for one in chunks.remainder().chunks(1) {
-            let (sql, args) = insert_query(self.dialect, one).into_parts();
+            let (sql, args) = insert_query(self.dialect, one).into_parts()?;
             sqlx::query_with(&sql, args).execute(&mut *tx).await?;
         }
         tx.commit().await?;
@@ -536,7 +536,7 @@ impl Store {
         }
         q.push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::from(filter.limit.unwrap_or(100)));
-        let (sql, args) = q.into_parts();
+        let (sql, args) = q.into_parts()?;
         let rows = sqlx::query_with(&sql, args).fetch_all(&self.pool).await?;
         Ok(rows.iter().map(event_from_row).collect())
     }

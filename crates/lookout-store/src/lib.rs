@@ -1,11 +1,11 @@
 //! Lookout's database: users (argon2id password hashes, console roles, two-factor secrets),
 //! signed-in addresses, the activity log, monitoring (API tokens, alerts, deliveries owed,
 //! digests), the console (sessions, sealed signing keys, alert reviews) and the hash-chained
-//! audit log, in SQLite through sqlx.
+//! audit log, in SQLite (the embedded default) or PostgreSQL through sqlx's `Any` driver.
 //!
-//! The SQL is kept portable (no SQLite-only syntax in queries, times as integer milliseconds)
-//! so that a PostgreSQL backend can follow. Schema changes are migrations under
-//! `migrations/`, applied by [`Store::open`].
+//! The SQL is portable (no dialect-only syntax in queries, times as integer milliseconds).
+//! Schema changes are migrations, one folder per dialect (`migrations/sqlite`,
+//! `migrations/postgres`), applied by [`Store::open`] and [`Store::connect`].
 //!
 //! Events reach the database through [`EventLog`]: a bounded queue and one writer task that
 //! stores them in batches, so the request path never waits on the disk. Events that cannot be
@@ -145,19 +145,18 @@ impl Store {
             path: shown.clone(),
             source: sqlx::Error::Configuration(why.into()),
         };
-        // Absolute, so that the URL's first segment is not read as a host name.
+        // Absolute, so that the URL's first segment is not read as a host name; percent-encoded
+        // as a file URL's path (sqlx decodes it).
         let absolute = std::path::absolute(path).map_err(|e| open_err(e.to_string()))?;
-        let Some(text) = absolute.to_str() else {
-            return Err(open_err("the path is not valid UTF-8".into()));
-        };
-        let encoded = percent_encode_path(text);
-        Store::connect_url(&format!("sqlite://{encoded}?mode=rwc"), &shown).await
+        let file = url::Url::from_file_path(&absolute)
+            .map_err(|()| open_err("the path cannot be written as a URL".into()))?;
+        Store::connect_url(&format!("sqlite://{}?mode=rwc", file.path()), &shown).await
     }
 
     /// Opens the database a `[store] url` names: `postgres://user@host/db` (PostgreSQL) or
     /// `sqlite://path` (SQLite), and applies migrations.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        Store::connect_url(url, &redact_url(url)).await
+        Store::connect_url(url, &shown_url(url)).await
     }
 
     async fn connect_url(url: &str, shown: &str) -> Result<Store, StoreError> {
@@ -244,28 +243,14 @@ impl Store {
     }
 }
 
-/// `text` with every byte that a URL path cannot carry as itself written `%XX`.
-fn percent_encode_path(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-/// `url` without its password, for error messages.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            match userinfo.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &userinfo[..c], &url[at..]),
-                None => url.to_owned(),
-            }
+/// A database address as it may be shown (error messages, the start-up log): without its
+/// password.
+pub fn shown_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            // Only fails for addresses that cannot have a password, which this one has.
+            let _ = u.set_password(Some("***"));
+            u.into()
         }
         _ => url.to_owned(),
     }
@@ -281,6 +266,8 @@ pub(crate) struct Sql<'q> {
     args: AnyArguments<'q>,
     n: usize,
     dialect: Dialect,
+    /// The first value that could not be bound: the query is not run without it.
+    error: Option<sqlx::error::BoxDynError>,
 }
 
 impl<'q> Sql<'q> {
@@ -290,6 +277,7 @@ impl<'q> Sql<'q> {
             args: AnyArguments::default(),
             n: 0,
             dialect,
+            error: None,
         }
     }
 
@@ -312,17 +300,19 @@ impl<'q> Sql<'q> {
                 self.text.push_str(&self.n.to_string());
             }
         }
-        // Adding to an argument list of owned values cannot fail for the types used here
-        // (integers, text); an encoding error would surface as a query error anyway.
         if let Err(e) = self.args.add(value) {
-            tracing::warn!("cannot bind a query parameter: {e}");
+            self.error.get_or_insert(e);
         }
         self
     }
 
-    /// The text and its arguments, for `sqlx::query_with`.
-    pub(crate) fn into_parts(self) -> (String, AnyArguments<'q>) {
-        (self.text, self.args)
+    /// The text and its arguments, for `sqlx::query_with`; an error if a value could not be
+    /// bound (SQLite would otherwise read the missing parameter as NULL).
+    pub(crate) fn into_parts(self) -> Result<(String, AnyArguments<'q>), sqlx::Error> {
+        match self.error {
+            Some(e) => Err(sqlx::Error::Encode(e)),
+            None => Ok((self.text, self.args)),
+        }
     }
 }
 

@@ -135,12 +135,14 @@ async fn create_pg(admin: &str, template: Option<&str>) -> Result<TestDb, StoreE
         None => format!("CREATE DATABASE \"{name}\""),
     };
     // The server ends a closed store's sessions a moment after they hang up, and a copy must
-    // wait for them.
+    // wait for them (up to 30 s: a loaded CI machine can be slow to end them).
     let mut tries = 0;
     loop {
         match sqlx::Executor::execute(&mut conn, sql.as_str()).await {
             Ok(_) => break,
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55006") && tries < 50 => {
+            Err(sqlx::Error::Database(e))
+                if e.code().as_deref() == Some("55006") && tries < 300 =>
+            {
                 tries += 1;
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }

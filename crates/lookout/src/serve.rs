@@ -90,13 +90,7 @@ fn postgres_url(config: &Config, url: &str) -> anyhow::Result<String> {
 /// Where the records are, for messages: the file, or the server and database (no password).
 pub(crate) fn database_shown(config: &Config) -> String {
     match &config.store.url {
-        Some(url) => match url::Url::parse(url.get_ref()) {
-            Ok(mut u) => {
-                let _ = u.set_password(None);
-                format!("PostgreSQL {u}")
-            }
-            Err(_) => "PostgreSQL".to_owned(),
-        },
+        Some(url) => format!("PostgreSQL {}", lookout_store::shown_url(url.get_ref())),
         None => database_path(config).display().to_string(),
     }
 }
