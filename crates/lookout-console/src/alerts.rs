@@ -108,7 +108,7 @@ pub(crate) async fn inbox(
         }
     };
     let store = console.store();
-    let alerts = store.inbox(which, 500).await?;
+    let alerts = store.inbox(which, None, 500).await?;
     store
         .audit(
             &viewer

@@ -143,6 +143,7 @@ pub(crate) async fn create(
         client_ip: Some(viewer.ip.to_string()),
         device: None,
         group: user.group.clone(),
+        site: None,
     };
     let finding = NewFinding {
         at_ms: crate::now_ms(),

@@ -259,6 +259,7 @@ impl Harness {
                 client_ip: Some("10.1.2.3".into()),
                 device: None,
                 group: "learners".into(),
+                site: None,
             },
         }));
         let n = tokio::time::timeout(Duration::from_secs(20), live.recv())

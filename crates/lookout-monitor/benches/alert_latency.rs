@@ -113,6 +113,7 @@ async fn run(n: usize) {
                 client_ip: Some("10.0.0.1".into()),
                 device: None,
                 group: "learners-u18".into(),
+                site: None,
             },
         });
         loop {
@@ -145,6 +146,7 @@ async fn run(n: usize) {
                 client_ip: None,
                 device: None,
                 group: "learners-u18".into(),
+                site: None,
             },
         });
     }

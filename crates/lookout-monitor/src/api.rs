@@ -301,6 +301,7 @@ async fn ingest(
                 client_ip: None,
                 device: Some(token.name.clone()),
                 group,
+                site: None,
             },
         });
         if queued {

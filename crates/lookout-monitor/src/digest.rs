@@ -188,6 +188,7 @@ mod tests {
             group: "learners-u18".into(),
             source: "search".into(),
             findings: 1,
+            site: None,
         }
     }
 

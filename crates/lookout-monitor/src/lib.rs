@@ -164,6 +164,8 @@ pub struct AlertNotice {
     pub group: String,
     pub source: String,
     pub findings: i64,
+    /// The site gateway the text came through (`None`: this server).
+    pub site: Option<String>,
     pub created_ms: i64,
     pub updated_ms: i64,
     /// When the text that raised this change was seen (for latency measurement).
@@ -193,6 +195,7 @@ impl AlertNotice {
             group: self.group.clone(),
             source: self.source.clone(),
             findings: self.findings,
+            site: self.site.clone(),
         }
     }
 }
@@ -793,6 +796,7 @@ fn notice(change: &'static str, a: &Alert, f: &NewFinding) -> AlertNotice {
         group: a.group.clone(),
         source: f.source.clone(),
         findings: a.findings,
+        site: a.site.clone(),
         created_ms: a.created_ms,
         updated_ms: a.updated_ms,
         seen_ms: f.at_ms,

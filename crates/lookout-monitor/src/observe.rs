@@ -22,6 +22,7 @@ pub fn job_for_event(e: &Event) -> Option<Job> {
         client_ip: Some(e.client_ip.clone()),
         device: None,
         group: e.group.clone(),
+        site: None,
     };
     let (source, text) = match &e.search_term {
         Some(term) if !term.trim().is_empty() => (Source::Search, term.clone()),

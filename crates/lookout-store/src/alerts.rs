@@ -17,6 +17,9 @@ pub enum TokenScope {
     Ingest,
     /// A safeguarding tool: may read alerts (list, detail, live stream).
     Alerts,
+    /// A site gateway (`serve --role gateway`): may fetch the policy and lists and send its
+    /// site's events and page texts. The token's name is the site's name.
+    Gateway,
 }
 
 impl TokenScope {
@@ -24,6 +27,7 @@ impl TokenScope {
         match self {
             TokenScope::Ingest => "ingest",
             TokenScope::Alerts => "alerts",
+            TokenScope::Gateway => "gateway",
         }
     }
 
@@ -31,6 +35,7 @@ impl TokenScope {
         match s {
             "ingest" => Some(TokenScope::Ingest),
             "alerts" => Some(TokenScope::Alerts),
+            "gateway" => Some(TokenScope::Gateway),
             _ => None,
         }
     }
@@ -58,17 +63,24 @@ pub struct Subject {
     pub client_ip: Option<String>,
     pub device: Option<String>,
     pub group: String,
+    /// The site gateway the text came through (`None`: this server).
+    pub site: Option<String>,
 }
 
 impl Subject {
     /// The key repeated findings are grouped by: the person if known, else the device, else
-    /// the address.
+    /// the address. Devices and addresses are a site's own (two sites may both have a
+    /// 10.0.0.7); people are the organisation's.
     pub fn key(&self) -> String {
+        let at = self
+            .site
+            .as_ref()
+            .map_or_else(String::new, |s| format!("site:{s}/"));
         match (&self.username, &self.device, &self.client_ip) {
             (Some(u), _, _) => format!("user:{u}"),
-            (None, Some(d), _) => format!("device:{d}"),
-            (None, None, Some(ip)) => format!("ip:{ip}"),
-            (None, None, None) => "unknown".into(),
+            (None, Some(d), _) => format!("{at}device:{d}"),
+            (None, None, Some(ip)) => format!("{at}ip:{ip}"),
+            (None, None, None) => format!("{at}unknown"),
         }
     }
 }
@@ -109,6 +121,8 @@ pub struct Alert {
     pub group: String,
     pub source: String,
     pub findings: i64,
+    /// The site gateway it came through (`None`: this server).
+    pub site: Option<String>,
 }
 
 /// A finding as stored.
@@ -155,7 +169,7 @@ fn token_hash(secret: &str) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub(crate) const ALERT_COLUMNS: &str = "id, reference, created_ms, updated_ms, status, category, severity, score, subject, username, client_ip, device, group_name, source, findings";
+pub(crate) const ALERT_COLUMNS: &str = "id, reference, created_ms, updated_ms, status, category, severity, score, subject, username, client_ip, device, group_name, source, findings, site";
 
 pub(crate) fn alert_row(r: &AnyRow) -> Alert {
     Alert {
@@ -174,6 +188,7 @@ pub(crate) fn alert_row(r: &AnyRow) -> Alert {
         group: r.get("group_name"),
         source: r.get("source"),
         findings: r.get("findings"),
+        site: r.get("site"),
     }
 }
 
@@ -301,8 +316,8 @@ impl Store {
             None => {
                 let id: i64 = sqlx::query(
                     "INSERT INTO alerts (reference, created_ms, updated_ms, category, severity, score, \
-                     subject, username, client_ip, device, group_name, source) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+                     subject, username, client_ip, device, group_name, source, site) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
                 )
                 .bind(new_reference())
                 .bind(finding.at_ms)
@@ -316,6 +331,7 @@ impl Store {
                 .bind(&subject.device)
                 .bind(&subject.group)
                 .bind(&finding.source)
+                .bind(&subject.site)
                 .fetch_one(&mut *tx)
                 .await?
                 .get(0);

@@ -70,6 +70,8 @@ pub struct StoredEvent {
     pub id: i64,
     /// The event.
     pub event: Event,
+    /// The site gateway that forwarded it (`None`: this server's own).
+    pub site: Option<String>,
 }
 
 /// A recorded gap in the log.
@@ -106,6 +108,8 @@ pub struct EventFilter {
     pub text: Option<String>,
     /// Category slug.
     pub category: Option<String>,
+    /// Forwarded by this site gateway.
+    pub site: Option<String>,
     /// The most rows (newest first); default 100.
     pub limit: Option<u32>,
 }
@@ -396,7 +400,7 @@ async fn record_gaps(store: &Store, counters: &Counters) {
 /// Rows per multi-row insert (16 columns each, well under SQLite's parameter limit).
 const INSERT_ROWS: usize = 64;
 
-fn insert_query(dialect: Dialect, rows: &[Event]) -> Sql<'_> {
+pub(crate) fn insert_query(dialect: Dialect, rows: &[Event]) -> Sql<'_> {
     let mut q = Sql::new(
         dialect,
         "INSERT INTO events (at_ms, reference, service, client_ip, username, group_name, method, url, host, search_term, categories, action, rule, reason, status, bytes) VALUES ",
@@ -439,7 +443,7 @@ fn insert_query(dialect: Dialect, rows: &[Event]) -> Sql<'_> {
     q
 }
 
-const EVENT_COLUMNS: &str = "id, at_ms, reference, service, client_ip, username, group_name, method, url, host, search_term, categories, action, rule, reason, status, bytes";
+pub(crate) const EVENT_COLUMNS: &str = "id, at_ms, reference, service, client_ip, username, group_name, method, url, host, search_term, categories, action, rule, reason, status, bytes, site";
 
 impl Store {
     /// Inserts events in one transaction.
@@ -529,6 +533,9 @@ impl Store {
                 .push_bind(pattern)
                 .push(" ESCAPE '\\')");
         }
+        if let Some(v) = &filter.site {
+            q.push(" AND site = ").push_bind(v.clone());
+        }
         if let Some(v) = &filter.category {
             q.push(" AND (',' || categories || ',') LIKE ")
                 .push_bind(format!("%,{},%", escape_like(v)))
@@ -553,7 +560,7 @@ fn escape_like(s: &str) -> String {
     out
 }
 
-fn event_from_row(r: &sqlx::any::AnyRow) -> StoredEvent {
+pub(crate) fn event_from_row(r: &sqlx::any::AnyRow) -> StoredEvent {
     let service: String = r.get("service");
     StoredEvent {
         id: r.get("id"),
@@ -577,5 +584,6 @@ fn event_from_row(r: &sqlx::any::AnyRow) -> StoredEvent {
                 .and_then(|s| u16::try_from(s).ok()),
             bytes: u64::try_from(r.get::<i64, _>("bytes")).unwrap_or(0),
         },
+        site: r.get("site"),
     }
 }

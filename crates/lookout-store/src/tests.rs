@@ -394,6 +394,7 @@ async fn findings_group_into_alerts_and_danger_queues_deliveries() {
         client_ip: Some("10.0.0.7".into()),
         device: None,
         group: "learners".into(),
+        site: None,
     };
     let window = 30 * 60 * 1000;
     let t = 1_700_000_000_000;
@@ -1812,7 +1813,7 @@ fn both_dialects_have_the_same_migrations_tables_columns_and_triggers() {
                             }
                         }
                         [");"] => table = None,
-                        ["CREATE", "INDEX", i, ..] => names.push(format!("index {i}")),
+                        ["CREATE", "INDEX" | "UNIQUE", i, ..] => names.push(format!("index {i}")),
                         ["CREATE", "TRIGGER", t, ..] => names.push(format!("trigger {t}")),
                         ["DROP", what, n, ..] => names.push(format!(
                             "drop {} {}",
@@ -1835,7 +1836,7 @@ fn both_dialects_have_the_same_migrations_tables_columns_and_triggers() {
     let root = env!("CARGO_MANIFEST_DIR");
     let sqlite = shape(&format!("{root}/migrations/sqlite"));
     let postgres = shape(&format!("{root}/migrations/postgres"));
-    assert_eq!(sqlite.len(), 17, "{sqlite:?}");
+    assert_eq!(sqlite.len(), 18, "{sqlite:?}");
     assert!(sqlite
         .iter()
         .any(|(_, n)| n.contains(&"column audit_log.hash".to_owned())));
@@ -1954,4 +1955,194 @@ async fn sqlite_paths_with_url_characters_open_the_right_file() {
     let again = Store::open(&path).await.unwrap();
     assert!(again.user("amy").await.unwrap().is_some());
     again.close().await;
+}
+
+/// A site's events are stored once however often a batch is sent, each with its site; two
+/// sites may use the same numbers; the site filter and the alert's site hold.
+#[tokio::test]
+async fn forwarded_events_are_stored_once_per_site_and_number() {
+    let (_dir, store) = store().await;
+    let batch: Vec<SiteEvent> = (1..=5)
+        .map(|i| SiteEvent {
+            seq: i as i64,
+            event: event(i, "allow"),
+        })
+        .collect();
+    assert_eq!(
+        store.insert_site_events("north", &batch).await.unwrap(),
+        vec![0, 1, 2, 3, 4]
+    );
+    // Sent again with two more (the gateway did not hear the answer): only the new are stored.
+    let mut again = batch.clone();
+    again.extend((6..=7).map(|i| SiteEvent {
+        seq: i as i64,
+        event: event(i, "block"),
+    }));
+    assert_eq!(
+        store.insert_site_events("north", &again).await.unwrap(),
+        vec![5, 6]
+    );
+    // Another site's numbers are its own.
+    assert_eq!(
+        store
+            .insert_site_events("south", &batch[..2])
+            .await
+            .unwrap(),
+        vec![0, 1]
+    );
+    // This server's own events have no site and are never taken for duplicates.
+    store
+        .insert_events(&[event(8, "allow"), event(8, "allow")])
+        .await
+        .unwrap();
+    let all = store
+        .events(&EventFilter {
+            limit: Some(100),
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 11);
+    let north = store
+        .events(&EventFilter {
+            site: Some("north".into()),
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(north.len(), 7);
+    assert!(north.iter().all(|e| e.site.as_deref() == Some("north")));
+    assert_eq!(all.iter().filter(|e| e.site.is_none()).count(), 2);
+
+    // Health: calls add up what was received; a call that does not say its backlog or
+    // policy keeps the last one said.
+    for call in [
+        GatewayCall {
+            address: "192.0.2.10".into(),
+            policy_version: Some("v1".into()),
+            backlog: Some(40),
+            events: 5,
+            texts: 1,
+        },
+        GatewayCall {
+            address: "192.0.2.11".into(),
+            policy_version: None,
+            backlog: None,
+            events: 2,
+            texts: 0,
+        },
+    ] {
+        store.gateway_called("north", &call).await.unwrap();
+    }
+    let g = store.gateways().await.unwrap();
+    assert_eq!(g.len(), 1);
+    assert_eq!(
+        (
+            g[0].site.as_str(),
+            g[0].address.as_str(),
+            g[0].policy_version.as_str(),
+            g[0].backlog,
+            g[0].events_received,
+            g[0].texts_received
+        ),
+        ("north", "192.0.2.11", "v1", 40, 7, 1)
+    );
+
+    // An alert from a site's text carries the site; the same address at two sites is two
+    // people, one user at two sites is one.
+    let finding = |at_ms| NewFinding {
+        at_ms,
+        source: "page".into(),
+        category: "suicide".into(),
+        severity: "danger".into(),
+        score: 9,
+        evidence: "e".into(),
+        context: "c".into(),
+        rules: "[]".into(),
+        location: "http://x/".into(),
+    };
+    let at = |site: &str| Subject {
+        username: None,
+        client_ip: Some("10.0.0.7".into()),
+        device: None,
+        group: "learners".into(),
+        site: Some(site.into()),
+    };
+    let a = store
+        .record_finding(&at("north"), &finding(1), 60_000, &[])
+        .await
+        .unwrap();
+    let b = store
+        .record_finding(&at("south"), &finding(2), 60_000, &[])
+        .await
+        .unwrap();
+    assert!(
+        a.created && b.created,
+        "one address at two sites is two subjects"
+    );
+    assert_eq!(a.alert.site.as_deref(), Some("north"));
+    let south = store.inbox(Inbox::Open, Some("south"), 10).await.unwrap();
+    assert_eq!(south.len(), 1);
+    assert_eq!(south[0].id, b.alert.id);
+    assert_eq!(store.inbox(Inbox::Open, None, 10).await.unwrap().len(), 2);
+}
+
+/// A gateway's outbox: what is acknowledged is deleted but the newest row, so numbers never
+/// go back below what the central has (which would make it drop new events as repeats).
+#[tokio::test]
+async fn the_outbox_forgets_what_was_acknowledged_and_never_reuses_a_number() {
+    let (_dir, store) = store().await;
+    let events: Vec<Event> = (0..5).map(|i| event(i, "allow")).collect();
+    store.insert_events(&events).await.unwrap();
+    assert_eq!(store.outbox_acked(Outbox::Events).await.unwrap(), 0);
+    assert_eq!(store.outbox_backlog(Outbox::Events).await.unwrap(), 5);
+    let batch = store.outbox_events(0, 3).await.unwrap();
+    assert_eq!(batch.len(), 3);
+    let upto = batch[2].id;
+    store.outbox_ack(Outbox::Events, upto).await.unwrap();
+    assert_eq!(store.outbox_backlog(Outbox::Events).await.unwrap(), 2);
+    let rest = store.outbox_events(upto, 100).await.unwrap();
+    assert_eq!(rest.len(), 2);
+    let last = rest[1].id;
+    store.outbox_ack(Outbox::Events, last).await.unwrap();
+    // An older acknowledgement arriving late does not move it back.
+    store.outbox_ack(Outbox::Events, upto).await.unwrap();
+    assert_eq!(store.outbox_acked(Outbox::Events).await.unwrap(), last);
+    assert_eq!(store.outbox_backlog(Outbox::Events).await.unwrap(), 0);
+    // Everything acknowledged: only the newest row is left, and the next event's number is
+    // above it.
+    let left = store.outbox_events(0, 100).await.unwrap();
+    assert_eq!(left.iter().map(|e| e.id).collect::<Vec<_>>(), vec![last]);
+    store.insert_events(&[event(9, "block")]).await.unwrap();
+    let next = store.outbox_events(last, 100).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert!(next[0].id > last);
+
+    // Texts the same way.
+    for i in 0..3 {
+        store
+            .queue_text(&OutboxText {
+                id: 0,
+                at_ms: i,
+                source: "page".into(),
+                text: format!("text {i}"),
+                location: "http://x/".into(),
+                subject: Subject {
+                    username: Some("amy".into()),
+                    client_ip: Some("10.0.0.7".into()),
+                    device: None,
+                    group: "learners".into(),
+                    site: None,
+                },
+            })
+            .await
+            .unwrap();
+    }
+    let texts = store.outbox_texts(0, 10).await.unwrap();
+    assert_eq!(
+        texts.iter().map(|t| t.text.as_str()).collect::<Vec<_>>(),
+        ["text 0", "text 1", "text 2"]
+    );
+    store.outbox_ack(Outbox::Texts, texts[2].id).await.unwrap();
+    assert_eq!(store.outbox_backlog(Outbox::Texts).await.unwrap(), 0);
 }

@@ -83,24 +83,33 @@ fn review_row(r: &sqlx::any::AnyRow) -> AlertReview {
 const SEVERITY_RANK: &str = "CASE severity WHEN 'danger' THEN 0 WHEN 'caution' THEN 1 ELSE 2 END";
 
 impl Store {
-    /// The inbox: most severe first, then the longest waiting.
-    pub async fn inbox(&self, which: Inbox, limit: u32) -> Result<Vec<Alert>, StoreError> {
+    /// The inbox: most severe first, then the longest waiting; `site`: only alerts that came
+    /// through that site gateway.
+    pub async fn inbox(
+        &self,
+        which: Inbox,
+        site: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<Alert>, StoreError> {
         let filter = match which {
-            Inbox::Open => "WHERE status = 'new'",
-            Inbox::Reviewed => "WHERE status IN ('reviewed', 'incident')",
-            Inbox::Dismissed => "WHERE status = 'dismissed'",
-            Inbox::All => "",
+            Inbox::Open => "status = 'new'",
+            Inbox::Reviewed => "status IN ('reviewed', 'incident')",
+            Inbox::Dismissed => "status = 'dismissed'",
+            Inbox::All => "1 = 1",
         };
+        let site_filter = if site.is_some() { " AND site = $2" } else { "" };
         let order = match which {
             Inbox::Open => format!("{SEVERITY_RANK}, created_ms, id"),
             _ => "updated_ms DESC, id DESC".to_owned(),
         };
-        let rows = sqlx::query(&format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts {filter} ORDER BY {order} LIMIT $1"
-        ))
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
+        let sql = format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE {filter}{site_filter} ORDER BY {order} LIMIT $1"
+        );
+        let mut query = sqlx::query(&sql).bind(i64::from(limit));
+        if let Some(site) = site {
+            query = query.bind(site);
+        }
+        let rows = query.fetch_all(&self.pool).await?;
         Ok(rows.iter().map(alert_row).collect())
     }
 

@@ -58,6 +58,7 @@ impl Store {
                     client_ip: r.get("client_ip"),
                     device: r.get("device"),
                     group: r.get("group_name"),
+                    site: None,
                 },
                 error: r.get("error"),
             })

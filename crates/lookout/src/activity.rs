@@ -51,6 +51,9 @@ pub(crate) struct SearchArgs {
     /// Block page reference, e.g. LK-7Q2M-X9KD.
     #[arg(long)]
     reference: Option<String>,
+    /// Forwarded by this site gateway (its token's name).
+    #[arg(long)]
+    site: Option<String>,
     /// From: "YYYY-MM-DD", "YYYY-MM-DD HH:MM" (local time), or an age like 30m, 2h, 7d.
     #[arg(long)]
     since: Option<String>,
@@ -95,11 +98,12 @@ pub(crate) fn when(ms: i64) -> String {
     )
 }
 
-fn print(e: &StoredEvent, json: bool) {
-    let e = &e.event;
+fn print(stored: &StoredEvent, json: bool) {
+    let e = &stored.event;
     if json {
         let v = serde_json::json!({
             "time": when(e.at_ms),
+            "site": stored.site,
             "at_ms": e.at_ms,
             "reference": e.reference,
             "service": e.service,
@@ -120,10 +124,13 @@ fn print(e: &StoredEvent, json: bool) {
         println!("{v}");
         return;
     }
-    let who = match &e.username {
+    let mut who = match &e.username {
         Some(u) => format!("{u}@{}", e.client_ip),
         None => e.client_ip.clone(),
     };
+    if let Some(site) = &stored.site {
+        who = format!("{who} ({site})");
+    }
     let mut line = format!(
         "{}  {:<8} {:<5} {:<13} {:<22} {} {}",
         when(e.at_ms),
@@ -207,6 +214,7 @@ pub(crate) fn run(config_path: Option<&Path>, command: LogCommand) -> anyhow::Re
                     host: a.host,
                     text: a.text,
                     category: a.category,
+                    site: a.site,
                     limit: Some(a.limit),
                     after_id: None,
                 };

@@ -917,6 +917,7 @@ fn page_sink(monitor: &Monitor) -> PageSink {
                 client_ip: Some(page.client_ip),
                 device: None,
                 group: page.group,
+                site: None,
             },
         });
     }))

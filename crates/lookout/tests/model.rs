@@ -52,6 +52,7 @@ async fn dismissals_retrain_the_head_and_both_stages_are_measured() {
         client_ip: None,
         device: None,
         group: "learners".into(),
+        site: None,
     };
     // The built-in head alerts on this (grooming); the DSL team said it was a false alarm.
     let text = "my little brother is a menace, i could strangle him";

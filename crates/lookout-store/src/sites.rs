@@ -1,0 +1,286 @@
+//! Site gateways (`lookout serve --role gateway`).
+//!
+//! On the **central**: events forwarded by a site are stored with the site's name and their
+//! number there (`site_seq`), once each however often a batch is sent; each site's health
+//! (last call, backlog, policy version) is kept in `gateways`.
+//!
+//! On a **gateway**: the activity log's own `events` table is the durable queue of events to
+//! forward, `outbox_texts` holds page texts to forward, and `outbox_acked` says how far the
+//! central has acknowledged each. Forwarded rows are deleted, except the newest: SQLite gives
+//! a new row the highest id plus one, so keeping the newest row keeps ids from ever going back
+//! below what was acknowledged.
+
+use sqlx::Row;
+
+use crate::events::{event_from_row, EVENT_COLUMNS};
+use crate::{now_ms, Event, Store, StoreError, StoredEvent, Subject};
+
+/// An event forwarded by a site gateway, with its number there (increasing, never reused).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteEvent {
+    pub seq: i64,
+    pub event: Event,
+}
+
+/// What a gateway said when it called.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GatewayCall {
+    /// The address it called from.
+    pub address: String,
+    /// The policy version it runs (`None`: not said on this call).
+    pub policy_version: Option<String>,
+    /// Events and texts it still has to send (`None`: not said on this call).
+    pub backlog: Option<i64>,
+    /// Events newly stored from this call.
+    pub events: i64,
+    /// Texts newly received in this call.
+    pub texts: i64,
+}
+
+/// A site gateway as the central knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gateway {
+    pub site: String,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    pub address: String,
+    pub policy_version: String,
+    pub backlog: i64,
+    pub events_received: i64,
+    pub texts_received: i64,
+}
+
+/// A page text waiting on a gateway to be sent to the central's monitoring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxText {
+    pub id: i64,
+    pub at_ms: i64,
+    /// `page`, as the monitoring's sources are named.
+    pub source: String,
+    pub text: String,
+    pub location: String,
+    pub subject: Subject,
+}
+
+/// The two kinds of outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outbox {
+    Events,
+    Texts,
+}
+
+impl Outbox {
+    fn table(self) -> &'static str {
+        match self {
+            Outbox::Events => "events",
+            Outbox::Texts => "outbox_texts",
+        }
+    }
+}
+
+impl Store {
+    /// Stores a site's forwarded events in one transaction; an event whose `(site, seq)` is
+    /// already stored is skipped. Returns the positions in `events` of those newly stored.
+    pub async fn insert_site_events(
+        &self,
+        site: &str,
+        events: &[SiteEvent],
+    ) -> Result<Vec<usize>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut stored = Vec::new();
+        for (i, SiteEvent { seq, event: e }) in events.iter().enumerate() {
+            let row = sqlx::query(
+                "INSERT INTO events (at_ms, reference, service, client_ip, username, group_name, method, url, host, \
+                 search_term, categories, action, rule, reason, status, bytes, site, site_seq) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
+                 ON CONFLICT (site, site_seq) WHERE site_seq IS NOT NULL DO NOTHING RETURNING id",
+            )
+            .bind(e.at_ms)
+            .bind(e.reference.as_str())
+            .bind(e.service)
+            .bind(e.client_ip.as_str())
+            .bind(e.username.as_deref())
+            .bind(e.group.as_str())
+            .bind(e.method.as_str())
+            .bind(e.url.as_str())
+            .bind(e.host.as_str())
+            .bind(e.search_term.as_deref())
+            .bind(e.categories.as_str())
+            .bind(e.action.as_str())
+            .bind(e.rule.as_str())
+            .bind(e.reason.as_str())
+            .bind(e.status.map(i64::from))
+            .bind(i64::try_from(e.bytes).unwrap_or(i64::MAX))
+            .bind(site)
+            .bind(*seq)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if row.is_some() {
+                stored.push(i);
+            }
+        }
+        tx.commit().await?;
+        Ok(stored)
+    }
+
+    /// Records a gateway's call (its first creates its row).
+    pub async fn gateway_called(&self, site: &str, call: &GatewayCall) -> Result<(), StoreError> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO gateways (site, first_seen_ms, last_seen_ms, address, policy_version, backlog, events_received, texts_received) \
+             VALUES ($1, $2, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (site) DO UPDATE SET last_seen_ms = excluded.last_seen_ms, address = excluded.address, \
+             policy_version = CASE WHEN $8 = 1 THEN excluded.policy_version ELSE gateways.policy_version END, \
+             backlog = CASE WHEN $9 = 1 THEN excluded.backlog ELSE gateways.backlog END, \
+             events_received = gateways.events_received + excluded.events_received, \
+             texts_received = gateways.texts_received + excluded.texts_received",
+        )
+        .bind(site)
+        .bind(now)
+        .bind(call.address.as_str())
+        .bind(call.policy_version.as_deref().unwrap_or(""))
+        .bind(call.backlog.unwrap_or(0))
+        .bind(call.events)
+        .bind(call.texts)
+        .bind(i64::from(call.policy_version.is_some()))
+        .bind(i64::from(call.backlog.is_some()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Every site gateway that has called, by name.
+    pub async fn gateways(&self) -> Result<Vec<Gateway>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT site, first_seen_ms, last_seen_ms, address, policy_version, backlog, events_received, texts_received \
+             FROM gateways ORDER BY site",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| Gateway {
+                site: r.get("site"),
+                first_seen_ms: r.get("first_seen_ms"),
+                last_seen_ms: r.get("last_seen_ms"),
+                address: r.get("address"),
+                policy_version: r.get("policy_version"),
+                backlog: r.get("backlog"),
+                events_received: r.get("events_received"),
+                texts_received: r.get("texts_received"),
+            })
+            .collect())
+    }
+
+    /// How far the central has acknowledged `outbox` (0: nothing yet).
+    pub async fn outbox_acked(&self, outbox: Outbox) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT acked FROM outbox_acked WHERE kind = $1")
+            .bind(outbox.table())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map_or(0, |r| r.get("acked")))
+    }
+
+    /// Rows of `outbox` not yet acknowledged.
+    pub async fn outbox_backlog(&self, outbox: Outbox) -> Result<i64, StoreError> {
+        let acked = self.outbox_acked(outbox).await?;
+        let row = sqlx::query(&format!(
+            "SELECT COUNT(*) AS n FROM {} WHERE id > $1",
+            outbox.table()
+        ))
+        .bind(acked)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.get("n"))
+    }
+
+    /// Records that the central has everything of `outbox` up to `upto`, and deletes those
+    /// rows but the newest (one transaction).
+    pub async fn outbox_ack(&self, outbox: Outbox, upto: i64) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO outbox_acked (kind, acked) VALUES ($1, $2) \
+             ON CONFLICT (kind) DO UPDATE SET acked = excluded.acked WHERE excluded.acked > outbox_acked.acked",
+        )
+        .bind(outbox.table())
+        .bind(upto)
+        .execute(&mut *tx)
+        .await?;
+        let table = outbox.table();
+        sqlx::query(&format!(
+            "DELETE FROM {table} WHERE id <= $1 AND id < (SELECT MAX(id) FROM {table})"
+        ))
+        .bind(upto)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Events after `after`, oldest first: the next batch to forward.
+    pub async fn outbox_events(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT $2"
+        ))
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(event_from_row).collect())
+    }
+
+    /// Keeps a page text to forward.
+    pub async fn queue_text(&self, t: &OutboxText) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO outbox_texts (at_ms, source, text, location, username, client_ip, group_name) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(t.at_ms)
+        .bind(t.source.as_str())
+        .bind(t.text.as_str())
+        .bind(t.location.as_str())
+        .bind(t.subject.username.as_deref())
+        .bind(t.subject.client_ip.as_deref())
+        .bind(t.subject.group.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Texts after `after`, oldest first.
+    pub async fn outbox_texts(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<OutboxText>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at_ms, source, text, location, username, client_ip, group_name FROM outbox_texts \
+             WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| OutboxText {
+                id: r.get("id"),
+                at_ms: r.get("at_ms"),
+                source: r.get("source"),
+                text: r.get("text"),
+                location: r.get("location"),
+                subject: Subject {
+                    username: r.get("username"),
+                    client_ip: r.get("client_ip"),
+                    device: None,
+                    group: r.get("group_name"),
+                    site: None,
+                },
+            })
+            .collect())
+    }
+}
