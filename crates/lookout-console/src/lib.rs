@@ -50,7 +50,7 @@ use tokio_util::sync::CancellationToken;
 pub use board::{board_html, parse_day};
 pub use export::{verify_export, ExportCheck, EXPORT_KIND};
 pub use privacy::{privacy_html, privacy_json};
-pub use reviews::{apply_reviewed_allows, Filter};
+pub use reviews::{apply_reviewed_allows, set_allows, Filter};
 pub use session::{CSRF_FIELD, PRE_COOKIE, SESSION_COOKIE};
 
 /// How the console behaves.

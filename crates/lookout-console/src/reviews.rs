@@ -43,12 +43,21 @@ impl From<DecisionError> for PageError {
 /// entries were applied. Entries for groups no longer configured are skipped (and logged).
 pub async fn apply_reviewed_allows(store: &Store, policy: &Policy) -> Result<usize, String> {
     let allows = store.reviewed_allows().await.map_err(|e| e.to_string())?;
+    set_allows(
+        policy,
+        allows.iter().map(|a| (a.group.as_str(), a.entry.as_str())),
+    )
+}
+
+/// Sets each policy group's entries allowed after review to those of `allows` (group, entry)
+/// — this server's own, or a site gateway's from its central; how many were set.
+pub fn set_allows<'a>(
+    policy: &Policy,
+    allows: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Result<usize, String> {
     let mut by_group: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for a in &allows {
-        by_group
-            .entry(a.group.as_str())
-            .or_default()
-            .push(a.entry.clone());
+    for (group, entry) in allows {
+        by_group.entry(group).or_default().push(entry.to_owned());
     }
     let mut applied = 0;
     for g in policy.groups() {

@@ -122,12 +122,25 @@ fn write_meta(path: &Path, meta: &Meta) -> Result<(), FetchError> {
 #[derive(Debug, Clone)]
 pub struct Subscriber {
     client: reqwest::Client,
+    /// `Authorization: Bearer` for addresses starting with the first string (a site
+    /// gateway's lists, from its central).
+    bearer: Option<(String, String)>,
 }
 
 impl Subscriber {
     /// A client trusting the public roots and the system's certificate store (which honours
     /// `SSL_CERT_FILE`), following up to five redirects, never from https to plain http.
     pub fn new() -> Result<Subscriber, FetchError> {
+        Subscriber::with_options(&[], None)
+    }
+
+    /// As [`Subscriber::new`], also trusting `extra_roots` (DER certificates), and sending
+    /// `bearer.1` as a bearer token to addresses that start with `bearer.0` (and only those;
+    /// redirects elsewhere do not carry it).
+    pub fn with_options(
+        extra_roots: &[Vec<u8>],
+        bearer: Option<(String, String)>,
+    ) -> Result<Subscriber, FetchError> {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!(
                 "Lookout/",
@@ -152,10 +165,15 @@ impl Subscriber {
                 builder = builder.add_root_certificate(c);
             }
         }
+        for der in extra_roots {
+            let c = reqwest::Certificate::from_der(der)
+                .map_err(|e| FetchError::Client(e.to_string()))?;
+            builder = builder.add_root_certificate(c);
+        }
         let client = builder
             .build()
             .map_err(|e| FetchError::Client(e.to_string()))?;
-        Ok(Subscriber { client })
+        Ok(Subscriber { client, bearer })
     }
 
     /// Asks for a new copy of `source` (which must have a `url`) and puts it in place if the
@@ -181,6 +199,18 @@ impl Subscriber {
             error: error_chain(&e.without_url()),
         };
         let mut request = request;
+        if let Some((prefix, token)) = &self.bearer {
+            if source
+                .url
+                .as_ref()
+                .is_some_and(|u| u.get_ref().starts_with(prefix.as_str()))
+            {
+                let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+                    .map_err(|e| FetchError::Client(e.to_string()))?;
+                value.set_sensitive(true);
+                request = request.header(reqwest::header::AUTHORIZATION, value);
+            }
+        }
         if let Some(m) = &meta {
             if let Some(etag) = &m.etag {
                 request = request.header(reqwest::header::IF_NONE_MATCH, etag);

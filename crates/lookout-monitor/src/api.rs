@@ -78,7 +78,7 @@ async fn health(State(st): State<ApiState>) -> Json<serde_json::Value> {
 
 /// An error answered as JSON `{"error": "..."}`.
 #[derive(Debug)]
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -97,7 +97,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
+/// A failure of the server's own (logged; the client is told to see the log).
+pub fn internal(e: impl std::fmt::Display) -> ApiError {
     tracing::error!("API: {e}");
     ApiError(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -105,7 +106,8 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     )
 }
 
-async fn authorize(
+/// The token in `Authorization: Bearer`, if it is known, not revoked and of `scope`.
+pub async fn authorize(
     store: &Store,
     headers: &HeaderMap,
     scope: TokenScope,

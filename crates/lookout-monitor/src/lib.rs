@@ -39,7 +39,9 @@ use tokio::sync::{broadcast, mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use api::{parse_ingest, router, serve_api, ApiError, ApiState, IngestError, Ingested};
+pub use api::{
+    authorize, internal, parse_ingest, router, serve_api, ApiError, ApiState, IngestError, Ingested,
+};
 pub use deliver::{Email, EmailTls, Webhook};
 pub use digest::{compose_digest, next_digest, send_digest, DigestEvery};
 pub use model::{ModelSource, ModelStage};

@@ -182,6 +182,19 @@ impl Identifier {
         m.remove(&ip);
     }
 
+    /// Forgets every remembered credential check and signed-in address: the accounts
+    /// changed (a site gateway took its central's), so each is checked again at its next use.
+    pub fn forget_accounts(&self) {
+        self.credentials
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.addresses
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     /// The user store, if users are known.
     pub fn store(&self) -> Option<&Store> {
         self.store.as_ref()

@@ -86,6 +86,19 @@ pub struct Settings {
     pub page_bytes: usize,
     /// Browser sign-in for networks with `login = "portal"`, and the PAC file.
     pub portal: PortalSettings,
+    /// More for `/status`, under `"central"`: a site gateway's link to its central (policy
+    /// version, the last good copy in use, events still to send).
+    pub status_extra: Option<StatusExtra>,
+}
+
+/// A part of `/status` the server fills in; must not block.
+#[derive(Clone)]
+pub struct StatusExtra(pub Arc<dyn Fn() -> serde_json::Value + Send + Sync>);
+
+impl std::fmt::Debug for StatusExtra {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StatusExtra")
+    }
 }
 
 impl Default for Settings {
@@ -110,6 +123,7 @@ impl Default for Settings {
                 hours: 8,
                 ..PortalSettings::default()
             },
+            status_extra: None,
         }
     }
 }

@@ -449,6 +449,7 @@ pub(crate) async fn local_page(
                 "requests": c.requests.load(Ordering::Relaxed),
                 "log": log.unwrap_or_else(|| serde_json::json!({ "enabled": false })),
                 "lists": lists,
+                "central": proxy.settings.status_extra.as_ref().map(|f| (f.0)()),
             })
             .to_string()
                 + "\n";

@@ -284,3 +284,88 @@ impl Store {
             .collect())
     }
 }
+
+/// A proxy sign-in account as the central hands it to its site gateways: the password only
+/// as its argon2id hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteUser {
+    pub username: String,
+    pub display_name: String,
+    pub group: String,
+    pub password_hash: Option<String>,
+    pub disabled: bool,
+}
+
+impl Store {
+    /// Every account, with password hashes, for the site gateways.
+    pub async fn site_users(&self) -> Result<Vec<SiteUser>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT username, display_name, group_name, password_hash, disabled FROM users ORDER BY username",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| SiteUser {
+                username: r.get("username"),
+                display_name: r.get("display_name"),
+                group: r.get("group_name"),
+                password_hash: r.get("password_hash"),
+                disabled: r.get::<i64, _>("disabled") != 0,
+            })
+            .collect())
+    }
+
+    /// Makes a gateway's accounts the central's (one transaction): each added or brought up
+    /// to date; accounts the central no longer has are disabled and signed out, never
+    /// deleted. Returns how many rows changed.
+    pub async fn sync_site_users(&self, users: &[SiteUser]) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let mut tx = self.write_tx().await?;
+        let mut changed = 0;
+        for u in users {
+            changed += sqlx::query(
+                "INSERT INTO users (username, display_name, group_name, password_hash, disabled, created_ms, updated_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6) \
+                 ON CONFLICT (username) DO UPDATE SET display_name = excluded.display_name, \
+                 group_name = excluded.group_name, password_hash = excluded.password_hash, \
+                 disabled = excluded.disabled, updated_ms = excluded.updated_ms \
+                 WHERE users.display_name <> excluded.display_name OR users.group_name <> excluded.group_name \
+                 OR users.password_hash IS DISTINCT FROM excluded.password_hash OR users.disabled <> excluded.disabled",
+            )
+            .bind(u.username.as_str())
+            .bind(u.display_name.as_str())
+            .bind(u.group.as_str())
+            .bind(u.password_hash.as_deref())
+            .bind(i64::from(u.disabled))
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        let known: std::collections::HashSet<&str> =
+            users.iter().map(|u| u.username.as_str()).collect();
+        let local = sqlx::query("SELECT username FROM users WHERE disabled = 0")
+            .fetch_all(&mut *tx)
+            .await?;
+        for r in &local {
+            let name: String = r.get("username");
+            if known.contains(name.as_str()) {
+                continue;
+            }
+            changed +=
+                sqlx::query("UPDATE users SET disabled = 1, updated_ms = $1 WHERE username = $2")
+                    .bind(now)
+                    .bind(&name)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            sqlx::query("DELETE FROM ip_sessions WHERE username = $1")
+                .bind(&name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+}

@@ -14,6 +14,7 @@ mod scan;
 mod scan_model;
 mod serve;
 mod siem;
+mod site;
 mod stats;
 mod users;
 

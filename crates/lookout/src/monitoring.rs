@@ -157,9 +157,10 @@ pub(crate) fn digest(config: &Config) -> Option<(DigestEvery, u16)> {
 pub(crate) enum TokenCommand {
     /// Create a token and print it (once: only its hash is kept).
     Add {
-        /// A unique name: the device (`laptop-12`) or tool (`dsl-dashboard`).
+        /// A unique name: the device (`laptop-12`), tool (`dsl-dashboard`) or site (`north`).
         name: String,
-        /// `ingest` (a monitoring agent on a device) or `alerts` (reads alerts).
+        /// `ingest` (a monitoring agent on a device), `alerts` (reads alerts) or `gateway` (a
+        /// site gateway, `serve --role gateway`; the name is the site's).
         #[arg(long, value_parser = parse_scope)]
         scope: TokenScope,
         /// The person a device belongs to.
@@ -176,7 +177,7 @@ pub(crate) enum TokenCommand {
 }
 
 fn parse_scope(s: &str) -> Result<TokenScope, String> {
-    TokenScope::from_slug(s).ok_or_else(|| "expected ingest or alerts".to_owned())
+    TokenScope::from_slug(s).ok_or_else(|| "expected ingest, alerts or gateway".to_owned())
 }
 
 pub(crate) fn tokens(
@@ -191,6 +192,25 @@ pub(crate) fn tokens(
                 user,
                 group,
             } => {
+                if scope == TokenScope::Gateway {
+                    if user.is_some() || group.is_some() {
+                        return Err(UsageError(
+                            "--user and --group are for device tokens; a gateway's people and groups come with its events".into(),
+                        )
+                        .into());
+                    }
+                    let fits = !name.is_empty()
+                        && name.len() <= 64
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+                    if !fits {
+                        return Err(UsageError(format!(
+                            "`{name}`: a site's name is 1 to 64 letters, digits, `-`, `_` or `.`"
+                        ))
+                        .into());
+                    }
+                }
                 if let Some(g) = &group {
                     if !config.groups.contains_key(g) {
                         return Err(

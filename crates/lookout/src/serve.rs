@@ -32,6 +32,36 @@ pub(crate) struct ServeArgs {
     /// (time, level, message) for log shippers.
     #[arg(long, value_enum, default_value = "text")]
     pub(crate) log_format: LogFormat,
+    /// `standalone`: everything on this machine (and the central for any site gateways);
+    /// `gateway`: only the proxy and the DNS filter, with the policy from `--central` and the
+    /// events sent there.
+    #[arg(long, value_enum, default_value = "standalone")]
+    role: ServeRole,
+    /// A gateway's central: its console's address (https://; http:// only to this machine).
+    #[arg(long, required_if_eq("role", "gateway"))]
+    central: Option<String>,
+    /// A gateway's token (`lookout token add SITE --scope gateway` on the central), first line
+    /// of this file (default: `gateway.token` in the data folder).
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// PEM certificates to trust for the central besides the system's (its own CA).
+    #[arg(long)]
+    central_ca: Option<PathBuf>,
+}
+
+/// What `lookout serve` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ServeRole {
+    Standalone,
+    Gateway,
+}
+
+/// How serving ended.
+enum Ended {
+    /// Ctrl-C or SIGTERM.
+    Stopped,
+    /// A site gateway's central changed the groups or lists: serve again with them.
+    PolicyChanged,
 }
 
 /// How Lookout's own messages are written.
@@ -118,24 +148,138 @@ where
 }
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if args.role == ServeRole::Gateway {
+        return run_gateway(args);
+    }
+    if args.central.is_some() || args.token_file.is_some() || args.central_ca.is_some() {
+        return Err(UsageError(
+            "--central, --token-file and --central-ca are for `--role gateway`".into(),
+        )
+        .into());
+    }
     let config = crate::load_config(args.config.as_deref())?;
     config.validate_serve()?;
-    let policy = Arc::new(config.policy()?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
-    // List subscriptions without a copy are downloaded before anything is served.
     let subscriber = lookout_loader::subscription::Subscriber::new()?;
-    let list_stats = Arc::new(crate::lists::ListStats::default());
-    let subscriptions = runtime.block_on(crate::lists::first_fetch(
-        &config.lists,
-        &subscriber,
-        &list_stats,
+    let (policy, lists) = runtime.block_on(prepare(&config, subscriber))?;
+    let scanner = if config.alerts.enabled {
+        let model = crate::monitoring::model_stage(&config)?;
+        Some((crate::monitoring::scanner(&config)?, model))
+    } else {
+        tracing::info!("monitoring: off (`alerts.enabled = false`)");
+        None
+    };
+    // What the configuration was, for the audit log: a changed file is recorded as a change.
+    let text = match &args.config {
+        Some(p) => std::fs::read_to_string(p).unwrap_or_default(),
+        None => String::new(),
+    };
+    let source = match &args.config {
+        Some(p) => format!(
+            "{}; sha256 {}",
+            p.display(),
+            lookout_auth::secret_hash(&text)
+        ),
+        None => "built-in defaults".to_owned(),
+    };
+    // What site gateways take from this configuration.
+    let for_sites = crate::site::central_policy(&text)?;
+    runtime.block_on(serve(
+        config,
+        policy,
+        lists,
+        scanner,
+        source,
+        Running::Standalone { for_sites },
     ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `serve --role gateway`: the policy from the central (or the last good copy), serving until
+/// stopped, and again with the new groups and lists whenever the central's change.
+fn run_gateway(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    loop {
+        let local = crate::load_config(args.config.as_deref())?;
+        let text = match &args.config {
+            Some(p) => std::fs::read_to_string(p)
+                .with_context(|| format!("configuration {}", p.display()))?,
+            None => String::new(),
+        };
+        let token_file = args
+            .token_file
+            .clone()
+            .unwrap_or_else(|| local.serve.data_dir.join("gateway.token"));
+        let link = crate::site::Link::new(
+            args.central.as_deref().unwrap_or_default(),
+            &token_file,
+            args.central_ca.as_deref(),
+        )?;
+        std::fs::create_dir_all(&local.serve.data_dir).with_context(|| {
+            format!(
+                "cannot create the data folder {}",
+                local.serve.data_dir.display()
+            )
+        })?;
+        let status = Arc::new(crate::site::SiteStatus::default());
+        let doc = runtime.block_on(crate::site::first_policy(
+            &link,
+            &local.serve.data_dir,
+            &status,
+        ))?;
+        let config = crate::site::gateway_config(&text, args.config.as_deref(), &doc, &link)?;
+        config.validate_serve()?;
+        tracing::info!(
+            "gateway: site `{}`, policy {} from the central at {}",
+            doc.site,
+            doc.version,
+            link.shown()
+        );
+        let (policy, lists) = runtime.block_on(prepare(&config, link.subscriber()?))?;
+        let source = format!(
+            "site gateway `{}`; central policy {}",
+            doc.site, doc.version
+        );
+        let site = Arc::new(crate::site::SiteRun {
+            link,
+            doc,
+            status,
+            data_dir: config.serve.data_dir.clone(),
+            restart: CancellationToken::new(),
+            proxy: std::sync::OnceLock::new(),
+        });
+        match runtime.block_on(serve(
+            config,
+            policy,
+            lists,
+            None,
+            source,
+            Running::Gateway(site),
+        ))? {
+            Ended::Stopped => return Ok(ExitCode::SUCCESS),
+            Ended::PolicyChanged => continue,
+        }
+    }
+}
+
+/// The policy and the lists (subscriptions without a copy downloaded first).
+async fn prepare(
+    config: &Config,
+    subscriber: lookout_loader::subscription::Subscriber,
+) -> anyhow::Result<(Arc<Policy>, Lists)> {
+    let policy = Arc::new(config.policy()?);
+    let list_stats = Arc::new(crate::lists::ListStats::default());
+    let subscriptions = crate::lists::first_fetch(&config.lists, &subscriber, &list_stats).await?;
     let started = Instant::now();
     let (present, _) = crate::lists::with_copies(&config.lists);
-    let loaded = lookout_loader::load(&present).map_err(|e| UsageError(format!("lists: {e}")))?;
+    let loaded = tokio::task::block_in_place(|| lookout_loader::load(&present))
+        .map_err(|e| UsageError(format!("lists: {e}")))?;
     tracing::info!(
         "lists: {} entries from {} file(s) in {:.2} s{}",
         loaded.accepted(),
@@ -151,32 +295,22 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let status = crate::lists::initial_status(&loaded, subscriptions);
     let index = lookout_lists::LiveIndex::new(loaded.index, status);
-    let scanner = if config.alerts.enabled {
-        let model = crate::monitoring::model_stage(&config)?;
-        Some((crate::monitoring::scanner(&config)?, model))
-    } else {
-        tracing::info!("monitoring: off (`alerts.enabled = false`)");
-        None
-    };
-    // What the configuration was, for the audit log: a changed file is recorded as a change.
-    let source = match &args.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).unwrap_or_default();
-            format!(
-                "{}; sha256 {}",
-                p.display(),
-                lookout_auth::secret_hash(&text)
-            )
-        }
-        None => "built-in defaults".to_owned(),
-    };
-    let lists = Lists {
-        index,
-        subscriber,
-        stats: list_stats,
-    };
-    runtime.block_on(serve(config, policy, lists, scanner, source))?;
-    Ok(ExitCode::SUCCESS)
+    Ok((
+        policy,
+        Lists {
+            index,
+            subscriber,
+            stats: list_stats,
+        },
+    ))
+}
+
+/// What this `serve` is.
+enum Running {
+    /// Everything here; `for_sites` is what site gateways take from its configuration.
+    Standalone { for_sites: String },
+    /// A site gateway.
+    Gateway(Arc<crate::site::SiteRun>),
 }
 
 fn client_networks<T>(
@@ -402,15 +536,26 @@ async fn serve(
         Option<lookout_monitor::ModelStage>,
     )>,
     config_source: String,
-) -> anyhow::Result<()> {
+    role: Running,
+) -> anyhow::Result<Ended> {
     let store = open_store(&config).await?;
     audit_configuration(&store, &config_source).await?;
-    // Pages allowed after an IT admin's review apply from the first request.
-    let reviewed = lookout_console::apply_reviewed_allows(&store, &policy)
-        .await
-        .map_err(|e| anyhow::anyhow!("entries allowed after review: {e}"))?;
-    if reviewed > 0 {
-        tracing::info!("policy: {reviewed} entr(ies) allowed after review");
+    let site = match &role {
+        Running::Gateway(site) => Some(site.clone()),
+        Running::Standalone { .. } => None,
+    };
+    // Pages allowed after an IT admin's review apply from the first request (at a site
+    // gateway, with the accounts, as the central's policy says).
+    match &site {
+        Some(site) => crate::site::apply(&site.doc, &store, &policy).await?,
+        None => {
+            let reviewed = lookout_console::apply_reviewed_allows(&store, &policy)
+                .await
+                .map_err(|e| anyhow::anyhow!("entries allowed after review: {e}"))?;
+            if reviewed > 0 {
+                tracing::info!("policy: {reviewed} entr(ies) allowed after review");
+            }
+        }
     }
     let (mut log, writer) = EventLog::start(
         store.clone(),
@@ -445,18 +590,40 @@ async fn serve(
     }
     tokio::spawn(heartbeat(store.clone(), run, log.clone(), stop.clone()));
     let purges = Arc::new(PurgeStats::default());
-    tokio::spawn(purge_daily(
-        store.clone(),
-        retention(&config),
-        purges.clone(),
-        Duration::from_secs(60),
-        stop.clone(),
-    ));
+    match &site {
+        // A gateway's events are deleted once the central has them; its retention is the
+        // central's.
+        Some(site) => {
+            tokio::spawn(crate::site::forward(
+                site.clone(),
+                store.clone(),
+                stop.clone(),
+            ));
+        }
+        None => {
+            tokio::spawn(purge_daily(
+                store.clone(),
+                retention(&config),
+                purges.clone(),
+                Duration::from_secs(60),
+                stop.clone(),
+            ));
+        }
+    }
     let destinations = destinations(&config, &policy);
     tokio::spawn(refresh_own_addresses(destinations.clone(), stop.clone()));
     let index = lists.index.clone();
     // SIGHUP: check the subscriptions and load the lists again now.
     let (hup_tx, hup_rx) = tokio::sync::mpsc::channel(1);
+    if let Some(site) = &site {
+        tokio::spawn(crate::site::keep_policy(
+            site.clone(),
+            store.clone(),
+            policy.clone(),
+            hup_tx.clone(),
+            stop.clone(),
+        ));
+    }
     tokio::spawn(forward_hangups(hup_tx, stop.clone()));
     tokio::spawn(crate::lists::keep_current(
         config.lists.clone(),
@@ -528,6 +695,19 @@ async fn serve(
                 config.console.max_body_bytes,
             )
             .merge(lookout_console::router(console.clone()));
+            // Site gateways' policy, lists and events.
+            let app = match &role {
+                Running::Standalone { for_sites } => {
+                    app.merge(crate::site::router(crate::site::Central {
+                        store: store.clone(),
+                        monitor: m.clone(),
+                        policy: Arc::new(for_sites.clone()),
+                        console_url: config.console.url.clone(),
+                        sources: Arc::new(config.lists.sources.clone()),
+                    }))
+                }
+                Running::Gateway(_) => app,
+            };
             let sources = Arc::new(crate::metrics::Sources {
                 allow: config.metrics_allow(),
                 store: store.clone(),
@@ -611,7 +791,14 @@ async fn serve(
                 .collect(),
             never_inspect: lookout_config::never_inspected(&p.inspect),
             extra_roots: extra_roots(p.upstream_ca_file.as_deref())?,
-            page_sink: monitor.as_ref().map(page_sink),
+            page_sink: match &site {
+                Some(site) => Some(crate::site::page_outbox(
+                    store.clone(),
+                    site.status.clone(),
+                    stop.clone(),
+                )),
+                None => monitor.as_ref().map(page_sink),
+            },
             page_bytes: config.scan.page_bytes,
             portal: PortalSettings {
                 allow: config
@@ -634,6 +821,10 @@ async fn serve(
                 // The WPAD listener's PAC file names the proxy's own port.
                 pac_port: Some(listener.local_addr()?.port()),
             },
+            status_extra: site.as_ref().map(|site| {
+                let status = site.status.clone();
+                lookout_proxy::StatusExtra(Arc::new(move || status.json()))
+            }),
         };
         let inspected = !settings.inspect_groups.is_empty();
         let mut proxy = Proxy::new(
@@ -659,6 +850,9 @@ async fn serve(
             );
         }
         let proxy = Arc::new(proxy);
+        if let Some(site) = &site {
+            let _ = site.proxy.set(proxy.clone());
+        }
         if let Some(m) = &metrics {
             let _ = m.proxy.set(proxy.clone());
         }
@@ -777,7 +971,16 @@ async fn serve(
     );
     tracing::info!("Lookout is running; press Ctrl-C to stop.");
 
-    shutdown_signal().await;
+    let ended = match &site {
+        Some(site) => tokio::select! {
+            () = shutdown_signal() => Ended::Stopped,
+            () = site.restart.cancelled() => Ended::PolicyChanged,
+        },
+        None => {
+            shutdown_signal().await;
+            Ended::Stopped
+        }
+    };
     tracing::info!("stopping: finishing requests and writing the activity log...");
     stop.cancel();
     for t in tasks {
@@ -802,7 +1005,7 @@ async fn serve(
     }
     store.close().await;
     tracing::info!("stopped.");
-    Ok(())
+    Ok(ended)
 }
 
 /// `[retention]` as the store's purge takes it (0 days: kept).

@@ -84,8 +84,33 @@ pub(crate) struct Listening {
 
 /// Starts `lookout serve` and returns it with the addresses it printed.
 pub(crate) fn serve(dir: &Path, config: &Path) -> (Child, Listening) {
+    let (child, at) = start(dir, &["serve", "--config", config.to_str().unwrap()]);
+    let listening = Listening {
+        proxy: at.proxy.expect("proxy address"),
+        dns: at.dns.expect("dns address"),
+        console: at.console.expect("console address"),
+        portal: at.portal,
+        stdout: at.stdout,
+    };
+    (child, listening)
+}
+
+/// What a `lookout serve` started with any arguments printed it listens on.
+pub(crate) struct Started {
+    pub(crate) proxy: Option<SocketAddr>,
+    pub(crate) dns: Option<SocketAddr>,
+    pub(crate) console: Option<SocketAddr>,
+    pub(crate) portal: Option<SocketAddr>,
+    pub(crate) stdout: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Every line it wrote on standard error so far.
+    pub(crate) stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// Runs `lookout ARGS` in `dir` until it says it is running (panics with what it said if it
+/// exits first).
+pub(crate) fn start(dir: &Path, args: &[&str]) -> (Child, Started) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_lookout"))
-        .args(["serve", "--config", config.to_str().unwrap()])
+        .args(args)
         .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -101,10 +126,17 @@ pub(crate) fn serve(dir: &Path, config: &Path) -> (Child, Listening) {
             s.push('\n');
         }
     });
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let (mut proxy, mut dns, mut console, mut portal) = (None, None, None, None);
+    let mut running = false;
     for line in lines.by_ref() {
         let line = line.unwrap();
+        {
+            let mut s = stderr.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
         if let Some(rest) = line.strip_prefix("proxy: listening on ") {
             proxy = rest.parse().ok();
         }
@@ -118,19 +150,33 @@ pub(crate) fn serve(dir: &Path, config: &Path) -> (Child, Listening) {
             console = rest.split(' ').next().and_then(|a| a.parse().ok());
         }
         if line.starts_with("Lookout is running") {
+            running = true;
             break;
         }
     }
+    assert!(
+        running,
+        "lookout {args:?} stopped before it ran:\n{}",
+        stderr.lock().unwrap()
+    );
     // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    let listening = Listening {
-        proxy: proxy.expect("proxy address"),
-        dns: dns.expect("dns address"),
-        console: console.expect("console address"),
+    let collected = stderr.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let mut s = collected.lock().unwrap();
+            s.push_str(&line);
+            s.push('\n');
+        }
+    });
+    let started = Started {
+        proxy,
+        dns,
+        console,
         portal,
         stdout,
+        stderr,
     };
-    (child, listening)
+    (child, started)
 }
 
 /// SIGTERM, as a service manager sends it (the shell's built-in `kill`: no procps needed),

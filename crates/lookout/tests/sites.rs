@@ -1,0 +1,341 @@
+//! A central and two site gateways as real processes on loopback ports: the gateways take
+//! their lists, accounts and policy from the central, keep filtering with the last good copy
+//! while it is down, and every event reaches it, once, across a central outage and a gateway
+//! restart.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use common::server::{lookout, setup, signed_in, start, terminate, text, through};
+
+/// A free loopback port (the central must come back on the same address).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A site's folder: its own configuration (listeners, networks) and the gateway token.
+fn site(name: &str, token: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(format!("{name}.token")),
+        format!("{token}\n"),
+    )
+    .unwrap();
+    let config = dir.path().join("site.toml");
+    std::fs::write(
+        &config,
+        r#"
+[serve]
+data_dir = "data"
+
+[proxy]
+listen = "127.0.0.1:0"
+
+[[proxy.internal]]
+cidr = "127.0.0.1/32"
+
+[dns]
+listen = "127.0.0.1:0"
+upstreams = ["127.0.0.1:9"]
+timeout_ms = 200
+
+# The site's own group list is replaced by the central's.
+[groups.site-only]
+block = ["gambling"]
+"#,
+    )
+    .unwrap();
+    (dir, config)
+}
+
+fn gateway(dir: &Path, config: &Path, name: &str, central: &str) -> (Child, SocketAddr) {
+    let token = dir.join(format!("{name}.token"));
+    let (child, at) = start(
+        dir,
+        &[
+            "serve",
+            "--role",
+            "gateway",
+            "--central",
+            central,
+            "--token-file",
+            token.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    assert!(at.console.is_none(), "a gateway runs no console");
+    (child, at.proxy.expect("proxy address"))
+}
+
+/// Events the central holds from `site`.
+fn central_events(dir: &Path, config: &str, site: &str) -> Vec<serde_json::Value> {
+    let o = lookout(
+        dir,
+        &[
+            "log", "search", "--site", site, "--limit", "10000", "--json", "-c", config,
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "waited {limit:?} for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+async fn status(proxy: SocketAddr) -> serde_json::Value {
+    through(proxy)
+        .get("http://lookout.invalid/status")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// `n` page requests through `proxy` to the origin, each allowed.
+async fn browse(proxy: SocketAddr, origin: SocketAddr, tag: &str, n: usize) {
+    let device = through(proxy);
+    for i in 0..n {
+        let r = device
+            .get(format!("http://{origin}/{tag}/{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204, "{tag}/{i}");
+    }
+}
+
+#[test]
+fn two_gateways_send_every_event_to_the_central_across_outages_and_restarts() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (origin, _requests) = runtime.block_on(lookout_testkit::http_sink());
+
+    // The central: the lists, the groups (the defaults) and the accounts live here.
+    let (cdir, config) = setup();
+    let cd = cdir.path();
+    let c = config.to_str().unwrap();
+    let port = free_port();
+    let mut text_config = std::fs::read_to_string(&config).unwrap();
+    text_config = text_config.replace(
+        "[console]\nlisten = \"127.0.0.1:0\"",
+        &format!("[console]\nlisten = \"127.0.0.1:{port}\"\nurl = \"http://127.0.0.1:{port}\""),
+    );
+    std::fs::write(&config, &text_config).unwrap();
+    let central = format!("http://127.0.0.1:{port}");
+    let mut tokens = Vec::new();
+    for name in ["north", "south"] {
+        let o = lookout(
+            cd,
+            &["token", "add", name, "--scope", "gateway", "-c", c],
+            None,
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        tokens.push(String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    }
+    // A site's name is a plain word.
+    let o = lookout(
+        cd,
+        &["token", "add", "a b", "--scope", "gateway", "-c", c],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+
+    // A gateway cannot start with no central and no last good copy, and says why.
+    let (ndir, nconfig) = site("north", &tokens[0]);
+    let o = lookout(
+        ndir.path(),
+        &[
+            "serve",
+            "--role",
+            "gateway",
+            "--central",
+            &central,
+            "--token-file",
+            "north.token",
+            "-c",
+            nconfig.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("there is no last good copy"),
+        "{}",
+        text(&o)
+    );
+
+    let (central_child, _) = start(cd, &["serve", "--config", c]);
+    let (north, north_proxy) = gateway(ndir.path(), &nconfig, "north", &central);
+    let (sdir, sconfig) = site("south", &tokens[1]);
+    let (south, south_proxy) = gateway(sdir.path(), &sconfig, "south", &central);
+
+    runtime.block_on(async {
+        // The central's list blocks at both sites; the sites' own groups are gone.
+        for proxy in [north_proxy, south_proxy] {
+            let r = through(proxy)
+                .get("http://casino.test/")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 403);
+            let s = status(proxy).await;
+            assert_eq!(s["central"]["policy_from_last_good_copy"], false, "{s}");
+            assert!(s["central"]["error"].is_null(), "{s}");
+        }
+        browse(north_proxy, origin, "north-a", 20).await;
+        browse(south_proxy, origin, "south-a", 10).await;
+    });
+    // 21 and 11 events (the casino block too), each once.
+    wait_for(
+        "the first events at the central",
+        Duration::from_secs(20),
+        || central_events(cd, c, "north").len() == 21 && central_events(cd, c, "south").len() == 11,
+    );
+
+    // The central stops: the sites keep filtering and keep their events.
+    terminate(central_child);
+    runtime.block_on(async {
+        browse(north_proxy, origin, "north-b", 15).await;
+        browse(south_proxy, origin, "south-b", 5).await;
+        let r = through(north_proxy)
+            .get("http://casino.test/b")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+    });
+    let started = Instant::now();
+    loop {
+        let s = runtime.block_on(status(north_proxy));
+        if s["central"]["backlog"].as_i64() == Some(16) && !s["central"]["error"].is_null() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // North restarts while the central is down: it serves with the last good copy and says so.
+    terminate(north);
+    let (north, north_proxy) = gateway(ndir.path(), &nconfig, "north", &central);
+    runtime.block_on(async {
+        let s = status(north_proxy).await;
+        assert_eq!(s["central"]["policy_from_last_good_copy"], true, "{s}");
+        let r = through(north_proxy)
+            .get("http://casino.test/c")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "the lists are kept too");
+        browse(north_proxy, origin, "north-c", 5).await;
+    });
+
+    // The central comes back on the same address: everything arrives, once.
+    let (central_child, _) = start(cd, &["serve", "--config", c]);
+    wait_for(
+        "the backlog at the central",
+        Duration::from_secs(30),
+        || {
+            central_events(cd, c, "north").len() == 21 + 16 + 6
+                && central_events(cd, c, "south").len() == 11 + 5
+        },
+    );
+    let north_events = central_events(cd, c, "north");
+    let mut paths: Vec<&str> = north_events
+        .iter()
+        .map(|e| e["url"].as_str().unwrap())
+        .collect();
+    paths.sort_unstable();
+    paths.dedup();
+    assert_eq!(paths.len(), 21 + 16 + 6, "no event twice");
+    assert!(north_events.iter().all(|e| e["site"] == "north"));
+
+    // An account added at the central signs in at the sites within seconds.
+    let o = lookout(
+        cd,
+        &[
+            "user",
+            "add",
+            "bob",
+            "--group",
+            "staff",
+            "--password-stdin",
+            "-c",
+            c,
+        ],
+        Some("correct horse battery\n"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let started = Instant::now();
+    runtime.block_on(async {
+        loop {
+            let r = signed_in(south_proxy, Some(("bob", "correct horse battery")))
+                .get(format!("http://{origin}/bob"))
+                .send()
+                .await
+                .unwrap();
+            if r.status() == 204 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "{}",
+                r.status()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    eprintln!(
+        "a new account signed in at a site {:?} after it was added",
+        started.elapsed()
+    );
+    wait_for(
+        "bob's request at the central",
+        Duration::from_secs(20),
+        || {
+            central_events(cd, c, "south")
+                .iter()
+                .any(|e| e["user"] == "bob" && e["group"] == "staff")
+        },
+    );
+
+    // The site's health is on record at the central.
+    let o = lookout(cd, &["token", "revoke", "south", "-c", c], None);
+    assert!(o.status.success(), "{}", text(&o));
+    runtime.block_on(async {
+        let started = Instant::now();
+        loop {
+            browse(south_proxy, origin, "south-d", 1).await;
+            let s = status(south_proxy).await;
+            if s["central"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("refused this gateway's token"))
+            {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "{s}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    terminate(south);
+    terminate(north);
+    terminate(central_child);
+}
