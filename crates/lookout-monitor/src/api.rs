@@ -335,6 +335,7 @@ fn alert_json(a: &Alert) -> serde_json::Value {
         "group": a.group,
         "source": a.source,
         "findings": a.findings,
+        "site": a.site,
         "created_ms": a.created_ms,
         "updated_ms": a.updated_ms,
     })

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::server::{lookout, setup, signed_in, start, terminate, text, through};
+use common::server::{lookout, risky_search, setup, signed_in, start, terminate, text, through};
 
 /// A free loopback port (the central must come back on the same address).
 fn free_port() -> u16 {
@@ -46,6 +46,9 @@ cidr = "127.0.0.1/32"
 listen = "127.0.0.1:0"
 upstreams = ["127.0.0.1:9"]
 timeout_ms = 200
+
+[proxy.hosts]
+"www.google.com" = "127.0.0.1"
 
 # The site's own group list is replaced by the central's.
 [groups.site-only]
@@ -151,6 +154,12 @@ fn two_gateways_send_every_event_to_the_central_across_outages_and_restarts() {
         assert!(o.status.success(), "{}", text(&o));
         tokens.push(String::from_utf8_lossy(&o.stdout).trim().to_owned());
     }
+    let o = lookout(
+        cd,
+        &["token", "add", "dsl-tool", "--scope", "alerts", "-c", c],
+        None,
+    );
+    let dsl = String::from_utf8_lossy(&o.stdout).trim().to_owned();
     // A site's name is a plain word.
     let o = lookout(
         cd,
@@ -203,12 +212,37 @@ fn two_gateways_send_every_event_to_the_central_across_outages_and_restarts() {
         }
         browse(north_proxy, origin, "north-a", 20).await;
         browse(south_proxy, origin, "south-a", 10).await;
+
+        // A learner's risky search at a site reaches the DSL team's live inbox at the central,
+        // marked with the site.
+        let stream = reqwest::Client::new()
+            .get(format!("{central}/api/v1/alerts/stream"))
+            .bearer_auth(&dsl)
+            .send()
+            .await
+            .unwrap();
+        let mut live = lookout_testkit::sse_events(stream);
+        assert_eq!(live.recv().await.unwrap().0, "ready");
+        let sent = Instant::now();
+        risky_search(north_proxy, origin.port()).await;
+        let (event, alert) = tokio::time::timeout(Duration::from_secs(20), live.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(event, "alert");
+        assert_eq!(alert["category"], "suicide");
+        assert_eq!(alert["site"], "north", "{alert}");
+        assert_eq!(alert["group"], "learners-u18");
+        eprintln!(
+            "a search at a site reached the central's live inbox in {:?}",
+            sent.elapsed()
+        );
     });
-    // 21 and 11 events (the casino block too), each once.
+    // 22 and 11 events (the casino block and the search too), each once.
     wait_for(
         "the first events at the central",
         Duration::from_secs(20),
-        || central_events(cd, c, "north").len() == 21 && central_events(cd, c, "south").len() == 11,
+        || central_events(cd, c, "north").len() == 22 && central_events(cd, c, "south").len() == 11,
     );
 
     // The central stops: the sites keep filtering and keep their events.
@@ -254,7 +288,7 @@ fn two_gateways_send_every_event_to_the_central_across_outages_and_restarts() {
         "the backlog at the central",
         Duration::from_secs(30),
         || {
-            central_events(cd, c, "north").len() == 21 + 16 + 6
+            central_events(cd, c, "north").len() == 22 + 16 + 6
                 && central_events(cd, c, "south").len() == 11 + 5
         },
     );
@@ -265,7 +299,7 @@ fn two_gateways_send_every_event_to_the_central_across_outages_and_restarts() {
         .collect();
     paths.sort_unstable();
     paths.dedup();
-    assert_eq!(paths.len(), 21 + 16 + 6, "no event twice");
+    assert_eq!(paths.len(), 22 + 16 + 6, "no event twice");
     assert!(north_events.iter().all(|e| e["site"] == "north"));
 
     // An account added at the central signs in at the sites within seconds.
