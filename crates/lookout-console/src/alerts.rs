@@ -51,11 +51,15 @@ impl From<ReviewError> for PageError {
 }
 
 fn who(a: &Alert) -> String {
-    match (&a.username, &a.device, &a.client_ip) {
+    let who = match (&a.username, &a.device, &a.client_ip) {
         (Some(u), _, _) => u.clone(),
         (None, Some(d), _) => format!("device {d}"),
         (None, None, Some(ip)) => format!("address {ip}"),
         _ => "unknown".to_owned(),
+    };
+    match &a.site {
+        Some(site) => format!("{who} at {site}"),
+        None => who,
     }
 }
 
@@ -87,6 +91,9 @@ pub(crate) fn alert_row(a: &Alert, now: i64) -> Markup {
 pub(crate) struct InboxQuery {
     #[serde(default)]
     show: Option<String>,
+    /// Only alerts from this site gateway.
+    #[serde(default)]
+    site: Option<String>,
 }
 
 /// `GET /alerts`.
@@ -108,12 +115,22 @@ pub(crate) async fn inbox(
         }
     };
     let store = console.store();
-    let alerts = store.inbox(which, None, 500).await?;
+    let site = q.site.filter(|s| !s.is_empty());
+    let sites: Vec<String> = store
+        .gateways()
+        .await?
+        .into_iter()
+        .map(|g| g.site)
+        .collect();
+    let alerts = store.inbox(which, site.as_deref(), 500).await?;
     store
         .audit(
             &viewer
                 .audit("alerts.list", format!("alerts:{label}"))
-                .detail(format!("{} shown", alerts.len())),
+                .detail(match &site {
+                    Some(s) => format!("{} shown; site {s}", alerts.len()),
+                    None => format!("{} shown", alerts.len()),
+                }),
         )
         .await?;
     let now = now_ms();
@@ -126,15 +143,36 @@ pub(crate) async fn inbox(
     let body = html! {
         nav class="tabs" aria-label="Which alerts" {
             @for (slug, text) in tabs {
-                @if slug == label { a href={"/alerts?show=" (slug)} aria-current="page" { (text) } }
-                @else { a href={"/alerts?show=" (slug)} { (text) } }
+                @let href = match &site {
+                    Some(s) => format!("/alerts?show={slug}&site={}", crate::pages::encode(s)),
+                    None => format!("/alerts?show={slug}"),
+                };
+                @if slug == label { a href=(href) aria-current="page" { (text) } }
+                @else { a href=(href) { (text) } }
             }
         }
-        @if which == Inbox::Open {
+        @if !sites.is_empty() {
+            form method="get" action="/alerts" class="filters" {
+                input type="hidden" name="show" value=(label);
+                label for="site" { "Site" }
+                select id="site" name="site" {
+                    option value="" { "Every site" }
+                    @for s in &sites {
+                        @if site.as_deref() == Some(s.as_str()) { option value=(s) selected { (s) } }
+                        @else { option value=(s) { (s) } }
+                    }
+                }
+                " "
+                button type="submit" { "Show" }
+            }
+        }
+        @if which == Inbox::Open && site.is_none() {
             p class="hint" { "Most serious first, then the longest waiting. New alerts appear here as they happen." }
             p id="live-status" class="live" role="status" aria-live="polite" { "Connecting for live updates…" }
+        } @else if which == Inbox::Open {
+            p class="hint" { "Most serious first, then the longest waiting. Reload the page for new alerts (the live list is on “Every site”)." }
         }
-        table class="list" id="alerts" data-live=(which == Inbox::Open) {
+        table class="list" id="alerts" data-live=(which == Inbox::Open && site.is_none()) {
             caption class="visually-hidden" { "Alerts" }
             thead { tr { th scope="col" { "Severity" } th scope="col" { "Concern" } th scope="col" { "Who" } th scope="col" { "Findings" } th scope="col" { "Raised" } th scope="col" { "Status" } } }
             tbody {
@@ -143,7 +181,7 @@ pub(crate) async fn inbox(
         }
         @if alerts.is_empty() { p id="no-alerts" { "There are no alerts here." } }
     };
-    let script = (which == Inbox::Open).then_some("/inbox.js");
+    let script = (which == Inbox::Open && site.is_none()).then_some("/inbox.js");
     Ok(page_with_script(&viewer, "Alerts", body, script))
 }
 

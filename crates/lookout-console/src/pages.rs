@@ -333,6 +333,12 @@ pub(crate) async fn home(
     } else {
         None
     };
+    // Site gateways: each one's link to this central, for the IT admin and the DSL team.
+    let sites = if role.is_safeguarding() || role == Role::ItAdmin {
+        sites_health(&console).await?
+    } else {
+        Vec::new()
+    };
     let training: Vec<_> = console
         .store()
         .requirements(crate::now_ms(), Some(viewer.username()))
@@ -390,6 +396,9 @@ pub(crate) async fn home(
                 }
             }
         }
+        @if !sites.is_empty() {
+            (sites_card(&sites, crate::now_ms()))
+        }
         @if let Some([danger, caution, advisory]) = open {
             section class="card" aria-labelledby="open-alerts" {
                 h2 id="open-alerts" { "Alerts waiting for review" }
@@ -425,6 +434,87 @@ pub(crate) async fn home(
         }
     };
     Ok(page(&viewer, "Home", body))
+}
+
+/// A site gateway is "not heard from" after this long without a call (it asks every few
+/// seconds).
+const SITE_SILENT_MS: i64 = 60_000;
+
+/// One site's row on the home page: the gateway as it last called, or its token never used.
+pub(crate) struct SiteHealth {
+    site: String,
+    gateway: Option<lookout_store::Gateway>,
+}
+
+/// Every site: those that have called, and gateway tokens not yet used (not revoked ones).
+async fn sites_health(console: &Console) -> Result<Vec<SiteHealth>, PageError> {
+    let store = console.store();
+    let mut sites: Vec<SiteHealth> = store
+        .gateways()
+        .await?
+        .into_iter()
+        .map(|g| SiteHealth {
+            site: g.site.clone(),
+            gateway: Some(g),
+        })
+        .collect();
+    for t in store.tokens().await? {
+        if t.scope == lookout_store::TokenScope::Gateway
+            && !t.revoked
+            && !sites.iter().any(|s| s.site == t.name)
+        {
+            sites.push(SiteHealth {
+                site: t.name,
+                gateway: None,
+            });
+        }
+    }
+    Ok(sites)
+}
+
+fn sites_card(sites: &[SiteHealth], now: i64) -> Markup {
+    let silent = sites.iter().any(|s| {
+        s.gateway
+            .as_ref()
+            .is_none_or(|g| now - g.last_seen_ms > SITE_SILENT_MS)
+    });
+    html! {
+        section class={"card" @if silent { " warning" }} id="sites" aria-labelledby="sites-title" {
+            h2 id="sites-title" { "Sites" }
+            @if silent {
+                p { strong { "A site gateway has not been heard from." } " It goes on filtering with the last policy it had and keeps its events until it can send them; check its network link and that it is running." }
+            }
+            table class="list" {
+                caption class="visually-hidden" { "Site gateways" }
+                thead { tr {
+                    th scope="col" { "Site" } th scope="col" { "Last heard from" } th scope="col" { "Waiting to be sent" }
+                    th scope="col" { "Policy version" } th scope="col" { "Events received" }
+                } }
+                tbody {
+                    @for s in sites {
+                        tr data-site=(s.site) {
+                            td { a href={"/alerts?site=" (encode(&s.site))} { (s.site) } }
+                            @match &s.gateway {
+                                Some(g) => {
+                                    td {
+                                        time datetime=(g.last_seen_ms) title=(when(g.last_seen_ms)) { (ago(g.last_seen_ms, now)) }
+                                        @if now - g.last_seen_ms > SITE_SILENT_MS { " " strong { "(not heard from)" } }
+                                        br; span class="muted" { (g.address) }
+                                    }
+                                    td { (g.backlog) }
+                                    td { code { (g.policy_version) } }
+                                    td { (g.events_received) }
+                                }
+                                None => {
+                                    td colspan="4" { strong { "Never connected" } " — its token has not been used yet." }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

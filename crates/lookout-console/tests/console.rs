@@ -2891,3 +2891,103 @@ async fn staff_training_is_written_taken_recorded_and_reported() {
         assert!(actions.iter().any(|a| a == want), "{want}: {actions:?}");
     }
 }
+
+/// Site gateways on the home page (last heard from, backlog, policy, a silent one and a token
+/// never used marked) for the IT admin and the DSL team, not for staff; the inbox filtered by
+/// site, and the site named beside the person.
+#[tokio::test]
+async fn site_gateways_health_is_on_the_home_page_and_alerts_filter_by_site() {
+    use lookout_store::{GatewayCall, NewFinding, TokenScope};
+    let h = start(Settings::default()).await;
+    h.user("ian", Role::ItAdmin).await;
+    h.user("dee", Role::Dsl).await;
+    h.user("sam", Role::Staff).await;
+    for site in ["north", "south", "east"] {
+        h.store
+            .add_token(site, TokenScope::Gateway, None, None)
+            .await
+            .unwrap();
+    }
+    h.store
+        .gateway_called(
+            "north",
+            &GatewayCall {
+                address: "192.0.2.10".into(),
+                policy_version: Some("0f3a9c".into()),
+                backlog: Some(1234),
+                events: 5000,
+                texts: 3,
+            },
+        )
+        .await
+        .unwrap();
+    // South was last heard from ten minutes ago.
+    h.store
+        .gateway_called_at(
+            "south",
+            &GatewayCall::default(),
+            lookout_store::now_ms() - 600_000,
+        )
+        .await
+        .unwrap();
+    let ian = h.sign_in("ian").await;
+    let dee = h.sign_in("dee").await;
+    let sam = h.sign_in("sam").await;
+    let page = h.text(&ian, "/").await;
+    for want in [
+        "id=\"sites\"",
+        "A site gateway has not been heard from",
+        "192.0.2.10",
+        "1234",
+        "0f3a9c",
+        "5000",
+        "(not heard from)",
+        "Never connected",
+        "href=\"/alerts?site=east\"",
+    ] {
+        assert!(page.contains(want), "{want}: {page}");
+    }
+    assert!(h.text(&dee, "/").await.contains("id=\"sites\""));
+    assert!(!h.text(&sam, "/").await.contains("id=\"sites\""));
+
+    // An alert from each site, both about an address 10.0.0.7.
+    for site in ["north", "south"] {
+        h.store
+            .record_finding(
+                &Subject {
+                    username: None,
+                    client_ip: Some("10.0.0.7".into()),
+                    device: None,
+                    group: "learners".into(),
+                    site: Some(site.into()),
+                },
+                &NewFinding {
+                    at_ms: lookout_store::now_ms(),
+                    source: "search".into(),
+                    category: "suicide".into(),
+                    severity: "danger".into(),
+                    score: 9,
+                    evidence: "e".into(),
+                    context: "c".into(),
+                    rules: "[]".into(),
+                    location: format!("http://{site}.test/"),
+                },
+                60_000,
+                &[],
+            )
+            .await
+            .unwrap();
+    }
+    let all = h.text(&dee, "/alerts").await;
+    assert!(
+        all.contains("address 10.0.0.7 at north") && all.contains("address 10.0.0.7 at south"),
+        "{all}"
+    );
+    let north = h.text(&dee, "/alerts?site=north").await;
+    assert!(north.contains("address 10.0.0.7 at north"), "{north}");
+    assert!(!north.contains("at south"), "{north}");
+    assert!(
+        north.contains("<option value=\"north\" selected"),
+        "{north}"
+    );
+}

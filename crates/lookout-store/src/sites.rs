@@ -123,9 +123,18 @@ impl Store {
         Ok(stored)
     }
 
-    /// Records a gateway's call (its first creates its row).
+    /// Records a gateway's call now (its first creates its row).
     pub async fn gateway_called(&self, site: &str, call: &GatewayCall) -> Result<(), StoreError> {
-        let now = now_ms();
+        self.gateway_called_at(site, call, now_ms()).await
+    }
+
+    /// Records a gateway's call at `now` (milliseconds since the epoch).
+    pub async fn gateway_called_at(
+        &self,
+        site: &str,
+        call: &GatewayCall,
+        now: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO gateways (site, first_seen_ms, last_seen_ms, address, policy_version, backlog, events_received, texts_received) \
              VALUES ($1, $2, $2, $3, $4, $5, $6, $7) \

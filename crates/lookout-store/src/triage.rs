@@ -217,6 +217,11 @@ impl Store {
             },
             since_ms: Some(alert.created_ms - around_ms),
             until_ms: Some(alert.updated_ms + around_ms),
+            // An address is a site's own: the same one at another site is someone else.
+            site: match alert.username {
+                None => alert.site.clone(),
+                Some(_) => None,
+            },
             limit: Some(limit),
             ..crate::EventFilter::default()
         })
