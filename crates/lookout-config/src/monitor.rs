@@ -224,6 +224,12 @@ impl Config {
             .e2guardian
             .iter_mut()
             .for_each(|e| resolve(&mut e.file));
+        for p in [&mut self.console.tls_cert, &mut self.console.tls_key]
+            .into_iter()
+            .flatten()
+        {
+            resolve(p);
+        }
     }
 }
 
@@ -332,6 +338,14 @@ pub struct ConsoleConfig {
     /// Addresses or networks that may read `/metrics` (Prometheus); default: this machine only.
     #[serde(default = "default_metrics_allow")]
     pub metrics_allow: Vec<Spanned<String>>,
+    /// Serve the console (and the API site gateways call) over HTTPS with this certificate
+    /// chain (PEM) — with `tls_key`. Without them it is plain HTTP (put it behind a TLS
+    /// proxy, or on this machine only).
+    #[serde(default)]
+    pub tls_cert: Option<Spanned<PathBuf>>,
+    /// The certificate's private key (PEM; readable by Lookout's user only).
+    #[serde(default)]
+    pub tls_key: Option<Spanned<PathBuf>>,
 }
 
 fn default_metrics_allow() -> Vec<Spanned<String>> {
@@ -529,6 +543,19 @@ impl Config {
                 "expected 1 to 168 hours",
             );
         }
+        match (&self.console.tls_cert, &self.console.tls_key) {
+            (Some(cert), None) => c.problem(
+                "console.tls_key",
+                Some(cert),
+                "tls_cert is set but tls_key is not: HTTPS needs both",
+            ),
+            (None, Some(key)) => c.problem(
+                "console.tls_cert",
+                Some(key),
+                "tls_key is set but tls_cert is not: HTTPS needs both",
+            ),
+            _ => {}
+        }
         for net in &self.console.metrics_allow {
             if crate::gateway::parse_net(net.get_ref()).is_none() {
                 c.problem(
@@ -556,9 +583,9 @@ impl Config {
 
     /// Whether console cookies are marked `Secure`.
     pub fn console_secure_cookies(&self) -> bool {
-        self.console
-            .secure_cookies
-            .unwrap_or_else(|| self.console.url.starts_with("https://"))
+        self.console.secure_cookies.unwrap_or_else(|| {
+            self.console.url.starts_with("https://") || self.console.tls_cert.is_some()
+        })
     }
 
     /// The console's listening address (validated).

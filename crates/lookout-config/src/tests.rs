@@ -398,6 +398,14 @@ fn gateway_mistakes_name_key_and_line() {
             "[console]\nmetrics_allow = [\"10.0.5.0/24\", \"prometheus box\"]\n",
             "line 2: console.metrics_allow: `prometheus box` is not an address or network",
         ),
+        (
+            "[console]\ntls_cert = \"console.pem\"\n",
+            "line 2: console.tls_key: tls_cert is set but tls_key is not",
+        ),
+        (
+            "[console]\nlisten = \"0.0.0.0:8443\"\ntls_key = \"key.pem\"\n",
+            "line 3: console.tls_cert: tls_key is set but tls_cert is not",
+        ),
         ("[retention]\nalerts_days = 2\n", "alerts must be kept at least 7 days"),
         ("[retention]\nactivity_days = 99999\n", "retention.activity_days: must be at most 36500"),
         ("[retention]\nactivity = 30\n", "unknown field `activity`"),

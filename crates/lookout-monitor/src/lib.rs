@@ -40,7 +40,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use api::{
-    authorize, internal, parse_ingest, router, serve_api, ApiError, ApiState, IngestError, Ingested,
+    authorize, internal, parse_ingest, router, serve_api, serve_api_tls, ApiError, ApiState,
+    IngestError, Ingested,
 };
 pub use deliver::{Email, EmailTls, Webhook};
 pub use digest::{compose_digest, next_digest, send_digest, DigestEvery};

@@ -64,10 +64,18 @@ async fn metrics(
             None
         }
     };
+    let sites = match sources.store.gateways().await {
+        Ok(g) => g,
+        Err(e) => {
+            tracing::warn!("metrics: reading the site gateways failed: {e}");
+            Vec::new()
+        }
+    };
     let mut registry = Registry::with_prefix("lookout");
     registry.register_collector(Box::new(Snapshot {
         sources: sources.clone(),
         pending,
+        sites,
     }));
     let mut body = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &registry) {
@@ -91,6 +99,8 @@ async fn metrics(
 struct Snapshot {
     sources: Arc<Sources>,
     pending: Option<i64>,
+    /// Site gateways as they last called (site names are places, not people).
+    sites: Vec<lookout_store::Gateway>,
 }
 
 impl std::fmt::Debug for Snapshot {
@@ -331,6 +341,44 @@ impl Collector for Snapshot {
         for (name, help, v) in counters {
             let c = ConstCounter::new(v);
             c.encode(e.encode_descriptor(name, help, None, c.metric_type())?)?;
+        }
+        if !self.sites.is_empty() {
+            let now = lookout_store::now_ms();
+            type Value = fn(&lookout_store::Gateway, i64) -> i64;
+            let site_gauges: [(&str, &str, Value); 2] = [
+                (
+                    "site_backlog",
+                    "Events and page texts a site gateway still had to send at its last call",
+                    |g, _| g.backlog,
+                ),
+                (
+                    "site_last_seen_seconds",
+                    "Seconds since a site gateway last called",
+                    |g, now| (now - g.last_seen_ms) / 1000,
+                ),
+            ];
+            for (name, help, value) in site_gauges {
+                let mut family = e.encode_descriptor(
+                    name,
+                    help,
+                    None,
+                    prometheus_client::metrics::MetricType::Gauge,
+                )?;
+                for g in &self.sites {
+                    ConstGauge::new(value(g, now))
+                        .encode(family.encode_family(&[("site", g.site.as_str())])?)?;
+                }
+            }
+            let mut family = e.encode_descriptor(
+                "site_events_received",
+                "Events received from a site gateway",
+                None,
+                prometheus_client::metrics::MetricType::Counter,
+            )?;
+            for g in &self.sites {
+                ConstCounter::new(u64::try_from(g.events_received).unwrap_or(0))
+                    .encode(family.encode_family(&[("site", g.site.as_str())])?)?;
+            }
         }
         for (name, help, v) in gauges {
             let g = ConstGauge::new(v);

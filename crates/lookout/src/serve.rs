@@ -473,6 +473,42 @@ fn console_settings(config: &Config) -> lookout_console::Settings {
     }
 }
 
+/// `[console] tls_cert` and `tls_key`: the console's TLS settings (HTTP/1.1), or `None` for
+/// plain HTTP.
+fn console_tls(config: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    use rustls::pki_types::pem::PemObject;
+    let (Some(cert), Some(key)) = (&config.console.tls_cert, &config.console.tls_key) else {
+        return Ok(None);
+    };
+    let (cert, key) = (cert.get_ref(), key.get_ref());
+    let chain = rustls::pki_types::CertificateDer::pem_file_iter(cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| UsageError(format!("console.tls_cert {}: {e}", cert.display())))?;
+    if chain.is_empty() {
+        return Err(UsageError(format!(
+            "console.tls_cert {}: no certificates in the file",
+            cert.display()
+        ))
+        .into());
+    }
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| UsageError(format!("console.tls_key {}: {e}", key.display())))?;
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS versions")?
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .map_err(|e| {
+        UsageError(format!(
+            "console.tls_cert / console.tls_key: the key does not go with the certificate, or cannot be used: {e}"
+        ))
+    })?;
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(Arc::new(tls)))
+}
+
 /// On first run there is nobody to sign in as: create an IT admin, `admin`, with a one-time
 /// password printed once (they choose their own, and set up two-factor, at first sign-in).
 async fn first_admin(config: &Config, store: &Store) -> anyhow::Result<()> {
@@ -668,6 +704,7 @@ async fn serve(
         let (m, t) = Monitor::start(scanner, store.clone(), settings, model);
         log = log.with_observer(m.observer());
         if config.console.enabled {
+            let tls = console_tls(&config)?;
             let addr = config.console_listen();
             let listener = bind_error(
                 "console",
@@ -725,16 +762,29 @@ async fn serve(
             tokio::spawn(console.housekeeping(Duration::from_secs(300)));
             destinations.add_listener(listener.local_addr()?);
             tracing::info!(
-                "console: listening on {} (safeguarding console and API; people use {})",
+                "console: listening on {} ({}safeguarding console and API; people use {})",
                 listener.local_addr()?,
+                if config.console.tls_cert.is_some() {
+                    "HTTPS; "
+                } else {
+                    ""
+                },
                 config.console.url
             );
             first_admin(&config, &store).await?;
-            console_task = Some(tokio::spawn(lookout_monitor::serve_api(
-                listener,
-                app,
-                console_stop.clone(),
-            )));
+            console_task = Some(match tls {
+                Some(tls) => tokio::spawn(lookout_monitor::serve_api_tls(
+                    listener,
+                    app,
+                    tls,
+                    console_stop.clone(),
+                )),
+                None => tokio::spawn(lookout_monitor::serve_api(
+                    listener,
+                    app,
+                    console_stop.clone(),
+                )),
+            });
         }
         if let Some((every, at)) = crate::monitoring::digest(&config) {
             tokio::spawn(m.clone().digest_loop(every, at, console_stop.clone()));

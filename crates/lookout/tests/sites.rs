@@ -301,6 +301,23 @@ fn two_gateways_send_every_event_to_the_central_across_outages_and_restarts() {
     paths.dedup();
     assert_eq!(paths.len(), 22 + 16 + 6, "no event twice");
     assert!(north_events.iter().all(|e| e["site"] == "north"));
+    // The IT team's monitoring sees each site.
+    let metrics = runtime.block_on(async {
+        reqwest::get(format!("{central}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    for want in [
+        "lookout_site_events_received_total{site=\"north\"} 44",
+        "lookout_site_events_received_total{site=\"south\"} 16",
+        "lookout_site_backlog{site=\"north\"}",
+        "lookout_site_last_seen_seconds{site=\"south\"}",
+    ] {
+        assert!(metrics.contains(want), "{want}: {metrics}");
+    }
 
     // An account added at the central signs in at the sites within seconds.
     let o = lookout(
@@ -371,5 +388,121 @@ fn two_gateways_send_every_event_to_the_central_across_outages_and_restarts() {
     });
     terminate(south);
     terminate(north);
+    terminate(central_child);
+}
+
+/// Site to central over HTTPS: the central serves its console with `[console] tls_cert`, the
+/// gateway trusts its CA (`--central-ca`) and works; a gateway that does not trust it gets
+/// nothing and says why; plain http to another machine is refused before anything is sent.
+#[test]
+fn a_gateway_reaches_its_central_over_https_with_the_central_s_certificate() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (origin, _requests) = runtime.block_on(lookout_testkit::http_sink());
+    let (cdir, config) = setup();
+    let cd = cdir.path();
+    let c = config.to_str().unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    std::fs::write(cd.join("console.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(cd.join("console.key"), cert.key_pair.serialize_pem()).unwrap();
+    let port = free_port();
+    let mut text_config = std::fs::read_to_string(&config).unwrap();
+    text_config = text_config.replace(
+        "[console]\nlisten = \"127.0.0.1:0\"",
+        &format!(
+            "[console]\nlisten = \"127.0.0.1:{port}\"\nurl = \"https://localhost:{port}\"\ntls_cert = \"console.pem\"\ntls_key = \"console.key\""
+        ),
+    );
+    std::fs::write(&config, &text_config).unwrap();
+    let o = lookout(
+        cd,
+        &["token", "add", "west", "--scope", "gateway", "-c", c],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let token = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let (central_child, at) = start(cd, &["serve", "--config", c]);
+    assert!(at
+        .stderr
+        .lock()
+        .unwrap()
+        .contains("(HTTPS; safeguarding console"));
+    let central = format!("https://localhost:{port}");
+
+    let (wdir, wconfig) = site("west", &token);
+    let w = wdir.path();
+    let wc = wconfig.to_str().unwrap();
+    std::fs::copy(cd.join("console.pem"), w.join("central-ca.pem")).unwrap();
+    // Not trusted: no policy, no start, and the reason.
+    let o = lookout(
+        w,
+        &[
+            "serve",
+            "--role",
+            "gateway",
+            "--central",
+            &central,
+            "--token-file",
+            "west.token",
+            "-c",
+            wc,
+        ],
+        None,
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("certificate"), "{}", text(&o));
+    // Plain http to another machine: refused at once.
+    let o = lookout(
+        w,
+        &[
+            "serve",
+            "--role",
+            "gateway",
+            "--central",
+            "http://192.0.2.1:8080",
+            "--token-file",
+            "west.token",
+            "-c",
+            wc,
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("use https://"), "{}", text(&o));
+
+    let (west, west_proxy) = {
+        let (child, at) = start(
+            w,
+            &[
+                "serve",
+                "--role",
+                "gateway",
+                "--central",
+                &central,
+                "--token-file",
+                "west.token",
+                "--central-ca",
+                "central-ca.pem",
+                "-c",
+                wc,
+            ],
+        );
+        (child, at.proxy.unwrap())
+    };
+    runtime.block_on(async {
+        let r = through(west_proxy)
+            .get("http://casino.test/")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "the central's list, fetched over HTTPS");
+        browse(west_proxy, origin, "west", 3).await;
+    });
+    wait_for(
+        "west's events at the central",
+        Duration::from_secs(20),
+        || central_events(cd, c, "west").len() == 4,
+    );
+    terminate(west);
     terminate(central_child);
 }
