@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::server::{lookout, risky_search, setup, signed_in, start, terminate, text, through};
+use common::server::{
+    lookout, risky_search, setup, setup_on_test_store, signed_in, start, terminate, text, through,
+};
 
 /// A free loopback port (the central must come back on the same address).
 fn free_port() -> u16 {
@@ -132,8 +134,9 @@ fn two_gateways_send_every_event_to_the_central_across_outages_and_restarts() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (origin, _requests) = runtime.block_on(lookout_testkit::http_sink());
 
-    // The central: the lists, the groups (the defaults) and the accounts live here.
-    let (cdir, config) = setup();
+    // The central: the lists, the groups (the defaults) and the accounts live here (on
+    // PostgreSQL when LOOKOUT_TEST_POSTGRES names a server).
+    let (cdir, config, _db) = runtime.block_on(setup_on_test_store());
     let cd = cdir.path();
     let c = config.to_str().unwrap();
     let port = free_port();
