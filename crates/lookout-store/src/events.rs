@@ -398,49 +398,57 @@ async fn record_gaps(store: &Store, counters: &Counters) {
 }
 
 /// Rows per multi-row insert (16 columns each, well under SQLite's parameter limit).
-const INSERT_ROWS: usize = 64;
+pub(crate) const INSERT_ROWS: usize = 64;
 
 pub(crate) fn insert_query(dialect: Dialect, rows: &[Event]) -> Sql<'_> {
     let mut q = Sql::new(
         dialect,
-        "INSERT INTO events (at_ms, reference, service, client_ip, username, group_name, method, url, host, search_term, categories, action, rule, reason, status, bytes) VALUES ",
+        format!("INSERT INTO events ({INSERT_COLUMNS}) VALUES "),
     );
     for (i, e) in rows.iter().enumerate() {
         q.push(if i == 0 { "(" } else { ", (" });
-        q.push_bind(e.at_ms)
-            .push(", ")
-            .push_bind(e.reference.as_str())
-            .push(", ")
-            .push_bind(e.service)
-            .push(", ")
-            .push_bind(e.client_ip.as_str())
-            .push(", ")
-            .push_bind(e.username.as_deref())
-            .push(", ")
-            .push_bind(e.group.as_str())
-            .push(", ")
-            .push_bind(e.method.as_str())
-            .push(", ")
-            .push_bind(e.url.as_str())
-            .push(", ")
-            .push_bind(e.host.as_str())
-            .push(", ")
-            .push_bind(e.search_term.as_deref())
-            .push(", ")
-            .push_bind(e.categories.as_str())
-            .push(", ")
-            .push_bind(e.action.as_str())
-            .push(", ")
-            .push_bind(e.rule.as_str())
-            .push(", ")
-            .push_bind(e.reason.as_str())
-            .push(", ")
-            .push_bind(e.status.map(i64::from))
-            .push(", ")
-            .push_bind(i64::try_from(e.bytes).unwrap_or(i64::MAX))
-            .push(")");
+        push_event_values(&mut q, e);
+        q.push(")");
     }
     q
+}
+
+/// The columns [`push_event_values`] gives values for, in order.
+pub(crate) const INSERT_COLUMNS: &str = "at_ms, reference, service, client_ip, username, group_name, method, url, host, search_term, categories, action, rule, reason, status, bytes";
+
+/// One event's values, comma-separated, as [`INSERT_COLUMNS`] names them.
+pub(crate) fn push_event_values<'q>(q: &mut Sql<'q>, e: &'q Event) {
+    q.push_bind(e.at_ms)
+        .push(", ")
+        .push_bind(e.reference.as_str())
+        .push(", ")
+        .push_bind(e.service)
+        .push(", ")
+        .push_bind(e.client_ip.as_str())
+        .push(", ")
+        .push_bind(e.username.as_deref())
+        .push(", ")
+        .push_bind(e.group.as_str())
+        .push(", ")
+        .push_bind(e.method.as_str())
+        .push(", ")
+        .push_bind(e.url.as_str())
+        .push(", ")
+        .push_bind(e.host.as_str())
+        .push(", ")
+        .push_bind(e.search_term.as_deref())
+        .push(", ")
+        .push_bind(e.categories.as_str())
+        .push(", ")
+        .push_bind(e.action.as_str())
+        .push(", ")
+        .push_bind(e.rule.as_str())
+        .push(", ")
+        .push_bind(e.reason.as_str())
+        .push(", ")
+        .push_bind(e.status.map(i64::from))
+        .push(", ")
+        .push_bind(i64::try_from(e.bytes).unwrap_or(i64::MAX));
 }
 
 pub(crate) const EVENT_COLUMNS: &str = "id, at_ms, reference, service, client_ip, username, group_name, method, url, host, search_term, categories, action, rule, reason, status, bytes, site";

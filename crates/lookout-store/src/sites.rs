@@ -12,8 +12,10 @@
 
 use sqlx::Row;
 
-use crate::events::{event_from_row, EVENT_COLUMNS};
-use crate::{now_ms, Event, Store, StoreError, StoredEvent, Subject};
+use crate::events::{
+    event_from_row, push_event_values, EVENT_COLUMNS, INSERT_COLUMNS, INSERT_ROWS,
+};
+use crate::{now_ms, Event, Sql, Store, StoreError, StoredEvent, Subject};
 
 /// An event forwarded by a site gateway, with its number there (increasing, never reused).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,40 +89,40 @@ impl Store {
         events: &[SiteEvent],
     ) -> Result<Vec<usize>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let mut stored = Vec::new();
-        for (i, SiteEvent { seq, event: e }) in events.iter().enumerate() {
-            let row = sqlx::query(
-                "INSERT INTO events (at_ms, reference, service, client_ip, username, group_name, method, url, host, \
-                 search_term, categories, action, rule, reason, status, bytes, site, site_seq) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) \
-                 ON CONFLICT (site, site_seq) WHERE site_seq IS NOT NULL DO NOTHING RETURNING id",
-            )
-            .bind(e.at_ms)
-            .bind(e.reference.as_str())
-            .bind(e.service)
-            .bind(e.client_ip.as_str())
-            .bind(e.username.as_deref())
-            .bind(e.group.as_str())
-            .bind(e.method.as_str())
-            .bind(e.url.as_str())
-            .bind(e.host.as_str())
-            .bind(e.search_term.as_deref())
-            .bind(e.categories.as_str())
-            .bind(e.action.as_str())
-            .bind(e.rule.as_str())
-            .bind(e.reason.as_str())
-            .bind(e.status.map(i64::from))
-            .bind(i64::try_from(e.bytes).unwrap_or(i64::MAX))
-            .bind(site)
-            .bind(*seq)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if row.is_some() {
-                stored.push(i);
+        let mut stored = std::collections::HashSet::new();
+        // As the activity log writes: two statement shapes (ROWS rows, one row), each row's
+        // values as the log's, then the site and its number.
+        let mut chunks = events.chunks_exact(INSERT_ROWS);
+        let remainder = chunks.remainder();
+        for chunk in chunks.by_ref().chain(remainder.chunks(1)) {
+            let mut q = Sql::new(
+                self.dialect,
+                format!("INSERT INTO events ({INSERT_COLUMNS}, site, site_seq) VALUES "),
+            );
+            for (i, e) in chunk.iter().enumerate() {
+                q.push(if i == 0 { "(" } else { ", (" });
+                push_event_values(&mut q, &e.event);
+                q.push(", ")
+                    .push_bind(site)
+                    .push(", ")
+                    .push_bind(e.seq)
+                    .push(")");
+            }
+            q.push(" ON CONFLICT (site, site_seq) WHERE site_seq IS NOT NULL DO NOTHING RETURNING site_seq");
+            let (sql, args) = q.into_parts()?;
+            for row in sqlx::query_with(&sql, args).fetch_all(&mut *tx).await? {
+                stored.insert(row.get::<i64, _>("site_seq"));
             }
         }
         tx.commit().await?;
-        Ok(stored)
+        // A number twice in one batch is stored once, at its first place.
+        let mut seen = std::collections::HashSet::new();
+        Ok(events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| stored.contains(&e.seq) && seen.insert(e.seq))
+            .map(|(i, _)| i)
+            .collect())
     }
 
     /// Records a gateway's call now (its first creates its row).
@@ -190,17 +192,16 @@ impl Store {
         Ok(row.map_or(0, |r| r.get("acked")))
     }
 
-    /// Rows of `outbox` not yet acknowledged.
+    /// Rows of `outbox` not yet acknowledged: the newest row's id less the acknowledged one
+    /// (on SQLite ids above the acknowledged one are never deleted, so this is exact; one
+    /// index look-up however long the queue).
     pub async fn outbox_backlog(&self, outbox: Outbox) -> Result<i64, StoreError> {
         let acked = self.outbox_acked(outbox).await?;
-        let row = sqlx::query(&format!(
-            "SELECT COUNT(*) AS n FROM {} WHERE id > $1",
-            outbox.table()
-        ))
-        .bind(acked)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.get("n"))
+        let row = sqlx::query(&format!("SELECT MAX(id) AS n FROM {}", outbox.table()))
+            .fetch_one(&self.pool)
+            .await?;
+        let newest: Option<i64> = row.get("n");
+        Ok((newest.unwrap_or(0) - acked).max(0))
     }
 
     /// Records that the central has everything of `outbox` up to `upto`, and deletes those

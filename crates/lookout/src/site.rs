@@ -38,7 +38,7 @@ use crate::UsageError;
 /// How often a gateway asks the central whether its policy changed.
 pub(crate) const POLL_EVERY: Duration = Duration::from_secs(3);
 /// Events per batch sent to the central.
-const EVENTS_PER_BATCH: u32 = 500;
+const EVENTS_PER_BATCH: u32 = 2000;
 /// Bytes of page text per batch (at least one text goes).
 const TEXT_BYTES_PER_BATCH: usize = 512 * 1024;
 /// Bytes of one page text kept for the central (as the ingest API's limit).
