@@ -320,7 +320,7 @@ pub fn shown(url: &str) -> String {
 }
 
 /// The error and its causes on one line (reqwest's own message hides the cause).
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {

@@ -327,20 +327,18 @@ fn client_networks<T>(
     )
 }
 
-/// The certificates of `proxy.upstream_ca_file`.
-fn extra_roots(
-    path: Option<&std::path::Path>,
+/// The certificates of a PEM file (`key` names the setting or option in errors): at least one.
+pub(crate) fn pem_certificates(
+    path: &std::path::Path,
+    key: &str,
 ) -> anyhow::Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
     use rustls::pki_types::pem::PemObject;
-    let Some(path) = path else {
-        return Ok(Vec::new());
-    };
     let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| UsageError(format!("proxy.upstream_ca_file {}: {e}", path.display())))?;
+        .map_err(|e| UsageError(format!("{key} {}: {e}", path.display())))?;
     if certs.is_empty() {
         return Err(UsageError(format!(
-            "proxy.upstream_ca_file {}: no certificates in the file",
+            "{key} {}: no certificates in the file",
             path.display()
         ))
         .into());
@@ -481,16 +479,7 @@ fn console_tls(config: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfi
         return Ok(None);
     };
     let (cert, key) = (cert.get_ref(), key.get_ref());
-    let chain = rustls::pki_types::CertificateDer::pem_file_iter(cert)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| UsageError(format!("console.tls_cert {}: {e}", cert.display())))?;
-    if chain.is_empty() {
-        return Err(UsageError(format!(
-            "console.tls_cert {}: no certificates in the file",
-            cert.display()
-        ))
-        .into());
-    }
+    let chain = pem_certificates(cert, "console.tls_cert")?;
     let key = rustls::pki_types::PrivateKeyDer::from_pem_file(key)
         .map_err(|e| UsageError(format!("console.tls_key {}: {e}", key.display())))?;
     let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
@@ -840,7 +829,10 @@ async fn serve(
                 .filter_map(|g| policy.group_id(g.get_ref()))
                 .collect(),
             never_inspect: lookout_config::never_inspected(&p.inspect),
-            extra_roots: extra_roots(p.upstream_ca_file.as_deref())?,
+            extra_roots: match p.upstream_ca_file.as_deref() {
+                Some(file) => pem_certificates(file, "proxy.upstream_ca_file")?,
+                None => Vec::new(),
+            },
             page_sink: match &site {
                 Some(site) => Some(crate::site::page_outbox(
                     store.clone(),

@@ -578,21 +578,13 @@ impl Link {
             ))
             .into());
         }
-        let mut extra_roots = Vec::new();
-        if let Some(ca) = ca_file {
-            use rustls::pki_types::pem::PemObject;
-            let certs = rustls::pki_types::CertificateDer::pem_file_iter(ca)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| UsageError(format!("--central-ca {}: {e}", ca.display())))?;
-            if certs.is_empty() {
-                return Err(UsageError(format!(
-                    "--central-ca {}: no certificates in the file",
-                    ca.display()
-                ))
-                .into());
-            }
-            extra_roots = certs.into_iter().map(|c| c.to_vec()).collect();
-        }
+        let extra_roots: Vec<Vec<u8>> = match ca_file {
+            Some(ca) => crate::serve::pem_certificates(ca, "--central-ca")?
+                .into_iter()
+                .map(|c| c.to_vec())
+                .collect(),
+            None => Vec::new(),
+        };
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!(
                 "Lookout/",
@@ -720,16 +712,9 @@ fn rustls_native_certs_roots() -> Vec<reqwest::Certificate> {
         .collect()
 }
 
-/// An error and its causes on one line, without the address (which can hold the token).
+/// An error and its causes on one line.
 fn error_chain(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
+    lookout_loader::subscription::error_chain(e)
 }
 
 /// A gateway's link to its central as `/status` shows it.
