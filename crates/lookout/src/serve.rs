@@ -206,33 +206,25 @@ fn run_gateway(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("cannot start the runtime")?;
     loop {
-        let local = crate::load_config(args.config.as_deref())?;
         let text = match &args.config {
             Some(p) => std::fs::read_to_string(p)
                 .with_context(|| format!("configuration {}", p.display()))?,
             None => String::new(),
         };
+        let data_dir = crate::site::site_data_dir(&text, args.config.as_deref())?;
         let token_file = args
             .token_file
             .clone()
-            .unwrap_or_else(|| local.serve.data_dir.join("gateway.token"));
+            .unwrap_or_else(|| data_dir.join("gateway.token"));
         let link = crate::site::Link::new(
             args.central.as_deref().unwrap_or_default(),
             &token_file,
             args.central_ca.as_deref(),
         )?;
-        std::fs::create_dir_all(&local.serve.data_dir).with_context(|| {
-            format!(
-                "cannot create the data folder {}",
-                local.serve.data_dir.display()
-            )
-        })?;
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
         let status = Arc::new(crate::site::SiteStatus::default());
-        let doc = runtime.block_on(crate::site::first_policy(
-            &link,
-            &local.serve.data_dir,
-            &status,
-        ))?;
+        let doc = runtime.block_on(crate::site::first_policy(&link, &data_dir, &status))?;
         let config = crate::site::gateway_config(&text, args.config.as_deref(), &doc, &link)?;
         config.validate_serve()?;
         tracing::info!(

@@ -865,24 +865,56 @@ fn save_copy(path: &Path, doc: &PolicyDoc) -> anyhow::Result<()> {
     write().with_context(|| format!("cannot keep the policy in {}", path.display()))
 }
 
-/// The site's configuration with the central's `[groups]` and `[lists]` in place of its own;
-/// the monitoring and console off (they are the central's); the block page's links to the
-/// central's console unless the site names another.
+/// The data folder a site's configuration names (its own file is checked whole only with the
+/// central's groups, which its networks name).
+pub(crate) fn site_data_dir(
+    local_text: &str,
+    local_path: Option<&Path>,
+) -> anyhow::Result<PathBuf> {
+    let table: toml::Table = toml::from_str(local_text).map_err(|e| {
+        UsageError(format!(
+            "configuration {}: {e}",
+            local_path.map_or_else(|| "(built-in)".into(), |p| p.display().to_string())
+        ))
+    })?;
+    let dir = table
+        .get("serve")
+        .and_then(|s| s.get("data_dir"))
+        .and_then(|d| d.as_str())
+        .map_or_else(|| Config::default().serve.data_dir, PathBuf::from);
+    Ok(match local_path.and_then(Path::parent) {
+        Some(base) if dir.is_relative() => base.join(dir),
+        _ => dir,
+    })
+}
+
+/// The site's configuration with the central's `[groups]` and `[lists]` (each list's `url`
+/// the central's) after it — the site's own file word for word first, so that a mistake in it
+/// is reported at its own line; the monitoring and console off (they are the central's); the
+/// block page's links to the central's console unless the site names another.
 pub(crate) fn gateway_config(
     local_text: &str,
     local_path: Option<&Path>,
     doc: &PolicyDoc,
     link: &Link,
 ) -> anyhow::Result<Config> {
-    let mut table: toml::Table = toml::from_str(local_text).context("configuration")?;
-    table.remove("groups");
-    table.remove("lists");
-    let central: toml::Table =
-        toml::from_str(&doc.policy).context("the policy from the central is not TOML")?;
-    for (key, value) in central {
-        table.insert(key, value);
+    let shown = local_path.map_or_else(
+        || "the site's configuration".into(),
+        |p| p.display().to_string(),
+    );
+    let local: toml::Table = toml::from_str(local_text)
+        .map_err(|e| UsageError(format!("configuration {shown}: {e}")))?;
+    for key in ["groups", "lists"] {
+        if local.contains_key(key) {
+            return Err(UsageError(format!(
+                "configuration {shown}: [{key}] comes from the central at a site gateway; remove it from this file (the central's `{key}` are used)"
+            ))
+            .into());
+        }
     }
-    if let Some(toml::Value::Array(sources)) = table
+    let mut central: toml::Table =
+        toml::from_str(&doc.policy).context("the policy from the central is not TOML")?;
+    if let Some(toml::Value::Array(sources)) = central
         .get_mut("lists")
         .and_then(|l| l.as_table_mut())
         .and_then(|l| l.get_mut("source"))
@@ -898,34 +930,36 @@ pub(crate) fn gateway_config(
             }
         }
     }
-    let mut off = |section: &str| {
-        let t = table
-            .entry(section)
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if let toml::Value::Table(t) = t {
-            t.insert("enabled".into(), toml::Value::Boolean(false));
-        }
-    };
-    off("alerts");
-    off("console");
-    if let toml::Value::Table(proxy) = table
-        .entry("proxy")
-        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-    {
-        if proxy.get("console_url").is_none() && !doc.console_url.is_empty() {
-            proxy.insert(
-                "console_url".into(),
-                toml::Value::String(doc.console_url.clone()),
-            );
-        }
-    }
-    let text = toml::to_string(&table)?;
+    let own_lines = local_text.lines().count() + 1;
+    let text = format!(
+        "{local_text}\n# The central's policy {}:\n{}",
+        doc.version,
+        toml::to_string(&central)?
+    );
     let mut config = Config::from_toml(&text).map_err(|e| {
         UsageError(format!(
-            "the policy from the central does not fit this site's configuration: {e}"
+            "configuration {shown} with the central's groups and lists (lines after {own_lines} are the central's): {e}"
         ))
     })?;
+    config.alerts.enabled = false;
+    config.console.enabled = false;
+    if config.proxy.console_url.is_empty() {
+        config.proxy.console_url = doc.console_url.clone();
+    }
     config.resolve_paths(local_path.and_then(Path::parent).unwrap_or(Path::new(".")));
+    // The portal's briefings and acceptances are the central's records, not yet carried to and
+    // from sites: a site would let people through without the briefing. Refused, not skipped.
+    if let Some(n) = config
+        .networks()
+        .iter()
+        .find(|n| n.login == lookout_config::LoginMode::Portal)
+    {
+        return Err(UsageError(format!(
+            "networks: {} has login = \"portal\", which a site gateway does not offer yet (the e-safety briefing and its acceptances live at the central); use \"required\" or \"optional\" at sites",
+            n.net
+        ))
+        .into());
+    }
     Ok(config)
 }
 

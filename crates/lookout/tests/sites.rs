@@ -52,9 +52,10 @@ timeout_ms = 200
 [proxy.hosts]
 "www.google.com" = "127.0.0.1"
 
-# The site's own group list is replaced by the central's.
-[groups.site-only]
-block = ["gambling"]
+# The groups the site's networks name are the central's.
+[[networks]]
+cidr = "127.0.0.0/8"
+group = "learners-u18"
 "#,
     )
     .unwrap();
@@ -472,6 +473,45 @@ fn a_gateway_reaches_its_central_over_https_with_the_central_s_certificate() {
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("use https://"), "{}", text(&o));
+    // A portal network at a site is refused (the briefing lives at the central), not skipped;
+    // so are groups of the site's own (they are the central's).
+    let site_text = std::fs::read_to_string(&wconfig).unwrap();
+    for (file, text_in, want) in [
+        (
+            "portal.toml",
+            site_text.replace(
+                "group = \"learners-u18\"",
+                "group = \"learners-u18\"\nlogin = \"portal\"",
+            ),
+            "login = \"portal\", which a site gateway does not offer yet",
+        ),
+        (
+            "groups.toml",
+            format!("{site_text}\n[groups.mine]\nblock = [\"gambling\"]\n"),
+            "[groups] comes from the central at a site gateway",
+        ),
+    ] {
+        std::fs::write(w.join(file), text_in).unwrap();
+        let o = lookout(
+            w,
+            &[
+                "serve",
+                "--role",
+                "gateway",
+                "--central",
+                &central,
+                "--token-file",
+                "west.token",
+                "--central-ca",
+                "central-ca.pem",
+                "-c",
+                file,
+            ],
+            None,
+        );
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains(want), "{want}: {}", text(&o));
+    }
 
     let (west, west_proxy) = {
         let (child, at) = start(
