@@ -37,6 +37,7 @@ pub(crate) async fn report(
     let now = now_ms();
     let from = now - days * 86_400_000;
     let r = store.report(from, now).await?;
+    let sites = store.site_figures(from, now).await?;
     let audit = store.verify_audit().await?;
     let (checks, check_problems) = store.verify_checks().await?;
     store
@@ -87,6 +88,23 @@ pub(crate) async fn report(
                 p { "Incidents opened: " strong { (r.incidents_opened) } "; closed: " strong { (r.incidents_closed) } }
                 p { "Referrals to other agencies: " strong { (r.referrals) } }
                 p { "Routine checks signed: " strong { (r.checks[0]) } "; co-signed by a supervisor: " strong { (r.checks[1]) } }
+            }
+            @if !sites.is_empty() {
+                section class="card" id="r-sites" {
+                    h2 { "By site" }
+                    p class="hint" { "Requests and alerts that came through each site gateway. Concerns, incidents and checks are the whole organisation's." }
+                    table class="list" {
+                        thead { tr { th scope="col" { "Site" } th scope="col" { "Blocked" } th scope="col" { "Allowed" } th scope="col" { "Alerts (danger, caution, advisory)" } } }
+                        tbody {
+                            @for f in &sites {
+                                tr data-site=(f.site) {
+                                    td { (f.site) } td { (f.blocked) } td { (f.allowed) }
+                                    td { (f.alerts.iter().sum::<i64>()) " (" (f.alerts[0]) ", " (f.alerts[1]) ", " (f.alerts[2]) ")" }
+                                }
+                            }
+                        }
+                    }
+                }
             }
             section class="card" {
                 h2 { "Integrity" }

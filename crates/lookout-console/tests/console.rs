@@ -2990,4 +2990,37 @@ async fn site_gateways_health_is_on_the_home_page_and_alerts_filter_by_site() {
         north.contains("<option value=\"north\" selected"),
         "{north}"
     );
+
+    // The reports page counts each site's requests and alerts.
+    let now = lookout_store::now_ms();
+    let events: Vec<lookout_store::SiteEvent> = (0..5)
+        .map(|i| lookout_store::SiteEvent {
+            seq: i + 1,
+            event: lookout_store::Event {
+                at_ms: now - 1000,
+                action: if i < 2 { "block" } else { "allow" }.into(),
+                ..lookout_store::testing::sample_event(i as usize)
+            },
+        })
+        .collect();
+    h.store.insert_site_events("north", &events).await.unwrap();
+    let report = h.text(&dee, "/reports?days=7").await;
+    let row = report
+        .split("data-site=\"north\"")
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        row.contains("<td>2</td><td>3</td><td>1 (1, 0, 0)</td>"),
+        "{row}"
+    );
+    let south = report
+        .split("data-site=\"south\"")
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        south.contains("<td>0</td><td>0</td><td>1 (1, 0, 0)</td>"),
+        "{south}"
+    );
 }

@@ -52,6 +52,16 @@ pub struct Gateway {
     pub texts_received: i64,
 }
 
+/// A site's figures for a period: no names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiteFigures {
+    pub site: String,
+    pub blocked: i64,
+    pub allowed: i64,
+    /// Alerts raised (danger, caution, advisory).
+    pub alerts: [i64; 3],
+}
+
 /// A page text waiting on a gateway to be sent to the central's monitoring.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxText {
@@ -181,6 +191,67 @@ impl Store {
                 texts_received: r.get("texts_received"),
             })
             .collect())
+    }
+
+    /// Per site gateway, requests blocked and allowed and alerts raised from `from_ms` to
+    /// `to_ms`, by site name (this server's own are not in it).
+    pub async fn site_figures(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<SiteFigures>, StoreError> {
+        let mut by_site: std::collections::BTreeMap<String, SiteFigures> = self
+            .gateways()
+            .await?
+            .into_iter()
+            .map(|g| {
+                let f = SiteFigures {
+                    site: g.site.clone(),
+                    ..SiteFigures::default()
+                };
+                (g.site, f)
+            })
+            .collect();
+        let rows = sqlx::query(
+            "SELECT site, SUM(CASE WHEN action = 'block' THEN 1 ELSE 0 END) AS blocked, \
+             SUM(CASE WHEN action = 'allow' THEN 1 ELSE 0 END) AS allowed \
+             FROM events WHERE site IS NOT NULL AND at_ms >= $1 AND at_ms < $2 GROUP BY site",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        for r in &rows {
+            let site: String = r.get("site");
+            let f = by_site.entry(site.clone()).or_insert_with(|| SiteFigures {
+                site,
+                ..SiteFigures::default()
+            });
+            f.blocked = r.get::<Option<i64>, _>("blocked").unwrap_or(0);
+            f.allowed = r.get::<Option<i64>, _>("allowed").unwrap_or(0);
+        }
+        let rows = sqlx::query(
+            "SELECT site, severity, COUNT(*) AS n FROM alerts \
+             WHERE site IS NOT NULL AND created_ms >= $1 AND created_ms < $2 GROUP BY site, severity",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        for r in &rows {
+            let site: String = r.get("site");
+            let f = by_site.entry(site.clone()).or_insert_with(|| SiteFigures {
+                site,
+                ..SiteFigures::default()
+            });
+            let i = match r.get::<String, _>("severity").as_str() {
+                "danger" => 0,
+                "caution" => 1,
+                _ => 2,
+            };
+            f.alerts[i] += r.get::<i64, _>("n");
+        }
+        Ok(by_site.into_values().collect())
     }
 
     /// How far the central has acknowledged `outbox` (0: nothing yet).
