@@ -583,9 +583,11 @@ async fn serve(
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
     let mut syslog = None;
+    let mut syslog_forwarder = None;
     if let Some(sl) = &config.log.syslog {
-        let (observer, stats) = crate::siem::start(sl, stop.clone())?;
-        log = log.with_observer(observer);
+        let (forwarder, stats) = crate::siem::start(sl, stop.clone())?;
+        log = log.with_observer(forwarder.observer());
+        syslog_forwarder = Some(forwarder);
         tracing::info!(
             "log: forwarding every logged event to {} by syslog over {}, as {}",
             sl.server.get_ref(),
@@ -722,6 +724,7 @@ async fn serve(
                         policy: Arc::new(for_sites.clone()),
                         console_url: config.console.url.clone(),
                         sources: Arc::new(config.lists.sources.clone()),
+                        syslog: syslog_forwarder.clone(),
                     }))
                 }
                 Running::Gateway(_) => app,

@@ -37,11 +37,40 @@ enum Format {
 /// collectors take in one UDP datagram.
 const MAX_MESSAGE: usize = 8 * 1024;
 
-/// Starts the forwarder: returns the activity log's observer that queues each event's message.
+/// Queues events' messages for the forwarder; cheap to clone, never waits.
+#[derive(Clone)]
+pub(crate) struct Syslog {
+    tx: mpsc::Sender<String>,
+    format: Format,
+    host: Arc<str>,
+    stats: Arc<SyslogStats>,
+}
+
+impl Syslog {
+    /// Queues `e`'s message, naming `site` when a site gateway forwarded it; a full queue
+    /// drops it and counts.
+    pub(crate) fn send(&self, site: Option<&str>, e: &Event) {
+        if self
+            .tx
+            .try_send(message(self.format, &self.host, site, e))
+            .is_err()
+        {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The activity log's observer: this server's own events.
+    pub(crate) fn observer(&self) -> Observer {
+        let me = self.clone();
+        Observer(Arc::new(move |e: &Event| me.send(None, e)))
+    }
+}
+
+/// Starts the forwarder.
 pub(crate) fn start(
     config: &SyslogConfig,
     stop: CancellationToken,
-) -> anyhow::Result<(Observer, Arc<SyslogStats>)> {
+) -> anyhow::Result<(Syslog, Arc<SyslogStats>)> {
     let server = lookout_config::parse_socket_addr(config.server.get_ref(), 514)
         .with_context(|| format!("log.syslog.server `{}`", config.server.get_ref()))?;
     let format = match config.format.get_ref().as_str() {
@@ -57,13 +86,13 @@ pub(crate) fn start(
     let stats = Arc::new(SyslogStats::default());
     let (tx, rx) = mpsc::channel::<String>(config.queue.max(1));
     tokio::spawn(send_loop(rx, server, tcp, stats.clone(), stop));
-    let counted = stats.clone();
-    let observer = Observer(Arc::new(move |e: &Event| {
-        if tx.try_send(message(format, &host, e)).is_err() {
-            counted.dropped.fetch_add(1, Ordering::Relaxed);
-        }
-    }));
-    Ok((observer, stats))
+    let syslog = Syslog {
+        tx,
+        format,
+        host: host.into(),
+        stats: stats.clone(),
+    };
+    Ok((syslog, stats))
 }
 
 async fn send_loop(
@@ -150,8 +179,8 @@ async fn connect(server: SocketAddr) -> Option<tokio::net::TcpStream> {
 }
 
 /// The syslog message for one event: RFC 5424 header (facility local0, severity by action),
-/// then CEF or `key="value"` text.
-fn message(format: Format, host: &str, e: &Event) -> String {
+/// then CEF or `key="value"` text; `site`: the site gateway that forwarded it.
+fn message(format: Format, host: &str, site: Option<&str>, e: &Event) -> String {
     let severity = match e.action.as_str() {
         "block" => 4,             // warning
         "warn" | "continue" => 5, // notice
@@ -167,8 +196,8 @@ fn message(format: Format, host: &str, e: &Event) -> String {
         e.service
     );
     match format {
-        Format::Cef => cef(&mut m, e),
-        Format::Plain => plain(&mut m, e),
+        Format::Cef => cef(&mut m, site, e),
+        Format::Plain => plain(&mut m, site, e),
     }
     if m.len() > MAX_MESSAGE {
         let mut end = MAX_MESSAGE;
@@ -181,7 +210,7 @@ fn message(format: Format, host: &str, e: &Event) -> String {
 }
 
 /// ArcSight Common Event Format: `CEF:0|vendor|product|version|signature|name|severity|ext`.
-fn cef(m: &mut String, e: &Event) {
+fn cef(m: &mut String, site: Option<&str>, e: &Event) {
     let (name, severity) = match (e.action.as_str(), e.rule.as_str()) {
         ("block", "illegal") => ("blocked: illegal content", 10),
         ("block", _) => ("blocked", 7),
@@ -238,6 +267,10 @@ fn cef(m: &mut String, e: &Event) {
         ext("cn1Label", "httpStatus");
         ext("cn1", &status.to_string());
     }
+    if let Some(site) = site {
+        ext("cs5Label", "site");
+        ext("cs5", site);
+    }
 }
 
 /// Appends a CEF header field: `\` and `|` escaped, line breaks as spaces.
@@ -267,8 +300,9 @@ fn extension(m: &mut String, s: &str) {
 }
 
 /// `key="value"` pairs, `"` and `\` escaped, control characters as spaces.
-fn plain(m: &mut String, e: &Event) {
-    let fields: [(&str, &str); 13] = [
+fn plain(m: &mut String, site: Option<&str>, e: &Event) {
+    let fields: [(&str, &str); 14] = [
+        ("site", site.unwrap_or("")),
         ("service", e.service),
         ("action", &e.action),
         ("client", &e.client_ip),
@@ -358,17 +392,22 @@ pub(crate) mod tests {
             ),
         ];
         for (format, want) in table {
-            assert_eq!(message(format, "gw", &e), want, "{format:?}");
+            assert_eq!(message(format, "gw", None, &e), want, "{format:?}");
         }
+        // A site gateway's event names its site.
+        assert!(message(Format::Cef, "gw", Some("north"), &e)
+            .ends_with("cn1=403 cs5Label=site cs5=north"));
+        assert!(message(Format::Plain, "gw", Some("north"), &e)
+            .contains(" - site=\"north\" service=\"proxy\""));
         // Severity follows the action; illegal content is CEF's highest.
         let mut illegal = event();
         illegal.rule = "illegal".into();
-        assert!(message(Format::Cef, "gw", &illegal)
+        assert!(message(Format::Cef, "gw", None, &illegal)
             .contains("|Web request blocked: illegal content|10|"));
         let mut allowed = event();
         allowed.action = "allow".into();
         allowed.service = "dns";
-        let m = message(Format::Cef, "gw", &allowed);
+        let m = message(Format::Cef, "gw", None, &allowed);
         assert!(
             m.starts_with("<134>1 ") && m.contains("|dns-allow|DNS query allowed|1|"),
             "{m}"
@@ -380,7 +419,7 @@ pub(crate) mod tests {
         // Long URLs are cut to the message limit, on a character boundary.
         let mut long = event();
         long.url = format!("http://x.test/{}", "é".repeat(10_000));
-        let m = message(Format::Cef, "gw", &long);
+        let m = message(Format::Cef, "gw", None, &long);
         assert!(m.len() <= MAX_MESSAGE && m.len() > MAX_MESSAGE - 4);
     }
 
@@ -395,8 +434,8 @@ pub(crate) mod tests {
         ))
         .unwrap();
         let stop = CancellationToken::new();
-        let (observer, stats) = start(&config, stop.clone()).unwrap();
-        (observer, stats, stop)
+        let (syslog, stats) = start(&config, stop.clone()).unwrap();
+        (syslog.observer(), stats, stop)
     }
 
     #[tokio::test]

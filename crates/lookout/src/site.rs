@@ -205,6 +205,8 @@ pub(crate) struct Central {
     pub(crate) console_url: String,
     /// The list sources, by name, with where their files are here.
     pub(crate) sources: Arc<Vec<SourceConfig>>,
+    /// `[log.syslog]`: sites' events go to the SIEM too, with their site.
+    pub(crate) syslog: Option<crate::siem::Syslog>,
 }
 
 /// The `[groups]` and `[lists]` of the central's configuration file, as the gateways take
@@ -472,8 +474,12 @@ async fn events_route(
                 "the events could not be stored now; send them again".into(),
             )
         })?;
-    // Scanned as this server's own events are (search terms, page addresses), once.
+    // Scanned (search terms, page addresses) and sent to the SIEM as this server's own events
+    // are, once.
     for &i in &stored {
+        if let Some(syslog) = &c.syslog {
+            syslog.send(Some(&site), &events[i].event);
+        }
         if let Some(mut job) = lookout_monitor::job_for_event(&events[i].event) {
             job.subject.site = Some(site.clone());
             c.monitor.submit(job);

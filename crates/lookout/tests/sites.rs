@@ -147,6 +147,15 @@ fn two_gateways_send_every_event_to_the_central_across_outages_and_restarts() {
         &format!("[console]\nlisten = \"127.0.0.1:{port}\"\nurl = \"http://127.0.0.1:{port}\""),
     );
     std::fs::write(&config, &text_config).unwrap();
+    // The central forwards every event, its sites' too, to a SIEM.
+    let siem = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    siem.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    text_config.push_str(&format!(
+        "\n[log.syslog]\nserver = \"{}\"\nprotocol = \"udp\"\n",
+        siem.local_addr().unwrap()
+    ));
+    std::fs::write(&config, &text_config).unwrap();
     let central = format!("http://127.0.0.1:{port}");
     let mut tokens = Vec::new();
     for name in ["north", "south"] {
@@ -247,6 +256,19 @@ fn two_gateways_send_every_event_to_the_central_across_outages_and_restarts() {
         "the first events at the central",
         Duration::from_secs(20),
         || central_events(cd, c, "north").len() == 22 && central_events(cd, c, "south").len() == 11,
+    );
+
+    let mut datagram = [0u8; 9000];
+    let mut from_sites = 0;
+    while let Ok(n) = siem.recv(&mut datagram) {
+        let m = String::from_utf8_lossy(&datagram[..n]);
+        if m.contains("cs5Label=site cs5=north") || m.contains("cs5Label=site cs5=south") {
+            from_sites += 1;
+        }
+    }
+    assert_eq!(
+        from_sites, 33,
+        "each site event once at the SIEM, named with its site"
     );
 
     // The central stops: the sites keep filtering and keep their events.
