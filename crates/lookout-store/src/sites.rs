@@ -74,11 +74,13 @@ pub struct OutboxText {
     pub subject: Subject,
 }
 
-/// The two kinds of outbox.
+/// The kinds of outbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outbox {
     Events,
     Texts,
+    /// Gaps in the site's activity log (`log_gaps`: a full queue, a failing disk, a kill).
+    Gaps,
 }
 
 impl Outbox {
@@ -86,6 +88,7 @@ impl Outbox {
         match self {
             Outbox::Events => "events",
             Outbox::Texts => "outbox_texts",
+            Outbox::Gaps => "log_gaps",
         }
     }
 }
@@ -312,6 +315,61 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.iter().map(event_from_row).collect())
+    }
+
+    /// Gaps after `after`, oldest first, with their ids.
+    pub async fn outbox_gaps(
+        &self,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, crate::LogGap)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at_ms, dropped, cause FROM log_gaps WHERE id > $1 ORDER BY id LIMIT $2",
+        )
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get("id"),
+                    crate::LogGap {
+                        at_ms: r.get("at_ms"),
+                        dropped: r.get("dropped"),
+                        cause: r.get("cause"),
+                    },
+                )
+            })
+            .collect())
+    }
+
+    /// Records a gap in a site's activity log, naming the site (once: the same gap sent
+    /// again is not recorded twice). Whether it was new.
+    pub async fn record_site_gap(
+        &self,
+        site: &str,
+        gap: &crate::LogGap,
+    ) -> Result<bool, StoreError> {
+        let cause = format!("site {site}: {}", gap.cause);
+        let mut tx = self.write_tx().await?;
+        let known = sqlx::query("SELECT id FROM log_gaps WHERE at_ms = $1 AND cause = $2")
+            .bind(gap.at_ms)
+            .bind(&cause)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !known {
+            sqlx::query("INSERT INTO log_gaps (at_ms, dropped, cause) VALUES ($1, $2, $3)")
+                .bind(gap.at_ms)
+                .bind(gap.dropped)
+                .bind(&cause)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(!known)
     }
 
     /// Keeps a page text to forward.

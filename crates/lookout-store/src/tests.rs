@@ -2145,4 +2145,29 @@ async fn the_outbox_forgets_what_was_acknowledged_and_never_reuses_a_number() {
     );
     store.outbox_ack(Outbox::Texts, texts[2].id).await.unwrap();
     assert_eq!(store.outbox_backlog(Outbox::Texts).await.unwrap(), 0);
+
+    // Gaps go the same way; at the central a gap sent twice is recorded once, with its site.
+    store.record_gap(7, "queue full").await.unwrap();
+    let gaps = store.outbox_gaps(0, 10).await.unwrap();
+    assert_eq!(gaps.len(), 1);
+    assert_eq!(
+        (gaps[0].1.dropped, gaps[0].1.cause.as_str()),
+        (7, "queue full")
+    );
+    for _ in 0..2 {
+        store.record_site_gap("north", &gaps[0].1).await.unwrap();
+    }
+    let all = store.log_gaps().await.unwrap();
+    assert_eq!(
+        all.iter()
+            .filter(|g| g.cause == "site north: queue full")
+            .count(),
+        1
+    );
+    store.outbox_ack(Outbox::Gaps, gaps[0].0).await.unwrap();
+    // (One store plays both parts here: the gap recorded "at the central" is the next row.)
+    assert_eq!(store.outbox_acked(Outbox::Gaps).await.unwrap(), gaps[0].0);
+    let next = store.outbox_gaps(gaps[0].0, 10).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].1.cause, "site north: queue full");
 }

@@ -120,6 +120,15 @@ pub(crate) struct WireText {
     pub(crate) group: String,
 }
 
+/// A gap in the site's activity log (events it lost: a full queue, a failing disk, a kill).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct WireGap {
+    pub(crate) seq: i64,
+    pub(crate) at_ms: i64,
+    pub(crate) dropped: i64,
+    pub(crate) cause: String,
+}
+
 /// What a gateway sends.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Batch {
@@ -129,6 +138,8 @@ pub(crate) struct Batch {
     pub(crate) backlog: i64,
     pub(crate) events: Vec<WireEvent>,
     pub(crate) texts: Vec<WireText>,
+    #[serde(default)]
+    pub(crate) gaps: Vec<WireGap>,
 }
 
 /// What the central answers: everything up to these numbers is safe with it.
@@ -138,6 +149,8 @@ pub(crate) struct Acked {
     pub(crate) events_stored: usize,
     pub(crate) events_acked: i64,
     pub(crate) texts_acked: i64,
+    #[serde(default)]
+    pub(crate) gaps_acked: i64,
 }
 
 impl WireEvent {
@@ -485,6 +498,26 @@ async fn events_route(
             c.monitor.submit(job);
         }
     }
+    let mut gaps_acked = 0;
+    for g in &batch.gaps {
+        let gap = lookout_store::LogGap {
+            at_ms: g.at_ms,
+            dropped: g.dropped,
+            cause: g.cause.clone(),
+        };
+        if c.store
+            .record_site_gap(&site, &gap)
+            .await
+            .map_err(internal)?
+        {
+            tracing::warn!(
+                "gateway `{site}`: its activity log has a gap: {} event(s) lost ({})",
+                g.dropped,
+                g.cause
+            );
+        }
+        gaps_acked = gaps_acked.max(g.seq);
+    }
     let mut texts_acked = 0;
     let mut texts = 0;
     for t in batch.texts {
@@ -524,6 +557,7 @@ async fn events_route(
         events_stored: stored.len(),
         events_acked,
         texts_acked,
+        gaps_acked,
     }))
 }
 
@@ -1164,6 +1198,8 @@ async fn forward_once(site: &SiteRun, store: &Store) -> Result<usize, String> {
     let e = |e: lookout_store::StoreError| format!("the outbox: {e}");
     let acked_events = store.outbox_acked(Outbox::Events).await.map_err(e)?;
     let acked_texts = store.outbox_acked(Outbox::Texts).await.map_err(e)?;
+    let acked_gaps = store.outbox_acked(Outbox::Gaps).await.map_err(e)?;
+    let gaps = store.outbox_gaps(acked_gaps, 100).await.map_err(e)?;
     let events = store
         .outbox_events(acked_events, EVENTS_PER_BATCH)
         .await
@@ -1179,14 +1215,23 @@ async fn forward_once(site: &SiteRun, store: &Store) -> Result<usize, String> {
     }
     let waiting = store.outbox_backlog(Outbox::Events).await.map_err(e)?
         + store.outbox_backlog(Outbox::Texts).await.map_err(e)?;
-    let sending = events.len() + texts.len();
+    let sending = events.len() + texts.len() + gaps.len();
     site.status.with(|s| s.backlog = waiting);
     if sending == 0 {
         return Ok(0);
     }
     let batch = Batch {
         policy_version: site.status.with(|s| s.policy_version.clone()),
-        backlog: waiting - sending as i64,
+        backlog: (waiting - (events.len() + texts.len()) as i64).max(0),
+        gaps: gaps
+            .into_iter()
+            .map(|(seq, g)| WireGap {
+                seq,
+                at_ms: g.at_ms,
+                dropped: g.dropped,
+                cause: g.cause,
+            })
+            .collect(),
         events: events
             .iter()
             .map(|s| WireEvent::from_stored(s.id, &s.event))
@@ -1219,6 +1264,12 @@ async fn forward_once(site: &SiteRun, store: &Store) -> Result<usize, String> {
             .await
             .map_err(e)?;
     }
+    if acked.gaps_acked > acked_gaps {
+        store
+            .outbox_ack(Outbox::Gaps, acked.gaps_acked)
+            .await
+            .map_err(e)?;
+    }
     let texts_taken = batch
         .texts
         .iter()
@@ -1229,7 +1280,7 @@ async fn forward_once(site: &SiteRun, store: &Store) -> Result<usize, String> {
         s.texts_sent += texts_taken as u64;
         s.backlog = waiting - (batch.events.len() + texts_taken) as i64;
     });
-    if texts_taken < batch.texts.len() && batch.events.is_empty() {
+    if texts_taken < batch.texts.len() && batch.events.is_empty() && batch.gaps.is_empty() {
         // The central's scanning queue is full: let it catch up.
         return Err("the central's scanning queue is full".into());
     }

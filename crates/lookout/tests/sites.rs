@@ -137,7 +137,7 @@ fn two_gateways_send_every_event_to_the_central_across_outages_and_restarts() {
 
     // The central: the lists, the groups (the defaults) and the accounts live here (on
     // PostgreSQL when LOOKOUT_TEST_POSTGRES names a server).
-    let (cdir, config, _db) = runtime.block_on(setup_on_test_store());
+    let (cdir, config, db) = runtime.block_on(setup_on_test_store());
     let cd = cdir.path();
     let c = config.to_str().unwrap();
     let port = free_port();
@@ -394,7 +394,26 @@ fn two_gateways_send_every_event_to_the_central_across_outages_and_restarts() {
         },
     );
 
-    // The site's health is on record at the central.
+    // South is killed (kill -9) and starts again: the gap in its activity log is on record at
+    // the central, naming the site.
+    let mut south = south;
+    south.kill().unwrap();
+    south.wait().unwrap();
+    let (south, south_proxy) = gateway(sdir.path(), &sconfig, "south", &central);
+    let store = runtime.block_on(db.open()).unwrap();
+    wait_for(
+        "south's gap at the central",
+        Duration::from_secs(20),
+        || {
+            runtime.block_on(store.log_gaps()).unwrap().iter().any(|g| {
+                g.cause
+                    .starts_with("site south: Lookout's run has no clean stop")
+            })
+        },
+    );
+    runtime.block_on(store.close());
+
+    // A revoked token is refused at once.
     let o = lookout(cd, &["token", "revoke", "south", "-c", c], None);
     assert!(o.status.success(), "{}", text(&o));
     runtime.block_on(async {
