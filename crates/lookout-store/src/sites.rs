@@ -456,8 +456,9 @@ impl Store {
     }
 
     /// Makes a gateway's accounts the central's (one transaction): each added or brought up
-    /// to date; accounts the central no longer has are disabled and signed out, never
-    /// deleted. Returns how many rows changed.
+    /// to date; password accounts the central no longer has are disabled and signed out,
+    /// never deleted (directory records made here are left to the directory). Returns how
+    /// many rows changed.
     pub async fn sync_site_users(&self, users: &[SiteUser]) -> Result<u64, StoreError> {
         let now = now_ms();
         let mut tx = self.write_tx().await?;
@@ -484,9 +485,13 @@ impl Store {
         }
         let known: std::collections::HashSet<&str> =
             users.iter().map(|u| u.username.as_str()).collect();
-        let local = sqlx::query("SELECT username FROM users WHERE disabled = 0")
-            .fetch_all(&mut *tx)
-            .await?;
+        // Records without a password are the directory's people, made here at their first
+        // sign-in (`[ldap]` at the site): the directory decides about them, not the list.
+        let local = sqlx::query(
+            "SELECT username FROM users WHERE disabled = 0 AND password_hash IS NOT NULL",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         for r in &local {
             let name: String = r.get("username");
             if known.contains(name.as_str()) {

@@ -2171,3 +2171,58 @@ async fn the_outbox_forgets_what_was_acknowledged_and_never_reuses_a_number() {
     assert_eq!(next.len(), 1);
     assert_eq!(next[0].1.cause, "site north: queue full");
 }
+
+/// A gateway's accounts follow the central's: added, changed, password accounts the central
+/// no longer has disabled; a directory record made at the site (no password) left alone; the
+/// central's password hash signs in at the site.
+#[tokio::test]
+async fn a_gateways_accounts_follow_the_centrals() {
+    let (_c, central) = store().await;
+    let (_g, gateway) = store().await;
+    central
+        .add_user(&user("amy", "learners", Some("amy's long password")))
+        .await
+        .unwrap();
+    central
+        .add_user(&user("bob", "staff", Some("bob's long password")))
+        .await
+        .unwrap();
+    gateway
+        .add_user(&user("amy", "guests", None))
+        .await
+        .unwrap();
+    gateway
+        .add_user(&user("old", "staff", Some("old's long password")))
+        .await
+        .unwrap();
+    gateway
+        .add_user(&user("dir.person", "staff", None))
+        .await
+        .unwrap();
+    let changed = gateway
+        .sync_site_users(&central.site_users().await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(changed, 3, "amy changed, bob added, old disabled");
+    let amy = gateway
+        .verify_password("amy", "amy's long password")
+        .await
+        .unwrap()
+        .expect("the central's hash signs in");
+    assert_eq!(amy.group, "learners");
+    assert!(gateway
+        .verify_password("bob", "bob's long password")
+        .await
+        .unwrap()
+        .is_some());
+    assert!(gateway.user("old").await.unwrap().unwrap().disabled);
+    assert!(!gateway.user("dir.person").await.unwrap().unwrap().disabled);
+    // Nothing changed: nothing written.
+    assert_eq!(
+        gateway
+            .sync_site_users(&central.site_users().await.unwrap())
+            .await
+            .unwrap(),
+        0
+    );
+}
