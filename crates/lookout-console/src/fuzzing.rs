@@ -47,6 +47,15 @@ pub fn forms(body: &[u8]) -> usize {
         crate::registers::AssessmentForm,
         crate::registers::PolicyForm,
     );
+    // The activity search's query string (a GET: no token) and its checks.
+    if let Ok(q) = serde_urlencoded_query(body) {
+        if let Ok(f) = crate::activity::filter(&q) {
+            assert!(f.limit.is_some());
+            if let (Some(a), Some(b)) = (f.since_ms, f.until_ms) {
+                assert!(b > a);
+            }
+        }
+    }
     if let Ok(f) = decode_form::<crate::registers::AssessmentForm>(&full, "t") {
         if let Ok(fields) = f.checked() {
             assert!(!fields.name.is_empty() && !fields.name.contains('\n'));
@@ -94,4 +103,14 @@ pub fn forms(body: &[u8]) -> usize {
 fn body_has_token(body: &[u8]) -> bool {
     serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
         .is_ok_and(|p| p.iter().any(|(k, v)| k == CSRF_FIELD && v == "t"))
+}
+
+/// A query string as axum's `Query` reads it.
+fn serde_urlencoded_query(body: &[u8]) -> Result<crate::activity::ActivityQuery, ()> {
+    let text = std::str::from_utf8(body).map_err(|_| ())?;
+    axum::extract::Query::<crate::activity::ActivityQuery>::try_from_uri(
+        &format!("/activity?{text}").parse().map_err(|_| ())?,
+    )
+    .map(|q| q.0)
+    .map_err(|_| ())
 }

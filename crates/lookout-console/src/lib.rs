@@ -15,6 +15,7 @@
 //! - A user's signing key is unlocked by their password at sign-in and held in memory for that
 //!   session only.
 
+mod activity;
 mod alerts;
 mod audit;
 mod board;
@@ -374,6 +375,12 @@ pub fn router(console: Console) -> Router {
             Guard::new(&console, training::OVERSEERS),
             guard,
         ));
+    let searchers = Router::new()
+        .route("/activity", get(activity::search))
+        .route_layer(from_fn_with_state(
+            Guard::new(&console, activity::SEARCHERS),
+            guard,
+        ));
     let readers = Router::new()
         .route("/reports", get(reports::report))
         .route("/reports/board", get(board::board))
@@ -417,6 +424,7 @@ pub fn router(console: Console) -> Router {
         .merge(editors)
         .merge(overseers)
         .merge(readers)
+        .merge(searchers)
         .fallback(pages::not_found)
         .with_state(console)
 }

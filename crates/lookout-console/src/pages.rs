@@ -128,6 +128,11 @@ const NAV: &[NavItem] = &[
         roles: &[Role::Dsl, Role::Supervisor],
     },
     NavItem {
+        href: "/activity",
+        label: "Activity",
+        roles: &[Role::Dsl, Role::Supervisor, Role::ItAdmin],
+    },
+    NavItem {
         href: "/briefings",
         label: "E-safety briefing",
         roles: &[Role::Dsl, Role::ItAdmin],

@@ -418,6 +418,11 @@ async fn every_role_against_every_route() {
         (&incident, [false, false, false, true, true, false]),
         ("/checks", [false, false, false, true, true, false]),
         ("/checks/new", [false, false, false, true, false, false]),
+        ("/activity", [false, false, false, true, true, true]),
+        (
+            "/activity?site=north&action=block",
+            [false, false, false, true, true, true],
+        ),
         (&check, [false, false, false, true, true, false]),
         ("/reviews", [false, false, false, false, false, true]),
         ("/reviews/new", [true, true, true, true, true, true]),
@@ -3023,4 +3028,23 @@ async fn site_gateways_health_is_on_the_home_page_and_alerts_filter_by_site() {
         south.contains("<td>0</td><td>0</td><td>1 (1, 0, 0)</td>"),
         "{south}"
     );
+    // The activity log searched by site, the search on the audit log; a wrong field is named.
+    let north = h.text(&dee, "/activity?site=north&action=block").await;
+    assert!(
+        north.contains("page0.html") && north.contains("page1.html"),
+        "{north}"
+    );
+    assert!(!north.contains("page2.html"), "{north}");
+    assert!(north.contains(" · north"), "{north}");
+    let south = h.text(&ian, "/activity?site=south").await;
+    assert!(south.contains("Nothing matches."), "{south}");
+    assert!(h
+        .audit_actions()
+        .await
+        .iter()
+        .any(|a| a == "activity.search"));
+    let bad = dee.get(h.url("/activity?ip=ten")).send().await.unwrap();
+    assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(bad.text().await.unwrap().contains("not an address"));
+    assert!(!h.text(&sam, "/activity").await.contains("id=\"activity\""));
 }
