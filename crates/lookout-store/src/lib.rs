@@ -65,7 +65,10 @@ pub use report::{BoardFigures, BriefingUptake, Durations, Report};
 pub use retention::{Purged, Retention};
 pub use reviews::{DecisionError, NewReviewRequest, ReviewRequest, ReviewedAllow};
 pub use runs::UncleanStop;
-pub use sites::{Gateway, GatewayCall, Outbox, OutboxText, SiteEvent, SiteFigures, SiteUser};
+pub use sites::{
+    Gateway, GatewayCall, Outbox, OutboxText, SiteEvent, SiteFigures, SiteTaken, SiteUser,
+    INSTANCE_SILENT_MS,
+};
 pub use training::{
     status as training_status, tally, Completion, Course, CourseFields, Reminder, Requirement,
     Standing, Tally, DUE_SOON_DAYS,

@@ -52,6 +52,17 @@ pub struct Gateway {
     pub texts_received: i64,
 }
 
+/// A gateway instance that has not called for this long may be replaced by another holding
+/// the same token (a reinstalled or replaced box); two that both call are refused.
+pub const INSTANCE_SILENT_MS: i64 = 15_000;
+
+/// Another gateway holds the site's token and called recently.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteTaken {
+    /// When the other gateway last called.
+    pub last_seen_ms: i64,
+}
+
 /// A site's figures for a period: no names.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SiteFigures {
@@ -194,6 +205,61 @@ impl Store {
                 texts_received: r.get("texts_received"),
             })
             .collect())
+    }
+
+    /// Which number the gateway `instance` has for `site` (1 for the first gateway ever, one
+    /// more for each that took the site over), or `SiteTaken` when another instance called
+    /// within [`INSTANCE_SILENT_MS`] — two boxes with one token would number events alike.
+    pub async fn gateway_instance(
+        &self,
+        site: &str,
+        instance: &str,
+        now: i64,
+    ) -> Result<Result<i64, SiteTaken>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let row =
+            sqlx::query("SELECT instance, instance_no, last_seen_ms FROM gateways WHERE site = $1")
+                .bind(site)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let number = match row {
+            None => {
+                sqlx::query(
+                    "INSERT INTO gateways (site, instance, instance_no, first_seen_ms, last_seen_ms) VALUES ($1, $2, 1, $3, $3)",
+                )
+                .bind(site)
+                .bind(instance)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                1
+            }
+            Some(r) => {
+                let (held, no, seen): (String, i64, i64) = (
+                    r.get("instance"),
+                    r.get("instance_no"),
+                    r.get("last_seen_ms"),
+                );
+                if held == instance {
+                    no
+                } else if !held.is_empty() && now - seen < INSTANCE_SILENT_MS {
+                    return Ok(Err(SiteTaken { last_seen_ms: seen }));
+                } else {
+                    sqlx::query(
+                        "UPDATE gateways SET instance = $1, instance_no = $2, last_seen_ms = $3 WHERE site = $4",
+                    )
+                    .bind(instance)
+                    .bind(no + 1)
+                    .bind(now)
+                    .bind(site)
+                    .execute(&mut *tx)
+                    .await?;
+                    no + 1
+                }
+            }
+        };
+        tx.commit().await?;
+        Ok(Ok(number))
     }
 
     /// Per site gateway, requests blocked and allowed and alerts raised from `from_ms` to

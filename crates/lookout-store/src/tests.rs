@@ -2226,3 +2226,37 @@ async fn a_gateways_accounts_follow_the_centrals() {
         0
     );
 }
+
+/// One gateway instance per site at a time: the first is number 1; the same instance keeps
+/// its number; another is refused while the first calls, and takes over, numbered 2, once it
+/// has gone quiet.
+#[tokio::test]
+async fn a_site_is_served_by_one_gateway_at_a_time() {
+    let (_dir, store) = store().await;
+    let (a, b) = ("a".repeat(32), "b".repeat(32));
+    let t = 1_800_000_000_000;
+    assert_eq!(store.gateway_instance("north", &a, t).await.unwrap(), Ok(1));
+    store
+        .gateway_called_at("north", &GatewayCall::default(), t + 1000)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.gateway_instance("north", &a, t + 2000).await.unwrap(),
+        Ok(1)
+    );
+    assert_eq!(
+        store.gateway_instance("north", &b, t + 3000).await.unwrap(),
+        Err(SiteTaken {
+            last_seen_ms: t + 1000
+        })
+    );
+    assert_eq!(
+        store
+            .gateway_instance("north", &b, t + 1000 + INSTANCE_SILENT_MS)
+            .await
+            .unwrap(),
+        Ok(2)
+    );
+    // Another site is its own.
+    assert_eq!(store.gateway_instance("south", &a, t).await.unwrap(), Ok(1));
+}

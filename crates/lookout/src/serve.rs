@@ -220,9 +220,8 @@ fn run_gateway(args: ServeArgs) -> anyhow::Result<ExitCode> {
             args.central.as_deref().unwrap_or_default(),
             &token_file,
             args.central_ca.as_deref(),
+            &data_dir,
         )?;
-        std::fs::create_dir_all(&data_dir)
-            .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
         let status = Arc::new(crate::site::SiteStatus::default());
         let doc = runtime.block_on(crate::site::first_policy(&link, &data_dir, &status))?;
         let config = crate::site::gateway_config(&text, args.config.as_deref(), &doc, &link)?;

@@ -68,7 +68,17 @@ pub(crate) struct PolicyDoc {
     pub(crate) reviewed: Vec<Allowed>,
     /// The proxy's sign-in accounts.
     pub(crate) users: Vec<WireUser>,
+    /// What this gateway adds to its events' row ids to number them for the central: its
+    /// instance's number << 40, so that a reinstalled gateway (its rows numbered from 1 again)
+    /// never sends a number an earlier one used.
+    #[serde(default)]
+    pub(crate) seq_base: i64,
 }
+
+/// The header naming a gateway instance (its random id, kept in `gateway.id`).
+const INSTANCE_HEADER: &str = "x-lookout-gateway";
+/// Bits of an event number that are the gateway's own row id.
+const SEQ_BITS: u32 = 40;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub(crate) struct Allowed {
@@ -258,8 +268,8 @@ pub(crate) fn router(central: Central) -> Router {
 }
 
 impl Central {
-    /// The policy document as it stands now, for `site`.
-    async fn document(&self, site: &str) -> Result<PolicyDoc, ApiError> {
+    /// The policy document as it stands now, for `site`'s gateway number `instance_no`.
+    async fn document(&self, site: &str, instance_no: i64) -> Result<PolicyDoc, ApiError> {
         let users = self
             .store
             .site_users()
@@ -302,9 +312,39 @@ impl Central {
             lists,
             reviewed,
             users,
+            seq_base: instance_no << SEQ_BITS,
         };
         doc.version = doc_version(&doc);
         Ok(doc)
+    }
+
+    /// The calling gateway's instance number for `site`, or why it may not call.
+    async fn instance(&self, site: &str, headers: &HeaderMap) -> Result<i64, ApiError> {
+        let id = headers
+            .get(INSTANCE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+            .ok_or_else(|| {
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("missing or malformed {INSTANCE_HEADER} header (32 hex digits)"),
+                )
+            })?;
+        match self
+            .store
+            .gateway_instance(site, id, now_ms())
+            .await
+            .map_err(internal)?
+        {
+            Ok(n) => Ok(n),
+            Err(taken) => Err(ApiError(
+                StatusCode::CONFLICT,
+                format!(
+                    "site `{site}` is served by another gateway, which called {} s ago: give each gateway a token of its own (`lookout token add SITE --scope gateway`)",
+                    (now_ms() - taken.last_seen_ms) / 1000
+                ),
+            )),
+        }
     }
 
     async fn called(&self, site: &str, addr: SocketAddr, call: GatewayCall) {
@@ -388,7 +428,8 @@ async fn policy_route(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let token = authorize(&c.store, &headers, TokenScope::Gateway).await?;
-    let doc = c.document(&token.name).await?;
+    let instance_no = c.instance(&token.name, &headers).await?;
+    let doc = c.document(&token.name, instance_no).await?;
     c.called(&token.name, addr, GatewayCall::default()).await;
     let etag = format!("\"{}\"", doc.version);
     if etag_matches(&headers, &etag) {
@@ -464,11 +505,20 @@ async fn events_route(
         )
     })?;
     let site = token.name;
+    let base = c.instance(&site, &headers).await? << SEQ_BITS;
     let events_acked = batch.events.iter().map(|e| e.seq).max().unwrap_or(0);
-    if let Some(bad) = batch.events.iter().find(|e| e.seq <= 0) {
+    if let Some(bad) = batch
+        .events
+        .iter()
+        .find(|e| e.seq <= base || e.seq >= base + (1 << SEQ_BITS))
+    {
         return Err(ApiError(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            format!("events[].seq must be above 0 (got {})", bad.seq),
+            StatusCode::CONFLICT,
+            format!(
+                "event number {} is not this gateway's (from {}): fetch the policy again",
+                bad.seq,
+                base + 1
+            ),
         ));
     }
     let events: Vec<SiteEvent> = batch
@@ -570,6 +620,8 @@ pub(crate) struct Link {
     client: reqwest::Client,
     base: url::Url,
     token: String,
+    /// This gateway's random id (`gateway.id` in its data folder, made at its first start).
+    instance: String,
     /// DER certificates trusted for the central besides the system's.
     extra_roots: Vec<Vec<u8>>,
 }
@@ -582,6 +634,7 @@ impl Link {
         central: &str,
         token_file: &Path,
         ca_file: Option<&Path>,
+        data_dir: &Path,
     ) -> anyhow::Result<Link> {
         let mut base = url::Url::parse(central)
             .map_err(|e| UsageError(format!("--central `{central}`: not a web address: {e}")))?;
@@ -650,6 +703,7 @@ impl Link {
             client,
             base,
             token,
+            instance: instance_id(data_dir)?,
             extra_roots,
         })
     }
@@ -704,7 +758,8 @@ impl Link {
         let mut request = self
             .client
             .get(self.url("api/v1/gateway/policy"))
-            .bearer_auth(&self.token);
+            .bearer_auth(&self.token)
+            .header(INSTANCE_HEADER, &self.instance);
         if let Some(v) = have {
             request = request.header(header::IF_NONE_MATCH.as_str(), format!("\"{v}\""));
         }
@@ -727,6 +782,7 @@ impl Link {
             .client
             .post(self.url("api/v1/gateway/events"))
             .bearer_auth(&self.token)
+            .header(INSTANCE_HEADER, &self.instance)
             .json(batch)
             .send()
             .await
@@ -741,6 +797,30 @@ impl Link {
             )
         })
     }
+}
+
+/// This gateway's id: read from `gateway.id` in the data folder, made (random, 128 bits) at
+/// the first start. A new data folder is a new gateway to the central.
+fn instance_id(data_dir: &Path) -> anyhow::Result<String> {
+    let file = data_dir.join("gateway.id");
+    if let Ok(text) = std::fs::read_to_string(&file) {
+        let id = text.trim();
+        if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(id.to_owned());
+        }
+        return Err(UsageError(format!(
+            "{}: not a gateway id (32 hex digits); delete it to make a new one",
+            file.display()
+        ))
+        .into());
+    }
+    // 128 of the hash's bits of 256 random ones.
+    let id = lookout_auth::secret_hash(&lookout_auth::random_secret())[..32].to_owned();
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("cannot create the data folder {}", data_dir.display()))?;
+    std::fs::write(&file, format!("{id}\n"))
+        .with_context(|| format!("cannot keep this gateway's id in {}", file.display()))?;
+    Ok(id)
 }
 
 /// The system's trusted roots (honouring `SSL_CERT_FILE`).
@@ -1234,7 +1314,7 @@ async fn forward_once(site: &SiteRun, store: &Store) -> Result<usize, String> {
             .collect(),
         events: events
             .iter()
-            .map(|s| WireEvent::from_stored(s.id, &s.event))
+            .map(|s| WireEvent::from_stored(site.doc.seq_base + s.id, &s.event))
             .collect(),
         texts: texts
             .into_iter()
@@ -1252,9 +1332,10 @@ async fn forward_once(site: &SiteRun, store: &Store) -> Result<usize, String> {
     };
     let acked = site.link.send(&batch).await?;
     site.status.reached();
-    if acked.events_acked > acked_events {
+    let events_acked = acked.events_acked - site.doc.seq_base;
+    if events_acked > acked_events {
         store
-            .outbox_ack(Outbox::Events, acked.events_acked)
+            .outbox_ack(Outbox::Events, events_acked)
             .await
             .map_err(e)?;
     }

@@ -345,6 +345,46 @@ fn two_gateways_send_every_event_to_the_central_across_outages_and_restarts() {
         assert!(metrics.contains(want), "{want}: {metrics}");
     }
 
+    // A second box given north's token is refused while north calls (the two would number
+    // their events alike)...
+    let (n2dir, n2config) = site("north", &tokens[0]);
+    let o = lookout(
+        n2dir.path(),
+        &[
+            "serve",
+            "--role",
+            "gateway",
+            "--central",
+            &central,
+            "--token-file",
+            "north.token",
+            "-c",
+            n2config.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("site `north` is served by another gateway"),
+        "{}",
+        text(&o)
+    );
+    // ...and north reinstalled (a new data folder, its rows numbered from 1 again) takes the
+    // site over once the old one has gone quiet: its events are stored as new, not dropped as
+    // repeats of the old box's numbers.
+    terminate(north);
+    std::fs::remove_dir_all(ndir.path().join("data")).unwrap();
+    std::thread::sleep(Duration::from_millis(
+        lookout_store::INSTANCE_SILENT_MS as u64 + 500,
+    ));
+    let (north, north_proxy) = gateway(ndir.path(), &nconfig, "north", &central);
+    runtime.block_on(browse(north_proxy, origin, "north-d", 3));
+    wait_for(
+        "the reinstalled gateway's events",
+        Duration::from_secs(20),
+        || central_events(cd, c, "north").len() == 22 + 16 + 6 + 3,
+    );
+
     // An account added at the central signs in at the sites within seconds.
     let o = lookout(
         cd,

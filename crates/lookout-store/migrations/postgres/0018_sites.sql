@@ -10,9 +10,12 @@ CREATE INDEX events_site_at ON events (site, at_ms) WHERE site IS NOT NULL;
 ALTER TABLE alerts ADD COLUMN site TEXT;
 
 -- The central's view of each site: when it last called, what it still has to send, which
--- policy it runs.
+-- policy it runs; which gateway (its random instance id) holds the site's token now, and how
+-- many have (a new one numbers its events above every earlier one's).
 CREATE TABLE gateways (
     site TEXT PRIMARY KEY,
+    instance TEXT NOT NULL DEFAULT '',
+    instance_no BIGINT NOT NULL DEFAULT 0,
     first_seen_ms BIGINT NOT NULL,
     last_seen_ms BIGINT NOT NULL,
     address TEXT NOT NULL DEFAULT '',
