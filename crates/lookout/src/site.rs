@@ -458,28 +458,29 @@ async fn list_route(
     };
     let path = source.path.get_ref().clone();
     let folder = source.format.is_folder();
-    let (version, body) = tokio::task::spawn_blocking(move || {
-        let version = list_version(&path);
-        let body = if folder {
+    // The version first: an unchanged list (most asks) costs a few file look-ups, not a copy.
+    let at = path.clone();
+    let version = tokio::task::spawn_blocking(move || list_version(&at))
+        .await
+        .map_err(internal)?;
+    let etag = format!("\"{version}\"");
+    if etag_matches(&headers, &etag) {
+        return Ok(with_etag(StatusCode::NOT_MODIFIED.into_response(), &etag));
+    }
+    let body = tokio::task::spawn_blocking(move || {
+        if folder {
             let mut tar = tar::Builder::new(Vec::new());
             tar.follow_symlinks(true);
             tar.append_dir_all(&name, &path)
                 .and_then(|()| tar.into_inner())
         } else {
             std::fs::read(&path)
-        };
-        (
-            version,
-            body.map_err(|e| format!("{}: {e}", path.display())),
-        )
+        }
+        .map_err(|e| format!("{}: {e}", path.display()))
     })
     .await
-    .map_err(internal)?;
-    let etag = format!("\"{version}\"");
-    if etag_matches(&headers, &etag) {
-        return Ok(with_etag(StatusCode::NOT_MODIFIED.into_response(), &etag));
-    }
-    let body = body.map_err(|e| {
+    .map_err(internal)?
+    .map_err(|e| {
         ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("the list cannot be read here ({e})"),

@@ -271,6 +271,34 @@ fn two_gateways_send_every_event_to_the_central_across_outages_and_restarts() {
         "each site event once at the SIEM, named with its site"
     );
 
+    // The lists route: the list with its version, 304 when the gateway has it, a gateway
+    // token needed, unknown names named.
+    runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let url = format!("{central}/api/v1/gateway/lists/gambling");
+        let r = http.get(&url).bearer_auth(&tokens[0]).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+        assert_eq!(r.text().await.unwrap(), "casino.test\n");
+        let r = http
+            .get(&url)
+            .bearer_auth(&tokens[0])
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 304);
+        let r = http.get(&url).bearer_auth(&dsl).send().await.unwrap();
+        assert_eq!(r.status(), 403, "an alerts token is not a gateway's");
+        let r = http
+            .get(format!("{central}/api/v1/gateway/lists/nope"))
+            .bearer_auth(&tokens[0])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+    });
+
     // The central stops: the sites keep filtering and keep their events.
     terminate(central_child);
     runtime.block_on(async {
