@@ -205,6 +205,8 @@ fn run_gateway(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
+    // A new policy keep_policy checked, to serve with next.
+    let mut next = None;
     loop {
         let text = match &args.config {
             Some(p) => std::fs::read_to_string(p)
@@ -223,9 +225,18 @@ fn run_gateway(args: ServeArgs) -> anyhow::Result<ExitCode> {
             &data_dir,
         )?;
         let status = Arc::new(crate::site::SiteStatus::default());
-        let doc = runtime.block_on(crate::site::first_policy(&link, &data_dir, &status))?;
-        let config = crate::site::gateway_config(&text, args.config.as_deref(), &doc, &link)?;
-        config.validate_serve()?;
+        let (doc, config) = match next.take() {
+            Some((doc, config)) => {
+                status.start_with(&link, &doc);
+                (doc, config)
+            }
+            None => runtime.block_on(crate::site::first_policy(
+                &link,
+                &data_dir,
+                &status,
+                |doc| crate::site::site_config(&text, args.config.as_deref(), doc, &link),
+            ))?,
+        };
         tracing::info!(
             "gateway: site `{}`, policy {} from the central at {}",
             doc.site,
@@ -244,6 +255,9 @@ fn run_gateway(args: ServeArgs) -> anyhow::Result<ExitCode> {
             data_dir: config.serve.data_dir.clone(),
             restart: CancellationToken::new(),
             proxy: std::sync::OnceLock::new(),
+            local_text: text,
+            local_path: args.config.clone(),
+            next: std::sync::Mutex::new(None),
         });
         match runtime.block_on(serve(
             config,
@@ -251,10 +265,12 @@ fn run_gateway(args: ServeArgs) -> anyhow::Result<ExitCode> {
             lists,
             None,
             source,
-            Running::Gateway(site),
+            Running::Gateway(site.clone()),
         ))? {
             Ended::Stopped => return Ok(ExitCode::SUCCESS),
-            Ended::PolicyChanged => continue,
+            Ended::PolicyChanged => {
+                next = site.next.lock().unwrap_or_else(|e| e.into_inner()).take();
+            }
         }
     }
 }

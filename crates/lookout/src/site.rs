@@ -896,6 +896,17 @@ impl SiteStatus {
         }
     }
 
+    /// Serving again with a policy checked while running: the central was reached.
+    pub(crate) fn start_with(&self, link: &Link, doc: &PolicyDoc) {
+        self.with(|s| {
+            s.central = link.shown();
+            s.site = doc.site.clone();
+            s.policy_version = doc.version.clone();
+            s.policy_from_copy = false;
+            s.last_contact_ms = Some(now_ms());
+        });
+    }
+
     pub(crate) fn json(&self) -> serde_json::Value {
         let s = self.with(|s| s.clone());
         serde_json::json!({
@@ -914,56 +925,63 @@ impl SiteStatus {
     }
 }
 
-/// The policy a gateway starts with: the central's now, or the last good copy (saying so), or
-/// an error when there is neither.
+/// The policy a gateway starts with and the configuration it makes with the site's file: the
+/// central's now if it fits the site (kept as the last good copy), else the last good copy
+/// (saying so), else an error naming both.
 pub(crate) async fn first_policy(
     link: &Link,
     data_dir: &Path,
     status: &SiteStatus,
-) -> anyhow::Result<PolicyDoc> {
+    fits: impl Fn(&PolicyDoc) -> anyhow::Result<Config>,
+) -> anyhow::Result<(PolicyDoc, Config)> {
     let copy = data_dir.join(POLICY_COPY);
-    match link.policy(None).await {
-        Ok(Some(doc)) => {
-            save_copy(&copy, &doc)?;
-            status.reached();
-            status.with(|s| {
-                s.policy_from_copy = false;
-                s.policy_version = doc.version.clone();
-                s.site = doc.site.clone();
-                s.central = link.shown();
-            });
-            Ok(doc)
-        }
-        result => {
-            let error = match result {
-                Err(e) => e,
-                _ => "it answered 304 to a first request".into(),
-            };
-            let text = std::fs::read_to_string(&copy).map_err(|e| {
-                UsageError(format!(
-                    "cannot get the policy from the central at {} ({error}), and there is no last good copy ({}: {e})",
-                    link.shown(),
-                    copy.display()
-                ))
-            })?;
-            let doc: PolicyDoc = serde_json::from_str(&text)
-                .with_context(|| format!("the last good policy {}", copy.display()))?;
-            tracing::warn!(
-                "central: cannot get the policy from {} ({error}); using the last good copy (version {}, {})",
-                link.shown(),
-                doc.version,
-                copy.display()
-            );
-            status.failed("policy", &error);
-            status.with(|s| {
-                s.policy_from_copy = true;
-                s.policy_version = doc.version.clone();
-                s.site = doc.site.clone();
-                s.central = link.shown();
-            });
-            Ok(doc)
-        }
-    }
+    status.with(|s| s.central = link.shown());
+    let error = match link.policy(None).await {
+        Ok(Some(doc)) => match fits(&doc) {
+            Ok(config) => {
+                save_copy(&copy, &doc)?;
+                status.reached();
+                status.with(|s| {
+                    s.policy_from_copy = false;
+                    s.policy_version = doc.version.clone();
+                    s.site = doc.site.clone();
+                });
+                return Ok((doc, config));
+            }
+            Err(e) => format!("its policy {} does not fit this site: {e:#}", doc.version),
+        },
+        Ok(None) => "it answered 304 to a first request".into(),
+        Err(e) => e,
+    };
+    let text = std::fs::read_to_string(&copy).map_err(|e| {
+        UsageError(format!(
+            "cannot use the policy from the central at {} ({error}), and there is no last good copy ({}: {e})",
+            link.shown(),
+            copy.display()
+        ))
+    })?;
+    let doc: PolicyDoc = serde_json::from_str(&text)
+        .with_context(|| format!("the last good policy {}", copy.display()))?;
+    let config = fits(&doc).with_context(|| {
+        format!(
+            "the central at {} ({error}); the last good policy {} does not fit either",
+            link.shown(),
+            copy.display()
+        )
+    })?;
+    tracing::warn!(
+        "central: {} ({error}); using the last good copy (version {}, {})",
+        link.shown(),
+        doc.version,
+        copy.display()
+    );
+    status.failed("policy", &error);
+    status.with(|s| {
+        s.policy_from_copy = true;
+        s.policy_version = doc.version.clone();
+        s.site = doc.site.clone();
+    });
+    Ok((doc, config))
 }
 
 /// Writes the last good copy (owner only: it holds password hashes), replacing the old one
@@ -1084,6 +1102,20 @@ pub(crate) fn gateway_config(
     Ok(config)
 }
 
+/// The configuration `doc` makes with the site's file, checked as `serve` checks it (its
+/// groups build a policy).
+pub(crate) fn site_config(
+    local_text: &str,
+    local_path: Option<&Path>,
+    doc: &PolicyDoc,
+    link: &Link,
+) -> anyhow::Result<Config> {
+    let config = gateway_config(local_text, local_path, doc, link)?;
+    config.validate_serve()?;
+    config.policy()?;
+    Ok(config)
+}
+
 /// Puts a policy's accounts and reviewed entries in force.
 pub(crate) async fn apply(
     doc: &PolicyDoc,
@@ -1123,6 +1155,11 @@ pub(crate) struct SiteRun {
     pub(crate) restart: CancellationToken,
     /// The proxy, once built: it forgets remembered sign-ins when the accounts change.
     pub(crate) proxy: std::sync::OnceLock<Arc<lookout_proxy::Proxy>>,
+    /// The site's own configuration file (text and path), which a new policy must fit.
+    pub(crate) local_text: String,
+    pub(crate) local_path: Option<PathBuf>,
+    /// The new policy and its configuration, checked, when `restart` is cancelled.
+    pub(crate) next: Mutex<Option<(PolicyDoc, Config)>>,
 }
 
 /// Asks the central every [`POLL_EVERY`] whether the policy changed; puts accounts and
@@ -1153,17 +1190,43 @@ pub(crate) async fn keep_policy(
                 continue;
             }
         };
+        if doc.policy != current.policy || doc.console_url != current.console_url {
+            // Checked before anything changes: a policy this site cannot run is refused and the
+            // one in use stays (and stays the last good copy).
+            match site_config(
+                &site.local_text,
+                site.local_path.as_deref(),
+                &doc,
+                &site.link,
+            ) {
+                Err(e) => {
+                    site.status.failed(
+                        "policy",
+                        &format!(
+                            "the central's new groups or lists (policy {}) do not fit this site: {e:#}; serving goes on with policy {}",
+                            doc.version, current.version
+                        ),
+                    );
+                    continue;
+                }
+                Ok(config) => {
+                    site.status.reached();
+                    if let Err(e) = save_copy(&copy, &doc) {
+                        tracing::warn!("central: {e:#}");
+                    }
+                    tracing::info!(
+                        "central: the groups or lists changed (policy {}); serving starts again with them",
+                        doc.version
+                    );
+                    *site.next.lock().unwrap_or_else(|e| e.into_inner()) = Some((doc, config));
+                    site.restart.cancel();
+                    return;
+                }
+            }
+        }
         site.status.reached();
         if let Err(e) = save_copy(&copy, &doc) {
             tracing::warn!("central: {e:#}");
-        }
-        if doc.policy != current.policy || doc.console_url != current.console_url {
-            tracing::info!(
-                "central: the groups or lists changed (policy {}); serving starts again with them",
-                doc.version
-            );
-            site.restart.cancel();
-            return;
         }
         if let Err(e) = apply(&doc, &store, &policy).await {
             site.status.failed("policy", &format!("{e:#}"));

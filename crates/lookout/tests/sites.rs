@@ -511,6 +511,46 @@ fn two_gateways_send_every_event_to_the_central_across_outages_and_restarts() {
         }
     });
     terminate(south);
+
+    // The central comes back with groups this site's networks do not name: north refuses
+    // that policy, says why, and goes on with the one it has (still its last good copy).
+    terminate(central_child);
+    let before = runtime.block_on(status(north_proxy))["central"]["policy_version"].clone();
+    std::fs::write(
+        &config,
+        format!(
+            "{text_config}\n[groups.staff]\nblock = [\"gambling\"]\n\n[[networks]]\ncidr = \"127.0.0.0/8\"\ngroup = \"staff\"\n"
+        ),
+    )
+    .unwrap();
+    let (central_child, _) = start(cd, &["serve", "--config", c]);
+    let started = Instant::now();
+    loop {
+        let s = runtime.block_on(status(north_proxy));
+        if s["central"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("do not fit this site"))
+        {
+            assert_eq!(s["central"]["policy_version"], before, "{s}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    runtime.block_on(async {
+        let r = through(north_proxy)
+            .get("http://casino.test/e")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "still filtering with the policy it had");
+    });
+    let copy =
+        std::fs::read_to_string(ndir.path().join("data").join("central-policy.json")).unwrap();
+    assert!(
+        copy.contains(before.as_str().unwrap()),
+        "the last good copy is kept"
+    );
     terminate(north);
     terminate(central_child);
 }
