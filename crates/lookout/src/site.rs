@@ -858,6 +858,8 @@ struct StatusInner {
     events_sent: u64,
     texts_sent: u64,
     texts_dropped: u64,
+    /// A newer central policy this site cannot run (kept until one it can arrives).
+    refused: Option<String>,
 }
 
 impl SiteStatus {
@@ -907,6 +909,25 @@ impl SiteStatus {
         });
     }
 
+    /// The central's newer policy does not fit this site (said once per reason).
+    fn refuse(&self, why: String) {
+        let new = self.with(|s| {
+            let new = s.refused.as_deref() != Some(why.as_str());
+            s.refused = Some(why.clone());
+            new
+        });
+        if new {
+            tracing::warn!("central: {why}");
+        }
+    }
+
+    /// A policy from the central is in force: any refusal is over.
+    fn accepted(&self) {
+        if self.with(|s| s.refused.take()).is_some() {
+            tracing::info!("central: its policy fits this site again");
+        }
+    }
+
     pub(crate) fn json(&self) -> serde_json::Value {
         let s = self.with(|s| s.clone());
         serde_json::json!({
@@ -921,6 +942,7 @@ impl SiteStatus {
             "events_sent": s.events_sent,
             "texts_sent": s.texts_sent,
             "texts_dropped": s.texts_dropped,
+            "policy_refused": s.refused,
         })
     }
 }
@@ -1200,17 +1222,16 @@ pub(crate) async fn keep_policy(
                 &site.link,
             ) {
                 Err(e) => {
-                    site.status.failed(
-                        "policy",
-                        &format!(
-                            "the central's new groups or lists (policy {}) do not fit this site: {e:#}; serving goes on with policy {}",
-                            doc.version, current.version
-                        ),
-                    );
+                    site.status.reached();
+                    site.status.refuse(format!(
+                        "the central's new groups or lists (policy {}) do not fit this site: {e:#}; serving goes on with policy {}",
+                        doc.version, current.version
+                    ));
                     continue;
                 }
                 Ok(config) => {
                     site.status.reached();
+                    site.status.accepted();
                     if let Err(e) = save_copy(&copy, &doc) {
                         tracing::warn!("central: {e:#}");
                     }
@@ -1225,6 +1246,7 @@ pub(crate) async fn keep_policy(
             }
         }
         site.status.reached();
+        site.status.accepted();
         if let Err(e) = save_copy(&copy, &doc) {
             tracing::warn!("central: {e:#}");
         }

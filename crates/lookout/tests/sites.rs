@@ -527,7 +527,7 @@ fn two_gateways_send_every_event_to_the_central_across_outages_and_restarts() {
     let started = Instant::now();
     loop {
         let s = runtime.block_on(status(north_proxy));
-        if s["central"]["error"]
+        if s["central"]["policy_refused"]
             .as_str()
             .is_some_and(|e| e.contains("do not fit this site"))
         {
@@ -544,6 +544,11 @@ fn two_gateways_send_every_event_to_the_central_across_outages_and_restarts() {
             .await
             .unwrap();
         assert_eq!(r.status(), 403, "still filtering with the policy it had");
+        // Events still go to the central meanwhile; the refusal stays shown.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let s = status(north_proxy).await;
+        assert!(s["central"]["policy_refused"].is_string(), "{s}");
+        assert!(s["central"]["error"].is_null(), "{s}");
     });
     let copy =
         std::fs::read_to_string(ndir.path().join("data").join("central-policy.json")).unwrap();
