@@ -290,12 +290,19 @@ impl Store {
         .bind(to_ms)
         .fetch_all(&self.pool)
         .await?;
-        for r in &rows {
+        // A site with figures but no row in `gateways` (its calls not recorded) still counts.
+        fn of<'a>(
+            by_site: &'a mut std::collections::BTreeMap<String, SiteFigures>,
+            r: &sqlx::any::AnyRow,
+        ) -> &'a mut SiteFigures {
             let site: String = r.get("site");
-            let f = by_site.entry(site.clone()).or_insert_with(|| SiteFigures {
+            by_site.entry(site.clone()).or_insert_with(|| SiteFigures {
                 site,
                 ..SiteFigures::default()
-            });
+            })
+        }
+        for r in &rows {
+            let f = of(&mut by_site, r);
             f.blocked = r.get::<Option<i64>, _>("blocked").unwrap_or(0);
             f.allowed = r.get::<Option<i64>, _>("allowed").unwrap_or(0);
         }
@@ -308,11 +315,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         for r in &rows {
-            let site: String = r.get("site");
-            let f = by_site.entry(site.clone()).or_insert_with(|| SiteFigures {
-                site,
-                ..SiteFigures::default()
-            });
+            let f = of(&mut by_site, r);
             let i = match r.get::<String, _>("severity").as_str() {
                 "danger" => 0,
                 "caution" => 1,

@@ -1157,25 +1157,30 @@ async fn heartbeat(store: Store, run: i64, log: EventLog, stop: CancellationToke
 fn page_sink(monitor: &Monitor) -> PageSink {
     let monitor = monitor.clone();
     PageSink(Arc::new(move |page: PageCapture| {
-        let text = if page.title.is_empty() {
-            page.text
-        } else {
-            format!("{}\n{}", page.title, page.text)
-        };
-        monitor.submit(Job {
-            at_ms: page.at_ms,
-            source: Source::Page,
-            text,
-            location: page.url,
-            subject: Subject {
-                username: page.username,
-                client_ip: Some(page.client_ip),
-                device: None,
-                group: page.group,
-                site: None,
-            },
-        });
+        monitor.submit(page_job(page));
     }))
+}
+
+/// A page read through the proxy as a text to scan: its title, then its text.
+pub(crate) fn page_job(page: PageCapture) -> Job {
+    let text = if page.title.is_empty() {
+        page.text
+    } else {
+        format!("{}\n{}", page.title, page.text)
+    };
+    Job {
+        at_ms: page.at_ms,
+        source: Source::Page,
+        text,
+        location: page.url,
+        subject: Subject {
+            username: page.username,
+            client_ip: Some(page.client_ip),
+            device: None,
+            group: page.group,
+            site: None,
+        },
+    }
 }
 
 /// `[ldap]`: the directory the proxy and the portal check passwords against.

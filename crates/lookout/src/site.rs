@@ -1298,11 +1298,13 @@ pub(crate) fn page_outbox(
         }
     });
     lookout_proxy::PageSink(Arc::new(move |page: lookout_proxy::PageCapture| {
-        let mut text = if page.title.is_empty() {
-            page.text
-        } else {
-            format!("{}\n{}", page.title, page.text)
-        };
+        let Job {
+            at_ms,
+            source,
+            mut text,
+            location,
+            subject,
+        } = crate::serve::page_job(page);
         if text.len() > MAX_TEXT {
             let mut end = MAX_TEXT;
             while !text.is_char_boundary(end) {
@@ -1312,17 +1314,11 @@ pub(crate) fn page_outbox(
         }
         let t = OutboxText {
             id: 0,
-            at_ms: page.at_ms,
-            source: Source::Page.slug().to_owned(),
+            at_ms,
+            source: source.slug().to_owned(),
             text,
-            location: page.url,
-            subject: Subject {
-                username: page.username,
-                client_ip: Some(page.client_ip),
-                device: None,
-                group: page.group,
-                site: None,
-            },
+            location,
+            subject,
         };
         if tx.try_send(t).is_err() {
             status.with(|s| s.texts_dropped += 1);
