@@ -9,6 +9,8 @@
 //! refused before anything is sent (an LDAP bind with an empty password is an anonymous bind,
 //! which many servers accept). Several entries for one name are an error, never a guess.
 
+pub mod oidc;
+
 use std::sync::Arc;
 use std::time::Duration;
 

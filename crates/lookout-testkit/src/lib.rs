@@ -411,3 +411,142 @@ impl Drop for Slapd {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A real OpenID Provider (panva's `oidc-provider` from npm, run by Node.js from
+/// `crates/lookout-testkit/idp/`) on a loopback port, knowing `users` and one client; stopped
+/// when dropped. Its sign-in page is a plain form that [`OidcProvider::sign_in`] fills in.
+#[derive(Debug)]
+pub struct OidcProvider {
+    /// `http://127.0.0.1:<port>`.
+    pub issuer: String,
+    child: std::process::Child,
+}
+
+/// Where the browser ended up after the provider's sign-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdpOutcome {
+    /// Sent back to the client: the whole URL (`...?code=..&state=..` or `?error=..`).
+    Back(String),
+    /// The provider showed its page again with this status (wrong password).
+    Refused(u16),
+}
+
+impl OidcProvider {
+    /// Starts the provider. `users`: `{"name": {"password": "..", "claims": {..}}}`;
+    /// `client`: `{"client_id", "client_secret", "redirect_uris": [..]}`. `None` when Node.js or
+    /// the provider's packages are missing (`npm ci --prefix crates/lookout-testkit/idp`),
+    /// except under `CI`, where that is a broken set-up and panics.
+    pub fn start(users: &serde_json::Value, client: &serde_json::Value) -> Option<OidcProvider> {
+        use std::io::BufRead;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("idp");
+        let ready = dir.join("node_modules/oidc-provider").exists()
+            && std::process::Command::new("node")
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success());
+        if !ready {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but the test OpenID Provider is not installed (npm ci --prefix crates/lookout-testkit/idp)"
+            );
+            eprintln!("SKIPPED: the test OpenID Provider is not installed (npm ci --prefix crates/lookout-testkit/idp)");
+            return None;
+        }
+        let mut child = std::process::Command::new("node")
+            .arg(dir.join("idp.mjs"))
+            .env("IDP_USERS", users.to_string())
+            .env("IDP_CLIENT", client.to_string())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start the test OpenID Provider");
+        let stdout = child.stdout.take().expect("its stdout");
+        let mut line = String::new();
+        let mut reader = std::io::BufReader::new(stdout);
+        reader
+            .read_line(&mut line)
+            .expect("read the provider's first line");
+        // Whatever it prints later is read and dropped (a closed pipe would kill it).
+        std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+        let Some(issuer) = line.trim().strip_prefix("listening ") else {
+            let _ = child.kill();
+            panic!("the test OpenID Provider did not start: {line:?}");
+        };
+        Some(OidcProvider {
+            issuer: issuer.to_owned(),
+            child,
+        })
+    }
+
+    /// Plays a browser at the provider: opens `auth_url`, follows the provider's own
+    /// redirects, fills in the sign-in form (`mfa`: tick "second factor"; `cancel`: press
+    /// Cancel instead), and stops at the first redirect off the provider.
+    pub async fn sign_in(
+        &self,
+        auth_url: &str,
+        login: &str,
+        password: &str,
+        mfa: bool,
+        cancel: bool,
+    ) -> IdpOutcome {
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let mut url = auth_url.to_owned();
+        let mut posted = false;
+        for _ in 0..20 {
+            let r = if !posted && url.contains("/interaction/") {
+                posted = true;
+                let mut form = vec![("login", login), ("password", password)];
+                if mfa {
+                    form.push(("mfa", "1"));
+                }
+                let to = if cancel {
+                    format!("{url}/abort")
+                } else {
+                    format!("{url}/login")
+                };
+                http.post(to).form(&form).send().await
+            } else {
+                http.get(&url).send().await
+            }
+            .expect("the provider answers");
+            let status = r.status();
+            if status.is_redirection() {
+                let location = r
+                    .headers()
+                    .get("location")
+                    .and_then(|l| l.to_str().ok())
+                    .expect("a redirect has a location")
+                    .to_owned();
+                let next = if location.starts_with('/') {
+                    format!("{}{location}", self.issuer)
+                } else {
+                    location
+                };
+                if !next.starts_with(&self.issuer) {
+                    return IdpOutcome::Back(next);
+                }
+                url = next;
+                continue;
+            }
+            if !status.is_success() {
+                return IdpOutcome::Refused(status.as_u16());
+            }
+            panic!(
+                "the provider showed a page at {url}: {}",
+                r.text().await.unwrap_or_default()
+            );
+        }
+        panic!("the provider redirected 20 times");
+    }
+}
+
+impl Drop for OidcProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
