@@ -25,7 +25,7 @@ pub use gateway::{
 
 pub use monitor::{
     parse_hhmm, parse_threshold, AlertsConfig, ConsoleConfig, DigestConfig, E2guardianConfig,
-    EmailConfig, ModelConfig, ScanConfig, WebhookConfig,
+    EmailConfig, ModelConfig, OidcConfig, OidcRuleConfig, ScanConfig, WebhookConfig,
 };
 
 /// The commented example printed by `lookout config example`.
@@ -137,6 +137,9 @@ pub struct Config {
     /// Directory sign-in (LDAP / Active Directory) for the proxy and the portal.
     #[serde(default)]
     pub ldap: Option<LdapConfig>,
+    /// Console sign-in through an OpenID Connect provider.
+    #[serde(default)]
+    pub oidc: Option<OidcConfig>,
 }
 
 impl Default for Config {
@@ -157,6 +160,7 @@ impl Default for Config {
             retention: RetentionConfig::default(),
             training: TrainingConfig::default(),
             ldap: None,
+            oidc: None,
         }
     }
 }
@@ -580,11 +584,15 @@ impl Config {
                 *f = Spanned::new(f.span(), base.join(f.get_ref()));
             }
         }
-        if let Some(f) = self
-            .ldap
-            .as_mut()
-            .and_then(|l| l.bind_password_file.as_mut())
-        {
+        let secrets = [
+            self.ldap
+                .as_mut()
+                .and_then(|l| l.bind_password_file.as_mut()),
+            self.oidc
+                .as_mut()
+                .and_then(|o| o.client_secret_file.as_mut()),
+        ];
+        for f in secrets.into_iter().flatten() {
             if f.get_ref().is_relative() {
                 *f = Spanned::new(f.span(), base.join(f.get_ref()));
             }
@@ -610,6 +618,7 @@ impl Config {
         self.validate_lists(&mut c);
         self.validate_gateway(&mut c);
         self.validate_monitor(&mut c);
+        self.validate_oidc(&mut c);
         for (name, group) in &self.groups {
             validate_group(&mut c, name, group);
         }

@@ -348,6 +348,173 @@ pub struct ConsoleConfig {
     pub tls_key: Option<Spanned<PathBuf>>,
 }
 
+/// `[oidc]`: console sign-in through the organisation's OpenID Connect provider (Microsoft
+/// Entra ID, Google Workspace). Local accounts keep signing in with their passwords.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// The issuer: `https://login.microsoftonline.com/<tenant id>/v2.0` (Entra ID; one tenant,
+    /// never `common`), `https://accounts.google.com` (Google Workspace).
+    pub issuer: Spanned<String>,
+    /// The application (client) id registered with the provider.
+    pub client_id: Spanned<String>,
+    /// A file holding the client secret (kept out of this file; relative to its folder).
+    #[serde(default)]
+    pub client_secret_file: Option<Spanned<PathBuf>>,
+    /// The button's words: "Sign in with <label>".
+    #[serde(default = "default_oidc_label")]
+    pub label: String,
+    /// Scopes asked for besides `openid profile email` (Google needs none; some providers
+    /// want `groups`).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// The claim that gives the Lookout user name (default: `preferred_username`, else a
+    /// verified `email`).
+    #[serde(default)]
+    pub username_claim: Option<String>,
+    /// `[[oidc.role]]`: claim value → console role, first match wins. People no rule
+    /// matches cannot sign in to the console.
+    #[serde(default, rename = "role")]
+    pub roles: Vec<OidcRuleConfig>,
+    /// `[[oidc.group]]`: claim value → Lookout (filtering) group, first match wins.
+    #[serde(default, rename = "group")]
+    pub groups: Vec<OidcRuleConfig>,
+    /// The group of people no group rule matches (default: an existing record keeps its
+    /// group; a new person cannot sign in).
+    #[serde(default)]
+    pub default_group: Option<Spanned<String>>,
+    /// Count the provider's word that it used more than one factor (`amr` holds `mfa`) as
+    /// the two-factor step roles that see safeguarding records need; otherwise, and when the
+    /// provider does not say, Lookout asks for its own code after the provider's sign-in.
+    #[serde(default = "yes")]
+    pub trust_provider_mfa: bool,
+    /// Seconds for each request to the provider.
+    #[serde(default = "default_oidc_timeout")]
+    pub timeout_secs: u64,
+}
+
+/// `[[oidc.role]]` or `[[oidc.group]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcRuleConfig {
+    /// The claim to read (default `groups`; Entra app roles: `roles`; Google: `hd`).
+    #[serde(default = "default_oidc_claim")]
+    pub claim: String,
+    /// The value it must be or, for a list, hold (an Entra group's object id, a domain).
+    pub value: Spanned<String>,
+    /// For `[[oidc.role]]`: a console role.
+    #[serde(default)]
+    pub role: Option<Spanned<String>>,
+    /// For `[[oidc.group]]`: a Lookout group.
+    #[serde(default)]
+    pub group: Option<Spanned<String>>,
+}
+
+fn default_oidc_label() -> String {
+    "your organisation's account".into()
+}
+
+fn default_oidc_claim() -> String {
+    "groups".into()
+}
+
+fn default_oidc_timeout() -> u64 {
+    10
+}
+
+impl Config {
+    pub(crate) fn validate_oidc(&self, c: &mut Checker<'_>) {
+        let Some(o) = &self.oidc else { return };
+        match url::Url::parse(o.issuer.get_ref()) {
+            Err(e) => c.problem(
+                "oidc.issuer",
+                Some(&o.issuer),
+                format!("`{}` is not an address: {e}", o.issuer.get_ref()),
+            ),
+            Ok(u)
+                if u.scheme() == "https"
+                    || (u.scheme() == "http" && crate::is_loopback_host(&u)) =>
+            {
+                if u.path().contains("/common/") || u.path().contains("/organizations/") {
+                    c.problem("oidc.issuer", Some(&o.issuer), "name one tenant: https://login.microsoftonline.com/<tenant id>/v2.0 (a multi-tenant issuer would let any organisation's accounts in)");
+                }
+            }
+            Ok(_) => c.problem(
+                "oidc.issuer",
+                Some(&o.issuer),
+                "the issuer must be an https:// address (plain http only to this machine)",
+            ),
+        }
+        if o.client_id.get_ref().trim().is_empty() {
+            c.problem(
+                "oidc.client_id",
+                Some(&o.client_id),
+                "the application (client) id registered with the provider",
+            );
+        }
+        match url::Url::parse(&self.console.url) {
+            Ok(u) if u.scheme() == "https" || crate::is_loopback_host(&u) => {}
+            _ => c.problem::<String>("console.url", None, format!("`{}`: OpenID Connect sign-in sends people back to the console, so its address must be https:// (plain http only to this machine)", self.console.url)),
+        }
+        if o.timeout_secs == 0 || o.timeout_secs > 60 {
+            c.problem::<String>("oidc.timeout_secs", None, "between 1 and 60 seconds");
+        }
+        if o.roles.is_empty() {
+            c.problem::<String>("oidc", None, "map at least one claim value to a console role ([[oidc.role]] value = \"...\" role = \"dsl\"), or nobody can sign in");
+        }
+        for (i, r) in o.roles.iter().enumerate() {
+            match &r.role {
+                None => c.problem::<String>(
+                    format!("oidc.role[{i}]"),
+                    None,
+                    "set role (one of: learner, staff, governor, dsl, supervisor, it-admin)",
+                ),
+                Some(role) => {
+                    if let Err(e) = role.get_ref().parse::<lookout_auth::Role>() {
+                        c.problem(format!("oidc.role[{i}].role"), Some(role), e.to_string());
+                    }
+                }
+            }
+            if r.group.is_some() {
+                c.problem(
+                    format!("oidc.role[{i}].group"),
+                    r.group.as_ref(),
+                    "a role rule gives a role; give groups with [[oidc.group]]",
+                );
+            }
+        }
+        let known = |g: &Spanned<String>, key: String, c: &mut Checker<'_>| {
+            if !self.groups.contains_key(g.get_ref()) {
+                c.problem(
+                    key,
+                    Some(g),
+                    format!("no group `{}` is configured", g.get_ref()),
+                );
+            }
+        };
+        for (i, r) in o.groups.iter().enumerate() {
+            match &r.group {
+                None => c.problem::<String>(
+                    format!("oidc.group[{i}]"),
+                    None,
+                    "set group (a group under [groups])",
+                ),
+                Some(g) => known(g, format!("oidc.group[{i}].group"), c),
+            }
+            if r.role.is_some() {
+                c.problem(
+                    format!("oidc.group[{i}].role"),
+                    r.role.as_ref(),
+                    "a group rule gives a group; give roles with [[oidc.role]]",
+                );
+            }
+        }
+        if let Some(g) = &o.default_group {
+            known(g, "oidc.default_group".into(), c);
+        }
+    }
+}
+
 fn default_metrics_allow() -> Vec<Spanned<String>> {
     ["127.0.0.0/8", "::1"]
         .map(|n| Spanned::new(0..0, n.to_owned()))

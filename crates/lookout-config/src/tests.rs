@@ -275,6 +275,25 @@ fn example_gateway_sections() {
     );
 }
 
+/// The example's commented `[oidc]` block, uncommented, is a valid configuration.
+#[test]
+fn example_oidc_block_is_valid_once_uncommented() {
+    let block: String = EXAMPLE
+        .lines()
+        .skip_while(|l| *l != "# [oidc]")
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
+        .collect();
+    assert!(
+        block.starts_with("[oidc]\n") && block.contains("[[oidc.group]]"),
+        "{block}"
+    );
+    let config = Config::from_toml(&format!("{EXAMPLE}\n{block}")).unwrap();
+    let o = config.oidc.unwrap();
+    assert_eq!((o.roles.len(), o.groups.len()), (2, 1));
+    assert_eq!(o.roles[1].claim, "hd");
+}
+
 #[test]
 fn gateway_mistakes_name_key_and_line() {
     for (text, want) in [
@@ -605,6 +624,48 @@ fn directory_sign_in_settings_and_their_mistakes() {
     for (text, want) in table {
         check_err(&format!("{base}{text}"), want);
     }
+}
+
+#[test]
+fn openid_connect_settings_and_their_mistakes() {
+    let base = "[groups.staff]\n[groups.learners]\n[console]\nurl = \"https://lookout.college.test\"\n[oidc]\n";
+    let ok = "issuer = \"https://login.microsoftonline.com/0000-tenant/v2.0\"\nclient_id = \"abc\"\nclient_secret_file = \"oidc-secret\"\n[[oidc.role]]\nvalue = \"g-dsl\"\nrole = \"dsl\"\n[[oidc.group]]\nclaim = \"hd\"\nvalue = \"college.test\"\ngroup = \"staff\"\n";
+    let mut config = Config::from_toml(&format!("{base}{ok}")).expect("valid");
+    config.resolve_paths(Path::new("/etc/lookout"));
+    let o = config.oidc.as_ref().expect("oidc");
+    assert_eq!(o.roles[0].claim, "groups");
+    assert_eq!(o.groups[0].claim, "hd");
+    assert!(o.trust_provider_mfa);
+    assert_eq!(
+        o.client_secret_file.as_ref().unwrap().get_ref(),
+        Path::new("/etc/lookout/oidc-secret")
+    );
+    // A provider on this machine may be plain http (tests, a local IdP).
+    Config::from_toml(
+        "[groups.staff]\n[oidc]\nissuer = \"http://127.0.0.1:8080\"\nclient_id = \"x\"\n[[oidc.role]]\nvalue = \"v\"\nrole = \"staff\"\n",
+    )
+    .expect("loopback");
+    let role = "[[oidc.role]]\nvalue = \"v\"\nrole = \"staff\"\n";
+    let table = [
+        (format!("issuer = \"http://login.example.test\"\nclient_id = \"x\"\n{role}"), "line 6: oidc.issuer: the issuer must be an https:// address"),
+        (format!("issuer = \"https://login.microsoftonline.com/common/v2.0\"\nclient_id = \"x\"\n{role}"), "oidc.issuer: name one tenant"),
+        (format!("issuer = \"https://id.example.test\"\nclient_id = \" \"\n{role}"), "line 7: oidc.client_id"),
+        ("issuer = \"https://id.example.test\"\nclient_id = \"x\"\n".to_owned(), "oidc: map at least one claim value to a console role"),
+        ("issuer = \"https://id.example.test\"\nclient_id = \"x\"\n[[oidc.role]]\nvalue = \"v\"\nrole = \"boss\"\n".to_owned(), "line 10: oidc.role[0].role: "),
+        ("issuer = \"https://id.example.test\"\nclient_id = \"x\"\n[[oidc.role]]\nvalue = \"v\"\n".to_owned(), "oidc.role[0]: set role"),
+        (format!("issuer = \"https://id.example.test\"\nclient_id = \"x\"\n{role}[[oidc.group]]\nvalue = \"v\"\ngroup = \"teachers\"\n"), "line 13: oidc.group[0].group: no group `teachers` is configured"),
+        (format!("issuer = \"https://id.example.test\"\nclient_id = \"x\"\ndefault_group = \"nobody\"\n{role}"), "oidc.default_group: no group `nobody`"),
+        (format!("issuer = \"https://id.example.test\"\nclient_id = \"x\"\ntimeout_secs = 0\n{role}"), "oidc.timeout_secs: between 1 and 60"),
+        (format!("issuer = \"https://id.example.test\"\nclient_id = \"x\"\nsecret = \"x\"\n{role}"), "unknown field `secret`"),
+    ];
+    for (text, want) in &table {
+        check_err(&format!("{base}{text}"), want);
+    }
+    // The console must be reached over HTTPS for the provider to send people back to it.
+    check_err(
+        &format!("[groups.staff]\n[console]\nurl = \"http://lookout.college.test\"\n[oidc]\nissuer = \"https://id.example.test\"\nclient_id = \"x\"\n{role}"),
+        "console.url: `http://lookout.college.test`: OpenID Connect sign-in sends people back",
+    );
 }
 
 /// `[store]`: a PostgreSQL address with a database name, its password in the URL or in a file

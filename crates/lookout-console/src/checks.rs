@@ -134,7 +134,7 @@ pub(crate) async fn signing_key(
     match (console.key(&viewer.session.id_hash), stored) {
         (Some(key), Some(s)) if key.public() == s.key.public => Ok((s.id, key)),
         _ => Err(PageError::BadForm(
-            "Your signing key is unlocked when you sign in, and this session no longer has it (the server restarted). Sign out, sign in again, and sign.".into(),
+            "Your signing key is not unlocked in this session (it is unlocked when you sign in with a password, and forgotten when the server restarts). Unlock it on the \"My signing key\" page (/account/signing-key), then come back and sign.".into(),
         )),
     }
 }

@@ -46,7 +46,10 @@ pub fn forms(body: &[u8]) -> usize {
         crate::registers::AdminForm,
         crate::registers::AssessmentForm,
         crate::registers::PolicyForm,
+        crate::signing::KeyForm,
     );
+    // The provider's answer (a GET to the callback: no token).
+    let _ = serde_urlencoded::from_bytes::<crate::oidc::Callback>(body);
     // The activity search's query string (a GET: no token) and its checks.
     if let Ok(q) = serde_urlencoded_query(body) {
         if let Ok(f) = crate::activity::filter(&q) {

@@ -12,8 +12,9 @@
 //!   SameSite=Strict.
 //! - Every sign-in, record view and change is on the audit log; changes and their audit
 //!   entries commit in one transaction.
-//! - A user's signing key is unlocked by their password at sign-in and held in memory for that
-//!   session only.
+//! - A user's signing key is unlocked by their password at sign-in (or, for people who sign in
+//!   through the OpenID Connect provider, by their signing passphrase when they first sign) and
+//!   held in memory for that session only.
 
 mod activity;
 mod alerts;
@@ -26,6 +27,7 @@ mod export;
 #[doc(hidden)]
 pub mod fuzzing;
 mod incidents;
+mod oidc;
 mod pages;
 mod privacy;
 mod registers;
@@ -33,6 +35,7 @@ mod reports;
 mod reviews;
 mod session;
 mod signin;
+mod signing;
 mod training;
 mod users;
 
@@ -50,6 +53,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use board::{board_html, parse_day};
 pub use export::{verify_export, ExportCheck, EXPORT_KIND};
+pub use oidc::OidcSignIn;
 pub use privacy::{privacy_html, privacy_json};
 pub use reviews::{apply_reviewed_allows, set_allows, Filter};
 pub use session::{CSRF_FIELD, PRE_COOKIE, SESSION_COOKIE};
@@ -72,6 +76,8 @@ pub struct Settings {
     pub contacts: Vec<String>,
     /// The policy's group names (a briefing can be for one of them).
     pub groups: Vec<String>,
+    /// Sign-in through the organisation's OpenID Connect provider, when set up.
+    pub oidc: Option<Arc<OidcSignIn>>,
 }
 
 impl Default for Settings {
@@ -85,6 +91,7 @@ impl Default for Settings {
             organisation: String::new(),
             contacts: Vec::new(),
             groups: Vec::new(),
+            oidc: None,
         }
     }
 }
@@ -104,6 +111,8 @@ struct Inner {
     keys: Mutex<HashMap<String, SigningKey>>,
     /// Two-factor secrets shown for setting up, not yet confirmed, by session id hash.
     pending_totp: Mutex<HashMap<String, Totp>>,
+    /// Sign-ins waiting at the OpenID Connect provider, by state.
+    waiting: Mutex<HashMap<String, oidc::Waiting>>,
     /// Sign-in attempts per address: (window start, attempts).
     attempts: Mutex<HashMap<IpAddr, (Instant, u32)>>,
     shutdown: CancellationToken,
@@ -128,6 +137,7 @@ impl Console {
                 settings,
                 keys: Mutex::default(),
                 pending_totp: Mutex::default(),
+                waiting: Mutex::default(),
                 attempts: Mutex::default(),
                 shutdown,
                 filter: None,
@@ -255,6 +265,29 @@ impl Console {
             .unwrap_or_else(|e| e.into_inner())
             .get(session)
             .cloned()
+    }
+
+    /// Keeps a sign-in waiting at the provider; false when too many are waiting.
+    pub(crate) fn keep_waiting(&self, w: oidc::Waiting) -> bool {
+        let mut map = self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= oidc::MAX_PENDING {
+            map.retain(|_, w| w.pending.started.elapsed() < oidc::PENDING_FOR);
+            if map.len() >= oidc::MAX_PENDING {
+                return false;
+            }
+        }
+        map.insert(w.pending.state.clone(), w);
+        true
+    }
+
+    /// The sign-in waiting under `state`, if it has not expired; it is removed either way.
+    pub(crate) fn take_waiting(&self, state: &str) -> Option<oidc::Waiting> {
+        self.inner
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(state)
+            .filter(|w| w.pending.started.elapsed() < oidc::PENDING_FOR)
     }
 
     pub(crate) fn pending_totp(&self, session: &str) -> Totp {
@@ -395,6 +428,8 @@ pub fn router(console: Console) -> Router {
         .route("/inbox.js", get(pages::inbox_script))
         .route("/sign-in", get(signin::form).post(signin::submit))
         .route("/sign-in/continue", get(signin::continue_))
+        .route("/sign-in/oidc", get(oidc::start))
+        .route("/sign-in/oidc/callback", get(oidc::callback))
         .route(
             "/sign-in/new-password",
             get(signin::new_password_form).post(signin::new_password),
@@ -415,6 +450,10 @@ pub fn router(console: Console) -> Router {
         .route("/training", get(training::home))
         .route("/training/{id}", get(training::course))
         .route("/training/{id}/quiz", post(training::quiz))
+        .route(
+            "/account/signing-key",
+            get(signing::form).post(signing::submit),
+        )
         .route(
             "/account/password",
             get(signin::change_password_form).post(signin::change_password),

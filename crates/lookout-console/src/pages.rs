@@ -173,6 +173,11 @@ const NAV: &[NavItem] = &[
         roles: &[Role::ItAdmin],
     },
     NavItem {
+        href: "/account/signing-key",
+        label: "My signing key",
+        roles: crate::alerts::SAFEGUARDING,
+    },
+    NavItem {
         href: "/account/password",
         label: "My password",
         roles: &Role::ALL,

@@ -23,7 +23,7 @@ use crate::{now_ms, Console};
 const PARTIAL_MS: i64 = 10 * 60 * 1000;
 
 /// Only a path on this site: never `//elsewhere` or `https://elsewhere`.
-fn safe_next(next: Option<&str>) -> String {
+pub(crate) fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
         _ => "/".to_owned(),
@@ -37,6 +37,7 @@ pub(crate) struct SignInQuery {
 }
 
 fn sign_in_page(
+    console: &Console,
     pre: &str,
     next: &str,
     username: &str,
@@ -57,6 +58,7 @@ fn sign_in_page(
                 input id="password" name="password" type="password" autocomplete="current-password" required;
                 button type="submit" { "Sign in" }
             }
+            (crate::oidc::button(console, next))
             p class="hint" { "Forgotten your password, or lost the phone with your sign-in codes? Ask your IT admin to reset it." }
         },
     )
@@ -77,7 +79,15 @@ pub(crate) async fn form(
         .filter(|c| c.len() == 43)
         .map_or_else(random_secret, str::to_owned);
     let note = q.signed_out.is_some().then_some("You have signed out.");
-    let mut r = sign_in_page(&pre, &safe_next(q.next.as_deref()), "", None, note).into_response();
+    let mut r = sign_in_page(
+        &console,
+        &pre,
+        &safe_next(q.next.as_deref()),
+        "",
+        None,
+        note,
+    )
+    .into_response();
     r.headers_mut().insert(
         header::SET_COOKIE,
         set_cookie(PRE_COOKIE, &pre, None, console.settings().secure_cookies),
@@ -139,7 +149,7 @@ async fn unlock_key(
     Ok(key)
 }
 
-fn with_session_cookie(console: &Console, mut r: Response, id: &str) -> Response {
+pub(crate) fn with_session_cookie(console: &Console, mut r: Response, id: &str) -> Response {
     let secure = console.settings().secure_cookies;
     let headers = r.headers_mut();
     headers.append(
@@ -153,7 +163,7 @@ fn with_session_cookie(console: &Console, mut r: Response, id: &str) -> Response
     r
 }
 
-fn user_agent(headers: &HeaderMap) -> String {
+pub(crate) fn user_agent(headers: &HeaderMap) -> String {
     headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
@@ -163,14 +173,15 @@ fn user_agent(headers: &HeaderMap) -> String {
         .collect()
 }
 
-/// Starts a session at `stage`; returns the id for the cookie.
-async fn start_session(
+/// Starts a session at `stage` with the signing key unlocked at sign-in (none for people who
+/// signed in through the provider: they unlock theirs with a passphrase when they sign).
+pub(crate) async fn start_session(
     console: &Console,
     username: &str,
     stage: &str,
     ip: &str,
     agent: &str,
-    key: SigningKey,
+    key: Option<SigningKey>,
 ) -> Result<String, PageError> {
     let id = random_secret();
     let id_hash = secret_hash(&id);
@@ -191,7 +202,9 @@ async fn start_session(
             user_agent: agent,
         })
         .await?;
-    console.keep_key(&id_hash, key);
+    if let Some(key) = key {
+        console.keep_key(&id_hash, key);
+    }
     Ok(id)
 }
 
@@ -221,7 +234,7 @@ pub(crate) async fn submit(
     let refuse = |msg: &str| {
         (
             StatusCode::UNAUTHORIZED,
-            sign_in_page(&pre, &next, &form.username, Some(msg), None),
+            sign_in_page(&console, &pre, &next, &form.username, Some(msg), None),
         )
             .into_response()
     };
@@ -254,8 +267,15 @@ pub(crate) async fn submit(
             let key = unlock_key(&console, &account, &form.password, &ip_s).await?;
             let more = account.must_change_password || account.user.role.needs_two_factor();
             let stage = if more { "password" } else { "full" };
-            let id =
-                start_session(&console, &account.user.username, stage, &ip_s, &agent, key).await?;
+            let id = start_session(
+                &console,
+                &account.user.username,
+                stage,
+                &ip_s,
+                &agent,
+                Some(key),
+            )
+            .await?;
             let action = if more {
                 "sign-in.password-ok"
             } else {
@@ -292,11 +312,12 @@ pub(crate) async fn submit(
 async fn finish(console: &Console, partial: &Partial, agent: &str) -> Result<Response, PageError> {
     let store = console.store();
     let username = &partial.session.account.user.username;
-    let Some(key) = console.take_key(&partial.session.id_hash) else {
+    let key = console.take_key(&partial.session.id_hash);
+    if key.is_none() && partial.session.account.user.has_password {
         // The server restarted part-way: the password must be given again.
         store.end_session(&partial.session.id_hash).await?;
         return Err(PageError::SignIn { next: "/".into() });
-    };
+    }
     store.end_session(&partial.session.id_hash).await?;
     let ip = partial.ip.to_string();
     let id = start_session(console, username, "full", &ip, agent, key).await?;
@@ -661,8 +682,30 @@ fn change_page(viewer: &Viewer, error: Option<&str>, done: bool) -> Html<String>
     )
 }
 
+/// For people who sign in through the provider: their password is not Lookout's.
+fn no_password_page(console: &Console, viewer: &Viewer) -> Html<String> {
+    let provider = console
+        .settings()
+        .oidc
+        .as_ref()
+        .map_or("your organisation's sign-in", |o| o.label.as_str());
+    page(
+        viewer,
+        "Change my password",
+        html! {
+            p { "You sign in through " (provider) ", so your password is kept there, not by Lookout: change it there." }
+        },
+    )
+}
+
 /// `GET /account/password`.
-pub(crate) async fn change_password_form(viewer: Viewer) -> Html<String> {
+pub(crate) async fn change_password_form(
+    State(console): State<Console>,
+    viewer: Viewer,
+) -> Html<String> {
+    if !viewer.session.account.user.has_password {
+        return no_password_page(&console, &viewer);
+    }
     change_page(&viewer, None, false)
 }
 
@@ -673,6 +716,13 @@ pub(crate) async fn change_password(
     Posted(viewer, form): Posted<NewPasswordForm>,
 ) -> Result<Response, PageError> {
     let store = console.store();
+    if !viewer.session.account.user.has_password {
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            no_password_page(&console, &viewer),
+        )
+            .into_response());
+    }
     if let Err(e) = check_new(&form) {
         return Ok((
             StatusCode::UNPROCESSABLE_ENTITY,

@@ -80,6 +80,17 @@ async fn start_full(
     filter: Option<lookout_console::Filter>,
     log: Option<lookout_store::EventLog>,
 ) -> Harness {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    start_on(listener, settings, filter, log).await
+}
+
+/// On a listener bound before the settings were made (they may need its address).
+async fn start_on(
+    listener: tokio::net::TcpListener,
+    settings: Settings,
+    filter: Option<lookout_console::Filter>,
+    log: Option<lookout_store::EventLog>,
+) -> Harness {
     let dir = tempfile::tempdir().unwrap();
     let store = lookout_store::testing::open_in(dir.path()).await.unwrap();
     let scanner = Arc::new(Library::builtin().compile().unwrap());
@@ -114,7 +125,6 @@ async fn start_full(
         1 << 20,
     )
     .merge(lookout_console::router(console.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(lookout_monitor::serve_api(listener, app, shutdown.clone()));
     Harness {
@@ -405,6 +415,7 @@ async fn every_role_against_every_route() {
     let gets: Vec<(&str, [bool; 6])> = vec![
         ("/", [true, true, true, true, true, true]),
         ("/account/password", [true, true, true, true, true, true]),
+        ("/account/signing-key", [true, true, true, true, true, true]),
         ("/alerts", [false, false, false, true, true, false]),
         ("/alerts?show=all", [false, false, false, true, true, false]),
         (&detail, [false, false, false, true, true, false]),
@@ -3047,4 +3058,348 @@ async fn site_gateways_health_is_on_the_home_page_and_alerts_filter_by_site() {
     assert_eq!(bad.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert!(bad.text().await.unwrap().contains("not an address"));
     assert!(!h.text(&sam, "/activity").await.contains("id=\"activity\""));
+}
+
+/// The console with a real OpenID Provider: people in the mapped groups sign in through it
+/// with the role their groups give; the second factor is the provider's when it says it used
+/// one, else Lookout's own code; refusals (no role, a local account's name, a disabled
+/// account, a cancelled sign-in, a forged or replayed answer) are said and audited; and a
+/// DSL signed in this way signs a routine check with a signing passphrase of their own.
+#[tokio::test]
+async fn people_sign_in_through_the_organisations_provider() {
+    use lookout_directory::oidc::{ClaimRule, Oidc, OidcSettings};
+    use lookout_testkit::{IdpOutcome, OidcProvider};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let callback = format!("{base}/sign-in/oidc/callback");
+    let person = |groups: &[&str]| serde_json::json!({"password": "pw", "claims": {"groups": groups, "name": "Someone"}});
+    let mut users = serde_json::json!({
+        "dana": person(&["g-dsl"]),
+        "sam": person(&["g-staff"]),
+        "lou": person(&["g-nothing"]),
+        "amy": person(&["g-staff"]),
+        "ian": person(&["g-it"]),
+    });
+    for (name, claims) in users.as_object_mut().unwrap() {
+        claims["claims"]["preferred_username"] = format!("{name}@college.test").into();
+    }
+    // amy has a local account under the same name as the provider's.
+    users["amy"]["claims"]["preferred_username"] = "amy".into();
+    let Some(idp) = OidcProvider::start(
+        &users,
+        &serde_json::json!({"client_id": "console", "client_secret": "console-secret-0123456789", "redirect_uris": [callback]}),
+    ) else {
+        return;
+    };
+    let rule = |value: &str, to: &str| ClaimRule {
+        claim: "groups".into(),
+        value: value.into(),
+        to: to.into(),
+    };
+    let oidc = Oidc::new(OidcSettings {
+        issuer: idp.issuer.clone(),
+        client_id: "console".into(),
+        client_secret: Some("console-secret-0123456789".into()),
+        redirect_url: callback.clone(),
+        scopes: vec![],
+        username_claim: None,
+        roles: vec![
+            rule("g-dsl", "dsl"),
+            rule("g-staff", "staff"),
+            rule("g-it", "it-admin"),
+        ],
+        groups: vec![],
+        default_group: Some("staff".into()),
+        timeout: Duration::from_secs(5),
+        extra_roots: vec![],
+    })
+    .unwrap();
+    let settings = Settings {
+        oidc: Some(Arc::new(lookout_console::OidcSignIn {
+            provider: oidc,
+            label: "College 365".into(),
+            trust_provider_mfa: true,
+        })),
+        ..Settings::default()
+    };
+    let h = start_on(listener, settings, None, None).await;
+    assert_eq!(h.base, base);
+    h.user("amy", Role::Staff).await;
+
+    // The sign-in page offers the provider; the browser goes there and comes back.
+    let page = h.text(&h.client(), "/sign-in?next=/checks/new").await;
+    assert!(
+        page.contains("Sign in with College 365")
+            && page.contains("/sign-in/oidc?next=/checks/new"),
+        "{page}"
+    );
+    // Follows the console's own redirect to the provider, the provider's sign-in, and the
+    // way back; the response to the callback.
+    async fn through(
+        h: &Harness,
+        idp: &OidcProvider,
+        c: &Client,
+        login: &str,
+        mfa: bool,
+        cancel: bool,
+    ) -> Response {
+        let r = c
+            .get(h.url("/sign-in/oidc?next=/checks/new"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{login}");
+        let set = r
+            .headers()
+            .get("set-cookie")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            set.contains("SameSite=Lax") && set.contains("Path=/sign-in/oidc"),
+            "{set}"
+        );
+        let IdpOutcome::Back(back) = idp.sign_in(&location(&r), login, "pw", mfa, cancel).await
+        else {
+            panic!("{login} refused at the provider")
+        };
+        assert!(
+            back.starts_with(&h.url("/sign-in/oidc/callback?")),
+            "{back}"
+        );
+        c.get(back).send().await.unwrap()
+    }
+
+    // A DSL whose provider used a second factor: straight in, with the DSL's role.
+    let dana = h.client();
+    let r = through(&h, &idp, &dana, "dana", true, false).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("url=/checks/new"), "{body}");
+    let home = h.text(&dana, "/").await;
+    assert!(home.contains("My signing key"), "{home}");
+    let u = h.store.user("dana@college.test").await.unwrap().unwrap();
+    assert_eq!(
+        (u.role, u.group.as_str(), u.has_password),
+        (Role::Dsl, "staff", false)
+    );
+    // No password of Lookout's to change.
+    assert!(h
+        .text(&dana, "/account/password")
+        .await
+        .contains("kept there, not by Lookout"));
+
+    // Signing needs the key: none yet, so the check is refused with the way to make one.
+    let csrf = h.csrf(&dana, "/checks/new").await;
+    let check = [
+        ("csrf", csrf.as_str()),
+        ("checked", "The inbox"),
+        ("found", "Nothing waiting"),
+    ];
+    let r = h.post(&dana, "/checks", &check).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.unwrap().contains("/account/signing-key"));
+    let key_page = h.text(&dana, "/account/signing-key?next=/checks/new").await;
+    assert!(key_page.contains("Make my signing key"), "{key_page}");
+    let csrf = field(&key_page, "csrf");
+    let key = "/account/signing-key";
+    // (passphrase, again, status)
+    let table = [
+        (
+            "passphrase one",
+            "passphrase two",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        ("short", "short", StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            "my signing passphrase",
+            "my signing passphrase",
+            StatusCode::SEE_OTHER,
+        ),
+    ];
+    for (secret, confirm, status) in table {
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("action", "create"),
+            ("secret", secret),
+            ("confirm", confirm),
+            ("next", "/checks/new"),
+        ];
+        let r = h.post(&dana, key, &form).await;
+        assert_eq!(r.status(), status, "{secret} / {confirm}");
+        if status == StatusCode::SEE_OTHER {
+            let page = h.text(&dana, &location(&r)).await;
+            assert!(page.contains("unlocked for this session"), "{page}");
+        }
+    }
+    let r = h.post(&dana, "/checks", &check).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "signed");
+
+    // A new session (a restart forgets keys too): the key is unlocked with the passphrase.
+    let dana2 = h.client();
+    assert_eq!(
+        through(&h, &idp, &dana2, "dana", true, false)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let csrf = h.csrf(&dana2, key).await;
+    for (secret, status) in [
+        ("not it at all", StatusCode::UNPROCESSABLE_ENTITY),
+        ("my signing passphrase", StatusCode::SEE_OTHER),
+    ] {
+        let form = [
+            ("csrf", csrf.as_str()),
+            ("action", "unlock"),
+            ("secret", secret),
+        ];
+        let r = h.post(&dana2, key, &form).await;
+        assert_eq!(r.status(), status, "{secret}");
+        if status != StatusCode::SEE_OTHER {
+            assert!(r
+                .text()
+                .await
+                .unwrap()
+                .contains("not your signing passphrase"));
+        }
+    }
+    let csrf = h.csrf(&dana2, "/checks/new").await;
+    let r = h
+        .post(
+            &dana2,
+            "/checks",
+            &[
+                ("csrf", csrf.as_str()),
+                ("checked", "The inbox"),
+                ("found", "Still nothing"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "signed with the unlocked key"
+    );
+    let (n, problems) = h.store.verify_checks().await.unwrap();
+    assert_eq!((n, problems.len()), (2, 0), "{problems:?}");
+
+    // Without the provider's second factor, Lookout asks for its own: set-up first.
+    let dana3 = h.client();
+    let r = through(&h, &idp, &dana3, "dana", false, false).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("url=/sign-in/continue"));
+    let r = dana3.get(h.url("/sign-in/continue")).send().await.unwrap();
+    assert_eq!(location(&r), "/sign-in/setup");
+    assert_eq!(
+        location(&dana3.get(h.url("/")).send().await.unwrap()),
+        "/sign-in/continue",
+        "no console before the code"
+    );
+
+    // Staff need no second factor; the IT admin does.
+    let sam = h.client();
+    assert_eq!(
+        through(&h, &idp, &sam, "sam", false, false).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(h.client_get_status(&sam, "/").await, StatusCode::OK);
+    assert_eq!(
+        h.store
+            .user("sam@college.test")
+            .await
+            .unwrap()
+            .unwrap()
+            .role,
+        Role::Staff
+    );
+
+    // Refusals, each said and on the audit log.
+    let cases: [(&str, bool, StatusCode, &str); 3] = [
+        (
+            "lou",
+            false,
+            StatusCode::FORBIDDEN,
+            "not in a group that may use the safeguarding console",
+        ),
+        (
+            "amy",
+            false,
+            StatusCode::FORBIDDEN,
+            "already signs in with its own password",
+        ),
+        (
+            "sam",
+            true,
+            StatusCode::UNAUTHORIZED,
+            "cancelled or refused at College 365",
+        ),
+    ];
+    for (login, cancel, status, says) in cases {
+        let c = h.client();
+        let r = through(&h, &idp, &c, login, false, cancel).await;
+        assert_eq!(r.status(), status, "{login}");
+        assert!(r.text().await.unwrap().contains(says), "{login}");
+        assert_eq!(
+            location(&c.get(h.url("/")).send().await.unwrap()),
+            "/sign-in",
+            "{login} is not signed in"
+        );
+    }
+    assert!(
+        h.store.user("lou@college.test").await.unwrap().is_none(),
+        "no record for the refused"
+    );
+    // A disabled record stays shut.
+    h.store
+        .set_disabled("sam@college.test", true)
+        .await
+        .unwrap();
+    let r = through(&h, &idp, &h.client(), "sam", false, false).await;
+    assert!(r.text().await.unwrap().contains("disabled"));
+    // An answer from the provider that this browser did not ask for (a forged link, or one
+    // replayed): refused before anything is exchanged.
+    let c = h.client();
+    let r = c.get(h.url("/sign-in/oidc")).send().await.unwrap();
+    let IdpOutcome::Back(back) = idp.sign_in(&location(&r), "dana", "pw", true, false).await else {
+        panic!()
+    };
+    let r = h.client().get(&back).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "another browser");
+    assert_eq!(
+        c.get(&back).send().await.unwrap().status(),
+        StatusCode::OK,
+        "its own browser"
+    );
+    assert_eq!(
+        c.get(&back).send().await.unwrap().status(),
+        StatusCode::BAD_REQUEST,
+        "once only"
+    );
+
+    let audit = h.store.audit_log(&Default::default()).await.unwrap();
+    let line =
+        |a: &lookout_store::AuditRow| format!("{} {} {} {}", a.actor, a.action, a.target, a.detail);
+    let lines: Vec<String> = audit.iter().map(line).collect();
+    for want in [
+        "oidc user.directory-add user:dana@college.test group staff, role dsl",
+        "dana@college.test sign-in.ok user:dana@college.test through the sign-in provider, which used a second factor (subject dana)",
+        "dana@college.test sign-in.password-ok user:dana@college.test through the sign-in provider; Lookout's two-factor code is due (subject dana)",
+        "oidc sign-in.refused user:lou@college.test no [[oidc.role]] rule matches (groups=[\"g-nothing\"])",
+        "oidc sign-in.refused user:amy a local account with a password has this name",
+        "oidc sign-in.refused user:sam@college.test the account is disabled",
+        "oidc sign-in.failed user:? the provider said access_denied: the person cancelled",
+        "oidc sign-in.failed user:? the provider's answer does not match a sign-in started in this browser",
+        "dana@college.test signing-key.created key:1 signing passphrase chosen",
+        "dana@college.test signing-key.unlock-failed user:dana@college.test ",
+        "dana@college.test signing-key.unlocked user:dana@college.test ",
+    ] {
+        assert!(lines.iter().any(|l| l == want), "no `{want}` in {lines:#?}");
+    }
+}
+
+impl Harness {
+    async fn client_get_status(&self, c: &Client, path: &str) -> StatusCode {
+        c.get(self.url(path)).send().await.unwrap().status()
+    }
 }

@@ -143,11 +143,17 @@ impl Identifier {
         };
         match directory.verify(username, password).await {
             Ok(Verdict::Accepted(p)) => {
-                match store
-                    .directory_user(&p.username, &p.display_name, &p.group, &ip.to_string())
-                    .await
-                {
-                    Ok(user) => Ok(user),
+                let person = lookout_store::DirectoryPerson {
+                    username: &p.username,
+                    display_name: &p.display_name,
+                    group: Some(&p.group),
+                    role: None,
+                    email: None,
+                    source: "directory",
+                };
+                match store.directory_user(&person, &ip.to_string()).await {
+                    Ok(lookout_store::DirectoryRecord::Ready(user)) => Ok(Some(user)),
+                    Ok(_) => Ok(None),
                     // A name Lookout cannot store is a refusal; a database failure is not.
                     Err(lookout_store::UserError::BadName(_)) => Ok(None),
                     Err(e) => {

@@ -76,7 +76,8 @@ pub use training::{
 pub use triage::{AlertReview, Inbox, ReviewAction, ReviewError};
 pub use unscanned::Unscanned;
 pub use users::{
-    check_email, check_password, check_team, normalize_username, NewUser, User, UserError,
+    check_email, check_password, check_team, normalize_username, DirectoryPerson, DirectoryRecord,
+    NewUser, User, UserError,
 };
 
 /// A database failure.

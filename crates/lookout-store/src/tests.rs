@@ -1672,39 +1672,83 @@ fn users_csv_takes_email_and_team_columns() {
 #[tokio::test]
 async fn directory_users_are_created_kept_in_step_and_never_take_a_local_account() {
     let (_dir, store) = store().await;
+    let ldap = |name: &'static str, group: &'static str| DirectoryPerson {
+        username: name,
+        display_name: "Leo Learner",
+        group: Some(group),
+        role: None,
+        email: None,
+        source: "directory",
+    };
+    let ready = |r: DirectoryRecord| match r {
+        DirectoryRecord::Ready(u) => u,
+        other => panic!("{other:?}"),
+    };
     // First sign-in: a record with no password and no console role.
-    let u = store
-        .directory_user("Leo", "Leo Learner", "learners", "10.0.0.9")
-        .await
-        .unwrap()
-        .expect("created");
+    let u = ready(
+        store
+            .directory_user(&ldap("Leo", "learners"), "10.0.0.9")
+            .await
+            .unwrap(),
+    );
     assert_eq!((u.username.as_str(), u.group.as_str()), ("leo", "learners"));
     assert!(!u.has_password);
     assert_eq!(u.role, Role::Learner);
     // Unchanged: nothing written. Moved group in the directory: moved here, on record.
-    store
-        .directory_user("leo", "Leo Learner", "learners", "10.0.0.9")
-        .await
-        .unwrap()
-        .expect("same");
-    let u = store
-        .directory_user("leo", "Leo Learner", "staff", "10.0.0.9")
-        .await
-        .unwrap()
-        .expect("moved");
+    ready(
+        store
+            .directory_user(&ldap("leo", "learners"), "10.0.0.9")
+            .await
+            .unwrap(),
+    );
+    let u = ready(
+        store
+            .directory_user(&ldap("leo", "staff"), "10.0.0.9")
+            .await
+            .unwrap(),
+    );
     assert_eq!(u.group, "staff");
+    // The sign-in provider gives a role and an email; no group keeps the record's.
+    let oidc = DirectoryPerson {
+        username: "leo",
+        display_name: "Leo Learner",
+        group: None,
+        role: Some(Role::Dsl),
+        email: Some("leo@college.test"),
+        source: "oidc",
+    };
+    let u = ready(store.directory_user(&oidc, "10.0.0.8").await.unwrap());
+    assert_eq!(
+        (u.group.as_str(), u.role, u.email.as_str()),
+        ("staff", Role::Dsl, "leo@college.test")
+    );
+    // A new person with no group cannot be added.
+    assert_eq!(
+        store
+            .directory_user(
+                &DirectoryPerson {
+                    username: "nina",
+                    ..oidc
+                },
+                "10.0.0.8"
+            )
+            .await
+            .unwrap(),
+        DirectoryRecord::NoGroup
+    );
     let actions: Vec<String> = store
         .audit_log(&AuditFilter::default())
         .await
         .unwrap()
         .into_iter()
-        .map(|r| format!("{} {} {}", r.action, r.target, r.detail))
+        .map(|r| format!("{} {} {} {}", r.actor, r.action, r.target, r.detail))
         .collect();
     assert_eq!(
         actions,
         vec![
-            "user.directory-group user:leo group learners -> staff",
-            "user.directory-add user:leo group learners"
+            "oidc user.directory-role user:leo role learner -> dsl",
+            "directory user.directory-group user:leo group learners -> staff",
+            "directory user.directory-add user:leo group learners"
         ]
     );
     // A local account with a password, or a disabled one, is not the directory's.
@@ -1714,18 +1758,18 @@ async fn directory_users_are_created_kept_in_step_and_never_take_a_local_account
         .unwrap();
     assert_eq!(
         store
-            .directory_user("amy", "Amy", "learners", "10.0.0.9")
+            .directory_user(&ldap("amy", "learners"), "10.0.0.9")
             .await
             .unwrap(),
-        None
+        DirectoryRecord::LocalAccount
     );
     store.set_disabled("leo", true).await.unwrap();
     assert_eq!(
         store
-            .directory_user("leo", "Leo Learner", "staff", "10.0.0.9")
+            .directory_user(&ldap("leo", "staff"), "10.0.0.9")
             .await
             .unwrap(),
-        None
+        DirectoryRecord::Disabled
     );
 }
 

@@ -51,6 +51,34 @@ pub struct NewUser {
     pub team: Option<String>,
 }
 
+/// A person as the organisation's directory or sign-in provider describes them.
+#[derive(Debug, Clone, Copy)]
+pub struct DirectoryPerson<'a> {
+    pub username: &'a str,
+    pub display_name: &'a str,
+    /// Their Lookout group (`None`: a record keeps its own; a new person cannot be added).
+    pub group: Option<&'a str>,
+    /// Their console role (`None`: a record keeps its own; a new person is a learner).
+    pub role: Option<Role>,
+    /// Their email address (`None`, or not an address: a record keeps its own).
+    pub email: Option<&'a str>,
+    /// Who vouched for them, the audit log's actor: `directory` (LDAP) or `oidc`.
+    pub source: &'a str,
+}
+
+/// What became of a directory person's local record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DirectoryRecord {
+    /// Created or brought up to date.
+    Ready(User),
+    /// A local account with a password holds the name: it is never taken over.
+    LocalAccount,
+    /// The record is disabled here.
+    Disabled,
+    /// No record yet, and no group to give one.
+    NoGroup,
+}
+
 /// A user change that cannot be made.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -389,19 +417,20 @@ impl Store {
         Ok(ok.then(|| user_from_row(&row)))
     }
 
-    /// The local record of a person the organisation's directory accepted: created (no
-    /// password, no console role) the first time they sign in, their name and group kept in
-    /// step with the directory after. `None` when a local account with a password holds the
-    /// name (local accounts are never taken over by the directory) or the account is
-    /// disabled here. A new record and a changed group are on the audit log.
+    /// The local record of a person the organisation's directory (LDAP) or sign-in provider
+    /// (OpenID Connect) vouched for: created (no password) the first time they sign in, their
+    /// name, group, console role and email kept in step with what the directory says after
+    /// (each `None` keeps what the record has). A local account with a password is never
+    /// taken over, and a disabled record stays shut. A new record, a changed group and a
+    /// changed role are on the audit log, by `person.source`.
     pub async fn directory_user(
         &self,
-        username: &str,
-        display_name: &str,
-        group: &str,
+        person: &DirectoryPerson<'_>,
         client_ip: &str,
-    ) -> Result<Option<User>, UserError> {
-        let username = normalize_username(username)?;
+    ) -> Result<DirectoryRecord, UserError> {
+        let username = normalize_username(person.username)?;
+        let display_name = person.display_name.trim();
+        let email = person.email.and_then(|e| check_email(e).ok());
         let mut tx = self.write_tx().await?;
         let row = sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
@@ -411,7 +440,7 @@ impl Store {
         .await?;
         let now = now_ms();
         let audit = |action: &str, detail: String| crate::AuditEntry {
-            actor: "directory".into(),
+            actor: person.source.into(),
             action: action.into(),
             target: format!("user:{username}"),
             detail,
@@ -420,69 +449,81 @@ impl Store {
         let user = match row {
             Some(row) => {
                 let user = user_from_row(&row);
-                if user.has_password || user.disabled {
-                    return Ok(None);
+                if user.has_password {
+                    return Ok(DirectoryRecord::LocalAccount);
                 }
-                if user.group == group && user.display_name == display_name.trim() {
-                    return Ok(Some(user));
+                if user.disabled {
+                    return Ok(DirectoryRecord::Disabled);
+                }
+                let now_is = User {
+                    group: person.group.unwrap_or(&user.group).to_owned(),
+                    display_name: display_name.to_owned(),
+                    role: person.role.unwrap_or(user.role),
+                    email: email.clone().unwrap_or_else(|| user.email.clone()),
+                    ..user.clone()
+                };
+                if now_is == user {
+                    return Ok(DirectoryRecord::Ready(user));
                 }
                 sqlx::query(
-                    "UPDATE users SET group_name = $1, display_name = $2, updated_ms = $3 WHERE username = $4",
+                    "UPDATE users SET group_name = $1, display_name = $2, role = $3, email = $4, updated_ms = $5 WHERE username = $6",
                 )
-                .bind(group)
-                .bind(display_name.trim())
+                .bind(&now_is.group)
+                .bind(&now_is.display_name)
+                .bind(now_is.role.slug())
+                .bind(&now_is.email)
                 .bind(now)
                 .bind(&username)
                 .execute(&mut *tx)
                 .await?;
-                if user.group != group {
-                    crate::audit::append(
-                        &mut tx,
-                        &audit(
-                            "user.directory-group",
-                            format!("group {} -> {group}", user.group),
-                        ),
-                    )
-                    .await?;
+                if user.group != now_is.group {
+                    let detail = format!("group {} -> {}", user.group, now_is.group);
+                    crate::audit::append(&mut tx, &audit("user.directory-group", detail)).await?;
                 }
-                User {
-                    group: group.to_owned(),
-                    display_name: display_name.trim().to_owned(),
-                    ..user
+                if user.role != now_is.role {
+                    let detail = format!("role {} -> {}", user.role.slug(), now_is.role.slug());
+                    crate::audit::append(&mut tx, &audit("user.directory-role", detail)).await?;
                 }
+                now_is
             }
             None => {
+                let Some(group) = person.group else {
+                    return Ok(DirectoryRecord::NoGroup);
+                };
+                let role = person.role.unwrap_or(Role::Learner);
+                let email = email.unwrap_or_default();
                 sqlx::query(
                     "INSERT INTO users (username, display_name, group_name, password_hash, disabled, created_ms, updated_ms, role, email, team) \
-                     VALUES ($1, $2, $3, NULL, 0, $4, $5, $6, '', '')",
+                     VALUES ($1, $2, $3, NULL, 0, $4, $5, $6, $7, '')",
                 )
                 .bind(&username)
-                .bind(display_name.trim())
+                .bind(display_name)
                 .bind(group)
                 .bind(now)
                 .bind(now)
-                .bind(Role::Learner.slug())
+                .bind(role.slug())
+                .bind(&email)
                 .execute(&mut *tx)
                 .await?;
-                crate::audit::append(
-                    &mut tx,
-                    &audit("user.directory-add", format!("group {group}")),
-                )
-                .await?;
+                let detail = match person.role {
+                    Some(r) => format!("group {group}, role {}", r.slug()),
+                    None => format!("group {group}"),
+                };
+                crate::audit::append(&mut tx, &audit("user.directory-add", detail)).await?;
                 User {
                     username: username.clone(),
-                    display_name: display_name.trim().to_owned(),
+                    display_name: display_name.to_owned(),
                     group: group.to_owned(),
                     has_password: false,
                     disabled: false,
-                    role: Role::Learner,
-                    email: String::new(),
+                    role,
+                    email,
                     team: String::new(),
                 }
             }
         };
         tx.commit().await?;
-        Ok(Some(user))
+        Ok(DirectoryRecord::Ready(user))
     }
 
     /// Records that `username` is signed in at `ip` until `expires_ms`.

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use clap::Subcommand;
 use lookout_config::{parse_hhmm, parse_threshold, Config};
 use lookout_monitor::{DigestEvery, Email, EmailTls, Settings, Webhook};
@@ -94,12 +93,7 @@ pub(crate) fn settings(config: &Config) -> anyhow::Result<Settings> {
                     UsageError(format!("alerts.email.server: `{server}` is not host:port"))
                 })?;
             let password = match &e.password_file {
-                Some(p) => Some(
-                    std::fs::read_to_string(p)
-                        .with_context(|| format!("alerts.email.password_file {}", p.display()))?
-                        .trim()
-                        .to_owned(),
-                ),
+                Some(p) => Some(crate::serve::secret_file(p, "alerts.email.password_file")?),
                 None => None,
             };
             let tls = match e.tls.get_ref().as_str() {

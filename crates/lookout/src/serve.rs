@@ -101,18 +101,23 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Store> {
     }
 }
 
+/// A secret kept in a file of its own (a password, a client secret): its first line, without
+/// the line end. `key` names the setting in errors.
+pub(crate) fn secret_file(path: &std::path::Path, key: &str) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| UsageError(format!("{key}: cannot read {}: {e}", path.display())))?;
+    Ok(text.lines().next().unwrap_or("").to_owned())
+}
+
 /// `[store] url` with the password from `[store] password_file` put in.
 fn postgres_url(config: &Config, url: &str) -> anyhow::Result<String> {
     let Some(file) = &config.store.password_file else {
         return Ok(url.to_owned());
     };
-    let file = file.get_ref();
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("store.password_file: cannot read {}", file.display()))?;
-    let password = text.lines().next().unwrap_or("");
+    let password = secret_file(file.get_ref(), "store.password_file")?;
     let mut parsed = url::Url::parse(url).context("store.url")?;
     parsed
-        .set_password(Some(password))
+        .set_password(Some(&password))
         .map_err(|()| UsageError("store.url: this address cannot carry a password".into()))?;
     Ok(parsed.into())
 }
@@ -466,16 +471,70 @@ async fn audit_configuration(store: &Store, source: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn console_settings(config: &Config) -> lookout_console::Settings {
-    lookout_console::Settings {
+fn console_settings(config: &Config) -> anyhow::Result<lookout_console::Settings> {
+    Ok(lookout_console::Settings {
         secure_cookies: config.console_secure_cookies(),
         idle: Duration::from_secs(config.console.idle_minutes * 60),
         lifetime: Duration::from_secs(config.console.session_hours * 3600),
         organisation: config.console.organisation.clone(),
         contacts: config.console.contacts.clone(),
         groups: config.groups.keys().cloned().collect(),
+        oidc: oidc_sign_in(config)?,
         ..lookout_console::Settings::default()
-    }
+    })
+}
+
+/// `[oidc]`: the console's sign-in through the organisation's OpenID Connect provider.
+fn oidc_sign_in(config: &Config) -> anyhow::Result<Option<Arc<lookout_console::OidcSignIn>>> {
+    use lookout_directory::oidc::{ClaimRule, Oidc, OidcSettings};
+    let Some(o) = &config.oidc else {
+        return Ok(None);
+    };
+    let client_secret = match &o.client_secret_file {
+        Some(f) => Some(secret_file(f.get_ref(), "oidc.client_secret_file")?),
+        None => None,
+    };
+    let rules =
+        |rules: &[lookout_config::OidcRuleConfig],
+         to: fn(&lookout_config::OidcRuleConfig) -> Option<&toml::Spanned<String>>| {
+            rules
+                .iter()
+                .filter_map(|r| {
+                    Some(ClaimRule {
+                        claim: r.claim.clone(),
+                        value: r.value.get_ref().clone(),
+                        to: to(r)?.get_ref().clone(),
+                    })
+                })
+                .collect()
+        };
+    let redirect_url = format!(
+        "{}/sign-in/oidc/callback",
+        config.console.url.trim_end_matches('/')
+    );
+    let provider = Oidc::new(OidcSettings {
+        issuer: o.issuer.get_ref().clone(),
+        client_id: o.client_id.get_ref().clone(),
+        client_secret,
+        redirect_url: redirect_url.clone(),
+        scopes: o.scopes.clone(),
+        username_claim: o.username_claim.clone(),
+        roles: rules(&o.roles, |r| r.role.as_ref()),
+        groups: rules(&o.groups, |r| r.group.as_ref()),
+        default_group: o.default_group.as_ref().map(|g| g.get_ref().clone()),
+        timeout: Duration::from_secs(o.timeout_secs),
+        extra_roots: Vec::new(),
+    })
+    .map_err(|e| UsageError(format!("oidc: {e}")))?;
+    tracing::info!(
+        "console: sign-in through {} (register {redirect_url} as the redirect URI there)",
+        o.issuer.get_ref()
+    );
+    Ok(Some(Arc::new(lookout_console::OidcSignIn {
+        provider,
+        label: o.label.clone(),
+        trust_provider_mfa: o.trust_provider_mfa,
+    })))
 }
 
 /// `[console] tls_cert` and `tls_key`: the console's TLS settings (HTTP/1.1), or `None` for
@@ -714,7 +773,7 @@ async fn serve(
             let console = lookout_console::Console::new(
                 store.clone(),
                 m.clone(),
-                console_settings(&config),
+                console_settings(&config)?,
                 console_stop.clone(),
             )
             .with_filter(lookout_console::Filter {
@@ -1189,17 +1248,7 @@ fn directory(config: &Config) -> anyhow::Result<Option<lookout_directory::Direct
         return Ok(None);
     };
     let bind_password = match &l.bind_password_file {
-        Some(f) => Some(
-            std::fs::read_to_string(f.get_ref())
-                .map_err(|e| {
-                    UsageError(format!(
-                        "ldap.bind_password_file: cannot read {}: {e}",
-                        f.get_ref().display()
-                    ))
-                })?
-                .trim_end_matches(['\r', '\n'])
-                .to_owned(),
-        ),
+        Some(f) => Some(secret_file(f.get_ref(), "ldap.bind_password_file")?),
         None => None,
     };
     let directory = lookout_directory::Directory::new(lookout_directory::Settings {
