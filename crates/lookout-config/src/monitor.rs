@@ -388,6 +388,12 @@ pub struct OidcConfig {
     /// provider does not say, Lookout asks for its own code after the provider's sign-in.
     #[serde(default = "yes")]
     pub trust_provider_mfa: bool,
+    /// Offer the provider on the portal too (networks with `login = "portal"`): devices go
+    /// to the console's address for it, so they must reach the console directly (the PAC
+    /// file sends them there), and the provider's sign-in pages must be on `[portal] allow`
+    /// (the issuer's own host is added).
+    #[serde(default)]
+    pub portal: bool,
     /// Seconds for each request to the provider.
     #[serde(default = "default_oidc_timeout")]
     pub timeout_secs: u64,
@@ -458,6 +464,9 @@ impl Config {
         }
         if o.timeout_secs == 0 || o.timeout_secs > 60 {
             c.problem::<String>("oidc.timeout_secs", None, "between 1 and 60 seconds");
+        }
+        if o.portal && !self.console.enabled {
+            c.problem::<String>("oidc.portal", None, "the portal's sign-in through the provider runs on the console: keep [console] enabled");
         }
         if o.roles.is_empty() {
             c.problem::<String>("oidc", None, "map at least one claim value to a console role ([[oidc.role]] value = \"...\" role = \"dsl\"), or nobody can sign in");

@@ -661,6 +661,10 @@ fn openid_connect_settings_and_their_mistakes() {
     for (text, want) in &table {
         check_err(&format!("{base}{text}"), want);
     }
+    check_err(
+        &format!("[groups.staff]\n[console]\nenabled = false\n[oidc]\nissuer = \"https://id.example.test\"\nclient_id = \"x\"\nportal = true\n{role}"),
+        "oidc.portal: the portal's sign-in through the provider runs on the console",
+    );
     // The console must be reached over HTTPS for the provider to send people back to it.
     check_err(
         &format!("[groups.staff]\n[console]\nurl = \"http://lookout.college.test\"\n[oidc]\nissuer = \"https://id.example.test\"\nclient_id = \"x\"\n{role}"),

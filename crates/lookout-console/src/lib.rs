@@ -430,6 +430,7 @@ pub fn router(console: Console) -> Router {
         .route("/sign-in/continue", get(signin::continue_))
         .route("/sign-in/oidc", get(oidc::start))
         .route("/sign-in/oidc/callback", get(oidc::callback))
+        .route("/portal/oidc", get(oidc::start_for_portal))
         .route(
             "/sign-in/new-password",
             get(signin::new_password_form).post(signin::new_password),

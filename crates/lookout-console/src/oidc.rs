@@ -17,7 +17,7 @@ use axum::extract::{Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use lookout_auth::{secrets_equal, Role};
-use lookout_directory::oidc::{Identity, Oidc, Pending};
+use lookout_directory::oidc::{Handoff, Identity, Oidc, Pending};
 use lookout_store::{AuditEntry, DirectoryPerson, DirectoryRecord};
 use maud::html;
 use serde::Deserialize;
@@ -42,6 +42,9 @@ pub struct OidcSignIn {
     pub label: String,
     /// The provider's `amr: mfa` counts as the second factor.
     pub trust_provider_mfa: bool,
+    /// The portal's sign-in through the provider too: people come here from the portal with
+    /// its ticket, and go back to it with a one-use hand-off of who they are.
+    pub portal: Option<Arc<Handoff>>,
 }
 
 /// A sign-in waiting at the provider.
@@ -49,6 +52,8 @@ pub struct OidcSignIn {
 pub(crate) struct Waiting {
     pub pending: Pending,
     pub next: String,
+    /// For the portal: its ticket and where the device was going.
+    pub portal: Option<(String, String)>,
 }
 
 fn state_cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
@@ -70,15 +75,16 @@ fn configured(console: &Console) -> Result<&Arc<OidcSignIn>, PageError> {
         .ok_or_else(|| PageError::NotFound("This console has no sign-in provider set up.".into()))
 }
 
-/// A sign-in that could not be finished: said plainly, with the way back.
-fn refused(status: StatusCode, title: &str, message: &str) -> Response {
+/// A sign-in that could not be finished: said plainly, with the way back (the console's
+/// sign-in page, or the portal's).
+fn refused(status: StatusCode, title: &str, message: &str, back: &str) -> Response {
     let mut r = (
         status,
         bare_page(
             title,
             html! {
                 p role="alert" class="error" { (message) }
-                p { a href="/sign-in" { "Back to sign in" } }
+                p { a href=(back) { "Back to sign in" } }
             },
         ),
     )
@@ -98,11 +104,51 @@ pub(crate) async fn start(
     State(console): State<Console>,
     Query(q): Query<StartQuery>,
 ) -> Result<Response, PageError> {
-    let oidc = configured(&console)?;
+    let next = safe_next(q.next.as_deref());
+    begin(&console, next, None).await
+}
+
+#[derive(Deserialize, Default)]
+pub(crate) struct PortalQuery {
+    ticket: Option<String>,
+    to: Option<String>,
+}
+
+/// `GET /portal/oidc?ticket=..&to=..`: a device from the portal, to the provider.
+pub(crate) async fn start_for_portal(
+    State(console): State<Console>,
+    Query(q): Query<PortalQuery>,
+) -> Result<Response, PageError> {
+    let portal = configured(&console)?.portal.is_some();
+    let ticket = q.ticket.unwrap_or_default();
+    if !portal || ticket.is_empty() || ticket.len() > 64 {
+        return Err(PageError::NotFound(
+            "Sign-in through the provider is not offered on this network's portal.".into(),
+        ));
+    }
+    begin(
+        &console,
+        String::new(),
+        Some((ticket, q.to.unwrap_or_default())),
+    )
+    .await
+}
+
+async fn begin(
+    console: &Console,
+    next: String,
+    portal: Option<(String, String)>,
+) -> Result<Response, PageError> {
+    let oidc = configured(console)?;
+    let back = if portal.is_some() {
+        PORTAL_URL
+    } else {
+        "/sign-in"
+    };
     let (url, pending) = match oidc.provider.begin().await {
         Ok(b) => b,
         Err(e) => {
-            tracing::warn!("console sign-in through the provider: {e}");
+            tracing::warn!("sign-in through the provider: {e}");
             return Ok(refused(
                 StatusCode::BAD_GATEWAY,
                 "Sign-in is not available",
@@ -110,13 +156,15 @@ pub(crate) async fn start(
                     "Lookout cannot reach {} just now, so you cannot sign in with it. Try again in a few minutes; local accounts can still sign in with their password. (For the IT admin: {e}.)",
                     oidc.label
                 ),
+                back,
             ));
         }
     };
     let state = pending.state.clone();
     if !console.keep_waiting(Waiting {
         pending,
-        next: safe_next(q.next.as_deref()),
+        next,
+        portal,
     }) {
         return Err(PageError::TooMany);
     }
@@ -176,7 +224,13 @@ pub(crate) async fn callback(
             StatusCode::BAD_REQUEST,
             "Start signing in again",
             "This sign-in was started in another browser or tab, or more than ten minutes ago. Start again from the sign-in page.",
+            "/sign-in",
         ));
+    };
+    let back = if waiting.portal.is_some() {
+        PORTAL_URL
+    } else {
+        "/sign-in"
     };
     if let Some(error) = &q.error {
         let description = q.error_description.as_deref().unwrap_or("");
@@ -195,13 +249,18 @@ pub(crate) async fn callback(
                 }
             ),
         };
-        return Ok(refused(StatusCode::UNAUTHORIZED, "Not signed in", &message));
+        return Ok(refused(
+            StatusCode::UNAUTHORIZED,
+            "Not signed in",
+            &message,
+            back,
+        ));
     }
     let code = q.code.as_deref().unwrap_or("");
     let identity = match oidc.provider.finish(code, waiting.pending).await {
         Ok(i) => i,
         Err(e) => {
-            tracing::warn!("console sign-in through the provider: {e}");
+            tracing::warn!("sign-in through the provider: {e}");
             store.audit(&failed(e.to_string())).await?;
             return Ok(refused(
                 StatusCode::BAD_GATEWAY,
@@ -210,14 +269,100 @@ pub(crate) async fn callback(
                     "Lookout could not complete the sign-in with {}. Try again; if it keeps happening, tell your IT admin (the server log says why).",
                     oidc.label
                 ),
+                back,
             ));
         }
     };
-    let agent = user_agent(&parts.headers);
-    sign_in(&console, &oidc, identity, &ip_s, &agent, &waiting.next).await
+    match waiting.portal {
+        Some((ticket, to)) => to_portal(&console, &oidc, identity, &ip_s, &ticket, &to).await,
+        None => {
+            let agent = user_agent(&parts.headers);
+            sign_in(&console, &oidc, identity, &ip_s, &agent, &waiting.next).await
+        }
+    }
 }
 
-/// The person the provider vouched for, through Lookout's own rules to a session.
+/// Where the device's browser reaches the portal (through the proxy, or its own listener):
+/// both see the device's address, which the console may not.
+const PORTAL_URL: &str = "http://lookout.invalid/portal";
+
+/// Keeps the local record of the person the provider vouched for in step (role: for the
+/// console, from the role rules; for the portal, the record's own), or says why not.
+async fn record(
+    console: &Console,
+    oidc: &OidcSignIn,
+    identity: &Identity,
+    role: Option<Role>,
+    ip: &str,
+    back: &str,
+) -> Result<Result<String, Response>, PageError> {
+    let store = console.store();
+    let name = identity.username.to_lowercase();
+    let action = if back == PORTAL_URL {
+        "portal.sign-in.refused"
+    } else {
+        "sign-in.refused"
+    };
+    let refusal = |detail: String| {
+        AuditEntry::new("oidc", action, format!("user:{name}"))
+            .detail(detail)
+            .from_ip(ip)
+    };
+    let person = DirectoryPerson {
+        username: &identity.username,
+        display_name: &identity.display_name,
+        group: identity.group.as_deref(),
+        role,
+        email: identity.email.as_deref(),
+        source: "oidc",
+    };
+    let (detail, message) = match store.directory_user(&person, ip).await {
+        Ok(DirectoryRecord::Ready(user)) => return Ok(Ok(user.username)),
+        Err(lookout_store::UserError::BadName(n)) => (
+            format!("`{n}` cannot be a Lookout user name"),
+            format!("Lookout cannot use the name `{n}` that {} gave (1-64 letters, digits and . _ - @). Ask your IT admin.", oidc.label),
+        ),
+        Err(e) => return Err(e.into()),
+        Ok(DirectoryRecord::LocalAccount) => (
+            "a local account with a password has this name".to_owned(),
+            format!("A Lookout account named {name} already signs in with its own password, so it cannot be used through {}. Sign in with that password, or ask your IT admin.", oidc.label),
+        ),
+        Ok(DirectoryRecord::Disabled) => (
+            "the account is disabled".to_owned(),
+            "This account is disabled in Lookout. Ask your IT admin.".to_owned(),
+        ),
+        Ok(DirectoryRecord::NoGroup) => (
+            format!("no [[oidc.group]] rule matches and there is no default_group ({})", identity.claims_read()),
+            format!("{} signed you in, but Lookout has no group to put a new account in. Ask your IT admin to add a group rule or a default group.", oidc.label),
+        ),
+    };
+    store.audit(&refusal(detail)).await?;
+    Ok(Err(refused(
+        StatusCode::FORBIDDEN,
+        "Not signed in",
+        &message,
+        back,
+    )))
+}
+
+/// A page that moves the browser on by itself (and says where, for when it does not). Not
+/// a redirect: after the console's sign-in, a redirect would still belong to the provider's
+/// cross-site navigation, which does not carry the `SameSite=Strict` session cookie.
+fn onward(to: &str, words: &str) -> Response {
+    let body = bare_page(
+        words,
+        html! {
+            meta http-equiv="refresh" content=(format!("0;url={to}"));
+            p { (words) ". " a href=(to) { "Continue" } }
+        },
+    );
+    let mut r = Html(body.0).into_response();
+    r.headers_mut()
+        .append(header::SET_COOKIE, state_cookie("", 0, false));
+    r
+}
+
+/// The person the provider vouched for, through Lookout's own rules to a console session.
 async fn sign_in(
     console: &Console,
     oidc: &OidcSignIn,
@@ -228,25 +373,20 @@ async fn sign_in(
 ) -> Result<Response, PageError> {
     let store = console.store();
     let name = identity.username.to_lowercase();
-    let refusal = |detail: String| {
-        AuditEntry::new("oidc", "sign-in.refused", format!("user:{name}"))
-            .detail(detail)
-            .from_ip(ip)
-    };
-    let claims = if identity.matched_on.is_empty() {
-        "no claim the rules read".to_owned()
-    } else {
-        identity.matched_on.join(", ")
-    };
     let Some(role) = identity
         .role
         .as_deref()
         .and_then(|r| r.parse::<Role>().ok())
     else {
         store
-            .audit(&refusal(format!(
-                "no [[oidc.role]] rule matches ({claims})"
-            )))
+            .audit(
+                &AuditEntry::new("oidc", "sign-in.refused", format!("user:{name}"))
+                    .detail(format!(
+                        "no [[oidc.role]] rule matches ({})",
+                        identity.claims_read()
+                    ))
+                    .from_ip(ip),
+            )
             .await?;
         return Ok(refused(
             StatusCode::FORBIDDEN,
@@ -255,49 +395,13 @@ async fn sign_in(
                 "{} signed you in as {}, but that account is not in a group that may use the safeguarding console. If you need it for your work, ask your IT admin.",
                 oidc.label, identity.username
             ),
+            "/sign-in",
         ));
     };
-    let person = DirectoryPerson {
-        username: &identity.username,
-        display_name: &identity.display_name,
-        group: identity.group.as_deref(),
-        role: Some(role),
-        email: identity.email.as_deref(),
-        source: "oidc",
+    let name = match record(console, oidc, &identity, Some(role), ip, "/sign-in").await? {
+        Ok(name) => name,
+        Err(r) => return Ok(r),
     };
-    let record = match store.directory_user(&person, ip).await {
-        Ok(r) => r,
-        Err(lookout_store::UserError::BadName(n)) => {
-            store
-                .audit(&refusal(format!("`{n}` cannot be a Lookout user name")))
-                .await?;
-            return Ok(refused(
-                StatusCode::FORBIDDEN,
-                "Not signed in",
-                &format!("Lookout cannot use the name `{n}` that {} gave (1-64 letters, digits and . _ - @). Ask your IT admin.", oidc.label),
-            ));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let why = match record {
-        DirectoryRecord::Ready(_) => None,
-        DirectoryRecord::LocalAccount => Some((
-            "a local account with a password has this name".to_owned(),
-            format!("A Lookout account named {name} already signs in with its own password, so it cannot be used through {}. Sign in with that password, or ask your IT admin.", oidc.label),
-        )),
-        DirectoryRecord::Disabled => Some((
-            "the account is disabled".to_owned(),
-            "This account is disabled in Lookout. Ask your IT admin.".to_owned(),
-        )),
-        DirectoryRecord::NoGroup => Some((
-            format!("no [[oidc.group]] rule matches and there is no default_group ({claims})"),
-            format!("{} signed you in, but Lookout has no group to put a new account in. Ask your IT admin to add a group rule or a default group.", oidc.label),
-        )),
-    };
-    if let Some((detail, message)) = why {
-        store.audit(&refusal(detail)).await?;
-        return Ok(refused(StatusCode::FORBIDDEN, "Not signed in", &message));
-    }
     let provider_mfa = oidc.trust_provider_mfa && identity.multi_factor;
     let more = role.needs_two_factor() && !provider_mfa;
     let stage = if more { "password" } else { "full" };
@@ -324,21 +428,38 @@ async fn sign_in(
         )
         .await?;
     let to = if more { "/sign-in/continue" } else { next };
-    // A page, not a redirect: the session cookie is SameSite=Strict, and a redirect would
-    // still belong to the provider's cross-site navigation, which does not send it.
-    let body = bare_page(
-        "Signed in",
-        html! {
-            meta http-equiv="refresh" content=(format!("0;url={to}"));
-            p { "You are signed in. " a href=(to) { "Continue" } }
-        },
+    Ok(with_session_cookie(
+        console,
+        onward(to, "You are signed in"),
+        &id,
+    ))
+}
+
+/// The person the provider vouched for, back to the portal with a one-use hand-off; the
+/// portal checks its ticket was issued to the same device and signs the device in.
+async fn to_portal(
+    console: &Console,
+    oidc: &OidcSignIn,
+    identity: Identity,
+    ip: &str,
+    ticket: &str,
+    to: &str,
+) -> Result<Response, PageError> {
+    let Some(handoff) = &oidc.portal else {
+        return Err(PageError::NotFound("No portal here.".into()));
+    };
+    let name = match record(console, oidc, &identity, None, ip, PORTAL_URL).await? {
+        Ok(name) => name,
+        Err(r) => return Ok(r),
+    };
+    let grant = handoff.grant(&name).ok_or(PageError::TooMany)?;
+    let back = format!(
+        "{PORTAL_URL}/provider?ticket={}&grant={}&to={}",
+        crate::pages::encode(ticket),
+        crate::pages::encode(&grant),
+        crate::pages::encode(to)
     );
-    let mut r = with_session_cookie(console, Html(body.0).into_response(), &id);
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        state_cookie("", 0, console.settings().secure_cookies),
-    );
-    Ok(r)
+    Ok(onward(&back, "Signed in: back to the network's sign-in"))
 }
 
 /// The sign-in page's button, when a provider is set up.

@@ -3119,11 +3119,17 @@ async fn people_sign_in_through_the_organisations_provider() {
             provider: oidc,
             label: "College 365".into(),
             trust_provider_mfa: true,
+            portal: None,
         })),
         ..Settings::default()
     };
     let h = start_on(listener, settings, None, None).await;
     assert_eq!(h.base, base);
+    // The portal's way through the provider is off unless asked for.
+    let r = h
+        .client_get_status(&h.client(), "/portal/oidc?ticket=abc")
+        .await;
+    assert_eq!(r, StatusCode::NOT_FOUND);
     h.user("amy", Role::Staff).await;
 
     // The sign-in page offers the provider; the browser goes there and comes back.

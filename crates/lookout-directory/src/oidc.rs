@@ -154,6 +154,17 @@ pub struct Identity {
     pub matched_on: Vec<String>,
 }
 
+impl Identity {
+    /// The claims the rules read, for a refusal's audit entry.
+    pub fn claims_read(&self) -> String {
+        if self.matched_on.is_empty() {
+            "no claim the rules read".to_owned()
+        } else {
+            self.matched_on.join(", ")
+        }
+    }
+}
+
 /// Something went wrong talking to the provider or with what it sent.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -343,6 +354,43 @@ impl Oidc {
     }
 }
 
+/// How long a hand-off from the console to the portal stays redeemable.
+const HANDOFF_FOR: Duration = Duration::from_secs(120);
+/// Most hand-offs outstanding at once.
+const HANDOFF_MAX: usize = 10_000;
+
+/// One-use hand-offs of a signed-in person from the console (which runs the provider's
+/// sign-in over HTTPS) to the portal (which sees the device's own address): the console
+/// grants a random token for a user name, the portal redeems it once, within two minutes.
+#[derive(Debug, Default)]
+pub struct Handoff {
+    grants: std::sync::Mutex<std::collections::HashMap<String, (String, Instant)>>,
+}
+
+impl Handoff {
+    /// A token that [`Handoff::redeem`] turns into `username` once; `None` when too many are
+    /// outstanding.
+    pub fn grant(&self, username: &str) -> Option<String> {
+        let mut m = self.grants.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= HANDOFF_MAX {
+            m.retain(|_, (_, at)| at.elapsed() < HANDOFF_FOR);
+            if m.len() >= HANDOFF_MAX {
+                return None;
+            }
+        }
+        let token = CsrfToken::new_random().secret().clone();
+        m.insert(token.clone(), (username.to_owned(), Instant::now()));
+        Some(token)
+    }
+
+    /// The user name granted under `token`, if it is fresh; the token is gone either way.
+    pub fn redeem(&self, token: &str) -> Option<String> {
+        let mut m = self.grants.lock().unwrap_or_else(|e| e.into_inner());
+        let (name, at) = m.remove(token)?;
+        (at.elapsed() < HANDOFF_FOR).then_some(name)
+    }
+}
+
 /// Maps verified ID token claims to a person (sans-I/O: the rules alone).
 pub fn identity(
     settings: &OidcSettings,
@@ -512,6 +560,19 @@ mod tests {
         );
         let claims = json!({"sub": "1", "email": "a@x.example", "email_verified": false});
         assert!(identity(&s, claims.as_object().unwrap()).is_err());
+    }
+
+    #[test]
+    fn a_handoff_is_redeemed_once() {
+        let h = Handoff::default();
+        let a = h.grant("amy").unwrap();
+        let b = h.grant("bob").unwrap();
+        assert_ne!(a, b);
+        assert!(a.len() >= 22, "{a}");
+        assert_eq!(h.redeem("made-up"), None);
+        assert_eq!(h.redeem(&a).as_deref(), Some("amy"));
+        assert_eq!(h.redeem(&a), None, "once only");
+        assert_eq!(h.redeem(&b).as_deref(), Some("bob"));
     }
 
     #[test]

@@ -75,8 +75,16 @@ fn hidden(name: &str, value: &str) -> String {
 }
 
 /// The sign-in page. `token` ties the form to this address (a page elsewhere cannot post it);
-/// `to` is where the person was going; `allowed` the sites open before sign-in.
-pub fn sign_in_page(token: &str, to: &str, problem: Option<&str>, allowed: &[String]) -> String {
+/// `to` is where the person was going; `allowed` the sites open before sign-in; `provider`
+/// the organisation's sign-in provider, when the portal offers it (its name, and the link
+/// that starts it, carrying its own ticket).
+pub fn sign_in_page(
+    token: &str,
+    to: &str,
+    problem: Option<&str>,
+    allowed: &[String],
+    provider: Option<(&str, &str)>,
+) -> String {
     let mut body = String::from(
         "<h1>Sign in to use the internet</h1>\n\
 <p>Internet access on this network is filtered and recorded under the organisation's e-safety \
@@ -100,6 +108,14 @@ policy. Sign in with your user name and password.</p>\n",
         hidden("token", token),
         hidden("to", to),
     );
+    if let Some((label, href)) = provider {
+        let _ = writeln!(
+            body,
+            "<p>or</p><p class=\"actions\"><a class=\"button\" id=\"sign-in-provider\" href=\"{}\">Sign in with {}</a></p>",
+            escape(href),
+            escape(label)
+        );
+    }
     if !allowed.is_empty() {
         body.push_str("<p>Open without signing in:</p><ul>");
         for host in allowed {
@@ -261,7 +277,13 @@ mod tests {
     fn pages_escape_what_they_show() {
         let evil = "\"><script>x</script>";
         for html in [
-            sign_in_page(evil, evil, Some(evil), &[evil.to_owned()]),
+            sign_in_page(
+                evil,
+                evil,
+                Some(evil),
+                &[evil.to_owned()],
+                Some((evil, evil)),
+            ),
             briefing_page(
                 &BriefingView {
                     title: evil,

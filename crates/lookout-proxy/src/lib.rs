@@ -44,7 +44,7 @@ use tokio_util::task::TaskTracker;
 pub use identify::{ClientNet, Identifier, Login, Refusal, Who};
 pub use inspect::{CaError, Inspector};
 pub use page::{PageCapture, PageSink};
-pub use portal::PortalSettings;
+pub use portal::{PortalProvider, PortalSettings};
 pub use resolve::Resolver;
 
 /// The reserved host name of the proxy's own pages (`.invalid` never resolves, RFC 2606).

@@ -50,6 +50,19 @@ pub struct PortalSettings {
     /// The proxy port the PAC file names, when the file is also served on another port
     /// (`[portal] listen`, port 80 for WPAD); `None`: the port the device reached.
     pub pac_port: Option<u16>,
+    /// Sign-in through the organisation's OpenID Connect provider, run by the console.
+    pub provider: Option<PortalProvider>,
+}
+
+/// The portal's way to the organisation's sign-in provider: a link to the console (which runs
+/// the provider's sign-in over HTTPS), and the hand-offs the console leaves for the portal.
+#[derive(Debug, Clone)]
+pub struct PortalProvider {
+    /// "Sign in with <label>".
+    pub label: String,
+    /// The console's `/portal/oidc` address.
+    pub start: String,
+    pub handoff: std::sync::Arc<lookout_directory::oidc::Handoff>,
 }
 
 /// What a ticket lets its address do next.
@@ -59,6 +72,8 @@ enum Step {
     SignIn,
     /// Accept this briefing version as this user.
     Accept { user: String, briefing: i64 },
+    /// Come back from the sign-in provider with the console's hand-off.
+    Provider,
 }
 
 #[derive(Debug)]
@@ -96,11 +111,15 @@ impl Portal {
         token
     }
 
-    /// Takes the ticket `token` if it was issued to `ip` and is still fresh.
+    /// Takes the ticket `token` if it was issued to `ip` and is still fresh. Shown by another
+    /// address it stays, for its own device (a stranger who saw a link cannot spoil it).
     fn take(&self, token: &str, ip: IpAddr) -> Option<Step> {
         let mut m = self.tickets.lock().unwrap_or_else(|e| e.into_inner());
+        if m.get(token)?.ip != ip {
+            return None;
+        }
         let t = m.remove(token)?;
-        (t.ip == ip && t.issued.elapsed() < TICKET_FOR).then_some(t.step)
+        (t.issued.elapsed() < TICKET_FOR).then_some(t.step)
     }
 
     /// Counts an attempt from `ip`; false when it has made too many lately.
@@ -179,7 +198,8 @@ pub(crate) fn send_to_portal_page(refusal: Refusal) -> Response<Body> {
 }
 
 /// The portal's own pages: `GET /portal`, `POST /portal/sign-in`, `/portal/accept`,
-/// `/portal/sign-out`; and `/proxy.pac`, `/wpad.dat`.
+/// `/portal/sign-out`, `GET /portal/provider` (back from the sign-in provider); and
+/// `/proxy.pac`, `/wpad.dat`.
 pub(crate) async fn page(
     proxy: &Proxy,
     peer: SocketAddr,
@@ -223,6 +243,40 @@ pub(crate) async fn page(
                     Err(e) => unavailable(&e),
                 },
                 Ok(None) => sign_in_form(proxy, ip, &to, None, StatusCode::OK),
+                Err(e) => unavailable(&e),
+            }
+        }
+        (Method::GET, "/portal/provider") => {
+            let query = form_fields(query.as_bytes());
+            let to = safe_return(field(&query, "to").unwrap_or(""));
+            let ticket = field(&query, "ticket").and_then(|t| proxy.portal.take(t, ip));
+            let provider = proxy.settings.portal.provider.as_ref();
+            let user = match (ticket, provider) {
+                (Some(Step::Provider), Some(p)) => {
+                    field(&query, "grant").and_then(|g| p.handoff.redeem(g))
+                }
+                _ => None,
+            };
+            let Some(name) = user else {
+                return sign_in_form(
+                    proxy,
+                    ip,
+                    &to,
+                    Some("This sign-in was started on another device, or took too long. Please try again."),
+                    StatusCode::BAD_REQUEST,
+                );
+            };
+            match store.user(&name).await {
+                Ok(Some(user)) if !user.disabled => {
+                    signed_in_as(proxy, store, ip, &user, &to, "through the sign-in provider").await
+                }
+                Ok(_) => sign_in_form(
+                    proxy,
+                    ip,
+                    &to,
+                    Some("This account cannot sign in here. Ask IT."),
+                    StatusCode::FORBIDDEN,
+                ),
                 Err(e) => unavailable(&e),
             }
         }
@@ -344,10 +398,27 @@ async fn sign_in(
         Err(e) => return unavailable(&e),
     };
     let _ = store.sign_in_succeeded(&user.username).await;
-    if let Err(e) = store
-        .audit(&audit(&user.username, "portal.sign-in.ok"))
-        .await
-    {
+    signed_in_as(proxy, store, ip, &user, to, "").await
+}
+
+/// Someone signed in at the portal (by password, or through the sign-in provider: `how`):
+/// on record, then the briefing when one is due, else the address is signed in.
+async fn signed_in_as(
+    proxy: &Proxy,
+    store: &Store,
+    ip: IpAddr,
+    user: &lookout_store::User,
+    to: &str,
+    how: &str,
+) -> Response<Body> {
+    let entry = AuditEntry {
+        actor: user.username.clone(),
+        action: "portal.sign-in.ok".to_owned(),
+        target: format!("ip:{ip}"),
+        detail: how.to_owned(),
+        client_ip: ip.to_string(),
+    };
+    if let Err(e) = store.audit(&entry).await {
         return unavailable(&e);
     }
     match store.briefing_due(&user.username, &user.group).await {
@@ -422,9 +493,20 @@ fn sign_in_form(
     status: StatusCode,
 ) -> Response<Body> {
     let token = proxy.portal.issue(ip, Step::SignIn);
+    let provider = proxy.settings.portal.provider.as_ref().map(|p| {
+        let ticket = proxy.portal.issue(ip, Step::Provider);
+        let href = format!("{}?ticket={ticket}&to={}", p.start, encode_param(to));
+        (p.label.as_str(), href)
+    });
     html(
         status,
-        sign_in_page(&token, to, problem, &proxy.settings.portal.allow),
+        sign_in_page(
+            &token,
+            to,
+            problem,
+            &proxy.settings.portal.allow,
+            provider.as_ref().map(|(l, h)| (*l, h.as_str())),
+        ),
     )
 }
 
@@ -547,8 +629,7 @@ mod tests {
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let t = p.issue(a, Step::SignIn);
         assert_eq!(p.take(&t, b), None, "another address");
-        let t = p.issue(a, Step::SignIn);
-        assert_eq!(p.take(&t, a), Some(Step::SignIn));
+        assert_eq!(p.take(&t, a), Some(Step::SignIn), "still its own device's");
         assert_eq!(p.take(&t, a), None, "used once");
         assert_eq!(p.take("made-up", a), None);
         for _ in 0..ATTEMPTS {

@@ -278,6 +278,7 @@ async fn start(opts: Options) -> Harness {
             hours: 8,
             pac_direct: vec!["console.college.test".into()],
             pac_port: None,
+            provider: None,
         },
         ..Settings::default()
     };

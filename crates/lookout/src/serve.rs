@@ -471,7 +471,10 @@ async fn audit_configuration(store: &Store, source: &str) -> anyhow::Result<()> 
     Ok(())
 }
 
-fn console_settings(config: &Config) -> anyhow::Result<lookout_console::Settings> {
+fn console_settings(
+    config: &Config,
+    oidc: Option<Arc<lookout_console::OidcSignIn>>,
+) -> anyhow::Result<lookout_console::Settings> {
     Ok(lookout_console::Settings {
         secure_cookies: config.console_secure_cookies(),
         idle: Duration::from_secs(config.console.idle_minutes * 60),
@@ -479,7 +482,7 @@ fn console_settings(config: &Config) -> anyhow::Result<lookout_console::Settings
         organisation: config.console.organisation.clone(),
         contacts: config.console.contacts.clone(),
         groups: config.groups.keys().cloned().collect(),
-        oidc: oidc_sign_in(config)?,
+        oidc,
         ..lookout_console::Settings::default()
     })
 }
@@ -534,6 +537,7 @@ fn oidc_sign_in(config: &Config) -> anyhow::Result<Option<Arc<lookout_console::O
         provider,
         label: o.label.clone(),
         trust_provider_mfa: o.trust_provider_mfa,
+        portal: o.portal.then(Arc::default),
     })))
 }
 
@@ -635,6 +639,19 @@ async fn serve(
         Running::Gateway(site) => Some(site.clone()),
         Running::Standalone { .. } => None,
     };
+    // Sign-in through the provider runs on the console (not at a site gateway); the portal
+    // offers it through the console when asked to.
+    let oidc = match &site {
+        None if config.console.enabled => oidc_sign_in(&config)?,
+        _ => None,
+    };
+    let portal_provider = oidc.as_ref().and_then(|o| {
+        Some(lookout_proxy::PortalProvider {
+            label: o.label.clone(),
+            start: format!("{}/portal/oidc", config.console.url.trim_end_matches('/')),
+            handoff: o.portal.clone()?,
+        })
+    });
     // Pages allowed after an IT admin's review apply from the first request (at a site
     // gateway, with the accounts, as the central's policy says).
     match &site {
@@ -773,7 +790,7 @@ async fn serve(
             let console = lookout_console::Console::new(
                 store.clone(),
                 m.clone(),
-                console_settings(&config)?,
+                console_settings(&config, oidc.clone())?,
                 console_stop.clone(),
             )
             .with_filter(lookout_console::Filter {
@@ -912,11 +929,20 @@ async fn serve(
             },
             page_bytes: config.scan.page_bytes,
             portal: PortalSettings {
+                // With the provider on the portal, its issuer's host opens before sign-in.
                 allow: config
                     .portal
                     .allow
                     .iter()
                     .map(|d| d.get_ref().trim_end_matches('.').to_ascii_lowercase())
+                    .chain(
+                        portal_provider
+                            .is_some()
+                            .then_some(config.oidc.as_ref())
+                            .flatten()
+                            .and_then(|o| url::Url::parse(o.issuer.get_ref()).ok())
+                            .and_then(|u| u.host_str().map(str::to_ascii_lowercase)),
+                    )
                     .collect(),
                 hours: config.portal.hours,
                 // The console is on this machine, which the proxy never reaches: browsers
@@ -931,6 +957,7 @@ async fn serve(
                     .collect(),
                 // The WPAD listener's PAC file names the proxy's own port.
                 pac_port: Some(listener.local_addr()?.port()),
+                provider: portal_provider.clone(),
             },
             status_extra: site.as_ref().map(|site| {
                 let status = site.status.clone();

@@ -1219,3 +1219,147 @@ fn proxy_sign_in_checks_passwords_against_the_directory() {
     let o = lookout(d, &["audit", "list", "-c", c], None);
     assert!(text(&o).contains("user.directory-add"), "{}", text(&o));
 }
+
+/// The portal offers the organisation's sign-in provider (`[oidc] portal = true`): the device
+/// follows the portal's link to the console, signs in at a real OpenID Provider, comes back to
+/// the console, which hands who they are back to the portal; the portal signs in the device's
+/// own address (its ticket was issued to that address), once. Another device cannot use the
+/// hand-off, nor can it be used twice.
+#[tokio::test]
+async fn the_portal_signs_devices_in_through_the_provider() {
+    use lookout_testkit::{IdpOutcome, OidcProvider};
+    let console_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let console = format!("http://127.0.0.1:{console_port}");
+    let Some(idp) = OidcProvider::start(
+        &serde_json::json!({"leo": {"password": "pw", "claims": {
+            "preferred_username": "leo@college.test", "name": "Leo Learner", "groups": ["g-learners"]}}}),
+        &serde_json::json!({"client_id": "lookout", "client_secret": "a-client-secret-for-tests",
+            "redirect_uris": [format!("{console}/sign-in/oidc/callback")]}),
+    ) else {
+        return;
+    };
+    let (dir, config) = setup();
+    let d = dir.path();
+    std::fs::write(d.join("oidc-secret"), "a-client-secret-for-tests\n").unwrap();
+    let base = std::fs::read_to_string(&config).unwrap().replace(
+        "[console]\nlisten = \"127.0.0.1:0\"\n",
+        &format!("[console]\nlisten = \"127.0.0.1:{console_port}\"\nurl = \"{console}\"\n"),
+    );
+    std::fs::write(
+        &config,
+        format!(
+            "{base}\n[[networks]]\ncidr = \"127.0.0.0/8\"\ngroup = \"staff\"\nlogin = \"portal\"\n\
+             [oidc]\nissuer = \"{}\"\nclient_id = \"lookout\"\nclient_secret_file = \"oidc-secret\"\n\
+             label = \"College 365\"\nportal = true\ndefault_group = \"staff\"\n\
+             [[oidc.role]]\nvalue = \"g-dsl\"\nrole = \"dsl\"\n\
+             [[oidc.group]]\nvalue = \"g-learners\"\ngroup = \"learners-u18\"\n",
+            idp.issuer
+        ),
+    )
+    .unwrap();
+    let (child, at) = serve(d, &config);
+    // A device set up by the PAC file: the web through the proxy, the console (and, here, the
+    // provider, both on this machine) directly. `local` is the device's own address.
+    let device = |local: &str| {
+        let proxy = format!("http://{}", at.proxy);
+        reqwest::Client::builder()
+            .proxy(reqwest::Proxy::custom(move |url| {
+                (url.host_str() != Some("127.0.0.1")).then(|| proxy.clone())
+            }))
+            .local_address(local.parse::<std::net::IpAddr>().unwrap())
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    };
+    // Through the portal's link to the provider and back to the console: the console's page
+    // that moves the browser on to the portal.
+    let via_provider = |c: reqwest::Client| {
+        let idp = &idp;
+        let console = &console;
+        async move {
+            let page = c
+                .get("http://lookout.invalid/portal?to=http://casino.test/")
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let link = page
+                .split("id=\"sign-in-provider\" href=\"")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .unwrap_or_else(|| panic!("no provider link in {page}"))
+                .replace("&amp;", "&");
+            assert!(
+                link.starts_with(&format!("{console}/portal/oidc?ticket=")),
+                "{link}"
+            );
+            let r = c.get(&link).send().await.unwrap();
+            assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+            let to_idp = r.headers()["location"].to_str().unwrap().to_owned();
+            let IdpOutcome::Back(back) = idp.sign_in(&to_idp, "leo", "pw", false, false).await
+            else {
+                panic!("refused at the provider")
+            };
+            let page = c.get(&back).send().await.unwrap().text().await.unwrap();
+            page.split("url=")
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+                .unwrap_or_else(|| panic!("no way on in {page}"))
+                .replace("&amp;", "&")
+        }
+    };
+
+    let leo = device("127.0.0.1");
+    let onward = via_provider(leo.clone()).await;
+    assert!(
+        onward.starts_with("http://lookout.invalid/portal/provider?ticket="),
+        "{onward}"
+    );
+    // Another device cannot use this device's hand-off.
+    let other = device("127.0.0.2");
+    let r = other.get(&onward).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("started on another device"));
+    // Its own device can: signed in, in the group the provider's claims give.
+    let r = leo.get(&onward).send().await.unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    assert_eq!(r.headers()["location"], "http://casino.test/");
+    let page = leo
+        .get("http://casino.test/")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("leo@college.test (learners-u18)"), "{page}");
+    // Once only.
+    let r = leo.get(&onward).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    // The second device's own way through works for it.
+    let onward = via_provider(other.clone()).await;
+    let r = other.get(&onward).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    terminate(child);
+    let audit = text(&lookout(
+        d,
+        &["audit", "-c", config.to_str().unwrap(), "list"],
+        None,
+    ));
+    assert!(
+        audit.contains("portal.sign-in.ok") && audit.contains("through the sign-in provider"),
+        "{audit}"
+    );
+    assert!(audit.contains("user.directory-add"), "{audit}");
+}
