@@ -2,7 +2,8 @@
 //! real `lookout serve`: the DSL signs in with a two-factor code, an alert raised by a search
 //! through the proxy appears live in the inbox, an incident is opened from it, given an action
 //! and closed, a routine check is signed; a learner reports a concern and cannot open the DSL
-//! pages; a supervisor co-signs the check. Screenshots of the main screens are saved under
+//! pages; a supervisor co-signs the check; a DSL signs in through an OpenID Connect provider
+//! on another site. Screenshots of the main screens are saved under
 //! `target/tmp/screenshots/` (laptop and phone sizes).
 //!
 //! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them the
@@ -651,4 +652,89 @@ async fn staff_training_in_a_real_browser() {
     terminate(child);
     let o = lookout(d, &["audit", "verify", "-c", c], None);
     assert!(o.status.success(), "{}", text(&o));
+}
+
+/// Console sign-in through the organisation's OpenID Connect provider in a real Chromium: the
+/// console (reached as `localhost`) and the provider (`127.0.0.1`) are different sites, as
+/// in life, so the browser comes back to the console on a cross-site navigation that carries
+/// no `SameSite=Strict` cookie; the console's page moves it on by itself, and the session
+/// holds. A DSL whose provider used a second factor lands on the home page; screenshots of
+/// the sign-in page with its button, the provider's page, and the console after.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_console_signs_in_through_the_provider_in_a_real_browser() {
+    if !have_chromium() {
+        return;
+    }
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let console = format!("http://localhost:{port}");
+    let Some(idp) = lookout_testkit::OidcProvider::start(
+        &serde_json::json!({"dana": {"password": "dana's password", "claims": {
+            "preferred_username": "dana@college.test", "name": "Dana Lead", "groups": ["g-dsl"]}}}),
+        &serde_json::json!({"client_id": "lookout", "client_secret": "a-client-secret-for-tests",
+            "redirect_uris": [format!("{console}/sign-in/oidc/callback")]}),
+    ) else {
+        return;
+    };
+    let (dir, config) = setup();
+    let d = dir.path();
+    std::fs::write(d.join("oidc-secret"), "a-client-secret-for-tests\n").unwrap();
+    let base = std::fs::read_to_string(&config).unwrap().replace(
+        "[console]\nlisten = \"127.0.0.1:0\"\n",
+        &format!("[console]\nlisten = \"127.0.0.1:{port}\"\nurl = \"{console}\"\norganisation = \"Example College\"\n"),
+    );
+    std::fs::write(
+        &config,
+        format!(
+            "{base}\n[oidc]\nissuer = \"{}\"\nclient_id = \"lookout\"\nclient_secret_file = \"oidc-secret\"\n\
+             label = \"College 365\"\ndefault_group = \"staff\"\n\
+             [[oidc.role]]\nvalue = \"g-dsl\"\nrole = \"dsl\"\n",
+            idp.issuer
+        ),
+    )
+    .unwrap();
+    let (child, _) = serve(d, &config);
+    let (_driver, b) = browser(&d.join("chromium-profile"), None).await;
+
+    b.goto(&format!("{console}/sign-in")).await.unwrap();
+    wait_text(&b, "Sign in with College 365").await;
+    shot(&b, "20-sign-in-with-provider").await;
+    click(&b, "#sign-in-oidc").await;
+    // The provider's own page (here the test provider's plain form).
+    let deadline = Instant::now() + WAIT;
+    while b.find(Locator::Css("input[name='login']")).await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the provider's page did not open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(b
+        .current_url()
+        .await
+        .unwrap()
+        .as_str()
+        .starts_with(&idp.issuer));
+    fill(&b, "input[name='login']", "dana").await;
+    fill(&b, "input[name='password']", "dana's password").await;
+    click(&b, "input[name='mfa']").await;
+    shot(&b, "21-provider-sign-in").await;
+    click(&b, "form[action$='/login'] button").await;
+    let home = wait_text(&b, "You are signed in as").await;
+    assert!(
+        home.contains("dana@college.test") || home.contains("Dana Lead"),
+        "{home}"
+    );
+    let url = b.current_url().await.unwrap();
+    assert_eq!((url.host_str(), url.path()), (Some("localhost"), "/"));
+    shot(&b, "22-signed-in-through-provider").await;
+    // The session holds across pages: the DSL's inbox opens.
+    b.goto(&format!("{console}/alerts")).await.unwrap();
+    wait_text(&b, "Alerts").await;
+    assert_eq!(b.current_url().await.unwrap().path(), "/alerts");
+    b.close().await.unwrap();
+    terminate(child);
 }
