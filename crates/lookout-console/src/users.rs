@@ -95,6 +95,7 @@ async fn list_page(
                         td {
                             @if u.disabled { "Disabled" } @else if a.locked_until_ms > now { "Locked until " (when(a.locked_until_ms)) } @else { "Active" }
                             @if u.role.needs_two_factor() { br; @if a.totp_secret.is_some() { "Two-factor on" } @else { "Two-factor not set up yet" } }
+                            @if !u.has_password { br; span class="muted" { "No Lookout password: signs in through the directory or the sign-in provider, which set the group (the provider, the role too) at each sign-in; or has not been given one yet" } }
                         }
                         td {
                             @if !me {
@@ -297,9 +298,9 @@ pub(crate) async fn act(
         ));
     }
     let store = console.store();
-    if store.account(&name).await?.is_none() {
+    let Some(account) = store.account(&name).await? else {
         return Err(PageError::NotFound(format!("There is no user {name}.")));
-    }
+    };
     let note = match action.as_str() {
         "unlock" => {
             store.unlock_account(&name).await.map_err(user_error)?;
@@ -320,7 +321,14 @@ pub(crate) async fn act(
                 .await
                 .map_err(user_error)?;
             store.end_sessions_of(&name, None).await?;
-            format!("{name}'s one-time password is {password} — give it to them privately; it is not shown again. Their signing key will be replaced at their next sign-in (earlier signatures stay valid).")
+            // A record without a password may belong to the directory or the sign-in
+            // provider: with a Lookout password it no longer does.
+            let no_longer = if account.user.has_password {
+                ""
+            } else {
+                " From now on they sign in to Lookout with it, no longer through the directory or the sign-in provider."
+            };
+            format!("{name}'s one-time password is {password} — give it to them privately; it is not shown again. Their signing key will be replaced at their next sign-in (earlier signatures stay valid).{no_longer}")
         }
         "disable" => {
             let flagged = store.set_disabled(&name, true).await.map_err(user_error)?;

@@ -3190,6 +3190,24 @@ async fn people_sign_in_through_the_organisations_provider() {
         (u.role, u.group.as_str(), u.has_password),
         (Role::Dsl, "staff", false)
     );
+    // The IT admin's People page says where such an account's role comes from.
+    let ian = h.client();
+    assert_eq!(
+        through(&h, &idp, &ian, "ian", true, false).await.status(),
+        StatusCode::OK
+    );
+    let people = h.text(&ian, "/users").await;
+    let row = people
+        .split("id=\"user-dana@college.test\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no row for dana in {people}"));
+    assert!(
+        row.split("</tr>")
+            .next()
+            .unwrap()
+            .contains("No Lookout password"),
+        "{row}"
+    );
     // No password of Lookout's to change.
     assert!(h
         .text(&dana, "/account/password")
