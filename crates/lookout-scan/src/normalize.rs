@@ -37,6 +37,56 @@ pub(crate) struct Normalized {
     pub(crate) text: Vec<u8>,
     pub(crate) tokens: Vec<Token>,
     scratch: Vec<(char, Class)>,
+    chars: CharCache,
+}
+
+/// Slots in [`CharCache`] (a power of two).
+const CHAR_SLOTS: usize = 512;
+
+/// Non-ASCII characters' mappings ([`map_char`]), remembered by the character's low bits: a
+/// text in one script uses a few dozen letters again and again, and each costs a
+/// decomposition, a lower-casing and a Unicode class lookup. Made at the first non-ASCII
+/// character (16 KiB), so ASCII-only scanning pays nothing.
+#[derive(Debug, Default)]
+struct CharCache {
+    slots: Option<Box<[CachedChar; CHAR_SLOTS]>>,
+}
+
+/// A mapping of up to three characters (longer ones, such as ligatures, are not kept).
+#[derive(Clone, Copy, Debug)]
+struct CachedChar {
+    /// `'\0'`: empty (ASCII is never looked up here).
+    key: char,
+    len: u8,
+    out: [(char, Class); 3],
+}
+
+impl CharCache {
+    /// [`map_char`]`(c, out)`, from the cache when it has `c`.
+    fn map(&mut self, c: char, out: &mut Vec<(char, Class)>) {
+        let slots = self.slots.get_or_insert_with(|| {
+            Box::new(
+                [CachedChar {
+                    key: '\0',
+                    len: 0,
+                    out: [('\0', Class::Sep); 3],
+                }; CHAR_SLOTS],
+            )
+        });
+        let slot = &mut slots[c as usize & (CHAR_SLOTS - 1)];
+        if slot.key == c {
+            out.extend_from_slice(&slot.out[..usize::from(slot.len)]);
+            return;
+        }
+        let before = out.len();
+        map_char(c, out);
+        let mapped = &out[before..];
+        if mapped.len() <= slot.out.len() {
+            slot.key = c;
+            slot.len = mapped.len() as u8;
+            slot.out[..mapped.len()].copy_from_slice(mapped);
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -307,7 +357,7 @@ impl Normalized {
                 }
                 scratch.push((c.to_ascii_lowercase(), class));
             } else {
-                map_char(c, &mut scratch);
+                self.chars.map(c, &mut scratch);
                 if scratch[before..].iter().any(|&(_, k)| k == Class::Sep) {
                     // The character is (or decomposes to) punctuation or a space.
                     scratch.truncate(before);
@@ -538,6 +588,34 @@ mod tests {
         ];
         for (input, want) in table {
             assert_eq!(normalize(input), want, "input {input:?}");
+        }
+    }
+
+    /// The cache answers exactly as `map_char` does, cold, warm, and after other characters
+    /// with the same low bits took the slot (every non-ASCII character up to U+FFFF, and the
+    /// mathematical letters, twice over in an order that makes them collide).
+    #[test]
+    fn the_character_cache_changes_nothing() {
+        let mut cache = super::CharCache::default();
+        let chars: Vec<char> = (0x80u32..0x1_0000)
+            .chain(0x1_D400..0x1_D800)
+            .filter_map(char::from_u32)
+            .collect();
+        for round in 0..2 {
+            for (i, &c) in chars.iter().enumerate() {
+                let c = if round == 1 {
+                    chars[(i * 7919) % chars.len()]
+                } else {
+                    c
+                };
+                let (mut direct, mut cached) = (Vec::new(), Vec::new());
+                super::map_char(c, &mut direct);
+                cache.map(c, &mut cached);
+                assert_eq!(direct, cached, "{c:?} (U+{:04X}), round {round}", c as u32);
+                cached.clear();
+                cache.map(c, &mut cached);
+                assert_eq!(direct, cached, "{c:?} again");
+            }
         }
     }
 
