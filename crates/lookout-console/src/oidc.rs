@@ -103,9 +103,11 @@ pub(crate) struct StartQuery {
 pub(crate) async fn start(
     State(console): State<Console>,
     Query(q): Query<StartQuery>,
+    req: Request,
 ) -> Result<Response, PageError> {
     let next = safe_next(q.next.as_deref());
-    begin(&console, next, None).await
+    let ip = client_ip(&req.into_parts().0);
+    begin(&console, ip, next, None).await
 }
 
 #[derive(Deserialize, Default)]
@@ -118,7 +120,9 @@ pub(crate) struct PortalQuery {
 pub(crate) async fn start_for_portal(
     State(console): State<Console>,
     Query(q): Query<PortalQuery>,
+    req: Request,
 ) -> Result<Response, PageError> {
+    let ip = client_ip(&req.into_parts().0);
     let portal = configured(&console)?.portal.is_some();
     let ticket = q.ticket.unwrap_or_default();
     if !portal || ticket.is_empty() || ticket.len() > 64 {
@@ -126,20 +130,22 @@ pub(crate) async fn start_for_portal(
             "Sign-in through the provider is not offered on this network's portal.".into(),
         ));
     }
-    begin(
-        &console,
-        String::new(),
-        Some((ticket, q.to.unwrap_or_default())),
-    )
-    .await
+    let portal = Some((ticket, q.to.unwrap_or_default()));
+    begin(&console, ip, String::new(), portal).await
 }
 
+/// To the provider, keeping what must come back. Each start counts as a sign-in attempt from
+/// its address, so one address cannot fill the waiting sign-ins.
 async fn begin(
     console: &Console,
+    ip: std::net::IpAddr,
     next: String,
     portal: Option<(String, String)>,
 ) -> Result<Response, PageError> {
     let oidc = configured(console)?;
+    if !console.attempt_allowed(ip) {
+        return Err(PageError::TooMany);
+    }
     let back = if portal.is_some() {
         PORTAL_URL
     } else {
@@ -204,9 +210,8 @@ pub(crate) async fn callback(
             .detail(detail)
             .from_ip(&ip_s)
     };
-    if !console.attempt_allowed(ip) {
-        return Err(PageError::TooMany);
-    }
+    // Not counted as an attempt here: only an answer to a sign-in begun (and counted) from
+    // this browser goes any further.
     let state = q.state.as_deref().unwrap_or("");
     let theirs = cookie(&parts.headers, STATE_COOKIE).unwrap_or("");
     let waiting = if !state.is_empty() && secrets_equal(state, theirs) {
