@@ -4,8 +4,9 @@
 //! script for the live alerts inbox.
 //!
 //! Invariants:
-//! - Every page but sign-in needs a full session (password, and a two-factor code for the DSL
-//!   team, supervisors and IT admins); every handler states the roles it serves and is refused
+//! - Every page but sign-in needs a full session (a password or the organisation's sign-in
+//!   provider, and a second factor for the DSL team, supervisors and IT admins: Lookout's
+//!   two-factor code, or the provider's when its signed token says it used one); every handler states the roles it serves and is refused
 //!   on the server for the rest ([`session::Viewer::require`]).
 //! - Every form that changes something is a POST carrying the session's CSRF token, checked
 //!   before the body is read further ([`session::Posted`]); cookies are HttpOnly and
