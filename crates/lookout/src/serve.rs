@@ -1107,15 +1107,16 @@ async fn serve(
             "warned and blocked requests"
         }
     );
+    let stop_requested = shutdown_signal();
     tracing::info!("Lookout is running; press Ctrl-C to stop.");
 
     let ended = match &site {
         Some(site) => tokio::select! {
-            () = shutdown_signal() => Ended::Stopped,
+            () = stop_requested => Ended::Stopped,
             () = site.restart.cancelled() => Ended::PolicyChanged,
         },
         None => {
-            shutdown_signal().await;
+            stop_requested.await;
             Ended::Stopped
         }
     };
@@ -1330,26 +1331,34 @@ async fn forward_hangups(to: tokio::sync::mpsc::Sender<()>, stop: CancellationTo
     }
 }
 
-/// Ctrl-C or SIGTERM (what service managers send).
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM (what service managers send), listened for from the moment this is
+/// called, not from the first poll: "running" is said only once a stop request would be heard
+/// (a SIGTERM sent just after it once killed the process outright in CI).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            match (term, int) {
+                (Some(mut term), Some(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
                 }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
