@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::server::{lookout, risky_search, serve, setup, terminate, text};
+use common::server::{lookout, risky_search, serve, setup, setup_with_provider, terminate, text};
 use fantoccini::{Client, ClientBuilder, Locator};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -665,37 +665,15 @@ async fn the_console_signs_in_through_the_provider_in_a_real_browser() {
     if !have_chromium() {
         return;
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let console = format!("http://localhost:{port}");
-    let Some(idp) = lookout_testkit::OidcProvider::start(
+    let Some((dir, config, idp, console)) = setup_with_provider(
+        "localhost",
         &serde_json::json!({"dana": {"password": "dana's password", "claims": {
             "preferred_username": "dana@college.test", "name": "Dana Lead", "groups": ["g-dsl"]}}}),
-        &serde_json::json!({"client_id": "lookout", "client_secret": "a-client-secret-for-tests",
-            "redirect_uris": [format!("{console}/sign-in/oidc/callback")]}),
+        "[[oidc.role]]\nvalue = \"g-dsl\"\nrole = \"dsl\"\n",
     ) else {
         return;
     };
-    let (dir, config) = setup();
     let d = dir.path();
-    std::fs::write(d.join("oidc-secret"), "a-client-secret-for-tests\n").unwrap();
-    let base = std::fs::read_to_string(&config).unwrap().replace(
-        "[console]\nlisten = \"127.0.0.1:0\"\n",
-        &format!("[console]\nlisten = \"127.0.0.1:{port}\"\nurl = \"{console}\"\norganisation = \"Example College\"\n"),
-    );
-    std::fs::write(
-        &config,
-        format!(
-            "{base}\n[oidc]\nissuer = \"{}\"\nclient_id = \"lookout\"\nclient_secret_file = \"oidc-secret\"\n\
-             label = \"College 365\"\ndefault_group = \"staff\"\n\
-             [[oidc.role]]\nvalue = \"g-dsl\"\nrole = \"dsl\"\n",
-            idp.issuer
-        ),
-    )
-    .unwrap();
     let (child, _) = serve(d, &config);
     let (_driver, b) = browser(&d.join("chromium-profile"), None).await;
 

@@ -10,8 +10,8 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
 use common::server::{
-    form_field, lookout, risky_search, serve, setup, setup_on_test_store, signed_in, terminate,
-    text, through, Listening,
+    form_field, lookout, risky_search, serve, setup, setup_on_test_store, setup_with_provider,
+    signed_in, terminate, text, through, Listening,
 };
 
 #[test]
@@ -1227,40 +1227,18 @@ fn proxy_sign_in_checks_passwords_against_the_directory() {
 /// hand-off, nor can it be used twice.
 #[tokio::test]
 async fn the_portal_signs_devices_in_through_the_provider() {
-    use lookout_testkit::{IdpOutcome, OidcProvider};
-    let console_port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let console = format!("http://127.0.0.1:{console_port}");
-    let Some(idp) = OidcProvider::start(
+    use lookout_testkit::IdpOutcome;
+    let Some((dir, config, idp, console)) = setup_with_provider(
+        "127.0.0.1",
         &serde_json::json!({"leo": {"password": "pw", "claims": {
             "preferred_username": "leo@college.test", "name": "Leo Learner", "groups": ["g-learners"]}}}),
-        &serde_json::json!({"client_id": "lookout", "client_secret": "a-client-secret-for-tests",
-            "redirect_uris": [format!("{console}/sign-in/oidc/callback")]}),
+        "portal = true\n[[oidc.role]]\nvalue = \"g-dsl\"\nrole = \"dsl\"\n\
+         [[oidc.group]]\nvalue = \"g-learners\"\ngroup = \"learners-u18\"\n\
+         [[networks]]\ncidr = \"127.0.0.0/8\"\ngroup = \"staff\"\nlogin = \"portal\"\n",
     ) else {
         return;
     };
-    let (dir, config) = setup();
     let d = dir.path();
-    std::fs::write(d.join("oidc-secret"), "a-client-secret-for-tests\n").unwrap();
-    let base = std::fs::read_to_string(&config).unwrap().replace(
-        "[console]\nlisten = \"127.0.0.1:0\"\n",
-        &format!("[console]\nlisten = \"127.0.0.1:{console_port}\"\nurl = \"{console}\"\n"),
-    );
-    std::fs::write(
-        &config,
-        format!(
-            "{base}\n[[networks]]\ncidr = \"127.0.0.0/8\"\ngroup = \"staff\"\nlogin = \"portal\"\n\
-             [oidc]\nissuer = \"{}\"\nclient_id = \"lookout\"\nclient_secret_file = \"oidc-secret\"\n\
-             label = \"College 365\"\nportal = true\ndefault_group = \"staff\"\n\
-             [[oidc.role]]\nvalue = \"g-dsl\"\nrole = \"dsl\"\n\
-             [[oidc.group]]\nvalue = \"g-learners\"\ngroup = \"learners-u18\"\n",
-            idp.issuer
-        ),
-    )
-    .unwrap();
     let (child, at) = serve(d, &config);
     // A device set up by the PAC file: the web through the proxy, the console (and, here, the
     // provider, both on this machine) directly. `local` is the device's own address.

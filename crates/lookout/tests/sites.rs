@@ -62,21 +62,38 @@ group = "learners-u18"
     (dir, config)
 }
 
+/// `lookout serve --role gateway` arguments: the central, the token file, `extra` (such as
+/// `--central-ca FILE`), the configuration.
+fn gateway_args<'a>(
+    central: &'a str,
+    token: &'a str,
+    config: &'a str,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "serve",
+        "--role",
+        "gateway",
+        "--central",
+        central,
+        "--token-file",
+        token,
+    ];
+    args.extend_from_slice(extra);
+    args.extend(["-c", config]);
+    args
+}
+
 fn gateway(dir: &Path, config: &Path, name: &str, central: &str) -> (Child, SocketAddr) {
     let token = dir.join(format!("{name}.token"));
     let (child, at) = start(
         dir,
-        &[
-            "serve",
-            "--role",
-            "gateway",
-            "--central",
+        &gateway_args(
             central,
-            "--token-file",
             token.to_str().unwrap(),
-            "--config",
             config.to_str().unwrap(),
-        ],
+            &[],
+        ),
     );
     assert!(at.console.is_none(), "a gateway runs no console");
     (child, at.proxy.expect("proxy address"))
@@ -185,17 +202,7 @@ fn two_gateways_send_every_event_to_the_central_across_outages_and_restarts() {
     let (ndir, nconfig) = site("north", &tokens[0]);
     let o = lookout(
         ndir.path(),
-        &[
-            "serve",
-            "--role",
-            "gateway",
-            "--central",
-            &central,
-            "--token-file",
-            "north.token",
-            "-c",
-            nconfig.to_str().unwrap(),
-        ],
+        &gateway_args(&central, "north.token", nconfig.to_str().unwrap(), &[]),
         None,
     );
     assert!(!o.status.success());
@@ -389,17 +396,7 @@ fn two_gateways_send_every_event_to_the_central_across_outages_and_restarts() {
     let (n2dir, n2config) = site("north", &tokens[0]);
     let o = lookout(
         n2dir.path(),
-        &[
-            "serve",
-            "--role",
-            "gateway",
-            "--central",
-            &central,
-            "--token-file",
-            "north.token",
-            "-c",
-            n2config.to_str().unwrap(),
-        ],
+        &gateway_args(&central, "north.token", n2config.to_str().unwrap(), &[]),
         None,
     );
     assert!(!o.status.success());
@@ -603,37 +600,13 @@ fn a_gateway_reaches_its_central_over_https_with_the_central_s_certificate() {
     let wc = wconfig.to_str().unwrap();
     std::fs::copy(cd.join("console.pem"), w.join("central-ca.pem")).unwrap();
     // Not trusted: no policy, no start, and the reason.
-    let o = lookout(
-        w,
-        &[
-            "serve",
-            "--role",
-            "gateway",
-            "--central",
-            &central,
-            "--token-file",
-            "west.token",
-            "-c",
-            wc,
-        ],
-        None,
-    );
+    let o = lookout(w, &gateway_args(&central, "west.token", wc, &[]), None);
     assert!(!o.status.success());
     assert!(text(&o).contains("certificate"), "{}", text(&o));
     // Plain http to another machine: refused at once.
     let o = lookout(
         w,
-        &[
-            "serve",
-            "--role",
-            "gateway",
-            "--central",
-            "http://192.0.2.1:8080",
-            "--token-file",
-            "west.token",
-            "-c",
-            wc,
-        ],
+        &gateway_args("http://192.0.2.1:8080", "west.token", wc, &[]),
         None,
     );
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -659,19 +632,12 @@ fn a_gateway_reaches_its_central_over_https_with_the_central_s_certificate() {
         std::fs::write(w.join(file), text_in).unwrap();
         let o = lookout(
             w,
-            &[
-                "serve",
-                "--role",
-                "gateway",
-                "--central",
+            &gateway_args(
                 &central,
-                "--token-file",
                 "west.token",
-                "--central-ca",
-                "central-ca.pem",
-                "-c",
                 file,
-            ],
+                &["--central-ca", "central-ca.pem"],
+            ),
             None,
         );
         assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -681,19 +647,12 @@ fn a_gateway_reaches_its_central_over_https_with_the_central_s_certificate() {
     let (west, west_proxy) = {
         let (child, at) = start(
             w,
-            &[
-                "serve",
-                "--role",
-                "gateway",
-                "--central",
+            &gateway_args(
                 &central,
-                "--token-file",
                 "west.token",
-                "--central-ca",
-                "central-ca.pem",
-                "-c",
                 wc,
-            ],
+                &["--central-ca", "central-ca.pem"],
+            ),
         );
         (child, at.proxy.unwrap())
     };

@@ -54,6 +54,51 @@ listen = "127.0.0.1:0"
     (dir, config)
 }
 
+/// As [`setup`], with a real OpenID Provider (`lookout_testkit::OidcProvider`) knowing `people`
+/// and Lookout as its client: the console on a free port fixed now, reached as
+/// `http://{host}:{port}` (where the provider sends browsers back), and an `[oidc]` section
+/// ending with `oidc` (more keys of it, its rules, and any tables after). Returns the folder,
+/// the configuration, the provider and the console's address; `None` when the provider is not
+/// installed (outside CI).
+pub(crate) fn setup_with_provider(
+    host: &str,
+    people: &serde_json::Value,
+    oidc: &str,
+) -> Option<(
+    tempfile::TempDir,
+    PathBuf,
+    lookout_testkit::OidcProvider,
+    String,
+)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let console = format!("http://{host}:{port}");
+    let secret = "a-client-secret-for-tests";
+    let idp = lookout_testkit::OidcProvider::start(
+        people,
+        &serde_json::json!({"client_id": "lookout", "client_secret": secret,
+            "redirect_uris": [format!("{console}/sign-in/oidc/callback")]}),
+    )?;
+    let (dir, config) = setup();
+    std::fs::write(dir.path().join("oidc-secret"), format!("{secret}\n")).unwrap();
+    let base = std::fs::read_to_string(&config).unwrap().replace(
+        "[console]\nlisten = \"127.0.0.1:0\"\n",
+        &format!("[console]\nlisten = \"127.0.0.1:{port}\"\nurl = \"{console}\"\norganisation = \"Example College\"\n"),
+    );
+    std::fs::write(
+        &config,
+        format!(
+            "{base}\n[oidc]\nissuer = \"{}\"\nclient_id = \"lookout\"\nclient_secret_file = \"oidc-secret\"\n\
+             label = \"College 365\"\ndefault_group = \"staff\"\n{oidc}",
+            idp.issuer
+        ),
+    )
+    .unwrap();
+    Some((dir, config, idp, console))
+}
+
 /// As [`setup`], with the records on the test database of `dir/data`
 /// ([`lookout_store::testing::TestDb`]): the SQLite file there, or a PostgreSQL database of
 /// its own when `LOOKOUT_TEST_POSTGRES` names a server (`[store] url`).
