@@ -97,12 +97,7 @@ pub(crate) async fn search(
     viewer.require(SEARCHERS)?;
     let f = filter(&q).map_err(PageError::BadForm)?;
     let store = console.store();
-    let sites: Vec<String> = store
-        .gateways()
-        .await?
-        .into_iter()
-        .map(|g| g.site)
-        .collect();
+    let sites = crate::pages::site_names(store).await?;
     let asked = [
         ("user", &f.username),
         ("address", &f.client_ip),

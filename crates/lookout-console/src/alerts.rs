@@ -116,12 +116,7 @@ pub(crate) async fn inbox(
     };
     let store = console.store();
     let site = q.site.filter(|s| !s.is_empty());
-    let sites: Vec<String> = store
-        .gateways()
-        .await?
-        .into_iter()
-        .map(|g| g.site)
-        .collect();
+    let sites = crate::pages::site_names(store).await?;
     let alerts = store.inbox(which, site.as_deref(), 500).await?;
     store
         .audit(

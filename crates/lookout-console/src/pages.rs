@@ -184,6 +184,18 @@ const NAV: &[NavItem] = &[
     },
 ];
 
+/// The sites with a gateway, for a page's site filter.
+pub(crate) async fn site_names(
+    store: &lookout_store::Store,
+) -> Result<Vec<String>, lookout_store::StoreError> {
+    Ok(store
+        .gateways()
+        .await?
+        .into_iter()
+        .map(|g| g.site)
+        .collect())
+}
+
 /// A complete page that stands on its own (a report or an export saved to a file): its own
 /// styles inline, no scripts, nothing loaded from elsewhere.
 pub(crate) fn standalone(title: &str, style: &str, body: Markup) -> String {

@@ -305,6 +305,14 @@ fn field(html: &str, name: &str) -> String {
     html[start..].split('"').next().unwrap().to_owned()
 }
 
+/// The table row of `html` after `marker` (an attribute that names it), up to its `</tr>`.
+fn row<'a>(html: &'a str, marker: &str) -> &'a str {
+    html.split(marker)
+        .nth(1)
+        .and_then(|r| r.split("</tr>").next())
+        .unwrap_or_else(|| panic!("no row {marker} in {html}"))
+}
+
 /// Form fields.
 type Form<'a> = Vec<(&'a str, &'a str)>;
 
@@ -3021,20 +3029,12 @@ async fn site_gateways_health_is_on_the_home_page_and_alerts_filter_by_site() {
         .collect();
     h.store.insert_site_events("north", &events).await.unwrap();
     let report = h.text(&dee, "/reports?days=7").await;
-    let row = report
-        .split("data-site=\"north\"")
-        .nth(1)
-        .and_then(|r| r.split("</tr>").next())
-        .unwrap_or_else(|| panic!("{report}"));
+    let north = row(&report, "data-site=\"north\"");
     assert!(
-        row.contains("<td>2</td><td>3</td><td>1 (1, 0, 0)</td>"),
-        "{row}"
+        north.contains("<td>2</td><td>3</td><td>1 (1, 0, 0)</td>"),
+        "{north}"
     );
-    let south = report
-        .split("data-site=\"south\"")
-        .nth(1)
-        .and_then(|r| r.split("</tr>").next())
-        .unwrap_or_else(|| panic!("{report}"));
+    let south = row(&report, "data-site=\"south\"");
     assert!(
         south.contains("<td>0</td><td>0</td><td>1 (1, 0, 0)</td>"),
         "{south}"
@@ -3197,17 +3197,8 @@ async fn people_sign_in_through_the_organisations_provider() {
         StatusCode::OK
     );
     let people = h.text(&ian, "/users").await;
-    let row = people
-        .split("id=\"user-dana@college.test\"")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no row for dana in {people}"));
-    assert!(
-        row.split("</tr>")
-            .next()
-            .unwrap()
-            .contains("No Lookout password"),
-        "{row}"
-    );
+    let dana_row = row(&people, "id=\"user-dana@college.test\"");
+    assert!(dana_row.contains("No Lookout password"), "{dana_row}");
     // No password of Lookout's to change.
     assert!(h
         .text(&dana, "/account/password")
