@@ -408,7 +408,7 @@ async fn sign_in(
         Err(r) => return Ok(r),
     };
     let provider_mfa = oidc.trust_provider_mfa && identity.multi_factor;
-    let more = role.needs_two_factor() && !provider_mfa;
+    let more = code_due(role, oidc.trust_provider_mfa, identity.multi_factor);
     let stage = if more { "password" } else { "full" };
     let id = start_session(console, &name, stage, ip, agent, None).await?;
     if !more {
@@ -438,6 +438,13 @@ async fn sign_in(
         onward(to, "You are signed in"),
         &id,
     ))
+}
+
+/// Whether Lookout's own two-factor code is due after the provider's sign-in: for the roles
+/// that need a second factor, unless the provider's signed token says it used one and that is
+/// trusted.
+fn code_due(role: Role, trust_provider_mfa: bool, provider_used_mfa: bool) -> bool {
+    role.needs_two_factor() && !(trust_provider_mfa && provider_used_mfa)
 }
 
 /// The person the provider vouched for, back to the portal with a one-use hand-off; the
@@ -480,5 +487,27 @@ pub(crate) fn button(console: &Console, next: &str) -> maud::Markup {
     html! {
         p class="or" { "or" }
         p { a class="button" id="sign-in-oidc" href=(href) { "Sign in with " (oidc.label) } }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookouts_code_is_due_unless_a_trusted_provider_used_a_second_factor() {
+        // (role, trust the provider's mfa, the provider used one, code due)
+        let table = [
+            (Role::Dsl, true, true, false),
+            (Role::Dsl, true, false, true),
+            (Role::Dsl, false, true, true),
+            (Role::ItAdmin, false, false, true),
+            (Role::Supervisor, true, true, false),
+            (Role::Staff, false, false, false),
+            (Role::Learner, true, false, false),
+        ];
+        for (role, trust, used, due) in table {
+            assert_eq!(code_due(role, trust, used), due, "{role:?} {trust} {used}");
+        }
     }
 }

@@ -1294,6 +1294,27 @@ async fn the_portal_signs_devices_in_through_the_provider() {
         }
     };
 
+    // Before signing in, the provider's own host opens through the proxy (its sign-in pages
+    // must), while anything else is sent to the portal.
+    let fresh = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::all(format!("http://{}", at.proxy)).unwrap())
+        .local_address("127.0.0.3".parse::<std::net::IpAddr>().unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let discovery = format!("{}/.well-known/openid-configuration", idp.issuer);
+    let r = fresh.get(&discovery).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = fresh.get("http://casino.test/").send().await.unwrap();
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("http://lookout.invalid/portal"),
+        "{:?}",
+        r.headers()
+    );
+
     let leo = device("127.0.0.1");
     let onward = via_provider(leo.clone()).await;
     assert!(
