@@ -3,6 +3,13 @@
 
 use totp_rs::{Algorithm, Secret, TOTP};
 
+/// What stays as it is in a URL value: RFC 3986's unreserved characters.
+const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 const STEP: u64 = 30;
 const DIGITS: usize = 6;
 
@@ -72,16 +79,7 @@ impl Totp {
 
     /// The `otpauth://` address an authenticator app reads from a QR code.
     pub fn otpauth_url(&self, issuer: &str, account: &str) -> String {
-        let enc = |s: &str| -> String {
-            s.bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                        (b as char).to_string()
-                    }
-                    _ => format!("%{b:02X}"),
-                })
-                .collect()
-        };
+        let enc = |s: &str| percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string();
         format!(
             "otpauth://totp/{}:{}?secret={}&issuer={}&algorithm=SHA1&digits={DIGITS}&period={STEP}",
             enc(issuer),

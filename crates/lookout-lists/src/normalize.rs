@@ -135,12 +135,13 @@ impl NormUrl {
         self.ip = push_host(host, &mut self.buf)? == HostKind::Ip;
         self.host_end = self.buf.len();
 
-        let rest = match memchr::memchr(b'#', rest.as_bytes()) {
-            Some(f) => &rest[..f],
-            None => rest,
-        };
-        let (path, query) = match memchr::memchr(b'?', rest.as_bytes()) {
-            Some(q) => (&rest[..q], Some(&rest[q + 1..])),
+        let (path, query) = match memchr::memchr2(b'?', b'#', rest.as_bytes()) {
+            Some(q) if rest.as_bytes()[q] == b'?' => {
+                let query = &rest[q + 1..];
+                let end = memchr::memchr(b'#', query.as_bytes()).unwrap_or(query.len());
+                (&rest[..q], Some(&query[..end]))
+            }
+            Some(f) => (&rest[..f], None),
             None => (rest, None),
         };
         push_path(path, self.host_end, &mut self.buf);

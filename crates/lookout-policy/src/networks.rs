@@ -26,6 +26,11 @@ impl<T> Networks<T> {
         Networks { networks }
     }
 
+    /// Whether no range is configured.
+    pub fn is_empty(&self) -> bool {
+        self.networks.is_empty()
+    }
+
     /// The value of the most specific range holding `ip`, or `None` for a client Lookout
     /// does not serve.
     pub fn get(&self, ip: IpAddr) -> Option<&T> {

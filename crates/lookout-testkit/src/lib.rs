@@ -325,6 +325,19 @@ fn header<'a>(headers: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// Whether a server a test needs is here (`present`); if not, the test says it skips, except
+/// under `CI`, where a missing server is a broken set-up and panics.
+fn installed(present: bool, what: &str, how: &str) -> bool {
+    if !present {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but {what} is not installed ({how})"
+        );
+        eprintln!("SKIPPED: {what} is not installed ({how})");
+    }
+    present
+}
+
 /// A real OpenLDAP server (`slapd`, Debian package `slapd`) on a loopback port with an
 /// in-folder database, loaded from LDIF before it starts; stopped when dropped.
 #[derive(Debug)]
@@ -341,12 +354,7 @@ impl Slapd {
     /// broken set-up and panics.
     pub fn start(suffix: &str, ldif: &str) -> Option<Slapd> {
         let slapd = std::path::Path::new("/usr/sbin/slapd");
-        if !slapd.exists() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set but slapd is not installed (apt-get install slapd)"
-            );
-            eprintln!("SKIPPED: slapd is not installed (apt-get install slapd)");
+        if !installed(slapd.exists(), "slapd", "apt-get install slapd") {
             return None;
         }
         static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -412,6 +420,88 @@ impl Drop for Slapd {
     }
 }
 
+/// A real Squid proxy (Debian package `squid`) on a loopback port with `helper` as its
+/// URL-rewrite program (`concurrency` channels per helper, so lines carry channel IDs), no
+/// cache and no access log; stopped when dropped.
+#[derive(Debug)]
+pub struct Squid {
+    pub port: u16,
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Squid {
+    /// Starts Squid. `None` when it is not installed, except under `CI`, where that is a
+    /// broken set-up and panics.
+    pub fn start(helper: &str, concurrency: u32) -> Option<Squid> {
+        let squid = std::path::Path::new("/usr/sbin/squid");
+        if !installed(squid.exists(), "Squid", "apt-get install squid") {
+            return None;
+        }
+        let dir = std::env::temp_dir().join(format!("lookout-squid-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("squid folder");
+        // Run as root, Squid drops to its own user, which must write its log and pid here.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let conf = dir.join("squid.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "http_port 127.0.0.1:{port}\n\
+                 http_access allow localhost\n\
+                 http_access deny all\n\
+                 url_rewrite_program {helper}\n\
+                 url_rewrite_children 1 startup=1 idle=1 concurrency={concurrency}\n\
+                 cache deny all\n\
+                 access_log none\n\
+                 cache_log {dir}/cache.log\n\
+                 pid_filename {dir}/squid.pid\n\
+                 coredump_dir {dir}\n\
+                 shutdown_lifetime 0 seconds\n\
+                 dns_nameservers 127.0.0.1\n",
+                dir = dir.display()
+            ),
+        )
+        .expect("squid.conf");
+        let child = std::process::Command::new(squid)
+            .arg("-N")
+            .arg("-f")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start squid");
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "Squid did not start on port {port}: {}",
+                std::fs::read_to_string(dir.join("cache.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Some(Squid { port, child, dir })
+    }
+
+    /// Squid's own log, for a failing test's message.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("cache.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Squid {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// A real OpenID Provider (panva's `oidc-provider` from npm, run by Node.js from
 /// `crates/lookout-testkit/idp/`) on a loopback port, knowing `users` and one client; stopped
 /// when dropped. Its sign-in page is a plain form that [`OidcProvider::sign_in`] fills in.
@@ -444,12 +534,11 @@ impl OidcProvider {
                 .arg("--version")
                 .output()
                 .is_ok_and(|o| o.status.success());
-        if !ready {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set but the test OpenID Provider is not installed (npm ci --prefix crates/lookout-testkit/idp)"
-            );
-            eprintln!("SKIPPED: the test OpenID Provider is not installed (npm ci --prefix crates/lookout-testkit/idp)");
+        if !installed(
+            ready,
+            "the test OpenID Provider",
+            "npm ci --prefix crates/lookout-testkit/idp",
+        ) {
             return None;
         }
         let mut child = std::process::Command::new("node")

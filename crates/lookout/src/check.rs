@@ -1,13 +1,16 @@
-//! `lookout check`: one decision per URL, for people (a line each) or programs (`--json`).
+//! `lookout check`: one decision per URL, for people (a line each), programs (`--json`) or
+//! Squid (`--squid`: the URL-rewrite helper protocol squidGuard speaks, so Lookout can take
+//! squidGuard's place behind an existing Squid).
 
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use chrono::{Datelike, Timelike};
 use lookout_lists::{Index, NormUrl};
-use lookout_policy::{Decision, GroupId, LocalTime, Policy, Reason, Weekday};
+use lookout_policy::{Action, Decision, GroupId, LocalTime, Networks, Policy, Reason, Weekday};
 
 use crate::UsageError;
 
@@ -16,15 +19,27 @@ pub(crate) struct CheckArgs {
     /// Configuration file (default: built-in groups, no lists).
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// The group asking, e.g. `learners-u18`.
-    #[arg(long, short)]
-    group: String,
+    /// The group asking, e.g. `learners-u18`. With `--squid`: the group of clients outside
+    /// every configured `[[networks]]` range (without it, their requests are refused).
+    #[arg(long, short, required_unless_present = "squid")]
+    group: Option<String>,
     /// Fail on any malformed list line (overrides `lists.strict`).
     #[arg(long)]
     strict: bool,
     /// Print one JSON object per line.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "squid")]
     json: bool,
+    /// Answer as a Squid URL-rewrite helper (`url_rewrite_program`), as squidGuard does:
+    /// `ERR` lets a request through, `OK status=302 url="..."` sends the browser to
+    /// `--redirect`; each client's group comes from its `[[networks]]` range. Lines may
+    /// start with Squid's channel ID (`url_rewrite_children ... concurrency=N`).
+    #[arg(long, requires = "redirect")]
+    squid: bool,
+    /// With `--squid`: where refused requests go. `%u` (the request's URL), `%t` (the
+    /// category, or the rule: `download`, `deny-list`, `invalid-url`...), `%a` (the client's
+    /// address) and `%g` (its group) are replaced, percent-encoded; `%%` is a `%`.
+    #[arg(long, value_name = "URL", requires = "squid")]
+    redirect: Option<String>,
     /// Decide as at this local time, e.g. `fri 17:30` (default: now).
     #[arg(long, value_name = "DAY HH:MM")]
     at: Option<String>,
@@ -41,14 +56,28 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let mut config = crate::load_config(args.config.as_deref())?;
     config.lists.strict |= args.strict;
     let policy = config.policy()?;
-    let group = policy.group_id(&args.group).ok_or_else(|| {
-        let names: Vec<&str> = policy.groups().iter().map(|g| g.name()).collect();
-        UsageError(format!(
-            "no group `{}`; the configured groups are: {}",
-            args.group,
-            names.join(", ")
-        ))
-    })?;
+    let group = match &args.group {
+        Some(name) => Some(policy.group_id(name).ok_or_else(|| {
+            let names: Vec<&str> = policy.groups().iter().map(|g| g.name()).collect();
+            UsageError(format!(
+                "no group `{name}`; the configured groups are: {}",
+                names.join(", ")
+            ))
+        })?),
+        None => None,
+    };
+    let format = match (&args.redirect, group) {
+        (Some(template), fallback) => Format::Squid {
+            redirect: Redirect::parse(template)?,
+            clients: crate::serve::client_networks(&config, &policy, |g, _| g),
+            fallback,
+        },
+        (None, Some(group)) if args.json => Format::Json(group),
+        (None, Some(group)) => Format::Text(group),
+        (None, None) => {
+            return Err(UsageError("--group is needed (but with --squid)".into()).into())
+        }
+    };
     let at = match &args.at {
         Some(s) => parse_at(s).ok_or_else(|| {
             UsageError(format!(
@@ -70,12 +99,16 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
+    if let Format::Squid { fallback: None, .. } = &format {
+        eprintln!(
+            "note: requests from clients outside every [[networks]] range are refused (--group gives them a group)"
+        );
+    }
     let checker = Checker {
         policy: &policy,
         index: &loaded.index,
-        group,
         at,
-        json: args.json,
+        format: &format,
     };
     let mut url = NormUrl::default();
     let mut buf = Vec::new();
@@ -86,7 +119,13 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             checker.stream(stdin, threads, &mut out)?;
         } else {
             buf.clear();
-            checker.check(arg, &mut url, &mut buf)?;
+            match &format {
+                // A URL given as an argument is the whole argument, spaces and all.
+                &Format::Text(group) | &Format::Json(group) => {
+                    checker.check(arg, group, &mut url, &mut buf)?
+                }
+                Format::Squid { .. } => checker.answer(arg, &mut url, &mut buf)?,
+            }
             out.write_all(&buf)?;
         }
     }
@@ -97,23 +136,118 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
 /// Most lines decided in one batch.
 const BATCH: usize = 16 * 1024;
 
+/// How answers are written.
+enum Format {
+    /// A line for people: action, URL, categories, reason; as the group would see it.
+    Text(GroupId),
+    Json(GroupId),
+    /// Squid's URL-rewrite helper protocol; `fallback` is the group of clients in no network.
+    Squid {
+        redirect: Redirect,
+        clients: Networks<GroupId>,
+        fallback: Option<GroupId>,
+    },
+}
+
 #[derive(Clone, Copy)]
 struct Checker<'a> {
     policy: &'a Policy,
     index: &'a Index,
-    group: GroupId,
     at: LocalTime,
-    json: bool,
+    format: &'a Format,
 }
 
 impl Checker<'_> {
-    /// Decides on one request and appends its line to `out`.
-    fn check(&self, input: &str, url: &mut NormUrl, out: &mut Vec<u8>) -> std::io::Result<()> {
-        let decision = match url.parse_into(input) {
-            Ok(()) => self.policy.decide(self.index, self.group, url, self.at),
+    /// Answers one input line (a URL and, for Squid, what it sends with it) on `out`. Apart
+    /// from Squid's, an empty line gets no answer.
+    fn answer(&self, line: &str, url: &mut NormUrl, out: &mut Vec<u8>) -> std::io::Result<()> {
+        match self.format {
+            Format::Squid {
+                redirect,
+                clients,
+                fallback,
+            } => {
+                self.squid(redirect, clients, *fallback, line, url, out);
+                Ok(())
+            }
+            &Format::Text(group) | &Format::Json(group) => match line.split_whitespace().next() {
+                Some(word) => self.check(word, group, url, out),
+                None => Ok(()),
+            },
+        }
+    }
+
+    fn decide(&self, input: &str, group: GroupId, url: &mut NormUrl) -> Decision {
+        match url.parse_into(input) {
+            Ok(()) => self.policy.decide(self.index, group, url, self.at),
             Err(e) => Policy::decide_invalid(e),
+        }
+    }
+
+    /// One Squid request line, `[channel-ID] URL [client-ip/fqdn user method ...]`, answered
+    /// `[channel-ID] ERR` (unchanged) or `[channel-ID] OK status=302 url="..."`. Every line
+    /// gets exactly one answer, in order, so Squid's answers never shift. Warnings redirect
+    /// too: a helper cannot offer the click-through.
+    fn squid(
+        &self,
+        redirect: &Redirect,
+        clients: &Networks<GroupId>,
+        fallback: Option<GroupId>,
+        line: &str,
+        url: &mut NormUrl,
+        out: &mut Vec<u8>,
+    ) {
+        let mut words = line.split_ascii_whitespace();
+        let mut first = words.next();
+        let mut second = words.next();
+        if let (Some(id), Some(_)) = (first, second) {
+            if id.bytes().all(|b| b.is_ascii_digit()) {
+                out.extend_from_slice(id.as_bytes());
+                out.push(b' ');
+                (first, second) = (second, words.next());
+            }
+        }
+        let Some(request) = first else {
+            out.extend_from_slice(b"ERR\n");
+            return;
         };
-        if self.json {
+        // Squid's first extra is `client-ip/fqdn`; read only when something needs it.
+        let client = (!clients.is_empty() || redirect.wants_client())
+            .then(|| second.and_then(|w| w.split('/').next()?.parse::<IpAddr>().ok()))
+            .flatten();
+        let group = client.and_then(|ip| clients.get(ip).copied()).or(fallback);
+        let (decision, group_name) = match group {
+            Some(g) => (self.decide(request, g, url), self.policy.group(g).name()),
+            None => {
+                out.extend_from_slice(b"OK status=302 url=\"");
+                redirect.write(request, "unknown-client", client, "", out);
+                out.extend_from_slice(b"\"\n");
+                return;
+            }
+        };
+        if decision.action == Action::Allow {
+            out.extend_from_slice(b"ERR\n");
+            return;
+        }
+        let why = match &decision.reason {
+            Reason::Illegal { category, .. } | Reason::Category { category, .. } => category.slug(),
+            other => other.rule(),
+        };
+        out.extend_from_slice(b"OK status=302 url=\"");
+        redirect.write(request, why, client, group_name, out);
+        out.extend_from_slice(b"\"\n");
+    }
+
+    /// Decides on one request and appends its line to `out`.
+    fn check(
+        &self,
+        input: &str,
+        group: GroupId,
+        url: &mut NormUrl,
+        out: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        let decision = self.decide(input, group, url);
+        if matches!(self.format, Format::Json(_)) {
             serde_json::to_writer(&mut *out, &json(input, &decision))?;
             out.push(b'\n');
             return Ok(());
@@ -142,15 +276,15 @@ impl Checker<'_> {
         out: &mut impl Write,
     ) -> anyhow::Result<()> {
         let mut bytes: Vec<u8> = Vec::new();
-        let mut words: Vec<(usize, usize)> = Vec::new();
+        let mut lines: Vec<(usize, usize)> = Vec::new();
         let mut outputs: Vec<Vec<u8>> = vec![Vec::new(); threads];
         let mut urls: Vec<NormUrl> = vec![NormUrl::default(); threads];
         loop {
             bytes.clear();
-            words.clear();
+            lines.clear();
             let mut eof = false;
-            let mut lines = 0;
-            while lines < BATCH {
+            let mut read = 0;
+            while read < BATCH {
                 if input
                     .read_until(b'\n', &mut bytes)
                     .context("reading standard input")?
@@ -159,7 +293,7 @@ impl Checker<'_> {
                     eof = true;
                     break;
                 }
-                lines += 1;
+                read += 1;
                 // `buffer()` looks without reading (`fill_buf` would wait for the next line).
                 if input.buffer().is_empty() {
                     break; // nothing more is waiting: answer what we have
@@ -173,15 +307,14 @@ impl Checker<'_> {
                 Err(_) => String::from_utf8_lossy(&bytes),
             };
             let mut start = 0;
-            for end in memchr::memchr_iter(b'\n', text.as_bytes()).chain([text.len()]) {
-                let line = &text[start..end];
-                if let Some(word) = line.split_whitespace().next() {
-                    let offset = start + (word.as_ptr() as usize - line.as_ptr() as usize);
-                    words.push((offset, offset + word.len()));
-                }
-                start = (end + 1).min(text.len());
+            for end in memchr::memchr_iter(b'\n', text.as_bytes()) {
+                lines.push((start, end));
+                start = end + 1;
             }
-            let batch: Vec<&str> = words.iter().map(|&(a, b)| &text[a..b]).collect();
+            if start < text.len() {
+                lines.push((start, text.len())); // the last line, without its newline
+            }
+            let batch: Vec<&str> = lines.iter().map(|&(a, b)| &text[a..b]).collect();
             let parts = if batch.len() >= 2048 { threads } else { 1 };
             let chunk = batch.len().div_ceil(parts).max(1);
             let used = batch.len().div_ceil(chunk);
@@ -196,7 +329,7 @@ impl Checker<'_> {
                     let checker = *self;
                     jobs.push(
                         scope.spawn(move || {
-                            lines.iter().try_for_each(|l| checker.check(l, url, buf))
+                            lines.iter().try_for_each(|l| checker.answer(l, url, buf))
                         }),
                     );
                 }
@@ -257,5 +390,153 @@ pub(crate) fn now() -> LocalTime {
     LocalTime {
         weekday: Weekday::from_monday0(now.weekday().num_days_from_monday()),
         minute: (now.hour() * 60 + now.minute()) as u16,
+    }
+}
+
+/// What `--redirect` values keep as they are: RFC 3986's unreserved characters.
+const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `--redirect`: a URL with placeholders, checked once at start.
+#[derive(Debug, PartialEq, Eq)]
+struct Redirect {
+    parts: Vec<Part>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Part {
+    Text(String),
+    /// `%u`
+    Url,
+    /// `%t`
+    Why,
+    /// `%a`
+    Client,
+    /// `%g`
+    Group,
+}
+
+impl Redirect {
+    /// Splits the template; refuses an unknown placeholder, and anything that is not an
+    /// `http`/`https` URL or that would break Squid's quoted answer.
+    fn parse(template: &str) -> Result<Redirect, UsageError> {
+        let bad = |why: &str| UsageError(format!("--redirect `{template}`: {why}"));
+        let mut parts = Vec::new();
+        let mut text = String::new();
+        let mut sample = String::new();
+        let mut chars = template.chars();
+        while let Some(c) = chars.next() {
+            if c == '%' {
+                let part = match chars.next() {
+                    Some('%') => {
+                        text.push('%');
+                        sample.push('%');
+                        continue;
+                    }
+                    Some('u') => Part::Url,
+                    Some('t') => Part::Why,
+                    Some('a') => Part::Client,
+                    Some('g') => Part::Group,
+                    Some(other) => {
+                        return Err(bad(&format!(
+                            "unknown placeholder `%{other}` (known: %u URL, %t category or rule, %a client address, %g group, %% a percent sign)"
+                        )))
+                    }
+                    None => return Err(bad("ends with a lone `%` (write `%%` for a percent sign)")),
+                };
+                if !text.is_empty() {
+                    parts.push(Part::Text(std::mem::take(&mut text)));
+                }
+                parts.push(part);
+                sample.push('x');
+            } else if c.is_whitespace() || c.is_control() || c == '"' || c == '\\' {
+                return Err(bad(
+                    "has a space, a quote or a backslash, which Squid's answer cannot carry",
+                ));
+            } else {
+                text.push(c);
+                sample.push(c);
+            }
+        }
+        if !text.is_empty() {
+            parts.push(Part::Text(text));
+        }
+        match url::Url::parse(&sample) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {}
+            _ => return Err(bad("is not an http:// or https:// URL")),
+        }
+        Ok(Redirect { parts })
+    }
+
+    /// Whether `%a` is used.
+    fn wants_client(&self) -> bool {
+        self.parts.contains(&Part::Client)
+    }
+
+    /// Appends the redirect for one refused request.
+    fn write(&self, url: &str, why: &str, client: Option<IpAddr>, group: &str, out: &mut Vec<u8>) {
+        // Everything but RFC 3986's unreserved characters as `%XX`, so the value is safe in
+        // any part of the URL and inside Squid's quotes.
+        let encode = |s: &str, out: &mut Vec<u8>| {
+            for piece in percent_encoding::utf8_percent_encode(s, UNRESERVED) {
+                out.extend_from_slice(piece.as_bytes());
+            }
+        };
+        for part in &self.parts {
+            match part {
+                Part::Text(t) => out.extend_from_slice(t.as_bytes()),
+                Part::Url => encode(url, out),
+                Part::Why => encode(why, out),
+                Part::Client => encode(&client.map(|ip| ip.to_string()).unwrap_or_default(), out),
+                Part::Group => encode(group, out),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_templates() {
+        // (template, Ok(expansion for url `http://a.example/x?y=1 z`, why `gambling`,
+        // client 10.0.0.7, group `learners`) | Err(part of the message))
+        let table: &[(&str, Result<&str, &str>)] = &[
+            (
+                "http://block.example/?u=%u&c=%t&ip=%a&g=%g",
+                Ok("http://block.example/?u=http%3A%2F%2Fa.example%2Fx%3Fy%3D1%20z&c=gambling&ip=10.0.0.7&g=learners"),
+            ),
+            ("https://b.example/100%%/%t", Ok("https://b.example/100%/gambling")),
+            ("http://b.example/", Ok("http://b.example/")),
+            ("http://b.example/?%x", Err("unknown placeholder `%x`")),
+            ("http://b.example/%", Err("lone `%`")),
+            ("http://b.example/a b", Err("a space, a quote or a backslash")),
+            ("http://b.example/\"", Err("a space, a quote or a backslash")),
+            ("ftp://b.example/", Err("not an http:// or https:// URL")),
+            ("/blocked?u=%u", Err("not an http:// or https:// URL")),
+        ];
+        for (template, want) in table {
+            let got = Redirect::parse(template).map(|r| {
+                let mut out = Vec::new();
+                let ip = "10.0.0.7".parse().ok();
+                r.write(
+                    "http://a.example/x?y=1 z",
+                    "gambling",
+                    ip,
+                    "learners",
+                    &mut out,
+                );
+                String::from_utf8(out).unwrap_or_default()
+            });
+            match (want, got) {
+                (Ok(w), Ok(g)) => assert_eq!(&g, w, "{template}"),
+                (Err(w), Err(e)) => assert!(e.0.contains(w), "{template}: {}", e.0),
+                (w, g) => panic!("{template}: want {w:?}, got {g:?}"),
+            }
+        }
     }
 }

@@ -325,7 +325,7 @@ enum Running {
     Gateway(Arc<crate::site::SiteRun>),
 }
 
-fn client_networks<T>(
+pub(crate) fn client_networks<T>(
     config: &Config,
     policy: &Policy,
     value: impl Fn(lookout_policy::GroupId, LoginMode) -> T,

@@ -169,6 +169,269 @@ fn check_reads_squidguard_style_lines_from_stdin() {
     assert_eq!(actions, ["allow", "allow", "block"], "{text}");
 }
 
+/// RFC 3986's unreserved characters kept, every other byte `%XX`.
+fn percent_encode(s: &str) -> String {
+    const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string()
+}
+
+/// A folder readable by everyone (Squid's helper runs as Squid's own user) holding
+/// `lookout.toml`: examples/college.toml with its lists by absolute path, plus `networks`
+/// (`(cidr, group)`).
+fn college_with_networks(networks: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let lists = repo().join("examples/lists");
+    let mut config = std::fs::read_to_string(repo().join("examples/college.toml"))
+        .unwrap()
+        .replace("path = \"lists/", &format!("path = \"{}/", lists.display()));
+    for (cidr, group) in networks {
+        config.push_str(&format!(
+            "\n[[networks]]\ncidr = \"{cidr}\"\ngroup = \"{group}\"\n"
+        ));
+    }
+    let path = dir.path().join("lookout.toml");
+    std::fs::write(&path, config).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    (dir, path)
+}
+
+/// `lookout check --squid`: Squid's URL-rewrite helper protocol, as squidGuard speaks it.
+#[test]
+fn check_answers_squid_as_a_url_rewrite_helper() {
+    let (dir, config) =
+        college_with_networks(&[("10.1.0.0/16", "learners-u18"), ("10.2.0.0/16", "it-staff")]);
+    let config = config.to_str().unwrap();
+    let redirect = "http://lookout.example/blocked?u=%u&t=%t&a=%a&g=%g";
+    let squid = |extra: &[&str], input: &str| {
+        let mut args = vec!["check", "-c", config, "--squid", "--redirect", redirect];
+        args.extend_from_slice(extra);
+        args.push("-");
+        let out = lookout(&args, Some(input));
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let blocked = |url: &str, why: &str, ip: &str, group: &str| {
+        let u: String = percent_encode(url);
+        format!(
+            "OK status=302 url=\"http://lookout.example/blocked?u={u}&t={why}&a={ip}&g={group}\""
+        )
+    };
+    // (request line, answer): the group comes from the client's network.
+    let table = [
+        (
+            "http://bet.example/ 10.1.0.5/- - GET",
+            blocked(
+                "http://bet.example/",
+                "gambling",
+                "10.1.0.5",
+                "learners-u18",
+            ),
+        ),
+        ("http://bet.example/ 10.2.0.5/- - GET", "ERR".to_owned()),
+        // Squid's channel IDs (concurrency) come back first.
+        ("3 http://ok.example/ 10.1.0.5/- - GET", "3 ERR".to_owned()),
+        (
+            "4 bet.example:443 10.1.0.5/- - CONNECT",
+            format!(
+                "4 {}",
+                blocked("bet.example:443", "gambling", "10.1.0.5", "learners-u18")
+            ),
+        ),
+        // Illegal content is refused for every group; so are executables for learners.
+        (
+            "free-host.example/abuse/x 10.2.0.5/- - GET",
+            blocked(
+                "free-host.example/abuse/x",
+                "illegal-child-abuse",
+                "10.2.0.5",
+                "it-staff",
+            ),
+        ),
+        (
+            "http://ok.example/setup.exe 10.1.0.5/- - GET",
+            blocked(
+                "http://ok.example/setup.exe",
+                "download",
+                "10.1.0.5",
+                "learners-u18",
+            ),
+        ),
+        (
+            "http://[::1 10.1.0.5/- - GET",
+            blocked("http://[::1", "invalid-url", "10.1.0.5", "learners-u18"),
+        ),
+        // A client in no network, without --group: refused, never waved through.
+        (
+            "http://ok.example/ 192.0.2.1/- - GET",
+            blocked("http://ok.example/", "unknown-client", "192.0.2.1", ""),
+        ),
+        (
+            "http://ok.example/",
+            blocked("http://ok.example/", "unknown-client", "", ""),
+        ),
+        // Every line is answered, so Squid's answers never shift.
+        ("", "ERR".to_owned()),
+    ];
+    let input: String = table.iter().map(|(l, _)| format!("{l}\n")).collect();
+    let answers = squid(&[], &input);
+    let got: Vec<&str> = answers.lines().collect();
+    let want: Vec<&str> = table.iter().map(|(_, a)| a.as_str()).collect();
+    assert_eq!(got, want, "{answers}");
+
+    // `--group` is the group of clients in no network.
+    let answers = squid(
+        &["-g", "it-staff"],
+        "http://bet.example/ 192.0.2.1/- - GET\n",
+    );
+    assert_eq!(answers, "ERR\n");
+
+    // Many lines at once (from a file, so that one read holds them all) are decided on two
+    // threads and answered in order.
+    let input: String = (0..6000)
+        .map(|i| {
+            let host = if i % 3 == 0 {
+                "bet.example"
+            } else {
+                "ok.example"
+            };
+            format!("{i} http://{host}/{i} 10.1.0.{}/- - GET\n", i % 250)
+        })
+        .collect();
+    let file = dir.path().join("requests.txt");
+    std::fs::write(&file, &input).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_lookout"))
+        .args([
+            "check",
+            "-c",
+            config,
+            "--squid",
+            "--redirect",
+            redirect,
+            "--threads",
+            "2",
+            "-",
+        ])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let answers = stdout(&out);
+    let lines: Vec<&str> = answers.lines().collect();
+    assert_eq!(lines.len(), 6000);
+    for (i, line) in lines.iter().enumerate() {
+        let (id, answer) = line.split_once(' ').unwrap();
+        assert_eq!(id, i.to_string());
+        assert_eq!(answer.starts_with("OK status=302"), i % 3 == 0, "{line}");
+    }
+
+    // Mistakes are named.
+    for (args, message) in [
+        (vec!["check", "-c", config, "--squid", "x"], "--redirect"),
+        (
+            vec![
+                "check",
+                "-c",
+                config,
+                "--squid",
+                "--redirect",
+                "http://b.example/%q",
+                "x",
+            ],
+            "unknown placeholder `%q`",
+        ),
+        (
+            vec![
+                "check",
+                "-c",
+                config,
+                "--json",
+                "--squid",
+                "--redirect",
+                redirect,
+                "x",
+            ],
+            "cannot be used with",
+        ),
+    ] {
+        let out = lookout(&args, None);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(message), "{args:?}: {}", stderr(&out));
+    }
+}
+
+/// Lookout in squidGuard's place: a real Squid runs `lookout check --squid` as its URL-rewrite
+/// helper; a plain HTTP client asks Squid for pages.
+#[test]
+fn squid_sends_refused_requests_to_the_block_page() {
+    let (_dir, config) = college_with_networks(&[("127.0.0.0/8", "learners-u18")]);
+    let helper = format!(
+        "{} check -c {} --squid --redirect http://lookout.example/blocked?u=%u&t=%t -",
+        env!("CARGO_BIN_EXE_lookout"),
+        config.display()
+    );
+    let Some(squid) = lookout_testkit::Squid::start(&helper, 4) else {
+        return;
+    };
+    // The origin: answers every request with a page.
+    let origin = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin_port = origin.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in origin.incoming().flatten() {
+            let mut conn = conn;
+            let mut request = [0u8; 4096];
+            let _ = std::io::Read::read(&mut conn, &mut request);
+            let _ = conn.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 21\r\nConnection: close\r\n\r\nhello from the origin",
+            );
+        }
+    });
+    let get = |url: &str| -> String {
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", squid.port)).unwrap();
+        conn.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        let host = url.split('/').nth(2).unwrap();
+        write!(
+            conn,
+            "GET {url} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        let _ = std::io::Read::read_to_string(&mut conn, &mut response);
+        response
+    };
+    // Allowed: Squid fetches the page.
+    let page = get(&format!("http://127.0.0.1:{origin_port}/lesson.html"));
+    assert!(
+        page.starts_with("HTTP/1.1 200") && page.ends_with("hello from the origin"),
+        "{page}\n{}",
+        squid.log()
+    );
+    // Refused: the browser is sent to the block page, saying why (no DNS needed).
+    for (url, why) in [
+        ("http://bet.example/roulette", "gambling"),
+        (
+            &format!("http://127.0.0.1:{origin_port}/setup.exe") as &str,
+            "download",
+        ),
+        ("http://free-host.example/abuse/x", "illegal-child-abuse"),
+    ] {
+        let answer = get(url);
+        let u: String = percent_encode(url);
+        let location = format!("Location: http://lookout.example/blocked?u={u}&t={why}\r\n");
+        assert!(
+            answer.starts_with("HTTP/1.1 302") && answer.contains(&location),
+            "{url}: {answer}\n{}",
+            squid.log()
+        );
+    }
+}
+
 #[test]
 fn stdin_line_that_is_not_utf8_is_answered_and_the_rest_still_are() {
     // A squid helper is fed raw request lines: one with bytes that are not UTF-8 must not
