@@ -169,6 +169,11 @@ impl Scanner {
         self.scan_with(&mut Scratch::default(), text)
     }
 
+    /// Heap bytes of the automaton (its transition table is most of the scanner's memory).
+    pub fn automaton_bytes(&self) -> usize {
+        self.dfa.memory_usage()
+    }
+
     /// The normalised patterns, as searched (for comparing with a plain automaton).
     pub fn patterns(&self) -> &[Vec<u8>] {
         &self.patterns
