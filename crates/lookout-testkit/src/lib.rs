@@ -438,7 +438,12 @@ impl Squid {
         if !installed(squid.exists(), "Squid", "apt-get install squid") {
             return None;
         }
-        let dir = std::env::temp_dir().join(format!("lookout-squid-{}", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "lookout-squid-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("squid folder");
         // Run as root, Squid drops to its own user, which must write its log and pid here.

@@ -79,13 +79,16 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let at = match &args.at {
-        Some(s) => parse_at(s).ok_or_else(|| {
+        Some(s) => Some(parse_at(s).ok_or_else(|| {
             UsageError(format!(
                 "--at `{s}`: expected a day and a time, e.g. `fri 17:30`"
             ))
-        })?,
-        None => now(),
+        })?),
+        None => None,
     };
+    // Without `--at`, the time of day is read for every batch: a Squid helper runs for days,
+    // and schedules (lunchtime, after hours) must follow the clock.
+    let fixed = move || at.unwrap_or_else(now);
     let loaded = crate::lists::load_available(&config.lists)?;
     if loaded.rejected() > 0 {
         eprintln!(
@@ -107,7 +110,8 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let checker = Checker {
         policy: &policy,
         index: &loaded.index,
-        at,
+        clock: &fixed,
+        at: fixed(),
         format: &format,
     };
     let mut url = NormUrl::default();
@@ -153,6 +157,8 @@ enum Format {
 struct Checker<'a> {
     policy: &'a Policy,
     index: &'a Index,
+    /// The time of day decisions are made as, read again for each batch of standard input.
+    clock: &'a (dyn Fn() -> LocalTime + Sync),
     at: LocalTime,
     format: &'a Format,
 }
@@ -315,6 +321,10 @@ impl Checker<'_> {
                 lines.push((start, text.len())); // the last line, without its newline
             }
             let batch: Vec<&str> = lines.iter().map(|&(a, b)| &text[a..b]).collect();
+            let checker = Checker {
+                at: (self.clock)(),
+                ..*self
+            };
             let parts = if batch.len() >= 2048 { threads } else { 1 };
             let chunk = batch.len().div_ceil(parts).max(1);
             let used = batch.len().div_ceil(chunk);
@@ -326,7 +336,6 @@ impl Checker<'_> {
                     .zip(urls.iter_mut())
                 {
                     buf.clear();
-                    let checker = *self;
                     jobs.push(
                         scope.spawn(move || {
                             lines.iter().try_for_each(|l| checker.answer(l, url, buf))
@@ -500,6 +509,69 @@ impl Redirect {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads one line per `read`, as Squid writes requests: each line is a batch of its own.
+    struct OneLineAtATime(Vec<&'static str>);
+
+    impl Read for OneLineAtATime {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Ok(0);
+            }
+            let line = self.0.remove(0).as_bytes();
+            buf[..line.len()].copy_from_slice(line);
+            Ok(line.len())
+        }
+    }
+
+    #[test]
+    fn a_long_running_helper_follows_the_clock() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("games.domains"), "games.example\n").expect("list");
+        let config = lookout_config::Config::from_toml(&format!(
+            "[[lists.source]]\nname = \"games\"\npath = \"{}/games.domains\"\nformat = \"domains\"\n\
+             categories = [\"games\"]\n[groups.g]\nblock = [\"games\"]\n\
+             [[groups.g.schedule]]\nname = \"lunch\"\nfrom = \"12:00\"\nto = \"13:00\"\n\
+             action = \"allow\"\ncategories = [\"games\"]\n",
+            dir.path().display()
+        ))
+        .expect("config");
+        let policy = config.policy().expect("policy");
+        let loaded = crate::lists::load_available(&config.lists).expect("lists");
+        let format = Format::Squid {
+            redirect: Redirect::parse("http://b.example/%t").expect("template"),
+            clients: Networks::default(),
+            fallback: policy.group_id("g"),
+        };
+        // The clock says 11:00 at start and for the first request, then 12:30 (lunch).
+        let reads = std::sync::atomic::AtomicUsize::new(0);
+        let clock = || LocalTime {
+            weekday: Weekday::Wed,
+            minute: match reads.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
+                0 | 1 => 11 * 60,
+                _ => 12 * 60 + 30,
+            },
+        };
+        let checker = Checker {
+            policy: &policy,
+            index: &loaded.index,
+            clock: &clock,
+            at: clock(),
+            format: &format,
+        };
+        let input = OneLineAtATime(vec![
+            "1 http://games.example/\n",
+            "2 http://games.example/\n",
+        ]);
+        let mut out = Vec::new();
+        checker
+            .stream(BufReader::new(input), 1, &mut out)
+            .expect("stream");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "1 OK status=302 url=\"http://b.example/games\"\n2 ERR\n"
+        );
+    }
 
     #[test]
     fn redirect_templates() {
