@@ -88,7 +88,7 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     };
     // Without `--at`, the time of day is read for every batch: a Squid helper runs for days,
     // and schedules (lunchtime, after hours) must follow the clock.
-    let fixed = move || at.unwrap_or_else(now);
+    let clock = move || at.unwrap_or_else(now);
     let loaded = crate::lists::load_available(&config.lists)?;
     if loaded.rejected() > 0 {
         eprintln!(
@@ -110,8 +110,8 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let checker = Checker {
         policy: &policy,
         index: &loaded.index,
-        clock: &fixed,
-        at: fixed(),
+        clock: &clock,
+        at: clock(),
         format: &format,
     };
     let mut url = NormUrl::default();
