@@ -1,7 +1,8 @@
 //! Criterion: the activity log's writer, events per second into a fresh SQLite database on
 //! disk (WAL, the store's own settings), in the batches `lookout serve` writes (512), with
 //! realistic rows (URL, host, address, group, category, action). What each logged request
-//! costs the gateway's CPU beyond the proxying itself.
+//! costs the gateway's CPU beyond the proxying itself: `write/` is the path `lookout serve`
+//! takes (the log's own connection), `insert/` the pool's, for reference.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use lookout_store::testing::sample_event;
@@ -25,6 +26,18 @@ fn bench(c: &mut Criterion) {
     for batch in [64usize, 512, 4096] {
         group.throughput(Throughput::Elements(batch as u64));
         let mut offset = 0;
+        // What `lookout serve` does: the log's own connection and prepared statement.
+        group.bench_function(format!("write/batch-{batch}"), |b| {
+            b.iter_batched(
+                || {
+                    offset += batch;
+                    events(batch, offset)
+                },
+                |rows| rt.block_on(store.write_events(rows)).1.expect("write"),
+                criterion::BatchSize::LargeInput,
+            )
+        });
+        // For reference: the same rows through the pool (sqlx's `Any` driver).
         group.bench_function(format!("insert/batch-{batch}"), |b| {
             b.iter_batched(
                 || {

@@ -325,13 +325,15 @@ async fn store_batch(store: &Store, buf: &mut Vec<Event>, counters: &Counters, c
         4
     };
     let mut last_error = None;
+    // Counted now: a batch the writer could not hand back is still counted as lost.
+    let n = buf.len() as u64;
     for attempt in 0..attempts {
-        match store.insert_events(buf).await {
+        let (back, outcome) = store.write_events(std::mem::take(buf)).await;
+        *buf = back;
+        match outcome {
             Ok(()) => {
-                counters
-                    .written
-                    .fetch_add(buf.len() as u64, Ordering::Relaxed);
-                if !buf.is_empty() {
+                counters.written.fetch_add(n, Ordering::Relaxed);
+                if n > 0 {
                     counters.transactions.fetch_add(1, Ordering::Relaxed);
                 }
                 buf.clear();
@@ -340,11 +342,13 @@ async fn store_batch(store: &Store, buf: &mut Vec<Event>, counters: &Counters, c
             }
             Err(e) => {
                 last_error = Some(e);
+                if buf.len() as u64 != n {
+                    break; // the batch did not come back: nothing to retry
+                }
                 tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
             }
         }
     }
-    let n = buf.len() as u64;
     counters.dropped.fetch_add(n, Ordering::Relaxed);
     let error = last_error.map_or_else(String::new, |e| e.to_string());
     let mut failure = counters.failure();
@@ -454,7 +458,20 @@ pub(crate) fn push_event_values<'q>(q: &mut Sql<'q>, e: &'q Event) {
 pub(crate) const EVENT_COLUMNS: &str = "id, at_ms, reference, service, client_ip, username, group_name, method, url, host, search_term, categories, action, rule, reason, status, bytes, site";
 
 impl Store {
-    /// Inserts events in one transaction.
+    /// Writes events in one transaction as the activity log's writer does: on a SQLite file
+    /// through its own connection (`log_writer`), otherwise as [`Store::insert_events`]. The
+    /// events come back with the outcome, for a retry or to reuse the buffer.
+    pub async fn write_events(&self, events: Vec<Event>) -> (Vec<Event>, Result<(), StoreError>) {
+        match &self.log_writer {
+            Some(w) => w.write(events).await,
+            None => {
+                let outcome = self.insert_events(&events).await;
+                (events, outcome)
+            }
+        }
+    }
+
+    /// Inserts events in one transaction, through the pool.
     pub async fn insert_events(&self, events: &[Event]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         // Two statement shapes only (ROWS rows, and one row), so both stay prepared in the

@@ -21,6 +21,7 @@ mod console;
 mod events;
 mod import;
 mod incidents;
+mod log_writer;
 mod privacy;
 mod registers;
 mod report;
@@ -98,6 +99,9 @@ pub enum StoreError {
     /// A query failed.
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    /// The activity log's own SQLite connection failed.
+    #[error("database error: {0}")]
+    Log(#[from] rusqlite::Error),
     /// What was asked is done by the database server's own tools on this dialect.
     #[error("{0}")]
     Unsupported(&'static str),
@@ -120,6 +124,8 @@ pub enum Dialect {
 pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) dialect: Dialect,
+    /// The activity log's own connection, on a SQLite file (see `log_writer`).
+    pub(crate) log_writer: Option<log_writer::LogWriter>,
     /// Counts briefings published through this `Store` (and its clones), so that a gateway in
     /// the same process asks for the new version at once rather than after its cache expires.
     pub(crate) briefings_published: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -135,7 +141,7 @@ pub struct Store {
 /// the activity log writes one transaction per batch, so its cost shrinks as load grows.
 /// 64 MiB of page cache keeps the log's indexes in memory while it grows; the write-ahead log
 /// is checkpointed every 32 MiB rather than every 4 MiB.
-const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+pub(crate) const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
      PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; \
      PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 8192;";
 
@@ -208,13 +214,25 @@ impl Store {
             .connect_with(options)
             .await
             .map_err(open_err)?;
-        match dialect {
-            Dialect::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
-            Dialect::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
-        }
+        let log_writer = match dialect {
+            Dialect::Sqlite => {
+                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+                let file = url
+                    .parse::<sqlx::sqlite::SqliteConnectOptions>()
+                    .map_err(open_err)?
+                    .get_filename()
+                    .to_owned();
+                log_writer::LogWriter::for_file(file)
+            }
+            Dialect::Postgres => {
+                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                None
+            }
+        };
         Ok(Store {
             pool,
             dialect,
+            log_writer,
             briefings_published: std::sync::Arc::default(),
         })
     }
@@ -245,6 +263,9 @@ impl Store {
 
     /// Closes every connection, after pending writes.
     pub async fn close(&self) {
+        if let Some(w) = &self.log_writer {
+            w.close();
+        }
         self.pool.close().await;
     }
 }

@@ -957,6 +957,67 @@ async fn a_run_that_never_stopped_is_recorded_as_a_gap() {
     assert_eq!(store.log_gaps().await.unwrap().len(), 1);
 }
 
+/// The activity log's writer (its own connection on a SQLite file) and the pool's insert store
+/// the same rows, field for field, interleaved in one database; a closed store refuses both.
+#[tokio::test]
+async fn the_log_writer_and_the_pool_store_the_same_events() {
+    let (_dir, store) = store().await;
+    assert_eq!(
+        store.log_writer.is_some(),
+        store.dialect() == Dialect::Sqlite,
+        "a SQLite file has its own log writer"
+    );
+    let mut odd = event(3, "block");
+    odd.username = None;
+    odd.status = None;
+    odd.bytes = u64::MAX; // stored as the largest i64, by both paths
+    odd.url = "http://example.test/ünïcode?q=\"quoted\" 'single'".into();
+    odd.reason = "line one\nline two".into();
+    let mut sent = Vec::new();
+    for round in 0..3 {
+        let batch: Vec<Event> = (0..70)
+            .map(|i| {
+                if i == 5 {
+                    odd.clone()
+                } else {
+                    event(round * 100 + i, "allow")
+                }
+            })
+            .collect();
+        let (back, outcome) = store.write_events(batch.clone()).await;
+        outcome.unwrap();
+        assert_eq!(back, batch, "the batch comes back as sent");
+        sent.extend(batch);
+        let pooled = vec![event(round * 100 + 90, "warn"), odd.clone()];
+        store.insert_events(&pooled).await.unwrap();
+        sent.extend(pooled);
+    }
+    let all = EventFilter {
+        limit: Some(1000),
+        ..EventFilter::default()
+    };
+    let mut stored = store.events(&all).await.unwrap();
+    stored.sort_by_key(|e| e.id);
+    let stored: Vec<Event> = stored.into_iter().map(|e| e.event).collect();
+    let mut want = sent.clone();
+    for e in &mut want {
+        e.bytes = e.bytes.min(i64::MAX as u64);
+    }
+    assert_eq!(stored.len(), want.len());
+    for (i, (got, want)) in stored.iter().zip(&want).enumerate() {
+        assert_eq!(got, want, "row {i}");
+    }
+    // An empty batch is no transaction and no error.
+    let (back, outcome) = store.write_events(Vec::new()).await;
+    assert!(back.is_empty() && outcome.is_ok());
+
+    let clone = store.clone();
+    store.close().await;
+    let (back, outcome) = clone.write_events(vec![event(1, "allow")]).await;
+    assert!(outcome.is_err(), "a closed store takes no events");
+    assert_eq!(back.len(), 1, "and hands them back to be counted");
+}
+
 /// The database refusing writes (here: its events table gone, a real SQLite error) loses
 /// events, counts them and says so; once it takes writes again the gap is on record and
 /// logging goes on, without a restart.
