@@ -3,6 +3,8 @@
 # process (start, load, decide every line, print), measured in the same run. Both answer in
 # Squid's URL-rewrite helper protocol (`ERR`, or `OK ...url=...` to the block page), as each
 # would behind Squid; Lookout's own one-line explanations are timed too, for reference.
+# `--threads 1` bounds Lookout's whole run, loading the lists included (squidGuard has one
+# thread), so "1 thread" rows are one thread from start to end.
 #
 #   bench/lookups-vs-squidguard.sh [LINES]        (default 1000000)
 #   RUNS=3: each program runs this many times; the median is reported.

@@ -169,8 +169,14 @@ struct Job {
     strict: bool,
 }
 
-/// Loads every configured source.
+/// Loads every configured source, one thread per core.
 pub fn load(lists: &ListsConfig) -> Result<Loaded, LoadError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    load_with_threads(lists, cores)
+}
+
+/// Loads every configured source on at most `threads` threads (at least one).
+pub fn load_with_threads(lists: &ListsConfig, threads: usize) -> Result<Loaded, LoadError> {
     let started = Instant::now();
     let mut jobs = Vec::new();
     for source in &lists.sources {
@@ -185,9 +191,7 @@ pub fn load(lists: &ListsConfig) -> Result<Loaded, LoadError> {
         })?);
     }
 
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(jobs.len().max(1));
+    let threads = threads.clamp(1, jobs.len().max(1));
     let next = AtomicUsize::new(0);
     // Biggest files first so that the threads finish together.
     let mut order: Vec<usize> = (0..jobs.len()).collect();

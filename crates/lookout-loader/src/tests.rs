@@ -113,6 +113,54 @@ fn loads_folders_files_and_aliases() {
     assert!(counts.contains(&(Category::GAMBLING, 3, 1)), "{counts:?}");
 }
 
+/// However many threads load them (more than there are files too), the same lists give the
+/// same files, reports and index.
+#[test]
+fn the_thread_count_changes_nothing_but_speed() {
+    let d = fixture("threads");
+    let lists = config(&d, SOURCES).lists;
+    let urls = [
+        "www.casino.com",
+        "slots.example",
+        "weed.example",
+        "abuse.example/x/y.jpg",
+        "example.org/casino/page",
+        "x.example",
+    ];
+    let seen = |loaded: &Loaded| {
+        let files: Vec<_> = loaded
+            .files
+            .iter()
+            .map(|f| {
+                (
+                    f.name.clone(),
+                    f.format,
+                    f.report.accepted,
+                    f.report.rejected,
+                )
+            })
+            .collect();
+        let labels: Vec<u64> = urls
+            .iter()
+            .map(|u| loaded.index.lookup(&NormUrl::parse(u).unwrap()))
+            .collect();
+        (
+            files,
+            labels,
+            loaded.index.host_entries(),
+            loaded.index.path_entries(),
+        )
+    };
+    let all = seen(&load(&lists).unwrap());
+    for threads in [0, 1, 2, 64] {
+        assert_eq!(
+            seen(&load_with_threads(&lists, threads).unwrap()),
+            all,
+            "{threads} threads"
+        );
+    }
+}
+
 #[test]
 fn strict_mode_names_file_and_line_and_loads_nothing() {
     let d = fixture("strict");

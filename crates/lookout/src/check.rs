@@ -43,7 +43,7 @@ pub(crate) struct CheckArgs {
     /// Decide as at this local time, e.g. `fri 17:30` (default: now).
     #[arg(long, value_name = "DAY HH:MM")]
     at: Option<String>,
-    /// Threads deciding on standard input (default: one per core).
+    /// Threads loading the lists and deciding on standard input (default: one per core).
     #[arg(long, value_name = "N")]
     threads: Option<usize>,
     /// URLs or hosts; `-` reads one request a line from standard input (the first word of
@@ -89,7 +89,8 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     // Without `--at`, the time of day is read for every batch: a Squid helper runs for days,
     // and schedules (lunchtime, after hours) must follow the clock.
     let clock = move || at.unwrap_or_else(now);
-    let loaded = crate::lists::load_available(&config.lists)?;
+    // `--threads` bounds the whole run, loading included.
+    let loaded = crate::lists::load_available(&config.lists, args.threads)?;
     if loaded.rejected() > 0 {
         eprintln!(
             "warning: {} malformed list line(s) skipped; `lookout lists stats` shows where",
@@ -537,7 +538,7 @@ mod tests {
         ))
         .expect("config");
         let policy = config.policy().expect("policy");
-        let loaded = crate::lists::load_available(&config.lists).expect("lists");
+        let loaded = crate::lists::load_available(&config.lists, None).expect("lists");
         let format = Format::Squid {
             redirect: Redirect::parse("http://b.example/%t").expect("template"),
             clients: Networks::default(),

@@ -63,16 +63,21 @@ pub(crate) fn with_copies(lists: &ListsConfig) -> (ListsConfig, Vec<String>) {
     )
 }
 
-/// Loads the lists that can be read now, saying which subscriptions have no copy yet (the
-/// `check`, `lists stats` and `config check` commands).
+/// Loads the lists that can be read now, on `threads` threads (`None`: one per core), saying
+/// which subscriptions have no copy yet (the `check`, `lists stats` and `config check`
+/// commands).
 pub(crate) fn load_available(
     lists: &ListsConfig,
+    threads: Option<usize>,
 ) -> Result<lookout_loader::Loaded, lookout_loader::LoadError> {
     let (present, missing) = with_copies(lists);
     for name in missing {
         eprintln!("note: list subscription `{name}` has not been downloaded yet (`lookout lists update` or `lookout serve` downloads it); it is left out");
     }
-    lookout_loader::load(&present)
+    match threads {
+        Some(n) => lookout_loader::load_with_threads(&present, n),
+        None => lookout_loader::load(&present),
+    }
 }
 
 /// Whether the gateway may not run without this source: strict, or illegal content.

@@ -269,7 +269,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = load_config(Some(&file))?;
             config.policy()?;
             // A list that cannot be read is a mistake in the configuration too.
-            let loaded = lists::load_available(&config.lists)
+            let loaded = lists::load_available(&config.lists, None)
                 .map_err(|e| UsageError(format!("configuration {}: {e}", file.display())))?;
             println!(
                 "{}: OK ({} list source(s) in {} file(s), {} entries, {} group(s))",

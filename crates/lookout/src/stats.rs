@@ -7,7 +7,7 @@ use lookout_lists::category::{blocklistproject_default, ut1_default, CATEGORIES}
 use lookout_lists::Category;
 
 pub(crate) fn run(config: &Config) -> anyhow::Result<ExitCode> {
-    let loaded = crate::lists::load_available(&config.lists)?;
+    let loaded = crate::lists::load_available(&config.lists, None)?;
     let ix = &loaded.index;
     println!("Sources ({} files):", loaded.files.len());
     println!(
