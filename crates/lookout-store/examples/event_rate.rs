@@ -53,7 +53,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let rows: Vec<Event> = (0..n)
                     .map(|i| sample_event(w * 100_000_000 + written + i))
                     .collect();
-                store.insert_events(&rows).await?;
+                // As `lookout serve`'s log writer writes: on SQLite, its own connection.
+                store.write_events(rows).await.1?;
                 written += n;
             }
             store
