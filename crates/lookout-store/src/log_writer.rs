@@ -101,6 +101,15 @@ impl LogWriter {
         Ok(conn)
     }
 
+    /// Whether the log's own connection is open (it has written a batch, and not failed since).
+    #[cfg(test)]
+    pub(crate) fn is_open(&self) -> bool {
+        matches!(
+            *self.conn.lock().unwrap_or_else(|e| e.into_inner()),
+            State::Open(_)
+        )
+    }
+
     /// Closes the connection (a store's `close`): the file is then the pool's alone.
     pub(crate) fn close(&self) {
         *self.conn.lock().unwrap_or_else(|e| e.into_inner()) = State::Closed;

@@ -108,13 +108,7 @@ pub(crate) fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
             "note: requests from clients outside every [[networks]] range are refused (--group gives them a group)"
         );
     }
-    let checker = Checker {
-        policy: &policy,
-        index: &loaded.index,
-        clock: &clock,
-        at: clock(),
-        format: &format,
-    };
+    let checker = Checker::new(&policy, &loaded.index, &clock, &format);
     let mut url = NormUrl::default();
     let mut buf = Vec::new();
     for arg in &args.urls {
@@ -164,7 +158,23 @@ struct Checker<'a> {
     format: &'a Format,
 }
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
+    /// A checker deciding as at the time `clock` reads now (and reads again for each batch).
+    fn new(
+        policy: &'a Policy,
+        index: &'a Index,
+        clock: &'a (dyn Fn() -> LocalTime + Sync),
+        format: &'a Format,
+    ) -> Checker<'a> {
+        Checker {
+            policy,
+            index,
+            clock,
+            at: clock(),
+            format,
+        }
+    }
+
     /// Answers one input line (a URL and, for Squid, what it sends with it) on `out`. Apart
     /// from Squid's, an empty line gets no answer.
     fn answer(&self, line: &str, url: &mut NormUrl, out: &mut Vec<u8>) -> std::io::Result<()> {
@@ -553,13 +563,7 @@ mod tests {
                 _ => 12 * 60 + 30,
             },
         };
-        let checker = Checker {
-            policy: &policy,
-            index: &loaded.index,
-            clock: &clock,
-            at: clock(),
-            format: &format,
-        };
+        let checker = Checker::new(&policy, &loaded.index, &clock, &format);
         let input = OneLineAtATime(vec![
             "1 http://games.example/\n",
             "2 http://games.example/\n",
