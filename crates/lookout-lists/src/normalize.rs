@@ -118,6 +118,53 @@ impl NormUrl {
         self.parse_clean(input)
     }
 
+    /// Sets this value to the bare host `host` when it is a plain domain name (ASCII letters,
+    /// digits, `-`, `_` and `.`, not a number, no punycode: see `is_plain_domain`) or an IPv4
+    /// address in dotted decimal, and says whether it was. What [`NormUrl::parse_into`] would
+    /// give for such a host, without its general steps: list files are mostly such lines.
+    /// When false, the value is unspecified; parse the host with [`NormUrl::parse_into`].
+    pub fn set_plain_host(&mut self, host: &str) -> bool {
+        let trimmed = host.trim_end_matches('.');
+        self.buf.clear();
+        if trimmed.is_empty() {
+            return false;
+        } else if is_plain_domain(trimmed) {
+            self.buf.push_str(trimmed);
+            self.buf.make_ascii_lowercase();
+            self.ip = false;
+        } else if let Ok(ip) = trimmed.parse::<std::net::Ipv4Addr>() {
+            // The standard parser takes four decimal parts without leading zeros (which
+            // WHATWG would read as octal), so the address is the one WHATWG reads too.
+            use std::fmt::Write;
+            let _ = write!(self.buf, "{ip}");
+            self.ip = true;
+        } else {
+            return false;
+        }
+        self.host_end = self.buf.len();
+        self.path_end = self.buf.len();
+        self.port = None;
+        true
+    }
+
+    /// Like [`NormUrl::set_plain_host`] for a `host/path` as UT1 `urls` lists hold them:
+    /// takes a plain host followed by nothing or by a plain path (printable ASCII without
+    /// `%`, `\\`, `?` or `#`, no empty or dot segments). When false, the value is unspecified.
+    pub fn set_plain_url(&mut self, text: &str) -> bool {
+        let slash = memchr::memchr(b'/', text.as_bytes()).unwrap_or(text.len());
+        // `slash` is at an ASCII byte or the end, so a character boundary.
+        let (host, path) = text.split_at(slash);
+        if !self.set_plain_host(host) {
+            return false;
+        }
+        if !is_plain_path(path) || memchr::memchr2(b'?', b'#', path.as_bytes()).is_some() {
+            return false;
+        }
+        push_path(path, self.host_end, &mut self.buf);
+        self.path_end = self.buf.len();
+        true
+    }
+
     fn parse_clean(&mut self, input: &str) -> Result<(), UrlError> {
         let rest = strip_scheme(input);
         let auth_end = {

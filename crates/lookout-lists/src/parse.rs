@@ -213,17 +213,40 @@ pub fn parse(
     let text = strip_bom(text);
     let mut report = ParseReport::default();
     let mut url = NormUrl::default();
-    for (i, raw) in text.split(|&b| b == b'\n').enumerate() {
+    // A file that is UTF-8 throughout (the usual case) is checked once, not line by line.
+    let lines: Box<dyn Iterator<Item = Result<&str, &[u8]>>> = match std::str::from_utf8(text) {
+        Ok(text) => Box::new(text.split('\n').map(Ok)),
+        Err(_) => Box::new(
+            text.split(|&b| b == b'\n')
+                .map(|line| std::str::from_utf8(line).map_err(|_| line)),
+        ),
+    };
+    for (i, raw) in lines.enumerate() {
         let n = i as u64 + 1;
         report.lines = n;
-        let line = trim(raw);
-        if line.is_empty() {
+        let line_str = match raw {
+            Ok(line) => line.trim_ascii(),
+            Err(line) => {
+                report.reject(n, trim(line), RejectReason::NotUtf8);
+                continue;
+            }
+        };
+        if line_str.is_empty() {
             continue;
         }
-        let Ok(line_str) = std::str::from_utf8(line) else {
-            report.reject(n, line, RejectReason::NotUtf8);
-            continue;
+        let line = line_str.as_bytes();
+        // Most lines of a domains or urls list are a plain domain name (`casino.example`) or
+        // an IPv4 address: those skip comment, space and URL handling, which cannot change them.
+        let plain = match format {
+            Format::Domains => url.set_plain_host(line_str.strip_prefix('.').unwrap_or(line_str)),
+            Format::Urls => url.set_plain_url(line_str.strip_prefix('.').unwrap_or(line_str)),
+            _ => false,
         };
+        if plain {
+            report.accepted += 1;
+            emit(EntryKind::Block, &url);
+            continue;
+        }
         let outcome = match format {
             Format::Domains => domain_line(line_str, &mut url, false),
             Format::Urls => domain_line(line_str, &mut url, true),
@@ -494,5 +517,80 @@ mod tests {
         t("a.com\nb.com\n", Format::Domains);
         t("a.com\nb.com/x\n", Format::Urls);
         t("", Format::Domains);
+    }
+
+    /// The plain-host and plain-URL fast paths of `parse`: which lines take them (the rest
+    /// take the general path, which gives the same entry or a rejection).
+    #[test]
+    fn plain_host_fast_path() {
+        let rows: &[(&str, Option<&str>)] = &[
+            ("Casino.COM", Some("casino.com")),
+            ("casino.example.", Some("casino.example")),
+            ("my_host-1.example", Some("my_host-1.example")),
+            ("a..b", Some("a..b")),
+            ("...", None),
+            ("", None),
+            ("10.0.0.7", Some("10.0.0.7")),
+            ("10.0.0.7.", Some("10.0.0.7")),
+            ("010.0.0.7", None),             // octal to WHATWG: 8.0.0.7
+            ("10.0.7", None),                // WHATWG: 10.0.0.7
+            ("10.0.0.256", None),            // not an address
+            ("example.0x7f", None),          // a hex number: IPv4 to WHATWG
+            ("xn--bcher-kva.example", None), // punycode, validated by IDNA
+            ("b\u{fc}cher.example", None),
+            ("a.example:8080", None),
+            ("*.a.example", None),
+            ("a b", None),
+            ("a.example/Casino/", Some("a.example/casino")),
+            ("10.0.0.7/x", Some("10.0.0.7/x")),
+            ("a.example/x/../y", None),
+            ("a.example/x?q=1", None),
+            ("a.example//x", None),
+            ("a.example/%41", None),
+        ];
+        for &(host, want) in rows {
+            let mut url = NormUrl::default();
+            let fast = url.set_plain_url(host);
+            assert_eq!(fast.then(|| url.as_str()), want, "{host:?}");
+            if fast {
+                assert_eq!(url, NormUrl::parse(host).expect("parses"), "{host:?}");
+            }
+            let host_only = fast && !host.contains('/');
+            assert_eq!(url.set_plain_host(host), host_only, "{host:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 4096, ..Default::default() })]
+        /// Wherever the fast path takes a line, the general path gives the same entry.
+        #[test]
+        fn plain_url_fast_path_agrees(
+            line in "\\.?[a-zA-Z0-9._-]{1,8}(/([a-zA-Z0-9._~!$&'()*+,;=:@?#%\\\\-]|\u{fc}){0,4}){0,3}/?"
+        ) {
+            let mut fast = NormUrl::default();
+            let text = line.strip_prefix('.').unwrap_or(&line);
+            if fast.set_plain_url(text) {
+                let mut slow = NormUrl::default();
+                let outcome = domain_line(&line, &mut slow, true);
+                proptest::prop_assert!(matches!(outcome, Line::Entry(EntryKind::Block)), "{line:?}");
+                proptest::prop_assert_eq!(&fast, &slow, "{:?}", line);
+            }
+        }
+
+        #[test]
+        fn plain_host_fast_path_agrees(
+            line in "\\.?([a-zA-Z0-9_-]|xn--|0x|\\.|[/:@%*# \u{fc}\u{2024}]){0,16}|([0-9]{1,4}\\.){0,4}[0-9]{1,4}\\.?"
+        ) {
+            let mut fast = NormUrl::default();
+            let host = line.strip_prefix('.').unwrap_or(&line);
+            if fast.set_plain_host(host) {
+                for paths in [false, true] {
+                    let mut slow = NormUrl::default();
+                    let outcome = domain_line(&line, &mut slow, paths);
+                    proptest::prop_assert!(matches!(outcome, Line::Entry(EntryKind::Block)), "{line:?}");
+                    proptest::prop_assert_eq!(&fast, &slow, "{:?}", line);
+                }
+            }
+        }
     }
 }
