@@ -392,20 +392,44 @@ pub fn push_host(host: &str, out: &mut String) -> Result<HostKind, UrlError> {
 fn is_plain_domain(host: &str) -> bool {
     let bytes = host.as_bytes();
     // No early exit, so the compiler can check many bytes at once.
-    let plain = bytes.iter().fold(true, |ok, &b| {
-        let lower = b | 0x20;
-        ok & (lower.wrapping_sub(b'a') < 26
-            || b.wrapping_sub(b'0') < 10
-            || b == b'-'
-            || b == b'_'
-            || b == b'.')
-    });
-    if !plain {
+    // In blocks of 16 (the last padded with a letter), so that the checks are a few vector
+    // instructions per block even for a host shorter than one block.
+    let block = |b: &[u8; 16]| {
+        b.iter().fold((0u8, 0u8), |(odd, dashes), &b| {
+            let lower = b | 0x20;
+            let ok = (lower.wrapping_sub(b'a') < 26)
+                | (b.wrapping_sub(b'0') < 10)
+                | (b == b'-')
+                | (b == b'_')
+                | (b == b'.');
+            (odd | u8::from(!ok), dashes | u8::from(b == b'-'))
+        })
+    };
+    let mut blocks = bytes.chunks_exact(16);
+    let (mut odd, mut dashes) = (0, 0);
+    for b in &mut blocks {
+        let (o, d) = block(b.try_into().expect("16 bytes"));
+        (odd, dashes) = (odd | o, dashes | d);
+    }
+    let mut last = [b'a'; 16];
+    last[..blocks.remainder().len()].copy_from_slice(blocks.remainder());
+    let (o, d) = block(&last);
+    (odd, dashes) = (odd | o, dashes | d);
+    if odd != 0 {
         return false;
     }
-    // "xn--" starts a punycode label, which the IDNA path validates.
-    let punycode = memchr::memchr_iter(b'-', bytes)
-        .any(|i| i >= 3 && bytes[i - 1] == b'-' && bytes[i - 3..i - 1].eq_ignore_ascii_case(b"xn"));
+    let dash = dashes != 0;
+    // "xn--" starts a punycode label, which the IDNA path validates. Most hosts have no `-`.
+    let punycode = dash
+        && bytes
+            .windows(4)
+            .any(|w| w[2] == b'-' && w[3] == b'-' && w[..2].eq_ignore_ascii_case(b"xn"));
+    // A last label that is a number (decimal, or hex after `0x`) must end in a hex digit or
+    // be `0x`; most end in another letter (`.com`, `.org`, `.net`) and need no closer look.
+    let ends = bytes.last().copied().unwrap_or(b'.');
+    if !ends.is_ascii_hexdigit() && ends | 0x20 != b'x' {
+        return !punycode;
+    }
     let last = &bytes[memchr::memrchr(b'.', bytes).map_or(0, |i| i + 1)..];
     let numeric = !last.is_empty() && last.iter().all(u8::is_ascii_digit);
     let hex = last.len() >= 2
@@ -732,16 +756,17 @@ mod properties {
 
         /// The allocation-free host path gives what the WHATWG parser gives.
         #[test]
-        fn fast_host_path_agrees_with_whatwg(host in "[a-zA-Z0-9_-]{0,8}(\\.[a-zA-Z0-9_-]{0,8}){0,4}\\.{0,2}") {
+        fn fast_host_path_agrees_with_whatwg(host in "([a-zA-Z0-9_-]|[xX][nN]--|0[xX]){0,8}(\\.([a-zA-Z0-9_-]|[xX][nN]--|0[xX]){0,8}){0,4}\\.{0,2}") {
+            // Hosts outside the fast path (punycode, numbers) are generated often on purpose,
+            // to test the boundary; they are not compared.
             let trimmed = host.trim_end_matches('.');
-            prop_assume!(!trimmed.is_empty() && is_plain_domain(trimmed));
-            let mut fast = String::new();
-            let mut slow = String::new();
-            let f = push_host(&host, &mut fast);
-            let s = slow_host(&host, &mut slow);
-            if let Ok(kind) = s {
-                prop_assert_eq!(f, Ok(kind));
-                prop_assert_eq!(fast, slow);
+            if !trimmed.is_empty() && is_plain_domain(trimmed) {
+                let mut fast = String::new();
+                let mut slow = String::new();
+                let f = push_host(&host, &mut fast);
+                let s = slow_host(&host, &mut slow);
+                prop_assert_eq!(f, s, "{:?}", host);
+                prop_assert_eq!(fast, slow, "{:?}", host);
             }
         }
     }

@@ -215,7 +215,16 @@ pub fn parse(
     let mut url = NormUrl::default();
     // A file that is UTF-8 throughout (the usual case) is checked once, not line by line.
     let lines: Box<dyn Iterator<Item = Result<&str, &[u8]>>> = match std::str::from_utf8(text) {
-        Ok(text) => Box::new(text.split('\n').map(Ok)),
+        Ok(text) => {
+            let mut start = 0;
+            let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain([text.len()]);
+            Box::new(ends.map(move |end| {
+                // `start` and `end` sit next to newlines or the ends: character boundaries.
+                let line = &text[start..end];
+                start = end + 1;
+                Ok(line)
+            }))
+        }
         Err(_) => Box::new(
             text.split(|&b| b == b'\n')
                 .map(|line| std::str::from_utf8(line).map_err(|_| line)),
