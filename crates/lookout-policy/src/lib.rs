@@ -471,6 +471,31 @@ impl Policy {
 
     /// Decides on one request.
     pub fn decide(&self, index: &Index, group: GroupId, url: &NormUrl, at: LocalTime) -> Decision {
+        self.decide_as(index, group, url, at, true)
+    }
+
+    /// Decides as [`Policy::decide`] does, without saying which list entry put the request in
+    /// its category (`matched` is `None` in `Reason::Illegal` and `Reason::Category`), for
+    /// callers that only pass on the action and category, such as a Squid helper: finding
+    /// and copying the entry is a good part of a blocked request's cost.
+    pub fn decide_briefly(
+        &self,
+        index: &Index,
+        group: GroupId,
+        url: &NormUrl,
+        at: LocalTime,
+    ) -> Decision {
+        self.decide_as(index, group, url, at, false)
+    }
+
+    fn decide_as(
+        &self,
+        index: &Index,
+        group: GroupId,
+        url: &NormUrl,
+        at: LocalTime,
+        explained: bool,
+    ) -> Decision {
         let group = &self.groups[group.0];
         let found = index.matches(url);
         let categories = CategorySet::from_bits(found.labels());
@@ -495,7 +520,9 @@ impl Policy {
         };
 
         if let Some(category) = categories.intersection(CategorySet::illegal()).first() {
-            let matched = explain(index, &found, CategorySet::one(category).bits());
+            let matched = explained
+                .then(|| explain(index, &found, CategorySet::one(category).bits()))
+                .flatten();
             return decision(Action::Block, Reason::Illegal { category, matched });
         }
         if let Some(m) = listed(&group.deny) {
@@ -520,6 +547,7 @@ impl Policy {
                 // An allowed request needs no explanation (it costs an allocation).
                 let matched = match action {
                     Action::Allow => None,
+                    _ if !explained => None,
                     _ => explain(index, &found, CategorySet::one(category).bits()),
                 };
                 let schedule = schedule.map(str::to_owned);

@@ -133,7 +133,35 @@ fn check(rows: &[(&str, LocalTime, &str, &str)]) {
         };
         let got = format!("{} {}{category}", d.action, d.reason.rule());
         assert_eq!(got, want, "{group} {at} {url}: {}", d.reason);
+        // The brief decision is the same but for the list entry it does not name.
+        let brief = match NormUrl::parse(url) {
+            Ok(u) => policy.decide_briefly(&index, id, &u, at),
+            Err(e) => Policy::decide_invalid(e),
+        };
+        let mut unexplained = d.clone();
+        if let Reason::Illegal { matched, .. } | Reason::Category { matched, .. } =
+            &mut unexplained.reason
+        {
+            *matched = None;
+        }
+        assert_eq!(brief, unexplained, "{group} {at} {url}");
     }
+}
+
+/// A blocked request's decision names the list entry; the brief one does not.
+#[test]
+fn brief_decisions_leave_out_the_entry() {
+    let (policy, index) = (policy(), index());
+    let url = NormUrl::parse("http://casino.com/slots").unwrap();
+    let id = policy.group_id("learners").unwrap();
+    let full = policy.decide(&index, id, &url, WED_NOON);
+    let brief = policy.decide_briefly(&index, id, &url, WED_NOON);
+    let matched = |d: &Decision| match &d.reason {
+        Reason::Category { matched, .. } => matched.as_ref().map(|m| m.entry.clone()),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(matched(&full).as_deref(), Some("casino.com"));
+    assert_eq!(matched(&brief), None);
 }
 
 #[test]

@@ -196,6 +196,10 @@ impl<'a> Checker<'a> {
 
     fn decide(&self, input: &str, group: GroupId, url: &mut NormUrl) -> Decision {
         match url.parse_into(input) {
+            // Squid's answer names the category, never the list entry.
+            Ok(()) if matches!(self.format, Format::Squid { .. }) => {
+                self.policy.decide_briefly(self.index, group, url, self.at)
+            }
             Ok(()) => self.policy.decide(self.index, group, url, self.at),
             Err(e) => Policy::decide_invalid(e),
         }
