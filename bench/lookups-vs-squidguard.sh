@@ -86,27 +86,41 @@ sg_compile=$(cat "$OUT/compile.time")
 
 # Timed runs write their answers to /dev/null: writing ~100 MB to a file here took 0.6-1.5 s
 # from run to run (page cache write-back), more than deciding. One more run, untimed, keeps
-# the answers for the comparison below.
-run() { # name, command...: prints the median run's "seconds peak_kib"
-  local name=$1; shift
-  "$@" < "$OUT/requests.txt" > "$OUT/$name.out" 2> "$OUT/$name.err"
-  for _ in $(seq "$RUNS"); do
-    /usr/bin/time -o "$OUT/$name.time" -f "%e %M" "$@" < "$OUT/requests.txt" > /dev/null 2>> "$OUT/$name.err"
-    cat "$OUT/$name.time"
-  done | sort -n | sed -n "$(( (RUNS + 1) / 2 ))p"
-}
-read -r sg_s sg_kib < <(run squidguard squidGuard -c "$OUT/squidGuard.conf")
+# the answers for the comparison below. The timed runs take turns (squidGuard, Lookout,
+# squidGuard, ...), so that a machine whose speed drifts during the script treats each
+# program alike.
 SQUID=(--squid --redirect 'http://blocked.example/?cat=%t&url=%u')
-read -r l1_s l1_kib < <(run lookout1 ./target/release/lookout check -c "$OUT/lookout.toml" -g bench --threads 1 "${SQUID[@]}" -)
-read -r lk_s lk_kib < <(run lookout ./target/release/lookout check -c "$OUT/lookout.toml" -g bench "${SQUID[@]}" -)
-read -r lt_s lt_kib < <(run lookout1-text ./target/release/lookout check -c "$OUT/lookout.toml" -g bench --threads 1 -)
+CMD_squidguard=(squidGuard -c "$OUT/squidGuard.conf")
+CMD_lookout1=(./target/release/lookout check -c "$OUT/lookout.toml" -g bench --threads 1 "${SQUID[@]}" -)
+CMD_lookout=(./target/release/lookout check -c "$OUT/lookout.toml" -g bench "${SQUID[@]}" -)
+CMD_lookout1_text=(./target/release/lookout check -c "$OUT/lookout.toml" -g bench --threads 1 -)
+NAMES=(squidguard lookout1 lookout lookout1_text)
+for name in "${NAMES[@]}"; do
+  declare -n cmd="CMD_$name"
+  "${cmd[@]}" < "$OUT/requests.txt" > "$OUT/$name.out" 2> "$OUT/$name.err"
+  : > "$OUT/$name.times"
+  unset -n cmd
+done
+for _ in $(seq "$RUNS"); do
+  for name in "${NAMES[@]}"; do
+    declare -n cmd="CMD_$name"
+    /usr/bin/time -o "$OUT/$name.time" -f "%e %M" "${cmd[@]}" < "$OUT/requests.txt" > /dev/null 2>> "$OUT/$name.err"
+    cat "$OUT/$name.time" >> "$OUT/$name.times"
+    unset -n cmd
+  done
+done
+median() { sort -n "$OUT/$1.times" | sed -n "$(( (RUNS + 1) / 2 ))p"; }
+read -r sg_s sg_kib < <(median squidguard)
+read -r l1_s l1_kib < <(median lookout1)
+read -r lk_s lk_kib < <(median lookout)
+read -r lt_s lt_kib < <(median lookout1_text)
 cmp -s "$OUT/lookout1.out" "$OUT/lookout.out" || { echo "Lookout's answers differ between 1 and all threads" >&2; exit 1; }
 
 sg_lines=$(wc -l < "$OUT/squidguard.out"); lk_lines=$(wc -l < "$OUT/lookout.out")
 sg_block=$(grep -c '^OK' "$OUT/squidguard.out" || true)
 lk_block=$(grep -c '^OK' "$OUT/lookout.out" || true)
 both=$(paste -d' ' <(cut -c1-2 "$OUT/squidguard.out") <(cut -c1-2 "$OUT/lookout.out") | grep -c '^OK OK' || true)
-[ "$(grep -c '^block' "$OUT/lookout1-text.out" || true)" = "$lk_block" ] || { echo "Lookout's text and Squid answers disagree" >&2; exit 1; }
+[ "$(grep -c '^block' "$OUT/lookout1_text.out" || true)" = "$lk_block" ] || { echo "Lookout's text and Squid answers disagree" >&2; exit 1; }
 
 python3 - "$LINES" "$sg_s" "$sg_kib" "$lk_s" "$lk_kib" "$sg_lines" "$lk_lines" "$sg_block" "$lk_block" "$both" "$sg_compile" "$l1_s" "$l1_kib" "$RUNS" "$(nproc)" "$lt_s" "$lt_kib" <<'PY'
 import sys

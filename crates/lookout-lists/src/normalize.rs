@@ -132,11 +132,11 @@ impl NormUrl {
             self.buf.push_str(trimmed);
             self.buf.make_ascii_lowercase();
             self.ip = false;
-        } else if let Ok(ip) = trimmed.parse::<std::net::Ipv4Addr>() {
-            // The standard parser takes four decimal parts without leading zeros (which
-            // WHATWG would read as octal), so the address is the one WHATWG reads too.
-            use std::fmt::Write;
-            let _ = write!(self.buf, "{ip}");
+        } else if trimmed.parse::<std::net::Ipv4Addr>().is_ok() {
+            // The standard parser takes four decimal parts from 0 to 255 without leading
+            // zeros (which WHATWG would read as octal), so the address is the one WHATWG
+            // reads, and the text is already its canonical spelling.
+            self.buf.push_str(trimmed);
             self.ip = true;
         } else {
             return false;
