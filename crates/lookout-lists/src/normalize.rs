@@ -100,6 +100,20 @@ impl NormUrl {
 
     /// Like [`NormUrl::parse`], reusing this value's buffer.
     pub fn parse_into(&mut self, input: &str) -> Result<(), UrlError> {
+        // Most requests are `http(s)://` and a plain host: those skip the general steps.
+        if let Some(rest) = input
+            .strip_prefix("http://")
+            .or_else(|| input.strip_prefix("https://"))
+        {
+            if self.set_plain_url(rest) {
+                return Ok(());
+            }
+        }
+        self.parse_general(input)
+    }
+
+    /// [`NormUrl::parse_into`] without its fast path.
+    fn parse_general(&mut self, input: &str) -> Result<(), UrlError> {
         self.buf.clear();
         self.port = None;
         self.ip = false;
@@ -147,21 +161,20 @@ impl NormUrl {
         true
     }
 
-    /// Like [`NormUrl::set_plain_host`] for a `host/path` as UT1 `urls` lists hold them:
-    /// takes a plain host followed by nothing or by a plain path (printable ASCII without
-    /// `%`, `\\`, `?` or `#`, no empty or dot segments). When false, the value is unspecified.
+    /// Like [`NormUrl::set_plain_host`] for a `host/path[?query]` (as UT1 `urls` lists hold
+    /// them, or a request without its scheme): takes a plain host followed by nothing, or by
+    /// a path and query without spaces or control characters (which the general steps would
+    /// trim, drop or reject), and handles the path and query as the general steps do. When
+    /// false, the value is unspecified.
     pub fn set_plain_url(&mut self, text: &str) -> bool {
         let slash = memchr::memchr(b'/', text.as_bytes()).unwrap_or(text.len());
         // `slash` is at an ASCII byte or the end, so a character boundary.
-        let (host, path) = text.split_at(slash);
-        if !self.set_plain_host(host) {
+        let (host, rest) = text.split_at(slash);
+        // No early exit, so the compiler can check many bytes at once.
+        if rest.bytes().fold(false, |low, c| low | (c <= b' ')) || !self.set_plain_host(host) {
             return false;
         }
-        if !is_plain_path(path) || memchr::memchr2(b'?', b'#', path.as_bytes()).is_some() {
-            return false;
-        }
-        push_path(path, self.host_end, &mut self.buf);
-        self.path_end = self.buf.len();
+        self.push_path_and_query(rest);
         true
     }
 
@@ -182,6 +195,12 @@ impl NormUrl {
         self.ip = push_host(host, &mut self.buf)? == HostKind::Ip;
         self.host_end = self.buf.len();
 
+        self.push_path_and_query(rest);
+        Ok(())
+    }
+
+    /// Appends the canonical path and query of `rest`, what follows the authority.
+    fn push_path_and_query(&mut self, rest: &str) {
         let (path, query) = match memchr::memchr2(b'?', b'#', rest.as_bytes()) {
             Some(q) if rest.as_bytes()[q] == b'?' => {
                 let query = &rest[q + 1..];
@@ -197,7 +216,6 @@ impl NormUrl {
             self.buf.push('?');
             push_run(query, &mut self.buf);
         }
-        Ok(())
     }
 
     /// The whole canonical form, `host[/path][?query]`.
@@ -752,6 +770,19 @@ mod properties {
             push_path(&path, 0, &mut fast);
             push_path_by_segments(&path, 0, &mut slow);
             prop_assert_eq!(fast, slow, "{:?}", path);
+        }
+
+        /// Wherever a request takes the fast path, the general steps give the same.
+        #[test]
+        fn request_fast_path_agrees(input in "https?://([a-zA-Z0-9._-]|xn--|0x|[:@%\\\\ ]){1,12}(/([a-zA-Z0-9._~!$&'()*+,;=:@?#%\\\\\t\x01 -]|\u{fc}){0,6}){0,3}") {
+            let mut fast = NormUrl::default();
+            let mut general = NormUrl::default();
+            let got = fast.parse_into(&input);
+            let want = general.parse_general(&input);
+            prop_assert_eq!(&got, &want, "{:?}", input);
+            if got.is_ok() {
+                prop_assert_eq!(&fast, &general, "{:?}", input);
+            }
         }
 
         /// The allocation-free host path gives what the WHATWG parser gives.

@@ -555,10 +555,15 @@ mod tests {
             ("a b", None),
             ("a.example/Casino/", Some("a.example/casino")),
             ("10.0.0.7/x", Some("10.0.0.7/x")),
-            ("a.example/x/../y", None),
-            ("a.example/x?q=1", None),
-            ("a.example//x", None),
-            ("a.example/%41", None),
+            ("a.example/x/../y", Some("a.example/y")),
+            ("a.example/x?q=1#f", Some("a.example/x?q=1")),
+            ("a.example//x", Some("a.example/x")),
+            ("a.example/%41", Some("a.example/a")),
+            ("a.example/x y", None), // a space: rejected in a list, escaped in a request
+            ("a.example/x\ty", None), // a tab: dropped by WHATWG
+            ("a.example/x#a b", None), // a space, even in the fragment
+            ("a.example?q", None),   // a query straight after the host
+            ("user@a.example/", None),
         ];
         for &(host, want) in rows {
             let mut url = NormUrl::default();
