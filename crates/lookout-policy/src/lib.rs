@@ -528,7 +528,13 @@ impl Policy {
         if let Some(m) = listed(&group.deny) {
             return decision(Action::Block, Reason::Denied(m));
         }
-        if let Some(ext) = url.file_name().and_then(|f| group.forbidden_extension(f)) {
+        // A group that may download anything (IT staff, as a rule) skips the file name.
+        let forbidden = if group.extensions.is_empty() {
+            None
+        } else {
+            url.file_name().and_then(|f| group.forbidden_extension(f))
+        };
+        if let Some(ext) = forbidden {
             return decision(
                 Action::Block,
                 Reason::Download {
