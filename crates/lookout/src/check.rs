@@ -569,15 +569,14 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_long_running_helper_follows_the_clock() {
+    /// A Squid helper's setting: a `games.example` list, group `g` blocking games (plus
+    /// `extra` configuration), every client in `g`, refusals to `http://b.example/%t`.
+    fn games_helper(extra: &str) -> (tempfile::TempDir, Policy, lookout_loader::Loaded, Format) {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("games.domains"), "games.example\n").expect("list");
         let config = lookout_config::Config::from_toml(&format!(
             "[[lists.source]]\nname = \"games\"\npath = \"{}/games.domains\"\nformat = \"domains\"\n\
-             categories = [\"games\"]\n[groups.g]\nblock = [\"games\"]\n\
-             [[groups.g.schedule]]\nname = \"lunch\"\nfrom = \"12:00\"\nto = \"13:00\"\n\
-             action = \"allow\"\ncategories = [\"games\"]\n",
+             categories = [\"games\"]\n[groups.g]\nblock = [\"games\"]\n{extra}",
             dir.path().display()
         ))
         .expect("config");
@@ -588,6 +587,15 @@ mod tests {
             clients: Networks::default(),
             fallback: policy.group_id("g"),
         };
+        (dir, policy, loaded, format)
+    }
+
+    #[test]
+    fn a_long_running_helper_follows_the_clock() {
+        let (_dir, policy, loaded, format) = games_helper(
+            "[[groups.g.schedule]]\nname = \"lunch\"\nfrom = \"12:00\"\nto = \"13:00\"\n\
+             action = \"allow\"\ncategories = [\"games\"]\n",
+        );
         // The clock says 11:00 at start and for the first request, then 12:30 (lunch).
         let reads = std::sync::atomic::AtomicUsize::new(0);
         let clock = || LocalTime {
@@ -610,6 +618,59 @@ mod tests {
             String::from_utf8_lossy(&out),
             "1 OK status=302 url=\"http://b.example/games\"\n2 ERR\n"
         );
+    }
+
+    /// Reads `chunk` bytes at a time, cutting lines anywhere.
+    struct Chunks(Vec<u8>, usize);
+
+    impl Read for Chunks {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(self.0.len()).min(buf.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0.drain(..n);
+            Ok(n)
+        }
+    }
+
+    /// Lines cut by a read (and by the reader's buffer) are answered whole, once each, in
+    /// order, with a last line that has no newline; the same answers however input arrives.
+    #[test]
+    fn lines_cut_across_reads_are_answered_whole() {
+        let (_dir, policy, loaded, format) = games_helper("");
+        let clock = || LocalTime {
+            weekday: Weekday::Wed,
+            minute: 600,
+        };
+        let checker = Checker::new(&policy, &loaded.index, &clock, &format);
+        let mut input = String::new();
+        let mut want = String::new();
+        for i in 0..500 {
+            let (host, answer) = match i % 3 {
+                0 => (
+                    "games.example",
+                    "OK status=302 url=\"http://b.example/games\"",
+                ),
+                _ => ("other.example", "ERR"),
+            };
+            input.push_str(&format!(
+                "{i} http://www.{host}/page{i}.html 10.0.0.1/- - GET\n"
+            ));
+            want.push_str(&format!("{i} {answer}\n"));
+        }
+        input.pop(); // the last line ends without a newline
+        for chunk in [1, 7, 64, 4096] {
+            for capacity in [16, 100, 1 << 20] {
+                let reader =
+                    BufReader::with_capacity(capacity, Chunks(input.clone().into(), chunk));
+                let mut out = Vec::new();
+                checker.stream(reader, 2, &mut out).expect("stream");
+                assert_eq!(
+                    String::from_utf8_lossy(&out),
+                    want,
+                    "chunk {chunk}, buffer {capacity}"
+                );
+            }
+        }
     }
 
     #[test]
