@@ -133,7 +133,7 @@ impl NormUrl {
     }
 
     /// Sets this value to the bare host `host` when it is a plain domain name (ASCII letters,
-    /// digits, `-`, `_` and `.`, not a number, no punycode: see `is_plain_domain`) or an IPv4
+    /// digits, `-`, `_` and `.`, not a number, no punycode: see `plain_domain`) or an IPv4
     /// address in dotted decimal, and says whether it was. What [`NormUrl::parse_into`] would
     /// give for such a host, without its general steps: list files are mostly such lines.
     /// When false, the value is unspecified; parse the host with [`NormUrl::parse_into`].
@@ -394,13 +394,15 @@ pub fn push_host(host: &str, out: &mut String) -> Result<HostKind, UrlError> {
 }
 
 /// Appends a host (trailing dots already trimmed) that needs no WHATWG parsing, and says what
-/// kind it is: a plain domain name (`is_plain_domain`), lower-cased, or an IPv4 address in
+/// kind it is: a plain domain name (`plain_domain`), lower-cased, or an IPv4 address in
 /// dotted decimal, as written. `None` (nothing appended) for anything else.
 fn push_plain_host(host: &str, out: &mut String) -> Option<HostKind> {
-    if is_plain_domain(host) {
+    if let Some(upper) = plain_domain(host) {
         let start = out.len();
         out.push_str(host);
-        out[start..].make_ascii_lowercase();
+        if upper {
+            out[start..].make_ascii_lowercase();
+        }
         Some(HostKind::Domain)
     } else if host.parse::<std::net::Ipv4Addr>().is_ok() {
         // The standard parser takes four decimal parts from 0 to 255 without leading zeros
@@ -415,35 +417,40 @@ fn push_plain_host(host: &str, out: &mut String) -> Option<HostKind> {
 
 /// Whether the fast path gives the same answer as the WHATWG parser: only ASCII letters,
 /// digits, `-`, `_` and `.`, and a last label that is not a number (which would make it an
-/// IPv4 address in WHATWG's rules).
-fn is_plain_domain(host: &str) -> bool {
+/// IPv4 address in WHATWG's rules). `Some(whether it has an upper-case letter)` when it does
+/// (most hosts have none, and need no lower-casing).
+fn plain_domain(host: &str) -> Option<bool> {
     let bytes = host.as_bytes();
     // No early exit, so the compiler can check many bytes at once.
     // In blocks of 16 (the last padded with a letter), so that the checks are a few vector
     // instructions per block even for a host shorter than one block.
     let block = |b: &[u8; 16]| {
-        b.iter().fold((0u8, 0u8), |(odd, dashes), &b| {
+        b.iter().fold((0u8, 0u8, 0u8), |(odd, dashes, upper), &b| {
             let lower = b | 0x20;
             let ok = (lower.wrapping_sub(b'a') < 26)
                 | (b.wrapping_sub(b'0') < 10)
                 | (b == b'-')
                 | (b == b'_')
                 | (b == b'.');
-            (odd | u8::from(!ok), dashes | u8::from(b == b'-'))
+            (
+                odd | u8::from(!ok),
+                dashes | u8::from(b == b'-'),
+                upper | u8::from(b.wrapping_sub(b'A') < 26),
+            )
         })
     };
     let mut blocks = bytes.chunks_exact(16);
-    let (mut odd, mut dashes) = (0, 0);
+    let (mut odd, mut dashes, mut upper) = (0, 0, 0);
     for b in &mut blocks {
-        let (o, d) = block(b.try_into().expect("16 bytes"));
-        (odd, dashes) = (odd | o, dashes | d);
+        let (o, d, u) = block(b.try_into().expect("16 bytes"));
+        (odd, dashes, upper) = (odd | o, dashes | d, upper | u);
     }
     let mut last = [b'a'; 16];
     last[..blocks.remainder().len()].copy_from_slice(blocks.remainder());
-    let (o, d) = block(&last);
-    (odd, dashes) = (odd | o, dashes | d);
+    let (o, d, u) = block(&last);
+    (odd, dashes, upper) = (odd | o, dashes | d, upper | u);
     if odd != 0 {
-        return false;
+        return None;
     }
     let dash = dashes != 0;
     // "xn--" starts a punycode label, which the IDNA path validates. Most hosts have no `-`.
@@ -455,7 +462,7 @@ fn is_plain_domain(host: &str) -> bool {
     // be `0x`; most end in another letter (`.com`, `.org`, `.net`) and need no closer look.
     let ends = bytes.last().copied().unwrap_or(b'.');
     if !ends.is_ascii_hexdigit() && ends | 0x20 != b'x' {
-        return !punycode;
+        return (!punycode).then_some(upper != 0);
     }
     let last = &bytes[memchr::memrchr(b'.', bytes).map_or(0, |i| i + 1)..];
     let numeric = !last.is_empty() && last.iter().all(u8::is_ascii_digit);
@@ -463,7 +470,7 @@ fn is_plain_domain(host: &str) -> bool {
         && last[0] == b'0'
         && (last[1] | 0x20) == b'x'
         && last[2..].iter().all(u8::is_ascii_hexdigit);
-    !punycode && !numeric && !hex
+    (!punycode && !numeric && !hex).then_some(upper != 0)
 }
 
 fn slow_host(host: &str, out: &mut String) -> Result<HostKind, UrlError> {
