@@ -520,7 +520,7 @@ const HIGH: u64 = 0x8080_8080_8080_8080;
 /// in one register: for a byte below 0x80, `(b | 0x80) - lo` keeps the high bit exactly when
 /// `b >= lo`, and never borrows from the next byte.
 fn letters(x: u64) -> (u64, usize) {
-    let lower = (x & !HIGH) | ONES * 0x20;
+    let lower = (x & !HIGH) | (ONES * 0x20);
     let at_least = |lo: u8| (lower | HIGH).wrapping_sub(ONES * u64::from(lo)) & HIGH;
     let letter = at_least(b'a') & !at_least(b'z' + 1) & !(x & HIGH);
     let n = ((!letter & HIGH).trailing_zeros() / 8) as usize;
