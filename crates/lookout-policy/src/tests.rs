@@ -393,6 +393,83 @@ fn downloads() {
     ]);
 }
 
+/// A group forbidding extensions of every length the packed search treats apart: short, 15
+/// bytes (the longest packed), 16 and more (searched as strings).
+fn extension_group(extensions: &[&str]) -> Group {
+    Group::new(GroupSpec {
+        name: "g".into(),
+        blocked_extensions: extensions.iter().map(|s| s.to_string()).collect(),
+        ..GroupSpec::default()
+    })
+    .expect("group")
+}
+
+#[test]
+fn forbidden_extensions_of_any_length() {
+    let g = extension_group(&[
+        ".EXE",
+        "js",
+        "fifteen-bytes15",
+        "sixteen-bytes-16",
+        "a-much-longer-extension",
+    ]);
+    for (name, want) in [
+        ("setup.exe", Some("exe")),
+        ("setup.ExE", Some("ExE")),
+        ("setup.ex", None),
+        ("setup.exee", None),
+        ("setup.xe", None),
+        ("setup", None),
+        ("setup.", None),
+        ("", None),
+        (".js", Some("js")),
+        ("a.js. . .", Some("js")),
+        ("a.js%20.%20", Some("js")),
+        ("a.js;v=1.exe", Some("js")),
+        ("a.j", None),
+        ("a.\0js", None),
+        ("a.\0\0js", None),
+        ("x.fifteen-bytes15", Some("fifteen-bytes15")),
+        ("x.FIFTEEN-BYTES15", Some("FIFTEEN-BYTES15")),
+        ("x.fifteen-bytes1", None),
+        ("x.sixteen-bytes-16", Some("sixteen-bytes-16")),
+        ("x.Sixteen-Bytes-16", Some("Sixteen-Bytes-16")),
+        ("x.sixteen-bytes-1", None),
+        ("x.a-much-longer-extension", Some("a-much-longer-extension")),
+        ("x.a-much-longer-extensio", None),
+        ("übung.exe", Some("exe")),
+        ("x.éxe", None),
+    ] {
+        assert_eq!(g.forbidden_extension(name), want, "{name:?}");
+    }
+    assert!(extension_group(&["sixteen-bytes-16"]).blocks_downloads());
+    assert!(!extension_group(&[]).blocks_downloads());
+}
+
+proptest::proptest! {
+    /// The packed search finds what comparing lower-cased strings finds, over names and
+    /// extension sets drawn from a small alphabet (so that near misses are common) with lengths
+    /// around the 15 bytes that are packed.
+    #[test]
+    fn forbidden_extension_agrees_with_comparing_strings(
+        extensions in proptest::collection::vec("[aAb\\x00]{0,17}", 0..6),
+        name in "[aAbB.; \\x00é]{0,6}(\\.[aAb\\x00]{0,17})?(%20|\\.| )?",
+    ) {
+        let refs: Vec<&str> = extensions.iter().map(String::as_str).collect();
+        let g = extension_group(&refs);
+        let mut base = name.split(';').next().unwrap_or_default();
+        while let Some(t) = base.strip_suffix(['.', ' ']).or_else(|| base.strip_suffix("%20")) {
+            base = t;
+        }
+        let want = base.rsplit_once('.').map(|(_, ext)| ext).filter(|ext| {
+            extensions
+                .iter()
+                .any(|e| e.trim_start_matches('.').eq_ignore_ascii_case(ext))
+        });
+        proptest::prop_assert_eq!(g.forbidden_extension(&name), want);
+    }
+}
+
 #[test]
 fn illegal_categories_cannot_be_overridden() {
     let illegal = cats(&["illegal-terrorism"]);
