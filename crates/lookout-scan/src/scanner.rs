@@ -46,18 +46,28 @@ pub struct Scanner {
     patterns: Vec<Vec<u8>>,
     /// Length of the longest exception pattern.
     longest_exception: usize,
+    /// Length of the longest pattern: a match ending at `p` starts at `p - longest` or later.
+    longest: usize,
 }
+
+/// An exception's match: the risk it excuses (any if `None`) and its byte range in the
+/// normalised text.
+type Except = (Option<Risk>, usize, usize);
 
 /// Buffers reused between scans by one thread.
 #[derive(Debug, Default)]
 pub struct Scratch {
     norm: Normalized,
     hits: Vec<Hit>,
-    excepts: Vec<(Option<Risk>, usize, usize)>,
+    excepts: Vec<Except>,
     parts: Vec<PartHit>,
+    /// The second half's matches while two halves are walked at once, and its exceptions with
+    /// the number of matches before each.
+    later_hits: Vec<Hit>,
+    later_excepts: Vec<(usize, Option<Risk>, usize, usize)>,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Hit {
     pattern: u32,
     /// The match without its word-edge spaces, in the normalised text.
@@ -153,6 +163,7 @@ impl Library {
                 .map(|x| self.terms[x.term as usize].len())
                 .max()
                 .unwrap_or(0),
+            longest: self.terms.iter().map(Vec::len).max().unwrap_or(0),
         })
     }
 }
@@ -176,6 +187,37 @@ fn walk(
         }
     }
     (sid, t.len())
+}
+
+/// Texts at least this long (normalised) are walked as two halves at once.
+const TWO_WALKS: usize = 2048;
+
+/// One walk through part of the text: its state, the next byte to read, and where it stops.
+#[derive(Clone, Copy, Debug)]
+struct Cursor {
+    sid: StateID,
+    pos: usize,
+    end: usize,
+}
+
+/// Steps two walks in turn, a byte each, until either enters a special state or either
+/// reaches its end. The walks do not depend on each other, so the processor waits for the
+/// two table rows they need at the same time: in normalised text most rows are not in cache.
+#[inline(never)]
+fn walk_two(dfa: &DFA, alphabet: &[u8; 256], t: &[u8], a: &mut Cursor, b: &mut Cursor) {
+    let n = (a.end - a.pos).min(b.end - b.pos);
+    let (ta, tb) = (&t[a.pos..a.pos + n], &t[b.pos..b.pos + n]);
+    let (mut sa, mut sb) = (a.sid, b.sid);
+    let mut k = 0;
+    while k < n {
+        sa = dfa.next_state(Anchored::No, sa, alphabet[usize::from(ta[k])]);
+        sb = dfa.next_state(Anchored::No, sb, alphabet[usize::from(tb[k])]);
+        k += 1;
+        if dfa.is_special(sa) || dfa.is_special(sb) {
+            break;
+        }
+    }
+    (a.sid, a.pos, b.sid, b.pos) = (sa, a.pos + k, sb, b.pos + k);
 }
 
 /// The automaton's byte numbering (see [`Scanner::alphabet`]): 0 for a byte no pattern uses.
@@ -219,6 +261,128 @@ impl Scanner {
         &self.patterns
     }
 
+    /// Every match in the normalised text `t`, in the order of their ends (at most
+    /// [`MAX_HITS`]), and the exceptions among them. A long text is walked as two halves at
+    /// once: the first reports matches ending in it, the second starts early enough (the
+    /// longest pattern's length before the middle) to find in full every match ending after
+    /// the middle, and reports only those; so the matches, and their order, are those of one
+    /// walk from the start.
+    fn find(
+        &self,
+        t: &[u8],
+        hits: &mut Vec<Hit>,
+        excepts: &mut Vec<Except>,
+        later_hits: &mut Vec<Hit>,
+        later_excepts: &mut Vec<(usize, Option<Risk>, usize, usize)>,
+    ) {
+        let dfa = &self.dfa;
+        let Ok(start) = dfa.start_state(Anchored::No) else {
+            return;
+        };
+        let is_match = |sid| dfa.is_special(sid) && dfa.is_match(sid);
+        let mid = if t.len() >= TWO_WALKS {
+            t.len() / 2
+        } else {
+            t.len()
+        };
+        let mut a = Cursor {
+            sid: start,
+            pos: 0,
+            end: mid,
+        };
+        let mut b = Cursor {
+            sid: start,
+            pos: (mid + 1).saturating_sub(self.longest),
+            end: t.len(),
+        };
+        later_hits.clear();
+        later_excepts.clear();
+        let mut full = false;
+        if mid < t.len() {
+            while a.pos < a.end && b.pos < b.end {
+                walk_two(dfa, &self.alphabet, t, &mut a, &mut b);
+                if is_match(a.sid)
+                    && !self.record(t, a.sid, a.pos, hits, |r, s, e, _| excepts.push((r, s, e)))
+                {
+                    full = true;
+                    break;
+                }
+                if is_match(b.sid) && b.pos > mid {
+                    self.record(t, b.sid, b.pos, later_hits, |r, s, e, n| {
+                        later_excepts.push((n, r, s, e))
+                    });
+                }
+            }
+        }
+        while !full && a.pos < a.end {
+            (a.sid, a.pos) = walk(dfa, &self.alphabet, a.sid, &t[..a.end], a.pos);
+            if is_match(a.sid) {
+                full = !self.record(t, a.sid, a.pos, hits, |r, s, e, _| excepts.push((r, s, e)));
+            }
+        }
+        if full || mid == t.len() {
+            return;
+        }
+        while b.pos < b.end {
+            (b.sid, b.pos) = walk(dfa, &self.alphabet, b.sid, t, b.pos);
+            if is_match(b.sid)
+                && b.pos > mid
+                && !self.record(t, b.sid, b.pos, later_hits, |r, s, e, n| {
+                    later_excepts.push((n, r, s, e))
+                })
+            {
+                break;
+            }
+        }
+        let kept = later_hits.len().min(MAX_HITS - hits.len());
+        hits.extend_from_slice(&later_hits[..kept]);
+        excepts.extend(
+            later_excepts
+                .iter()
+                .filter(|x| x.0 < kept)
+                .map(|&(_, r, s, e)| (r, s, e)),
+        );
+    }
+
+    /// Records the matches of match state `sid`, entered on reading the byte before `pos`,
+    /// each exception through `except` (risk, start, end, and the number of matches before
+    /// it). False once [`MAX_HITS`] matches are kept.
+    fn record(
+        &self,
+        t: &[u8],
+        sid: StateID,
+        pos: usize,
+        hits: &mut Vec<Hit>,
+        mut except: impl FnMut(Option<Risk>, usize, usize, usize),
+    ) -> bool {
+        let dfa = &self.dfa;
+        for k in 0..dfa.match_len(sid) {
+            if hits.len() == MAX_HITS {
+                return false;
+            }
+            let pid = dfa.match_pattern(sid, k);
+            let (mut start, mut end) = (pos - dfa.pattern_len(pid), pos);
+            if t[start] == b' ' {
+                start += 1;
+            }
+            if end > start && t[end - 1] == b' ' {
+                end -= 1;
+            }
+            let pattern = pid.as_u32();
+            for u in &self.uses[pattern as usize] {
+                if let Use::Except { risk } = *u {
+                    except(risk, start, end, hits.len());
+                }
+            }
+            hits.push(Hit {
+                pattern,
+                start,
+                end,
+            });
+        }
+        true
+    }
+
     /// Scans one text, reusing `scratch`. Findings come most severe first.
     pub fn scan_with(&self, scratch: &mut Scratch, text: &str) -> Vec<Finding> {
         let Scratch {
@@ -226,48 +390,15 @@ impl Scanner {
             hits,
             excepts,
             parts,
+            later_hits,
+            later_excepts,
         } = scratch;
         norm.normalize(text);
         hits.clear();
         excepts.clear();
         parts.clear();
         let t = &norm.text;
-        let dfa = &self.dfa;
-        let Ok(mut sid) = dfa.start_state(Anchored::No) else {
-            return Vec::new();
-        };
-        let mut pos = 0;
-        'walk: while pos < t.len() {
-            (sid, pos) = walk(dfa, &self.alphabet, sid, t, pos);
-            if !dfa.is_special(sid) || !dfa.is_match(sid) {
-                continue;
-            }
-            let i = pos - 1;
-            for k in 0..dfa.match_len(sid) {
-                if hits.len() == MAX_HITS {
-                    break 'walk;
-                }
-                let pid = dfa.match_pattern(sid, k);
-                let (mut start, mut end) = (i + 1 - dfa.pattern_len(pid), i + 1);
-                if t[start] == b' ' {
-                    start += 1;
-                }
-                if end > start && t[end - 1] == b' ' {
-                    end -= 1;
-                }
-                let pattern = pid.as_u32();
-                for u in &self.uses[pattern as usize] {
-                    if let Use::Except { risk } = *u {
-                        excepts.push((risk, start, end));
-                    }
-                }
-                hits.push(Hit {
-                    pattern,
-                    start,
-                    end,
-                });
-            }
-        }
+        self.find(t, hits, excepts, later_hits, later_excepts);
         if hits.is_empty() {
             return Vec::new();
         }
@@ -601,6 +732,94 @@ mod tests {
             ("", ""),
         ] {
             assert_eq!(collapse_space(s), want, "{s:?}");
+        }
+    }
+
+    /// One walk from the start to the end, as texts shorter than [`TWO_WALKS`] are walked.
+    fn one_walk(s: &Scanner, t: &[u8]) -> (Vec<Hit>, Vec<Except>) {
+        let (mut hits, mut excepts) = (Vec::new(), Vec::new());
+        let mut sid = s.dfa.start_state(Anchored::No).expect("start");
+        let mut pos = 0;
+        while pos < t.len() {
+            (sid, pos) = walk(&s.dfa, &s.alphabet, sid, t, pos);
+            if s.dfa.is_special(sid)
+                && s.dfa.is_match(sid)
+                && !s.record(t, sid, pos, &mut hits, |r, a, b, _| excepts.push((r, a, b)))
+            {
+                break;
+            }
+        }
+        (hits, excepts)
+    }
+
+    fn two_walks(s: &Scanner, t: &[u8]) -> (Vec<Hit>, Vec<Except>) {
+        let (mut hits, mut excepts) = (Vec::new(), Vec::new());
+        s.find(t, &mut hits, &mut excepts, &mut Vec::new(), &mut Vec::new());
+        (hits, excepts)
+    }
+
+    #[test]
+    fn two_walks_find_what_one_finds() {
+        let s = scanner(RULES);
+        let norm = |text: &str| {
+            let mut n = Normalized::default();
+            n.normalize(text);
+            n.text
+        };
+        // A match across the middle, matches at both ends, an exception around the middle,
+        // and more matches than are kept, found by either half or both.
+        let filler = "nothing to see here ".repeat(60);
+        let texts = [
+            format!("kms {filler} i will kill myself {filler} kms"),
+            format!("{filler}{filler} suicide squad is on, suicidal"),
+            format!("{} kms", "kill myself ".repeat(MAX_HITS)),
+            format!("{filler} {}", "kms ".repeat(MAX_HITS)),
+            format!("{}{filler}", "kms ".repeat(MAX_HITS / 2 + 10)),
+        ];
+        for text in &texts {
+            let t = norm(text);
+            assert!(t.len() >= TWO_WALKS, "{}", t.len());
+            let want = one_walk(&s, &t);
+            assert!(!want.0.is_empty());
+            assert_eq!(two_walks(&s, &t), want, "{text:.60}");
+        }
+        // Every place for the middle: the phrases move across it half a byte per step.
+        for pad in 0..100 {
+            let text = format!(
+                "{} {filler}kill myself suicide squad scunthorpe kms {filler}",
+                "x".repeat(pad)
+            );
+            let t = norm(&text);
+            assert_eq!(two_walks(&s, &t), one_walk(&s, &t), "pad {pad}");
+        }
+        // More matches than are kept, the last kept one in the second half: an exception
+        // (with its match) or a plain match at the cut, with the exceptions of kept matches
+        // only.
+        for kms in 0..4 {
+            let text = format!("{}{}", "kms ".repeat(kms), "suicide squad ".repeat(6000));
+            let t = norm(&text);
+            let want = one_walk(&s, &t);
+            assert_eq!(want.0.len(), MAX_HITS);
+            assert_eq!(two_walks(&s, &t), want, "kms {kms}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(40))]
+        /// Two walks at once find the matches one walk finds, in the same order, whatever
+        /// words fall across the middle.
+        #[test]
+        fn two_walks_agree_with_one(
+            words in proptest::collection::vec(
+                "kill|myself|kms|suicide|squad|suicidal|scunthorpe|cunts|how|many|x|die|[a-z]{1,12}",
+                400..900,
+            )
+        ) {
+            let s = scanner(RULES);
+            let mut n = Normalized::default();
+            n.normalize(&words.join(" "));
+            proptest::prop_assume!(n.text.len() >= TWO_WALKS);
+            proptest::prop_assert_eq!(two_walks(&s, &n.text), one_walk(&s, &n.text));
         }
     }
 
