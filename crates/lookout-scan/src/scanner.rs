@@ -61,10 +61,23 @@ pub struct Scratch {
     hits: Vec<Hit>,
     excepts: Vec<Except>,
     parts: Vec<PartHit>,
-    /// The second half's matches while two halves are walked at once, and its exceptions with
-    /// the number of matches before each.
-    later_hits: Vec<Hit>,
-    later_excepts: Vec<(usize, Option<Risk>, usize, usize)>,
+    /// The matches of each part but the first while a long text is walked in parts.
+    later: [Later; WALKS - 1],
+}
+
+/// The matches of one part of a text walked in parts, and its exceptions with the number of
+/// the part's matches before each.
+#[derive(Debug, Default)]
+struct Later {
+    hits: Vec<Hit>,
+    excepts: Vec<(usize, Except)>,
+}
+
+impl Later {
+    fn record(&mut self, scanner: &Scanner, t: &[u8], c: Cursor) -> bool {
+        let excepts = &mut self.excepts;
+        scanner.record(t, c.sid, c.pos, &mut self.hits, |x, n| excepts.push((n, x)))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,8 +202,11 @@ fn walk(
     (sid, t.len())
 }
 
-/// Texts at least this long (normalised) are walked as two halves at once.
-const TWO_WALKS: usize = 2048;
+/// Long texts are walked in this many parts at once.
+const WALKS: usize = 4;
+
+/// Normalised texts at least this long are walked in parts, each of 512 bytes or more.
+const SPLIT: usize = WALKS * 512;
 
 /// One walk through part of the text: its state, the next byte to read, and where it stops.
 #[derive(Clone, Copy, Debug)]
@@ -200,24 +216,28 @@ struct Cursor {
     end: usize,
 }
 
-/// Steps two walks in turn, a byte each, until either enters a special state or either
-/// reaches its end. The walks do not depend on each other, so the processor waits for the
-/// two table rows they need at the same time: in normalised text most rows are not in cache.
+/// Steps the walks in turn, a byte each, until one enters a special state or one reaches its
+/// end. The walks do not depend on each other, so the processor waits for the table rows
+/// they need at the same time: in normalised text most rows are not in cache.
 #[inline(never)]
-fn walk_two(dfa: &DFA, alphabet: &[u8; 256], t: &[u8], a: &mut Cursor, b: &mut Cursor) {
-    let n = (a.end - a.pos).min(b.end - b.pos);
-    let (ta, tb) = (&t[a.pos..a.pos + n], &t[b.pos..b.pos + n]);
-    let (mut sa, mut sb) = (a.sid, b.sid);
+fn walk_all(dfa: &DFA, alphabet: &[u8; 256], t: &[u8], c: &mut [Cursor; WALKS]) {
+    let n = c.iter().map(|c| c.end - c.pos).min().unwrap_or(0);
+    let texts: [&[u8]; WALKS] = std::array::from_fn(|i| &t[c[i].pos..c[i].pos + n]);
+    let mut sids = c.map(|c| c.sid);
     let mut k = 0;
     while k < n {
-        sa = dfa.next_state(Anchored::No, sa, alphabet[usize::from(ta[k])]);
-        sb = dfa.next_state(Anchored::No, sb, alphabet[usize::from(tb[k])]);
+        for (sid, text) in sids.iter_mut().zip(texts) {
+            *sid = dfa.next_state(Anchored::No, *sid, alphabet[usize::from(text[k])]);
+        }
         k += 1;
-        if dfa.is_special(sa) || dfa.is_special(sb) {
+        if sids.iter().any(|&sid| dfa.is_special(sid)) {
             break;
         }
     }
-    (a.sid, a.pos, b.sid, b.pos) = (sa, a.pos + k, sb, b.pos + k);
+    for (c, sid) in c.iter_mut().zip(sids) {
+        c.sid = sid;
+        c.pos += k;
+    }
 }
 
 /// The automaton's byte numbering (see [`Scanner::alphabet`]): 0 for a byte no pattern uses.
@@ -262,98 +282,95 @@ impl Scanner {
     }
 
     /// Every match in the normalised text `t`, in the order of their ends (at most
-    /// [`MAX_HITS`]), and the exceptions among them. A long text is walked as two halves at
-    /// once: the first reports matches ending in it, the second starts early enough (the
-    /// longest pattern's length before the middle) to find in full every match ending after
-    /// the middle, and reports only those; so the matches, and their order, are those of one
-    /// walk from the start.
+    /// [`MAX_HITS`]), and the exceptions among them. A long text is walked in [`WALKS`] parts
+    /// at once: part `i` reports the matches ending in it, and all but the first start early
+    /// enough (the longest pattern's length before the part) to find those in full; so the
+    /// matches, and their order, are those of one walk from the start.
     fn find(
         &self,
         t: &[u8],
         hits: &mut Vec<Hit>,
         excepts: &mut Vec<Except>,
-        later_hits: &mut Vec<Hit>,
-        later_excepts: &mut Vec<(usize, Option<Risk>, usize, usize)>,
+        later: &mut [Later; WALKS - 1],
     ) {
         let dfa = &self.dfa;
         let Ok(start) = dfa.start_state(Anchored::No) else {
             return;
         };
         let is_match = |sid| dfa.is_special(sid) && dfa.is_match(sid);
-        let mid = if t.len() >= TWO_WALKS {
-            t.len() / 2
-        } else {
-            t.len()
-        };
-        let mut a = Cursor {
+        let mut first = Cursor {
             sid: start,
             pos: 0,
-            end: mid,
-        };
-        let mut b = Cursor {
-            sid: start,
-            pos: (mid + 1).saturating_sub(self.longest),
             end: t.len(),
         };
-        later_hits.clear();
-        later_excepts.clear();
         let mut full = false;
-        if mid < t.len() {
-            while a.pos < a.end && b.pos < b.end {
-                walk_two(dfa, &self.alphabet, t, &mut a, &mut b);
-                if is_match(a.sid)
-                    && !self.record(t, a.sid, a.pos, hits, |r, s, e, _| excepts.push((r, s, e)))
-                {
-                    full = true;
-                    break;
+        if t.len() >= SPLIT {
+            // Part `i` holds the matches ending after `from(i)`, up to `from(i + 1)`.
+            let from = |i: usize| t.len() * i / WALKS;
+            let mut c: [Cursor; WALKS] = std::array::from_fn(|i| Cursor {
+                sid: start,
+                pos: if i == 0 {
+                    0
+                } else {
+                    (from(i) + 1).saturating_sub(self.longest)
+                },
+                end: from(i + 1),
+            });
+            for l in later.iter_mut() {
+                l.hits.clear();
+                l.excepts.clear();
+            }
+            while !full && c.iter().all(|c| c.pos < c.end) {
+                walk_all(dfa, &self.alphabet, t, &mut c);
+                if is_match(c[0].sid) {
+                    full = !self.record(t, c[0].sid, c[0].pos, hits, |x, _| excepts.push(x));
                 }
-                if is_match(b.sid) && b.pos > mid {
-                    self.record(t, b.sid, b.pos, later_hits, |r, s, e, n| {
-                        later_excepts.push((n, r, s, e))
-                    });
+                for (i, l) in later.iter_mut().enumerate() {
+                    let c = c[i + 1];
+                    if is_match(c.sid) && c.pos > from(i + 1) {
+                        l.record(self, t, c);
+                    }
                 }
             }
+            // Each walk's last bytes (they differ in length by up to the longest pattern).
+            for (i, l) in later.iter_mut().enumerate() {
+                let mut c = c[i + 1];
+                while !full && c.pos < c.end {
+                    (c.sid, c.pos) = walk(dfa, &self.alphabet, c.sid, &t[..c.end], c.pos);
+                    if is_match(c.sid) && c.pos > from(i + 1) && !l.record(self, t, c) {
+                        break;
+                    }
+                }
+            }
+            first = c[0];
         }
-        while !full && a.pos < a.end {
-            (a.sid, a.pos) = walk(dfa, &self.alphabet, a.sid, &t[..a.end], a.pos);
-            if is_match(a.sid) {
-                full = !self.record(t, a.sid, a.pos, hits, |r, s, e, _| excepts.push((r, s, e)));
+        while !full && first.pos < first.end {
+            (first.sid, first.pos) =
+                walk(dfa, &self.alphabet, first.sid, &t[..first.end], first.pos);
+            if is_match(first.sid) {
+                full = !self.record(t, first.sid, first.pos, hits, |x, _| excepts.push(x));
             }
         }
-        if full || mid == t.len() {
+        if full || t.len() < SPLIT {
             return;
         }
-        while b.pos < b.end {
-            (b.sid, b.pos) = walk(dfa, &self.alphabet, b.sid, t, b.pos);
-            if is_match(b.sid)
-                && b.pos > mid
-                && !self.record(t, b.sid, b.pos, later_hits, |r, s, e, n| {
-                    later_excepts.push((n, r, s, e))
-                })
-            {
-                break;
-            }
+        for l in later.iter() {
+            let kept = l.hits.len().min(MAX_HITS - hits.len());
+            hits.extend_from_slice(&l.hits[..kept]);
+            excepts.extend(l.excepts.iter().filter(|x| x.0 < kept).map(|x| x.1));
         }
-        let kept = later_hits.len().min(MAX_HITS - hits.len());
-        hits.extend_from_slice(&later_hits[..kept]);
-        excepts.extend(
-            later_excepts
-                .iter()
-                .filter(|x| x.0 < kept)
-                .map(|&(_, r, s, e)| (r, s, e)),
-        );
     }
 
     /// Records the matches of match state `sid`, entered on reading the byte before `pos`,
-    /// each exception through `except` (risk, start, end, and the number of matches before
-    /// it). False once [`MAX_HITS`] matches are kept.
+    /// each exception through `except` (with the number of matches before it). False once
+    /// [`MAX_HITS`] matches are kept.
     fn record(
         &self,
         t: &[u8],
         sid: StateID,
         pos: usize,
         hits: &mut Vec<Hit>,
-        mut except: impl FnMut(Option<Risk>, usize, usize, usize),
+        mut except: impl FnMut(Except, usize),
     ) -> bool {
         let dfa = &self.dfa;
         for k in 0..dfa.match_len(sid) {
@@ -371,7 +388,7 @@ impl Scanner {
             let pattern = pid.as_u32();
             for u in &self.uses[pattern as usize] {
                 if let Use::Except { risk } = *u {
-                    except(risk, start, end, hits.len());
+                    except((risk, start, end), hits.len());
                 }
             }
             hits.push(Hit {
@@ -390,15 +407,14 @@ impl Scanner {
             hits,
             excepts,
             parts,
-            later_hits,
-            later_excepts,
+            later,
         } = scratch;
         norm.normalize(text);
         hits.clear();
         excepts.clear();
         parts.clear();
         let t = &norm.text;
-        self.find(t, hits, excepts, later_hits, later_excepts);
+        self.find(t, hits, excepts, later);
         if hits.is_empty() {
             return Vec::new();
         }
@@ -735,7 +751,7 @@ mod tests {
         }
     }
 
-    /// One walk from the start to the end, as texts shorter than [`TWO_WALKS`] are walked.
+    /// One walk from the start to the end, as texts shorter than [`SPLIT`] are walked.
     fn one_walk(s: &Scanner, t: &[u8]) -> (Vec<Hit>, Vec<Except>) {
         let (mut hits, mut excepts) = (Vec::new(), Vec::new());
         let mut sid = s.dfa.start_state(Anchored::No).expect("start");
@@ -744,7 +760,7 @@ mod tests {
             (sid, pos) = walk(&s.dfa, &s.alphabet, sid, t, pos);
             if s.dfa.is_special(sid)
                 && s.dfa.is_match(sid)
-                && !s.record(t, sid, pos, &mut hits, |r, a, b, _| excepts.push((r, a, b)))
+                && !s.record(t, sid, pos, &mut hits, |x, _| excepts.push(x))
             {
                 break;
             }
@@ -752,14 +768,14 @@ mod tests {
         (hits, excepts)
     }
 
-    fn two_walks(s: &Scanner, t: &[u8]) -> (Vec<Hit>, Vec<Except>) {
+    fn walks_in_parts(s: &Scanner, t: &[u8]) -> (Vec<Hit>, Vec<Except>) {
         let (mut hits, mut excepts) = (Vec::new(), Vec::new());
-        s.find(t, &mut hits, &mut excepts, &mut Vec::new(), &mut Vec::new());
+        s.find(t, &mut hits, &mut excepts, &mut Default::default());
         (hits, excepts)
     }
 
     #[test]
-    fn two_walks_find_what_one_finds() {
+    fn walks_in_parts_find_what_one_finds() {
         let s = scanner(RULES);
         let norm = |text: &str| {
             let mut n = Normalized::default();
@@ -778,29 +794,29 @@ mod tests {
         ];
         for text in &texts {
             let t = norm(text);
-            assert!(t.len() >= TWO_WALKS, "{}", t.len());
+            assert!(t.len() >= SPLIT, "{}", t.len());
             let want = one_walk(&s, &t);
             assert!(!want.0.is_empty());
-            assert_eq!(two_walks(&s, &t), want, "{text:.60}");
+            assert_eq!(walks_in_parts(&s, &t), want, "{text:.60}");
         }
-        // Every place for the middle: the phrases move across it half a byte per step.
-        for pad in 0..100 {
-            let text = format!(
-                "{} {filler}kill myself suicide squad scunthorpe kms {filler}",
-                "x".repeat(pad)
-            );
+        // Every place for each boundary between parts: a block of phrases repeats along the
+        // text, and a growing pad moves the boundaries (at 1/4, 1/2 and 3/4 of the length)
+        // across the blocks by at least a quarter of a byte per step.
+        let block = format!("{} kill myself suicide squad scunthorpe kms", &filler[..80]);
+        for pad in 0..4 * (block.len() + 1) {
+            let text = format!("{}{}", "x".repeat(pad), block.repeat(20));
             let t = norm(&text);
-            assert_eq!(two_walks(&s, &t), one_walk(&s, &t), "pad {pad}");
+            assert!(t.len() >= SPLIT);
+            assert_eq!(walks_in_parts(&s, &t), one_walk(&s, &t), "pad {pad}");
         }
-        // More matches than are kept, the last kept one in the second half: an exception
-        // (with its match) or a plain match at the cut, with the exceptions of kept matches
-        // only.
+        // More matches than are kept, the last kept one in a later part: an exception (with
+        // its match) or a plain match at the cut, with the exceptions of kept matches only.
         for kms in 0..4 {
             let text = format!("{}{}", "kms ".repeat(kms), "suicide squad ".repeat(6000));
             let t = norm(&text);
             let want = one_walk(&s, &t);
             assert_eq!(want.0.len(), MAX_HITS);
-            assert_eq!(two_walks(&s, &t), want, "kms {kms}");
+            assert_eq!(walks_in_parts(&s, &t), want, "kms {kms}");
         }
     }
 
@@ -809,7 +825,7 @@ mod tests {
         /// Two walks at once find the matches one walk finds, in the same order, whatever
         /// words fall across the middle.
         #[test]
-        fn two_walks_agree_with_one(
+        fn walks_in_parts_agree_with_one(
             words in proptest::collection::vec(
                 "kill|myself|kms|suicide|squad|suicidal|scunthorpe|cunts|how|many|x|die|[a-z]{1,12}",
                 400..900,
@@ -818,8 +834,8 @@ mod tests {
             let s = scanner(RULES);
             let mut n = Normalized::default();
             n.normalize(&words.join(" "));
-            proptest::prop_assume!(n.text.len() >= TWO_WALKS);
-            proptest::prop_assert_eq!(two_walks(&s, &n.text), one_walk(&s, &n.text));
+            proptest::prop_assume!(n.text.len() >= SPLIT);
+            proptest::prop_assert_eq!(walks_in_parts(&s, &n.text), one_walk(&s, &n.text));
         }
     }
 
