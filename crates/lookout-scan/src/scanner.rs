@@ -575,20 +575,35 @@ fn context(text: &str, start: usize, end: usize) -> String {
     s
 }
 
+/// `s` with each run of whitespace and control characters made one space, and none at the
+/// ends. Words are copied whole; only the bytes between them are looked at one by one.
 fn collapse_space(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
-    let mut space = false;
-    for c in s.chars() {
-        if c.is_whitespace() || c.is_control() {
-            space = true;
-        } else {
-            if space && !out.is_empty() {
+    let push = |out: &mut String, word: &str| {
+        if !word.is_empty() {
+            if !out.is_empty() {
                 out.push(' ');
             }
-            space = false;
-            out.push(c);
+            out.push_str(word);
         }
+    };
+    let b = s.as_bytes();
+    let (mut i, mut word) = (0, 0);
+    while i < b.len() {
+        let (space, len) = match b[i] {
+            c @ ..0x80 => (c <= b' ' || c == 0x7f, 1),
+            // `i` steps over whole characters, so it is a character boundary.
+            _ => s[i..].chars().next().map_or((false, 1), |c| {
+                (c.is_whitespace() || c.is_control(), c.len_utf8())
+            }),
+        };
+        if space {
+            push(&mut out, &s[word..i]);
+            word = i + len;
+        }
+        i += len;
     }
+    push(&mut out, &s[word..]);
     out
 }
 
@@ -836,6 +851,29 @@ mod tests {
             n.normalize(&words.join(" "));
             proptest::prop_assume!(n.text.len() >= SPLIT);
             proptest::prop_assert_eq!(walks_in_parts(&s, &n.text), one_walk(&s, &n.text));
+        }
+    }
+
+    proptest::proptest! {
+        /// Copying words whole collapses as looking at every character does.
+        #[test]
+        fn collapse_space_agrees_with_a_character_loop(
+            s in "([ \t\n\r\u{0}\u{7f}\u{a0}\u{85}\u{2003}\u{9f}]{0,2}[a-z~!é字]{0,3}){0,6}"
+        ) {
+            let mut want = String::new();
+            let mut space = false;
+            for c in s.chars() {
+                if c.is_whitespace() || c.is_control() {
+                    space = true;
+                } else {
+                    if space && !want.is_empty() {
+                        want.push(' ');
+                    }
+                    space = false;
+                    want.push(c);
+                }
+            }
+            proptest::prop_assert_eq!(collapse_space(&s), want);
         }
     }
 
