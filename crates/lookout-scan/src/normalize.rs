@@ -75,7 +75,11 @@ impl CharCache {
         });
         let slot = &mut slots[c as usize & (CHAR_SLOTS - 1)];
         if slot.key == c {
-            out.extend_from_slice(&slot.out[..usize::from(slot.len)]);
+            // All three then the unused ones dropped: a copy of known length is a few moves,
+            // where one of a varying length is a call to memcpy.
+            let before = out.len();
+            out.extend_from_slice(&slot.out);
+            out.truncate(before + usize::from(slot.len));
             return;
         }
         let before = out.len();
@@ -293,7 +297,10 @@ impl Normalized {
                 // A letter repeating the one before it is dropped (`kill` -> `kil`).
                 let repeats = zero_bytes(lower ^ (lower << 8 | u64::from(last)));
                 if repeats & (u64::MAX >> (64 - 8 * n)) == 0 {
-                    self.text.extend_from_slice(keep);
+                    // All eight bytes then the rest dropped (a copy of known length).
+                    let at = self.text.len();
+                    self.text.extend_from_slice(&lower.to_le_bytes());
+                    self.text.truncate(at + n);
                 } else {
                     for &l in keep {
                         if l != last {
@@ -429,8 +436,10 @@ impl Normalized {
                 _ => continue,
             };
             if !letters || out != last {
-                self.text
-                    .extend_from_slice(out.encode_utf8(&mut buf).as_bytes());
+                // Four bytes then the unused ones dropped (a copy of known length).
+                let (at, n) = (self.text.len(), out.encode_utf8(&mut buf).len());
+                self.text.extend_from_slice(&buf);
+                self.text.truncate(at + n);
                 last = out;
             }
         }
