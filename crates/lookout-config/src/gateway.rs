@@ -401,7 +401,8 @@ impl Default for PortalConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
-    /// Log allowed requests as well as warned and blocked ones.
+    /// Log allowed requests as well as warned and blocked ones (monitoring scans their search
+    /// terms and page addresses either way).
     #[serde(default = "yes")]
     pub allowed: bool,
     /// Events waiting to be written; beyond this they are dropped and counted.

@@ -171,11 +171,14 @@ pub(crate) fn event(
 }
 
 impl Proxy {
-    /// Logs an event if the log keeps this kind.
+    /// Logs an event if the log keeps this kind; shows it to the decision observers
+    /// (monitoring) either way.
     pub(crate) fn record(&self, event: Event) {
         if let Some(log) = &self.log {
             if self.settings.log_allowed || event.action != "allow" {
                 log.record(event);
+            } else {
+                log.pass(&event);
             }
         }
     }
@@ -450,13 +453,18 @@ pub(crate) async fn forward(proxy: Arc<Proxy>, who: Who, req: Request<Incoming>)
         }
     }
     strip_hop_by_hop(&mut rparts.headers);
-    // The event is only built when it will be kept.
+    // The event is only built when it will be kept (logged when the body ends, with its
+    // bytes) or seen (monitoring scans allowed requests' search terms even when the log does
+    // not keep them).
     let keep = proxy.settings.log_allowed || logged_action != "allow";
-    let log = proxy
-        .log
-        .clone()
-        .filter(|_| keep)
-        .map(|l| (allowed_event(Some(rparts.status)), l));
+    let log = match &proxy.log {
+        Some(l) if keep => Some((allowed_event(Some(rparts.status)), l.clone())),
+        Some(l) if l.watches_unlogged() => {
+            l.pass(&allowed_event(Some(rparts.status)));
+            None
+        }
+        _ => None,
+    };
     let capture = if wants_page {
         page_capture(&proxy, &who, &raw_url, rparts.status, &rparts.headers)
     } else {

@@ -16,7 +16,9 @@ use lookout_proxy::{
     run, ClientNet, Identifier, Inspector, Login, PageSink, PortalSettings, Proxy, Resolver,
     Settings,
 };
-use lookout_store::{EventFilter, EventLog, EventWriter, NewUser, Store, StoredEvent};
+use lookout_store::{
+    Event, EventFilter, EventLog, EventWriter, NewUser, Observer, Store, StoredEvent,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -177,6 +179,8 @@ struct Harness {
     tls_origin: SocketAddr,
     tls_cert: Vec<u8>,
     store: Store,
+    /// Every decision the monitoring would see, logged or not, as it was made.
+    decisions: Arc<std::sync::Mutex<Vec<Event>>>,
     writer: Option<EventWriter>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -198,6 +202,8 @@ struct Options {
     portal_allow: Vec<&'static str>,
     /// Passwords also checked against this directory.
     directory: Option<lookout_directory::Settings>,
+    /// `[log] allowed`: log allowed requests too.
+    log_allowed: bool,
 }
 
 impl Default for Options {
@@ -212,6 +218,7 @@ impl Default for Options {
             internal: vec![("127.0.0.1/32", vec![], vec![])],
             portal_allow: Vec::new(),
             directory: None,
+            log_allowed: true,
         }
     }
 }
@@ -227,6 +234,11 @@ async fn start(opts: Options) -> Harness {
     let index = lookout_lists::LiveIndex::from(lookout_loader::load(&config.lists).unwrap().index);
     let store = Store::open(&dir.path().join("lookout.db")).await.unwrap();
     let (log, writer) = EventLog::start(store.clone(), 10_000, 100, std::time::Duration::ZERO);
+    let decisions = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = decisions.clone();
+    let log = log.with_decision_observer(Observer(Arc::new(move |e: &Event| {
+        seen.lock().expect("not poisoned").push(e.clone());
+    })));
     let networks = Networks::new(
         opts.networks
             .iter()
@@ -280,6 +292,7 @@ async fn start(opts: Options) -> Harness {
             pac_port: None,
             provider: None,
         },
+        log_allowed: opts.log_allowed,
         ..Settings::default()
     };
     let mut proxy = Proxy::new(
@@ -318,6 +331,7 @@ async fn start(opts: Options) -> Harness {
         tls_origin,
         tls_cert,
         store,
+        decisions,
         writer: Some(writer),
         stop: Some(stop),
         task: Some(task),
@@ -599,6 +613,50 @@ async fn safe_search_is_forced_and_search_terms_are_logged() {
         .map(|e| e.event.search_term.as_deref())
         .collect();
     assert_eq!(terms, [Some("how to vape"), Some("drill")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_allowed_requests_unlogged_monitoring_still_sees_them() {
+    let mut h = start(Options {
+        log_allowed: false,
+        ..Options::default()
+    })
+    .await;
+    let c = h.client();
+    let (status, _) = get(&c, &h.url("www.google.com", "/search?q=how+to+vape")).await;
+    assert_eq!(status, 200);
+    let (status, _) = get(&c, &h.url("allowed.test", "/some/page")).await;
+    assert_eq!(status, 200);
+    let (status, _) = get(&c, &h.url("casino.test", "/")).await;
+    assert_eq!(status, 403);
+    let port = h.tls_origin.port();
+    let (status, _) = get(&c, &format!("https://secure.test:{port}/hello")).await;
+    assert_eq!(status, 200);
+    let events = h.events().await;
+    let logged: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.event.action.as_str(), e.event.host.as_str()))
+        .collect();
+    assert_eq!(logged, [("block", "casino.test")]);
+    let seen: Vec<(String, String, Option<String>)> = h
+        .decisions
+        .lock()
+        .expect("not poisoned")
+        .iter()
+        .map(|e| (e.action.clone(), e.host.clone(), e.search_term.clone()))
+        .collect();
+    let allow = |host: &str, term: Option<&str>| {
+        ("allow".to_owned(), host.to_owned(), term.map(str::to_owned))
+    };
+    assert_eq!(
+        seen,
+        [
+            allow("www.google.com", Some("how to vape")),
+            allow("allowed.test", None),
+            ("block".to_owned(), "casino.test".to_owned(), None),
+            allow("secure.test", None),
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

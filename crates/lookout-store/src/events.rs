@@ -161,7 +161,10 @@ impl Counters {
 pub struct EventLog {
     tx: mpsc::Sender<Event>,
     counters: Arc<Counters>,
+    /// See the events the log keeps.
     observers: Vec<Observer>,
+    /// See every decision, kept or not (`[log] allowed = false` keeps blocks only).
+    decision_observers: Vec<Observer>,
 }
 
 /// Sees every event as it is recorded (before it is queued): the monitoring's tap on the
@@ -215,20 +218,43 @@ impl EventLog {
                 tx,
                 counters,
                 observers: Vec::new(),
+                decision_observers: Vec::new(),
             },
             EventWriter { handle, shutdown },
         )
     }
 
     /// Shows every recorded event to `observer` too (whether or not the queue has room),
-    /// after the observers added before it.
+    /// after the observers added before it: a copy of the log (a SIEM's).
     pub fn with_observer(mut self, observer: Observer) -> EventLog {
         self.observers.push(observer);
         self
     }
 
+    /// Shows `observer` every decision, the log's own and those [`EventLog::pass`]es over
+    /// (allowed requests when they are not logged): the monitoring's scanning of search terms
+    /// does not depend on what the log keeps.
+    pub fn with_decision_observer(mut self, observer: Observer) -> EventLog {
+        self.decision_observers.push(observer);
+        self
+    }
+
+    /// Whether anything sees the decisions the log does not keep: if not, a caller need not
+    /// build their events.
+    pub fn watches_unlogged(&self) -> bool {
+        !self.decision_observers.is_empty()
+    }
+
+    /// A decision the log does not keep: shown to the decision observers only, not queued.
+    pub fn pass(&self, event: &Event) {
+        for o in &self.decision_observers {
+            (o.0)(event);
+        }
+    }
+
     /// Queues an event; when the queue is full it is dropped and counted, never waited for.
     pub fn record(&self, event: Event) {
+        self.pass(&event);
         for o in &self.observers {
             (o.0)(&event);
         }

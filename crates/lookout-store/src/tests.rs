@@ -224,6 +224,44 @@ async fn event_log_gathers_events_into_one_transaction_for_up_to_flush() {
 }
 
 #[tokio::test]
+async fn observers_see_logged_events_and_decision_observers_every_decision() {
+    let (_dir, store) = store().await;
+    let (log, writer) = EventLog::start(store.clone(), 10_000, 64, Duration::ZERO);
+    let logged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let decided = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let watch = |into: &std::sync::Arc<std::sync::Mutex<Vec<String>>>| {
+        let into = into.clone();
+        Observer(std::sync::Arc::new(move |e: &Event| {
+            into.lock().expect("not poisoned").push(e.url.clone());
+        }))
+    };
+    assert!(!log.watches_unlogged());
+    let log = log.with_observer(watch(&logged));
+    assert!(
+        !log.watches_unlogged(),
+        "a copy of the log does not see unlogged decisions"
+    );
+    let log = log.with_decision_observer(watch(&decided));
+    assert!(log.watches_unlogged());
+    log.record(event(1, "block"));
+    log.pass(&event(2, "allow"));
+    log.record(event(3, "allow"));
+    writer.finish().await;
+    let url = |n| event(n, "allow").url;
+    assert_eq!(*logged.lock().expect("not poisoned"), [url(1), url(3)]);
+    assert_eq!(
+        *decided.lock().expect("not poisoned"),
+        [url(1), url(2), url(3)]
+    );
+    let stats = log.stats();
+    assert_eq!(
+        (stats.queued, stats.written),
+        (2, 2),
+        "a passed event is not written"
+    );
+}
+
+#[tokio::test]
 async fn event_log_batches_and_flushes_on_finish() {
     let (_dir, db, store) = test_db().await;
     let (log, writer) = EventLog::start(store.clone(), 10_000, 64, Duration::ZERO);

@@ -776,7 +776,7 @@ async fn serve(
             }
         }
         let (m, t) = Monitor::start(scanner, store.clone(), settings, model);
-        log = log.with_observer(m.observer());
+        log = log.with_decision_observer(m.observer());
         if config.console.enabled {
             let tls = console_tls(&config)?;
             let addr = config.console_listen();
