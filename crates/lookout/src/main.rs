@@ -25,6 +25,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lookout_config::Config;
 
+/// jemalloc rather than the C library's malloc: see "Dependencies and why" in ARCHITECTURE.md.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Lookout: e-safety filtering, monitoring and safeguarding for colleges and schools.
 #[derive(Parser)]
 #[command(name = "lookout", version, about, long_about = None)]
