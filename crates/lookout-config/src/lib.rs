@@ -545,6 +545,7 @@ impl Config {
     /// Parses and validates a configuration.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         let mut config: Config = toml::from_str(text)?;
+        config.console.fill_url();
         config.validate(text)?;
         // A subscription without a path keeps its copy in the data folder.
         for s in &mut config.lists.sources {

@@ -313,9 +313,14 @@ pub struct ConsoleConfig {
     /// Address and port to listen on.
     #[serde(default = "default_console_listen")]
     pub listen: Spanned<String>,
-    /// The address people use to reach it: links in emails and webhooks.
-    #[serde(default = "default_console_url")]
+    /// The address people use to reach it: links in emails, webhooks, block pages and the
+    /// first-run message. Not given: the `listen` address (https:// with `tls_cert`), and
+    /// `url_given` is false.
+    #[serde(default)]
     pub url: String,
+    /// Whether `url` was written in the file (rather than made from `listen`).
+    #[serde(skip)]
+    pub url_given: bool,
     /// Largest request body accepted (agents' ingest batches).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
@@ -460,7 +465,7 @@ impl Config {
         }
         match url::Url::parse(&self.console.url) {
             Ok(u) if u.scheme() == "https" || crate::is_loopback_host(&u) => {}
-            _ => c.problem::<String>("console.url", None, format!("`{}`: OpenID Connect sign-in sends people back to the console, so its address must be https:// (plain http only to this machine)", self.console.url)),
+            _ => c.problem::<String>("console.url", None, format!("`{}`{}: OpenID Connect sign-in sends people back to the console, so its address must be https:// (plain http only to this machine)", self.console.url, if self.console.url_given { "" } else { " (not set: made from console.listen)" })),
         }
         if o.timeout_secs == 0 || o.timeout_secs > 60 {
             c.problem::<String>("oidc.timeout_secs", None, "between 1 and 60 seconds");
@@ -544,7 +549,48 @@ impl Default for DigestConfig {
 
 impl Default for ConsoleConfig {
     fn default() -> Self {
-        toml::from_str("").expect("the defaults parse")
+        let mut c: ConsoleConfig = toml::from_str("").expect("the defaults parse");
+        c.fill_url();
+        c
+    }
+}
+
+impl ConsoleConfig {
+    /// Makes `url` from `listen` when the file does not give it: a console moved to another
+    /// port must not send people to the default one. An address that means every interface
+    /// (`0.0.0.0`, `::`) names this machine's loopback address, which is true only here:
+    /// `lookout serve` then says `url` should be set.
+    pub(crate) fn fill_url(&mut self) {
+        self.url_given = !self.url.is_empty();
+        if self.url_given {
+            return;
+        }
+        let scheme = if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let addr = crate::parse_socket_addr(self.listen.get_ref(), 8080)
+            .unwrap_or(([127, 0, 0, 1], 8080).into());
+        let host = match addr.ip() {
+            std::net::IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+            std::net::IpAddr::V6(ip) if ip.is_unspecified() => "[::1]".to_owned(),
+            std::net::IpAddr::V4(ip) => ip.to_string(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        };
+        let port = addr.port();
+        self.url = match (scheme, port) {
+            ("http", 80) | ("https", 443) => format!("{scheme}://{host}"),
+            _ => format!("{scheme}://{host}:{port}"),
+        };
+    }
+
+    /// Whether the console listens on every interface without `url` saying how staff on
+    /// other machines reach it (links then name this machine's loopback address).
+    pub fn url_is_local_only(&self) -> bool {
+        !self.url_given
+            && crate::parse_socket_addr(self.listen.get_ref(), 8080)
+                .is_some_and(|a| a.ip().is_unspecified())
     }
 }
 
@@ -568,9 +614,6 @@ fn default_digest_at() -> Spanned<String> {
 }
 fn default_console_listen() -> Spanned<String> {
     Spanned::new(0..0, "127.0.0.1:8080".into())
-}
-fn default_console_url() -> String {
-    "http://127.0.0.1:8080".into()
 }
 fn default_idle_minutes() -> u64 {
     30

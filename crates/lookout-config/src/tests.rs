@@ -581,6 +581,70 @@ fn console_settings_and_their_mistakes() {
         let c = Config::from_toml(text).unwrap_or_else(|e| panic!("{text}: {e}"));
         assert_eq!(c.console_secure_cookies(), secure, "{text}");
     }
+    // Without `url`, links name the address the console listens on.
+    let urls = [
+        ("", "http://127.0.0.1:8080", true, false),
+        (
+            "[console]\nlisten = \"127.0.0.1:9443\"\n",
+            "http://127.0.0.1:9443",
+            false,
+            false,
+        ),
+        (
+            "[console]\nlisten = \"10.1.2.3:80\"\n",
+            "http://10.1.2.3",
+            false,
+            false,
+        ),
+        (
+            "[console]\nlisten = \"10.1.2.3\"\n",
+            "http://10.1.2.3:8080",
+            false,
+            false,
+        ),
+        (
+            "[console]\nlisten = \"[2001:db8::5]:8080\"\n",
+            "http://[2001:db8::5]:8080",
+            false,
+            false,
+        ),
+        (
+            "[console]\nlisten = \"10.1.2.3:443\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n",
+            "https://10.1.2.3",
+            false,
+            false,
+        ),
+        (
+            "[console]\nlisten = \"0.0.0.0:8080\"\n",
+            "http://127.0.0.1:8080",
+            false,
+            true,
+        ),
+        (
+            "[console]\nlisten = \"[::]:8080\"\n",
+            "http://[::1]:8080",
+            false,
+            true,
+        ),
+        (
+            "[console]\nlisten = \"0.0.0.0:8080\"\nurl = \"https://lookout.college.test\"\n",
+            "https://lookout.college.test",
+            false,
+            false,
+        ),
+    ];
+    for (text, url, default, local_only) in urls {
+        let c = Config::from_toml(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(c.console.url, url, "{text}");
+        assert_eq!(c.console.url_is_local_only(), local_only, "{text}");
+        if default {
+            assert_eq!(
+                c.console.url,
+                Config::default().console.url,
+                "the default config agrees"
+            );
+        }
+    }
     check_err("[console]\nidle_minutes = 0\n", "console.idle_minutes");
     check_err("[console]\nsession_hours = 1000\n", "console.session_hours");
     check_err("[console]\ncontact = [\"x\"]\n", "contact");

@@ -846,6 +846,12 @@ async fn serve(
                 },
                 config.console.url
             );
+            if config.console.url_is_local_only() {
+                tracing::warn!(
+                    "console: it listens on every interface but console.url is not set, so links in emails, alerts and block pages say {}, which works on this machine only: set console.url to the address staff and learners use",
+                    config.console.url
+                );
+            }
             first_admin(&config, &store).await?;
             console_task = Some(match tls {
                 Some(tls) => tokio::spawn(lookout_monitor::serve_api_tls(
