@@ -116,13 +116,6 @@ impl LogWriter {
     }
 }
 
-/// Rows written between offers of the core to other threads (`sched_yield`, which returns
-/// at once when nothing else waits). `wrk -t1 -c4` through the proxy on 2 cores, logging every
-/// request (200 ms batches of ~4,000 rows), p99 over three 10 s runs: 1.73-2.02 ms never
-/// yielding, 0.67-0.74 every 64 rows, 0.59-0.70 every 16 (0.44-0.51 with allowed requests not
-/// logged); requests/s at `-c50` unchanged (26,341 vs 26,284).
-const YIELD_EVERY: usize = 16;
-
 fn insert(conn: &mut Connection, events: &[Event]) -> Result<(), StoreError> {
     if events.is_empty() {
         return Ok(());
@@ -132,13 +125,7 @@ fn insert(conn: &mut Connection, events: &[Event]) -> Result<(), StoreError> {
         let mut stmt = tx.prepare_cached(&format!(
             "INSERT INTO events ({INSERT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))?;
-        for (i, e) in events.iter().enumerate() {
-            // Gives way to the proxy's and DNS server's threads every YIELD_EVERY rows: a
-            // batch is thousands of rows, and on a busy machine the scheduler let it run for
-            // milliseconds while requests waited for a core (see YIELD_EVERY).
-            if i % YIELD_EVERY == YIELD_EVERY - 1 {
-                std::thread::yield_now();
-            }
+        for e in events {
             stmt.execute(params![
                 e.at_ms,
                 e.reference,
