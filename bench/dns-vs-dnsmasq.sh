@@ -18,7 +18,7 @@ RUNS=${RUNS:-3}
 DATA=${LOOKOUT_DATA:-../shared/data}
 OUT=bench/out/dnsmasq
 CATS=(gambling drogue redirector malware phishing)
-UP_PORT=15400; DNSMASQ_PORT=15401; LOOKOUT_PORT=15402
+UP_PORT=15400; DNSMASQ_PORT=15401; LOOKOUT_PORT=15402; CONSOLE_PORT=15403
 
 for p in dnsmasq dnsperf; do
   command -v $p >/dev/null || { echo "$p is not installed: apt-get install -y dnsmasq dnsperf" >&2; exit 2; }
@@ -90,6 +90,9 @@ cache_entries = 10000
 
 [log]
 allowed = $1
+
+[console]
+listen = "127.0.0.1:$CONSOLE_PORT"
 EOF
 }
 
@@ -116,7 +119,7 @@ DNSMASQ_US=$(echo "($(cpu_s $DNSMASQ_PID) - $C0) * 1000000 / ($(answered $DNSMAS
 DNSMASQ_RSS=$(rss_kb $DNSMASQ_PID)
 kill $DNSMASQ_PID
 
-declare -A QPS RSS LOST US
+declare -A QPS RSS LOST US LOGGED
 for logall in true false; do
   lookout_config $logall > "$OUT/lookout-$logall.toml"
   ./target/release/lookout serve -c "$OUT/lookout-$logall.toml" 2>"$OUT/lookout-$logall.log" &
@@ -127,6 +130,8 @@ for logall in true false; do
   US[$logall]=$(echo "($(cpu_s $LPID) - $C0) * 1000000 / ($(answered $LOOKOUT_PORT) * $RUNS)" | bc -l)
   RSS[$logall]=$(rss_kb $LPID)
   LOST[$logall]=$(awk '/Queries lost/ {print $3}' "$OUT/dnsperf-$LOOKOUT_PORT.txt")
+  # What the activity log kept and lost (queue full): a rate bought by dropping events is no rate.
+  LOGGED[$logall]=$(curl -s "http://127.0.0.1:$CONSOLE_PORT/metrics" | awk '/^lookout_log_events_written_total/ {w=$2} /^lookout_log_events_dropped_total/ {d=$2} END {printf "%d written, %d dropped", w, d}')
   kill -TERM $LPID; wait $LPID 2>/dev/null || true
 done
 
@@ -140,4 +145,5 @@ row "Lookout (logging blocked queries)" "${QPS[false]}" "${US[false]}" "${RSS[fa
 printf 'ratio Lookout/dnsmasq: %.2f (logging every query), %.2f (blocked only)\n' \
   "$(echo "${QPS[true]}/$DNSMASQ_QPS" | bc -l)" "$(echo "${QPS[false]}/$DNSMASQ_QPS" | bc -l)"
 echo "queries lost by dnsperf: Lookout ${LOST[true]} / ${LOST[false]}"
+echo "Lookout's activity log: ${LOGGED[true]} (logging every query); ${LOGGED[false]} (blocked only)"
 echo "(dnsperf shares this machine's cores with the server; CPU us/query is the server's own cost.)"
