@@ -4,6 +4,7 @@
 # dnsperf against each in the same run.
 #
 #   bench/dns-vs-dnsmasq.sh     env: DURATION=10 CLIENTS=4 QUERIES=200000 RUNS=3 (median)
+#                               LOOKOUT_BIN=path (another build, for an A/B; default: built here)
 #
 # Needs: dnsmasq, dnsperf (apt-get install -y dnsmasq dnsperf), ../shared/data/ut1.
 # Both filters answer blocked names with 0.0.0.0; unlisted names go to the upstream and are
@@ -25,7 +26,10 @@ for p in dnsmasq dnsperf; do
 done
 [ -d "$DATA/ut1" ] || { echo "no UT1 data at $DATA/ut1" >&2; exit 2; }
 
-cargo build --release -q -p lookout
+if [ -z "${LOOKOUT_BIN:-}" ]; then
+  cargo build --release -q -p lookout
+  LOOKOUT_BIN=./target/release/lookout
+fi
 rm -rf "$OUT"; mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 PIDS=()
@@ -122,7 +126,7 @@ kill $DNSMASQ_PID
 declare -A QPS RSS LOST US LOGGED
 for logall in true false; do
   lookout_config $logall > "$OUT/lookout-$logall.toml"
-  ./target/release/lookout serve -c "$OUT/lookout-$logall.toml" 2>"$OUT/lookout-$logall.log" &
+  "$LOOKOUT_BIN" serve -c "$OUT/lookout-$logall.toml" 2>"$OUT/lookout-$logall.log" &
   LPID=$!; PIDS+=($LPID)
   wait_port $LOOKOUT_PORT
   C0=$(cpu_s $LPID)

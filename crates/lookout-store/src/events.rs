@@ -9,6 +9,7 @@ use sqlx::Row;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 
+use crate::log_writer::GiveWay;
 use crate::{now_ms, Dialect, Sql, Store, StoreError};
 
 /// One decision, as logged.
@@ -144,6 +145,8 @@ struct Counters {
     written: AtomicU64,
     dropped: AtomicU64,
     transactions: AtomicU64,
+    /// Taken off the queue by the writer (`queued - taken` is the backlog).
+    taken: AtomicU64,
     /// Dropped because the queue was full, not yet recorded in `log_gaps`.
     unrecorded_full: AtomicU64,
     /// The current failure, while the database refuses writes.
@@ -151,6 +154,13 @@ struct Counters {
 }
 
 impl Counters {
+    /// Events queued and not yet taken by the writer.
+    fn backlog(&self) -> u64 {
+        let taken = self.taken.load(Ordering::Relaxed);
+        // `queued` is counted just after the send: it can briefly trail `taken`.
+        self.queued.load(Ordering::Relaxed).saturating_sub(taken)
+    }
+
     fn failure(&self) -> std::sync::MutexGuard<'_, Option<LogFailure>> {
         self.failure.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -286,6 +296,13 @@ impl EventLog {
         self.counters.failure().clone()
     }
 
+    /// Queued events the writer has not taken yet, as it counts them to decide whether to give
+    /// way.
+    #[cfg(test)]
+    pub(crate) fn untaken(&self) -> u64 {
+        self.counters.backlog()
+    }
+
     /// Events waiting to be written.
     pub fn backlog(&self) -> usize {
         self.tx.max_capacity() - self.tx.capacity()
@@ -301,6 +318,10 @@ async fn write_loop(
     shutdown: Arc<Notify>,
 ) {
     let mut buf = Vec::with_capacity(batch);
+    // While less than a batch waits, the writer is keeping up: it gives the core to the
+    // gateway's threads between rows (see `GiveWay`). With a batch or more waiting it writes
+    // flat out, so giving way never costs events (the queue holds `queue` of them).
+    let give_way = keeping_up(counters.clone(), batch);
     loop {
         let mut closing = tokio::select! {
             n = rx.recv_many(&mut buf, batch) => n == 0,
@@ -322,16 +343,22 @@ async fn write_loop(
             rx.close();
             // Whatever is already queued is still written.
             while rx.recv_many(&mut buf, batch).await > 0 {
-                store_batch(&store, &mut buf, &counters, true).await;
+                store_batch(&store, &mut buf, &counters, None).await;
             }
-            store_batch(&store, &mut buf, &counters, true).await;
+            store_batch(&store, &mut buf, &counters, None).await;
             if let Some(f) = counters.failure().as_ref() {
                 tracing::warn!("activity log: stopped while the database refuses writes ({}): {} events could not be written; the next start records the gap", f.error, f.lost);
             }
             return;
         }
-        store_batch(&store, &mut buf, &counters, false).await;
+        store_batch(&store, &mut buf, &counters, Some(&give_way)).await;
     }
+}
+
+/// True while less than `batch` events wait in the queue.
+fn keeping_up(counters: Arc<Counters>, batch: usize) -> GiveWay {
+    let batch = batch as u64;
+    Arc::new(move || counters.backlog() < batch)
 }
 
 /// Writes `buf` (retrying a failing database a few times) and records any gap. While the
@@ -341,7 +368,18 @@ async fn write_loop(
 /// While running, the retries' back-off lets the queue hold events through a short failure.
 /// When `closing` and the database already refuses writes, one attempt per batch: a stop must
 /// not wait most of a second for every batch of a long queue.
-async fn store_batch(store: &Store, buf: &mut Vec<Event>, counters: &Counters, closing: bool) {
+///
+/// `give_way` is `None` when closing: a stop writes flat out.
+async fn store_batch(
+    store: &Store,
+    buf: &mut Vec<Event>,
+    counters: &Counters,
+    give_way: Option<&GiveWay>,
+) {
+    let closing = give_way.is_none();
+    counters
+        .taken
+        .fetch_add(buf.len() as u64, Ordering::Relaxed);
     if buf.is_empty() && counters.unrecorded_full.load(Ordering::Relaxed) == 0 {
         return;
     }
@@ -354,7 +392,9 @@ async fn store_batch(store: &Store, buf: &mut Vec<Event>, counters: &Counters, c
     // Counted now: a batch the writer could not hand back is still counted as lost.
     let n = buf.len() as u64;
     for attempt in 0..attempts {
-        let (back, outcome) = store.write_events(std::mem::take(buf)).await;
+        let (back, outcome) = store
+            .write_events_giving_way(std::mem::take(buf), give_way)
+            .await;
         *buf = back;
         match outcome {
             Ok(()) => {
@@ -488,8 +528,18 @@ impl Store {
     /// through its own connection (`log_writer`), otherwise as [`Store::insert_events`]. The
     /// events come back with the outcome, for a retry or to reuse the buffer.
     pub async fn write_events(&self, events: Vec<Event>) -> (Vec<Event>, Result<(), StoreError>) {
+        self.write_events_giving_way(events, None).await
+    }
+
+    /// [`Store::write_events`], giving the core to other threads between rows while
+    /// `give_way` says so (the SQLite file's writer only).
+    pub(crate) async fn write_events_giving_way(
+        &self,
+        events: Vec<Event>,
+        give_way: Option<&GiveWay>,
+    ) -> (Vec<Event>, Result<(), StoreError>) {
         match &self.log_writer {
-            Some(w) => w.write(events).await,
+            Some(w) => w.write(events, give_way.cloned()).await,
             None => {
                 let outcome = self.insert_events(&events).await;
                 (events, outcome)
@@ -636,5 +686,32 @@ pub(crate) fn event_from_row(r: &sqlx::any::AnyRow) -> StoredEvent {
             bytes: u64::try_from(r.get::<i64, _>("bytes")).unwrap_or(0),
         },
         site: r.get("site"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_writer_gives_way_only_while_less_than_a_batch_waits() {
+        let counters = Arc::new(Counters::default());
+        let give_way = keeping_up(counters.clone(), 64);
+        // (queued, taken, gives way)
+        let table = [
+            (0, 0, true),
+            (63, 0, true),
+            (64, 0, false),
+            (10_000, 9_000, false),
+            (10_000, 9_937, true),
+            (10_000, 9_936, false),
+            // `queued` counted just after the writer took the event.
+            (5, 6, true),
+        ];
+        for (queued, taken, gives_way) in table {
+            counters.queued.store(queued, Ordering::Relaxed);
+            counters.taken.store(taken, Ordering::Relaxed);
+            assert_eq!(give_way(), gives_way, "queued {queued}, taken {taken}");
+        }
     }
 }

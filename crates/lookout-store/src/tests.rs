@@ -2,6 +2,8 @@
 //! `LOOKOUT_TEST_POSTGRES` names one (see [`crate::testing`]).
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
@@ -1057,6 +1059,50 @@ async fn the_log_writer_and_the_pool_store_the_same_events() {
     let (back, outcome) = clone.write_events(vec![event(1, "allow")]).await;
     assert!(outcome.is_err(), "a closed store takes no events");
     assert_eq!(back.len(), 1, "and hands them back to be counted");
+}
+
+/// The log's writer asks whether to give way every 16 rows of a batch, and the rows are the
+/// same whatever it is told; the activity log's queue counts what its writer took.
+#[tokio::test]
+async fn the_log_writer_asks_to_give_way_and_stores_the_same_rows() {
+    let (_dir, store) = store().await;
+    let asked = Arc::new(AtomicUsize::new(0));
+    let give_way: crate::log_writer::GiveWay = {
+        let asked = asked.clone();
+        Arc::new(move || asked.fetch_add(1, AtomicOrdering::Relaxed) % 2 == 0)
+    };
+    let batch: Vec<Event> = (0..70).map(|i| event(i, "allow")).collect();
+    let (back, outcome) = store
+        .write_events_giving_way(batch.clone(), Some(&give_way))
+        .await;
+    outcome.expect("written");
+    assert_eq!(back, batch);
+    let want_asked = if store.dialect() == Dialect::Sqlite {
+        4
+    } else {
+        0
+    };
+    assert_eq!(
+        asked.load(AtomicOrdering::Relaxed),
+        want_asked,
+        "asked at rows 16, 32, 48 and 64 (the pool's path never gives way)"
+    );
+    let all = EventFilter {
+        limit: Some(1000),
+        ..EventFilter::default()
+    };
+    let mut stored = store.events(&all).await.expect("events");
+    stored.sort_by_key(|e| e.id);
+    let stored: Vec<Event> = stored.into_iter().map(|e| e.event).collect();
+    assert_eq!(stored, batch);
+
+    let (log, writer) = EventLog::start(store.clone(), 1000, 16, Duration::ZERO);
+    for i in 0..100 {
+        log.record(event(i, "allow"));
+    }
+    writer.finish().await;
+    assert_eq!(log.stats().written, 100);
+    assert_eq!(log.untaken(), 0, "every queued event was taken");
 }
 
 /// The database refusing writes (here: its events table gone, a real SQLite error) loses
