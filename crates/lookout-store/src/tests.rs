@@ -1026,6 +1026,13 @@ async fn the_log_writer_and_the_pool_store_the_same_events() {
         outcome.unwrap();
         assert_eq!(back, batch, "the batch comes back as sent");
         assert_eq!(writer_used(), store.dialect() == Dialect::Sqlite);
+        if let Some(w) = &store.log_writer {
+            assert_eq!(
+                w.cache_kib(),
+                Some(8192),
+                "the writer's page cache is its own"
+            );
+        }
         sent.extend(batch);
         let pooled = vec![event(round * 100 + 90, "warn"), odd.clone()];
         store.insert_events(&pooled).await.unwrap();
