@@ -451,6 +451,24 @@ async fn bind_error<T>(
     })
 }
 
+/// The DNS filter's UDP socket and TCP listener, on the same port. With port 0 the UDP socket
+/// takes any free port and TCP follows it; that port can already be in use for TCP (another
+/// listener of this process, say), so a few other ports are tried before giving up.
+async fn bind_dns(
+    addr: SocketAddr,
+) -> std::io::Result<(tokio::net::UdpSocket, tokio::net::TcpListener)> {
+    let tries = if addr.port() == 0 { 20 } else { 1 };
+    let mut last = None;
+    for _ in 0..tries {
+        let udp = tokio::net::UdpSocket::bind(addr).await?;
+        match tokio::net::TcpListener::bind(udp.local_addr()?).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::ErrorKind::AddrInUse.into()))
+}
+
 /// Records the configuration `serve` started with; a different one from last time is a
 /// configuration change on the audit log.
 async fn audit_configuration(store: &Store, source: &str) -> anyhow::Result<()> {
@@ -1027,23 +1045,9 @@ async fn serve(
 
     if config.dns.enabled {
         let addr = config.dns_listen();
-        let udp = bind_error(
-            "DNS filter",
-            "dns.listen",
-            addr,
-            tokio::net::UdpSocket::bind(addr).await,
-        )
-        .await?;
-        // TCP on the same port as UDP (which matters when the port is 0: any free one).
+        let (udp, tcp) = bind_error("DNS filter", "dns.listen", addr, bind_dns(addr).await).await?;
         let addr = udp.local_addr()?;
         destinations.add_listener(addr);
-        let tcp = bind_error(
-            "DNS filter",
-            "dns.listen",
-            addr,
-            tokio::net::TcpListener::bind(addr).await,
-        )
-        .await?;
         let mut upstreams = config.dns_upstreams();
         if upstreams.is_empty() {
             upstreams = system_resolvers(addr);
@@ -1374,6 +1378,27 @@ mod tests {
     use std::sync::atomic::Ordering::Relaxed;
 
     use super::*;
+
+    /// Port 0 gives the DNS filter one free port for UDP and TCP, even while many ports are
+    /// taken for TCP only (as a console's is: a test's central once got its DNS filter's UDP
+    /// port on the console's TCP port and refused to start); a fixed port whose TCP side is
+    /// taken is refused with the system's "in use".
+    #[tokio::test]
+    async fn the_dns_filter_gets_one_port_for_udp_and_tcp() {
+        let held: Vec<std::net::TcpListener> = (0..500)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("tcp"))
+            .collect();
+        let any: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+        for _ in 0..200 {
+            let (udp, tcp) = bind_dns(any).await.expect("bound");
+            let port = udp.local_addr().expect("udp").port();
+            assert_ne!(port, 0);
+            assert_eq!(tcp.local_addr().expect("tcp").port(), port);
+        }
+        let taken = held[0].local_addr().expect("held");
+        let e = bind_dns(taken).await.expect_err("TCP side taken");
+        assert_eq!(e.kind(), std::io::ErrorKind::AddrInUse);
+    }
 
     #[tokio::test]
     async fn the_daily_purge_counts_its_runs_and_what_it_deleted() {
