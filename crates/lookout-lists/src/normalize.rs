@@ -553,8 +553,10 @@ fn is_plain_path(path: &str) -> bool {
     let printable = b.iter().fold(true, |ok, &c| {
         ok & (c > b' ') & (c < 0x7f) & (c != b'%') & (c != b'\\')
     });
-    let segments = b.windows(2).fold(true, |ok, w| {
-        ok & !(w[0] == b'/' && (w[1] == b'/' || w[1] == b'.'))
+    // Pairs of neighbours as two slices zipped rather than `windows(2)`, which the compiler
+    // left a byte at a time.
+    let segments = b.iter().zip(&b[1..]).fold(true, |ok, (&x, &y)| {
+        ok & !((x == b'/') & ((y == b'/') | (y == b'.')))
     });
     printable && segments
 }
