@@ -145,8 +145,6 @@ struct Counters {
     written: AtomicU64,
     dropped: AtomicU64,
     transactions: AtomicU64,
-    /// Taken off the queue by the writer (`queued - taken` is the backlog).
-    taken: AtomicU64,
     /// Dropped because the queue was full, not yet recorded in `log_gaps`.
     unrecorded_full: AtomicU64,
     /// The current failure, while the database refuses writes.
@@ -154,13 +152,6 @@ struct Counters {
 }
 
 impl Counters {
-    /// Events queued and not yet taken by the writer.
-    fn backlog(&self) -> u64 {
-        let taken = self.taken.load(Ordering::Relaxed);
-        // `queued` is counted just after the send: it can briefly trail `taken`.
-        self.queued.load(Ordering::Relaxed).saturating_sub(taken)
-    }
-
     fn failure(&self) -> std::sync::MutexGuard<'_, Option<LogFailure>> {
         self.failure.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -218,6 +209,7 @@ impl EventLog {
         let handle = tokio::spawn(write_loop(
             store,
             rx,
+            keeping_up(tx.downgrade(), batch.max(1)),
             batch.max(1),
             flush,
             counters.clone(),
@@ -296,32 +288,22 @@ impl EventLog {
         self.counters.failure().clone()
     }
 
-    /// Queued events the writer has not taken yet, as it counts them to decide whether to give
-    /// way.
-    #[cfg(test)]
-    pub(crate) fn untaken(&self) -> u64 {
-        self.counters.backlog()
-    }
-
     /// Events waiting to be written.
     pub fn backlog(&self) -> usize {
-        self.tx.max_capacity() - self.tx.capacity()
+        waiting(&self.tx)
     }
 }
 
 async fn write_loop(
     store: Store,
     mut rx: mpsc::Receiver<Event>,
+    give_way: GiveWay,
     batch: usize,
     flush: Duration,
     counters: Arc<Counters>,
     shutdown: Arc<Notify>,
 ) {
     let mut buf = Vec::with_capacity(batch);
-    // While less than a batch waits, the writer is keeping up: it gives the core to the
-    // gateway's threads between rows (see `GiveWay`). With a batch or more waiting it writes
-    // flat out, so giving way never costs events (the queue holds `queue` of them).
-    let give_way = keeping_up(counters.clone(), batch);
     loop {
         let mut closing = tokio::select! {
             n = rx.recv_many(&mut buf, batch) => n == 0,
@@ -355,10 +337,17 @@ async fn write_loop(
     }
 }
 
-/// True while less than `batch` events wait in the queue.
-fn keeping_up(counters: Arc<Counters>, batch: usize) -> GiveWay {
-    let batch = batch as u64;
-    Arc::new(move || counters.backlog() < batch)
+/// Events in the queue, not yet taken by the writer.
+fn waiting(tx: &mpsc::Sender<Event>) -> usize {
+    tx.max_capacity() - tx.capacity()
+}
+
+/// The writer's [`GiveWay`]: while less than a batch waits in the queue it is keeping up, and
+/// gives the core to the gateway's threads between rows. With a batch or more waiting it
+/// writes flat out, so giving way never costs events (the queue holds `queue` of them). A
+/// weak handle: the writer must not keep the queue open.
+fn keeping_up(tx: mpsc::WeakSender<Event>, batch: usize) -> GiveWay {
+    Arc::new(move || tx.upgrade().is_some_and(|tx| waiting(&tx) < batch))
 }
 
 /// Writes `buf` (retrying a failing database a few times) and records any gap. While the
@@ -377,9 +366,6 @@ async fn store_batch(
     give_way: Option<&GiveWay>,
 ) {
     let closing = give_way.is_none();
-    counters
-        .taken
-        .fetch_add(buf.len() as u64, Ordering::Relaxed);
     if buf.is_empty() && counters.unrecorded_full.load(Ordering::Relaxed) == 0 {
         return;
     }
@@ -695,23 +681,29 @@ mod tests {
 
     #[test]
     fn the_writer_gives_way_only_while_less_than_a_batch_waits() {
-        let counters = Arc::new(Counters::default());
-        let give_way = keeping_up(counters.clone(), 64);
-        // (queued, taken, gives way)
+        let (tx, mut rx) = mpsc::channel(200);
+        let give_way = keeping_up(tx.downgrade(), 64);
+        // (events sent, taken by the writer, gives way)
         let table = [
             (0, 0, true),
             (63, 0, true),
-            (64, 0, false),
-            (10_000, 9_000, false),
-            (10_000, 9_937, true),
-            (10_000, 9_936, false),
-            // `queued` counted just after the writer took the event.
-            (5, 6, true),
+            (1, 0, false),
+            (0, 1, true),
+            (100, 100, true),
         ];
-        for (queued, taken, gives_way) in table {
-            counters.queued.store(queued, Ordering::Relaxed);
-            counters.taken.store(taken, Ordering::Relaxed);
-            assert_eq!(give_way(), gives_way, "queued {queued}, taken {taken}");
+        let mut queued = 0;
+        for (sent, taken, gives_way) in table {
+            for _ in 0..sent {
+                tx.try_send(Event::default()).expect("room");
+            }
+            for _ in 0..taken {
+                rx.try_recv().expect("queued");
+            }
+            queued = queued + sent - taken;
+            assert_eq!(give_way(), gives_way, "{queued} waiting");
         }
+        // Once every sender is gone the queue is closing: no giving way.
+        drop(tx);
+        assert!(!give_way());
     }
 }
