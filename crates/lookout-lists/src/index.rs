@@ -19,6 +19,7 @@
 //! request hits an entry's hash is about 10^-13 per probe.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
@@ -116,9 +117,11 @@ impl IndexBuilder {
         let mut path_labels = vec![0u64; 64];
         count_labels(&hosts, &tags, &mut host_labels);
         count_labels(&paths, &tags, &mut path_labels);
+        let cache = HostCache::for_entries(hosts.len);
         Index {
             hosts,
             paths,
+            cache,
             tags,
             sources: self.sources,
             max_depth,
@@ -474,6 +477,120 @@ impl Table {
     }
 }
 
+/// What probing the host table found for one host: up to two parent domains that matched
+/// (where each starts in the host, and its tag), most specific first, or that more matched
+/// than the cache can hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Found {
+    /// Two hits of 32 bits, the first in the low half; a hit is `(tag + 1) << 8 | start`, and
+    /// 0 means none.
+    packed: u64,
+    len: u8,
+    /// More hits than fit, or a tag or start too large to pack: not cached.
+    uncachable: bool,
+}
+
+impl Found {
+    const MAX_TAG: u32 = (1 << 24) - 2;
+
+    #[inline]
+    fn push(&mut self, start: usize, tag: u32) {
+        if self.len >= 2 || start > 255 || tag > Found::MAX_TAG {
+            self.uncachable = true;
+            return;
+        }
+        let hit = (u64::from(tag) + 1) << 8 | start as u64;
+        self.packed |= hit << (32 * self.len);
+        self.len += 1;
+    }
+
+    /// The hits, most specific first.
+    #[inline]
+    fn iter(self) -> impl Iterator<Item = (usize, u32)> {
+        [self.packed as u32, (self.packed >> 32) as u32]
+            .into_iter()
+            .take_while(|&hit| hit != 0)
+            .map(|hit| ((hit & 0xff) as usize, (hit >> 8) - 1))
+    }
+}
+
+/// A direct-mapped cache, shared by every thread that uses the index, of what probing the
+/// host table found for recently requested hosts. Web traffic is mostly a few popular hosts
+/// (each probed for two or three parent domains, in a table of tens of megabytes); a hit
+/// costs one hash of the host and one read from a table small enough (1 MiB) to stay in
+/// the processor's cache.
+///
+/// Lock-free: an entry is two words, `check = key ^ value` and `value`, each written and read
+/// on its own (Hyatt's lockless transposition table, as chess engines use). A reader that
+/// sees one word of one write and the other of another finds `check ^ value != key` (but
+/// for a chance of 2^-64) and treats it as a miss. The index itself is immutable, so an
+/// entry is never stale: a new index has a new, empty cache.
+#[derive(Debug, Default)]
+struct HostCache {
+    entries: Box<[CacheEntry]>,
+}
+
+#[derive(Debug, Default)]
+struct CacheEntry {
+    check: AtomicU64,
+    value: AtomicU64,
+}
+
+impl HostCache {
+    /// Entries in the cache of a large index.
+    const ENTRIES: usize = 1 << 16;
+    /// Below this many hosts the table itself stays in the processor's cache: no cache.
+    const MIN_HOSTS: usize = 4096;
+
+    /// The cache for an index of `hosts` host entries.
+    fn for_entries(hosts: usize) -> HostCache {
+        HostCache::with_entries(if hosts < HostCache::MIN_HOSTS {
+            0
+        } else {
+            HostCache::ENTRIES
+        })
+    }
+
+    /// A cache of `len` entries, a power of two (or none at all).
+    fn with_entries(len: usize) -> HostCache {
+        debug_assert!(len == 0 || len.is_power_of_two());
+        HostCache {
+            entries: (0..len).map(|_| CacheEntry::default()).collect(),
+        }
+    }
+
+    /// The entry for `key`, a host's hash; the bits above those the table and its filter
+    /// start from are used, though any bits of the hash would do.
+    #[inline]
+    fn entry(&self, key: u64) -> Option<&CacheEntry> {
+        let mask = self.entries.len().checked_sub(1)?;
+        self.entries.get((key >> 40) as usize & mask)
+    }
+
+    #[inline]
+    fn get(&self, key: u64) -> Option<Found> {
+        let entry = self.entry(key)?;
+        let value = entry.value.load(Ordering::Relaxed);
+        let check = entry.check.load(Ordering::Relaxed);
+        (check ^ value == key).then_some(Found {
+            packed: value,
+            len: 0, // not needed to read the hits
+            uncachable: false,
+        })
+    }
+
+    #[inline]
+    fn put(&self, key: u64, found: Found) {
+        if found.uncachable {
+            return;
+        }
+        if let Some(entry) = self.entry(key) {
+            entry.check.store(key ^ found.packed, Ordering::Relaxed);
+            entry.value.store(found.packed, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Sorts `(key, value)` pairs as `sort_unstable` would, faster for many: the keys are uniform
 /// hashes, so a least-significant-digit radix sort (six passes of 11 bits, no comparisons,
 /// no mispredicted branches) orders them, and then each run of equal keys (a host in several
@@ -525,6 +642,8 @@ fn sort_pairs(pairs: &mut Vec<(u64, u32)>) {
 pub struct Index {
     hosts: Table,
     paths: Table,
+    /// What probing the host table found for recently requested hosts.
+    cache: HostCache,
     tags: Vec<Tag>,
     sources: Vec<SourceInfo>,
     /// The most path segments of any URL entry: deeper prefixes cannot match.
@@ -625,6 +744,14 @@ impl Index {
             }
             return m;
         }
+        // A recently requested host: what probing its parent domains found, without probing.
+        let full = hash(&text[..host_end]);
+        if let Some(found) = self.cache.get(full) {
+            for (start, t) in found.iter() {
+                self.collect(url, &mut m, start, t);
+            }
+            return m;
+        }
         // Only parent domains with a listed number of labels can match. Their keys are
         // gathered first and probed together (`Table::get_all`), so that the cache misses of
         // the probes overlap instead of following one another.
@@ -632,6 +759,7 @@ impl Index {
         let mut starts = [0; PROBES];
         let mut keys = [0; PROBES];
         let mut n = 0;
+        let mut found = Found::default();
         for (i, start) in url.domain_starts().enumerate() {
             let labels = total - i;
             if labels > self.labels.max {
@@ -641,25 +769,38 @@ impl Index {
                 break;
             }
             if n == PROBES {
-                self.collect_hosts(url, &mut m, &starts, &keys);
+                self.collect_hosts(url, &mut m, &mut found, &starts, &keys);
                 n = 0;
             }
             starts[n] = start;
-            keys[n] = hash(&text[start..host_end]);
+            keys[n] = if start == 0 {
+                full
+            } else {
+                hash(&text[start..host_end])
+            };
             n += 1;
         }
-        self.collect_hosts(url, &mut m, &starts[..n], &keys[..n]);
+        self.collect_hosts(url, &mut m, &mut found, &starts[..n], &keys[..n]);
+        self.cache.put(full, found);
         m
     }
 
     /// Probes the host table with the keys of parent domains starting at `starts` (longest
     /// first) and collects what matched, in that order.
     #[inline]
-    fn collect_hosts(&self, url: &NormUrl, m: &mut Matches, starts: &[usize], keys: &[u64]) {
+    fn collect_hosts(
+        &self,
+        url: &NormUrl,
+        m: &mut Matches,
+        found: &mut Found,
+        starts: &[usize],
+        keys: &[u64],
+    ) {
         let mut tags = [None; PROBES];
         self.hosts.get_all(keys, &mut tags);
         for (&start, t) in starts.iter().zip(tags) {
             if let Some(t) = t {
+                found.push(start, t);
                 self.collect(url, m, start, t);
             }
         }
@@ -807,7 +948,8 @@ impl Index {
             .iter()
             .map(|s| std::mem::size_of::<SourceInfo>() + s.name.len())
             .sum();
-        self.hosts.memory() + self.paths.memory() + tags + sources
+        let cache = self.cache.entries.len() * std::mem::size_of::<CacheEntry>();
+        self.hosts.memory() + self.paths.memory() + cache + tags + sources
     }
 }
 
@@ -830,7 +972,10 @@ mod tests {
             let report = parse(format, text.as_bytes(), |kind, url| sink.add(id, kind, url));
             assert_eq!(report.rejected, 0, "{name}: {:?}", report.samples);
         }
-        builder.build(vec![sink])
+        let mut ix = builder.build(vec![sink]);
+        // Small indexes have no host cache; these tests go through one all the same.
+        ix.cache = HostCache::with_entries(64);
+        ix
     }
 
     /// The radix sort orders pairs as the standard sort does: small and large inputs, keys
@@ -885,10 +1030,12 @@ mod tests {
         ])
     }
 
-    /// One row: request, expected label bits.
+    /// One row: request, expected label bits; looked up twice, the second time (for a
+    /// host with at most two matching parent domains) from the host cache.
     fn check(index: &Index, url: &str, want: u64) {
         let u = NormUrl::parse(url).unwrap();
         assert_eq!(index.lookup(&u), want, "{url}");
+        assert_eq!(index.lookup(&u), want, "{url}, again");
     }
 
     #[test]
@@ -979,14 +1126,17 @@ mod tests {
             "z.org",
         ] {
             let u = NormUrl::parse(url).unwrap();
-            let m = ix.matches(&u);
-            assert_eq!(m.labels(), ix.lookup(&u), "{url}");
-            for labels in [GAMBLING, ADS, PORN, GAMBLING | PORN] {
-                assert_eq!(
-                    ix.explain_matches(&u, &m, labels),
-                    ix.explain(&u, labels),
-                    "{url} {labels}"
-                );
+            // The first lookup probes; the second finds the host in the cache.
+            for round in ["probed", "cached"] {
+                let m = ix.matches(&u);
+                assert_eq!(m.labels(), ix.lookup(&u), "{url}");
+                for labels in [GAMBLING, ADS, PORN, GAMBLING | PORN] {
+                    assert_eq!(
+                        ix.explain_matches(&u, &m, labels),
+                        ix.explain(&u, labels),
+                        "{url} {labels} {round}"
+                    );
+                }
             }
         }
         // More matching entries than a lookup remembers: the explanation probes again.
@@ -1007,6 +1157,100 @@ mod tests {
                 .as_deref(),
             Some("deep.example")
         );
+    }
+
+    /// What the cache keeps of a host's probes: up to two hits, in order, and nothing it
+    /// cannot pack.
+    #[test]
+    fn found_packs_two_hits_and_refuses_more() {
+        type Hits = &'static [(usize, u32)];
+        let rows: &[(Hits, Option<Hits>)] = &[
+            (&[], Some(&[])),
+            (&[(0, 0)], Some(&[(0, 0)])),
+            (&[(4, 7), (12, 3)], Some(&[(4, 7), (12, 3)])),
+            (&[(255, Found::MAX_TAG)], Some(&[(255, Found::MAX_TAG)])),
+            (&[(0, 1), (2, 2), (4, 3)], None),
+            (&[(256, 1)], None),
+            (&[(0, Found::MAX_TAG + 1)], None),
+        ];
+        for &(hits, want) in rows {
+            let mut found = Found::default();
+            for &(start, tag) in hits {
+                found.push(start, tag);
+            }
+            let got = (!found.uncachable).then(|| found.iter().collect::<Vec<_>>());
+            assert_eq!(got.as_deref(), want, "{hits:?}");
+        }
+    }
+
+    /// A host's first lookup fills its cache entry and the next is answered from it; hosts
+    /// with more matches than an entry holds, and IP hosts, are probed every time.
+    #[test]
+    fn host_cache_is_filled_and_used() {
+        let ix = fixture();
+        let rows: &[(&str, bool)] = &[
+            ("www.casino.com/x", true),
+            ("example.org/casino/adult/x", true),
+            ("x.good.ads.example", true),
+            ("unlisted.example", true),
+            ("http://10.0.0.7/", false),
+        ];
+        for &(url, cached) in rows {
+            let u = NormUrl::parse(url).expect("url");
+            let key = hash(u.host().as_bytes());
+            assert!(ix.cache.get(key).is_none(), "{url}: cached before a lookup");
+            let labels = ix.lookup(&u);
+            assert_eq!(ix.cache.get(key).is_some(), cached, "{url}");
+            assert_eq!(ix.lookup(&u), labels, "{url}");
+        }
+        // Three matching parent domains do not fit in an entry.
+        let deep: String = (0..3).map(|i| format!("l{i}.")).collect::<String>() + "deep.example";
+        let ix = index(&[(
+            "a",
+            ADS,
+            Format::Domains,
+            "l0.l1.l2.deep.example\nl1.l2.deep.example\nl2.deep.example\n",
+        )]);
+        let u = NormUrl::parse(&deep).expect("url");
+        assert_eq!(ix.lookup(&u), ADS);
+        assert!(ix.cache.get(hash(deep.as_bytes())).is_none());
+        // A large index has a cache of its own, a small one none.
+        assert_eq!(HostCache::for_entries(100).entries.len(), 0);
+        assert_eq!(
+            HostCache::for_entries(HostCache::MIN_HOSTS).entries.len(),
+            HostCache::ENTRIES
+        );
+    }
+
+    /// Threads looking up hosts whose cache entries are one and the same, with different
+    /// results, all the time: a reader never takes half of one write and half of another
+    /// for an answer.
+    #[test]
+    fn host_cache_shared_by_threads_answers_right() {
+        let mut ix = fixture();
+        ix.cache = HostCache::with_entries(1);
+        let rows: Vec<(NormUrl, u64)> = [
+            ("www.casino.com/x", GAMBLING | ADS),
+            ("example.org/casino/adult/x", GAMBLING | PORN),
+            ("x.ads.example", ADS),
+            ("x.good.ads.example", 0),
+            ("bet.co.uk", GAMBLING),
+            ("unlisted.example", 0),
+        ]
+        .into_iter()
+        .map(|(url, want)| (NormUrl::parse(url).expect("url"), want))
+        .collect();
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let (ix, rows) = (&ix, &rows);
+                scope.spawn(move || {
+                    for i in 0..50_000 {
+                        let (u, want) = &rows[(i * (t + 1)) % rows.len()];
+                        assert_eq!(ix.lookup(u), *want, "{u}");
+                    }
+                });
+            }
+        });
     }
 
     #[test]

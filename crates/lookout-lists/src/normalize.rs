@@ -252,7 +252,10 @@ impl NormUrl {
     /// The last path segment (the file name a download would be saved as), if any.
     pub fn file_name(&self) -> Option<&str> {
         let path = self.path();
-        path.rfind('/').map(|i| &path[i + 1..])
+        // Backwards a byte at a time: the last segment is short, shorter than memrchr's
+        // set-up.
+        let slash = path.bytes().rposition(|b| b == b'/')?;
+        Some(&path[slash + 1..])
     }
 
     /// Byte offsets at which the host's parent domains start, most specific first: for

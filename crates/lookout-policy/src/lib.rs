@@ -16,7 +16,8 @@ mod networks;
 mod schedule;
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use lookout_lists::{
     Category, CategorySet, EntryKind, EntrySink, Index, IndexBuilder, Matches, NormUrl, SourceInfo,
@@ -218,6 +219,13 @@ pub struct Group {
     /// Entries allowed after an IT admin approved a review request: replaced while serving
     /// (one atomic pointer load per decision), never able to allow illegal content.
     reviewed: arc_swap::ArcSwap<Index>,
+    /// Whether `reviewed` has any entries: a plain load, read before `reviewed` itself, whose
+    /// load and release cost two atomic read-modify-writes per decision (arc_swap's debt
+    /// slots) even when it is empty, as it mostly is. Set after each store.
+    reviewed_any: AtomicBool,
+    /// Held while `reviewed` and `reviewed_any` are replaced, so that two replacements at
+    /// once cannot leave the flag saying "none" over a list with entries.
+    reviewed_writer: Mutex<()>,
     extensions: Extensions,
     schedules: Vec<Schedule>,
     /// Whether search engines are forced into safe search for this group.
@@ -359,6 +367,8 @@ impl Group {
             allow: list("allow", &spec.allow)?,
             deny: list("deny", &spec.deny)?,
             reviewed: arc_swap::ArcSwap::from_pointee(entry_index(&spec.name, "reviewed", &[])?),
+            reviewed_any: AtomicBool::new(false),
+            reviewed_writer: Mutex::new(()),
             extensions: Extensions::new(&spec.blocked_extensions),
             schedules: spec.schedules.clone(),
             safe_search: spec.safe_search,
@@ -371,7 +381,14 @@ impl Group {
     /// checked first: a bad entry changes nothing.
     pub fn set_reviewed_allows(&self, entries: &[String]) -> Result<(), PolicyError> {
         let index = entry_index(&self.name, "reviewed", entries)?;
-        self.reviewed.store(std::sync::Arc::new(index));
+        let _one_at_a_time = self
+            .reviewed_writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let any = !index.is_empty();
+        self.reviewed.store(Arc::new(index));
+        // After the store: a decision that sees `true` loads the new list.
+        self.reviewed_any.store(any, Ordering::Release);
         Ok(())
     }
 
@@ -580,8 +597,10 @@ impl Policy {
         if let Some(m) = listed(&group.allow) {
             return decision(Action::Allow, Reason::Allowed(m));
         }
-        if let Some(m) = listed(&group.reviewed.load()) {
-            return decision(Action::Allow, Reason::Allowed(m));
+        if group.reviewed_any.load(Ordering::Acquire) {
+            if let Some(m) = listed(&group.reviewed.load()) {
+                return decision(Action::Allow, Reason::Allowed(m));
+            }
         }
         match group.category_action(categories, at) {
             Some((action, category, schedule)) => {
