@@ -11,6 +11,12 @@ use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use lookout_scan::{Library, Scratch};
 
+/// The allocator the `lookout` binary ships with: a finding's strings are allocated, and
+/// with the C library's malloc the figures would be of a program nobody runs.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// English prose: the repository's documentation and the licence texts every Debian system
 /// has. Mostly innocent, as most page text is.
 fn prose() -> String {

@@ -522,7 +522,7 @@ impl Normalized {
 }
 
 const ONES: u64 = 0x0101_0101_0101_0101;
-const HIGH: u64 = 0x8080_8080_8080_8080;
+pub(crate) const HIGH: u64 = 0x8080_8080_8080_8080;
 
 /// How many of the eight bytes `x` (little-endian) are ASCII letters before the first byte
 /// that is not, and the bytes lower-cased (meaningful up to there). Byte-wise range checks
@@ -530,10 +530,19 @@ const HIGH: u64 = 0x8080_8080_8080_8080;
 /// `b >= lo`, and never borrows from the next byte.
 fn letters(x: u64) -> (u64, usize) {
     let lower = (x & !HIGH) | (ONES * 0x20);
-    let at_least = |lo: u8| (lower | HIGH).wrapping_sub(ONES * u64::from(lo)) & HIGH;
-    let letter = at_least(b'a') & !at_least(b'z' + 1) & !(x & HIGH);
-    let n = ((!letter & HIGH).trailing_zeros() / 8) as usize;
-    (lower, n)
+    let letter = at_least(lower, b'a') & !at_least(lower, b'z' + 1) & !(x & HIGH);
+    (lower, leading(letter))
+}
+
+/// The high bit of each byte of `x` whose low seven bits are `lo` or more.
+pub(crate) fn at_least(x: u64, lo: u8) -> u64 {
+    (x | HIGH).wrapping_sub(ONES * u64::from(lo)) & HIGH
+}
+
+/// How many bytes, from the lowest, have their high bit set in `flags` before one that has
+/// not.
+pub(crate) fn leading(flags: u64) -> usize {
+    ((!flags & HIGH).trailing_zeros() / 8) as usize
 }
 
 /// The high bit of each zero byte of `v` (exact up to the first one; above it a borrow may
