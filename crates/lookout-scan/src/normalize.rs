@@ -343,7 +343,7 @@ impl Normalized {
                     j
                 }
             };
-            self.finish_token(input, start, end, norm, &mut run);
+            self.finish_token(input, (start, end), norm, simple, &mut run);
             i = end;
         }
     }
@@ -450,12 +450,24 @@ impl Normalized {
     /// Records the token just written (or removes it if it came out empty), and joins runs of
     /// single letters.
     #[inline]
-    fn finish_token(&mut self, input: &str, start: usize, end: usize, norm: usize, run: &mut Run) {
+    /// `letters_only`: the token was written by the ASCII-letter fast path.
+    fn finish_token(
+        &mut self,
+        input: &str,
+        (start, end): (usize, usize),
+        norm: usize,
+        letters_only: bool,
+        run: &mut Run,
+    ) {
         let written = &self.text[norm..];
         if written.is_empty() {
             return;
         }
-        let single = written.len() <= 4 && is_one_letter(written);
+        let single = if letters_only {
+            written.len() == 1
+        } else {
+            written.len() <= 4 && is_one_letter(written)
+        };
         let gap_ok = single
             && self
                 .tokens
