@@ -504,10 +504,10 @@ impl Found {
         self.len += 1;
     }
 
-    /// The hits, most specific first.
+    /// The hits of `packed` (a `Found`'s, as the cache keeps it), most specific first.
     #[inline]
-    fn iter(self) -> impl Iterator<Item = (usize, u32)> {
-        [self.packed as u32, (self.packed >> 32) as u32]
+    fn hits(packed: u64) -> impl Iterator<Item = (usize, u32)> {
+        [packed as u32, (packed >> 32) as u32]
             .into_iter()
             .take_while(|&hit| hit != 0)
             .map(|hit| ((hit & 0xff) as usize, (hit >> 8) - 1))
@@ -567,16 +567,13 @@ impl HostCache {
         self.entries.get((key >> 40) as usize & mask)
     }
 
+    /// The packed hits kept for `key` (see [`Found::hits`]).
     #[inline]
-    fn get(&self, key: u64) -> Option<Found> {
+    fn get(&self, key: u64) -> Option<u64> {
         let entry = self.entry(key)?;
         let value = entry.value.load(Ordering::Relaxed);
         let check = entry.check.load(Ordering::Relaxed);
-        (check ^ value == key).then_some(Found {
-            packed: value,
-            len: 0, // not needed to read the hits
-            uncachable: false,
-        })
+        (check ^ value == key).then_some(value)
     }
 
     #[inline]
@@ -746,8 +743,8 @@ impl Index {
         }
         // A recently requested host: what probing its parent domains found, without probing.
         let full = hash(&text[..host_end]);
-        if let Some(found) = self.cache.get(full) {
-            for (start, t) in found.iter() {
+        if let Some(packed) = self.cache.get(full) {
+            for (start, t) in Found::hits(packed) {
                 self.collect(url, &mut m, start, t);
             }
             return m;
@@ -1178,7 +1175,7 @@ mod tests {
             for &(start, tag) in hits {
                 found.push(start, tag);
             }
-            let got = (!found.uncachable).then(|| found.iter().collect::<Vec<_>>());
+            let got = (!found.uncachable).then(|| Found::hits(found.packed).collect::<Vec<_>>());
             assert_eq!(got.as_deref(), want, "{hits:?}");
         }
     }

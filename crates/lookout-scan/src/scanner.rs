@@ -431,19 +431,13 @@ impl Scanner {
             return Vec::new();
         }
         excepts.sort_unstable_by_key(|x| x.1);
-        let mut tokens = TokenCursor::default();
-        // The first exception that may overlap the hit (exceptions overlapping it start at
-        // most the longest exception's length before it): a cursor, as hits' starts mostly
-        // grow, stepping back as far as they go back.
-        let mut from = 0;
-        let reaches = |x: &Except, start: usize| x.1 + self.longest_exception >= start;
+        // Both found by stepping from the last hit's (see `step_to`).
+        let (mut after_token, mut first_except) = (0, 0);
         for (i, h) in hits.iter().enumerate() {
-            while from > 0 && reaches(&excepts[from - 1], h.start) {
-                from -= 1;
-            }
-            while excepts.get(from).is_some_and(|x| !reaches(x, h.start)) {
-                from += 1;
-            }
+            // Exceptions overlapping the hit start at most `longest` bytes before it.
+            let from = step_to(excepts, &mut first_except, |x| {
+                x.1 + self.longest_exception < h.start
+            });
             let mut token = None;
             for u in &self.uses[h.pattern as usize] {
                 let Use::Part { entry, part } = *u else {
@@ -458,7 +452,12 @@ impl Scanner {
                     parts.push(PartHit {
                         entry,
                         part,
-                        token: *token.get_or_insert_with(|| tokens.at(&norm.tokens, h.start)),
+                        token: *token.get_or_insert_with(|| {
+                            step_to(&norm.tokens, &mut after_token, |t| {
+                                t.norm as usize <= h.start
+                            })
+                            .saturating_sub(1)
+                        }),
                         hit: i,
                     });
                 }
@@ -567,27 +566,20 @@ fn token_at(tokens: &[Token], pos: usize) -> usize {
         .saturating_sub(1)
 }
 
-/// [`token_at`] for positions that mostly grow, as the starts of hits in the order of their
-/// ends do (each start is at most the longest pattern's length before the end that follows
-/// the last): steps from the token found last instead of searching all of them, so finding
-/// the token of every hit costs a step or two rather than a binary search each.
-#[derive(Debug, Default)]
-struct TokenCursor {
-    at: usize,
-}
-
-impl TokenCursor {
-    fn at(&mut self, tokens: &[Token], pos: usize) -> usize {
-        let mut i = self.at.min(tokens.len().saturating_sub(1));
-        while i > 0 && tokens[i].norm as usize > pos {
-            i -= 1;
-        }
-        while tokens.get(i + 1).is_some_and(|t| t.norm as usize <= pos) {
-            i += 1;
-        }
-        self.at = i;
-        i
+/// `items.partition_point(before)`, found by stepping from `*at` (the last answer) rather
+/// than by a binary search: for the hits of one scan, whose starts mostly grow (each is at
+/// most the longest pattern's length before the end that follows the last), that is a step
+/// or two. `before` must hold for a prefix of `items` and not after it.
+fn step_to<T>(items: &[T], at: &mut usize, before: impl Fn(&T) -> bool) -> usize {
+    let mut i = (*at).min(items.len());
+    while i > 0 && !before(&items[i - 1]) {
+        i -= 1;
     }
+    while items.get(i).is_some_and(&before) {
+        i += 1;
+    }
+    *at = i;
+    i
 }
 
 fn context(text: &str, start: usize, end: usize) -> String {
@@ -828,24 +820,6 @@ mod tests {
         }
     }
 
-    /// The cursor finds the token a binary search finds, for positions in any order (the
-    /// scanner's grow with small steps back), and for no tokens at all.
-    #[test]
-    fn token_cursor_agrees_with_token_at() {
-        let mut norm = Normalized::default();
-        norm.normalize("a kill myself  s u i c i d e, 2019 k1ll   ｋｉｌｌ end");
-        let tokens = &norm.tokens;
-        let len = norm.text.len();
-        let mut cursor = TokenCursor::default();
-        let forward = 0..len + 2;
-        let back_and_forth = (0..len).flat_map(|p| [p, p.saturating_sub(7), p + 3]);
-        let jumps = [len, 0, len / 2, 1, len + 10, 0];
-        for pos in forward.chain(back_and_forth).chain(jumps) {
-            assert_eq!(cursor.at(tokens, pos), token_at(tokens, pos), "{pos}");
-        }
-        assert_eq!(TokenCursor::default().at(&[], 5), token_at(&[], 5));
-    }
-
     /// Printable ASCII but the space, counted up to the first other byte: each edge of the
     /// range, and bytes in every position.
     #[test]
@@ -951,6 +925,23 @@ mod tests {
             n.normalize(&words.join(" "));
             proptest::prop_assume!(n.text.len() >= SPLIT);
             proptest::prop_assert_eq!(walks_in_parts(&s, &n.text), one_walk(&s, &n.text));
+        }
+    }
+
+    proptest::proptest! {
+        /// Stepping from any earlier answer finds what a binary search finds, for any
+        /// sorted list and any order of positions (forwards, back, jumps past either end).
+        #[test]
+        fn step_to_agrees_with_partition_point(
+            mut items in proptest::collection::vec(0usize..200, 0..40),
+            positions in proptest::collection::vec(0usize..220, 1..60),
+        ) {
+            items.sort_unstable();
+            let mut at = 0;
+            for pos in positions {
+                let want = items.partition_point(|&x| x <= pos);
+                proptest::prop_assert_eq!(step_to(&items, &mut at, |&x| x <= pos), want);
+            }
         }
     }
 
