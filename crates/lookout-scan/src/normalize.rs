@@ -283,52 +283,27 @@ impl Normalized {
             // is read; anything else (digits, symbols, non-ASCII) rewinds to the full path.
             let start = i;
             let norm = self.text.len();
-            let mut last = 0u8;
             let mut j = i;
-            let mut simple = true;
-            // Eight bytes at a time while they are ASCII letters (most of a word).
-            while let Some(piece) = bytes.get(j..j + 8).filter(|_| by_eight) {
-                let x = u64::from_le_bytes(piece.try_into().unwrap_or_default());
-                let (lower, n) = letters(x);
-                if n == 0 {
-                    break;
-                }
-                let keep = &lower.to_le_bytes()[..n];
-                // A letter repeating the one before it is dropped (`kill` -> `kil`).
-                let repeats = zero_bytes(lower ^ (lower << 8 | u64::from(last)));
-                if repeats & (u64::MAX >> (64 - 8 * n)) == 0 {
-                    // All eight bytes then the rest dropped (a copy of known length).
-                    let at = self.text.len();
-                    self.text.extend_from_slice(&lower.to_le_bytes());
-                    self.text.truncate(at + n);
-                } else {
-                    for &l in keep {
-                        if l != last {
-                            self.text.push(l);
+            let simple = if by_eight {
+                self.ascii_letters(bytes, &mut j)
+            } else {
+                // The reference: a byte at a time.
+                let mut last = 0u8;
+                loop {
+                    match bytes.get(j) {
+                        Some(&b) if b < 0x80 && ASCII[b as usize] == Class::Letter => {
+                            let l = b | 0x20;
+                            if l != last {
+                                self.text.push(l);
+                                last = l;
+                            }
+                            j += 1;
                         }
-                        last = l;
+                        Some(&b) => break b < 0x80 && ASCII[b as usize] == Class::Sep,
+                        None => break true,
                     }
                 }
-                last = keep[n - 1];
-                j += n;
-                if n < 8 {
-                    break;
-                }
-            }
-            while j < bytes.len() {
-                let b = bytes[j];
-                if b < 0x80 && ASCII[b as usize] == Class::Letter {
-                    let l = b | 0x20;
-                    if l != last {
-                        self.text.push(l);
-                        last = l;
-                    }
-                    j += 1;
-                } else {
-                    simple = b < 0x80 && ASCII[b as usize] == Class::Sep;
-                    break;
-                }
-            }
+            };
             let end = if simple {
                 j
             } else {
@@ -346,6 +321,51 @@ impl Normalized {
             self.finish_token(input, (start, end), norm, simple, &mut run);
             i = end;
         }
+    }
+
+    /// Writes the ASCII letters from `bytes[*j]` on, lower-cased and with repeats dropped,
+    /// eight bytes at a time, and moves `*j` past them. True when the word ends there (at a
+    /// separator or the end of the text), false when it goes on with a digit, a symbol or a
+    /// non-ASCII character (and must be read again by the full path).
+    #[inline(always)]
+    fn ascii_letters(&mut self, bytes: &[u8], j: &mut usize) -> bool {
+        let mut last = 0u8;
+        loop {
+            let x = match bytes.get(*j..*j + 8) {
+                Some(piece) => u64::from_le_bytes(piece.try_into().unwrap_or_default()),
+                None => {
+                    // The text's last bytes, padded with spaces (which end the word).
+                    let mut piece = [b' '; 8];
+                    let rest = bytes.get(*j..).unwrap_or_default();
+                    piece[..rest.len()].copy_from_slice(rest);
+                    u64::from_le_bytes(piece)
+                }
+            };
+            let (lower, n) = letters(x);
+            if n == 0 {
+                break;
+            }
+            // A letter repeating the one before it is dropped (`kill` -> `kil`).
+            let repeats = zero_bytes(lower ^ (lower << 8 | u64::from(last))) & low_bytes(n);
+            let (out, len) = if repeats == 0 {
+                (lower, n)
+            } else {
+                without(lower, n, repeats)
+            };
+            // All eight bytes then the rest dropped (a copy of known length).
+            let at = self.text.len();
+            self.text.extend_from_slice(&out.to_le_bytes());
+            self.text.truncate(at + len);
+            last = (lower >> (8 * (n - 1))) as u8;
+            *j += n;
+            if n < 8 {
+                break;
+            }
+        }
+        // `bytes[*j]`, if any, is not an ASCII letter.
+        bytes
+            .get(*j)
+            .is_none_or(|&b| b < 0x80 && ASCII[b as usize] == Class::Sep)
     }
 
     /// Writes an all-ASCII token (no separators inside).
@@ -557,10 +577,39 @@ pub(crate) fn leading(flags: u64) -> usize {
     ((!flags & HIGH).trailing_zeros() / 8) as usize
 }
 
-/// The high bit of each zero byte of `v` (exact up to the first one; above it a borrow may
-/// flag more, which callers asking "any in the first n bytes?" do not mind).
+/// The high bit of each zero byte of `v`. Exact in every byte: `(b & 0x7f) + 0x7f` sets the
+/// high bit when the low seven bits are not all zero, never carrying into the next byte.
 fn zero_bytes(v: u64) -> u64 {
-    v.wrapping_sub(ONES) & !v & HIGH
+    !(((v & !HIGH) + !HIGH) | v) & HIGH
+}
+
+/// The high bit of each of the lowest `n` bytes (`n` from 1 to 8).
+fn low_bytes(n: usize) -> u64 {
+    HIGH >> (64 - 8 * n)
+}
+
+/// The lowest `n` bytes of `x` without those whose high bit is set in `drop`, moved down
+/// over the gaps, and how many are left.
+fn without(x: u64, n: usize, mut drop: u64) -> (u64, usize) {
+    let (mut out, mut len, mut from) = (0u64, 0usize, 0usize);
+    loop {
+        let to = if drop == 0 {
+            n
+        } else {
+            (drop.trailing_zeros() / 8) as usize
+        };
+        if to > from {
+            // `from` and `len` are below eight here: the shifts stay under 64.
+            let piece = (x >> (8 * from)) & (u64::MAX >> (64 - 8 * (to - from)));
+            out |= piece << (8 * len);
+            len += to - from;
+        }
+        if drop == 0 {
+            return (out, len);
+        }
+        from = to + 1;
+        drop &= drop - 1;
+    }
 }
 
 #[derive(Default)]
@@ -736,11 +785,36 @@ mod tests {
                         assert_eq!(lower.to_le_bytes()[i], c.to_ascii_lowercase(), "{bytes:?}");
                     }
                     let zeros = super::zero_bytes(x);
-                    let first = bytes.iter().position(|&c| c == 0).unwrap_or(8);
-                    for (i, &c) in bytes.iter().enumerate().take(first + 1).take(8) {
+                    for (i, &c) in bytes.iter().enumerate() {
                         assert_eq!(zeros & (0x80 << (8 * i)) != 0, c == 0, "{bytes:?} {i}");
                     }
                 }
+            }
+        }
+    }
+
+    /// Dropping bytes from a word of eight: every set of dropped places, every length.
+    #[test]
+    fn without_drops_exactly_the_flagged_bytes() {
+        let x = u64::from_le_bytes(*b"abcdefgh");
+        for n in 1..=8 {
+            for places in 0..=255u64 {
+                let places = places & ((1 << n) - 1);
+                let drop = (0..8)
+                    .filter(|i| places >> i & 1 == 1)
+                    .fold(0, |d, i| d | 0x80 << (8 * i));
+                let want: Vec<u8> = (0..n)
+                    .filter(|i| places >> i & 1 == 0)
+                    .map(|i| b"abcdefgh"[i])
+                    .collect();
+                let (out, len) = super::without(x, n, drop);
+                assert_eq!(&out.to_le_bytes()[..len], &want[..], "{n} {places:08b}");
+                assert_eq!(
+                    out.checked_shr(8 * len as u32).unwrap_or(0),
+                    0,
+                    "{n} {places:08b}: bytes past the end"
+                );
+                assert_eq!(super::low_bytes(n).count_ones() as usize, n);
             }
         }
     }

@@ -70,19 +70,6 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("cy/risks.txt", include_str!("../phrases/cy/risks.txt")),
 ];
 
-/// Where a rule came from: file and line, or a config key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Source {
-    pub(crate) file: Arc<str>,
-    pub(crate) line: u32,
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file, self.line)
-    }
-}
-
 /// A weighted rule: every part (conjunct) must match, each by one of its alternatives.
 #[derive(Clone, Debug)]
 pub(crate) struct Entry {
@@ -92,7 +79,8 @@ pub(crate) struct Entry {
     pub(crate) parts: Vec<Vec<u32>>,
     pub(crate) phrase: Arc<str>,
     pub(crate) language: Arc<str>,
-    pub(crate) source: Source,
+    /// Where the rule came from: `file:line`, written once so that every match shares it.
+    pub(crate) source: Arc<str>,
 }
 
 /// An innocent phrase: matches overlapping it are dropped (for one category or all).
@@ -377,10 +365,7 @@ impl Library {
                         parts,
                         phrase: phrase.into(),
                         language: language.clone(),
-                        source: Source {
-                            file: file.clone(),
-                            line,
-                        },
+                        source: format!("{file}:{line}").into(),
                     });
                 }
                 Rule::Except { risk, terms } => {

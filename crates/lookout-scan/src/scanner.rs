@@ -3,6 +3,7 @@
 //! phrase) are all seen.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use aho_corasick::automaton::Automaton;
 use aho_corasick::automaton::StateID;
@@ -124,10 +125,10 @@ pub struct Finding {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Match {
     /// The rule as written in its file.
-    pub phrase: String,
+    pub phrase: Arc<str>,
     /// `file:line` of the rule.
-    pub source: String,
-    pub language: String,
+    pub source: Arc<str>,
+    pub language: Arc<str>,
     pub severity: Severity,
     pub weight: u32,
     /// The words that matched, as written in the text.
@@ -497,9 +498,9 @@ impl Scanner {
                     .map(|(e, start, end, count)| {
                         let entry = &self.entries[e as usize];
                         Match {
-                            phrase: entry.phrase.to_string(),
-                            source: entry.source.to_string(),
-                            language: entry.language.to_string(),
+                            phrase: Arc::clone(&entry.phrase),
+                            source: Arc::clone(&entry.source),
+                            language: Arc::clone(&entry.language),
                             severity: entry.severity,
                             weight: entry.weight,
                             evidence: collapse_space(&text[start..end]),
@@ -761,8 +762,8 @@ mod tests {
             "{}",
             m.context
         );
-        assert_eq!(m.source, "t.txt:3");
-        assert_eq!(m.phrase, "kill myself | kms");
+        assert_eq!(&*m.source, "t.txt:3");
+        assert_eq!(&*m.phrase, "kill myself | kms");
     }
 
     #[test]
