@@ -603,11 +603,12 @@ fn context(text: &str, start: usize, end: usize) -> String {
             to = end + sp;
         }
     }
-    let mut s = String::new();
+    // One allocation: the text and both ellipses fit.
+    let mut s = String::with_capacity(to - from + 2 * '…'.len_utf8());
     if from > 0 {
         s.push('…');
     }
-    s.push_str(collapse_space(&text[from..to]).trim());
+    collapse_space_into(&mut s, &text[from..to]);
     if to < text.len() {
         s.push('…');
     }
@@ -615,12 +616,20 @@ fn context(text: &str, start: usize, end: usize) -> String {
 }
 
 /// `s` with each run of whitespace and control characters made one space, and none at the
-/// ends. Words are copied whole; only the bytes between them are looked at one by one.
+/// ends.
 fn collapse_space(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
+    collapse_space_into(&mut out, s);
+    out
+}
+
+/// Appends [`collapse_space`]`(s)` to `out`. Words are copied whole; only the bytes between
+/// them are looked at one by one.
+fn collapse_space_into(out: &mut String, s: &str) {
+    let before = out.len();
     let push = |out: &mut String, word: &str| {
         if !word.is_empty() {
-            if !out.is_empty() {
+            if out.len() > before {
                 out.push(' ');
             }
             out.push_str(word);
@@ -646,13 +655,12 @@ fn collapse_space(s: &str) -> String {
             }),
         };
         if space {
-            push(&mut out, &s[word..i]);
+            push(out, &s[word..i]);
             word = i + len;
         }
         i += len;
     }
-    push(&mut out, &s[word..]);
-    out
+    push(out, &s[word..]);
 }
 
 /// How many of the eight bytes `x` (little-endian) are printable ASCII other than the space
