@@ -30,6 +30,34 @@ enum Use {
     Except { risk: Option<Risk> },
 }
 
+/// Every pattern's uses in one array, pattern `p`'s at `list[at[p]..at[p + 1]]`: read for
+/// every hit, they are then a few neighbouring lines of memory rather than a heap block
+/// each.
+#[derive(Debug)]
+struct Uses {
+    at: Vec<u32>,
+    list: Vec<Use>,
+}
+
+impl Uses {
+    fn new(per_pattern: Vec<Vec<Use>>) -> Uses {
+        let mut at = Vec::with_capacity(per_pattern.len() + 1);
+        let mut list = Vec::new();
+        at.push(0);
+        for uses in per_pattern {
+            list.extend(uses);
+            // Fewer uses than the automaton has room for patterns times entries' parts.
+            at.push(list.len() as u32);
+        }
+        Uses { at, list }
+    }
+
+    fn of(&self, pattern: u32) -> &[Use] {
+        let p = pattern as usize;
+        &self.list[self.at[p] as usize..self.at[p + 1] as usize]
+    }
+}
+
 /// A compiled phrase library, shared by every scanning thread.
 #[derive(Debug)]
 pub struct Scanner {
@@ -42,7 +70,7 @@ pub struct Scanner {
     /// bytes interleaved with the gaps between them (a stride of 128): half the table.
     alphabet: [u8; 256],
     /// Per pattern, what it means: parts of entries and/or exceptions.
-    uses: Vec<Vec<Use>>,
+    uses: Uses,
     entries: Vec<Entry>,
     patterns: Vec<Vec<u8>>,
     /// Length of the longest exception pattern.
@@ -89,23 +117,36 @@ struct Hit {
     end: usize,
 }
 
-#[derive(Clone, Copy, Debug)]
-struct PartHit {
-    entry: u32,
-    part: u8,
-    token: usize,
-    hit: usize,
-}
+/// A hit of one part of an entry: entry, token, part and hit number packed in one integer
+/// that orders as that tuple would, so that sorting compares (and moves) 16 bytes once per
+/// step. Tokens and hits are below 2^32 (a scanned text is shorter than 4 GiB).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct PartHit(u128);
 
 impl PartHit {
-    /// Entry, token, part and hit number in one integer that orders as the tuple would:
-    /// one comparison per step of the sort rather than up to four. Tokens and hits are below
-    /// 2^32 (a scanned text is shorter than 4 GiB).
-    fn order(&self) -> u128 {
-        u128::from(self.entry) << 96
-            | (self.token as u128 & 0xffff_ffff) << 64
-            | u128::from(self.part) << 32
-            | (self.hit as u128 & 0xffff_ffff)
+    fn new(entry: u32, part: u8, token: usize, hit: usize) -> PartHit {
+        PartHit(
+            u128::from(entry) << 96
+                | (token as u128 & 0xffff_ffff) << 64
+                | u128::from(part) << 32
+                | (hit as u128 & 0xffff_ffff),
+        )
+    }
+
+    fn entry(self) -> u32 {
+        (self.0 >> 96) as u32
+    }
+
+    fn token(self) -> usize {
+        (self.0 >> 64) as u32 as usize
+    }
+
+    fn part(self) -> usize {
+        (self.0 >> 32) as u8 as usize
+    }
+
+    fn hit(self) -> usize {
+        self.0 as u32 as usize
     }
 }
 
@@ -180,7 +221,7 @@ impl Library {
         Ok(Scanner {
             dfa,
             alphabet,
-            uses,
+            uses: Uses::new(uses),
             entries: self.entries.clone(),
             patterns: self.terms.clone(),
             longest_exception: self
@@ -399,7 +440,7 @@ impl Scanner {
                 end -= 1;
             }
             let pattern = pid.as_u32();
-            for u in &self.uses[pattern as usize] {
+            for u in self.uses.of(pattern) {
                 if let Use::Except { risk } = *u {
                     except((risk, start, end), hits.len());
                 }
@@ -440,7 +481,7 @@ impl Scanner {
                 x.1 + self.longest_exception < h.start
             });
             let mut token = None;
-            for u in &self.uses[h.pattern as usize] {
+            for u in self.uses.of(h.pattern) {
                 let Use::Part { entry, part } = *u else {
                     continue;
                 };
@@ -450,31 +491,27 @@ impl Scanner {
                     .take_while(|x| x.1 < h.end)
                     .any(|&(r, _, e)| r.is_none_or(|r| r == risk) && h.start < e);
                 if !excused {
-                    parts.push(PartHit {
-                        entry,
-                        part,
-                        token: *token.get_or_insert_with(|| {
-                            step_to(&norm.tokens, &mut after_token, |t| {
-                                t.norm as usize <= h.start
-                            })
-                            .saturating_sub(1)
-                        }),
-                        hit: i,
+                    let token = *token.get_or_insert_with(|| {
+                        step_to(&norm.tokens, &mut after_token, |t| {
+                            t.norm as usize <= h.start
+                        })
+                        .saturating_sub(1)
                     });
+                    parts.push(PartHit::new(entry, part, token, i));
                 }
             }
         }
         // The hit's number last: the order a stable sort on the rest would give, for less.
-        parts.sort_unstable_by_key(PartHit::order);
+        parts.sort_unstable();
         // First the cheap part: which entries matched, where (byte ranges), and each
         // category's score; the strings only for the matches that will be shown.
         let mut by_risk: BTreeMap<Risk, (Severity, u32, Vec<Matched>)> = BTreeMap::new();
-        for group in parts.chunk_by(|a, b| a.entry == b.entry) {
-            let entry = &self.entries[group[0].entry as usize];
+        for group in parts.chunk_by(|a, b| a.entry() == b.entry()) {
+            let entry = &self.entries[group[0].entry() as usize];
             let Some((first, last, count)) = satisfied(entry, group) else {
                 continue;
             };
-            let (a, b) = (&hits[group[first].hit], &hits[group[last].hit]);
+            let (a, b) = (&hits[group[first].hit()], &hits[group[last].hit()]);
             let start = norm.tokens[token_at(&norm.tokens, a.start)].orig as usize;
             let end =
                 norm.tokens[token_at(&norm.tokens, b.end.max(a.start + 1) - 1)].orig_end as usize;
@@ -483,7 +520,7 @@ impl Scanner {
                 .or_insert((entry.severity, 0, Vec::new()));
             f.0 = f.0.max(entry.severity);
             f.1 = f.1.saturating_add(entry.weight);
-            f.2.push((group[0].entry, start, end.max(start), count));
+            f.2.push((group[0].entry(), start, end.max(start), count));
         }
         let mut findings: Vec<Finding> = by_risk
             .into_iter()
@@ -538,17 +575,17 @@ fn satisfied(entry: &Entry, group: &[PartHit]) -> Option<(usize, usize, usize)> 
     let mut best: Option<(usize, usize)> = None;
     let mut lo = 0;
     for hi in 0..group.len() {
-        let p = group[hi].part as usize;
+        let p = group[hi].part();
         counts[p] += 1;
         if counts[p] == 1 {
             have += 1;
         }
         while have == need {
-            let span = group[hi].token - group[lo].token;
-            if best.is_none_or(|(a, b)| span < group[b].token - group[a].token) {
+            let span = group[hi].token() - group[lo].token();
+            if best.is_none_or(|(a, b)| span < group[b].token() - group[a].token()) {
                 best = Some((lo, hi));
             }
-            let q = group[lo].part as usize;
+            let q = group[lo].part();
             counts[q] -= 1;
             if counts[q] == 0 {
                 have -= 1;
@@ -557,7 +594,7 @@ fn satisfied(entry: &Entry, group: &[PartHit]) -> Option<(usize, usize, usize)> 
         }
     }
     let (a, b) = best?;
-    (group[b].token - group[a].token < WINDOW).then_some((a, b, 1))
+    (group[b].token() - group[a].token() < WINDOW).then_some((a, b, 1))
 }
 
 /// Index of the token holding byte `pos` of the normalised text.
@@ -951,6 +988,30 @@ mod tests {
                 let want = items.partition_point(|&x| x <= pos);
                 proptest::prop_assert_eq!(step_to(&items, &mut at, |&x| x <= pos), want);
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// A packed part hit gives back what it was made of, and packed ones sort as the
+        /// tuples (entry, token, part, hit) do.
+        #[test]
+        fn part_hits_pack_and_order_as_tuples(
+            raw in proptest::collection::vec(
+                (0u32..=u32::MAX, 0usize..=u32::MAX as usize, 0u8..8, 0usize..=u32::MAX as usize),
+                1..30,
+            ),
+        ) {
+            let mut packed: Vec<PartHit> =
+                raw.iter().map(|&(e, t, p, h)| PartHit::new(e, p, t, h)).collect();
+            for (x, &(e, t, p, h)) in packed.iter().zip(&raw) {
+                proptest::prop_assert_eq!((x.entry(), x.token(), x.part(), x.hit()), (e, t, usize::from(p), h));
+            }
+            let mut tuples = raw.clone();
+            tuples.sort_unstable();
+            packed.sort_unstable();
+            let unpacked: Vec<_> =
+                packed.iter().map(|x| (x.entry(), x.token(), x.part() as u8, x.hit())).collect();
+            proptest::prop_assert_eq!(unpacked, tuples);
         }
     }
 
