@@ -660,8 +660,8 @@ fn collapse_space(s: &str) -> String {
     out
 }
 
-/// Appends [`collapse_space`]`(s)` to `out`. Words are copied whole; only the bytes between
-/// them are looked at one by one.
+/// Appends [`collapse_space`]`(s)` to `out`. Runs of words with single spaces between them
+/// are copied whole; only the other bytes between words are looked at one by one.
 fn collapse_space_into(out: &mut String, s: &str) {
     let before = out.len();
     let push = |out: &mut String, word: &str| {
@@ -675,9 +675,10 @@ fn collapse_space_into(out: &mut String, s: &str) {
     let b = s.as_bytes();
     let (mut i, mut word) = (0, 0);
     while i < b.len() {
-        // Printable ASCII other than the space, eight bytes at a time: inside a word.
+        // Printable ASCII and single spaces between it, eight bytes at a time: what
+        // collapsing leaves as it is.
         while let Some(piece) = b.get(i..i + 8) {
-            let n = printable(u64::from_le_bytes(piece.try_into().unwrap_or_default()));
+            let n = as_is(u64::from_le_bytes(piece.try_into().unwrap_or_default()));
             i += n;
             if n < 8 {
                 break;
@@ -700,11 +701,16 @@ fn collapse_space_into(out: &mut String, s: &str) {
     push(out, &s[word..]);
 }
 
-/// How many of the eight bytes `x` (little-endian) are printable ASCII other than the space
-/// (`!` to `~`) before the first that is not, by byte-wise range checks in one register
-/// (as `normalize::letters` finds letters).
-fn printable(x: u64) -> usize {
-    leading(at_least(x, b'!') & !at_least(x, 0x7f) & !(x & HIGH))
+/// How many of the eight bytes `x` (little-endian) collapsing keeps as they are, before the
+/// first it may not: printable ASCII other than the space (`!` to `~`), and spaces with such
+/// a byte either side in `x` (a space first or last is left to the caller). Byte-wise range
+/// checks in one register, as `normalize::letters` finds letters.
+fn as_is(x: u64) -> usize {
+    let ascii = !(x & HIGH);
+    let printable = at_least(x, b'!') & !at_least(x, 0x7f) & ascii;
+    let space = at_least(x, b' ') & !at_least(x, b'!') & ascii;
+    // The byte before each byte, and the byte after, printable.
+    leading(printable | (space & printable << 8 & printable >> 8))
 }
 
 #[cfg(test)]
@@ -866,14 +872,21 @@ mod tests {
         }
     }
 
-    /// Printable ASCII but the space, counted up to the first other byte: each edge of the
-    /// range, and bytes in every position.
+    /// Printable ASCII and single spaces between it, counted up to the first other byte:
+    /// each edge of the range, spaces in every position, and bytes in every position.
     #[test]
-    fn printable_counts_leading_word_bytes() {
+    fn as_is_counts_leading_bytes_kept_as_they_are() {
         for (bytes, want) in [
             (*b"abcdefgh", 8),
             (*b"!~!~!~!~", 8),
-            (*b"abc defg", 3),
+            (*b"abc defg", 8),
+            (*b"a b c d ", 7),
+            (*b" b c d e", 0),
+            (*b"abc  efg", 3),
+            (*b"abc \tefg", 3),
+            (*b"abc\x1f efg", 3),
+            (*b"ab \x80defg", 2),
+            (*b"abcdef ~", 8),
             (*b"\x20bcdefgh", 0),
             (*b"abcdefg\x7f", 7),
             (*b"abcdefg\x1f", 7),
@@ -882,7 +895,7 @@ mod tests {
             (*b"\0bcdefgh", 0),
             (*b"abcdef\t!", 6),
         ] {
-            assert_eq!(printable(u64::from_le_bytes(bytes)), want, "{bytes:?}");
+            assert_eq!(as_is(u64::from_le_bytes(bytes)), want, "{bytes:?}");
         }
     }
 
