@@ -2,12 +2,14 @@
 //! the compiled index. Sans-I/O: callers hand in bytes and get values back.
 
 pub mod category;
+pub mod counts;
 pub mod index;
 pub mod live;
 pub mod normalize;
 pub mod parse;
 
 pub use category::{Category, CategorySet};
+pub use counts::{host_cache_counts, HostCacheCounts};
 pub use index::{EntrySink, Hit, Index, IndexBuilder, Matches, SourceId, SourceInfo};
 pub use live::{ListsStatus, LiveIndex, SubscriptionStatus};
 pub use normalize::{HostKind, NormUrl, UrlError};

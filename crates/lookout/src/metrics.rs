@@ -278,6 +278,19 @@ impl Collector for Snapshot {
                 ls.reloads_failed.load(Relaxed),
             ),
         ]);
+        let cache = lookout_lists::host_cache_counts();
+        counters.extend([
+            (
+                "host_cache_hits",
+                "Lookups of large lists answered from the host cache",
+                cache.hits,
+            ),
+            (
+                "host_cache_misses",
+                "Lookups of large lists that probed the host table (host not in the cache)",
+                cache.misses,
+            ),
+        ]);
         gauges.extend([
             (
                 "lists_version",
