@@ -567,19 +567,16 @@ impl HostCache {
         self.entries.get((key >> 40) as usize & mask)
     }
 
-    /// Whether the index has a cache (large indexes do).
-    #[inline]
-    fn is_on(&self) -> bool {
-        !self.entries.is_empty()
-    }
-
-    /// The packed hits kept for `key` (see [`Found::hits`]).
+    /// The packed hits kept for `key` (see [`Found::hits`]), counted as a hit or a miss
+    /// (`counts.rs`); an index without a cache counts neither.
     #[inline]
     fn get(&self, key: u64) -> Option<u64> {
         let entry = self.entry(key)?;
         let value = entry.value.load(Ordering::Relaxed);
         let check = entry.check.load(Ordering::Relaxed);
-        (check ^ value == key).then_some(value)
+        let hit = check ^ value == key;
+        crate::counts::count(hit);
+        hit.then_some(value)
     }
 
     #[inline]
@@ -750,14 +747,10 @@ impl Index {
         // A recently requested host: what probing its parent domains found, without probing.
         let full = hash(&text[..host_end]);
         if let Some(packed) = self.cache.get(full) {
-            crate::counts::count(true);
             for (start, t) in Found::hits(packed) {
                 self.collect(url, &mut m, start, t);
             }
             return m;
-        }
-        if self.cache.is_on() {
-            crate::counts::count(false);
         }
         // Only parent domains with a listed number of labels can match. Their keys are
         // gathered first and probed together (`Table::get_all`), so that the cache misses of

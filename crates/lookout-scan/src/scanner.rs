@@ -46,7 +46,8 @@ impl Uses {
         at.push(0);
         for uses in per_pattern {
             list.extend(uses);
-            // Fewer uses than the automaton has room for patterns times entries' parts.
+            // A library's uses number a few thousand (every part of every rule, and each
+            // exception), far below `u32::MAX`.
             at.push(list.len() as u32);
         }
         Uses { at, list }
@@ -124,7 +125,7 @@ struct Hit {
 struct PartHit(u128);
 
 impl PartHit {
-    fn new(entry: u32, part: u8, token: usize, hit: usize) -> PartHit {
+    fn new(entry: u32, token: usize, part: u8, hit: usize) -> PartHit {
         PartHit(
             u128::from(entry) << 96
                 | (token as u128 & 0xffff_ffff) << 64
@@ -497,7 +498,7 @@ impl Scanner {
                         })
                         .saturating_sub(1)
                     });
-                    parts.push(PartHit::new(entry, part, token, i));
+                    parts.push(PartHit::new(entry, token, part, i));
                 }
             }
         }
@@ -1015,7 +1016,7 @@ mod tests {
             ),
         ) {
             let mut packed: Vec<PartHit> =
-                raw.iter().map(|&(e, t, p, h)| PartHit::new(e, p, t, h)).collect();
+                raw.iter().map(|&(e, t, p, h)| PartHit::new(e, t, p, h)).collect();
             for (x, &(e, t, p, h)) in packed.iter().zip(&raw) {
                 proptest::prop_assert_eq!((x.entry(), x.token(), x.part(), x.hit()), (e, t, usize::from(p), h));
             }
