@@ -175,6 +175,21 @@ pub struct ListsConfig {
     /// `[[lists.source]]` entries.
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
+    /// How many recently requested hosts large lists remember what they found for (16 bytes
+    /// each; default 65,536, rounded up to a power of two; 0 turns the cache off).
+    #[serde(default)]
+    pub host_cache: Option<Spanned<u64>>,
+}
+
+impl ListsConfig {
+    /// The host cache's size as configured (see [`lookout_lists::IndexBuilder::host_cache`]).
+    pub fn host_cache(&self) -> usize {
+        self.host_cache
+            .as_ref()
+            .map_or(lookout_lists::DEFAULT_HOST_CACHE, |n| {
+                usize::try_from(*n.get_ref()).unwrap_or(usize::MAX)
+            })
+    }
 }
 
 /// How a source is laid out.
@@ -633,6 +648,19 @@ impl Config {
     }
 
     fn validate_lists(&self, c: &mut Checker<'_>) {
+        if let Some(n) = &self.lists.host_cache {
+            if *n.get_ref() > lookout_lists::MAX_HOST_CACHE as u64 {
+                c.problem(
+                    "lists.host_cache",
+                    Some(n),
+                    format!(
+                        "at most {} hosts (256 MiB); the default is {}, and 0 turns the cache off",
+                        lookout_lists::MAX_HOST_CACHE,
+                        lookout_lists::DEFAULT_HOST_CACHE
+                    ),
+                );
+            }
+        }
         for (i, s) in self.lists.sources.iter().enumerate() {
             let key = |k: &str| format!("lists.source[{i}].{k}");
             let name = s.name.get_ref();

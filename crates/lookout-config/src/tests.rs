@@ -91,6 +91,28 @@ fn mistakes_name_key_and_line() {
         "[groups.g]\nblocked_downloads = [\"exe\", \"e x e\"]\n",
         "line 2: groups.g.blocked_downloads: `e x e` is not a file extension",
     );
+    check_err(
+        "[groups.g]\n[lists]\n\nhost_cache = 16777217\n",
+        "line 4: lists.host_cache: at most 16777216 hosts",
+    );
+    check_err("[groups.g]\n[lists]\nhost_cache = -1\n", "line 3");
+}
+
+/// `[lists] host_cache`: the default when absent, what was written otherwise (the index
+/// rounds it to a power of two), 0 for none.
+#[test]
+fn host_cache_setting() {
+    let rows: &[(&str, usize)] = &[
+        ("", lookout_lists::DEFAULT_HOST_CACHE),
+        ("host_cache = 0", 0),
+        ("host_cache = 250000", 250_000),
+        ("host_cache = 16777216", lookout_lists::MAX_HOST_CACHE),
+    ];
+    for &(line, want) in rows {
+        let text = format!("[groups.g]\n[lists]\n{line}\n");
+        let config = Config::from_toml(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        assert_eq!(config.lists.host_cache(), want, "{line}");
+    }
 }
 
 #[test]

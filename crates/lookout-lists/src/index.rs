@@ -62,7 +62,16 @@ pub struct SourceInfo {
 #[derive(Debug, Default)]
 pub struct IndexBuilder {
     sources: Vec<SourceInfo>,
+    /// Hosts the host cache remembers, if not [`DEFAULT_HOST_CACHE`].
+    host_cache: Option<usize>,
 }
+
+/// How many recently requested hosts a large index remembers unless told otherwise
+/// ([`IndexBuilder::host_cache`]): 16 bytes each, 1 MiB in all.
+pub const DEFAULT_HOST_CACHE: usize = 1 << 16;
+
+/// The most hosts a host cache can be asked to remember (256 MiB).
+pub const MAX_HOST_CACHE: usize = 1 << 24;
 
 /// Too many sources for one index (the limit is 16,383).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,6 +105,15 @@ impl IndexBuilder {
         &self.sources
     }
 
+    /// How many recently requested hosts the index remembers (what probing found for each),
+    /// rounded up to a power of two and at most [`MAX_HOST_CACHE`]; 0 turns the cache off.
+    /// An index of fewer than 4,096 hosts has no cache whatever this says: its table stays in
+    /// the processor's cache anyway.
+    pub fn host_cache(&mut self, hosts: usize) -> &mut Self {
+        self.host_cache = Some(hosts);
+        self
+    }
+
     /// Compiles the entries of every sink into an index.
     pub fn build(self, sinks: Vec<EntrySink>) -> Index {
         let mut hosts = Vec::with_capacity(sinks.iter().map(|s| s.hosts.len()).sum());
@@ -117,7 +135,7 @@ impl IndexBuilder {
         let mut path_labels = vec![0u64; 64];
         count_labels(&hosts, &tags, &mut host_labels);
         count_labels(&paths, &tags, &mut path_labels);
-        let cache = HostCache::for_entries(hosts.len);
+        let cache = HostCache::for_index(hosts.len, self.host_cache.unwrap_or(DEFAULT_HOST_CACHE));
         Index {
             hosts,
             paths,
@@ -537,17 +555,16 @@ struct CacheEntry {
 }
 
 impl HostCache {
-    /// Entries in the cache of a large index.
-    const ENTRIES: usize = 1 << 16;
     /// Below this many hosts the table itself stays in the processor's cache: no cache.
     const MIN_HOSTS: usize = 4096;
 
-    /// The cache for an index of `hosts` host entries.
-    fn for_entries(hosts: usize) -> HostCache {
-        HostCache::with_entries(if hosts < HostCache::MIN_HOSTS {
+    /// The cache for an index of `hosts` host entries asked to remember `wanted` hosts (see
+    /// [`IndexBuilder::host_cache`]).
+    fn for_index(hosts: usize, wanted: usize) -> HostCache {
+        HostCache::with_entries(if hosts < HostCache::MIN_HOSTS || wanted == 0 {
             0
         } else {
-            HostCache::ENTRIES
+            wanted.min(MAX_HOST_CACHE).next_power_of_two()
         })
     }
 
@@ -931,6 +948,16 @@ impl Index {
             .filter(|&(_, h, p)| h + p > 0)
     }
 
+    /// How many hosts the host cache remembers (0: no cache).
+    pub fn host_cache_entries(&self) -> usize {
+        self.cache.entries.len()
+    }
+
+    /// Heap bytes held by the host cache (part of [`Index::memory_bytes`]).
+    pub fn host_cache_bytes(&self) -> usize {
+        self.cache.entries.len() * std::mem::size_of::<CacheEntry>()
+    }
+
     /// Number of interned source combinations.
     pub fn tag_count(&self) -> usize {
         self.tags.len()
@@ -948,8 +975,7 @@ impl Index {
             .iter()
             .map(|s| std::mem::size_of::<SourceInfo>() + s.name.len())
             .sum();
-        let cache = self.cache.entries.len() * std::mem::size_of::<CacheEntry>();
-        self.hosts.memory() + self.paths.memory() + cache + tags + sources
+        self.hosts.memory() + self.paths.memory() + self.host_cache_bytes() + tags + sources
     }
 }
 
@@ -1214,12 +1240,73 @@ mod tests {
         let u = NormUrl::parse(&deep).expect("url");
         assert_eq!(ix.lookup(&u), ADS);
         assert!(ix.cache.get(hash(deep.as_bytes())).is_none());
-        // A large index has a cache of its own, a small one none.
-        assert_eq!(HostCache::for_entries(100).entries.len(), 0);
-        assert_eq!(
-            HostCache::for_entries(HostCache::MIN_HOSTS).entries.len(),
-            HostCache::ENTRIES
-        );
+    }
+
+    /// The cache's size: none for a small index or when asked for none, otherwise what was
+    /// asked for rounded up to a power of two, at most the limit.
+    #[test]
+    fn host_cache_size_follows_the_index_and_the_setting() {
+        let min = HostCache::MIN_HOSTS;
+        let rows: &[(usize, usize, usize)] = &[
+            (100, DEFAULT_HOST_CACHE, 0),
+            (min - 1, 1 << 20, 0),
+            (min, DEFAULT_HOST_CACHE, DEFAULT_HOST_CACHE),
+            (min, 0, 0),
+            (min, 1, 1),
+            (min, 1000, 1024),
+            (min, 1024, 1024),
+            (min, 1025, 2048),
+            (10_000_000, MAX_HOST_CACHE, MAX_HOST_CACHE),
+            (10_000_000, MAX_HOST_CACHE + 1, MAX_HOST_CACHE),
+            (10_000_000, usize::MAX, MAX_HOST_CACHE),
+        ];
+        for &(hosts, wanted, want) in rows {
+            let got = HostCache::for_index(hosts, wanted).entries.len();
+            assert_eq!(got, want, "{hosts} hosts, {wanted} wanted");
+        }
+    }
+
+    /// The builder's setting reaches the index, and an index with no cache answers as one
+    /// with a cache does (every lookup probing).
+    #[test]
+    fn builder_sizes_the_host_cache() {
+        let text: String = (0..HostCache::MIN_HOSTS)
+            .map(|i| format!("host{i}.example\n"))
+            .collect();
+        let build = |setting: Option<usize>| {
+            let mut builder = IndexBuilder::new();
+            if let Some(n) = setting {
+                builder.host_cache(n);
+            }
+            let id = builder
+                .add_source(SourceInfo {
+                    name: "a".into(),
+                    labels: ADS,
+                })
+                .expect("source");
+            let mut sink = EntrySink::new();
+            parse(Format::Domains, text.as_bytes(), |kind, url| {
+                sink.add(id, kind, url)
+            });
+            builder.build(vec![sink])
+        };
+        let rows: &[(Option<usize>, usize)] =
+            &[(None, DEFAULT_HOST_CACHE), (Some(0), 0), (Some(3000), 4096)];
+        for &(setting, want) in rows {
+            let ix = build(setting);
+            assert_eq!(ix.host_cache_entries(), want, "{setting:?}");
+            for url in [
+                "www.host7.example",
+                "host4095.example/x",
+                "host4096.example",
+            ] {
+                let u = NormUrl::parse(url).expect("url");
+                let listed = url != "host4096.example";
+                for _ in 0..2 {
+                    assert_eq!(ix.lookup(&u) == ADS, listed, "{url}, {setting:?}");
+                }
+            }
+        }
     }
 
     /// Threads looking up hosts whose cache entries are one and the same, with different

@@ -10,7 +10,10 @@ pub mod parse;
 
 pub use category::{Category, CategorySet};
 pub use counts::{host_cache_counts, HostCacheCounts};
-pub use index::{EntrySink, Hit, Index, IndexBuilder, Matches, SourceId, SourceInfo};
+pub use index::{
+    EntrySink, Hit, Index, IndexBuilder, Matches, SourceId, SourceInfo, DEFAULT_HOST_CACHE,
+    MAX_HOST_CACHE,
+};
 pub use live::{ListsStatus, LiveIndex, SubscriptionStatus};
 pub use normalize::{HostKind, NormUrl, UrlError};
 pub use parse::{EntryKind, Format, ParseReport, RejectReason, Rejected};

@@ -183,6 +183,7 @@ pub fn load_with_threads(lists: &ListsConfig, threads: usize) -> Result<Loaded, 
         expand(source, lists.strict || source.strict, &mut jobs)?;
     }
     let mut builder = IndexBuilder::new();
+    builder.host_cache(lists.host_cache());
     let mut ids = Vec::with_capacity(jobs.len());
     for job in &jobs {
         ids.push(builder.add_source(SourceInfo {

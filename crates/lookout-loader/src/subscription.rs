@@ -430,6 +430,8 @@ pub fn install(
     let check = ListsConfig {
         strict,
         sources: vec![source.at(root.clone())],
+        // The check's index is dropped as soon as its entries are counted.
+        host_cache: None,
     };
     let loaded = crate::load(&check).map_err(|e| bad(e.to_string()))?;
     let (accepted, rejected) = (loaded.accepted(), loaded.rejected());

@@ -287,6 +287,7 @@ fn ut1_as_a_tar_gz_subscription_loads_like_the_folder() {
     let direct = lookout_loader::load(&lookout_config::ListsConfig {
         strict: false,
         sources: vec![source.at(data.join("ut1"))],
+        ..Default::default()
     })
     .unwrap();
     assert_eq!(entries, direct.accepted());

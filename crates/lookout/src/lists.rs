@@ -55,6 +55,7 @@ pub(crate) fn with_copies(lists: &ListsConfig) -> (ListsConfig, Vec<String>) {
         ListsConfig {
             strict: lists.strict,
             sources: have.into_iter().cloned().collect(),
+            host_cache: lists.host_cache.clone(),
         },
         missing
             .into_iter()

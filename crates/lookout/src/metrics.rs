@@ -299,6 +299,11 @@ impl Collector for Snapshot {
             ),
             ("lists_entries", "List entries in use", lists.entries as i64),
             (
+                "host_cache_entries",
+                "Hosts the host cache of the lists in use can remember (0: no cache)",
+                s.lists.load().host_cache_entries() as i64,
+            ),
+            (
                 "list_subscriptions_failing",
                 "List subscriptions whose last check failed",
                 lists

@@ -66,6 +66,17 @@ pub(crate) fn run(config: &Config) -> anyhow::Result<ExitCode> {
             bytes as f64 / entries as f64
         }
     );
+    let cache = ix.host_cache_entries();
+    if cache == 0 {
+        println!(
+            "  host cache            none (fewer than 4,096 hosts, or [lists] host_cache = 0)"
+        );
+    } else {
+        println!(
+            "  host cache            {cache} hosts ({:.1} MiB, in the index memory above)",
+            ix.host_cache_bytes() as f64 / (1 << 20) as f64
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -136,8 +136,9 @@ fn serve_filters_logs_and_stops_gracefully() {
     siem.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
     let mut toml = std::fs::read_to_string(&config).unwrap();
+    // A host cache of its own size (the default is 65,536), rounded up to a power of two.
     toml.push_str(&format!(
-        "[log.syslog]\nserver = \"{}\"\n",
+        "[lists]\nhost_cache = 1000\n\n[log.syslog]\nserver = \"{}\"\n",
         siem.local_addr().unwrap()
     ));
     std::fs::write(&config, toml).unwrap();
@@ -234,6 +235,7 @@ fn serve_filters_logs_and_stops_gracefully() {
     );
     // The host cache: `casino.test` probed when the proxy first asked (a miss), then
     // answered from the cache when asked again (the DNS query for it).
+    assert_eq!(value("lookout_host_cache_entries"), 1024.0, "{metrics}");
     assert!(value("lookout_host_cache_hits_total") >= 1.0, "{metrics}");
     assert!(value("lookout_host_cache_misses_total") >= 1.0, "{metrics}");
     assert!(value("lookout_log_events_queued_total") >= 3.0, "{metrics}");

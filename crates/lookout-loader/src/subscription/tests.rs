@@ -195,6 +195,7 @@ fn a_folder_arrives_as_an_archive_and_replaces_the_old_folder() {
     let loaded = crate::load(&lookout_config::ListsConfig {
         strict: false,
         sources: vec![aliased],
+        ..Default::default()
     })
     .expect("loads by alias");
     assert_eq!(loaded.accepted(), 1);
