@@ -1080,6 +1080,72 @@ async fn counting_origin() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) 
     (addr, seen)
 }
 
+/// An origin on 127.0.0.1 that counts the connections it accepts and answers no request until
+/// `n` are waiting, so that `n` requests through the proxy are at the origin at once.
+async fn gathering_origin(n: usize) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = seen.clone();
+    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let barrier = barrier.clone();
+            let service =
+                hyper::service::service_fn(move |_req: Request<hyper::body::Incoming>| {
+                    let barrier = barrier.clone();
+                    async move {
+                        barrier.wait().await;
+                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(
+                            Bytes::from_static(b"together"),
+                        )))
+                    }
+                });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    (addr, seen)
+}
+
+/// A burst of requests to one origin leaves its connections open for the next burst: the
+/// second burst of as many requests at once opens no new connection (a pool keeping only a
+/// few idle connections per origin closes most and opens them again, which at a college's
+/// peak costs the proxy half its throughput).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_to_one_origin_reuses_the_connections_of_the_last() {
+    const AT_ONCE: usize = 100;
+    let h = start(Options {
+        max_connections: 4 * AT_ONCE,
+        ..Options::default()
+    })
+    .await;
+    let (origin, accepted) = gathering_origin(AT_ONCE).await;
+    let c = h.client();
+    let url = format!("http://allowed.test:{}/gather", origin.port());
+    for burst in 1..=2 {
+        let mut requests = tokio::task::JoinSet::new();
+        for _ in 0..AT_ONCE {
+            let (c, url) = (c.clone(), url.clone());
+            requests.spawn(async move { get(&c, &url).await });
+        }
+        while let Some(answer) = requests.join_next().await {
+            let (status, body) = answer.unwrap();
+            assert_eq!((status, body.as_str()), (200, "together"), "burst {burst}");
+        }
+        assert_eq!(
+            accepted.load(std::sync::atomic::Ordering::SeqCst),
+            AT_ONCE,
+            "connections the origin accepted after burst {burst}"
+        );
+        // The proxy hands a connection back to its pool once the response has gone through.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_and_internal_networks_are_not_reachable_through_the_proxy() {
     let mut h = start(Options {
