@@ -16,16 +16,24 @@ const HIDDEN: &[&str] = &["script", "style", "noscript", "template", "svg", "hea
 /// Extracts the title and visible text of an HTML document (bytes as UTF-8, lossily).
 pub fn html_text(html: &[u8]) -> PageText {
     let s = String::from_utf8_lossy(html);
-    let mut out = PageText::default();
-    let mut hidden: Option<String> = None;
+    // Raw text first (entities and whitespace as written), then decoded and collapsed in one
+    // pass: an entity may be split by a comment, which adds nothing between its halves.
+    let (mut title, mut text) = (String::new(), String::with_capacity(s.len() / 2));
+    let mut hidden: Option<&'static str> = None;
     let mut in_title = false;
     let mut rest: &str = &s;
     while !rest.is_empty() {
         let Some(lt) = rest.find('<') else {
-            push_text(&mut out, rest, hidden.is_some(), in_title);
+            push_text(&mut title, &mut text, rest, hidden.is_some(), in_title);
             break;
         };
-        push_text(&mut out, &rest[..lt], hidden.is_some(), in_title);
+        push_text(
+            &mut title,
+            &mut text,
+            &rest[..lt],
+            hidden.is_some(),
+            in_title,
+        );
         rest = &rest[lt..];
         if let Some(r) = rest.strip_prefix("<!--") {
             rest = r.find("-->").map_or("", |e| &r[e + 3..]);
@@ -35,92 +43,253 @@ pub fn html_text(html: &[u8]) -> PageText {
         let tag = &rest[1..gt];
         rest = &rest[gt + 1..];
         let closing = tag.starts_with('/');
-        let name: String = tag
-            .trim_start_matches('/')
-            .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
-            .collect::<String>()
-            .to_ascii_lowercase();
-        if let Some(h) = &hidden {
+        let named = tag.trim_start_matches('/');
+        let name = &named[..named.bytes().take_while(u8::is_ascii_alphanumeric).count()];
+        let is = |n: &str| name.eq_ignore_ascii_case(n);
+        if let Some(h) = hidden {
             // Inside a hidden element only its own end tag matters (the title lives in head).
-            if closing && *h == name {
+            if closing && is(h) {
                 hidden = None;
-            } else if name == "title" && h == "head" {
+            } else if is("title") && h == "head" {
                 in_title = !closing;
             }
             continue;
         }
-        if name == "title" {
+        if is("title") {
             in_title = !closing;
-        } else if !closing && HIDDEN.contains(&name.as_str()) && !tag.ends_with('/') {
-            hidden = Some(name);
+        } else if let Some(h) = HIDDEN
+            .iter()
+            .find(|h| !closing && is(h) && !tag.ends_with('/'))
+        {
+            hidden = Some(h);
         } else {
             // Block-level tags separate words.
-            out.text.push(' ');
+            text.push(' ');
         }
     }
-    out.title = collapse(&decode_entities(&out.title));
-    out.text = collapse(&decode_entities(&out.text));
-    out
-}
-
-fn push_text(out: &mut PageText, t: &str, hidden: bool, in_title: bool) {
-    if in_title {
-        out.title.push_str(t);
-    } else if !hidden {
-        out.text.push_str(t);
+    PageText {
+        title: decode_collapsed(&title),
+        text: decode_collapsed(&text),
     }
 }
 
-fn collapse(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
+fn push_text(title: &mut String, text: &mut String, t: &str, hidden: bool, in_title: bool) {
+    if in_title {
+        title.push_str(t);
+    } else if !hidden {
+        text.push_str(t);
+    }
 }
 
-/// `&amp;` `&lt;` `&gt;` `&quot;` `&apos;` `&nbsp;` and numeric references; others kept.
-fn decode_entities(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+/// `s` with its entities decoded and its whitespace collapsed: words (after decoding) joined
+/// by single spaces, none at either end.
+fn decode_collapsed(s: &str) -> String {
+    let mut out = Collapsed {
+        out: String::with_capacity(s.len()),
+        space: false,
+    };
     let mut rest = s;
     while let Some(amp) = rest.find('&') {
-        out.push_str(&rest[..amp]);
+        out.run(&rest[..amp]);
         rest = &rest[amp..];
-        let end = rest[1..].find(';').map(|e| e + 1).filter(|&e| e <= 10);
-        let decoded = end.and_then(|e| {
-            let name = &rest[1..e];
-            let c = match name {
-                "amp" => Some('&'),
-                "lt" => Some('<'),
-                "gt" => Some('>'),
-                "quot" => Some('"'),
-                "apos" | "#39" => Some('\''),
-                "nbsp" => Some(' '),
-                _ => name.strip_prefix('#').and_then(|n| {
-                    let v = match n.strip_prefix(['x', 'X']) {
-                        Some(h) => u32::from_str_radix(h, 16).ok(),
-                        None => n.parse().ok(),
-                    };
-                    v.and_then(char::from_u32)
-                }),
-            };
-            c.map(|c| (c, e))
-        });
-        match decoded {
-            Some((c, e)) => {
-                out.push(c);
-                rest = &rest[e + 1..];
+        match entity(rest) {
+            Some((c, len)) => {
+                out.char(c);
+                rest = &rest[len..];
             }
             None => {
-                out.push('&');
+                out.word("&");
                 rest = &rest[1..];
             }
         }
     }
-    out.push_str(rest);
-    out
+    out.run(rest);
+    out.out
+}
+
+/// Text being collapsed: `space` when whitespace came after the last word.
+struct Collapsed {
+    out: String,
+    space: bool,
+}
+
+impl Collapsed {
+    #[cfg(test)]
+    fn of(run: &str) -> String {
+        let mut c = Collapsed {
+            out: String::new(),
+            space: false,
+        };
+        c.run(run);
+        c.out
+    }
+
+    /// Text without entities: its words, with whatever whitespace lies between them. Read a
+    /// byte at a time: ASCII whitespace ends a word, the lead bytes of the few other
+    /// whitespace characters (U+0085, U+00A0, U+1680, U+2000-U+3000) are decoded to see, and
+    /// every other byte is part of a word.
+    fn run(&mut self, run: &str) {
+        let bytes = run.as_bytes();
+        let (mut start, mut i) = (0, 0);
+        while i < bytes.len() {
+            let width = match bytes[i] {
+                b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r' => 1,
+                0xc2 | 0xe1..=0xe3 => match run[i..].chars().next() {
+                    Some(c) if c.is_whitespace() => c.len_utf8(),
+                    _ => 0,
+                },
+                _ => 0,
+            };
+            if width == 0 {
+                i += 1;
+                continue;
+            }
+            if start < i {
+                self.word(&run[start..i]);
+            }
+            self.space = true;
+            i += width;
+            start = i;
+        }
+        if start < bytes.len() {
+            self.word(&run[start..]);
+        }
+    }
+
+    /// Part of a word, after a space if whitespace came before it (and a word before that).
+    fn word(&mut self, w: &str) {
+        if self.space && !self.out.is_empty() {
+            self.out.push(' ');
+        }
+        self.space = false;
+        self.out.push_str(w);
+    }
+
+    fn char(&mut self, c: char) {
+        if c.is_whitespace() {
+            self.space = true;
+        } else {
+            self.word(c.encode_utf8(&mut [0; 4]));
+        }
+    }
+}
+
+/// The character of the entity `s` starts with (`&amp;` `&lt;` `&gt;` `&quot;` `&apos;`
+/// `&nbsp;` and numeric references) and the entity's length; others are kept as written.
+fn entity(s: &str) -> Option<(char, usize)> {
+    let end = s[1..].find(';').map(|e| e + 1).filter(|&e| e <= 10)?;
+    let name = &s[1..end];
+    let c = match name {
+        "amp" => '&',
+        "lt" => '<',
+        "gt" => '>',
+        "quot" => '"',
+        "apos" | "#39" => '\'',
+        "nbsp" => ' ',
+        _ => {
+            let n = name.strip_prefix('#')?;
+            let v = match n.strip_prefix(['x', 'X']) {
+                Some(h) => u32::from_str_radix(h, 16).ok(),
+                None => n.parse().ok(),
+            };
+            char::from_u32(v?)?
+        }
+    };
+    Some((c, end + 1))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// Decoding and collapsing in two passes, as `html_text` first did: the one-pass
+    /// `decode_collapsed` must agree with it on every input.
+    fn two_passes(s: &str) -> String {
+        let mut decoded = String::new();
+        let mut rest = s;
+        while let Some(amp) = rest.find('&') {
+            decoded.push_str(&rest[..amp]);
+            rest = &rest[amp..];
+            let (c, len) = entity(rest).unwrap_or(('&', 1));
+            decoded.push(c);
+            rest = &rest[len..];
+        }
+        decoded.push_str(rest);
+        decoded.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// `Collapsed::run` decodes only characters starting with these bytes: every whitespace
+    /// character the standard library knows must start with one.
+    #[test]
+    fn every_whitespace_character_starts_with_a_byte_run_looks_at() {
+        for c in (0..=u32::from(char::MAX)).filter_map(char::from_u32) {
+            if c.is_whitespace() {
+                let first = c.encode_utf8(&mut [0; 4]).as_bytes()[0];
+                assert!(
+                    matches!(first, b'\t'..=b'\r' | b' ' | 0xc2 | 0xe1..=0xe3),
+                    "{c:?}"
+                );
+                assert_eq!(Collapsed::of(&format!("a{c}b")), "a b", "{c:?}");
+            }
+        }
+    }
+
+    /// HTML-ish text: tags (hidden, title, others, closing, self-closing), comments,
+    /// entities (known, numeric, unknown, cut short), whitespace of several kinds, any char.
+    fn htmlish() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("<".to_owned()),
+            Just(">".to_owned()),
+            Just("</".to_owned()),
+            Just("/>".to_owned()),
+            Just("<!--".to_owned()),
+            Just("-->".to_owned()),
+            prop::sample::select(vec![
+                "title", "TITLE", "head", "Script", "style", "svg", "p", "br", "div", "noscript",
+            ])
+            .prop_map(str::to_owned),
+            prop::sample::select(vec![
+                "&amp;",
+                "&nbsp;",
+                "&#10;",
+                "&#x2003;",
+                "&#65;",
+                "&#xZZ;",
+                "&bogus;",
+                "&",
+                "&lt",
+                "&#1114112;",
+                ";",
+            ])
+            .prop_map(str::to_owned),
+            prop::sample::select(vec![" ", "  ", "\t", "\n", "\r", "\u{b}", "\u{c}"])
+                .prop_map(str::to_owned),
+            // Every non-ASCII whitespace character, and others sharing their lead bytes.
+            prop::sample::select(vec![
+                "\u{85}", "\u{a0}", "\u{1680}", "\u{2000}", "\u{200a}", "\u{2028}", "\u{2029}",
+                "\u{202f}", "\u{205f}", "\u{3000}", "\u{a9}", "\u{1681}", "\u{200b}", "\u{2030}",
+                "\u{3001}", "\u{1c}",
+            ])
+            .prop_map(str::to_owned),
+            "[a-zA-Z0-9 ]{1,6}",
+            any::<char>().prop_map(String::from),
+        ];
+        prop::collection::vec(piece, 0..40).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn decoding_and_collapsing_in_one_pass_agrees_with_two(html in htmlish()) {
+            prop_assert_eq!(decode_collapsed(&html), two_passes(&html));
+        }
+
+        #[test]
+        fn any_bytes_are_read_without_panicking(bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+            let p = html_text(&bytes);
+            prop_assert!(!p.text.starts_with(' ') && !p.text.ends_with(' ') && !p.text.contains("  "));
+        }
+    }
 
     #[test]
     fn title_and_visible_text() {
@@ -136,6 +305,15 @@ mod tests {
             ("<p unclosed", ("", "")),
             ("plain text", ("", "plain text")),
             ("<div>one</div><div>two</div>", ("", "one two")),
+            // Tag names in any case.
+            ("<SCRIPT>x</script>y<Style>z</STYLE>", ("", "y")),
+            ("<HEAD><Title>T</TITLE><meta></Head>body", ("T", "body")),
+            ("<svg/>shown<br/>too", ("", "shown too")),
+            ("<scripts>shown</scripts>", ("", "shown")),
+            // Entities between words, as words, and as whitespace.
+            ("a&nbsp;&nbsp;b &amp; c&#10;d&#x2003;", ("", "a b & c d")),
+            ("&nbsp;lead and trail&#32;", ("", "lead and trail")),
+            ("x&am<!-- -->p;y", ("", "x&y")),
         ];
         for (html, (title, text)) in table {
             let p = html_text(html.as_bytes());

@@ -1,0 +1,38 @@
+//! Criterion benchmark: a page's title and visible text (`html_text`), which the proxy runs on
+//! every HTML page it copies for the monitoring.
+//!
+//! Page: the repository's README and ARCHITECTURE rendered to HTML (pulldown-cmark), inside a
+//! head with a title, a style sheet and a script, about 150 KiB, as a long article is.
+
+use std::path::PathBuf;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use lookout_http::html_text;
+
+fn page() -> String {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut body = String::new();
+    for doc in ["README.md", "ARCHITECTURE.md"] {
+        let markdown = std::fs::read_to_string(root.join(doc)).expect("docs");
+        pulldown_cmark::html::push_html(&mut body, pulldown_cmark::Parser::new(&markdown));
+    }
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Lookout &mdash; README &amp; architecture</title>\
+         <style>body {{ font: 16px/1.5 sans-serif; }} p > code {{ color: #333; }}</style>\
+         <script>window.dataLayer = window.dataLayer || []; function gtag() {{}}</script>\
+         </head>\n<body><nav><a href=\"/\">Home</a> &middot; <a href=\"/docs\">Docs</a></nav>\
+         <main>{body}</main><script src=\"/app.js\"></script></body></html>\n"
+    )
+}
+
+fn bench(c: &mut Criterion) {
+    let page = page();
+    let mut group = c.benchmark_group("html");
+    group.throughput(Throughput::Bytes(page.len() as u64));
+    group.bench_function("text", |b| b.iter(|| html_text(page.as_bytes())));
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
