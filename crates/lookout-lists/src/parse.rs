@@ -1,8 +1,8 @@
 //! Parsers for the list formats colleges load: UT1/squidGuard `domains` and `urls` files,
 //! hosts files, plain domain lists and the common adblock subset.
 //!
-//! Parsers take the bytes of one file and hand each accepted entry, already normalised, to a
-//! callback. Malformed lines are counted and the first few kept with their line numbers; a bad
+//! Parsers take the bytes of one file (whole, [`parse`], or a piece of whole lines at a time,
+//! [`Parser`]) and hand each accepted entry, already normalised, to a callback. Malformed lines are counted and the first few kept with their line numbers; a bad
 //! line never stops the rest of the file from loading.
 
 use std::fmt;
@@ -205,77 +205,128 @@ const HOSTS_BOILERPLATE: &[&str] = &[
 ];
 
 /// Parses one list file, calling `emit` for every accepted entry.
-pub fn parse(
+pub fn parse(format: Format, text: &[u8], emit: impl FnMut(EntryKind, &NormUrl)) -> ParseReport {
+    Parser::new(format).finish(text, emit)
+}
+
+/// Parses a list file a piece at a time, so that a large file need not be held whole: feed it
+/// the file's text up to a newline at a time, then finish with what follows the last newline.
+/// The outcome is the same as [`parse`] on the whole text, line numbers included.
+#[derive(Debug)]
+pub struct Parser {
     format: Format,
-    text: &[u8],
-    mut emit: impl FnMut(EntryKind, &NormUrl),
-) -> ParseReport {
-    let text = strip_bom(text);
-    let mut report = ParseReport::default();
-    let mut url = NormUrl::default();
-    // A file that is UTF-8 throughout (the usual case) is checked once, not line by line.
-    let lines: Box<dyn Iterator<Item = Result<&str, &[u8]>>> = match std::str::from_utf8(text) {
-        Ok(text) => {
-            let mut start = 0;
-            let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain([text.len()]);
-            Box::new(ends.map(move |end| {
-                // `start` and `end` sit next to newlines or the ends: character boundaries.
-                let line = &text[start..end];
-                start = end + 1;
-                Ok(line)
-            }))
-        }
-        Err(_) => Box::new(
-            text.split(|&b| b == b'\n')
-                .map(|line| std::str::from_utf8(line).map_err(|_| line)),
-        ),
-    };
-    for (i, raw) in lines.enumerate() {
-        let n = i as u64 + 1;
-        report.lines = n;
-        let line_str = match raw {
-            Ok(line) => line.trim_ascii(),
-            Err(line) => {
-                report.reject(n, trim(line), RejectReason::NotUtf8);
-                continue;
-            }
-        };
-        if line_str.is_empty() {
-            continue;
-        }
-        let line = line_str.as_bytes();
-        // Most lines of a domains or urls list are a plain domain name (`casino.example`) or
-        // an IPv4 address: those skip comment, space and URL handling, which cannot change them.
-        let plain = match format {
-            Format::Domains => url.set_plain_host(line_str.strip_prefix('.').unwrap_or(line_str)),
-            Format::Urls => url.set_plain_url(line_str.strip_prefix('.').unwrap_or(line_str)),
-            _ => false,
-        };
-        if plain {
-            report.accepted += 1;
-            emit(EntryKind::Block, &url);
-            continue;
-        }
-        let outcome = match format {
-            Format::Domains => domain_line(line_str, &mut url, false),
-            Format::Urls => domain_line(line_str, &mut url, true),
-            Format::Hosts => {
-                hosts_line(line_str, &mut url, &mut report, n, &mut emit);
-                continue;
-            }
-            Format::Adblock => adblock_line(line_str, &mut url),
-        };
-        match outcome {
-            Line::Comment => {}
-            Line::Skip => report.skipped += 1,
-            Line::Entry(kind) => {
-                report.accepted += 1;
-                emit(kind, &url);
-            }
-            Line::Reject(reason) => report.reject(n, line, reason),
+    report: ParseReport,
+    url: NormUrl,
+    /// Lines read so far.
+    line: u64,
+}
+
+impl Parser {
+    /// A parser at the start of a file in `format`.
+    pub fn new(format: Format) -> Parser {
+        Parser {
+            format,
+            report: ParseReport::default(),
+            url: NormUrl::default(),
+            line: 0,
         }
     }
-    report
+
+    /// Parses `text`, the next whole lines of the file: it must end with a newline (or be
+    /// empty); the text after the file's last newline goes to [`Parser::finish`].
+    pub fn feed(&mut self, text: &[u8], emit: impl FnMut(EntryKind, &NormUrl)) {
+        debug_assert!(text.last().is_none_or(|&b| b == b'\n'));
+        self.lines(text, false, emit);
+    }
+
+    /// Parses the rest of the file (its last line, without a newline; often empty).
+    pub fn finish(mut self, rest: &[u8], emit: impl FnMut(EntryKind, &NormUrl)) -> ParseReport {
+        self.lines(rest, true, emit);
+        self.report
+    }
+
+    /// Parses each line of `text`; the piece after its last newline is a line only at the
+    /// end of the file (`last`).
+    fn lines(&mut self, text: &[u8], last: bool, mut emit: impl FnMut(EntryKind, &NormUrl)) {
+        let text = match (last, text) {
+            (true, _) => text,
+            (false, []) => return,
+            // Whole lines: their last newline ends the last of them, not one more.
+            (false, _) => text.strip_suffix(b"\n").unwrap_or(text),
+        };
+        let text = if self.line == 0 {
+            strip_bom(text)
+        } else {
+            text
+        };
+        let (format, report, url) = (self.format, &mut self.report, &mut self.url);
+        // Text that is UTF-8 throughout (the usual case) is checked once, not line by line.
+        let lines: Box<dyn Iterator<Item = Result<&str, &[u8]>>> = match std::str::from_utf8(text) {
+            Ok(text) => {
+                let mut start = 0;
+                let ends = memchr::memchr_iter(b'\n', text.as_bytes()).chain([text.len()]);
+                Box::new(ends.map(move |end| {
+                    // `start` and `end` sit next to newlines or the ends: character boundaries.
+                    let line = &text[start..end];
+                    start = end + 1;
+                    Ok(line)
+                }))
+            }
+            Err(_) => Box::new(
+                text.split(|&b| b == b'\n')
+                    .map(|line| std::str::from_utf8(line).map_err(|_| line)),
+            ),
+        };
+        for raw in lines {
+            self.line += 1;
+            let n = self.line;
+            report.lines = n;
+            let line_str = match raw {
+                Ok(line) => line.trim_ascii(),
+                Err(line) => {
+                    report.reject(n, trim(line), RejectReason::NotUtf8);
+                    continue;
+                }
+            };
+            if line_str.is_empty() {
+                continue;
+            }
+            let line = line_str.as_bytes();
+            // Most lines of a domains or urls list are a plain domain name (`casino.example`)
+            // or an IPv4 address: those skip comment, space and URL handling, which cannot
+            // change them.
+            let plain = match format {
+                Format::Domains => {
+                    url.set_plain_host(line_str.strip_prefix('.').unwrap_or(line_str))
+                }
+                Format::Urls => url.set_plain_url(line_str.strip_prefix('.').unwrap_or(line_str)),
+                _ => false,
+            };
+            if plain {
+                report.accepted += 1;
+                emit(EntryKind::Block, url);
+                continue;
+            }
+            let outcome = match format {
+                Format::Domains => domain_line(line_str, url, false),
+                Format::Urls => domain_line(line_str, url, true),
+                Format::Hosts => {
+                    hosts_line(line_str, url, report, n, &mut emit);
+                    continue;
+                }
+                Format::Adblock => adblock_line(line_str, url),
+            };
+            match outcome {
+                Line::Comment => {}
+                Line::Skip => report.skipped += 1,
+                Line::Entry(kind) => {
+                    report.accepted += 1;
+                    emit(kind, url);
+                }
+                Line::Reject(reason) => report.reject(n, line, reason),
+            }
+        }
+    }
 }
 
 enum Line {
@@ -409,6 +460,65 @@ mod tests {
             got.push(format!("{mark}{url}"));
         });
         (got, report)
+    }
+
+    /// `text` fed to a `Parser` in pieces ending after the newlines at `cuts` (byte offsets of
+    /// newlines), then finished with the rest.
+    fn run_in_pieces(format: Format, text: &[u8], cuts: &[usize]) -> (Vec<String>, ParseReport) {
+        let mut got = Vec::new();
+        let mut emit = |kind: EntryKind, url: &NormUrl| {
+            let mark = if kind == EntryKind::Exception {
+                "@@"
+            } else {
+                ""
+            };
+            got.push(format!("{mark}{url}"));
+        };
+        let mut parser = Parser::new(format);
+        let mut start = 0;
+        for &cut in cuts {
+            parser.feed(&text[start..=cut], &mut emit);
+            start = cut + 1;
+        }
+        let report = parser.finish(&text[start..], &mut emit);
+        (got, report)
+    }
+
+    /// A file parsed a piece at a time gives what it gives parsed whole: every entry, every
+    /// count, every rejected line's number, whichever newlines the pieces end at (none, each,
+    /// every other), with a byte order mark, bytes that are not UTF-8, empty lines and Windows
+    /// line endings, in every format.
+    #[test]
+    fn a_file_in_pieces_parses_as_whole() {
+        let mut text =
+            "\u{feff}# list\r\ncasino.example\r\n\n0.0.0.0 a.example b.example\nbad line\n"
+                .as_bytes()
+                .to_vec();
+        text.extend_from_slice(b"\xff\xfe.example\n||ads.example^\n@@||ok.example^\nx.org/path\n");
+        text.extend_from_slice(b"\n\nlast.example");
+        let ended = [&text[..], b"\n"].concat();
+        for format in [
+            Format::Domains,
+            Format::Urls,
+            Format::Hosts,
+            Format::Adblock,
+        ] {
+            for text in [&text, &ended] {
+                let newlines: Vec<usize> = (0..text.len()).filter(|&i| text[i] == b'\n').collect();
+                let whole = run_in_pieces(format, text, &[]);
+                assert_eq!(whole.1, parse(format, text, |_, _| {}));
+                assert!(whole.1.rejected >= 1 && whole.1.accepted >= 2, "{whole:?}");
+                for cuts in [
+                    newlines.clone(),
+                    newlines.iter().copied().step_by(2).collect(),
+                    newlines[..1].to_vec(),
+                    newlines[newlines.len() - 1..].to_vec(),
+                ] {
+                    let pieces = run_in_pieces(format, text, &cuts);
+                    assert_eq!(pieces, whole, "{format:?}, cut after {cuts:?}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -159,6 +159,44 @@ impl Loaded {
 /// What reading and parsing one file gave.
 type FileOutcome = Result<(Format, ParseReport), std::io::Error>;
 
+/// How much of a list file is read at a time.
+const READ_BLOCK: usize = 1 << 20;
+
+/// At least how much of a list file's start its format is detected from (`parse::detect`
+/// looks at up to 2,000 lines).
+const DETECT_BYTES: usize = 64 << 10;
+
+/// Reads and parses the list file at `path` about `block` bytes at a time, so that a list of
+/// millions of lines (UT1's adult list is ~90 MB) is never held whole beside the index being
+/// built; its format is `format`, or detected from the first block.
+fn parse_file(
+    path: &Path,
+    format: Option<Format>,
+    block: usize,
+    mut emit: impl FnMut(lookout_lists::EntryKind, &lookout_lists::NormUrl),
+) -> FileOutcome {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    // Up to `limit` more bytes onto the buffer: fewer only at the end of the file.
+    let mut buf = Vec::with_capacity(block.max(DETECT_BYTES));
+    let mut read_more = |buf: &mut Vec<u8>, limit: usize| -> std::io::Result<bool> {
+        Ok((&mut file).take(limit as u64).read_to_end(buf)? == limit)
+    };
+    let mut more = read_more(&mut buf, block.max(DETECT_BYTES))?;
+    let format = format.unwrap_or_else(|| parse::detect(&buf));
+    let mut parser = parse::Parser::new(format);
+    while more {
+        // Whole lines go to the parser; a line cut short waits for the next block (a line
+        // longer than a block grows the buffer until its end is read).
+        if let Some(last) = buf.iter().rposition(|&b| b == b'\n') {
+            parser.feed(&buf[..=last], &mut emit);
+            buf.drain(..=last);
+        }
+        more = read_more(&mut buf, block)?;
+    }
+    Ok((format, parser.finish(&buf, &mut emit)))
+}
+
 /// A file to load.
 struct Job {
     source: String,
@@ -212,12 +250,8 @@ pub fn load_with_threads(lists: &ListsConfig, threads: usize) -> Result<Loaded, 
                     let mut done = Vec::new();
                     while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
                         let job = &jobs[i];
-                        let outcome = std::fs::read(&job.path).map(|bytes| {
-                            let format = job.format.unwrap_or_else(|| parse::detect(&bytes));
-                            let report = parse::parse(format, &bytes, |kind, url| {
-                                sink.add(ids[i], kind, url)
-                            });
-                            (format, report)
+                        let outcome = parse_file(&job.path, job.format, READ_BLOCK, |kind, url| {
+                            sink.add(ids[i], kind, url)
                         });
                         done.push((i, outcome));
                     }

@@ -246,3 +246,54 @@ fn a_misspelt_folder_name_is_an_error_not_a_silent_gap() {
     let err = load(&config(&d, text).lists).unwrap_err().to_string();
     assert!(err.contains("`gamblin` is not a list"), "{err}");
 }
+
+/// A file read a block at a time parses as it does whole: every entry in order, every count
+/// and rejected line number, the format detected, whatever the block size (smaller than one
+/// line, a few lines, the whole file, a size the file is a multiple of).
+#[test]
+fn a_file_read_in_blocks_parses_as_whole() {
+    let dir = TempDir::new("blocks");
+    let mut text =
+        String::from("\u{feff}# a hosts file\r\n0.0.0.0 casino.example www.casino.example\n");
+    // Longer than the first read (`DETECT_BYTES`), so that small blocks follow it.
+    for i in 0..4000 {
+        text.push_str(&format!("0.0.0.0 host{i}.example\n"));
+        if i % 97 == 0 {
+            text.push_str("not-an-address bad.example\n\n");
+        }
+    }
+    text.push_str("0.0.0.0 a-very-long-line-that-is-longer-than-several-blocks.example # note\n");
+    text.push_str("0.0.0.0 last.example");
+    dir.write("hosts.txt", &text);
+    let path = dir.0.join("hosts.txt");
+    let collect = |block: usize, format: Option<Format>| {
+        let mut entries = Vec::new();
+        let outcome = parse_file(&path, format, block, |kind, url: &NormUrl| {
+            entries.push((kind, url.to_string()))
+        })
+        .unwrap();
+        (outcome, entries)
+    };
+    let mut whole_entries = Vec::new();
+    let whole = parse::parse(Format::Hosts, text.as_bytes(), |kind, url| {
+        whole_entries.push((kind, url.to_string()))
+    });
+    assert!(text.len() > DETECT_BYTES, "{}", text.len());
+    assert!(whole.accepted > 4000 && whole.rejected >= 3, "{whole:?}");
+    for block in [
+        1,
+        7,
+        64,
+        4096,
+        text.len() - DETECT_BYTES,
+        text.len(),
+        1 << 20,
+    ] {
+        for format in [None, Some(Format::Hosts)] {
+            let ((got_format, report), entries) = collect(block, format);
+            assert_eq!(got_format, Format::Hosts, "block {block}");
+            assert_eq!(report, whole, "block {block}");
+            assert!(entries == whole_entries, "block {block}");
+        }
+    }
+}
