@@ -1,9 +1,10 @@
 //! Any bytes, in any list format: parsing never panics, every accepted entry is found by the
-//! compiled index, and the counts add up.
+//! compiled index, the counts add up, and the text fed a piece at a time (cut after every
+//! first, second, third or fourth newline) parses as it does whole.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lookout_lists::parse::{detect, parse, Format};
+use lookout_lists::parse::{detect, parse, Format, Parser};
 use lookout_lists::{EntryKind, EntrySink, IndexBuilder, NormUrl, SourceInfo};
 
 fuzz_target!(|data: &[u8]| {
@@ -33,6 +34,16 @@ fuzz_target!(|data: &[u8]| {
         }
     });
     assert!(report.samples.len() as u64 <= report.rejected);
+    let every = usize::from(selector / 5 % 4) + 1;
+    let mut parser = Parser::new(format);
+    let (mut start, mut pieces) = (0, Vec::new());
+    for end in (0..text.len()).filter(|&i| text[i] == b'\n').skip(every - 1).step_by(every) {
+        parser.feed(&text[start..=end], |_, url| pieces.push(url.to_string()));
+        start = end + 1;
+    }
+    let in_pieces = parser.finish(&text[start..], |_, url| pieces.push(url.to_string()));
+    assert_eq!(in_pieces, report, "fed a piece at every {every} newlines");
+    assert_eq!(pieces.len() as u64, report.accepted);
     assert!(report.accepted as usize >= blocks.len());
     let has_exceptions = report.accepted as usize != blocks.len();
     let index = builder.build(vec![sink]);
