@@ -37,7 +37,11 @@ fuzz_target!(|data: &[u8]| {
     let every = usize::from(selector / 5 % 4) + 1;
     let mut parser = Parser::new(format);
     let (mut start, mut pieces) = (0, Vec::new());
-    for end in (0..text.len()).filter(|&i| text[i] == b'\n').skip(every - 1).step_by(every) {
+    for end in (0..text.len())
+        .filter(|&i| text[i] == b'\n')
+        .skip(every - 1)
+        .step_by(every)
+    {
         parser.feed(&text[start..=end], |_, url| pieces.push(url.to_string()));
         start = end + 1;
     }
