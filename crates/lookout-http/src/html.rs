@@ -23,7 +23,7 @@ pub fn html_text(html: &[u8]) -> PageText {
     let mut in_title = false;
     let mut rest: &str = &s;
     while !rest.is_empty() {
-        let Some(lt) = rest.find('<') else {
+        let Some(lt) = memchr::memchr(b'<', rest.as_bytes()) else {
             push_text(&mut title, &mut text, rest, hidden.is_some(), in_title);
             break;
         };
@@ -39,7 +39,9 @@ pub fn html_text(html: &[u8]) -> PageText {
             rest = r.find("-->").map_or("", |e| &r[e + 3..]);
             continue;
         }
-        let Some(gt) = rest.find('>') else { break };
+        let Some(gt) = memchr::memchr(b'>', rest.as_bytes()) else {
+            break;
+        };
         let tag = &rest[1..gt];
         rest = &rest[gt + 1..];
         let closing = tag.starts_with('/');
@@ -89,7 +91,7 @@ fn decode_collapsed(s: &str) -> String {
         space: false,
     };
     let mut rest = s;
-    while let Some(amp) = rest.find('&') {
+    while let Some(amp) = memchr::memchr(b'&', rest.as_bytes()) {
         out.run(&rest[..amp]);
         rest = &rest[amp..];
         match entity(rest) {
