@@ -2,8 +2,9 @@
 //! hosts files, plain domain lists and the common adblock subset.
 //!
 //! Parsers take the bytes of one file (whole, [`parse`], or a piece of whole lines at a time,
-//! [`Parser`]) and hand each accepted entry, already normalised, to a callback. Malformed lines are counted and the first few kept with their line numbers; a bad
-//! line never stops the rest of the file from loading.
+//! [`Parser`]) and hand each accepted entry, already normalised, to a callback. Malformed
+//! lines are counted and the first few kept with their line numbers; a bad line never stops
+//! the rest of the file from loading.
 
 use std::fmt;
 
