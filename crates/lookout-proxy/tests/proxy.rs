@@ -1062,46 +1062,34 @@ async fn raw_connect(proxy: SocketAddr, target: &str) -> (String, TcpStream) {
     (String::from_utf8_lossy(&head).into_owned(), s)
 }
 
-/// An origin on 127.0.0.5 that counts the connections it accepts.
-async fn counting_origin() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.5:0").await.unwrap();
+/// An origin at `bind` that counts the connections it accepts and otherwise answers as
+/// `origin_service` does, except that with `gather`, no request for `/gather` is answered
+/// until that many are waiting (so that they are at the origin at once).
+async fn counting_origin(
+    bind: &str,
+    gather: Option<usize>,
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = TcpListener::bind(bind).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let count = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            tokio::spawn(hyper::server::conn::http1::Builder::new().serve_connection(
-                TokioIo::new(stream),
-                hyper::service::service_fn(origin_service),
-            ));
-        }
-    });
-    (addr, seen)
-}
-
-/// An origin on 127.0.0.1 that counts the connections it accepts and answers no request until
-/// `n` are waiting, so that `n` requests through the proxy are at the origin at once.
-async fn gathering_origin(n: usize) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let count = seen.clone();
-    let barrier = Arc::new(tokio::sync::Barrier::new(n));
+    let barrier = gather.map(|n| Arc::new(tokio::sync::Barrier::new(n)));
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let barrier = barrier.clone();
-            let service =
-                hyper::service::service_fn(move |_req: Request<hyper::body::Incoming>| {
-                    let barrier = barrier.clone();
-                    async move {
-                        barrier.wait().await;
-                        Ok::<_, std::convert::Infallible>(Response::new(Full::new(
-                            Bytes::from_static(b"together"),
-                        )))
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let barrier = barrier.clone();
+                async move {
+                    match barrier {
+                        Some(b) if req.uri().path() == "/gather" => {
+                            b.wait().await;
+                            Ok(Response::new(Full::new(Bytes::from_static(b"together"))))
+                        }
+                        _ => origin_service(req).await,
                     }
-                });
+                }
+            });
             tokio::spawn(
                 hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service),
@@ -1123,7 +1111,7 @@ async fn a_burst_to_one_origin_reuses_the_connections_of_the_last() {
         ..Options::default()
     })
     .await;
-    let (origin, accepted) = gathering_origin(AT_ONCE).await;
+    let (origin, accepted) = counting_origin("127.0.0.1:0", Some(AT_ONCE)).await;
     let c = h.client();
     let url = format!("http://allowed.test:{}/gather", origin.port());
     for burst in 1..=2 {
@@ -1161,7 +1149,7 @@ async fn the_gateway_and_internal_networks_are_not_reachable_through_the_proxy()
         ..Options::default()
     })
     .await;
-    let (intranet, seen) = counting_origin().await;
+    let (intranet, seen) = counting_origin("127.0.0.5:0", None).await;
     let port = intranet.port();
     let learner = h.client();
     let proxy_port = h.proxy.port();
