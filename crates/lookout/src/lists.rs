@@ -52,10 +52,10 @@ pub(crate) fn with_copies(lists: &ListsConfig) -> (ListsConfig, Vec<String>) {
         .iter()
         .partition(|s| s.url.is_none() || s.path.get_ref().exists());
     (
+        // Every other `[lists]` setting as configured.
         ListsConfig {
-            strict: lists.strict,
             sources: have.into_iter().cloned().collect(),
-            host_cache: lists.host_cache.clone(),
+            ..lists.clone()
         },
         missing
             .into_iter()
