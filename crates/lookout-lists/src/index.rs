@@ -73,6 +73,10 @@ pub const DEFAULT_HOST_CACHE: usize = 1 << 16;
 /// The most hosts a host cache can be asked to remember (256 MiB).
 pub const MAX_HOST_CACHE: usize = 1 << 24;
 
+/// Below this many hosts an index has no host cache: its table stays in the processor's
+/// cache anyway.
+pub const HOST_CACHE_MIN_HOSTS: usize = 4096;
+
 /// Too many sources for one index (the limit is 16,383).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("too many list sources: an index holds at most {} files", MAX_SOURCES)]
@@ -107,8 +111,7 @@ impl IndexBuilder {
 
     /// How many recently requested hosts the index remembers (what probing found for each),
     /// rounded up to a power of two and at most [`MAX_HOST_CACHE`]; 0 turns the cache off.
-    /// An index of fewer than 4,096 hosts has no cache whatever this says: its table stays in
-    /// the processor's cache anyway.
+    /// An index of fewer than [`HOST_CACHE_MIN_HOSTS`] hosts has no cache whatever this says.
     pub fn host_cache(&mut self, hosts: usize) -> &mut Self {
         self.host_cache = Some(hosts);
         self
@@ -612,13 +615,10 @@ struct CacheEntry {
 }
 
 impl HostCache {
-    /// Below this many hosts the table itself stays in the processor's cache: no cache.
-    const MIN_HOSTS: usize = 4096;
-
     /// The cache for an index of `hosts` host entries asked to remember `wanted` hosts (see
     /// [`IndexBuilder::host_cache`]).
     fn for_index(hosts: usize, wanted: usize) -> HostCache {
-        HostCache::with_entries(if hosts < HostCache::MIN_HOSTS || wanted == 0 {
+        HostCache::with_entries(if hosts < HOST_CACHE_MIN_HOSTS || wanted == 0 {
             0
         } else {
             wanted.min(MAX_HOST_CACHE).next_power_of_two()
@@ -1332,7 +1332,7 @@ mod tests {
     /// asked for rounded up to a power of two, at most the limit.
     #[test]
     fn host_cache_size_follows_the_index_and_the_setting() {
-        let min = HostCache::MIN_HOSTS;
+        let min = HOST_CACHE_MIN_HOSTS;
         let rows: &[(usize, usize, usize)] = &[
             (100, DEFAULT_HOST_CACHE, 0),
             (min - 1, 1 << 20, 0),
@@ -1356,7 +1356,7 @@ mod tests {
     /// with a cache does (every lookup probing).
     #[test]
     fn builder_sizes_the_host_cache() {
-        let text: String = (0..HostCache::MIN_HOSTS)
+        let text: String = (0..HOST_CACHE_MIN_HOSTS)
             .map(|i| format!("host{i}.example\n"))
             .collect();
         let build = |setting: Option<usize>| {

@@ -12,7 +12,7 @@ pub use category::{Category, CategorySet};
 pub use counts::{host_cache_counts, HostCacheCounts};
 pub use index::{
     EntrySink, Hit, Index, IndexBuilder, Matches, SourceId, SourceInfo, DEFAULT_HOST_CACHE,
-    MAX_HOST_CACHE,
+    HOST_CACHE_MIN_HOSTS, MAX_HOST_CACHE,
 };
 pub use live::{ListsStatus, LiveIndex, SubscriptionStatus};
 pub use normalize::{HostKind, NormUrl, UrlError};

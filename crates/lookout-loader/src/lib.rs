@@ -177,12 +177,13 @@ fn parse_file(
 ) -> FileOutcome {
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;
+    let first = block.max(DETECT_BYTES);
+    let mut buf = Vec::with_capacity(first);
     // Up to `limit` more bytes onto the buffer: fewer only at the end of the file.
-    let mut buf = Vec::with_capacity(block.max(DETECT_BYTES));
     let mut read_more = |buf: &mut Vec<u8>, limit: usize| -> std::io::Result<bool> {
         Ok((&mut file).take(limit as u64).read_to_end(buf)? == limit)
     };
-    let mut more = read_more(&mut buf, block.max(DETECT_BYTES))?;
+    let mut more = read_more(&mut buf, first)?;
     let format = format.unwrap_or_else(|| parse::detect(&buf));
     let mut parser = parse::Parser::new(format);
     while more {

@@ -346,7 +346,7 @@ impl Normalized {
                 break;
             }
             // A letter repeating the one before it is dropped (`kill` -> `kil`).
-            let repeats = zero_bytes(lower ^ (lower << 8 | u64::from(last))) & low_bytes(n) & HIGH;
+            let repeats = zero_bytes(lower ^ (lower << 8 | u64::from(last))) & low_bytes(n);
             let (out, len) = if repeats == 0 {
                 (lower, n)
             } else {

@@ -69,7 +69,8 @@ pub(crate) fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let cache = ix.host_cache_entries();
     if cache == 0 {
         println!(
-            "  host cache            none (fewer than 4,096 hosts, or [lists] host_cache = 0)"
+            "  host cache            none (fewer than {} hosts, or [lists] host_cache = 0)",
+            lookout_lists::HOST_CACHE_MIN_HOSTS
         );
     } else {
         println!(
