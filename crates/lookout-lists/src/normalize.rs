@@ -138,12 +138,18 @@ impl NormUrl {
     /// give for such a host, without its general steps: list files are mostly such lines.
     /// When false, the value is unspecified; parse the host with [`NormUrl::parse_into`].
     pub fn set_plain_host(&mut self, host: &str) -> bool {
-        let trimmed = host.trim_end_matches('.');
+        self.set_plain_host_of(host, host.len())
+    }
+
+    /// [`NormUrl::set_plain_host`] of `text[..len]`; what follows in `text` (the rest of a
+    /// URL) is not part of the host, but is there to be read with its last bytes.
+    fn set_plain_host_of(&mut self, text: &str, len: usize) -> bool {
+        let len = text[..len].trim_end_matches('.').len();
         self.buf.clear();
-        if trimmed.is_empty() {
+        if len == 0 {
             return false;
         }
-        match push_plain_host(trimmed, &mut self.buf) {
+        match push_plain_host(text, len, &mut self.buf) {
             Some(kind) => self.ip = kind == HostKind::Ip,
             None => return false,
         }
@@ -163,7 +169,9 @@ impl NormUrl {
         // `slash` is at an ASCII byte or the end, so a character boundary.
         let (host, rest) = text.split_at(slash);
         // No early exit, so the compiler can check many bytes at once.
-        if rest.bytes().fold(false, |low, c| low | (c <= b' ')) || !self.set_plain_host(host) {
+        if rest.bytes().fold(false, |low, c| low | (c <= b' '))
+            || !self.set_plain_host_of(text, host.len())
+        {
             return false;
         }
         self.push_path_and_query(rest);
@@ -388,7 +396,7 @@ pub fn push_host(host: &str, out: &mut String) -> Result<HostKind, UrlError> {
             UrlError::InvalidHost(host.to_owned())
         });
     }
-    if let Some(kind) = push_plain_host(trimmed, out) {
+    if let Some(kind) = push_plain_host(trimmed, trimmed.len(), out) {
         return Ok(kind);
     }
     // Trailing dots go first, so that `2.....` and `2` are one host (IPv4 0.0.0.2) and the
@@ -396,11 +404,13 @@ pub fn push_host(host: &str, out: &mut String) -> Result<HostKind, UrlError> {
     slow_host(trimmed, out)
 }
 
-/// Appends a host (trailing dots already trimmed) that needs no WHATWG parsing, and says what
-/// kind it is: a plain domain name (`plain_domain`), lower-cased, or an IPv4 address in
-/// dotted decimal, as written. `None` (nothing appended) for anything else.
-fn push_plain_host(host: &str, out: &mut String) -> Option<HostKind> {
-    if let Some(upper) = plain_domain(host) {
+/// Appends the host `text[..len]` (trailing dots already trimmed) if it needs no WHATWG
+/// parsing, and says what kind it is: a plain domain name (`plain_domain`), lower-cased, or an
+/// IPv4 address in dotted decimal, as written. `None` (nothing appended) for anything else.
+/// What follows the host in `text` is only read by `plain_domain`, not judged.
+fn push_plain_host(text: &str, len: usize, out: &mut String) -> Option<HostKind> {
+    let host = &text[..len];
+    if let Some(upper) = plain_domain(text.as_bytes(), len) {
         let start = out.len();
         out.push_str(host);
         if upper {
@@ -421,36 +431,52 @@ fn push_plain_host(host: &str, out: &mut String) -> Option<HostKind> {
 /// Whether the fast path gives the same answer as the WHATWG parser: only ASCII letters,
 /// digits, `-`, `_` and `.`, and a last label that is not a number (which would make it an
 /// IPv4 address in WHATWG's rules). `Some(whether it has an upper-case letter)` when it does
-/// (most hosts have none, and need no lower-casing).
-fn plain_domain(host: &str) -> Option<bool> {
-    let bytes = host.as_bytes();
+/// (most hosts have none, and need no lower-casing). The host is `text[..len]`.
+fn plain_domain(text: &[u8], len: usize) -> Option<bool> {
+    let bytes = &text[..len];
     // No early exit, so the compiler can check many bytes at once.
-    // In blocks of 16 (the last padded with a letter), so that the checks are a few vector
-    // instructions per block even for a host shorter than one block.
-    let block = |b: &[u8; 16]| {
-        b.iter().fold((0u8, 0u8, 0u8), |(odd, dashes, upper), &b| {
-            let lower = b | 0x20;
-            let ok = (lower.wrapping_sub(b'a') < 26)
-                | (b.wrapping_sub(b'0') < 10)
-                | (b == b'-')
-                | (b == b'_')
-                | (b == b'.');
-            (
-                odd | u8::from(!ok),
-                dashes | u8::from(b == b'-'),
-                upper | u8::from(b.wrapping_sub(b'A') < 26),
-            )
-        })
+    // In blocks of 16, so that the checks are a few vector instructions per block even for a
+    // host shorter than one block; only the first `live` bytes of a block are judged.
+    let block = |b: &[u8; 16], live: usize| {
+        b.iter()
+            .enumerate()
+            .fold((0u8, 0u8, 0u8), |(odd, dashes, upper), (i, &b)| {
+                let on = u8::from(i < live);
+                let lower = b | 0x20;
+                let ok = (lower.wrapping_sub(b'a') < 26)
+                    | (b.wrapping_sub(b'0') < 10)
+                    | (b == b'-')
+                    | (b == b'_')
+                    | (b == b'.');
+                (
+                    odd | (u8::from(!ok) & on),
+                    dashes | (u8::from(b == b'-') & on),
+                    upper | (u8::from(b.wrapping_sub(b'A') < 26) & on),
+                )
+            })
     };
     let mut blocks = bytes.chunks_exact(16);
     let (mut odd, mut dashes, mut upper) = (0, 0, 0);
     for b in &mut blocks {
-        let (o, d, u) = block(b.try_into().expect("16 bytes"));
+        let (o, d, u) = block(b.try_into().expect("16 bytes"), 16);
         (odd, dashes, upper) = (odd | o, dashes | d, upper | u);
     }
-    let mut last = [b'a'; 16];
-    last[..blocks.remainder().len()].copy_from_slice(blocks.remainder());
-    let (o, d, u) = block(&last);
+    // The last piece, read as a whole block where there are 16 bytes to read (the host's
+    // last 16, judged again, or its first ones and what follows it in `text`); copied into
+    // a padded block otherwise. A copy is read back only after it is written: in a request,
+    // a wait of some 15 cycles (the store buffer cannot forward pieces of several writes).
+    let rest = blocks.remainder().len();
+    let (o, d, u) = if rest == 0 {
+        (0, 0, 0)
+    } else if let Some(last) = bytes.last_chunk::<16>() {
+        block(last, 16)
+    } else if let Some(first) = text.first_chunk::<16>() {
+        block(first, len)
+    } else {
+        let mut last = [b'a'; 16];
+        last[..rest].copy_from_slice(blocks.remainder());
+        block(&last, 16)
+    };
     (odd, dashes, upper) = (odd | o, dashes | d, upper | u);
     if odd != 0 {
         return None;
@@ -508,14 +534,23 @@ fn slow_host(host: &str, out: &mut String) -> Result<HostKind, UrlError> {
 
 /// Appends the canonical path: segments split on `/` and `\`, dot-segments resolved.
 fn push_path(path: &str, floor: usize, out: &mut String) {
-    if is_plain_path(path) {
+    match plain_path(path) {
         // Already canonical but for case and one trailing slash.
-        let start = out.len();
-        out.push_str(path.strip_suffix('/').unwrap_or(path));
-        out[start..].make_ascii_lowercase();
-        return;
+        Some(upper) => push_lowercase(path.strip_suffix('/').unwrap_or(path), upper, out),
+        None => push_path_by_segments(path, floor, out),
     }
-    push_path_by_segments(path, floor, out);
+}
+
+/// Appends ASCII `text`, lower-cased if it has an upper-case letter (`upper`). Most paths and
+/// queries have none, and then the bytes just copied are not read back (a read of bytes just
+/// written by the copy, in pieces of another size, waits for the writes to finish).
+#[inline]
+fn push_lowercase(text: &str, upper: bool, out: &mut String) {
+    let start = out.len();
+    out.push_str(text);
+    if upper {
+        out[start..].make_ascii_lowercase();
+    }
 }
 
 /// The general case of [`push_path`]: segment by segment, decoding escapes and resolving dots.
@@ -546,35 +581,40 @@ fn push_path_by_segments(path: &str, floor: usize, out: &mut String) {
 }
 
 /// Whether a path needs no work but lower-casing: it starts with `/`, holds only printable
-/// ASCII without `%` or `\`, and has no empty (`//`) or dot (`/.`) segment.
-fn is_plain_path(path: &str) -> bool {
+/// ASCII without `%` or `\`, and has no empty (`//`) or dot (`/.`) segment. `Some(whether it
+/// has an upper-case letter)` when it does.
+fn plain_path(path: &str) -> Option<bool> {
     let b = path.as_bytes();
     if b.first() != Some(&b'/') {
-        return b.is_empty();
+        return b.is_empty().then_some(false);
     }
     // No early exit, so the compiler can check many bytes at once.
-    let printable = b.iter().fold(true, |ok, &c| {
-        ok & (c > b' ') & (c < 0x7f) & (c != b'%') & (c != b'\\')
+    let (printable, upper) = b.iter().fold((true, false), |(ok, upper), &c| {
+        (
+            ok & (c > b' ') & (c < 0x7f) & (c != b'%') & (c != b'\\'),
+            upper | c.is_ascii_uppercase(),
+        )
     });
     // Pairs of neighbours as two slices zipped rather than `windows(2)`, which the compiler
     // left a byte at a time.
     let segments = b.iter().zip(&b[1..]).fold(true, |ok, (&x, &y)| {
         ok & !((x == b'/') & ((y == b'/') | (y == b'.')))
     });
-    printable && segments
+    (printable && segments).then_some(upper)
 }
 
 /// Appends a path segment or a query in canonical spelling. Runs of plain printable ASCII,
 /// the common case, are copied and lower-cased in one go.
 fn push_run(run: &str, out: &mut String) {
     // No early exit, so the compiler can check many bytes at once.
-    let plain = run
-        .bytes()
-        .fold(true, |ok, b| ok & (b > b' ') & (b < 0x7f) & (b != b'%'));
+    let (plain, upper) = run.bytes().fold((true, false), |(ok, upper), b| {
+        (
+            ok & (b > b' ') & (b < 0x7f) & (b != b'%'),
+            upper | b.is_ascii_uppercase(),
+        )
+    });
     if plain {
-        let start = out.len();
-        out.push_str(run);
-        out[start..].make_ascii_lowercase();
+        push_lowercase(run, upper, out);
         return;
     }
     let b = run.as_bytes();
@@ -754,6 +794,33 @@ mod tests {
         assert_eq!(NormUrl::parse("example.com").unwrap().file_name(), None);
     }
 
+    /// `plain_domain` judges the host's bytes only, however much of what follows it is read
+    /// with them: hosts shorter than a block with a path after them, hosts of a block or more
+    /// (their last block read again), and hosts with nothing after them.
+    #[test]
+    fn plain_domain_judges_only_the_host() {
+        let rows: &[(&str, usize, Option<bool>)] = &[
+            ("example.com/%7E?Q=1 with spaces", 11, Some(false)),
+            ("EXAMPLE.com/x", 11, Some(true)),
+            ("example.com/X", 11, Some(false)),
+            ("example.com", 11, Some(false)),
+            ("ex ample.com/abcdefghijkl", 12, None),
+            ("example.co%/abcdefghijkl", 11, None),
+            ("example.xn--p1ai/abcdefghijkl", 16, None),
+            ("a-b.example/--xn", 11, Some(false)),
+            ("0x1f/abcdefghijklmnop", 4, None),
+            ("www.example-site.com/ÜÜÜ", 20, Some(false)),
+            ("www.example-site.coM/abc", 20, Some(true)),
+            ("www.example-sitE.com", 20, Some(true)),
+            ("www.example-si%e.com/abc", 20, None),
+            ("a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.example/%", 39, Some(false)),
+            ("a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.exampl%/a", 39, None),
+        ];
+        for &(text, len, want) in rows {
+            assert_eq!(plain_domain(text.as_bytes(), len), want, "{text:?} {len}");
+        }
+    }
+
     #[test]
     fn reuse_clears_previous_state() {
         let mut u = NormUrl::parse("http://a.com:81/x?y").unwrap();
@@ -786,7 +853,7 @@ mod properties {
         /// A path the fast path takes comes out as segment-by-segment processing gives it.
         #[test]
         fn plain_path_fast_path_agrees(path in "(/[a-zA-Z0-9_~;=&,+!$'()*:@-][a-zA-Z0-9._~;=&,+!$'()*:@-]{0,6}){0,5}/?") {
-            prop_assume!(is_plain_path(&path));
+            prop_assume!(plain_path(&path).is_some());
             let (mut fast, mut slow) = (String::new(), String::new());
             push_path(&path, 0, &mut fast);
             push_path_by_segments(&path, 0, &mut slow);
@@ -813,7 +880,7 @@ mod properties {
             // Hosts outside the fast path (punycode, numbers not in dotted decimal) are
             // generated often on purpose, to test the boundary; they are not compared.
             let trimmed = host.trim_end_matches('.');
-            if !trimmed.is_empty() && push_plain_host(trimmed, &mut String::new()).is_some() {
+            if !trimmed.is_empty() && push_plain_host(trimmed, trimmed.len(), &mut String::new()).is_some() {
                 let mut fast = String::new();
                 let mut slow = String::new();
                 let f = push_host(&host, &mut fast);
