@@ -481,13 +481,18 @@ impl Table {
     /// Whether `slot` (not empty) holds `key`.
     #[inline]
     fn holds(&self, slot: u64, key: u64) -> bool {
-        slot >> self.tag_bits == key & (u64::MAX >> self.tag_bits)
+        slot & !self.tag_mask() == self.fingerprint(key)
+    }
+
+    #[inline]
+    fn tag_mask(&self) -> u64 {
+        (1 << self.tag_bits) - 1
     }
 
     /// The tag of a used slot.
     #[inline]
     fn tag(&self, slot: u64) -> u32 {
-        (slot & ((1 << self.tag_bits) - 1)) as u32
+        (slot & self.tag_mask()) as u32
     }
 
     /// The slot a key starts probing at: the key scaled onto `0..capacity` by a widening

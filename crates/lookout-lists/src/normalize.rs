@@ -743,6 +743,11 @@ mod tests {
         check("http://example.com/100%", "example.com/100%25");
         check("http://example.com/a#frag", "example.com/a");
         check("http://example.com/a?Q=1#frag", "example.com/a?q=1");
+        // Upper case only past the first 16 bytes of a path or query: still lower-cased.
+        check(
+            "http://example.com/abcdefghijklmnopqrstuvwxyZ?abcdefghijklmnopqrstuvwxyZ=1",
+            "example.com/abcdefghijklmnopqrstuvwxyz?abcdefghijklmnopqrstuvwxyz=1",
+        );
         check("http://example.com/?", "example.com");
     }
 
