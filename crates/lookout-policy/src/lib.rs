@@ -235,14 +235,17 @@ pub struct Group {
 }
 
 /// A group's forbidden file extensions, lower-case. Most requests are for a file name with an
-/// extension that is not forbidden (`html`, `php`), so the check is one integer per step of a
-/// binary search rather than a string comparison a byte at a time.
+/// extension that is not forbidden (`html`, `php`): most are turned away by a set of 256 bits
+/// keyed by length and first and last bytes, the rest by one integer per step of a binary
+/// search rather than a string comparison a byte at a time.
 #[derive(Debug, Default)]
 struct Extensions {
     /// Extensions of up to [`Extensions::PACKED`] bytes, [`Extensions::pack`]ed, sorted.
     packed: Vec<u128>,
     /// Longer ones (none of the defaults).
     long: Vec<String>,
+    /// Bit [`Extensions::key`] of every extension: one clear turns an extension away.
+    keys: [u64; 4],
 }
 
 impl Extensions {
@@ -252,6 +255,8 @@ impl Extensions {
         let mut e = Extensions::default();
         for ext in extensions {
             let ext = ext.trim_start_matches('.').to_ascii_lowercase();
+            let key = Extensions::key(ext.as_bytes());
+            e.keys[key / 64] |= 1 << (key % 64);
             match Extensions::pack(ext.as_bytes()) {
                 Some(v) => e.packed.push(v),
                 None => e.long.push(ext),
@@ -276,8 +281,20 @@ impl Extensions {
         self.packed.is_empty() && self.long.is_empty()
     }
 
+    /// A number below 256 from the length and the first and last bytes (their letters in
+    /// either case alike), the same for two extensions that are equal but for case.
+    #[inline]
+    fn key(ext: &[u8]) -> usize {
+        let byte = |b: Option<&u8>| b.map_or(0, |&b| usize::from(b | 0x20));
+        (7 * byte(ext.first()) + byte(ext.last()) + 37 * ext.len()) % 256
+    }
+
     /// Whether `ext` (any case) is one of them.
     fn contains(&self, ext: &str) -> bool {
+        let key = Extensions::key(ext.as_bytes());
+        if self.keys[key / 64] & (1 << (key % 64)) == 0 {
+            return false;
+        }
         match Extensions::pack(ext.as_bytes()) {
             Some(v) => self.packed.binary_search(&v).is_ok(),
             None => self.long.iter().any(|e| e.eq_ignore_ascii_case(ext)),
@@ -405,16 +422,28 @@ impl Group {
     /// The forbidden extension of `file_name` for this group, if it has one. Trailing dots and
     /// spaces (which Windows ignores) and `;parameters` do not hide the extension.
     pub fn forbidden_extension<'a>(&self, file_name: &'a str) -> Option<&'a str> {
-        // Byte loops rather than `split`/`rsplit_once`: names are short, and memchr's set-up
-        // costs more than the search.
-        let end = file_name.bytes().position(|b| b == b';');
-        let mut name = &file_name[..end.unwrap_or(file_name.len())];
-        while let Some(t) = name
-            .strip_suffix(['.', ' '])
-            .or_else(|| name.strip_suffix("%20"))
-        {
-            name = t;
-        }
+        let b = file_name.as_bytes();
+        // Most names have no `;` and end in neither a dot, a space nor the `0` of `%20`: their
+        // extension is what follows the last dot. Byte loops rather than `split` or
+        // `rsplit_once`: names are short, and memchr's set-up costs more than the search; the
+        // check for `;` has no early exit, so that the compiler checks many bytes at once.
+        let plain = !matches!(b.last(), Some(b'.' | b' ' | b'0'))
+            && !b
+                .iter()
+                .fold(false, |semicolon, &c| semicolon | (c == b';'));
+        let name = if plain {
+            file_name
+        } else {
+            let end = b.iter().position(|&c| c == b';');
+            let mut name = &file_name[..end.unwrap_or(file_name.len())];
+            while let Some(t) = name
+                .strip_suffix(['.', ' '])
+                .or_else(|| name.strip_suffix("%20"))
+            {
+                name = t;
+            }
+            name
+        };
         let ext = &name[name.bytes().rposition(|b| b == b'.')? + 1..];
         self.extensions.contains(ext).then_some(ext)
     }
