@@ -157,9 +157,16 @@ impl Counters {
     }
 }
 
-/// The sending side of the activity log: cheap to clone, never blocks.
+/// The sending side of the activity log: cheap to clone (one shared count: a request that
+/// logs when its body ends holds a clone), never blocks.
 #[derive(Debug, Clone)]
-pub struct EventLog {
+pub struct EventLog(Arc<Sending>);
+
+/// What every clone of an [`EventLog`] shares. Cloning the queue's sender and the observer
+/// lists for each request cost two allocations and half a dozen counts that both cores
+/// write (about 1% of a proxied request's time).
+#[derive(Debug, Clone)]
+struct Sending {
     tx: mpsc::Sender<Event>,
     counters: Arc<Counters>,
     /// See the events the log keeps.
@@ -216,12 +223,12 @@ impl EventLog {
             shutdown.clone(),
         ));
         (
-            EventLog {
+            EventLog(Arc::new(Sending {
                 tx,
                 counters,
                 observers: Vec::new(),
                 decision_observers: Vec::new(),
-            },
+            })),
             EventWriter { handle, shutdown },
         )
     }
@@ -229,7 +236,7 @@ impl EventLog {
     /// Shows every recorded event to `observer` too (whether or not the queue has room),
     /// after the observers added before it: a copy of the log (a SIEM's).
     pub fn with_observer(mut self, observer: Observer) -> EventLog {
-        self.observers.push(observer);
+        Arc::make_mut(&mut self.0).observers.push(observer);
         self
     }
 
@@ -237,19 +244,19 @@ impl EventLog {
     /// (allowed requests when they are not logged): the monitoring's scanning of search terms
     /// does not depend on what the log keeps.
     pub fn with_decision_observer(mut self, observer: Observer) -> EventLog {
-        self.decision_observers.push(observer);
+        Arc::make_mut(&mut self.0).decision_observers.push(observer);
         self
     }
 
     /// Whether anything sees the decisions the log does not keep: if not, a caller need not
     /// build their events.
     pub fn watches_unlogged(&self) -> bool {
-        !self.decision_observers.is_empty()
+        !self.0.decision_observers.is_empty()
     }
 
     /// A decision the log does not keep: shown to the decision observers only, not queued.
     pub fn pass(&self, event: &Event) {
-        for o in &self.decision_observers {
+        for o in &self.0.decision_observers {
             (o.0)(event);
         }
     }
@@ -257,16 +264,17 @@ impl EventLog {
     /// Queues an event; when the queue is full it is dropped and counted, never waited for.
     pub fn record(&self, event: Event) {
         self.pass(&event);
-        for o in &self.observers {
+        for o in &self.0.observers {
             (o.0)(&event);
         }
-        match self.tx.try_send(event) {
+        match self.0.tx.try_send(event) {
             Ok(()) => {
-                self.counters.queued.fetch_add(1, Ordering::Relaxed);
+                self.0.counters.queued.fetch_add(1, Ordering::Relaxed);
             }
             Err(_) => {
-                self.counters.dropped.fetch_add(1, Ordering::Relaxed);
-                self.counters
+                self.0.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                self.0
+                    .counters
                     .unrecorded_full
                     .fetch_add(1, Ordering::Relaxed);
             }
@@ -276,21 +284,21 @@ impl EventLog {
     /// The counters so far.
     pub fn stats(&self) -> EventLogStats {
         EventLogStats {
-            queued: self.counters.queued.load(Ordering::Relaxed),
-            written: self.counters.written.load(Ordering::Relaxed),
-            dropped: self.counters.dropped.load(Ordering::Relaxed),
-            transactions: self.counters.transactions.load(Ordering::Relaxed),
+            queued: self.0.counters.queued.load(Ordering::Relaxed),
+            written: self.0.counters.written.load(Ordering::Relaxed),
+            dropped: self.0.counters.dropped.load(Ordering::Relaxed),
+            transactions: self.0.counters.transactions.load(Ordering::Relaxed),
         }
     }
 
     /// The database refusing writes, while it does (the gateway keeps filtering meanwhile).
     pub fn failure(&self) -> Option<LogFailure> {
-        self.counters.failure().clone()
+        self.0.counters.failure().clone()
     }
 
     /// Events waiting to be written.
     pub fn backlog(&self) -> usize {
-        waiting(&self.tx)
+        waiting(&self.0.tx)
     }
 }
 
