@@ -1078,21 +1078,29 @@ async fn the_log_writer_asks_to_give_way_and_stores_the_same_rows() {
         let asked = asked.clone();
         Arc::new(move || asked.fetch_add(1, AtomicOrdering::Relaxed) % 2 == 0)
     };
-    let batch: Vec<Event> = (0..70).map(|i| event(i, "allow")).collect();
+    let batch: Vec<Event> = (0..200)
+        .map(|i| Event {
+            // Values that change from row to row in every column that can hold them.
+            search_term: (i % 7 == 3).then(|| format!("term {i}")),
+            status: (i % 5 != 0).then_some(200 + i as u16),
+            bytes: i as u64 * 3,
+            ..event(i, if i % 3 == 0 { "block" } else { "allow" })
+        })
+        .collect();
     let (back, outcome) = store
         .write_events_giving_way(batch.clone(), Some(&give_way))
         .await;
     outcome.expect("written");
     assert_eq!(back, batch);
     let want_asked = if store.dialect() == Dialect::Sqlite {
-        4
+        12
     } else {
         0
     };
     assert_eq!(
         asked.load(AtomicOrdering::Relaxed),
         want_asked,
-        "asked at rows 16, 32, 48 and 64 (the pool's path never gives way)"
+        "asked at rows 16, 32, ... 192 (the pool's path never gives way)"
     );
     let all = EventFilter {
         limit: Some(1000),
