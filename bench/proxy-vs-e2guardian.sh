@@ -15,7 +15,9 @@
 # (crates/lookout-testkit/examples/latency_at_rate.rs), direct and through each proxy; wrk's
 # -c4 above is a closed loop, so its latency is the queueing of a machine at full load.
 # Logging cost: Lookout logging every request vs logging blocked requests only, allowed mix,
-# both running, measured alternately (each run's figures printed too).
+# both running, measured alternately (each run's figures printed too); also each Lookout's CPU
+# time (user + system, from /proc) per request served, which is less at the mercy of how wrk,
+# nginx and Lookout happen to share the cores in a run than requests/s are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -185,13 +187,27 @@ for logall in true false; do
   LPIDS[$logall]=$!; PIDS+=($!)
   wait_http "http://127.0.0.1:$port"
 done
-rps_true=(); rps_false=()
+# CPU time of process $1 so far (user + system), in clock ticks.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# One run through the Lookout on port $1, process $2: "requests/s CPU-us-per-request".
+logged_run() {
+  local before r n
+  before=$(ticks "$2")
+  r=$(RUNS=1 rps "http://127.0.0.1:$1" allowed)
+  n=$(awk '/requests in/ {print $1}' "$OUT/wrk.txt")
+  echo "$r $(echo "($(ticks "$2") - $before) * 1000000 / $(getconf CLK_TCK) / $n" | bc -l)"
+}
+rps_true=(); rps_false=(); cpu_true=(); cpu_false=()
 for _ in $(seq "$RUNS"); do
-  rps_true+=("$(RUNS=1 rps "http://127.0.0.1:$LOOKOUT_PORT" allowed)")
-  rps_false+=("$(RUNS=1 rps "http://127.0.0.1:$LOOKOUT_QUIET_PORT" allowed)")
+  read -r r c <<< "$(logged_run $LOOKOUT_PORT "${LPIDS[true]}")"
+  rps_true+=("$r"); cpu_true+=("$(printf '%.2f' "$c")")
+  read -r r c <<< "$(logged_run $LOOKOUT_QUIET_PORT "${LPIDS[false]}")"
+  rps_false+=("$r"); cpu_false+=("$(printf '%.2f' "$c")")
 done
 R[lk_true_allowed]=$(median "${rps_true[@]}")
 R[lk_false_allowed]=$(median "${rps_false[@]}")
+R[lk_true_cpu]=$(median "${cpu_true[@]}")
+R[lk_false_cpu]=$(median "${cpu_false[@]}")
 R[lk_mixed]=$(rps "http://127.0.0.1:$LOOKOUT_PORT" mixed)
 R[lk_lat]=$(latency "http://127.0.0.1:$LOOKOUT_PORT")
 R[lk_open]=$(open_latency "127.0.0.1:$LOOKOUT_PORT")
@@ -214,6 +230,9 @@ printf 'ratio Lookout/e2guardian: %.2f (allowed), %.2f (mixed)\n' \
 echo "allowed r/s run by run, logging every request: ${rps_true[*]}; blocked only: ${rps_false[*]}"
 printf 'logging every request costs %.1f%% of allowed throughput\n' \
   "$(echo "(1 - ${R[lk_true_allowed]} / ${R[lk_false_allowed]}) * 100" | bc -l)"
+echo "Lookout CPU per allowed request run by run, us, logging every request: ${cpu_true[*]}; blocked only: ${cpu_false[*]}"
+printf 'logging every request adds %.1f%% to Lookout'"'"'s CPU per request (medians %.2f / %.2f us)\n' \
+  "$(echo "(${R[lk_true_cpu]} / ${R[lk_false_cpu]} - 1) * 100" | bc -l)" "${R[lk_true_cpu]}" "${R[lk_false_cpu]}"
 printf 'latency at -t1 -c4, ms (p50 / p99): nginx direct %.3f / %.3f; e2guardian %.3f / %.3f (+%.3f p99); Lookout %.3f / %.3f (+%.3f p99)\n' \
   "$D50" "$D99" "$E50" "$E99" "$(echo "$E99 - $D99" | bc -l)" "$L50" "$L99" "$(echo "$L99 - $D99" | bc -l)"
 read -r ED50 ED99 OE50 OE99 OES OEE <<< "${R[e2g_open]}"
