@@ -163,8 +163,8 @@ impl Counters {
 pub struct EventLog(Arc<Sending>);
 
 /// What every clone of an [`EventLog`] shares. Cloning the queue's sender and the observer
-/// lists for each request cost two allocations and half a dozen counts that both cores
-/// write (about 1% of a proxied request's time).
+/// lists for each logged request cost two allocations and half a dozen counts that both cores
+/// write (`EventLog::clone` alone was ~0.2% of the logging proxy's CPU in perf).
 #[derive(Debug, Clone)]
 struct Sending {
     tx: mpsc::Sender<Event>,
