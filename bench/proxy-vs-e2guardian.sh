@@ -189,20 +189,25 @@ for logall in true false; do
 done
 # CPU time of process $1 so far (user + system), in clock ticks.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# One run through the Lookout on port $1, process $2: "requests/s CPU-us-per-request".
+# One run through the Lookout on port $1, process $2: sets RUN_RPS (requests/s) and RUN_CPU
+# (its CPU time per request served, us). Stops the script if wrk served nothing.
 logged_run() {
-  local before r n
+  local before n
   before=$(ticks "$2")
-  r=$(RUNS=1 rps "http://127.0.0.1:$1" allowed)
+  RUN_RPS=$(RUNS=1 rps "http://127.0.0.1:$1" allowed)
   n=$(awk '/requests in/ {print $1}' "$OUT/wrk.txt")
-  echo "$r $(echo "($(ticks "$2") - $before) * 1000000 / $(getconf CLK_TCK) / $n" | bc -l)"
+  if ! [ "${n:-0}" -gt 0 ] 2>/dev/null; then
+    echo "wrk served no requests through port $1: see $OUT/wrk.txt" >&2
+    exit 1
+  fi
+  RUN_CPU=$(printf '%.2f' "$(echo "($(ticks "$2") - $before) * 1000000 / $(getconf CLK_TCK) / $n" | bc -l)")
 }
 rps_true=(); rps_false=(); cpu_true=(); cpu_false=()
 for _ in $(seq "$RUNS"); do
-  read -r r c <<< "$(logged_run $LOOKOUT_PORT "${LPIDS[true]}")"
-  rps_true+=("$r"); cpu_true+=("$(printf '%.2f' "$c")")
-  read -r r c <<< "$(logged_run $LOOKOUT_QUIET_PORT "${LPIDS[false]}")"
-  rps_false+=("$r"); cpu_false+=("$(printf '%.2f' "$c")")
+  logged_run $LOOKOUT_PORT "${LPIDS[true]}"
+  rps_true+=("$RUN_RPS"); cpu_true+=("$RUN_CPU")
+  logged_run $LOOKOUT_QUIET_PORT "${LPIDS[false]}"
+  rps_false+=("$RUN_RPS"); cpu_false+=("$RUN_CPU")
 done
 R[lk_true_allowed]=$(median "${rps_true[@]}")
 R[lk_false_allowed]=$(median "${rps_false[@]}")
