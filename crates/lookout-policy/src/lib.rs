@@ -422,28 +422,16 @@ impl Group {
     /// The forbidden extension of `file_name` for this group, if it has one. Trailing dots and
     /// spaces (which Windows ignores) and `;parameters` do not hide the extension.
     pub fn forbidden_extension<'a>(&self, file_name: &'a str) -> Option<&'a str> {
+        // Byte loops and slice patterns rather than `split`, `rsplit_once` or `strip_suffix`:
+        // names are short, memchr's set-up costs more than the search, and a `&str` pattern
+        // builds a substring searcher on every call.
         let b = file_name.as_bytes();
-        // Most names have no `;` and end in neither a dot, a space nor the `0` of `%20`: their
-        // extension is what follows the last dot. Byte loops rather than `split` or
-        // `rsplit_once`: names are short, and memchr's set-up costs more than the search; the
-        // check for `;` has no early exit, so that the compiler checks many bytes at once.
-        let plain = !matches!(b.last(), Some(b'.' | b' ' | b'0'))
-            && !b
-                .iter()
-                .fold(false, |semicolon, &c| semicolon | (c == b';'));
-        let name = if plain {
-            file_name
-        } else {
-            let end = b.iter().position(|&c| c == b';');
-            let mut name = &file_name[..end.unwrap_or(file_name.len())];
-            while let Some(t) = name
-                .strip_suffix(['.', ' '])
-                .or_else(|| name.strip_suffix("%20"))
-            {
-                name = t;
-            }
-            name
-        };
+        let mut name = &b[..b.iter().position(|&c| c == b';').unwrap_or(b.len())];
+        while let [rest @ .., b'.' | b' '] | [rest @ .., b'%', b'2', b'0'] = name {
+            name = rest;
+        }
+        // `name` ends before an ASCII byte or at the end: a character boundary.
+        let name = &file_name[..name.len()];
         let ext = &name[name.bytes().rposition(|b| b == b'.')? + 1..];
         self.extensions.contains(ext).then_some(ext)
     }
