@@ -423,8 +423,8 @@ impl Group {
     /// spaces (which Windows ignores) and `;parameters` do not hide the extension.
     pub fn forbidden_extension<'a>(&self, file_name: &'a str) -> Option<&'a str> {
         // Byte loops and slice patterns rather than `split`, `rsplit_once` or `strip_suffix`:
-        // names are short, memchr's set-up costs more than the search, and a `&str` pattern
-        // builds a substring searcher on every call.
+        // names are short, memchr's set-up costs more than the search, and `strip_suffix`
+        // with character patterns decodes characters from the end on every call.
         let b = file_name.as_bytes();
         let mut name = &b[..b.iter().position(|&c| c == b';').unwrap_or(b.len())];
         while let [rest @ .., b'.' | b' '] | [rest @ .., b'%', b'2', b'0'] = name {
