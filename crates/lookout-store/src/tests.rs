@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
+use crate::log_writer::GIVE_WAY_EVERY;
 use crate::testing::TestDb;
 use sqlx::Row;
 
@@ -1028,9 +1029,9 @@ async fn the_log_writer_and_the_pool_store_the_same_events() {
         assert_eq!(writer_used(), store.dialect() == Dialect::Sqlite);
         if let Some(w) = &store.log_writer {
             assert_eq!(
-                w.cache_kib(),
-                Some(8192),
-                "the writer's page cache is its own"
+                w.pragma("cache_size"),
+                Some(-8192),
+                "the writer's page cache is its own (8 MiB)"
             );
         }
         sent.extend(batch);
@@ -1068,8 +1069,67 @@ async fn the_log_writer_and_the_pool_store_the_same_events() {
     assert_eq!(back.len(), 1, "and hands them back to be counted");
 }
 
-/// The log's writer asks whether to give way every 16 rows of a batch, and the rows are the
-/// same whatever it is told; the activity log's writer, giving way, writes every event.
+/// A new SQLite database has 16 KiB pages and checkpoints its write-ahead log every 32 MiB, on
+/// the pool's connections and the log writer's alike; a database made with SQLite's 4 KiB
+/// pages keeps them and checkpoints at the same size. The SQLite built in is the one the
+/// workspace's `.cargo/config.toml` asks for.
+#[tokio::test]
+async fn sqlite_pages_checkpoints_and_build_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.db");
+    {
+        let conn = rusqlite::Connection::open(&old).unwrap();
+        conn.execute_batch(
+            "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE made_before (x);",
+        )
+        .unwrap();
+    }
+    for (file, page, pages) in [("new.db", 16_384, 2048), ("old.db", 4096, 8192)] {
+        let store = Store::open(&dir.path().join(file)).await.unwrap();
+        let mut conn = store.pool.acquire().await.unwrap();
+        for (pragma, want) in [("page_size", page), ("wal_autocheckpoint", pages)] {
+            let got: i64 = sqlx::query_scalar(&format!("PRAGMA {pragma}"))
+                .fetch_one(&mut *conn)
+                .await
+                .unwrap();
+            assert_eq!(got, want, "{file}: the pool's {pragma}");
+        }
+        drop(conn);
+        store.write_events(vec![event(1, "allow")]).await.1.unwrap();
+        let writer = store
+            .log_writer
+            .as_ref()
+            .expect("a file has the log's writer");
+        assert_eq!(
+            writer.pragma("page_size"),
+            Some(page),
+            "{file}: the writer's page size"
+        );
+        assert_eq!(
+            writer.pragma("wal_autocheckpoint"),
+            Some(pages),
+            "{file}: the writer's checkpoint"
+        );
+        store.close().await;
+    }
+    let store = Store::open(&dir.path().join("new.db")).await.unwrap();
+    let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+    assert!(
+        options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+        "{options:?}"
+    );
+    assert!(
+        !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+        "{options:?}"
+    );
+    store.close().await;
+}
+
+/// The log's writer asks whether to give way every [`GIVE_WAY_EVERY`] rows of a batch, and the
+/// rows are the same whatever it is told; the activity log's writer, giving way, writes every event.
 #[tokio::test]
 async fn the_log_writer_asks_to_give_way_and_stores_the_same_rows() {
     let (_dir, store) = store().await;
@@ -1093,14 +1153,18 @@ async fn the_log_writer_asks_to_give_way_and_stores_the_same_rows() {
     outcome.expect("written");
     assert_eq!(back, batch);
     let want_asked = if store.dialect() == Dialect::Sqlite {
-        12
+        batch.len() / GIVE_WAY_EVERY
     } else {
         0
     };
+    assert!(
+        want_asked == 0 || want_asked >= 3,
+        "asked often enough to hear both answers"
+    );
     assert_eq!(
         asked.load(AtomicOrdering::Relaxed),
         want_asked,
-        "asked at rows 16, 32, ... 192 (the pool's path never gives way)"
+        "asked after every {GIVE_WAY_EVERY} rows (the pool's path never gives way)"
     );
     let all = EventFilter {
         limit: Some(1000),
