@@ -132,35 +132,24 @@ pub struct Store {
 }
 
 /// Set on every new SQLite connection, in this order (the busy timeout first, so that the
-/// switch to WAL waits for a lock rather than failing; the page size before WAL, which writes
-/// a new database's first page), followed by [`wal_checkpoint_pragma`].
+/// switch to WAL waits for a lock rather than failing).
 ///
 /// FULL: every commit is on the disk before it is acknowledged, so a power cut, an OS crash or
 /// a file system gone read-only after an error (which drops what was not yet synced: measured
 /// with scripts/disk-full-test, NORMAL lost the whole first second of a new database) cannot
 /// take back an acknowledged alert, incident entry or check. One fdatasync per transaction;
 /// the activity log writes one transaction per batch, so its cost shrinks as load grows.
-/// 64 MiB of page cache keeps the log's indexes in memory while it grows.
+/// 64 MiB of page cache keeps the log's indexes in memory while it grows; the write-ahead log
+/// is checkpointed every 32 MiB rather than every 4 MiB.
 ///
-/// 16 KiB pages (SQLite's default is 4 KiB): a new database's pages hold four times the rows,
-/// so the log's writer splits and rebalances pages, and writes page frames to the write-ahead
-/// log, a quarter as often. callgrind, `event_log/write/batch-4096`: 16,191 instructions a row
-/// with 4 KiB pages, 15,730 with 16 KiB. A database made with 4 KiB pages keeps them (in WAL
-/// mode SQLite cannot change the page size).
-pub(crate) const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA page_size = 16384; \
-     PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; \
-     PRAGMA cache_size = -65536; PRAGMA temp_store = MEMORY;";
-
-/// How much the write-ahead log may grow before a commit checkpoints it into the database: 32
-/// MiB rather than SQLite's 1,000 pages (4 MiB with 4 KiB pages).
-const WAL_CHECKPOINT_BYTES: i64 = 32 << 20;
-
-/// The `wal_autocheckpoint` pragma (counted in pages) for [`WAL_CHECKPOINT_BYTES`] on a
-/// database whose pages are `page_size` bytes.
-pub(crate) fn wal_checkpoint_pragma(page_size: i64) -> String {
-    let pages = WAL_CHECKPOINT_BYTES / page_size.clamp(512, 65_536);
-    format!("PRAGMA wal_autocheckpoint = {pages};")
-}
+/// SQLite's 4 KiB pages are kept. 16 KiB pages took ~3% fewer instructions per row written in
+/// the log's longest batches (callgrind, `event_log/write/batch-4096`: 16,191 -> 15,730), but
+/// every commit writes each page it changed whole, and a third of the rows (those with a user
+/// name) land all over `events_user_at`: criterion's `event_log/write/batch-512` fell from
+/// 184-189k to 109-110k rows/s, `batch-64` from 133-136k to 84-86k.
+pub(crate) const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; \
+     PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 8192;";
 
 /// The key of the PostgreSQL advisory lock that [`Store::write_tx`] takes: one writer of
 /// chained and numbered records at a time, as SQLite's `BEGIN IMMEDIATE` gives.
@@ -213,11 +202,6 @@ impl Store {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
                         sqlx::Executor::execute(&mut *conn, SQLITE_PRAGMAS).await?;
-                        let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
-                            .fetch_one(&mut *conn)
-                            .await?;
-                        let checkpoint = wal_checkpoint_pragma(page_size);
-                        sqlx::Executor::execute(&mut *conn, checkpoint.as_str()).await?;
                     }
                     Ok(())
                 })

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OpenFlags};
 
 use crate::events::{Event, INSERT_COLUMNS};
-use crate::{wal_checkpoint_pragma, StoreError, SQLITE_PRAGMAS};
+use crate::{StoreError, SQLITE_PRAGMAS};
 
 /// Whether the writer should give the core to other threads between rows now (asked every
 /// [`GIVE_WAY_EVERY`] rows of a batch).
@@ -136,8 +136,6 @@ impl LogWriter {
                 | OpenFlags::SQLITE_OPEN_URI,
         )?;
         conn.execute_batch(SQLITE_PRAGMAS)?;
-        let page_size: i64 = conn.query_row("PRAGMA page_size", [], |row| row.get(0))?;
-        conn.execute_batch(&wal_checkpoint_pragma(page_size))?;
         conn.execute_batch(&format!("PRAGMA cache_size = -{CACHE_KIB};"))?;
         Ok(conn)
     }

@@ -1069,50 +1069,12 @@ async fn the_log_writer_and_the_pool_store_the_same_events() {
     assert_eq!(back.len(), 1, "and hands them back to be counted");
 }
 
-/// A new SQLite database has 16 KiB pages and checkpoints its write-ahead log every 32 MiB, on
-/// the pool's connections and the log writer's alike; a database made with SQLite's 4 KiB
-/// pages keeps them and checkpoints at the same size. The SQLite built in is the one the
-/// workspace's `.cargo/config.toml` asks for.
+/// The SQLite built in is the one the workspace's `.cargo/config.toml` asks for (without it the
+/// log's writer takes a global mutex for every page it touches).
 #[tokio::test]
-async fn sqlite_pages_checkpoints_and_build_options() {
+async fn sqlite_is_built_with_the_workspace_options() {
     let dir = tempfile::tempdir().unwrap();
-    let old = dir.path().join("old.db");
-    {
-        let conn = rusqlite::Connection::open(&old).unwrap();
-        conn.execute_batch(
-            "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE made_before (x);",
-        )
-        .unwrap();
-    }
-    for (file, page, pages) in [("new.db", 16_384, 2048), ("old.db", 4096, 8192)] {
-        let store = Store::open(&dir.path().join(file)).await.unwrap();
-        let mut conn = store.pool.acquire().await.unwrap();
-        for (pragma, want) in [("page_size", page), ("wal_autocheckpoint", pages)] {
-            let got: i64 = sqlx::query_scalar(&format!("PRAGMA {pragma}"))
-                .fetch_one(&mut *conn)
-                .await
-                .unwrap();
-            assert_eq!(got, want, "{file}: the pool's {pragma}");
-        }
-        drop(conn);
-        store.write_events(vec![event(1, "allow")]).await.1.unwrap();
-        let writer = store
-            .log_writer
-            .as_ref()
-            .expect("a file has the log's writer");
-        assert_eq!(
-            writer.pragma("page_size"),
-            Some(page),
-            "{file}: the writer's page size"
-        );
-        assert_eq!(
-            writer.pragma("wal_autocheckpoint"),
-            Some(pages),
-            "{file}: the writer's checkpoint"
-        );
-        store.close().await;
-    }
-    let store = Store::open(&dir.path().join("new.db")).await.unwrap();
+    let store = Store::open(&dir.path().join("lookout.db")).await.unwrap();
     let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
         .fetch_all(&store.pool)
         .await
