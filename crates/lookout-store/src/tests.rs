@@ -998,6 +998,17 @@ async fn a_run_that_never_stopped_is_recorded_as_a_gap() {
     assert_eq!(store.log_gaps().await.unwrap().len(), 1);
 }
 
+/// Every stored event (up to 1,000), in the order stored.
+async fn stored_events(store: &Store) -> Vec<Event> {
+    let all = EventFilter {
+        limit: Some(1000),
+        ..EventFilter::default()
+    };
+    let mut stored = store.events(&all).await.expect("events");
+    stored.sort_by_key(|e| e.id);
+    stored.into_iter().map(|e| e.event).collect()
+}
+
 /// The activity log's writer (its own connection on a SQLite file) and the pool's insert store
 /// the same rows, field for field, interleaved in one database; a closed store refuses both.
 #[tokio::test]
@@ -1039,13 +1050,7 @@ async fn the_log_writer_and_the_pool_store_the_same_events() {
         store.insert_events(&pooled).await.unwrap();
         sent.extend(pooled);
     }
-    let all = EventFilter {
-        limit: Some(1000),
-        ..EventFilter::default()
-    };
-    let mut stored = store.events(&all).await.unwrap();
-    stored.sort_by_key(|e| e.id);
-    let stored: Vec<Event> = stored.into_iter().map(|e| e.event).collect();
+    let stored = stored_events(&store).await;
     let mut want = sent.clone();
     for e in &mut want {
         e.bytes = e.bytes.min(i64::MAX as u64);
@@ -1090,6 +1095,61 @@ async fn sqlite_is_built_with_the_workspace_options() {
     store.close().await;
 }
 
+/// The log's writer binds only the columns that changed since the row before (SQLite keeps the
+/// rest): every column changed alone, to and from empty and NULL, and back, is stored as sent,
+/// in one batch and across batches.
+#[tokio::test]
+async fn the_log_writer_stores_each_column_changed_alone() {
+    let (_dir, store) = store().await;
+    let base = event(4, "allow");
+    type Change = fn(&mut Event);
+    let changes: [(&str, Change); 19] = [
+        ("at_ms", |e| e.at_ms += 1),
+        ("reference", |e| e.reference = "REF-other".into()),
+        ("reference empty", |e| e.reference.clear()),
+        ("service", |e| e.service = "dns"),
+        ("client_ip", |e| e.client_ip = "10.0.0.8".into()),
+        ("username other", |e| e.username = Some("bob".into())),
+        ("username none", |e| e.username = None),
+        ("group", |e| e.group = "staff".into()),
+        ("method", |e| e.method = "POST".into()),
+        ("url", |e| e.url = "http://other.example/".into()),
+        ("host", |e| e.host = "other.example".into()),
+        ("search_term", |e| e.search_term = Some("a term".into())),
+        ("categories empty", |e| e.categories.clear()),
+        ("action", |e| e.action = "block".into()),
+        ("rule", |e| e.rule = "illegal".into()),
+        ("reason", |e| e.reason = "another reason".into()),
+        ("status none", |e| e.status = None),
+        ("status other", |e| e.status = Some(200)),
+        ("bytes", |e| e.bytes = 99),
+    ];
+    let mut batch = Vec::new();
+    for (_, change) in &changes {
+        let mut changed = base.clone();
+        change(&mut changed);
+        assert_ne!(changed, base);
+        // Changed, the same again (nothing to bind), then back.
+        batch.extend([changed.clone(), changed, base.clone()]);
+    }
+    // The first row of a batch follows the last of the one before: all bound again.
+    let mut second = vec![base.clone()];
+    let mut last = base.clone();
+    (changes[5].1)(&mut last);
+    second.push(last);
+    for rows in [batch.clone(), second.clone()] {
+        let (_, outcome) = store.write_events(rows).await;
+        outcome.expect("written");
+    }
+    let stored = stored_events(&store).await;
+    let sent: Vec<Event> = batch.into_iter().chain(second).collect();
+    assert_eq!(stored.len(), sent.len());
+    for (i, (got, want)) in stored.iter().zip(&sent).enumerate() {
+        let what = changes.get(i / 3).map_or("second batch", |c| c.0);
+        assert_eq!(got, want, "row {i} ({what})");
+    }
+}
+
 /// The log's writer asks whether to give way every [`GIVE_WAY_EVERY`] rows of a batch, and the
 /// rows are the same whatever it is told; the activity log's writer, giving way, writes every event.
 #[tokio::test]
@@ -1128,13 +1188,7 @@ async fn the_log_writer_asks_to_give_way_and_stores_the_same_rows() {
         want_asked,
         "asked after every {GIVE_WAY_EVERY} rows (the pool's path never gives way)"
     );
-    let all = EventFilter {
-        limit: Some(1000),
-        ..EventFilter::default()
-    };
-    let mut stored = store.events(&all).await.expect("events");
-    stored.sort_by_key(|e| e.id);
-    let stored: Vec<Event> = stored.into_iter().map(|e| e.event).collect();
+    let stored = stored_events(&store).await;
     assert_eq!(stored, batch);
 
     let (log, writer) = EventLog::start(store.clone(), 1000, 16, Duration::ZERO);
