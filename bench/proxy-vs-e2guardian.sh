@@ -112,9 +112,15 @@ EOF
 
 wait_http() { for _ in $(seq 100); do curl -s -m 2 -o /dev/null -x "$1" "http://127.0.0.1:$ORIGIN_PORT/page.html" && return; sleep 0.2; done; echo "no answer from $1 (see $OUT)" >&2; exit 1; }
 
-# wrk scripts: proxy-style absolute URLs.
+# wrk scripts: proxy-style absolute URLs. The allowed page's query string counts up, so that
+# one logged row differs from the next as real traffic's do (the log's writer binds only the
+# values that changed since the row before); nginx serves the same page whatever the query.
 cat > "$OUT/allowed.lua" <<EOF
-request = function() return wrk.format("GET", "http://127.0.0.1:$ORIGIN_PORT/page.html") end
+local n = 0
+request = function()
+  n = n + 1
+  return wrk.format("GET", "http://127.0.0.1:$ORIGIN_PORT/page.html?n=" .. n)
+end
 EOF
 python3 - "$OUT" "$ORIGIN_PORT" <<'PY'
 import random, sys

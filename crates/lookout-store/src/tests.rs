@@ -224,6 +224,28 @@ async fn event_log_gathers_events_into_one_transaction_for_up_to_flush() {
         .expect("a stop writes what is gathered without waiting an hour");
     let stats = log.stats();
     assert_eq!((stats.written, stats.transactions), (25, 3));
+
+    // A batch filled while the writer gathers (it took the first events and waits, with an
+    // hour to go) is written when the last event arrives, in one transaction.
+    let (log, writer) = EventLog::start(store.clone(), 10_000, 10, Duration::from_secs(3600));
+    for n in 0..3 {
+        log.record(event(n, "allow"));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(log.backlog(), 0, "the writer took the first events");
+    for n in 3..9 {
+        log.record(event(n, "allow"));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(log.stats().written, 0, "nine of ten: still gathering");
+    log.record(event(9, "allow"));
+    let started = std::time::Instant::now();
+    while log.stats().written < 10 && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stats = log.stats();
+    assert_eq!((stats.written, stats.transactions), (10, 1));
+    writer.finish().await;
 }
 
 #[tokio::test]
