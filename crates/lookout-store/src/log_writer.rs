@@ -35,11 +35,12 @@ pub(crate) type GiveWay = Arc<dyn Fn() -> bool + Send + Sync>;
 ///
 /// Each look that gives way is a `sched_yield` and, with a request waiting, a switch of threads
 /// and the writer's SQLite pages out of the cache. `bench/proxy-vs-e2guardian.sh`'s two Lookouts
-/// (one logging every request, 36k requests/s, 2 cores, one URL requested over and over), the
-/// writer thread's CPU per request (from `/proc/PID/task`) and p99 at `wrk -t1 -c4` (three runs
-/// each), on a build that also had 16 KiB pages (since dropped, see `SQLITE_PRAGMAS`): every 16
-/// rows 1.76-1.79 us, p99 0.58-0.61 ms; every 64 rows 1.56-1.61 us, 0.57-0.59 ms; every 256
-/// rows 1.51-1.52 us, 0.61-0.64 ms; never 1.37-1.46 us but p99 1.86-2.67 ms.
+/// (one logging every request, 36k requests/s, 2 cores, one URL requested over and over), on a
+/// build that also had 16 KiB pages (since dropped, see `SQLITE_PRAGMAS`): the writer thread's
+/// CPU per request (from `/proc/PID/task`, 2-6 runs each) every 16 rows 1.74-1.79 us, every 64
+/// 1.56-1.61, every 256 1.51-1.52, never 1.37-1.46; p99 at `wrk -t1 -c4`, three rounds of 16,
+/// 64 and 256 alternating: 0.58-0.61 / 0.57-0.59 / 0.61-0.64 ms; three rounds of 16 and never:
+/// 0.59-0.77 / 1.86-2.67 ms.
 pub(crate) const GIVE_WAY_EVERY: usize = 64;
 
 /// The writer connection's SQLite page cache, in KiB, instead of the store's 64 MiB: the log

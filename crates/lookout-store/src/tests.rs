@@ -189,6 +189,14 @@ async fn import_is_all_or_nothing_and_updates() {
     assert!(store.user("cat").await.unwrap().is_none());
 }
 
+/// Waits (up to 30 s) until `log` has written `n` events.
+async fn wait_written(log: &EventLog, n: u64) {
+    let started = std::time::Instant::now();
+    while log.stats().written < n && started.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 #[tokio::test]
 async fn event_log_gathers_events_into_one_transaction_for_up_to_flush() {
     let (_dir, store) = store().await;
@@ -201,10 +209,7 @@ async fn event_log_gathers_events_into_one_transaction_for_up_to_flush() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    let started = std::time::Instant::now();
-    while log.stats().written < 50 && started.elapsed() < Duration::from_secs(30) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_written(&log, 50).await;
     let stats = log.stats();
     assert_eq!((stats.written, stats.transactions), (50, 1));
     // A full batch does not wait for the flush time; a stop does not either.
@@ -214,10 +219,7 @@ async fn event_log_gathers_events_into_one_transaction_for_up_to_flush() {
     for n in 0..25 {
         log.record(event(n, "allow"));
     }
-    let started = std::time::Instant::now();
-    while log.stats().written < 20 && started.elapsed() < Duration::from_secs(30) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_written(&log, 20).await;
     assert_eq!(log.stats().written, 20, "two full batches written at once");
     tokio::time::timeout(Duration::from_secs(30), writer.finish())
         .await
@@ -239,10 +241,7 @@ async fn event_log_gathers_events_into_one_transaction_for_up_to_flush() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(log.stats().written, 0, "nine of ten: still gathering");
     log.record(event(9, "allow"));
-    let started = std::time::Instant::now();
-    while log.stats().written < 10 && started.elapsed() < Duration::from_secs(30) {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_written(&log, 10).await;
     let stats = log.stats();
     assert_eq!((stats.written, stats.transactions), (10, 1));
     writer.finish().await;
