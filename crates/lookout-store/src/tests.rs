@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::log_writer::GIVE_WAY_EVERY;
+use crate::log_writer::{GIVE_WAY_EVERY, ROWS_PER_INSERT};
 use crate::testing::TestDb;
 use sqlx::Row;
 
@@ -1022,7 +1022,7 @@ async fn a_run_that_never_stopped_is_recorded_as_a_gap() {
 /// Every stored event (up to 1,000), in the order stored.
 async fn stored_events(store: &Store) -> Vec<Event> {
     let all = EventFilter {
-        limit: Some(1000),
+        limit: Some(10_000),
         ..EventFilter::default()
     };
     let mut stored = store.events(&all).await.expect("events");
@@ -1116,9 +1116,11 @@ async fn sqlite_is_built_with_the_workspace_options() {
     store.close().await;
 }
 
-/// The log's writer binds only the columns that changed since the row before (SQLite keeps the
-/// rest): every column changed alone, to and from empty and NULL, and back, is stored as sent,
-/// in one batch and across batches.
+/// The log's writer binds only the values that changed since the row its parameters held
+/// before (SQLite keeps the rest): the row before in the one-row insert, the row
+/// [`ROWS_PER_INSERT`] before in the multi-row one. Each column changed alone, to and from
+/// empty and NULL, in rows that follow changed and unchanged ones at both distances, is stored
+/// as sent, in one batch and across batches.
 #[tokio::test]
 async fn the_log_writer_stores_each_column_changed_alone() {
     let (_dir, store) = store().await;
@@ -1145,29 +1147,44 @@ async fn the_log_writer_stores_each_column_changed_alone() {
         ("status other", |e| e.status = Some(200)),
         ("bytes", |e| e.bytes = 99),
     ];
-    let mut batch = Vec::new();
-    for (_, change) in &changes {
+    // Which rows of a batch are changed: three multi-row executions, then a batch's last rows,
+    // one at a time. Every pair of (changed or not, changed or not) occurs at both distances.
+    let per = ROWS_PER_INSERT;
+    let mut state = 0x2545_f491u32;
+    let pattern: Vec<bool> = (0..3 * per + per / 2 + 1)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            state & 1 == 1
+        })
+        .collect();
+    let pairs = |from: usize, to: usize, apart: usize| {
+        (from + apart..to)
+            .map(|i| (pattern[i - apart], pattern[i]))
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+    };
+    assert_eq!(pairs(0, 3 * per, per), 4, "{pattern:?}");
+    assert_eq!(pairs(3 * per, pattern.len(), 1), 4, "{pattern:?}");
+    let mut sent = Vec::new();
+    for (what, change) in &changes {
         let mut changed = base.clone();
         change(&mut changed);
-        assert_ne!(changed, base);
-        // Changed, the same again (nothing to bind), then back.
-        batch.extend([changed.clone(), changed, base.clone()]);
-    }
-    // The first row of a batch follows the last of the one before: all bound again.
-    let mut second = vec![base.clone()];
-    let mut last = base.clone();
-    (changes[5].1)(&mut last);
-    second.push(last);
-    for rows in [batch.clone(), second.clone()] {
-        let (_, outcome) = store.write_events(rows).await;
+        assert_ne!(changed, base, "{what}");
+        let batch: Vec<Event> = pattern
+            .iter()
+            .map(|&c| if c { changed.clone() } else { base.clone() })
+            .collect();
+        let (_, outcome) = store.write_events(batch.clone()).await;
         outcome.expect("written");
+        sent.extend(batch.into_iter().map(|e| (*what, e)));
     }
     let stored = stored_events(&store).await;
-    let sent: Vec<Event> = batch.into_iter().chain(second).collect();
     assert_eq!(stored.len(), sent.len());
-    for (i, (got, want)) in stored.iter().zip(&sent).enumerate() {
-        let what = changes.get(i / 3).map_or("second batch", |c| c.0);
-        assert_eq!(got, want, "row {i} ({what})");
+    for (i, (got, (what, want))) in stored.iter().zip(&sent).enumerate() {
+        let row = i % pattern.len();
+        assert_eq!(got, want, "{what}, row {row} of its batch");
     }
 }
 
