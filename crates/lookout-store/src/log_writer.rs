@@ -170,14 +170,21 @@ impl LogWriter {
     }
 }
 
-/// Rows in one execution of the log's insert (`INSERT ... VALUES (..), (..), ...`).
+/// Rows in one execution of the log's insert (`INSERT OR FAIL ... VALUES (..), (..), ...`).
 ///
 /// Each execution of a statement opens a cursor on the table and on each index, finds the
 /// table's last row and closes them all again when it halts: with one row an execution, that
-/// was a fifth of a row's cost. callgrind, `event_log/write/batch-512` (instructions a row,
-/// `insert` and all it calls, two runs each): 1 row an execution 14,595-14,709; 8 rows 12,594;
-/// 16 rows 12,025; 32 rows 11,556-11,645; 64 rows 11,901. A batch's last rows, fewer than
-/// this, go one at a time.
+/// was a fifth of a row's cost. A multi-row insert with SQLite's default conflict resolution
+/// (`ABORT`) keeps a statement journal, so that a failing row can undo the rows before it:
+/// every page the statement first touches is copied to it (`subjournalPageIfRequired`, ~1,000
+/// instructions a row). `OR FAIL` keeps those rows instead, and a failed batch rolls back its
+/// whole transaction anyway (`insert` returns the error and the transaction is dropped).
+///
+/// callgrind, `event_log/write/batch-512` (instructions a row, `LogWriter::write_now` and all
+/// it calls, two runs each): one row an execution 14,831-14,887; 32 rows 13,079-13,091; 32
+/// rows `OR FAIL` 11,587-11,687. The number of rows was chosen on an earlier form of this
+/// code (counted from `insert` only, so not comparable with the above): 8 rows 12,594, 16
+/// 12,025, 32 11,556-11,645, 64 11,901. A batch's last rows, fewer than this, go one at a time.
 pub(crate) const ROWS_PER_INSERT: usize = 32;
 
 const _: () = assert!(GIVE_WAY_EVERY % ROWS_PER_INSERT == 0);
@@ -209,7 +216,7 @@ fn insert_rows(
         return Ok(());
     }
     let mut stmt = tx.prepare_cached(&format!(
-        "INSERT INTO events ({INSERT_COLUMNS}) VALUES {}",
+        "INSERT OR FAIL INTO events ({INSERT_COLUMNS}) VALUES {}",
         vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; per].join(", ")
     ))?;
     // SQLite keeps a statement's bindings from one execution to the next, and most columns
