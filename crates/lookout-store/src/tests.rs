@@ -1019,7 +1019,7 @@ async fn a_run_that_never_stopped_is_recorded_as_a_gap() {
     assert_eq!(store.log_gaps().await.unwrap().len(), 1);
 }
 
-/// Every stored event (up to 1,000), in the order stored.
+/// Every stored event (up to 10,000), in the order stored.
 async fn stored_events(store: &Store) -> Vec<Event> {
     let all = EventFilter {
         limit: Some(10_000),
