@@ -2,7 +2,8 @@
 //! every HTML page it copies for the monitoring.
 //!
 //! Page: the repository's README and ARCHITECTURE rendered to HTML (pulldown-cmark), inside a
-//! head with a title, a style sheet and a script, about 150 KiB, as a long article is.
+//! head with a title, a style sheet and a script, about 150 KiB, as a long article is; and
+//! the proxy benchmark's page of short paragraphs.
 
 use std::path::PathBuf;
 
@@ -26,11 +27,24 @@ fn page() -> String {
     )
 }
 
+/// The page bench/proxy-vs-e2guardian.sh serves through the proxy: short paragraphs, a tag
+/// every 30 bytes, about 2 KB.
+fn short_paragraphs() -> String {
+    format!(
+        "<!doctype html><title>page</title>{}\n",
+        "<p>Lorem ipsum dolor sit amet.</p>".repeat(56)
+    )
+}
+
 fn bench(c: &mut Criterion) {
-    let page = page();
     let mut group = c.benchmark_group("html");
-    group.throughput(Throughput::Bytes(page.len() as u64));
-    group.bench_function("text", |b| b.iter(|| html_text(page.as_bytes())));
+    for (name, page) in [
+        ("text", page()),
+        ("text-short-paragraphs", short_paragraphs()),
+    ] {
+        group.throughput(Throughput::Bytes(page.len() as u64));
+        group.bench_function(name, |b| b.iter(|| html_text(page.as_bytes())));
+    }
     group.finish();
 }
 
