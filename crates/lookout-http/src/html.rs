@@ -13,6 +13,18 @@ pub struct PageText {
 /// Elements whose content is never visible text.
 const HIDDEN: &[&str] = &["script", "style", "noscript", "template", "svg", "head"];
 
+/// Bit `n` set for the length `n` of each name in [`HIDDEN`] and of `title`: a tag whose name
+/// has none of these lengths (`p`, `a`, `br`, `div`, `li`, most tags) is compared with none.
+const SPECIAL_LENGTHS: u32 = {
+    let mut bits = 1 << "title".len();
+    let mut i = 0;
+    while i < HIDDEN.len() {
+        bits |= 1 << HIDDEN[i].len();
+        i += 1;
+    }
+    bits
+};
+
 /// Extracts the title and visible text of an HTML document (bytes as UTF-8, lossily).
 pub fn html_text(html: &[u8]) -> PageText {
     // Validated first: `from_utf8` reads ASCII a word at a time, `from_utf8_lossy` (here) a
@@ -63,14 +75,18 @@ pub fn html_text(html: &[u8]) -> PageText {
             }
             continue;
         }
-        if is("title") {
+        let special = name.len() < 32 && SPECIAL_LENGTHS & (1 << name.len()) != 0;
+        if special && is("title") {
             in_title = !closing;
-        } else if let Some(h) = HIDDEN
-            .iter()
-            .find(|h| !closing && is(h) && !tag.ends_with('/'))
-        {
-            hidden = Some(h);
-        } else if !text.is_empty() && !text.ends_with(' ') {
+            continue;
+        }
+        if special && !closing && !tag.ends_with('/') {
+            if let Some(h) = HIDDEN.iter().find(|h| is(h)) {
+                hidden = Some(h);
+                continue;
+            }
+        }
+        if !text.is_empty() && !text.ends_with(' ') {
             // Block-level tags separate words: one space, not one a tag (which collapsing
             // would undo, a byte at a time).
             text.push(' ');
