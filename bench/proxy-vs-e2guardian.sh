@@ -36,30 +36,11 @@ done
 
 cargo build --release -q -p lookout
 cargo build --release -q -p lookout-testkit --example latency_at_rate
-rm -rf "$OUT"; mkdir -p "$OUT/www" "$OUT/nginx" "$OUT/e2g/log"
+rm -rf "$OUT"; mkdir -p "$OUT/e2g/log"
 OUT=$(cd "$OUT" && pwd)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
-
-grep -E '^[a-z0-9._-]+\.[a-z0-9-]+$' "$DATA/ut1/gambling/domains" | sort -u > "$OUT/gambling.domains"
-python3 -c "print('<!doctype html><title>page</title>' + '<p>Lorem ipsum dolor sit amet.</p>' * 56)" > "$OUT/www/page.html"
-
-# The origin.
-cat > "$OUT/nginx/nginx.conf" <<EOF
-worker_processes 1;
-master_process off;
-daemon off;
-pid $OUT/nginx/nginx.pid;
-error_log $OUT/nginx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  server { listen 127.0.0.1:$ORIGIN_PORT; root $OUT/www; keepalive_requests 100000; }
-}
-EOF
-nginx -c "$OUT/nginx/nginx.conf" -p "$OUT/nginx" &
-PIDS+=($!)
+# shellcheck source=bench/proxy-origin.sh
+source bench/proxy-origin.sh
+start_origin
 
 # e2guardian: the packaged configuration, paths moved to the scratch folder, gambling banned.
 cp -r /etc/e2guardian/. "$OUT/e2g/"
@@ -74,54 +55,9 @@ chown -R e2guardian "$OUT/e2g/log" 2>/dev/null || chmod -R a+rwX "$OUT/e2g/log"
 e2guardian -N -c "$OUT/e2g/e2guardian.conf" > "$OUT/e2g/stdout.log" 2>&1 &
 E2G_PID=$!; PIDS+=($E2G_PID)
 
-lookout_config() { # $1 = log allowed requests (true/false), $2 = port
-  cat <<EOF
-[[lists.source]]
-name = "ut1-gambling"
-path = "$OUT/gambling.domains"
-format = "domains"
-categories = ["gambling"]
-
-[groups.bench]
-block = ["gambling"]
-
-[[networks]]
-cidr = "127.0.0.0/8"
-group = "bench"
-
-[serve]
-data_dir = "$OUT/lookout-data-$1"
-
-[proxy]
-listen = "127.0.0.1:$2"
-
-# The benchmark's origin runs on this machine, which the proxy reaches only when told.
-[[proxy.internal]]
-cidr = "127.0.0.1/32"
-
-[dns]
-enabled = false
-
-[log]
-allowed = $1
-
-[console]
-listen = "127.0.0.1:$(($2 + 100))"
-EOF
-}
-
 wait_http() { for _ in $(seq 100); do curl -s -m 2 -o /dev/null -x "$1" "http://127.0.0.1:$ORIGIN_PORT/page.html" && return; sleep 0.2; done; echo "no answer from $1 (see $OUT)" >&2; exit 1; }
 
-# wrk scripts: proxy-style absolute URLs. The allowed page's query string counts up, so that
-# one logged row differs from the next as real traffic's do (the log's writer binds only the
-# values that changed since the row before); nginx serves the same page whatever the query.
-cat > "$OUT/allowed.lua" <<EOF
-local n = 0
-request = function()
-  n = n + 1
-  return wrk.format("GET", "http://127.0.0.1:$ORIGIN_PORT/page.html?n=" .. n)
-end
-EOF
+# wrk scripts: proxy-style absolute URLs (allowed.lua is start_origin's).
 python3 - "$OUT" "$ORIGIN_PORT" <<'PY'
 import random, sys
 out, port = sys.argv[1], sys.argv[2]

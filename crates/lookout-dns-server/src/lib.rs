@@ -171,7 +171,7 @@ impl DnsServer {
             at_ms: now_ms(),
             reference: String::new(),
             service: "dns",
-            client_ip: client.to_string(),
+            client_ip: lookout_store::ip_text(client),
             username: None,
             group: self.policy.group(group).name().to_owned(),
             method: asked.qtype.to_string(),

@@ -154,7 +154,7 @@ pub(crate) fn event(
         // Only events that show a page get a reference (see `refuse_page`).
         reference: String::new(),
         service: "proxy",
-        client_ip: who.ip.to_string(),
+        client_ip: lookout_store::ip_text(who.ip),
         username: who.user.clone(),
         group: policy.group(who.group).name().to_owned(),
         method: subject.method.to_owned(),
@@ -516,7 +516,7 @@ fn page_capture(
             at_ms: now_ms(),
             url: url.to_owned(),
             username: who.user.clone(),
-            client_ip: who.ip.to_string(),
+            client_ip: lookout_store::ip_text(who.ip),
             group: proxy.policy.group(who.group).name().to_owned(),
             title: String::new(),
             text: String::new(),

@@ -363,7 +363,7 @@ async fn sign_in(
         action: action.to_owned(),
         target: format!("ip:{ip}"),
         detail: String::new(),
-        client_ip: ip.to_string(),
+        client_ip: lookout_store::ip_text(ip),
     };
     let user = match store.check_sign_in(username, password).await {
         Ok(PasswordCheck::Ok(account)) => account.user,
@@ -416,7 +416,7 @@ async fn signed_in_as(
         action: "portal.sign-in.ok".to_owned(),
         target: format!("ip:{ip}"),
         detail: how.to_owned(),
-        client_ip: ip.to_string(),
+        client_ip: lookout_store::ip_text(ip),
     };
     if let Err(e) = store.audit(&entry).await {
         return unavailable(&e);

@@ -50,6 +50,39 @@ pub struct Event {
     pub bytes: u64,
 }
 
+/// `ip` as an event's `client_ip` holds it (the standard spelling, as `to_string` gives it).
+/// An IPv4 address digit by digit into a string of its longest length: `to_string` goes
+/// through the formatting machinery seven pieces at a time into a string that starts empty
+/// and grows, ~1,600 instructions, twice in each proxied request (its event and its page's
+/// capture) and once in each logged DNS query.
+pub fn ip_text(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut s = String::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                if octet >= 100 {
+                    s.push(char::from(b'0' + octet / 100));
+                }
+                if octet >= 10 {
+                    s.push(char::from(b'0' + octet / 10 % 10));
+                }
+                s.push(char::from(b'0' + octet % 10));
+            }
+            s
+        }
+        std::net::IpAddr::V6(v6) => {
+            use std::fmt::Write;
+            // The longest spelling: eight groups with an IPv4 tail.
+            let mut s = String::with_capacity(45);
+            let _ = write!(s, "{v6}");
+            s
+        }
+    }
+}
+
 /// A new event reference, e.g. `LK-7Q2M-X9KD`: shown on block pages and quoted to staff,
 /// so it avoids characters that are easily misread (0/O, 1/I).
 pub fn new_reference() -> String {
@@ -686,6 +719,42 @@ pub(crate) fn event_from_row(r: &sqlx::any::AnyRow) -> StoredEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `ip_text` spells every kind of address as `to_string` does, the longest ones included,
+    /// without growing its string.
+    #[test]
+    fn ip_text_is_the_standard_spelling() {
+        let table = [
+            "127.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "10.1.20.3",
+            "::1",
+            "::",
+            "2001:db8::8a2e:370:7334",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "::ffff:255.255.255.255",
+            "fe80::1:2:3:4",
+        ];
+        for text in table {
+            let ip: std::net::IpAddr = text.parse().expect("an address");
+            let got = ip_text(ip);
+            assert_eq!(got, ip.to_string(), "{text}");
+            assert!(
+                got.capacity() <= if ip.is_ipv4() { 15 } else { 45 },
+                "{text} grew"
+            );
+        }
+        // Every octet value in every place.
+        for octet in 0..=255u8 {
+            for place in 0..4 {
+                let mut octets = [7, 70, 200, 1];
+                octets[place] = octet;
+                let ip = std::net::IpAddr::from(octets);
+                assert_eq!(ip_text(ip), ip.to_string());
+            }
+        }
+    }
 
     #[test]
     fn the_writer_gives_way_only_while_less_than_a_batch_waits() {
