@@ -3,7 +3,7 @@
 //!
 //! Page: the repository's README and ARCHITECTURE rendered to HTML (pulldown-cmark), inside a
 //! head with a title, a style sheet and a script, about 150 KiB, as a long article is; and
-//! the proxy benchmark's page of short paragraphs.
+//! the proxy benchmark's page of short paragraphs; and a page of Polish paragraphs (UTF-8).
 
 use std::path::PathBuf;
 
@@ -36,11 +36,20 @@ fn short_paragraphs() -> String {
     )
 }
 
+/// A page in Polish, a language of the seeds' learners: a third of its letters outside ASCII.
+fn polish() -> String {
+    format!(
+        "<!doctype html><title>Strona</title>{}\n",
+        "<p>Zażółć gęślą jaźń, a źdźbło żyta kołysze się na łące pełnej maków.</p>".repeat(30)
+    )
+}
+
 fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("html");
     for (name, page) in [
         ("text", page()),
         ("text-short-paragraphs", short_paragraphs()),
+        ("text-polish", polish()),
     ] {
         group.throughput(Throughput::Bytes(page.len() as u64));
         group.bench_function(name, |b| b.iter(|| html_text(page.as_bytes())));

@@ -160,14 +160,20 @@ impl Collapsed {
         let (mut start, mut i) = (0, 0);
         while i < bytes.len() {
             if let Some(eight) = bytes[i..].first_chunk::<8>() {
-                // Bytes that need a closer look: one that is not printable ASCII, and a space
-                // not known to stand alone between word bytes: one followed by a space or by a
-                // byte that is not printable ASCII, one that ends the eight (the byte after it
-                // is unseen), and one that starts them before any word of this run (a word
-                // taken in this run never ends in a space). Those before the first are taken.
+                // Bytes that need a closer look: one that may start whitespace other than a
+                // space (`needs_look`), and a space not known to stand alone between word
+                // bytes: one followed by a space or by such a byte, one that ends the eight
+                // (the byte after it is unseen), and one that starts them before any word of
+                // this run (a word taken in this run never ends in a space). Those before the
+                // first are taken.
                 let w = u64::from_le_bytes(*eight);
                 let spaces = spaces(w);
-                let odd = unprintable(w);
+                // Most eights in most pages are printable ASCII: the full test only for others.
+                let odd = if unprintable(w) == 0 {
+                    0
+                } else {
+                    needs_look(w)
+                };
                 let first = if start < i { 0 } else { 0x80 };
                 let look = odd | (spaces & (((spaces | odd) >> 8) | (0x80 << 56) | first));
                 if look == 0 {
@@ -256,12 +262,28 @@ fn spaces(w: u64) -> u64 {
     !(((t & !HIGH) + !HIGH) | t) & HIGH
 }
 
-/// The high bit of each byte of `w` that is not printable ASCII or a space (0x20-0x7e): exact
-/// up to the first such byte; after it, a borrow or carry from it may mark other bytes too.
+/// Bit 7 of each byte of `w` outside printable ASCII and space (0x20-0x7e), 0 when none is:
+/// exact up to the first such byte; after it, a borrow or carry from it may mark other bytes
+/// too.
 fn unprintable(w: u64) -> u64 {
     let below = w.wrapping_sub(ONES * 0x20) & !w;
     let above = w.wrapping_add(ONES) | w;
     (below | above) & HIGH
+}
+
+/// The high bit of each byte of `w` that the byte loop of `Collapsed::run` must read: an ASCII
+/// control character (0x00-0x1f, 0x7f; tabs and line ends among them) and the lead bytes of
+/// the other whitespace characters (0xc2, 0xe1-0xe3). Every other byte, the rest of UTF-8
+/// included, is a word byte or a space. Exact in every byte.
+fn needs_look(w: u64) -> u64 {
+    let zero = |v: u64| !(((v & !HIGH) + !HIGH) | v) & HIGH;
+    // Below 0x20: the low seven bits plus 0x60 reach the high bit from 0x20 on, never carrying.
+    let control = !((w & !HIGH) + ONES * 0x60) & !w & HIGH;
+    let delete = zero(w ^ (ONES * 0x7f));
+    let c2 = zero(w ^ (ONES * 0xc2));
+    let e0 = w ^ (ONES * 0xe0);
+    let e1_e3 = zero(e0 & (ONES * 0xfc)) & !zero(e0);
+    control | delete | c2 | e1_e3
 }
 
 /// The character of the entity `s` starts with (`&amp;` `&lt;` `&gt;` `&quot;` `&apos;`
@@ -354,23 +376,29 @@ mod tests {
     /// The eight-byte masks, byte by byte, against the byte loop's own view.
     #[test]
     fn eight_byte_masks_are_exact() {
-        for b in 0..=255u8 {
-            for at in 0..8 {
-                let mut bytes = [b'a'; 8];
-                bytes[at] = b;
-                let w = u64::from_le_bytes(bytes);
-                let want_space = if b == b' ' { 0x80 << (8 * at) } else { 0 };
-                assert_eq!(spaces(w), want_space, "{b:#x} at {at}");
-                let want_odd = if (0x20..=0x7e).contains(&b) {
-                    0
-                } else {
-                    0x80 << (8 * at)
-                };
-                assert_eq!(
-                    unprintable(w) & (u64::MAX >> (56 - 8 * at)),
-                    want_odd,
-                    "{b:#x} at {at}"
-                );
+        let look = |b: u8| matches!(b, 0..=0x1f | 0x7f | 0xc2 | 0xe1..=0xe3);
+        for fill in [
+            b'a', b' ', 0, 0x1f, 0x20, 0x7f, 0x80, 0xc2, 0xe0, 0xe3, 0xe4, 0xff,
+        ] {
+            for b in 0..=255u8 {
+                for at in 0..8 {
+                    let mut bytes = [fill; 8];
+                    bytes[at] = b;
+                    let w = u64::from_le_bytes(bytes);
+                    let (mut want_space, mut want_look) = (0, 0);
+                    for (i, &x) in bytes.iter().enumerate() {
+                        want_space |= u64::from(x == b' ') << (8 * i + 7);
+                        want_look |= u64::from(look(x)) << (8 * i + 7);
+                    }
+                    assert_eq!(spaces(w), want_space, "{b:#x} at {at} in {fill:#x}");
+                    assert_eq!(needs_look(w), want_look, "{b:#x} at {at} in {fill:#x}");
+                    let printable = bytes.iter().all(|x| (0x20..=0x7e).contains(x));
+                    assert_eq!(
+                        unprintable(w) == 0,
+                        printable,
+                        "{b:#x} at {at} in {fill:#x}"
+                    );
+                }
             }
         }
     }
