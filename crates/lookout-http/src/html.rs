@@ -256,10 +256,15 @@ fn find(byte: u8, hay: &[u8]) -> Option<usize> {
     found.map(|f| i + f)
 }
 
+/// The high bit of each byte of `v` that is 0, and no other bit: `(b & 0x7f) + 0x7f` sets the
+/// high bit when the low seven bits are not all 0, never carrying into the next byte.
+fn zero_bytes(v: u64) -> u64 {
+    !(((v & !HIGH) + !HIGH) | v) & HIGH
+}
+
 /// The high bit of each byte of `w` that is a space, and no other bit.
 fn spaces(w: u64) -> u64 {
-    let t = w ^ (ONES * b' ' as u64);
-    !(((t & !HIGH) + !HIGH) | t) & HIGH
+    zero_bytes(w ^ (ONES * b' ' as u64))
 }
 
 /// Bit 7 of each byte of `w` outside printable ASCII and space (0x20-0x7e), 0 when none is:
@@ -276,13 +281,12 @@ fn unprintable(w: u64) -> u64 {
 /// the other whitespace characters (0xc2, 0xe1-0xe3). Every other byte, the rest of UTF-8
 /// included, is a word byte or a space. Exact in every byte.
 fn needs_look(w: u64) -> u64 {
-    let zero = |v: u64| !(((v & !HIGH) + !HIGH) | v) & HIGH;
     // Below 0x20: the low seven bits plus 0x60 reach the high bit from 0x20 on, never carrying.
     let control = !((w & !HIGH) + ONES * 0x60) & !w & HIGH;
-    let delete = zero(w ^ (ONES * 0x7f));
-    let c2 = zero(w ^ (ONES * 0xc2));
+    let delete = zero_bytes(w ^ (ONES * 0x7f));
+    let c2 = zero_bytes(w ^ (ONES * 0xc2));
     let e0 = w ^ (ONES * 0xe0);
-    let e1_e3 = zero(e0 & (ONES * 0xfc)) & !zero(e0);
+    let e1_e3 = zero_bytes(e0 & (ONES * 0xfc)) & !zero_bytes(e0);
     control | delete | c2 | e1_e3
 }
 
