@@ -1117,10 +1117,10 @@ async fn sqlite_is_built_with_the_workspace_options() {
 }
 
 /// The log's writer binds only the values that changed since the row its parameters held
-/// before (SQLite keeps the rest): the row before in the one-row insert, the row
-/// [`ROWS_PER_INSERT`] before in the multi-row one. Each column changed alone, to and from
-/// empty and NULL, in rows that follow changed and unchanged ones at both distances, is stored
-/// as sent, in one batch and across batches.
+/// before (SQLite keeps the rest): the row [`ROWS_PER_INSERT`] before in the multi-row
+/// insert. Each column changed alone, to and from empty and NULL, in rows that follow changed
+/// and unchanged ones at that distance, and in a batch's last rows (inserted 16, 8, 4, 2 and 1
+/// at a time), is stored as sent, in one batch and across batches.
 #[tokio::test]
 async fn the_log_writer_stores_each_column_changed_alone() {
     let (_dir, store) = store().await;
@@ -1147,11 +1147,12 @@ async fn the_log_writer_stores_each_column_changed_alone() {
         ("status other", |e| e.status = Some(200)),
         ("bytes", |e| e.bytes = 99),
     ];
-    // Which rows of a batch are changed: three multi-row executions, then a batch's last rows,
-    // one at a time. Every pair of (changed or not, changed or not) occurs at both distances.
+    // Which rows of a batch are changed: three multi-row executions, then a batch's last
+    // rows, one fewer than a multi-row execution takes (one execution of each smaller size).
+    // Every pair of (changed or not, changed or not) occurs a multi-row execution apart.
     let per = ROWS_PER_INSERT;
     let mut state = 0x2545_f491u32;
-    let pattern: Vec<bool> = (0..3 * per + per / 2 + 1)
+    let pattern: Vec<bool> = (0..4 * per - 1)
         .map(|_| {
             state ^= state << 13;
             state ^= state >> 17;
@@ -1166,7 +1167,11 @@ async fn the_log_writer_stores_each_column_changed_alone() {
             .len()
     };
     assert_eq!(pairs(0, 3 * per, per), 4, "{pattern:?}");
-    assert_eq!(pairs(3 * per, pattern.len(), 1), 4, "{pattern:?}");
+    assert_eq!(
+        pairs(3 * per, pattern.len(), 1),
+        4,
+        "the last rows change too: {pattern:?}"
+    );
     let mut sent = Vec::new();
     for (what, change) in &changes {
         let mut changed = base.clone();
@@ -1186,6 +1191,29 @@ async fn the_log_writer_stores_each_column_changed_alone() {
         let row = i % pattern.len();
         assert_eq!(got, want, "{what}, row {row} of its batch");
     }
+}
+
+/// Every batch length stores every row, in order: whole multi-row executions and each mix
+/// of the smaller ones (16, 8, 4, 2, 1 rows) for the rows left over, batch after batch.
+#[tokio::test]
+async fn the_log_writer_stores_batches_of_every_length() {
+    let (_dir, store) = store().await;
+    let mut sent = Vec::new();
+    let mut n = 0;
+    for len in 0..=3 * ROWS_PER_INSERT + 1 {
+        let batch: Vec<Event> = (n..n + len)
+            .map(|i| Event {
+                bytes: i as u64,
+                ..event(i, if i % 5 == 0 { "block" } else { "allow" })
+            })
+            .collect();
+        n += len;
+        let (back, outcome) = store.write_events(batch.clone()).await;
+        outcome.unwrap_or_else(|e| panic!("a batch of {len}: {e}"));
+        assert_eq!(back, batch);
+        sent.extend(batch);
+    }
+    assert_eq!(stored_events(&store).await, sent);
 }
 
 /// The log's writer asks whether to give way every [`GIVE_WAY_EVERY`] rows of a batch, and the
