@@ -30,6 +30,12 @@ fn prose() -> String {
     )
 }
 
+/// Plain English prose without markup or code: the licence texts every Debian system has
+/// (most of a web page's text is words and spaces like these).
+fn plain() -> String {
+    read_all(Vec::new(), &[PathBuf::from("/usr/share/common-licenses")])
+}
+
 /// The evaluation corpora: every line risky or a hard innocent case.
 fn risky() -> String {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -67,7 +73,7 @@ fn is_text(p: &Path) -> bool {
 }
 
 fn bench(c: &mut Criterion) {
-    for (name, text) in [("prose", prose()), ("risky", risky())] {
+    for (name, text) in [("prose", prose()), ("plain", plain()), ("risky", risky())] {
         bench_text(c, name, &text);
     }
 }
