@@ -331,45 +331,58 @@ impl Normalized {
         }
     }
 
-    /// Writes the words from `bytes[i]` on that are two to seven ASCII letters (two or more
+    /// Writes the words from `bytes[i]` on that are two or more ASCII letters (two or more
     /// once repeats are dropped) followed by a separator, each with the separators after it,
     /// and returns where the first other token starts (`i` itself if it is one). What the
     /// general steps below do for such a word, without their branches for every other kind:
-    /// one eight-byte read finds the word and the byte after it.
+    /// one eight-byte read finds a word of up to seven letters and the byte after it; a
+    /// longer one is read on as [`Normalized::ascii_letters`] reads it.
     #[inline(always)]
     fn plain_words(&mut self, bytes: &[u8], mut i: usize, run: &mut Run) -> usize {
         while let Some(piece) = bytes.get(i..i + 8) {
             let x = u64::from_le_bytes(piece.try_into().unwrap_or_default());
             let (lower, n) = letters(x);
-            if !(2..8).contains(&n) {
-                break;
-            }
-            // The byte after the word, inside the eight read.
-            let after = (x >> (8 * n)) as u8;
-            if after >= 0x80 || ASCII[after as usize] != Class::Sep {
-                break;
-            }
-            let repeats = zero_bytes(lower ^ (lower << 8)) & low_bytes(n);
-            let (out, len) = if repeats == 0 {
-                (lower, n)
-            } else {
-                without(lower, n, repeats)
-            };
-            if len < 2 {
-                // A single letter (`aa`): the general steps join runs of those.
+            if n < 2 {
                 break;
             }
             let norm = self.text.len();
-            self.text.extend_from_slice(&out.to_le_bytes());
-            self.text.truncate(norm + len);
+            let end = if n < 8 {
+                // The byte after the word, inside the eight read.
+                let after = (x >> (8 * n)) as u8;
+                if after >= 0x80 || ASCII[after as usize] != Class::Sep {
+                    break;
+                }
+                let repeats = zero_bytes(lower ^ (lower << 8)) & low_bytes(n);
+                let (out, len) = if repeats == 0 {
+                    (lower, n)
+                } else {
+                    without(lower, n, repeats)
+                };
+                if len < 2 {
+                    // A single letter (`aa`): the general steps join runs of those.
+                    break;
+                }
+                self.text.extend_from_slice(&out.to_le_bytes());
+                self.text.truncate(norm + len);
+                i + n
+            } else {
+                // Eight letters or more: the rest of the word as the general steps read it.
+                let mut j = i;
+                if !self.ascii_letters(bytes, &mut j) || self.text.len() - norm < 2 {
+                    self.text.truncate(norm);
+                    break;
+                }
+                j
+            };
             self.tokens.push(Token {
                 norm: norm as u32,
                 orig: i as u32,
-                orig_end: (i + n) as u32,
+                orig_end: end as u32,
             });
             self.text.push(b' ');
             run.len = 0;
-            i += n + 1;
+            // A separator or the text's end follows the word.
+            i = end;
             while let Some(&b) = bytes.get(i) {
                 if b < 0x80 && ASCII[b as usize] == Class::Sep {
                     i += 1;
@@ -845,8 +858,9 @@ mod tests {
         }
     }
 
-    /// Words that collapse to one letter (`oo`, `Ll`) among single letters are joined with
-    /// them as single letters are: the tight loop leaves them to the general steps.
+    /// Words that collapse to one letter (`oo`, `Ll`, eleven `u`s) among single letters are
+    /// joined with them as single letters are: the tight loop leaves them to the general
+    /// steps; and long words ending at a separator, a digit or a symbol.
     #[test]
     fn plain_words_leave_single_letters_to_the_general_steps() {
         for text in [
@@ -855,6 +869,8 @@ mod tests {
             "a bb c dd e ff g hh i jj and the rest",
             "Oo oO OO oo words after them all",
             "kill   myself.  Kill-myself (k i l l) yourself",
+            "s Uuuuuuuuuuu i c i d e: ten u's and one",
+            "Mississippi, Tennessee1 and Connecticut$ then Worcestershire words",
         ] {
             let [fast, slow] = both_ways(text);
             assert_eq!(fast, slow, "{text}");
