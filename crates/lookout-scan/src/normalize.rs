@@ -280,11 +280,12 @@ impl Normalized {
                 continue;
             }
             if by_eight {
-                // Most words, and the separators after them, in one tight loop.
-                let from = i;
+                // Most words, and the separators after them, in one tight loop. It stops at
+                // the start of a token it leaves to the steps below (or the text's end): that
+                // token is read there at once, not offered to the loop a second time.
                 i = self.plain_words(bytes, i, &mut run);
-                if i != from {
-                    continue;
+                if i == bytes.len() {
+                    break;
                 }
             }
             // A token starts here. Fast path: a word of ASCII letters only, written as it
@@ -333,7 +334,8 @@ impl Normalized {
 
     /// Writes the words from `bytes[i]` on that are two or more ASCII letters (two or more
     /// once repeats are dropped) followed by a separator, each with the separators after it,
-    /// and returns where the first other token starts (`i` itself if it is one). What the
+    /// and returns where the first other token starts (`i` itself if it is one; the text's
+    /// end if none does; never a separator). What the
     /// general steps below do for such a word, without their branches for every other kind:
     /// one eight-byte read finds a word of up to seven letters and the byte after it; a
     /// longer one is read on as [`Normalized::ascii_letters`] reads it.
