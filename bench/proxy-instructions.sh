@@ -76,7 +76,7 @@ for logall in true false; do
   dump=$(ls -t "$OUT"/callgrind-$logall.*.1 | head -1)
   total=$(awk '/^summary:/ {print $2}' "$dump")
   IR[$logall]=$((total / n))
-  PARTS[$logall]="writer $(part "$dump" 'LogWriter::write_now ' "$n"), html_text $(part "$dump" 'html::html_text ' "$n"), scan $(part "$dump" 'Scanner::scan_with ' "$n")"
+  PARTS[$logall]="writer $(part "$dump" '(LogWriter::write_now|log_writer::Inserts::write) ' "$n"), html_text $(part "$dump" 'html::html_text ' "$n"), scan $(part "$dump" 'Scanner::scan_with ' "$n")"
   printf 'Lookout, logging %-13s %7d requests counted, %8d instructions a request (%s)\n' \
     "$([ $logall = true ] && echo 'every request' || echo 'blocked only')" "$n" "${IR[$logall]}" "${PARTS[$logall]}"
 done

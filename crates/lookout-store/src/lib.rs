@@ -270,7 +270,7 @@ impl Store {
     /// Closes every connection, after pending writes.
     pub async fn close(&self) {
         if let Some(w) = &self.log_writer {
-            w.close();
+            w.close().await;
         }
         self.pool.close().await;
     }
