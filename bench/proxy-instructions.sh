@@ -12,7 +12,8 @@
 # Needs: valgrind, nginx-light, wrk (apt-get install -y valgrind nginx-light wrk),
 # ../shared/data/ut1. Prints, for each Lookout, the requests served while counting, the
 # instructions of all its threads per request, and the parts that differ most (inclusive, per
-# request): the log's writer, page text extraction (html_text), the monitoring's scan.
+# request): the log's writer, the task that takes events from the queue for it and frees them
+# after (write_loop), page text extraction (html_text), the monitoring's scan.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNTED=${SECONDS_COUNTED:-20}
@@ -76,7 +77,7 @@ for logall in true false; do
   dump=$(ls -t "$OUT"/callgrind-$logall.*.1 | head -1)
   total=$(awk '/^summary:/ {print $2}' "$dump")
   IR[$logall]=$((total / n))
-  PARTS[$logall]="writer $(part "$dump" '(LogWriter::write_now|log_writer::Inserts::write) ' "$n"), html_text $(part "$dump" 'html::html_text ' "$n"), scan $(part "$dump" 'Scanner::scan_with ' "$n")"
+  PARTS[$logall]="writer $(part "$dump" '(LogWriter::write_now|log_writer::Inserts::write) ' "$n"), write_loop $(part "$dump" 'events::write_loop' "$n"), html_text $(part "$dump" 'html::html_text ' "$n"), scan $(part "$dump" 'Scanner::scan_with ' "$n")"
   printf 'Lookout, logging %-13s %7d requests counted, %8d instructions a request (%s)\n' \
     "$([ $logall = true ] && echo 'every request' || echo 'blocked only')" "$n" "${IR[$logall]}" "${PARTS[$logall]}"
 done
