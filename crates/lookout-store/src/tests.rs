@@ -1098,6 +1098,26 @@ async fn the_log_writer_and_the_pool_store_the_same_events() {
     assert_eq!(back.len(), 1, "and hands them back to be counted");
 }
 
+/// Closing a store closes the log's own connection before it returns, after the batches queued
+/// before: the last connection to a WAL database checkpoints it and removes its `-wal` file as
+/// it closes, so with the writer's connection left open the file would stay.
+#[tokio::test]
+async fn closing_the_store_closes_the_log_writers_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lookout.db");
+    let wal = dir.path().join("lookout.db-wal");
+    let store = Store::open(&path).await.unwrap();
+    let batch: Vec<Event> = (0..40).map(|i| event(i, "allow")).collect();
+    let (_, outcome) = store.write_events(batch.clone()).await;
+    outcome.unwrap();
+    assert!(wal.exists(), "the database is in WAL mode");
+    store.close().await;
+    assert!(!wal.exists(), "every connection closed, the writer's too");
+    let store = Store::open(&path).await.unwrap();
+    assert_eq!(stored_events(&store).await, batch);
+    store.close().await;
+}
+
 /// The SQLite built in is the one the workspace's `.cargo/config.toml` asks for (without it the
 /// log's writer takes a global mutex for every page it touches).
 #[tokio::test]
