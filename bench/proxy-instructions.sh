@@ -13,7 +13,9 @@
 # ../shared/data/ut1. Prints, for each Lookout, the requests served while counting, the
 # instructions of all its threads per request, and the parts that differ most (inclusive, per
 # request): the log's writer, the task that takes events from the queue for it and frees them
-# after (write_loop), page text extraction (html_text), the monitoring's scan.
+# after (write_loop), page text extraction (html_text), the monitoring's scan. A part is 0 when
+# no function of that name is in the dump (write_loop's was missing from one of three runs of one
+# build: read the total, not that part, then).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 COUNTED=${SECONDS_COUNTED:-20}

@@ -244,6 +244,13 @@ fn map_char(c: char, out: &mut Vec<(char, Class)>) {
     }
 }
 
+/// Whether the byte `b` is an ASCII separator (a byte of a non-ASCII character is not: the
+/// character decides).
+#[inline(always)]
+fn ascii_sep(b: u8) -> bool {
+    b < 0x80 && ASCII[b as usize] == Class::Sep
+}
+
 fn classify(c: char) -> Class {
     if c.is_ascii() {
         ASCII[c as usize]
@@ -275,7 +282,7 @@ impl Normalized {
         let mut i = 0;
         while i < bytes.len() {
             let b = bytes[i];
-            if b < 0x80 && ASCII[b as usize] == Class::Sep {
+            if ascii_sep(b) {
                 i += 1;
                 continue;
             }
@@ -308,7 +315,7 @@ impl Normalized {
                             }
                             j += 1;
                         }
-                        Some(&b) => break b < 0x80 && ASCII[b as usize] == Class::Sep,
+                        Some(&b) => break ascii_sep(b),
                         None => break true,
                     }
                 }
@@ -317,7 +324,7 @@ impl Normalized {
                 j
             } else {
                 self.text.truncate(norm);
-                while j < bytes.len() && bytes[j] < 0x80 && ASCII[bytes[j] as usize] != Class::Sep {
+                while j < bytes.len() && bytes[j] < 0x80 && !ascii_sep(bytes[j]) {
                     j += 1;
                 }
                 if j < bytes.len() && bytes[j] >= 0x80 {
@@ -351,7 +358,7 @@ impl Normalized {
             let end = if n < 8 {
                 // The byte after the word, inside the eight read.
                 let after = (x >> (8 * n)) as u8;
-                if after >= 0x80 || ASCII[after as usize] != Class::Sep {
+                if !ascii_sep(after) {
                     break;
                 }
                 let repeats = zero_bytes(lower ^ (lower << 8)) & low_bytes(n);
@@ -385,12 +392,8 @@ impl Normalized {
             run.len = 0;
             // A separator or the text's end follows the word.
             i = end;
-            while let Some(&b) = bytes.get(i) {
-                if b < 0x80 && ASCII[b as usize] == Class::Sep {
-                    i += 1;
-                } else {
-                    break;
-                }
+            while bytes.get(i).is_some_and(|&b| ascii_sep(b)) {
+                i += 1;
             }
         }
         i
@@ -436,9 +439,7 @@ impl Normalized {
             }
         }
         // `bytes[*j]`, if any, is not an ASCII letter.
-        bytes
-            .get(*j)
-            .is_none_or(|&b| b < 0x80 && ASCII[b as usize] == Class::Sep)
+        bytes.get(*j).is_none_or(|&b| ascii_sep(b))
     }
 
     /// Writes an all-ASCII token (no separators inside).
