@@ -355,7 +355,7 @@ impl Normalized {
                 break;
             }
             let norm = self.text.len();
-            let end = if n < 8 {
+            let (end, next) = if n < 8 {
                 // The byte after the word, inside the eight read.
                 let after = (x >> (8 * n)) as u8;
                 if !ascii_sep(after) {
@@ -373,7 +373,8 @@ impl Normalized {
                 }
                 self.text.extend_from_slice(&out.to_le_bytes());
                 self.text.truncate(norm + len);
-                i + n
+                // The separator after the word is known: the scan for more starts past it.
+                (i + n, i + n + 1)
             } else {
                 // Eight letters or more: the rest of the word as the general steps read it.
                 let mut j = i;
@@ -381,7 +382,7 @@ impl Normalized {
                     self.text.truncate(norm);
                     break;
                 }
-                j
+                (j, j)
             };
             self.tokens.push(Token {
                 norm: norm as u32,
@@ -391,7 +392,7 @@ impl Normalized {
             self.text.push(b' ');
             run.len = 0;
             // A separator or the text's end follows the word.
-            i = end;
+            i = next;
             while bytes.get(i).is_some_and(|&b| ascii_sep(b)) {
                 i += 1;
             }
