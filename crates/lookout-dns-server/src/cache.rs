@@ -10,8 +10,15 @@ pub type Key = (String, u16);
 /// Upstream replies by question.
 #[derive(Debug)]
 pub struct Cache {
-    entries: Mutex<HashMap<Key, (Instant, Vec<u8>)>>,
+    entries: Mutex<HashMap<Key, Entry>>,
     capacity: usize,
+}
+
+#[derive(Debug)]
+struct Entry {
+    stored: Instant,
+    expires: Instant,
+    reply: Vec<u8>,
 }
 
 impl Cache {
@@ -23,11 +30,16 @@ impl Cache {
         }
     }
 
-    /// A reply still within its TTL.
-    pub fn get(&self, key: &Key) -> Option<Vec<u8>> {
+    /// A reply still within its TTL, and how many whole seconds it has been kept (which the
+    /// answer's TTLs must lose: `lookout_dns::Pending::complete_aged`).
+    pub fn get(&self, key: &Key) -> Option<(Vec<u8>, u32)> {
         let mut entries = self.entries.lock().ok()?;
+        let now = Instant::now();
         match entries.get(key) {
-            Some((expires, reply)) if *expires > Instant::now() => Some(reply.clone()),
+            Some(e) if e.expires > now => {
+                let age = now.duration_since(e.stored).as_secs();
+                Some((e.reply.clone(), u32::try_from(age).unwrap_or(u32::MAX)))
+            }
             Some(_) => {
                 entries.remove(key);
                 None
@@ -49,7 +61,7 @@ impl Cache {
         }
         if entries.len() >= self.capacity {
             let now = Instant::now();
-            entries.retain(|_, (expires, _)| *expires > now);
+            entries.retain(|_, e| e.expires > now);
             if entries.len() >= self.capacity {
                 // Still full of live entries: drop an eighth (in the map's arbitrary order)
                 // rather than grow, keeping the rest warm.
@@ -63,12 +75,14 @@ impl Cache {
                 }
             }
         }
+        let stored = Instant::now();
         entries.insert(
             key,
-            (
-                Instant::now() + Duration::from_secs(ttl.into()),
-                reply.to_vec(),
-            ),
+            Entry {
+                stored,
+                expires: stored + Duration::from_secs(ttl.into()),
+                reply: reply.to_vec(),
+            },
         );
     }
 }

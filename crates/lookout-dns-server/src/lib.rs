@@ -105,7 +105,9 @@ impl DnsServer {
             Outcome::Forward(pending) => {
                 self.record(client, group, &pending.asked, &pending.decision);
                 match self.cache.get(&cache_key(&pending)) {
-                    Some(reply) => Step::Answer(self.complete(&pending, &reply, client)),
+                    Some((reply, age)) => {
+                        Step::Answer(self.complete(&pending, &reply, age, client))
+                    }
                     None => Step::Ask(pending),
                 }
             }
@@ -130,16 +132,16 @@ impl DnsServer {
         for &upstream in &self.upstreams {
             if let Some(reply) = ask(upstream, pending, self.timeout).await {
                 self.cache.put(cache_key(pending), &reply);
-                return self.complete(pending, &reply, client);
+                return self.complete(pending, &reply, 0, client);
             }
         }
         pending.servfail()
     }
 
-    /// The client's answer from an upstream reply; internal addresses withheld from a public
-    /// name (rebinding protection) are logged as a refusal.
-    fn complete(&self, pending: &Pending, reply: &[u8], client: IpAddr) -> Vec<u8> {
-        let done = pending.complete(reply);
+    /// The client's answer from an upstream reply kept `age` seconds; internal addresses
+    /// withheld from a public name (rebinding protection) are logged as a refusal.
+    fn complete(&self, pending: &Pending, reply: &[u8], age: u32, client: IpAddr) -> Vec<u8> {
+        let done = pending.complete_aged(reply, age);
         if !done.withheld.is_empty() {
             let addrs: Vec<String> = done.withheld.iter().map(IpAddr::to_string).collect();
             let decision = Decision {

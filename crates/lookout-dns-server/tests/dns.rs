@@ -196,6 +196,28 @@ async fn allowed_names_are_forwarded_once_then_cached() {
     );
 }
 
+/// A cached answer's TTL counts down: asked again a second later, the client is told it may
+/// keep the answer a second less (the upstream said 300), not the full TTL again.
+#[tokio::test]
+async fn cached_answers_count_their_ttl_down() {
+    let (up, count) = upstream(false).await;
+    let dns = start(&["127.0.0.0/8"], vec![up]).await;
+    let first = ask_udp(dns.udp, &query(1, "ttl.example.")).await;
+    assert_eq!(first.answers[0].ttl, 300);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let second = ask_udp(dns.udp, &query(2, "ttl.example.")).await;
+    assert_eq!(
+        count.load(Ordering::SeqCst),
+        1,
+        "the second came from the cache"
+    );
+    let ttl = second.answers[0].ttl;
+    assert!(
+        (298..=299).contains(&ttl),
+        "TTL {ttl} after a second in the cache"
+    );
+}
+
 #[tokio::test]
 async fn blocked_names_never_reach_upstream() {
     let (up, count) = upstream(false).await;

@@ -187,6 +187,13 @@ impl Pending {
     /// or that answers another question, gives SERVFAIL. Internal addresses given to a public
     /// name are taken out (rebinding protection) and listed in the result.
     pub fn complete(&self, upstream_reply: &[u8]) -> Completed {
+        self.complete_aged(upstream_reply, 0)
+    }
+
+    /// [`Pending::complete`] for a reply kept `age` seconds (a cached one): the TTLs of its
+    /// answer and authority records are `age` less, never below 0, as a resolver counts them
+    /// down, so that the client does not keep the answer longer than its owner allowed.
+    pub fn complete_aged(&self, upstream_reply: &[u8], age: u32) -> Completed {
         let done = |packet| Completed {
             packet,
             withheld: Vec::new(),
@@ -215,6 +222,12 @@ impl Pending {
                 }
                 public
             });
+        }
+        if age > 0 {
+            // Not the additional section: an OPT record's TTL field holds EDNS flags.
+            for r in reply.answers.iter_mut().chain(reply.authorities.iter_mut()) {
+                r.ttl = r.ttl.saturating_sub(age);
+            }
         }
         let mut response = reply_to(&self.request, reply.metadata.response_code);
         if let Some(cname) = &self.cname {

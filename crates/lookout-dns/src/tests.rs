@@ -225,15 +225,15 @@ fn forward(outcome: Outcome) -> Pending {
     }
 }
 
+/// What `group` asking for `name` (type `qtype`) with the block page answer sends upstream.
+fn forwarded(w: &World, group: &str, name: &str, qtype: RecordType) -> Pending {
+    forward(run(w, group, &PAGE, &query(name, qtype)))
+}
+
 #[test]
 fn allowed_names_are_forwarded_and_answered() {
     let w = world();
-    let pending = forward(run(
-        &w,
-        "learners",
-        &PAGE,
-        &query("bbc.co.uk.", RecordType::A),
-    ));
+    let pending = forwarded(&w, "learners", "bbc.co.uk.", RecordType::A);
     assert_eq!(pending.decision.action, Action::Allow);
     let upstream = pending.upstream_query(0xbeef);
     let q = Message::from_vec(&upstream).unwrap();
@@ -263,12 +263,7 @@ fn allowed_names_are_forwarded_and_answered() {
 #[test]
 fn safe_search_is_a_cname_chain() {
     let w = world();
-    let pending = forward(run(
-        &w,
-        "learners",
-        &PAGE,
-        &query("www.google.co.uk.", RecordType::A),
-    ));
+    let pending = forwarded(&w, "learners", "www.google.co.uk.", RecordType::A);
     let upstream = pending.upstream_query(7);
     assert_eq!(
         Message::from_vec(&upstream).unwrap().queries[0]
@@ -288,35 +283,20 @@ fn safe_search_is_a_cname_chain() {
         summary(&answer),
         "NoError www.google.co.uk.=forcesafesearch.google.com. forcesafesearch.google.com.=216.239.38.120"
     );
-    let pending = forward(run(
-        &w,
-        "learners",
-        &PAGE,
-        &query("m.youtube.com.", RecordType::AAAA),
-    ));
+    let pending = forwarded(&w, "learners", "m.youtube.com.", RecordType::AAAA);
     assert_eq!(
         pending.upstream_question().0.to_ascii(),
         "restrict.youtube.com."
     );
     // IT staff have safe search off: the name goes upstream unchanged.
-    let pending = forward(run(
-        &w,
-        "it-staff",
-        &PAGE,
-        &query("www.google.com.", RecordType::A),
-    ));
+    let pending = forwarded(&w, "it-staff", "www.google.com.", RecordType::A);
     assert_eq!(pending.upstream_question().0.to_ascii(), "www.google.com.");
 }
 
 #[test]
 fn bad_upstream_replies_become_servfail() {
     let w = world();
-    let pending = forward(run(
-        &w,
-        "learners",
-        &PAGE,
-        &query("ok.example.", RecordType::A),
-    ));
+    let pending = forwarded(&w, "learners", "ok.example.", RecordType::A);
     assert_eq!(summary(&pending.complete(b"garbage").packet), "ServFail");
     assert_eq!(summary(&pending.complete(&[]).packet), "ServFail");
     let other = query("other.example.", RecordType::A);
@@ -387,12 +367,7 @@ fn refusal_and_truncation() {
     assert!(matches!(refuse(&[1, 2, 3]), Outcome::Drop));
 
     let w = world();
-    let pending = forward(run(
-        &w,
-        "learners",
-        &PAGE,
-        &query("big.example.", RecordType::A),
-    ));
+    let pending = forwarded(&w, "learners", "big.example.", RecordType::A);
     let upstream = pending.upstream_query(1);
     let many: Vec<(&str, Ipv4Addr)> = (0..60)
         .map(|i| ("big.example.", Ipv4Addr::new(203, 0, 113, i)))
@@ -622,4 +597,48 @@ fn the_gateways_own_names_are_answered_with_its_address_when_set() {
             "{name}"
         );
     }
+}
+
+/// A cached reply's records lose the seconds it was kept, answers and authorities alike, and
+/// stop at 0; the client's id and question are the same at any age.
+#[test]
+fn cached_replies_count_their_ttls_down() {
+    use hickory_proto::rr::rdata::SOA;
+    let w = world();
+    let pending = forwarded(&w, "learners", "bbc.co.uk.", RecordType::A);
+    let upstream = pending.upstream_query(9);
+    let mut reply = Message::from_vec(&upstream_reply(
+        &upstream,
+        ResponseCode::NoError,
+        &[("bbc.co.uk.", Ipv4Addr::new(203, 0, 113, 7))],
+    ))
+    .unwrap();
+    let zone = Name::from_ascii("co.uk.").unwrap();
+    reply.add_authority(Record::from_rdata(
+        zone.clone(),
+        50,
+        RData::SOA(SOA::new(zone.clone(), zone, 1, 3600, 600, 86400, 60)),
+    ));
+    let reply = reply.to_vec().unwrap();
+    // (age, answer TTL, authority TTL); the answer was given with 300 and 50.
+    for (age, answer_ttl, authority_ttl) in [
+        (0, 300, 50),
+        (1, 299, 49),
+        (50, 250, 0),
+        (299, 1, 0),
+        (300, 0, 0),
+        (u32::MAX, 0, 0),
+    ] {
+        let done = pending.complete_aged(&reply, age);
+        let m = Message::from_vec(&done.packet).unwrap();
+        assert_eq!(
+            summary(&done.packet),
+            "NoError bbc.co.uk.=203.0.113.7",
+            "{age}"
+        );
+        assert_eq!(m.metadata.id, 0x1234, "{age}");
+        assert_eq!(m.answers[0].ttl, answer_ttl, "age {age}: answer");
+        assert_eq!(m.authorities[0].ttl, authority_ttl, "age {age}: authority");
+    }
+    assert_eq!(pending.complete(&reply), pending.complete_aged(&reply, 0));
 }
