@@ -5,72 +5,18 @@
 //! Text: the repository's English prose (README, ARCHITECTURE, docs) and the corpora,
 //! repeated to 4 MiB: mostly innocent text with a risky sentence every few kilobytes.
 
-use std::path::{Path, PathBuf};
-
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use lookout_scan::{Library, Scratch};
+
+mod texts;
+use texts::{plain, prose, risky, split};
 
 /// The allocator the `lookout` binary ships with: a finding's strings are allocated, and
 /// with the C library's malloc the figures would be of a program nobody runs.
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-/// English prose: the repository's documentation and the licence texts every Debian system
-/// has. Mostly innocent, as most page text is.
-fn prose() -> String {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    read_all(
-        vec![root.join("README.md"), root.join("ARCHITECTURE.md")],
-        &[
-            root.join("docs"),
-            PathBuf::from("/usr/share/common-licenses"),
-        ],
-    )
-}
-
-/// Plain English prose without markup or code: the licence texts every Debian system has
-/// (most of a web page's text is words and spaces like these).
-fn plain() -> String {
-    read_all(Vec::new(), &[PathBuf::from("/usr/share/common-licenses")])
-}
-
-/// The evaluation corpora: every line risky or a hard innocent case.
-fn risky() -> String {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    read_all(Vec::new(), &[root.join("corpus")])
-}
-
-fn read_all(mut files: Vec<PathBuf>, dirs: &[PathBuf]) -> String {
-    let mut text = String::new();
-    for dir in dirs {
-        if let Ok(entries) = std::fs::read_dir(dir) {
-            let mut v: Vec<_> = entries.flatten().map(|e| e.path()).collect();
-            v.sort();
-            files.extend(v);
-        }
-    }
-    for f in files.iter().filter(|f| is_text(f)) {
-        if let Ok(s) = std::fs::read_to_string(f) {
-            text.push_str(&s);
-            text.push('\n');
-        }
-    }
-    let base = text.clone();
-    while text.len() < 4 << 20 {
-        text.push_str(&base);
-    }
-    text
-}
-
-fn is_text(p: &Path) -> bool {
-    p.is_file()
-        && matches!(
-            p.extension().and_then(|e| e.to_str()),
-            Some("md" | "tsv") | None
-        )
-}
 
 fn bench(c: &mut Criterion) {
     for (name, text) in [("prose", prose()), ("plain", plain()), ("risky", risky())] {
@@ -148,20 +94,6 @@ fn bench_text(c: &mut Criterion, name: &str, text: &str) {
         text.len(),
         pages.len()
     );
-}
-
-fn split(text: &str, size: usize) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        let mut end = size.min(rest.len());
-        while !rest.is_char_boundary(end) {
-            end -= 1;
-        }
-        out.push(&rest[..end]);
-        rest = &rest[end..];
-    }
-    out
 }
 
 criterion_group!(benches, bench);
