@@ -28,9 +28,15 @@ pub use sni::{client_hello_sni, SniError, MAX_HELLO};
 /// Decodes `%XX` escapes (an invalid escape is kept as it is) and, in form-encoded query
 /// values, `+` as a space.
 pub fn percent_decode(s: &str, plus_is_space: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(s.len());
+    percent_decode_into(s, plus_is_space, &mut out);
+    out
+}
+
+/// [`percent_decode`], appending to `out`.
+pub fn percent_decode_into(s: &str, plus_is_space: bool, out: &mut Vec<u8>) {
     let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
         match b[i] {
@@ -46,5 +52,10 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> Vec<u8> {
         }
         i += 1;
     }
-    out
+}
+
+/// `bytes` as text, each invalid UTF-8 sequence replaced by U+FFFD as `from_utf8_lossy` does,
+/// without copying bytes that are valid already (most decoded URLs and search terms).
+pub fn lossy_text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }

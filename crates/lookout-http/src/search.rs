@@ -117,7 +117,7 @@ const ENGINES: &[Engine] = &[
 
 /// Decodes `%XX` and `+` in a query value; invalid UTF-8 is replaced.
 pub fn decode_query_value(v: &str) -> String {
-    String::from_utf8_lossy(&crate::percent_decode(v, true)).into_owned()
+    crate::lossy_text(crate::percent_decode(v, true))
 }
 
 /// The first value of `param` in `query` (no `?`), raw.

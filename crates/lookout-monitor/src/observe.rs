@@ -39,7 +39,10 @@ pub fn job_for_event(e: &Event) -> Option<Job> {
 
 /// The decoded path and query of a page URL, or `None` for resources and bare hosts.
 fn url_words(url: &str) -> Option<String> {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    // A byte search for `://`: `split_once` with a string pattern prepares a general
+    // substring search each call, which cost more than the search.
+    let scheme_end = url.as_bytes().windows(3).position(|w| w == b"://");
+    let rest = scheme_end.map_or(url, |i| &url[i + 3..]);
     let path = &rest[rest.find('/')?..];
     let path = path.split('#').next().unwrap_or(path);
     let (p, query) = path.split_once('?').unwrap_or((path, ""));
@@ -52,14 +55,16 @@ fn url_words(url: &str) -> Option<String> {
     if !path.bytes().any(|b| b.is_ascii_alphabetic() || b >= 0x80) {
         return None;
     }
-    let mut text = String::from_utf8_lossy(&lookout_http::percent_decode(p, false)).into_owned();
+    // Path and query decoded into one buffer, made text without a copy when it is UTF-8 (the
+    // space between them ends any broken sequence, so replacing as a whole or in parts is
+    // the same).
+    let mut bytes = Vec::with_capacity(p.len() + 1 + query.len());
+    lookout_http::percent_decode_into(p, false, &mut bytes);
     if !query.is_empty() {
-        text.push(' ');
-        text.push_str(&String::from_utf8_lossy(&lookout_http::percent_decode(
-            query, true,
-        )));
+        bytes.push(b' ');
+        lookout_http::percent_decode_into(query, true, &mut bytes);
     }
-    Some(text)
+    Some(lookout_http::lossy_text(bytes))
 }
 
 #[cfg(test)]
@@ -113,6 +118,24 @@ mod tests {
                 None,
                 "proxy",
                 Some((Source::Url, "/a b c=d e")),
+            ),
+            (
+                "http://example.com/%FF%FEabc?q=%E2%82&r=%E2%82%AC",
+                None,
+                "proxy",
+                Some((Source::Url, "/\u{FFFD}\u{FFFD}abc q=\u{FFFD}&r=€")),
+            ),
+            (
+                "http://example.com/caf%C3?%A9=1",
+                None,
+                "proxy",
+                Some((Source::Url, "/caf\u{FFFD} \u{FFFD}=1")),
+            ),
+            (
+                "example.com/no-scheme?x",
+                None,
+                "proxy",
+                Some((Source::Url, "/no-scheme x")),
             ),
             ("http://example.com/app.min.js", None, "proxy", None),
             ("http://example.com/IMG.PNG?x=1", None, "proxy", None),
