@@ -197,7 +197,8 @@ async fn allowed_names_are_forwarded_once_then_cached() {
 }
 
 /// A cached answer's TTL counts down: asked again a second later, the client is told it may
-/// keep the answer a second less (the upstream said 300), not the full TTL again.
+/// keep the answer a second less (the upstream said 300), not the full TTL again. (Up to ten
+/// less: a slow machine may take longer between the two questions.)
 #[tokio::test]
 async fn cached_answers_count_their_ttl_down() {
     let (up, count) = upstream(false).await;
@@ -213,7 +214,7 @@ async fn cached_answers_count_their_ttl_down() {
     );
     let ttl = second.answers[0].ttl;
     assert!(
-        (298..=299).contains(&ttl),
+        (290..=299).contains(&ttl),
         "TTL {ttl} after a second in the cache"
     );
 }

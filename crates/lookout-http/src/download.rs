@@ -156,7 +156,7 @@ fn decode_ext_value(v: &str) -> Option<String> {
     let encoded = parts.next()?;
     let bytes = crate::percent_decode(encoded, false);
     if charset.eq_ignore_ascii_case("utf-8") {
-        Some(String::from_utf8_lossy(&bytes).into_owned())
+        Some(crate::lossy_text(bytes))
     } else if charset.eq_ignore_ascii_case("iso-8859-1") {
         Some(bytes.iter().map(|&b| char::from(b)).collect())
     } else {

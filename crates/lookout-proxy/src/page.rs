@@ -72,7 +72,7 @@ impl Capture {
             let p = html_text(&raw);
             (p.title, p.text)
         } else {
-            (String::new(), String::from_utf8_lossy(&raw).into_owned())
+            (String::new(), lookout_http::lossy_text(raw))
         };
         if title.is_empty() && text.trim().is_empty() {
             return;

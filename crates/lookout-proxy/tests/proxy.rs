@@ -103,6 +103,10 @@ async fn origin_service(
                 Bytes::from_static(html)
             }
         }
+        "/notes.txt" => {
+            r = r.header("content-type", "text/plain; charset=utf-8");
+            Bytes::from_static(b"plain notes \xff then more")
+        }
         "/big" => Bytes::from(vec![b'x'; 1 << 20]),
         "/tiny" => Bytes::from_static(b"M"),
         _ => Bytes::from(format!(
@@ -990,6 +994,14 @@ async fn inspected_https_is_judged_per_url_except_never_inspected_categories() {
     );
 }
 
+/// The next page text the proxy copied, within 10 s.
+async fn next_page<T>(pages: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), pages.recv())
+        .await
+        .expect("a page copied within 10 s")
+        .expect("the sink is open")
+}
+
 #[tokio::test]
 async fn page_text_is_copied_for_the_monitoring_plain_or_gzip() {
     let (tx, mut pages) = tokio::sync::mpsc::unbounded_channel();
@@ -1012,10 +1024,7 @@ async fn page_text_is_copied_for_the_monitoring_plain_or_gzip() {
         r.text().await.unwrap().contains("<b>kill myself</b>"),
         "the page itself is untouched"
     );
-    let p = tokio::time::timeout(Duration::from_secs(10), pages.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let p = next_page(&mut pages).await;
     assert_eq!(p.title, "Forum");
     assert_eq!(p.text, "I just want to kill myself tonight");
     assert_eq!(
@@ -1034,11 +1043,21 @@ async fn page_text_is_copied_for_the_monitoring_plain_or_gzip() {
     assert_eq!(r.headers()["x-seen-accept-encoding"], "gzip");
     assert_eq!(r.headers()["content-encoding"], "gzip");
     let _ = r.bytes().await.unwrap();
-    let p = tokio::time::timeout(Duration::from_secs(10), pages.recv())
-        .await
-        .unwrap()
-        .unwrap();
+    let p = next_page(&mut pages).await;
     assert_eq!(p.text, "I just want to kill myself tonight");
+
+    // Plain text is copied as it is, a byte that is not UTF-8 replaced.
+    let r = c
+        .get(h.url("allowed.test", "/notes.txt"))
+        .send()
+        .await
+        .unwrap();
+    let _ = r.bytes().await.unwrap();
+    let p = next_page(&mut pages).await;
+    assert_eq!(
+        (p.title.as_str(), p.text.as_str()),
+        ("", "plain notes \u{FFFD} then more")
+    );
 
     // Not a page: nothing copied.
     let r = c
