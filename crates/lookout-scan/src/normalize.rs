@@ -49,7 +49,63 @@ const CHAR_SLOTS: usize = 512;
 /// character (16 KiB), so ASCII-only scanning pays nothing.
 #[derive(Debug, Default)]
 struct CharCache {
-    slots: Option<Box<[CachedChar; CHAR_SLOTS]>>,
+    slots: Option<Box<[CachedChar]>>,
+    /// What each character of two UTF-8 bytes (U+0080 to U+07FF: Latin letters with marks,
+    /// Greek, Cyrillic, Armenian, Hebrew, Arabic) comes to in a word of letters, by code
+    /// point less 0x80, learnt as the characters are first read (24 bytes an entry, 45 KiB
+    /// in all, made at the first one). Read by [`Normalized::letters_token`] without the
+    /// key check, class tests and encoding of the general mapping.
+    two_byte: Option<Box<[Letters]>>,
+}
+
+/// Characters of two UTF-8 bytes.
+const TWO_BYTE: usize = 0x800 - 0x80;
+
+/// What a character comes to in a token of letters ([`Normalized::letters_token`]). Plain
+/// fields and a kind byte, read where the entry lies: as an enum with data, or returned by
+/// value, the entry was copied out to the stack and read back in pieces the processor could
+/// not forward from the copy's wider writes (a third of the function's samples in a perf
+/// profile of the corpora's non-English lines).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Letters {
+    kind: Kind,
+    /// [`Kind::Letters`]: their UTF-8 (little-endian, repeats within them already dropped),
+    /// `len` bytes, the first of them `first_len` bytes long; the first and last letter.
+    len: u8,
+    first_len: u8,
+    first: char,
+    last: char,
+    utf8: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// Not yet learnt.
+    Unknown,
+    /// One or more letters.
+    Letters,
+    /// Nothing (a zero-width character, tatweel, a lone combining mark).
+    Nothing,
+    /// Punctuation or a space: the token ends before it.
+    Ends,
+    /// A digit or a symbol (read as leet, or trimmed, by the general steps), or letters
+    /// longer than eight bytes.
+    Other,
+}
+
+impl Letters {
+    const UNKNOWN: Letters = Letters::only(Kind::Unknown);
+
+    const fn only(kind: Kind) -> Letters {
+        Letters {
+            kind,
+            len: 0,
+            first_len: 0,
+            first: '\0',
+            last: '\0',
+            utf8: 0,
+        }
+    }
 }
 
 /// A mapping of up to three characters (longer ones, such as ligatures, are not kept).
@@ -62,16 +118,61 @@ struct CachedChar {
 }
 
 impl CharCache {
+    /// What the character U+0080 + `k` comes to in a token of letters, learnt from
+    /// [`CharCache::map`] at its first reading. Read where it lies, not copied out (see
+    /// [`Letters`]).
+    #[inline]
+    fn two_byte(&mut self, k: usize) -> &Letters {
+        const OTHER: &Letters = &Letters::only(Kind::Other);
+        let known = self
+            .two_byte
+            .as_deref()
+            .and_then(|t| t.get(k))
+            .is_some_and(|l| l.kind != Kind::Unknown);
+        if !known {
+            self.learn(k);
+        }
+        self.two_byte
+            .as_deref()
+            .and_then(|t| t.get(k))
+            .unwrap_or(OTHER)
+    }
+
+    /// Learns what U+0080 + `k` comes to (see [`CharCache::two_byte`]); `k` not below
+    /// [`TWO_BYTE`] is no such character and learns nothing.
+    #[cold]
+    fn learn(&mut self, k: usize) {
+        let Some(c) = char::from_u32(0x80 + k as u32).filter(|_| k < TWO_BYTE) else {
+            return;
+        };
+        let mut out = Vec::with_capacity(4);
+        self.map(c, &mut out);
+        // Made on the heap: an array made on the stack first would cost every call a probe of
+        // each of its twelve pages.
+        self.two_byte
+            .get_or_insert_with(|| vec![Letters::UNKNOWN; TWO_BYTE].into_boxed_slice())[k] =
+            Letters::of(&out);
+    }
+
+    /// What a character of three or four bytes comes to in a token of letters, if the
+    /// general mapping's slots hold it.
+    #[inline]
+    fn cached_letters(&self, c: char) -> Option<Letters> {
+        let slot = self.slots.as_deref()?.get(c as usize & (CHAR_SLOTS - 1))?;
+        (slot.key == c).then(|| Letters::of(&slot.out[..usize::from(slot.len)]))
+    }
+
     /// [`map_char`]`(c, out)`, from the cache when it has `c`.
     fn map(&mut self, c: char, out: &mut Vec<(char, Class)>) {
+        // Made on the heap: `Box::new` of an array makes it on the stack first, and so gave
+        // every call a stack frame of 14 KiB, each page of it probed.
         let slots = self.slots.get_or_insert_with(|| {
-            Box::new(
-                [CachedChar {
-                    key: '\0',
-                    len: 0,
-                    out: [('\0', Class::Sep); 3],
-                }; CHAR_SLOTS],
-            )
+            let empty = CachedChar {
+                key: '\0',
+                len: 0,
+                out: [('\0', Class::Sep); 3],
+            };
+            vec![empty; CHAR_SLOTS].into_boxed_slice()
         });
         let slot = &mut slots[c as usize & (CHAR_SLOTS - 1)];
         if slot.key == c {
@@ -89,6 +190,48 @@ impl CharCache {
             slot.key = c;
             slot.len = mapped.len() as u8;
             slot.out[..mapped.len()].copy_from_slice(mapped);
+        }
+    }
+}
+
+impl Letters {
+    /// What a character whose mapping is `mapped` comes to in a token of letters.
+    fn of(mapped: &[(char, Class)]) -> Letters {
+        if mapped
+            .iter()
+            .any(|&(_, k)| matches!(k, Class::Digit | Class::Sym))
+        {
+            return Letters::only(Kind::Other);
+        }
+        if mapped.iter().any(|&(_, k)| k == Class::Sep) {
+            return Letters::only(Kind::Ends);
+        }
+        let (mut utf8, mut len, mut first, mut last) = (0u64, 0u32, None, '\0');
+        for &(c, k) in mapped {
+            if k != Class::Letter || first.is_some() && c == last {
+                continue;
+            }
+            let n = c.len_utf8() as u32;
+            if len + n > 8 {
+                return Letters::only(Kind::Other);
+            }
+            let mut buf = [0u8; 4];
+            c.encode_utf8(&mut buf);
+            utf8 |= u64::from(u32::from_le_bytes(buf)) << (8 * len);
+            len += n;
+            first.get_or_insert((c, n));
+            last = c;
+        }
+        match first {
+            None => Letters::only(Kind::Nothing),
+            Some((first, first_len)) => Letters {
+                kind: Kind::Letters,
+                len: len as u8,
+                first_len: first_len as u8,
+                first,
+                last,
+                utf8,
+            },
         }
     }
 }
@@ -328,7 +471,11 @@ impl Normalized {
                     j += 1;
                 }
                 if j < bytes.len() && bytes[j] >= 0x80 {
-                    self.unicode_token(input, start)
+                    // The reference reads every such token the general way.
+                    by_eight
+                        .then(|| self.letters_token(input, start))
+                        .flatten()
+                        .unwrap_or_else(|| self.unicode_token(input, start))
                 } else {
                     self.ascii_token(&bytes[start..j]);
                     j
@@ -475,6 +622,86 @@ impl Normalized {
                 last = out;
             }
         }
+    }
+
+    /// [`Normalized::unicode_token`] for a token of letters only: ASCII letters and
+    /// characters that map to letters (or to nothing, or to a lone combining mark), as most
+    /// words of a text in Arabic, Polish or Russian are. Each is written as it is read,
+    /// repeats dropped; nothing needs trimming, and leet reading never applies. `None`, with
+    /// nothing written, at anything else (a digit, a symbol, a character whose mapping is not
+    /// yet known): the general steps then read the token, and learn the mapping.
+    #[inline(never)]
+    fn letters_token(&mut self, input: &str, start: usize) -> Option<usize> {
+        let bytes = input.as_bytes();
+        let norm = self.text.len();
+        let mut last = '\0';
+        let mut i = start;
+        // What a character of three or four bytes comes to.
+        let mut longer;
+        let give_up = |text: &mut Vec<u8>| {
+            text.truncate(norm);
+            None
+        };
+        while let Some(&b) = bytes.get(i) {
+            if b < 0x80 {
+                match ASCII[b as usize] {
+                    Class::Letter => {
+                        let l = b | 0x20;
+                        if char::from(l) != last {
+                            self.text.push(l);
+                            last = char::from(l);
+                        }
+                        i += 1;
+                        continue;
+                    }
+                    Class::Sep => break,
+                    _ => return give_up(&mut self.text),
+                }
+            }
+            // A character of two bytes is looked up by its bits, without decoding it.
+            let (mapped, width) = match bytes.get(i + 1) {
+                Some(&next) if b & 0xE0 == 0xC0 => {
+                    let k = usize::from(b & 0x1F) << 6 | usize::from(next & 0x3F);
+                    (self.chars.two_byte(k.wrapping_sub(0x80)), 2)
+                }
+                _ => {
+                    // `i` steps over whole characters, so it is a character boundary.
+                    let c = input[i..].chars().next()?;
+                    let Some(mapped) = self.chars.cached_letters(c) else {
+                        return give_up(&mut self.text);
+                    };
+                    longer = mapped;
+                    (&longer, c.len_utf8())
+                }
+            };
+            match mapped.kind {
+                Kind::Letters => {
+                    // The first letter is dropped if it repeats the one before.
+                    let (bytes, n) = if mapped.first == last {
+                        (
+                            mapped.utf8 >> (8 * mapped.first_len),
+                            mapped.len - mapped.first_len,
+                        )
+                    } else {
+                        (mapped.utf8, mapped.len)
+                    };
+                    // Eight bytes then the unused ones dropped (a copy of known length).
+                    let at = self.text.len();
+                    self.text.extend_from_slice(&bytes.to_le_bytes());
+                    self.text.truncate(at + usize::from(n));
+                    last = mapped.last;
+                }
+                Kind::Nothing => {}
+                Kind::Ends => {
+                    // Punctuation ends the token; one that starts with it is that character
+                    // alone.
+                    return Some(if i == start { i + width } else { i });
+                }
+                Kind::Other | Kind::Unknown => return give_up(&mut self.text),
+            }
+            i += width;
+        }
+        Some(i)
     }
 
     /// Writes a token that has non-ASCII characters; returns where it ends in `input`.
@@ -627,7 +854,7 @@ impl Normalized {
     }
 }
 
-const ONES: u64 = 0x0101_0101_0101_0101;
+pub(crate) const ONES: u64 = 0x0101_0101_0101_0101;
 pub(crate) const HIGH: u64 = 0x8080_8080_8080_8080;
 
 /// How many of the eight bytes `x` (little-endian) are ASCII letters before the first byte
@@ -653,7 +880,7 @@ pub(crate) fn leading(flags: u64) -> usize {
 
 /// The high bit of each zero byte of `v`. Exact in every byte: `(b & 0x7f) + 0x7f` sets the
 /// high bit when the low seven bits are not all zero, never carrying into the next byte.
-fn zero_bytes(v: u64) -> u64 {
+pub(crate) fn zero_bytes(v: u64) -> u64 {
     !(((v & !HIGH) + !HIGH) | v) & HIGH
 }
 
@@ -860,6 +1087,35 @@ mod tests {
             let [fast, slow] = both_ways(&text);
             proptest::prop_assert_eq!(fast, slow);
         }
+
+        /// Words in other scripts, read by `letters_token` once the cache holds their
+        /// characters (the text is there twice, so the second reading finds them cached):
+        /// it writes what the general steps do, or leaves the word to them. Letters that
+        /// map to two (`æ`, `ﬁ`), to nothing (tatweel, zero-width) and to a digit (`①`),
+        /// combining marks, doubled letters, punctuation that ends a word (`،`, `—`, `’`),
+        /// digits and leet symbols, at the start, inside and at the end of words.
+        #[test]
+        fn letters_tokens_agree_with_the_general_steps(
+            words in "([a-zA-Zéółßæœﬁіѕжπاليأةـ\u{0301}\u{200b}\u{00ad}ｋ①٣،—’1$@!]{1,8}[ .,\\-]{1,2}){1,12}"
+        ) {
+            let text = format!("{words} {words}");
+            let [fast, slow] = both_ways(&text);
+            proptest::prop_assert_eq!(fast, slow);
+        }
+    }
+
+    /// The words of a few languages, read by `letters_token` once their letters are cached,
+    /// as the general steps read them.
+    #[test]
+    fn letters_tokens_in_other_scripts() {
+        agree_both_ways(&[
+            "samobójstwo samobójstwo złość ŻYĆ żyć",
+            "انتحار أنتحر خودکشی انتحار أنتحر خودکشی، قتل",
+            "ѕuісіdе kіll убить убить себя",
+            "sinucidere sinucidere mă omor ă ț ș",
+            "café café caféé cafe\u{0301} ﬁnal ﬁnal æsir æsir",
+            "ا ن ت ح ا ر ا ن ت ح ا ر",
+        ]);
     }
 
     /// Words that collapse to one letter (`oo`, `Ll`, eleven `u`s) among single letters are
@@ -867,7 +1123,7 @@ mod tests {
     /// steps; and long words ending at a separator, a digit or a symbol.
     #[test]
     fn plain_words_leave_single_letters_to_the_general_steps() {
-        for text in [
+        agree_both_ways(&[
             "s oo i c i d e and then some more words",
             "kk ii ll mm ee myself, said the text",
             "a bb c dd e ff g hh i jj and the rest",
@@ -875,7 +1131,11 @@ mod tests {
             "kill   myself.  Kill-myself (k i l l) yourself",
             "s Uuuuuuuuuuu i c i d e: ten u's and one",
             "Mississippi, Tennessee1 and Connecticut$ then Worcestershire words",
-        ] {
+        ]);
+    }
+
+    fn agree_both_ways(texts: &[&str]) {
+        for text in texts {
             let [fast, slow] = both_ways(text);
             assert_eq!(fast, slow, "{text}");
         }

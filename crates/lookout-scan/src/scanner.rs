@@ -10,7 +10,7 @@ use aho_corasick::automaton::StateID;
 use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, MatchKind, StartKind};
 
-use crate::normalize::{at_least, leading, Normalized, Token, HIGH};
+use crate::normalize::{at_least, leading, zero_bytes, Normalized, Token, HIGH, ONES};
 use crate::phrases::{Entry, Library, LibraryError, Problem, WINDOW};
 use crate::{Risk, Severity};
 
@@ -688,10 +688,13 @@ fn collapse_space_into(out: &mut String, s: &str) {
         let Some(&c) = b.get(i) else { break };
         let (space, len) = match c {
             c @ ..0x80 => (c <= b' ' || c == 0x7f, 1),
-            // `i` steps over whole characters, so it is a character boundary.
-            _ => s[i..].chars().next().map_or((false, 1), |c| {
+            // The first byte of a character that may be a space or a control: a character
+            // boundary (`i` stops at no other byte of such a character).
+            c if may_be_space(c) => s[i..].chars().next().map_or((false, 1), |c| {
                 (c.is_whitespace() || c.is_control(), c.len_utf8())
             }),
+            // Any byte of any other character.
+            _ => (false, 1),
         };
         if space {
             push(out, &s[word..i]);
@@ -702,16 +705,32 @@ fn collapse_space_into(out: &mut String, s: &str) {
     push(out, &s[word..]);
 }
 
+/// Whether `b` is the first byte of a character that may be whitespace or a control: every
+/// non-ASCII one (U+0080 to U+009F, U+0085, U+00A0, U+1680, U+2000 to U+205F, U+3000) is
+/// in U+0080..U+00BF, U+1000..U+1FFF, U+2000..U+2FFF or U+3000..U+3FFF.
+fn may_be_space(b: u8) -> bool {
+    matches!(b, 0xC2 | 0xE1 | 0xE2 | 0xE3)
+}
+
 /// How many of the eight bytes `x` (little-endian) collapsing keeps as they are, before the
-/// first it may not: printable ASCII other than the space (`!` to `~`), and spaces with such
-/// a byte either side in `x` (a space first or last is left to the caller). Byte-wise range
-/// checks in one register, as `normalize::letters` finds letters.
+/// first it may not: printable ASCII other than the space (`!` to `~`), the bytes of other
+/// characters than those [`may_be_space`] begins (Arabic, Cyrillic or Polish text is kept
+/// eight bytes at a time too), and spaces with such a byte either side in `x` (a space first
+/// or last is left to the caller). Byte-wise range checks in one register, as
+/// `normalize::letters` finds letters. A character's later bytes are kept whatever they
+/// are: `x` never starts inside a character whose first byte stopped the count.
 fn as_is(x: u64) -> usize {
-    let ascii = !(x & HIGH);
-    let printable = at_least(x, b'!') & !at_least(x, 0x7f) & ascii;
-    let space = at_least(x, b' ') & !at_least(x, b'!') & ascii;
-    // The byte before each byte, and the byte after, printable.
-    leading(printable | (space & printable << 8 & printable >> 8))
+    let high = x & HIGH;
+    let mut kept = at_least(x, b'!') & !at_least(x, 0x7f) & !high;
+    if high != 0 {
+        let maybe = [0xC2, 0xE1, 0xE2, 0xE3]
+            .iter()
+            .fold(0, |m, &b| m | zero_bytes(x ^ (ONES * b)));
+        kept |= high & !maybe;
+    }
+    let space = at_least(x, b' ') & !at_least(x, b'!') & !high;
+    // The byte before each byte, and the byte after, kept.
+    leading(kept | (space & kept << 8 & kept >> 8))
 }
 
 #[cfg(test)]
@@ -867,9 +886,30 @@ mod tests {
             ("a\tb\n", "a b"),
             ("a\u{a0}b", "a b"),
             ("a\u{7f}b", "a b"),
+            ("انتحار  أنتحر\u{3000}قتل", "انتحار أنتحر قتل"),
+            ("zły\u{85}dzień —\u{2003}ok", "zły dzień — ok"),
+            ("убить\u{1680}\u{9f}себя ", "убить себя"),
             ("", ""),
         ] {
             assert_eq!(collapse_space(s), want, "{s:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(2000))]
+        /// Collapsing, eight bytes at a time where it can, gives what splitting at every
+        /// whitespace and control character gives: ASCII, letters of two and three bytes,
+        /// and every kind of non-ASCII space and control, in runs of every length.
+        #[test]
+        fn collapse_space_agrees_with_splitting(
+            s in "[a-z!~ \t\n\u{7f}\u{1f}éłжبت\u{85}\u{a0}\u{9f}\u{1680}\u{2003}\u{2028}\u{202f}\u{3000}—’€あ]{0,40}"
+        ) {
+            let want = s
+                .split(|c: char| c.is_whitespace() || c.is_control())
+                .filter(|w| !w.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ");
+            proptest::prop_assert_eq!(collapse_space(&s), want);
         }
     }
 
@@ -886,13 +926,16 @@ mod tests {
             (*b"abc  efg", 3),
             (*b"abc \tefg", 3),
             (*b"abc\x1f efg", 3),
-            (*b"ab \x80defg", 2),
+            (*b"ab \xd8\xa8efg", 8),
             (*b"abcdef ~", 8),
             (*b"\x20bcdefgh", 0),
             (*b"abcdefg\x7f", 7),
             (*b"abcdefg\x1f", 7),
-            (*b"ab\x80defgh", 2),
-            (*b"abcd\xffefg", 4),
+            (*b"ab\xc2\xa0defg", 2),
+            (*b"abcd\xe2\x80\x94g", 4),
+            (*b"\xe1\x9a\x80\xe3\x80\x80gh", 0),
+            (*b"\x80\x80 \xd0\xb6\xc5\x82 ", 7),
+            (*b"\xc3\xa9 \xe3\x80\x80 z", 2),
             (*b"\0bcdefgh", 0),
             (*b"abcdef\t!", 6),
         ] {
