@@ -188,6 +188,49 @@ fn bench(c: &mut Criterion) {
         });
     }
     group.finish();
+
+    // The memory a decision cannot avoid waiting for: a request for a listed host nobody asked
+    // for lately reads at least one slot of the host table, at a place its hash chooses, after
+    // the URL is normalised and hashed. Reads each of which names the next, at random cache
+    // lines of memory as large as the index, take as long as such a read does on this
+    // machine, whatever the code around it.
+    let mut group = c.benchmark_group("memory");
+    let lines = (loaded.index.memory_bytes() / 64).max(1024);
+    let next = chain(lines);
+    const READS: usize = 100_000;
+    group.throughput(Throughput::Elements(READS as u64));
+    group.bench_function("dependent-read/index-sized", |b| {
+        b.iter(|| {
+            let mut at = 0;
+            for _ in 0..READS {
+                at = next[at] as usize;
+            }
+            at
+        })
+    });
+    group.finish();
+    eprintln!(
+        "memory: the index holds {} bytes; the chain reads {lines} cache lines of it",
+        loaded.index.memory_bytes()
+    );
+}
+
+/// `lines` cache lines (64 bytes, sixteen `u32`) in one cycle of random order (Sattolo's
+/// shuffle): the first `u32` of each holds the index of the next line's first.
+fn chain(lines: usize) -> Vec<u32> {
+    let mut order: Vec<u32> = (0..lines as u32).collect();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for i in (1..lines).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        order.swap(i, (state % i as u64) as usize);
+    }
+    let mut next = vec![0u32; lines * 16];
+    for (k, &line) in order.iter().enumerate() {
+        next[line as usize * 16] = order[(k + 1) % lines] * 16;
+    }
+    next
 }
 
 criterion_group!(benches, bench);
