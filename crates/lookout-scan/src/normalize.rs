@@ -666,8 +666,10 @@ impl Normalized {
                 }
                 _ => {
                     // `i` steps over whole characters, so it is a character boundary.
-                    let c = input[i..].chars().next()?;
-                    let Some(mapped) = self.chars.cached_letters(c) else {
+                    let c = input[i..].chars().next();
+                    let Some((c, mapped)) =
+                        c.and_then(|c| Some((c, self.chars.cached_letters(c)?)))
+                    else {
                         return give_up(&mut self.text);
                     };
                     longer = mapped;
