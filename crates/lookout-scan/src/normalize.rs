@@ -1104,6 +1104,16 @@ mod tests {
             let [fast, slow] = both_ways(&text);
             proptest::prop_assert_eq!(fast, slow);
         }
+
+        /// Any characters at all (controls, unassigned code points, every script), twice over
+        /// so that the second reading finds them learnt: both readings agree, and neither
+        /// panics.
+        #[test]
+        fn any_text_is_read_alike(text in "(?s:.){0,40}") {
+            let text = format!("{text} {text}");
+            let [fast, slow] = both_ways(&text);
+            proptest::prop_assert_eq!(fast, slow);
+        }
     }
 
     /// The words of a few languages, read by `letters_token` once their letters are cached,
