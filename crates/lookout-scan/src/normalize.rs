@@ -142,7 +142,10 @@ impl CharCache {
     /// [`TWO_BYTE`] is no such character and learns nothing.
     #[cold]
     fn learn(&mut self, k: usize) {
-        let Some(c) = char::from_u32(0x80 + k as u32).filter(|_| k < TWO_BYTE) else {
+        let Some(c) = (k < TWO_BYTE)
+            .then(|| char::from_u32(0x80 + k as u32))
+            .flatten()
+        else {
             return;
         };
         let mut out = Vec::with_capacity(4);
@@ -165,7 +168,7 @@ impl CharCache {
     /// [`map_char`]`(c, out)`, from the cache when it has `c`.
     fn map(&mut self, c: char, out: &mut Vec<(char, Class)>) {
         // Made on the heap: `Box::new` of an array makes it on the stack first, and so gave
-        // every call a stack frame of 14 KiB, each page of it probed.
+        // every call a stack frame of 16 KiB, each page of it probed.
         let slots = self.slots.get_or_insert_with(|| {
             let empty = CachedChar {
                 key: '\0',
