@@ -1149,6 +1149,33 @@ mod tests {
         ]);
     }
 
+    /// `letters_token` itself takes words of letters in other scripts, at their first
+    /// reading, and writes what the general steps write for them (the tests above would pass
+    /// if it took none); it leaves a word with a digit or a symbol, writing nothing, and stops
+    /// at punctuation (a word that starts with it is that character alone).
+    #[test]
+    fn letters_token_takes_words_of_letters() {
+        for (text, end) in [
+            ("samobójstwo dalej", Some(12)),
+            ("انتحار،", Some(12)),
+            ("убить", Some(10)),
+            ("Straße", Some(7)),
+            ("cafe\u{0301}", Some(6)),
+            ("«x", Some(2)),
+            // A character of three bytes is taken only once the general steps cached it.
+            ("—", None),
+            ("k1łł", None),
+            ("żyć!", None),
+        ] {
+            let mut n = super::Normalized::default();
+            let got = n.letters_token(text, 0);
+            assert_eq!(got, end, "{text:?}");
+            let written = std::str::from_utf8(&n.text).unwrap();
+            let want = end.map_or(String::new(), |e| normalize(&text[..e]));
+            assert_eq!(written, want, "{text:?}");
+        }
+    }
+
     fn agree_both_ways(texts: &[&str]) {
         for text in texts {
             let [fast, slow] = both_ways(text);

@@ -690,7 +690,7 @@ fn collapse_space_into(out: &mut String, s: &str) {
             c @ ..0x80 => (c <= b' ' || c == 0x7f, 1),
             // The first byte of a character that may be a space or a control: a character
             // boundary (`i` stops at no other byte of such a character).
-            c if may_be_space(c) => s[i..].chars().next().map_or((false, 1), |c| {
+            c if MAY_BE_SPACE.contains(&c) => s[i..].chars().next().map_or((false, 1), |c| {
                 (c.is_whitespace() || c.is_control(), c.len_utf8())
             }),
             // Any byte of any other character.
@@ -705,16 +705,14 @@ fn collapse_space_into(out: &mut String, s: &str) {
     push(out, &s[word..]);
 }
 
-/// Whether `b` is the first byte of a character that may be whitespace or a control: every
-/// non-ASCII one (U+0080 to U+009F, U+0085, U+00A0, U+1680, U+2000 to U+205F, U+3000) is
-/// in U+0080..U+00BF, U+1000..U+1FFF, U+2000..U+2FFF or U+3000..U+3FFF.
-fn may_be_space(b: u8) -> bool {
-    matches!(b, 0xC2 | 0xE1 | 0xE2 | 0xE3)
-}
+/// The first bytes of the characters that may be whitespace or a control: every non-ASCII
+/// one (U+0080 to U+009F, U+0085, U+00A0, U+1680, U+2000 to U+205F, U+3000) is in
+/// U+0080..U+00BF, U+1000..U+1FFF, U+2000..U+2FFF or U+3000..U+3FFF.
+const MAY_BE_SPACE: [u8; 4] = [0xC2, 0xE1, 0xE2, 0xE3];
 
 /// How many of the eight bytes `x` (little-endian) collapsing keeps as they are, before the
 /// first it may not: printable ASCII other than the space (`!` to `~`), the bytes of other
-/// characters than those [`may_be_space`] begins (Arabic, Cyrillic or Polish text is kept
+/// characters than those [`MAY_BE_SPACE`] begins (Arabic, Cyrillic or Polish text is kept
 /// eight bytes at a time too), and spaces with such a byte either side in `x` (a space first
 /// or last is left to the caller). Byte-wise range checks in one register, as
 /// `normalize::letters` finds letters. A character's later bytes are kept whatever they
@@ -723,9 +721,9 @@ fn as_is(x: u64) -> usize {
     let high = x & HIGH;
     let mut kept = at_least(x, b'!') & !at_least(x, 0x7f) & !high;
     if high != 0 {
-        let maybe = [0xC2, 0xE1, 0xE2, 0xE3]
+        let maybe = MAY_BE_SPACE
             .iter()
-            .fold(0, |m, &b| m | zero_bytes(x ^ (ONES * b)));
+            .fold(0, |m, &b| m | zero_bytes(x ^ (ONES * u64::from(b))));
         kept |= high & !maybe;
     }
     let space = at_least(x, b' ') & !at_least(x, b'!') & !high;
