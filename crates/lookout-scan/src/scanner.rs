@@ -73,9 +73,8 @@ pub struct Scanner {
     /// with the gaps between them a stride of 128 (11.8 MB). `scan_pages` on risky text, five
     /// runs each alternately: 1.44-1.51 s before, 1.39-1.43 s after; prose the same.
     alphabet: [u8; 256],
-    /// Per pattern, whether it holds a byte that shares its number: its matches are then
-    /// matches of the numbers, kept only where the text's bytes are the pattern's.
-    checked: Vec<bool>,
+    /// What each match state of the automaton matches, read with one look-up.
+    states: MatchStates,
     /// Per pattern, what it means: parts of entries and/or exceptions.
     uses: Uses,
     entries: Vec<Entry>,
@@ -285,16 +284,17 @@ impl Library {
                     message: format!("the phrases do not fit in one automaton: {e}"),
                 }],
             })?;
+        let excepts: Vec<bool> = uses
+            .iter()
+            .map(|u| u.iter().any(|u| matches!(u, Use::Except { .. })))
+            .collect();
+        let states = MatchStates::new(&dfa, &alphabet, &self.terms, &excepts);
         Ok(Scanner {
             dfa,
             alphabet,
             uses: Uses::new(uses),
             entries: self.entries.clone(),
-            checked: self
-                .terms
-                .iter()
-                .map(|t| t.iter().any(|&b| fold(b).is_some()))
-                .collect(),
+            states,
             patterns: self.terms.clone(),
             longest_exception: self
                 .exceptions
@@ -304,6 +304,106 @@ impl Library {
                 .unwrap_or(0),
             longest: self.terms.iter().map(Vec::len).max().unwrap_or(0),
         })
+    }
+}
+
+/// What each match state of the automaton matches, in the order the automaton lists it, with
+/// what the scan needs of each pattern beside it: by the state's number, one look-up, then
+/// neighbouring entries. Through the automaton's own accessors a match cost four dependent
+/// reads (the state's list, the list's heap block, the pattern's length, the pattern's uses),
+/// most of them cache misses in risky text, where a walk enters a match state every few words.
+#[derive(Debug)]
+struct MatchStates {
+    /// State ids are multiples of `1 << shift`: `id >> shift` indexes `at`.
+    shift: u32,
+    /// By `id >> shift`: the state's first entry in `list`, and how many it has.
+    at: Vec<(u32, u32)>,
+    list: Vec<StateMatch>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct StateMatch {
+    pattern: u32,
+    len: u32,
+    /// The pattern holds a byte that shares its number with others (see [`fold`]): a match
+    /// of the numbers is kept only where the text's bytes are the pattern's.
+    checked: bool,
+    /// The pattern is an exception (as well as, or instead of, a part of an entry).
+    except: bool,
+}
+
+impl MatchStates {
+    /// Every state the automaton can reach, found by stepping from the start state over
+    /// every number the alphabet gives (the walk reads no other), and each match state's
+    /// patterns. `excepts` says, per pattern, whether it is an exception.
+    fn new(dfa: &DFA, alphabet: &[u8; 256], patterns: &[Vec<u8>], excepts: &[bool]) -> Self {
+        let mut states = MatchStates {
+            shift: 0,
+            at: Vec::new(),
+            list: Vec::new(),
+        };
+        let Ok(start) = dfa.start_state(Anchored::No) else {
+            return states;
+        };
+        let symbols = alphabet.iter().copied().max().unwrap_or(0);
+        // A bit per id seen, and the ids: the table's ~23,000 states take a few milliseconds.
+        let mut seen: Vec<u64> = Vec::new();
+        let mut first_sight = |sid: StateID| {
+            let i = sid.as_usize();
+            if seen.len() <= i / 64 {
+                seen.resize(i / 64 + 1, 0);
+            }
+            let new = seen[i / 64] & 1 << (i % 64) == 0;
+            seen[i / 64] |= 1 << (i % 64);
+            new
+        };
+        first_sight(start);
+        let mut todo = vec![start];
+        let mut matching = Vec::new();
+        // The largest power of two every id is a multiple of.
+        let mut shift = start.as_u32().trailing_zeros();
+        while let Some(sid) = todo.pop() {
+            if dfa.is_match(sid) {
+                matching.push(sid);
+            }
+            for symbol in 0..=symbols {
+                let next = dfa.next_state(Anchored::No, sid, symbol);
+                if first_sight(next) {
+                    shift = shift.min(next.as_u32().trailing_zeros());
+                    todo.push(next);
+                }
+            }
+        }
+        // Ids are never 0 here (the dead state, which an unanchored search never enters).
+        states.shift = shift.min(31);
+        let index = |sid: StateID| (sid.as_u32() >> states.shift) as usize;
+        let size = matching
+            .iter()
+            .map(|&sid| index(sid) + 1)
+            .max()
+            .unwrap_or(0);
+        states.at = vec![(0, 0); size];
+        for sid in matching {
+            let first = states.list.len() as u32;
+            for k in 0..dfa.match_len(sid) {
+                let pid = dfa.match_pattern(sid, k);
+                let p = pid.as_usize();
+                states.list.push(StateMatch {
+                    pattern: pid.as_u32(),
+                    len: dfa.pattern_len(pid) as u32,
+                    checked: patterns[p].iter().any(|&b| fold(b).is_some()),
+                    except: excepts[p],
+                });
+            }
+            states.at[index(sid)] = (first, states.list.len() as u32 - first);
+        }
+        states
+    }
+
+    /// What match state `sid` matches.
+    fn of(&self, sid: StateID) -> &[StateMatch] {
+        let (first, n) = self.at[(sid.as_u32() >> self.shift) as usize];
+        &self.list[first as usize..(first + n) as usize]
     }
 }
 
@@ -513,15 +613,13 @@ impl Scanner {
         hits: &mut Vec<Hit>,
         mut except: impl FnMut(Except, usize),
     ) -> bool {
-        let dfa = &self.dfa;
-        for k in 0..dfa.match_len(sid) {
+        for m in self.states.of(sid) {
             if hits.len() == MAX_HITS {
                 return false;
             }
-            let pid = dfa.match_pattern(sid, k);
-            let (mut start, mut end) = (pos - dfa.pattern_len(pid), pos);
-            let pattern = pid.as_u32();
-            if self.checked[pattern as usize] && t[start..end] != self.patterns[pattern as usize] {
+            let (mut start, mut end) = (pos - m.len as usize, pos);
+            let pattern = m.pattern;
+            if m.checked && t[start..end] != self.patterns[pattern as usize] {
                 continue;
             }
             if t[start] == b' ' {
@@ -530,9 +628,11 @@ impl Scanner {
             if end > start && t[end - 1] == b' ' {
                 end -= 1;
             }
-            for u in self.uses.of(pattern) {
-                if let Use::Except { risk } = *u {
-                    except((risk, start, end), hits.len());
+            if m.except {
+                for u in self.uses.of(pattern) {
+                    if let Use::Except { risk } = *u {
+                        except((risk, start, end), hits.len());
+                    }
                 }
             }
             hits.push(Hit {
@@ -1135,6 +1235,66 @@ mod tests {
             (*b"abcdef\t!", 6),
         ] {
             assert_eq!(as_is(u64::from_le_bytes(bytes)), want, "{bytes:?}");
+        }
+    }
+
+    /// The table of match states lists, for every match state a walk enters, what the
+    /// automaton's own accessors list, in their order, with each pattern's flags.
+    #[test]
+    fn match_states_list_what_the_automaton_lists() {
+        for s in [Library::builtin().compile().unwrap(), scanner(RULES)] {
+            let dfa = &s.dfa;
+            let start = dfa.start_state(Anchored::No).unwrap();
+            let mut used: Vec<u8> = s.patterns.concat();
+            used.sort_unstable();
+            used.dedup();
+            // Every pattern, then 200,000 bytes drawn from the patterns' bytes.
+            let mut texts = s.patterns.clone();
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            texts.push(
+                (0..200_000)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        used[(x % used.len() as u64) as usize]
+                    })
+                    .collect(),
+            );
+            let mut entered = 0;
+            for t in &texts {
+                let mut sid = start;
+                for &b in t {
+                    sid = dfa.next_state(Anchored::No, sid, s.alphabet[usize::from(b)]);
+                    if !dfa.is_match(sid) {
+                        continue;
+                    }
+                    entered += 1;
+                    let want: Vec<(u32, u32, bool, bool)> = (0..dfa.match_len(sid))
+                        .map(|k| {
+                            let pid = dfa.match_pattern(sid, k);
+                            let p = pid.as_usize();
+                            (
+                                pid.as_u32(),
+                                dfa.pattern_len(pid) as u32,
+                                s.patterns[p].iter().any(|&b| fold(b).is_some()),
+                                s.uses
+                                    .of(pid.as_u32())
+                                    .iter()
+                                    .any(|u| matches!(u, Use::Except { .. })),
+                            )
+                        })
+                        .collect();
+                    let got: Vec<(u32, u32, bool, bool)> = s
+                        .states
+                        .of(sid)
+                        .iter()
+                        .map(|m| (m.pattern, m.len, m.checked, m.except))
+                        .collect();
+                    assert_eq!(got, want, "state {sid:?}");
+                }
+            }
+            assert!(entered > s.patterns.len(), "{entered}");
         }
     }
 
