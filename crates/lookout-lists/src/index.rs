@@ -850,18 +850,16 @@ impl Index {
         // Only parent domains with a listed number of labels can match. Their keys are
         // gathered first and probed together (`Table::get_all`), so that the cache misses of
         // the probes overlap instead of following one another.
-        let total = url.host_labels();
         let mut starts = [0; PROBES];
         let mut keys = [0; PROBES];
         let mut n = 0;
         let mut found = Found::default();
-        for (i, start) in url.domain_starts().enumerate() {
-            let labels = total - i;
+        url.each_domain(|start, labels| {
             if labels > self.labels.max {
-                continue;
+                return true;
             }
             if labels < self.labels.min {
-                break;
+                return false;
             }
             if n == PROBES {
                 self.collect_hosts(url, &mut m, &mut found, &starts, &keys);
@@ -874,7 +872,8 @@ impl Index {
                 hash(&text[start..host_end])
             };
             n += 1;
-        }
+            true
+        });
         self.collect_hosts(url, &mut m, &mut found, &starts[..n], &keys[..n]);
         self.cache.put(full, found);
         m
@@ -944,16 +943,11 @@ impl Index {
         let text = url.as_str().as_bytes();
         // Path prefixes at segment boundaries; then, for entries with a query, the whole path
         // with each query prefix at a parameter boundary (so `&x=1` appended does not escape).
-        let paths = url.path_ends().take(self.max_depth);
-        let queries = url.query_ends().take(self.max_params);
-        for end in paths.chain(queries) {
-            if let Some(t) = self.paths.get(hash(&text[start..end])) {
-                if f(t, end) {
-                    return Some(end);
-                }
-            }
-        }
-        None
+        url.find_prefix_end(self.max_depth, self.max_params, |end| {
+            self.paths
+                .get(hash(&text[start..end]))
+                .is_some_and(|t| f(t, end))
+        })
     }
 
     /// The most specific entry that gives the request one of `labels`, if any, found by

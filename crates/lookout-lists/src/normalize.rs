@@ -321,6 +321,78 @@ impl NormUrl {
             .chain((!query.is_empty()).then_some(self.buf.len()))
     }
 
+    /// Calls `f` with each of [`NormUrl::domain_starts`] and its number of labels (counted
+    /// as [`NormUrl::host_labels`] counts them, less one a step), most specific first, until
+    /// `f` returns false. The host lookup's loop: from dot to dot, without the iterators'
+    /// adapters (callgrind, `normalise+decide`'s uniform mix: 2,485 → 2,437 instructions a
+    /// request).
+    #[inline]
+    pub fn each_domain(&self, mut f: impl FnMut(usize, usize) -> bool) {
+        let host = self.host().as_bytes();
+        let mut labels = self.host_labels();
+        let mut start = 0;
+        while f(start, labels) && !self.ip {
+            match host[start..].iter().position(|&b| b == b'.') {
+                Some(dot) if start + dot + 1 < host.len() => {
+                    start += dot + 1;
+                    labels -= 1;
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// Calls `f` with the first `depth` of [`NormUrl::path_ends`], then the first `params` of
+    /// [`NormUrl::query_ends`], until it returns true; returns that end. The path lookup's
+    /// loop: from separator to separator, without the iterators' adapters (with
+    /// [`NormUrl::each_domain`]: 2,485 → 2,398 instructions a request).
+    #[inline]
+    pub fn find_prefix_end(
+        &self,
+        depth: usize,
+        params: usize,
+        mut f: impl FnMut(usize) -> bool,
+    ) -> Option<usize> {
+        let text = self.buf.as_bytes();
+        let (host_end, path_end) = (self.host_end, self.path_end);
+        // Segment ends: each `/` after the first byte, then the path's end.
+        let mut left = depth;
+        let mut from = host_end + 1;
+        while left > 0 && host_end < path_end {
+            let end = text[from.min(path_end)..path_end]
+                .iter()
+                .position(|&b| b == b'/')
+                .map_or(path_end, |slash| from + slash);
+            if f(end) {
+                return Some(end);
+            }
+            if end == path_end {
+                break;
+            }
+            left -= 1;
+            from = end + 1;
+        }
+        // Parameter ends: each `&` or `;`, then the query's end.
+        let mut left = params;
+        let mut from = path_end + 1;
+        let query = from < text.len();
+        while left > 0 && query {
+            let end = text[from..]
+                .iter()
+                .position(|&b| b == b'&' || b == b';')
+                .map_or(text.len(), |at| from + at);
+            if f(end) {
+                return Some(end);
+            }
+            if end == text.len() {
+                break;
+            }
+            left -= 1;
+            from = end + 1;
+        }
+        None
+    }
+
     /// The end of the host part (start of the path).
     pub fn host_end(&self) -> usize {
         self.host_end
@@ -868,6 +940,48 @@ mod properties {
             push_path(&path, 0, &mut fast);
             push_path_by_segments(&path, 0, &mut slow);
             prop_assert_eq!(fast, slow, "{:?}", path);
+        }
+
+        /// The lookups' loops visit what the iterators give, in order: every parent domain
+        /// with its number of labels, and the first `depth` path ends then the first `params`
+        /// query ends, stopping where asked.
+        #[test]
+        fn lookup_loops_agree_with_the_iterators(
+            input in "(https?://)?(([a-c0-9]{0,3}\\.){0,4}[a-c]{1,3}\\.?|1[0-9]\\.[0-9]\\.[0-9]\\.[0-9])(/[a-c./;&=?]{0,5}){0,4}(\\?[a-c&;=]{0,8})?",
+            depth in 0usize..6,
+            params in 0usize..6,
+            stop in 0usize..12,
+        ) {
+            let Ok(url) = NormUrl::parse(&input) else { return Ok(()) };
+            let total = url.host_labels();
+            let want: Vec<(usize, usize)> =
+                url.domain_starts().enumerate().map(|(i, s)| (s, total - i)).collect();
+            let mut got = Vec::new();
+            url.each_domain(|s, labels| {
+                got.push((s, labels));
+                true
+            });
+            prop_assert_eq!(&got, &want, "{:?}", url);
+            // Stopping after `stop` of them stops there.
+            let mut seen = 0;
+            url.each_domain(|_, _| {
+                seen += 1;
+                seen <= stop
+            });
+            prop_assert_eq!(seen, want.len().min(stop + 1), "{:?}", url);
+
+            let want: Vec<usize> = url
+                .path_ends()
+                .take(depth)
+                .chain(url.query_ends().take(params))
+                .collect();
+            let mut got = Vec::new();
+            let found = url.find_prefix_end(depth, params, |end| {
+                got.push(end);
+                got.len() > stop
+            });
+            prop_assert_eq!(&got[..], &want[..want.len().min(stop + 1)], "{:?}", url);
+            prop_assert_eq!(found, want.get(stop).copied(), "{:?}", url);
         }
 
         /// Wherever a request takes the fast path, the general steps give the same.
