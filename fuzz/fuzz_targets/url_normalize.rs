@@ -15,6 +15,12 @@ fuzz_target!(|input: &str| {
     assert!(url.as_str().is_ascii());
     assert!(url.host_end() <= url.path_end() && url.path_end() <= url.as_str().len());
     let _ = url.file_name();
-    assert!(url.domain_starts().all(|s| s < url.host_end()));
-    assert!(url.path_ends().all(|e| e <= url.path_end()));
+    url.each_domain(|s, labels| {
+        assert!(s < url.host_end() && labels >= 1);
+        true
+    });
+    url.find_prefix_end(usize::MAX, usize::MAX, |e| {
+        assert!(e > url.host_end() && e <= url.as_str().len());
+        false
+    });
 });

@@ -284,8 +284,17 @@ impl EntrySink {
         } else {
             self.hosts.push(hash(host), value(KIND_HAS_PATHS));
             self.paths.push(hash(url.as_str().as_bytes()), value(kind));
-            self.max_depth = self.max_depth.max(url.path_ends().count());
-            self.max_params = self.max_params.max(url.query_ends().count());
+            let (mut depth, mut params) = (0, 0);
+            url.find_prefix_end(usize::MAX, 0, |_| {
+                depth += 1;
+                false
+            });
+            url.find_prefix_end(0, usize::MAX, |_| {
+                params += 1;
+                false
+            });
+            self.max_depth = self.max_depth.max(depth);
+            self.max_params = self.max_params.max(params);
         }
     }
 }
@@ -955,28 +964,32 @@ impl Index {
     pub fn explain(&self, url: &NormUrl, labels: u64) -> Option<Hit> {
         let text = url.as_str();
         let host_end = url.host_end();
-        for start in url.domain_starts() {
+        let mut found = None;
+        url.each_domain(|start, _| {
             let Some(t) = self.hosts.get(hash(&text.as_bytes()[start..host_end])) else {
-                continue;
+                return true;
             };
             let tag = &self.tags[t as usize];
             if tag.has_paths {
-                let mut found = None;
+                let mut path = None;
                 let end = self.for_each_path(url, start, |t, _| {
-                    found = Some(t);
+                    path = Some(t);
                     self.tags[t as usize].block & labels != 0
                 });
-                if let (Some(end), Some(t)) = (end, found) {
-                    if let Some(hit) = self.hit(t, labels, &text[start..end]) {
-                        return Some(hit);
+                if let (Some(end), Some(t)) = (end, path) {
+                    found = self.hit(t, labels, &text[start..end]);
+                    if found.is_some() {
+                        return false;
                     }
                 }
             }
             if tag.block & labels != 0 {
-                return self.hit(t, labels, &text[start..host_end]);
+                found = self.hit(t, labels, &text[start..host_end]);
+                return false;
             }
-        }
-        None
+            true
+        });
+        found
     }
 
     fn hit(&self, tag: u32, labels: u64, entry: &str) -> Option<Hit> {
