@@ -170,17 +170,49 @@ impl NormUrl {
     /// trim, drop or reject), and handles the path and query as the general steps do. When
     /// false, the value is unspecified.
     pub fn set_plain_url(&mut self, text: &str) -> bool {
-        let slash = memchr::memchr(b'/', text.as_bytes()).unwrap_or(text.len());
+        let slash = find_byte(text.as_bytes(), b'/').unwrap_or(text.len());
         // `slash` is at an ASCII byte or the end, so a character boundary.
         let (host, rest) = text.split_at(slash);
+        let plain = plain_rest(text.as_bytes(), slash);
+        // A plain path and query has no space or control character (see `plain_rest`).
         // No early exit, so the compiler can check many bytes at once.
-        if rest.bytes().fold(false, |low, c| low | (c <= b' '))
+        if (plain.is_none() && rest.bytes().fold(false, |low, c| low | (c <= b' ')))
             || !self.set_plain_host_of(text, host.len())
         {
             return false;
         }
-        self.push_path_and_query(rest);
+        match plain {
+            Some(shape) => self.push_plain_rest(rest, shape),
+            None => self.push_path_and_query(rest),
+        }
         true
+    }
+
+    /// Appends a path and query that [`plain_rest`] found plain, as
+    /// [`NormUrl::push_path_and_query`] would: copied whole (lower-cased if it has an
+    /// upper-case letter), without the path's one trailing slash or an empty query.
+    fn push_plain_rest(&mut self, rest: &str, shape: PlainRest) {
+        let start = self.buf.len();
+        let (path, query) = match shape.query {
+            Some(q) => (&rest[..q], &rest[q + 1..]),
+            None => (rest, ""),
+        };
+        let path = path.strip_suffix('/').unwrap_or(path);
+        if !query.is_empty() && path.len() + 1 == rest.len() - query.len() {
+            // `path?query` as written: one copy.
+            self.buf.push_str(rest);
+            self.path_end = start + path.len();
+        } else {
+            self.buf.push_str(path);
+            self.path_end = self.buf.len();
+            if !query.is_empty() {
+                self.buf.push('?');
+                self.buf.push_str(query);
+            }
+        }
+        if shape.upper {
+            self.buf[start..].make_ascii_lowercase();
+        }
     }
 
     fn parse_clean(&mut self, input: &str) -> Result<(), UrlError> {
@@ -474,26 +506,26 @@ fn push_plain_host(text: &str, len: usize, out: &mut String) -> Option<HostKind>
 /// (most hosts have none, and need no lower-casing). The host is `text[..len]`.
 fn plain_domain(text: &[u8], len: usize) -> Option<bool> {
     let bytes = &text[..len];
-    // No early exit, so the compiler can check many bytes at once.
-    // In blocks of 16, so that the checks are a few vector instructions per block even for a
-    // host shorter than one block; only the first `live` bytes of a block are judged.
+    // In blocks of 16, a few vector instructions per block even for a host shorter than one
+    // block; only the first `live` bytes of a block are judged.
     let block = |b: &[u8; 16], live: usize| {
-        b.iter()
-            .enumerate()
-            .fold((0u8, 0u8, 0u8), |(odd, dashes, upper), (i, &b)| {
-                let on = u8::from(i < live);
-                let lower = b | 0x20;
-                let ok = (lower.wrapping_sub(b'a') < 26)
-                    | (b.wrapping_sub(b'0') < 10)
-                    | (b == b'-')
-                    | (b == b'_')
-                    | (b == b'.');
-                (
-                    odd | (u8::from(!ok) & on),
-                    dashes | (u8::from(b == b'-') & on),
-                    upper | (u8::from(b.wrapping_sub(b'A') < 26) & on),
-                )
-            })
+        use wide::u8x16;
+        let v = u8x16::from(*b);
+        let splat = u8x16::from;
+        let at_most = |w: u8x16, c: u8| w.min(splat(c)).simd_eq(w);
+        let on = (1u32 << live) - 1;
+        let mask = |m: u8x16| m.to_bitmask() & on;
+        let dash = v.simd_eq(splat(b'-'));
+        let ok = at_most((v | splat(0x20)) - splat(b'a'), 25)
+            | at_most(v - splat(b'0'), 9)
+            | dash
+            | v.simd_eq(splat(b'_'))
+            | v.simd_eq(splat(b'.'));
+        (
+            u8::from(mask(ok) != on),
+            u8::from(mask(dash) != 0),
+            u8::from(mask(at_most(v - splat(b'A'), 25)) != 0),
+        )
     };
     let mut blocks = bytes.chunks_exact(16);
     let (mut odd, mut dashes, mut upper) = (0, 0, 0);
@@ -570,6 +602,160 @@ fn slow_host(host: &str, out: &mut String) -> Result<HostKind, UrlError> {
             Ok(HostKind::Ip)
         }
     }
+}
+
+/// Where `needle` first is in `text`, looked for 16 bytes at a time: a URL's host is a block
+/// or two, fewer bytes than memchr's set-up is worth.
+fn find_byte(text: &[u8], needle: u8) -> Option<usize> {
+    use wide::u8x16;
+    let mask = |b: &[u8; 16]| u8x16::from(*b).simd_eq(u8x16::from(needle)).to_bitmask();
+    let mut blocks = text.chunks_exact(16);
+    for (k, b) in (&mut blocks).enumerate() {
+        let m = mask(b.try_into().expect("16 bytes"));
+        if m != 0 {
+            return Some(k * 16 + m.trailing_zeros() as usize);
+        }
+    }
+    let left = blocks.remainder();
+    if left.is_empty() {
+        return None;
+    }
+    // The last bytes, as the last 16 of `text` (the ones before were searched already), or
+    // copied into a padded block when `text` is shorter.
+    let m = match text.last_chunk::<16>() {
+        Some(last) => mask(last) >> (16 - left.len()),
+        None => {
+            let mut last = [!needle; 16];
+            last[..left.len()].copy_from_slice(left);
+            mask(&last)
+        }
+    };
+    (m != 0).then(|| text.len() - left.len() + m.trailing_zeros() as usize)
+}
+
+/// What [`plain_rest`] found of a plain path and query.
+#[derive(Clone, Copy, Debug)]
+struct PlainRest {
+    /// Where its first `?` is, if it has one.
+    query: Option<usize>,
+    /// Whether it has an upper-case letter.
+    upper: bool,
+}
+
+/// Per byte of a block of 16 (bit `i` for byte `i`): the marks [`plain_rest`] reads.
+#[derive(Clone, Copy, Default)]
+struct Marks {
+    /// Not printable ASCII, or `%`, `\` or `#`: escapes, separators and fragments the
+    /// general steps handle.
+    odd: u16,
+    question: u16,
+    slash: u16,
+    slash_or_dot: u16,
+    upper: u16,
+}
+
+#[inline(always)]
+fn marks(b: &[u8; 16]) -> Marks {
+    use wide::u8x16;
+    let v = u8x16::from(*b);
+    let splat = u8x16::from;
+    let eq = |c: u8| v.simd_eq(splat(c));
+    let mask = |m: u8x16| m.to_bitmask() as u16;
+    // Unsigned comparisons as a minimum or maximum compared for equality, two instructions
+    // each (SSE2 compares bytes as signed numbers).
+    let at_most = |w: u8x16, c: u8| w.min(splat(c)).simd_eq(w);
+    let control_or_space = at_most(v, b' ');
+    let not_ascii_printable = v.max(splat(0x7f)).simd_eq(v);
+    let slash = eq(b'/');
+    Marks {
+        odd: mask(control_or_space | not_ascii_printable | eq(b'%') | eq(b'\\') | eq(b'#')),
+        question: mask(eq(b'?')),
+        slash: mask(slash),
+        slash_or_dot: mask(slash | eq(b'.')),
+        upper: mask(at_most(v - splat(b'A'), 25)),
+    }
+}
+
+/// Whether the path and query `text[from..]` (empty, or starting with `/`) needs no work but
+/// lower-casing and dropping the path's one trailing slash and an empty query: printable
+/// ASCII without `%`, `\` or `#`, and no empty (`//`) or dot (`/.`) segment before the first
+/// `?`. One pass over blocks of 16 bytes for all that, where the general steps search for `?`
+/// and `#`, check the path, then check the query, each a pass of its own: most requests'
+/// paths and queries are plain.
+fn plain_rest(text: &[u8], from: usize) -> Option<PlainRest> {
+    let rest = &text[from..];
+    match rest.first() {
+        None => {
+            return Some(PlainRest {
+                query: None,
+                upper: false,
+            })
+        }
+        Some(b'/') => {}
+        Some(_) => return None,
+    }
+    let (mut odd, mut upper) = (0u16, 0u16);
+    let (mut question, mut pair) = (None, None);
+    // Whether the byte before the block is a `/`.
+    let mut slash_before = false;
+    let mut note = |at: usize, m: Marks, slash_before: bool| {
+        odd |= m.odd;
+        upper |= m.upper;
+        if question.is_none() && m.question != 0 {
+            question = Some(at + m.question.trailing_zeros() as usize);
+        }
+        // Where a `/` is followed by `/` or `.`: within the block, or across its start.
+        let pairs = m.slash & (m.slash_or_dot >> 1);
+        if pair.is_none() {
+            if slash_before && m.slash_or_dot & 1 != 0 {
+                pair = Some(at - 1);
+            } else if pairs != 0 {
+                pair = Some(at + pairs.trailing_zeros() as usize);
+            }
+        }
+    };
+    let mut blocks = rest.chunks_exact(16);
+    let mut at = 0;
+    for b in &mut blocks {
+        let m = marks(b.try_into().expect("16 bytes"));
+        note(at, m, slash_before);
+        slash_before = m.slash >> 15 != 0;
+        at += 16;
+    }
+    let left = blocks.remainder().len();
+    if left > 0 {
+        // The last bytes, read as the last 16 of `text` (what comes before them was judged
+        // already, or is the host) and shifted so that bit 0 is the first byte not yet
+        // judged; copied into a padded block when `text` is shorter.
+        let m = match text.last_chunk::<16>() {
+            Some(last) => marks(last),
+            None => {
+                let mut last = [b'a'; 16];
+                last[16 - left..].copy_from_slice(blocks.remainder());
+                marks(&last)
+            }
+        };
+        let k = 16 - left;
+        let m = Marks {
+            odd: m.odd >> k,
+            question: m.question >> k,
+            slash: m.slash >> k,
+            slash_or_dot: m.slash_or_dot >> k,
+            upper: m.upper >> k,
+        };
+        note(at, m, slash_before);
+    }
+    if odd != 0 {
+        return None;
+    }
+    // A pair in the query is plain there.
+    if pair.is_some_and(|p| question.is_none_or(|q| p < q)) {
+        return None;
+    }
+    Some(PlainRest {
+        query: question,
+        upper: upper != 0,
+    })
 }
 
 /// Appends the canonical path: segments split on `/` and `\`, dot-segments resolved.
@@ -937,6 +1123,20 @@ mod properties {
             .chain((!query.is_empty()).then_some(url.as_str().len()))
     }
 
+    /// `input` parsed with the request fast path (where it applies) and with the general steps
+    /// alone gives the same outcome and the same value (host, path and query ends included).
+    fn fast_path_agrees(input: &str) -> Result<(), TestCaseError> {
+        let mut fast = NormUrl::default();
+        let mut general = NormUrl::default();
+        let got = fast.parse_into(input);
+        let want = general.parse_general(input);
+        prop_assert_eq!(&got, &want, "{:?}", input);
+        if got.is_ok() {
+            prop_assert_eq!(&fast, &general, "{:?}", input);
+        }
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
 
@@ -1004,14 +1204,30 @@ mod properties {
         /// Wherever a request takes the fast path, the general steps give the same.
         #[test]
         fn request_fast_path_agrees(input in "https?://([a-zA-Z0-9._-]|xn--|0x|[:@%\\\\ ]){1,12}(/([a-zA-Z0-9._~!$&'()*+,;=:@?#%\\\\\t\x01 -]|\u{fc}){0,6}){0,3}") {
-            let mut fast = NormUrl::default();
-            let mut general = NormUrl::default();
-            let got = fast.parse_into(&input);
-            let want = general.parse_general(&input);
-            prop_assert_eq!(&got, &want, "{:?}", input);
-            if got.is_ok() {
-                prop_assert_eq!(&fast, &general, "{:?}", input);
-            }
+            fast_path_agrees(&input)?;
+        }
+
+        /// Paths and queries long enough to fill several of `plain_rest`'s blocks, with
+        /// what makes one not plain (`//` and `/.` before or after the `?`, escapes, `\\`,
+        /// `#`, spaces, non-ASCII) anywhere, a block edge included: the fast path gives what
+        /// the general steps give.
+        #[test]
+        fn plain_rest_agrees_with_the_general_steps(
+            host in "[a-zA-Z0-9]{1,20}\\.[a-z]{2,3}",
+            rest in "(/[a-zA-Z0-9._~=&-]{0,15}){0,5}/?(\\?[a-zA-Z0-9._~=&/?-]{0,30})?",
+            odd in "(//|/\\.|/\\.\\.|%2[fF]|%41|\\\\|#|\\?|/| |\t|\u{e9}|[A-Z])?",
+            at in 0usize..80,
+        ) {
+            let mut rest = rest;
+            let at = at.min(rest.len());
+            rest.insert_str(at, &odd);
+            fast_path_agrees(&format!("http://{host}{rest}"))?;
+        }
+
+        /// `find_byte` finds what memchr finds, in texts of every length around a block's.
+        #[test]
+        fn find_byte_agrees_with_memchr(text in proptest::collection::vec(prop_oneof![Just(b'/'), Just(b'a'), any::<u8>()], 0..70)) {
+            prop_assert_eq!(find_byte(&text, b'/'), memchr::memchr(b'/', &text), "{:?}", text);
         }
 
         /// The allocation-free host path (plain names, dotted IPv4) gives what the WHATWG
