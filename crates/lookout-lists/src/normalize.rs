@@ -304,12 +304,14 @@ impl NormUrl {
     }
 
     /// Number of labels of a domain host (`www.example.com` has 3), 1 for an IP host; the
-    /// number of parent domains [`NormUrl::each_domain`] gives.
+    /// number of parent domains [`NormUrl::each_domain`] gives. The dots are counted 16
+    /// bytes at a time: a byte iterator's count cost ~100 instructions a lookup (callgrind,
+    /// `normalise+decide`'s uniform mix: 2,082 → 2,027 instructions a request).
     pub fn host_labels(&self) -> usize {
         if self.ip {
             1
         } else {
-            1 + self.host().bytes().filter(|&b| b == b'.').count()
+            1 + count_byte(self.buf.as_bytes(), self.host_end, b'.')
         }
     }
 
@@ -607,30 +609,56 @@ fn slow_host(host: &str, out: &mut String) -> Result<HostKind, UrlError> {
 /// Where `needle` first is in `text`, looked for 16 bytes at a time: a URL's host is a block
 /// or two, fewer bytes than memchr's set-up is worth.
 fn find_byte(text: &[u8], needle: u8) -> Option<usize> {
+    needle_blocks(text, text.len(), needle, |_, m| m != 0)
+        .map(|(at, m)| at + m.trailing_zeros() as usize)
+}
+
+/// How many times `needle` is in `text[..len]`, counted 16 bytes at a time.
+fn count_byte(text: &[u8], len: usize, needle: u8) -> usize {
+    let mut n = 0;
+    needle_blocks(text, len, needle, |_, m| {
+        n += m.count_ones() as usize;
+        false
+    });
+    n
+}
+
+/// Calls `f` with where each block of 16 bytes of `text[..len]` starts and a bit for each of
+/// its bytes that is `needle` (bit 0 the block's first byte), until `f` returns true; returns
+/// that block. The last piece of fewer than 16 bytes is read as the last 16 of `text[..len]`
+/// with the bytes already seen shifted out, or as the first 16 of `text` (what follows `len`
+/// there is not judged), or copied into a padded block when `text` is shorter.
+fn needle_blocks(
+    text: &[u8],
+    len: usize,
+    needle: u8,
+    mut f: impl FnMut(usize, u32) -> bool,
+) -> Option<(usize, u32)> {
     use wide::u8x16;
     let mask = |b: &[u8; 16]| u8x16::from(*b).simd_eq(u8x16::from(needle)).to_bitmask();
-    let mut blocks = text.chunks_exact(16);
+    let bytes = &text[..len];
+    let mut blocks = bytes.chunks_exact(16);
     for (k, b) in (&mut blocks).enumerate() {
         let m = mask(b.try_into().expect("16 bytes"));
-        if m != 0 {
-            return Some(k * 16 + m.trailing_zeros() as usize);
+        if f(k * 16, m) {
+            return Some((k * 16, m));
         }
     }
     let left = blocks.remainder();
     if left.is_empty() {
         return None;
     }
-    // The last bytes, as the last 16 of `text` (the ones before were searched already), or
-    // copied into a padded block when `text` is shorter.
-    let m = match text.last_chunk::<16>() {
-        Some(last) => mask(last) >> (16 - left.len()),
-        None => {
-            let mut last = [!needle; 16];
-            last[..left.len()].copy_from_slice(left);
-            mask(&last)
-        }
+    let m = if let Some(last) = bytes.last_chunk::<16>() {
+        mask(last) >> (16 - left.len())
+    } else if let Some(first) = text.first_chunk::<16>() {
+        mask(first) & ((1 << len) - 1)
+    } else {
+        let mut last = [!needle; 16];
+        last[..left.len()].copy_from_slice(left);
+        mask(&last)
     };
-    (m != 0).then(|| text.len() - left.len() + m.trailing_zeros() as usize)
+    let at = len - left.len();
+    f(at, m).then_some((at, m))
 }
 
 /// What [`plain_rest`] found of a plain path and query.
@@ -1224,10 +1252,17 @@ mod properties {
             fast_path_agrees(&format!("http://{host}{rest}"))?;
         }
 
-        /// `find_byte` finds what memchr finds, in texts of every length around a block's.
+        /// `find_byte` finds what memchr finds, and `count_byte` counts what a byte loop
+        /// counts in any leading part of the text, in texts of every length around a block's.
         #[test]
-        fn find_byte_agrees_with_memchr(text in proptest::collection::vec(prop_oneof![Just(b'/'), Just(b'a'), any::<u8>()], 0..70)) {
+        fn byte_blocks_agree_with_memchr_and_a_loop(
+            text in proptest::collection::vec(prop_oneof![Just(b'/'), Just(b'a'), any::<u8>()], 0..70),
+            cut in 0usize..70,
+        ) {
             prop_assert_eq!(find_byte(&text, b'/'), memchr::memchr(b'/', &text), "{:?}", text);
+            let len = cut.min(text.len());
+            let want = text[..len].iter().filter(|&&b| b == b'/').count();
+            prop_assert_eq!(count_byte(&text, len, b'/'), want, "{:?} {}", text, len);
         }
 
         /// The allocation-free host path (plain names, dotted IPv4) gives what the WHATWG
