@@ -1,6 +1,7 @@
 //! Lookout's list engine: the category taxonomy, URL normalisation, list-format parsers and
 //! the compiled index. Sans-I/O: callers hand in bytes and get values back.
 
+pub mod blocks;
 pub mod category;
 pub mod counts;
 pub mod index;
