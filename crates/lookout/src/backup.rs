@@ -238,6 +238,9 @@ pub(crate) fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
                 return Err(e.context("nothing was restored"));
             }
         };
+        // The files are moved only once the connections just closed are gone (see `settle`).
+        settle(&staging).await;
+        settle(&db).await;
         let aside = if db.exists() {
             let stamp = chrono::Local::now().format("%Y%m%d-%H%M%S");
             let aside = sibling(&db, &format!("before-restore-{stamp}"));
@@ -271,11 +274,35 @@ fn with_journal(path: &Path) -> [PathBuf; 3] {
     [path.to_owned(), wal.into(), shm.into()]
 }
 
+/// Waits (up to 2 s) for the write-ahead log and shared memory files of the database at
+/// `path` to go. The last connection to close removes them, having written the log into the
+/// database; but sqlx's `Pool::close` can return while a connection is still closing (sqlx
+/// issue #3217), and that connection then removes them under a restore that is moving them:
+/// `restore` failed so once in CI ("moving data/lookout.db.restoring-wal to
+/// data/lookout.db-wal: No such file or directory") after moving the database itself. Files that
+/// stay (a connection that never closes, or none was in WAL mode) are moved with the database.
+async fn settle(path: &Path) {
+    let [_, wal, shm] = with_journal(path);
+    for _ in 0..200 {
+        if !wal.exists() && !shm.exists() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+/// Moves a database and whichever of its journal files are there. A journal file that goes
+/// between the look and the move was written into the database and removed by its last
+/// connection (see [`settle`]): nothing is left to move.
 fn rename_with_journal(from: &Path, to: &Path) -> anyhow::Result<()> {
-    for (a, b) in with_journal(from).iter().zip(with_journal(to)) {
+    for (i, (a, b)) in with_journal(from).iter().zip(with_journal(to)).enumerate() {
         if a.exists() {
-            std::fs::rename(a, &b)
-                .with_context(|| format!("moving {} to {}", a.display(), b.display()))?;
+            match std::fs::rename(a, &b) {
+                Err(e) if i > 0 && e.kind() == std::io::ErrorKind::NotFound => {}
+                moved => {
+                    moved.with_context(|| format!("moving {} to {}", a.display(), b.display()))?
+                }
+            }
         }
     }
     Ok(())
@@ -288,4 +315,47 @@ fn remove_with_journal(path: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `settle` returns once a closing connection's journal files are gone, not before; a
+    /// database without them is not waited for; and the move takes whichever are there.
+    #[tokio::test]
+    async fn settle_waits_for_the_journal_then_the_move_takes_what_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("lookout.db");
+        let [main, wal, shm] = with_journal(&db);
+        for f in [&main, &wal, &shm] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        // A connection still closing: it removes its journal files a little later.
+        let closing = tokio::spawn({
+            let (wal, shm) = (wal.clone(), shm.clone());
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                std::fs::remove_file(wal).unwrap();
+                std::fs::remove_file(shm).unwrap();
+            }
+        });
+        let started = std::time::Instant::now();
+        settle(&db).await;
+        assert!(started.elapsed() >= std::time::Duration::from_millis(100));
+        assert!(!wal.exists() && !shm.exists());
+        closing.await.unwrap();
+
+        let started = std::time::Instant::now();
+        settle(&db).await;
+        assert!(started.elapsed() < std::time::Duration::from_millis(100));
+
+        std::fs::write(&wal, b"log").unwrap();
+        let to = dir.path().join("lookout.db.aside");
+        rename_with_journal(&db, &to).unwrap();
+        let [to_main, to_wal, to_shm] = with_journal(&to);
+        assert!(to_main.exists() && !main.exists());
+        assert_eq!(std::fs::read(&to_wal).unwrap(), b"log");
+        assert!(!to_shm.exists());
+    }
 }
