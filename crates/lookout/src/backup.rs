@@ -325,37 +325,37 @@ mod tests {
     /// database without them is not waited for; and the move takes whichever are there.
     #[tokio::test]
     async fn settle_waits_for_the_journal_then_the_move_takes_what_is_left() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("temp dir");
         let db = dir.path().join("lookout.db");
         let [main, wal, shm] = with_journal(&db);
         for f in [&main, &wal, &shm] {
-            std::fs::write(f, b"x").unwrap();
+            std::fs::write(f, b"x").expect("a file");
         }
         // A connection still closing: it removes its journal files a little later.
         let closing = tokio::spawn({
             let (wal, shm) = (wal.clone(), shm.clone());
             async move {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                std::fs::remove_file(wal).unwrap();
-                std::fs::remove_file(shm).unwrap();
+                std::fs::remove_file(wal).expect("the log goes");
+                std::fs::remove_file(shm).expect("the shared memory goes");
             }
         });
         let started = std::time::Instant::now();
         settle(&db).await;
         assert!(started.elapsed() >= std::time::Duration::from_millis(100));
         assert!(!wal.exists() && !shm.exists());
-        closing.await.unwrap();
+        closing.await.expect("the closing task");
 
         let started = std::time::Instant::now();
         settle(&db).await;
         assert!(started.elapsed() < std::time::Duration::from_millis(100));
 
-        std::fs::write(&wal, b"log").unwrap();
+        std::fs::write(&wal, b"log").expect("a log");
         let to = dir.path().join("lookout.db.aside");
-        rename_with_journal(&db, &to).unwrap();
+        rename_with_journal(&db, &to).expect("moved");
         let [to_main, to_wal, to_shm] = with_journal(&to);
         assert!(to_main.exists() && !main.exists());
-        assert_eq!(std::fs::read(&to_wal).unwrap(), b"log");
+        assert_eq!(std::fs::read(&to_wal).expect("the log moved"), b"log");
         assert!(!to_shm.exists());
     }
 }
