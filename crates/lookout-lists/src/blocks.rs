@@ -16,6 +16,13 @@ pub fn byte(b: u8) -> impl Fn(u8x16) -> u8x16 + Copy {
     move |v| v.simd_eq(u8x16::from(b))
 }
 
+/// The lanes of `v` that are at most `c` as unsigned bytes: a minimum compared for equality,
+/// two instructions (SSE2 compares bytes as signed numbers).
+#[inline(always)]
+pub fn at_most(v: u8x16, c: u8) -> u8x16 {
+    v.min(u8x16::from(c)).simd_eq(v)
+}
+
 /// Bit `i` set where byte `i` of `block` is in `class`.
 #[inline(always)]
 fn marks(block: &[u8; 16], class: &impl Fn(u8x16) -> u8x16) -> u32 {

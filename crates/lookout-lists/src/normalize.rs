@@ -200,8 +200,10 @@ impl NormUrl {
             None => (rest, ""),
         };
         let path = path.strip_suffix('/').unwrap_or(path);
-        if !query.is_empty() && path.len() + 1 == rest.len() - query.len() {
-            // `path?query` as written: one copy.
+        if !query.is_empty() && path.len() + 1 + query.len() == rest.len() {
+            // `path?query` as written (no trailing slash dropped): one copy, where two and a
+            // `?` cost 8 instructions a request more (`bench/decide-instructions.sh`, uniform
+            // mix: 2,006 against 2,014).
             self.buf.push_str(rest);
             self.path_end = start + path.len();
         } else {
@@ -515,10 +517,9 @@ fn plain_domain(text: &[u8], len: usize) -> Option<bool> {
     // In blocks of 16, a few vector instructions per block even for a host shorter than one
     // block; only the first `live` bytes of a block are judged.
     let block = |b: &[u8; 16], live: usize| {
-        use wide::u8x16;
+        use blocks::{at_most, u8x16};
         let v = u8x16::from(*b);
         let splat = u8x16::from;
-        let at_most = |w: u8x16, c: u8| w.min(splat(c)).simd_eq(w);
         let on = (1u32 << live) - 1;
         let mask = |m: u8x16| m.to_bitmask() & on;
         let dash = v.simd_eq(splat(b'-'));
@@ -633,15 +634,13 @@ struct Marks {
 
 #[inline(always)]
 fn marks(b: &[u8; 16]) -> Marks {
-    use wide::u8x16;
+    use blocks::{at_most, u8x16};
     let v = u8x16::from(*b);
     let splat = u8x16::from;
     let eq = |c: u8| v.simd_eq(splat(c));
     let mask = |m: u8x16| m.to_bitmask() as u16;
-    // Unsigned comparisons as a minimum or maximum compared for equality, two instructions
-    // each (SSE2 compares bytes as signed numbers).
-    let at_most = |w: u8x16, c: u8| w.min(splat(c)).simd_eq(w);
     let control_or_space = at_most(v, b' ');
+    // At least 0x7f: a maximum compared for equality (see `blocks::at_most`).
     let not_ascii_printable = v.max(splat(0x7f)).simd_eq(v);
     let slash = eq(b'/');
     Marks {
@@ -703,7 +702,9 @@ fn plain_rest(text: &[u8], from: usize) -> Option<PlainRest> {
     if left > 0 {
         // The last bytes, read as the last 16 of `text` (what comes before them was judged
         // already, or is the host) and shifted so that bit 0 is the first byte not yet
-        // judged; copied into a padded block when `text` is shorter.
+        // judged; copied into a padded block when `text` is shorter. Not `blocks::each`: five
+        // marks come from each block, and a path shorter than a block (most are) is read
+        // with the host before it, where `each` would copy it into a padded block.
         let m = match text.last_chunk::<16>() {
             Some(last) => marks(last),
             None => {
