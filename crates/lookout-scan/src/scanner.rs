@@ -64,14 +64,18 @@ impl Uses {
 /// A compiled phrase library, shared by every scanning thread.
 #[derive(Debug)]
 pub struct Scanner {
-    /// Walked byte by byte (overlapping matches), without a prefilter: in normalised text
-    /// every word starts with a space, so there is nothing rare to skip to.
+    /// The automaton's transitions, walked byte by byte (overlapping matches), without a
+    /// prefilter: in normalised text every word starts with a space, so there is nothing rare
+    /// to skip to. Repacked from `aho-corasick`'s DFA (see [`Table`]), which is then dropped.
+    walks: Walks,
+    /// The automaton itself, for tests to compare the repacked tables with.
+    #[cfg(test)]
     dfa: DFA,
     /// Every byte as the automaton reads it: the bytes the patterns use numbered 1, 2, ... in
     /// order, every other byte 0, except that the digits share one number, and so do the
     /// bytes inside and at the start of a non-ASCII character (see [`fold`]). The built-in
-    /// library's alphabet is then 32 classes, a row stride of 32, a table of 3.0 MB: each of
-    /// its bytes numbered gave 57 (a stride of 64, 6.0 MB), the patterns' bytes interleaved
+    /// library's alphabet is then 32 classes, a row stride of 32, a table of 3.0 MB (1.5 MB
+    /// repacked): each of its bytes numbered gave 57 (a stride of 64, 6.0 MB), the patterns' bytes interleaved
     /// with the gaps between them a stride of 128 (11.8 MB). `scan_pages` on risky text, five
     /// runs each alternately: 1.44-1.51 s before, 1.39-1.43 s after; prose the same.
     alphabet: [u8; 256],
@@ -290,8 +294,19 @@ impl Library {
             .iter()
             .map(|u| u.iter().any(|u| matches!(u, Use::Except { .. })))
             .collect();
-        let states = MatchStates::new(&dfa, &alphabet, &self.terms, &excepts);
+        let too_big = |what: &str| LibraryError {
+            problems: vec![Problem {
+                file: "(library)".into(),
+                line: 0,
+                message: format!("the phrases do not fit in one automaton: {what}"),
+            }],
+        };
+        let reachable = Reachable::new(&dfa, &alphabet).ok_or_else(|| too_big("no start state"))?;
+        let states = MatchStates::new(&dfa, &reachable, &self.terms, &excepts);
+        let walks = Walks::new(&dfa, &reachable).ok_or_else(|| too_big("more than 2^32 states"))?;
         Ok(Scanner {
+            walks,
+            #[cfg(test)]
             dfa,
             alphabet,
             uses: Uses::new(uses),
@@ -309,16 +324,75 @@ impl Library {
     }
 }
 
+/// The states a walk can be in: every state the automaton reaches from the start state over
+/// the numbers the alphabet gives (the walk reads no other), numbered densely. The automaton's
+/// ids are multiples of its row length; a state's number here is its id divided by that.
+struct Reachable {
+    start: StateID,
+    /// In the order first seen, the start first.
+    all: Vec<StateID>,
+    /// Ids are multiples of `1 << shift`.
+    shift: u32,
+    /// The highest number of the alphabet.
+    symbols: u8,
+}
+
+impl Reachable {
+    fn new(dfa: &DFA, alphabet: &[u8; 256]) -> Option<Reachable> {
+        let start = dfa.start_state(Anchored::No).ok()?;
+        let symbols = alphabet.iter().copied().max().unwrap_or(0);
+        // A bit per id seen (ids are below the length of the automaton's own table, so this
+        // is at most a 32nd of its size); the built-in library's ~23,000 states take ~3 ms.
+        let mut seen: Vec<u64> = Vec::new();
+        let mut first_sight = |sid: StateID| {
+            let i = sid.as_usize();
+            if seen.len() <= i / 64 {
+                seen.resize(i / 64 + 1, 0);
+            }
+            let new = seen[i / 64] & 1 << (i % 64) == 0;
+            seen[i / 64] |= 1 << (i % 64);
+            new
+        };
+        first_sight(start);
+        let mut all = vec![start];
+        // The largest power of two every id is a multiple of.
+        let mut shift = start.as_u32().trailing_zeros();
+        let mut next_to_visit = 0;
+        while let Some(&sid) = all.get(next_to_visit) {
+            next_to_visit += 1;
+            for symbol in 0..=symbols {
+                let next = dfa.next_state(Anchored::No, sid, symbol);
+                if first_sight(next) {
+                    shift = shift.min(next.as_u32().trailing_zeros());
+                    all.push(next);
+                }
+            }
+        }
+        // 32 only if every id seen were 0 (the dead state, which an unanchored search never
+        // enters): a shift must be below 32.
+        Some(Reachable {
+            start,
+            all,
+            shift: shift.min(31),
+            symbols,
+        })
+    }
+
+    /// A state's number.
+    fn number(&self, sid: StateID) -> usize {
+        (sid.as_u32() >> self.shift) as usize
+    }
+}
+
 /// What each match state of the automaton matches, in the order the automaton lists it, with
 /// what the scan needs of each pattern beside it: by the state's number, one look-up, then
 /// neighbouring entries. Through the automaton's own accessors a match cost four dependent
 /// reads (the state's list, the list's heap block, the pattern's length, the pattern's uses),
 /// most of them cache misses in risky text, where a walk enters a match state every few words.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct MatchStates {
-    /// State ids are multiples of `1 << shift`: `id >> shift` indexes `at`.
-    shift: u32,
-    /// By `id >> shift`: the state's first entry in `list`, and how many it has.
+    /// By a state's number ([`Reachable::number`]): its first entry in `list`, and how many
+    /// it has (none past the highest match state).
     at: Vec<(u32, u32)>,
     list: Vec<StateMatch>,
 }
@@ -335,79 +409,154 @@ struct StateMatch {
 }
 
 impl MatchStates {
-    /// Every state the automaton can reach, found by stepping from the start state over
-    /// every number the alphabet gives (the walk reads no other), and each match state's
-    /// patterns. `excepts` says, per pattern, whether it is an exception.
-    fn new(dfa: &DFA, alphabet: &[u8; 256], patterns: &[Vec<u8>], excepts: &[bool]) -> Self {
-        let mut states = MatchStates {
-            shift: 0,
-            at: Vec::new(),
-            list: Vec::new(),
-        };
-        let Ok(start) = dfa.start_state(Anchored::No) else {
-            return states;
-        };
-        let symbols = alphabet.iter().copied().max().unwrap_or(0);
-        // A bit per id seen (ids are below the length of the automaton's own table, so this
-        // is at most a 32nd of its size); the built-in library's ~23,000 states take ~3 ms.
-        let mut seen: Vec<u64> = Vec::new();
-        let mut first_sight = |sid: StateID| {
-            let i = sid.as_usize();
-            if seen.len() <= i / 64 {
-                seen.resize(i / 64 + 1, 0);
-            }
-            let new = seen[i / 64] & 1 << (i % 64) == 0;
-            seen[i / 64] |= 1 << (i % 64);
-            new
-        };
-        first_sight(start);
-        let mut todo = vec![start];
-        let mut matching = Vec::new();
-        // The largest power of two every id is a multiple of.
-        let mut shift = start.as_u32().trailing_zeros();
-        while let Some(sid) = todo.pop() {
-            if dfa.is_match(sid) {
-                matching.push(sid);
-            }
-            for symbol in 0..=symbols {
-                let next = dfa.next_state(Anchored::No, sid, symbol);
-                if first_sight(next) {
-                    shift = shift.min(next.as_u32().trailing_zeros());
-                    todo.push(next);
-                }
-            }
-        }
-        // 32 only if every id seen were 0 (the dead state, which an unanchored search never
-        // enters): a shift must be below 32.
-        states.shift = shift.min(31);
-        let index = |sid: StateID| (sid.as_u32() >> states.shift) as usize;
+    /// Each match state's patterns. `excepts` says, per pattern, whether it is an exception.
+    fn new(dfa: &DFA, states: &Reachable, patterns: &[Vec<u8>], excepts: &[bool]) -> Self {
+        let matching: Vec<StateID> = states
+            .all
+            .iter()
+            .copied()
+            .filter(|&sid| dfa.is_match(sid))
+            .collect();
         let size = matching
             .iter()
-            .map(|&sid| index(sid) + 1)
+            .map(|&sid| states.number(sid) + 1)
             .max()
             .unwrap_or(0);
-        states.at = vec![(0, 0); size];
+        let mut out = MatchStates {
+            at: vec![(0, 0); size],
+            list: Vec::new(),
+        };
         for sid in matching {
-            let first = states.list.len() as u32;
+            let first = out.list.len() as u32;
             for k in 0..dfa.match_len(sid) {
                 let pid = dfa.match_pattern(sid, k);
                 let p = pid.as_usize();
-                states.list.push(StateMatch {
+                out.list.push(StateMatch {
                     pattern: pid.as_u32(),
                     len: dfa.pattern_len(pid) as u32,
                     checked: patterns[p].iter().any(|&b| fold(b).is_some()),
                     except: excepts[p],
                 });
             }
-            states.at[index(sid)] = (first, states.list.len() as u32 - first);
+            out.at[states.number(sid)] = (first, out.list.len() as u32 - first);
         }
-        states
+        out
     }
 
-    /// What match state `sid` matches.
-    fn of(&self, sid: StateID) -> &[StateMatch] {
-        let (first, n) = self.at[(sid.as_u32() >> self.shift) as usize];
+    /// What the state numbered `sid` matches (nothing if it is not a match state).
+    fn of(&self, sid: u32) -> &[StateMatch] {
+        let (first, n) = self.at.get(sid as usize).copied().unwrap_or((0, 0));
         &self.list[first as usize..(first + n) as usize]
+    }
+}
+
+/// The automaton's transitions as the walks read them: a row per state, by its number
+/// ([`Reachable::number`]), a column per number of the alphabet, each cell the next state's
+/// number. The automaton's own table holds 32-bit ids; numbers fit in 16 bits while a library
+/// has at most 65,536 states (the built-in one has ~23,000), which halves the table the walks
+/// wait on (3.0 MB to 1.5 MB; its rows are each a 64-byte cache line). A larger library gets
+/// 32-bit cells ([`Walks::Wide`]).
+#[derive(Debug)]
+struct Table<T> {
+    next: Vec<T>,
+    /// A row is `1 << bits` cells.
+    bits: u32,
+    start: u32,
+    /// Numbers up to this are the automaton's special states: match states, and the dead
+    /// and fail states a walk never enters. The automaton numbers them first.
+    last_special: u32,
+}
+
+/// A cell of a [`Table`].
+trait Cell: Copy + std::fmt::Debug {
+    fn new(number: usize) -> Option<Self>;
+    fn get(self) -> u32;
+}
+
+impl Cell for u16 {
+    fn new(number: usize) -> Option<Self> {
+        u16::try_from(number).ok()
+    }
+    #[inline(always)]
+    fn get(self) -> u32 {
+        u32::from(self)
+    }
+}
+
+impl Cell for u32 {
+    fn new(number: usize) -> Option<Self> {
+        u32::try_from(number).ok()
+    }
+    #[inline(always)]
+    fn get(self) -> u32 {
+        self
+    }
+}
+
+impl<T: Cell> Table<T> {
+    /// `None` if a state's number does not fit in a cell.
+    fn new(dfa: &DFA, states: &Reachable) -> Option<Table<T>> {
+        let rows = states
+            .all
+            .iter()
+            .map(|&sid| states.number(sid) + 1)
+            .max()
+            .unwrap_or(0);
+        T::new(rows.saturating_sub(1))?;
+        let bits = (u32::from(states.symbols) + 1)
+            .next_power_of_two()
+            .trailing_zeros();
+        let mut table = Table {
+            next: vec![T::new(0)?; rows << bits],
+            bits,
+            start: states.number(states.start) as u32,
+            last_special: 0,
+        };
+        for &sid in &states.all {
+            let row = states.number(sid);
+            if dfa.is_special(sid) {
+                table.last_special = table.last_special.max(row as u32);
+            }
+            for symbol in 0..=states.symbols {
+                let next = states.number(dfa.next_state(Anchored::No, sid, symbol));
+                table.next[row << bits | usize::from(symbol)] = T::new(next)?;
+            }
+        }
+        Some(table)
+    }
+
+    /// The state after reading `symbol` in state `sid`.
+    #[inline(always)]
+    fn step(&self, sid: u32, symbol: u8) -> u32 {
+        self.next[(sid << self.bits | u32::from(symbol)) as usize].get()
+    }
+
+    /// Whether the walk stops at state `sid` (a special state; see [`Table::last_special`]).
+    #[inline(always)]
+    fn is_special(&self, sid: u32) -> bool {
+        sid <= self.last_special
+    }
+}
+
+/// The table the walks read: 16-bit cells where the states allow it.
+#[derive(Debug)]
+enum Walks {
+    Narrow(Table<u16>),
+    Wide(Table<u32>),
+}
+
+impl Walks {
+    fn new(dfa: &DFA, states: &Reachable) -> Option<Walks> {
+        Table::new(dfa, states)
+            .map(Walks::Narrow)
+            .or_else(|| Table::new(dfa, states).map(Walks::Wide))
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Walks::Narrow(t) => t.next.len() * 2,
+            Walks::Wide(t) => t.next.len() * 4,
+        }
     }
 }
 
@@ -416,16 +565,16 @@ impl MatchStates {
 /// line so that the state stays in a register: in the scanner's big loop it was spilled to
 /// the stack, adding a store-to-load round trip to every byte's dependent table load.
 #[inline(never)]
-fn walk(
-    dfa: &DFA,
+fn walk<T: Cell>(
+    table: &Table<T>,
     alphabet: &[u8; 256],
-    mut sid: StateID,
+    mut sid: u32,
     t: &[u8],
     from: usize,
-) -> (StateID, usize) {
+) -> (u32, usize) {
     for (k, &b) in t[from..].iter().enumerate() {
-        sid = dfa.next_state(Anchored::No, sid, alphabet[usize::from(b)]);
-        if dfa.is_special(sid) {
+        sid = table.step(sid, alphabet[usize::from(b)]);
+        if table.is_special(sid) {
             return (sid, from + k + 1);
         }
     }
@@ -438,10 +587,11 @@ const WALKS: usize = 4;
 /// Normalised texts at least this long are walked in parts, each of 512 bytes or more.
 const SPLIT: usize = WALKS * 512;
 
-/// One walk through part of the text: its state, the next byte to read, and where it stops.
+/// One walk through part of the text: its state's number, the next byte to read, and where
+/// it stops.
 #[derive(Clone, Copy, Debug)]
 struct Cursor {
-    sid: StateID,
+    sid: u32,
     pos: usize,
     end: usize,
 }
@@ -450,17 +600,17 @@ struct Cursor {
 /// end. The walks do not depend on each other, so the processor waits for the table rows
 /// they need at the same time: in normalised text most rows are not in cache.
 #[inline(never)]
-fn walk_all(dfa: &DFA, alphabet: &[u8; 256], t: &[u8], c: &mut [Cursor; WALKS]) {
+fn walk_all<T: Cell>(table: &Table<T>, alphabet: &[u8; 256], t: &[u8], c: &mut [Cursor; WALKS]) {
     let n = c.iter().map(|c| c.end - c.pos).min().unwrap_or(0);
     let texts: [&[u8]; WALKS] = std::array::from_fn(|i| &t[c[i].pos..c[i].pos + n]);
     let mut sids = c.map(|c| c.sid);
     let mut k = 0;
     while k < n {
         for (sid, text) in sids.iter_mut().zip(texts) {
-            *sid = dfa.next_state(Anchored::No, *sid, alphabet[usize::from(text[k])]);
+            *sid = table.step(*sid, alphabet[usize::from(text[k])]);
         }
         k += 1;
-        if sids.iter().any(|&sid| dfa.is_special(sid)) {
+        if sids.iter().any(|&sid| table.is_special(sid)) {
             break;
         }
     }
@@ -518,7 +668,7 @@ impl Scanner {
 
     /// Heap bytes of the automaton (its transition table is most of the scanner's memory).
     pub fn automaton_bytes(&self) -> usize {
-        self.dfa.memory_usage()
+        self.walks.bytes()
     }
 
     /// The normalised patterns, as searched (for comparing with a plain automaton).
@@ -538,11 +688,23 @@ impl Scanner {
         excepts: &mut Vec<Except>,
         later: &mut [Later; WALKS - 1],
     ) {
-        let dfa = &self.dfa;
-        let Ok(start) = dfa.start_state(Anchored::No) else {
-            return;
-        };
-        let is_match = |sid| dfa.is_special(sid) && dfa.is_match(sid);
+        match &self.walks {
+            Walks::Narrow(table) => self.find_in(table, t, hits, excepts, later),
+            Walks::Wide(table) => self.find_in(table, t, hits, excepts, later),
+        }
+    }
+
+    /// [`Scanner::find`] with the table of cells `T`.
+    fn find_in<T: Cell>(
+        &self,
+        table: &Table<T>,
+        t: &[u8],
+        hits: &mut Vec<Hit>,
+        excepts: &mut Vec<Except>,
+        later: &mut [Later; WALKS - 1],
+    ) {
+        let start = table.start;
+        let is_match = |sid| table.is_special(sid) && !self.states.of(sid).is_empty();
         let mut first = Cursor {
             sid: start,
             pos: 0,
@@ -566,7 +728,7 @@ impl Scanner {
                 l.excepts.clear();
             }
             while !full && c.iter().all(|c| c.pos < c.end) {
-                walk_all(dfa, &self.alphabet, t, &mut c);
+                walk_all(table, &self.alphabet, t, &mut c);
                 if is_match(c[0].sid) {
                     full = !self.record(t, c[0].sid, c[0].pos, hits, |x, _| excepts.push(x));
                 }
@@ -581,7 +743,7 @@ impl Scanner {
             for (i, l) in later.iter_mut().enumerate() {
                 let mut c = c[i + 1];
                 while !full && c.pos < c.end {
-                    (c.sid, c.pos) = walk(dfa, &self.alphabet, c.sid, &t[..c.end], c.pos);
+                    (c.sid, c.pos) = walk(table, &self.alphabet, c.sid, &t[..c.end], c.pos);
                     if is_match(c.sid) && c.pos > from(i + 1) && !l.record(self, t, c) {
                         break;
                     }
@@ -591,7 +753,7 @@ impl Scanner {
         }
         while !full && first.pos < first.end {
             (first.sid, first.pos) =
-                walk(dfa, &self.alphabet, first.sid, &t[..first.end], first.pos);
+                walk(table, &self.alphabet, first.sid, &t[..first.end], first.pos);
             if is_match(first.sid) {
                 full = !self.record(t, first.sid, first.pos, hits, |x, _| excepts.push(x));
             }
@@ -612,7 +774,7 @@ impl Scanner {
     fn record(
         &self,
         t: &[u8],
-        sid: StateID,
+        sid: u32,
         pos: usize,
         hits: &mut Vec<Hit>,
         mut except: impl FnMut(Except, usize),
@@ -1251,6 +1413,7 @@ mod tests {
         for s in [Library::builtin().compile().unwrap(), scanner(RULES)] {
             let dfa = &s.dfa;
             let start = dfa.start_state(Anchored::No).unwrap();
+            let reachable = Reachable::new(dfa, &s.alphabet).expect("a start state");
             let mut used: Vec<u8> = s.patterns.concat();
             used.sort_unstable();
             used.dedup();
@@ -1293,7 +1456,7 @@ mod tests {
                         .collect();
                     let got: Vec<(u32, u32, bool, bool)> = s
                         .states
-                        .of(sid)
+                        .of(reachable.number(sid) as u32)
                         .iter()
                         .map(|m| (m.pattern, m.len, m.checked, m.except))
                         .collect();
@@ -1304,21 +1467,74 @@ mod tests {
         }
     }
 
-    /// One walk from the start to the end, as texts shorter than [`SPLIT`] are walked.
+    /// One walk from the start to the end, as texts shorter than [`SPLIT`] are walked, but
+    /// through the automaton itself rather than the walks' table: the reference the table's
+    /// walks are held to.
     fn one_walk(s: &Scanner, t: &[u8]) -> (Vec<Hit>, Vec<Except>) {
         let (mut hits, mut excepts) = (Vec::new(), Vec::new());
-        let mut sid = s.dfa.start_state(Anchored::No).expect("start");
-        let mut pos = 0;
-        while pos < t.len() {
-            (sid, pos) = walk(&s.dfa, &s.alphabet, sid, t, pos);
-            if s.dfa.is_special(sid)
-                && s.dfa.is_match(sid)
-                && !s.record(t, sid, pos, &mut hits, |x, _| excepts.push(x))
-            {
-                break;
+        let dfa = &s.dfa;
+        let reachable = Reachable::new(dfa, &s.alphabet).expect("a start state");
+        let mut sid = dfa.start_state(Anchored::No).expect("start");
+        for (pos, &b) in t.iter().enumerate() {
+            sid = dfa.next_state(Anchored::No, sid, s.alphabet[usize::from(b)]);
+            if dfa.is_match(sid) {
+                let number = reachable.number(sid) as u32;
+                if !s.record(t, number, pos + 1, &mut hits, |x, _| excepts.push(x)) {
+                    break;
+                }
             }
         }
         (hits, excepts)
+    }
+
+    /// The walks' table steps as the automaton does from every state a walk can be in, over
+    /// every number of the alphabet, and stops (as special) at exactly the automaton's match
+    /// states: 16-bit cells for the built-in library, and 32-bit ones when asked for.
+    #[test]
+    fn the_table_steps_as_the_automaton_does() {
+        for s in [Library::builtin().compile().unwrap(), scanner(RULES)] {
+            let dfa = &s.dfa;
+            let reachable = Reachable::new(dfa, &s.alphabet).expect("a start state");
+            let Walks::Narrow(narrow) = &s.walks else {
+                panic!("32-bit cells for {} patterns", s.patterns.len());
+            };
+            let wide: Table<u32> = Table::new(dfa, &reachable).expect("32-bit cells");
+            for &sid in &reachable.all {
+                let n = reachable.number(sid) as u32;
+                assert_eq!(narrow.is_special(n), dfa.is_match(sid), "{sid:?}");
+                assert_eq!(wide.is_special(n), dfa.is_match(sid), "{sid:?}");
+                for symbol in 0..=reachable.symbols {
+                    let want = reachable.number(dfa.next_state(Anchored::No, sid, symbol)) as u32;
+                    assert_eq!(narrow.step(n, symbol), want, "{sid:?} {symbol}");
+                    assert_eq!(wide.step(n, symbol), want, "{sid:?} {symbol}");
+                }
+            }
+            assert_eq!(narrow.start, reachable.number(reachable.start) as u32);
+            assert!(s.automaton_bytes() == narrow.next.len() * 2);
+        }
+    }
+
+    /// Walks through 32-bit cells (a library with more states than 16 bits number) find
+    /// what walks through 16-bit ones do; a cell takes exactly the numbers that fit it.
+    #[test]
+    fn wide_cells_find_what_narrow_ones_do() {
+        let mut s = Library::builtin().compile().unwrap();
+        let mut n = Normalized::default();
+        n.normalize(
+            &"i want to kill myself, kms. Suicide squad tonight; cutting myself again \
+              and the exam is killing me. "
+                .repeat(60),
+        );
+        assert!(n.text.len() >= SPLIT);
+        let narrow = walks_in_parts(&s, &n.text);
+        assert!(narrow.0.len() > 100, "{}", narrow.0.len());
+        let reachable = Reachable::new(&s.dfa, &s.alphabet).expect("a start state");
+        s.walks = Walks::Wide(Table::new(&s.dfa, &reachable).expect("32-bit cells"));
+        assert_eq!(walks_in_parts(&s, &n.text), narrow);
+        assert_eq!(walks_in_parts(&s, &n.text), one_walk(&s, &n.text));
+        assert_eq!(<u16 as Cell>::new(65_535), Some(65_535));
+        assert_eq!(<u16 as Cell>::new(65_536), None);
+        assert_eq!(<u32 as Cell>::new(65_536), Some(65_536));
     }
 
     fn walks_in_parts(s: &Scanner, t: &[u8]) -> (Vec<Hit>, Vec<Except>) {
