@@ -12,7 +12,7 @@ use aho_corasick::{Anchored, MatchKind, StartKind};
 
 use wide::u8x16;
 
-use crate::normalize::{Normalized, Token};
+use crate::normalize::Normalized;
 use crate::phrases::{Entry, Library, LibraryError, Problem, WINDOW};
 use crate::{Risk, Severity};
 
@@ -882,10 +882,22 @@ impl Scanner {
             let Some((first, last, count)) = found else {
                 continue;
             };
-            let (a, b) = (&hits[group[first].hit()], &hits[group[last].hit()]);
-            let start = norm.tokens[token_at(&norm.tokens, a.start)].orig as usize;
-            let end =
-                norm.tokens[token_at(&norm.tokens, b.end.max(a.start + 1) - 1)].orig_end as usize;
+            let (first, last) = (group[first], group[last]);
+            let (a, b) = (&hits[first.hit()], &hits[last.hit()]);
+            // The tokens of the evidence's first and last byte: the first is the first hit's
+            // own; the last is the last hit's, or a token or two after it (a pattern of
+            // several words). Found by stepping, not by a search of all the text's tokens.
+            let start = norm.tokens[first.token()].orig as usize;
+            let last_byte = b.end.max(a.start + 1) - 1;
+            let mut k = last.token();
+            while norm
+                .tokens
+                .get(k + 1)
+                .is_some_and(|t| t.norm as usize <= last_byte)
+            {
+                k += 1;
+            }
+            let end = norm.tokens[k].orig_end as usize;
             let f = by_risk
                 .entry(entry.risk)
                 .or_insert((entry.severity, 0, Vec::new()));
@@ -963,13 +975,6 @@ fn satisfied(entry: &Entry, group: &[PartHit]) -> Option<(usize, usize, usize)> 
     }
     let (a, b) = best?;
     (group[b].token() - group[a].token() < WINDOW).then_some((a, b, 1))
-}
-
-/// Index of the token holding byte `pos` of the normalised text.
-fn token_at(tokens: &[Token], pos: usize) -> usize {
-    tokens
-        .partition_point(|t| t.norm as usize <= pos)
-        .saturating_sub(1)
 }
 
 /// `items.partition_point(before)`, found by stepping from `*at` (the last answer) rather
