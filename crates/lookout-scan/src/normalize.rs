@@ -859,8 +859,8 @@ impl Normalized {
     }
 }
 
-pub(crate) const ONES: u64 = 0x0101_0101_0101_0101;
-pub(crate) const HIGH: u64 = 0x8080_8080_8080_8080;
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
 
 /// How many of the eight bytes `x` (little-endian) are ASCII letters before the first byte
 /// that is not, and the bytes lower-cased (meaningful up to there). Byte-wise range checks
@@ -873,19 +873,19 @@ fn letters(x: u64) -> (u64, usize) {
 }
 
 /// The high bit of each byte of `x` whose low seven bits are `lo` or more.
-pub(crate) fn at_least(x: u64, lo: u8) -> u64 {
+fn at_least(x: u64, lo: u8) -> u64 {
     (x | HIGH).wrapping_sub(ONES * u64::from(lo)) & HIGH
 }
 
 /// How many bytes, from the lowest, have their high bit set in `flags` before one that has
 /// not.
-pub(crate) fn leading(flags: u64) -> usize {
+fn leading(flags: u64) -> usize {
     ((!flags & HIGH).trailing_zeros() / 8) as usize
 }
 
 /// The high bit of each zero byte of `v`. Exact in every byte: `(b & 0x7f) + 0x7f` sets the
 /// high bit when the low seven bits are not all zero, never carrying into the next byte.
-pub(crate) fn zero_bytes(v: u64) -> u64 {
+fn zero_bytes(v: u64) -> u64 {
     !(((v & !HIGH) + !HIGH) | v) & HIGH
 }
 

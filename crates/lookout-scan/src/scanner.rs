@@ -75,9 +75,10 @@ pub struct Scanner {
     /// order, every other byte 0, except that the digits share one number, and so do the
     /// bytes inside and at the start of a non-ASCII character (see [`fold`]). The built-in
     /// library's alphabet is then 32 classes, a row stride of 32, a table of 3.0 MB (1.5 MB
-    /// repacked): each of its bytes numbered gave 57 (a stride of 64, 6.0 MB), the patterns' bytes interleaved
-    /// with the gaps between them a stride of 128 (11.8 MB). `scan_pages` on risky text, five
-    /// runs each alternately: 1.44-1.51 s before, 1.39-1.43 s after; prose the same.
+    /// repacked): each of its bytes numbered gave 57 (a stride of 64, 6.0 MB), the patterns'
+    /// bytes interleaved with the gaps between them a stride of 128 (11.8 MB). `scan_pages` on
+    /// risky text, five runs each alternately: 1.44-1.51 s before, 1.39-1.43 s after; prose the
+    /// same.
     alphabet: [u8; 256],
     /// What each match state of the automaton matches, read with one look-up.
     states: MatchStates,
@@ -389,7 +390,7 @@ impl Reachable {
 /// neighbouring entries. Through the automaton's own accessors a match cost four dependent
 /// reads (the state's list, the list's heap block, the pattern's length, the pattern's uses),
 /// most of them cache misses in risky text, where a walk enters a match state every few words.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct MatchStates {
     /// By a state's number ([`Reachable::number`]): its first entry in `list`, and how many
     /// it has (none past the highest match state).
@@ -455,8 +456,8 @@ impl MatchStates {
 /// number. The automaton's own table holds 32-bit ids; numbers fit in 16 bits while a library
 /// has at most 65,536 states (the built-in one has ~23,000), which halves the table the walks
 /// wait on (3.0 MB to 1.5 MB; a row is 64 bytes, one cache line where the table is aligned to
-/// them, as jemalloc's large allocations are). A larger library gets
-/// 32-bit cells ([`Walks::Wide`]).
+/// them, as jemalloc's large allocations are). A larger library gets 32-bit cells
+/// ([`Walks::Wide`]).
 #[derive(Debug)]
 struct Table<T> {
     next: Vec<T>,
@@ -553,6 +554,7 @@ impl Walks {
             .or_else(|| Table::new(dfa, states).map(Walks::Wide))
     }
 
+    /// The table's heap bytes.
     fn bytes(&self) -> usize {
         match self {
             Walks::Narrow(t) => t.next.len() * 2,
