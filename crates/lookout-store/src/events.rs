@@ -554,8 +554,9 @@ impl Store {
     /// Writes events in one transaction as the activity log's writer does: on a SQLite file
     /// through its own connection (`log_writer`), otherwise as [`Store::insert_events`]. After
     /// a failure the events come back as sent, for a retry; after a success, the buffer to
-    /// reuse, holding the batch's first rows at most (the SQLite file's writer keeps the rows
-    /// its statements were last executed with).
+    /// reuse: empty from the SQLite file's writer, which frees the events on its own thread
+    /// (keeping the rows its statements were last executed with), the batch as sent from the
+    /// pool.
     pub async fn write_events(&self, events: Vec<Event>) -> (Vec<Event>, Result<(), StoreError>) {
         self.write_events_giving_way(events, None).await
     }

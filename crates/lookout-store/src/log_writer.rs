@@ -114,8 +114,9 @@ impl LogWriter {
     }
 
     /// Writes `events` in one transaction, on the writer's thread; hands events back with the
-    /// outcome. After a failure they are the batch as sent, for a retry; after a success, a
-    /// buffer to reuse (the writer keeps each statement's last rows: see [`Insert`]).
+    /// outcome. After a failure they are the batch as sent, for a retry; after a success, an
+    /// empty buffer to reuse: the writer thread keeps each statement's last rows (see
+    /// [`Insert`]) and frees the others.
     pub(crate) async fn write(&self, events: Vec<Event>, give_way: Option<GiveWay>) -> Written {
         let (done, written) = oneshot::channel();
         if let Err(Job::Write { events, .. }) = self.send(Job::Write {
@@ -224,6 +225,12 @@ fn serve(
                 }))
                 .unwrap_or(Err(StoreError::Query(sqlx::Error::WorkerCrashed)));
                 let failed = outcome.is_err();
+                if !failed {
+                    // The batch's events are freed here, not by the queue's task on the
+                    // gateway's runtime: at a peak a batch is thousands of events of a dozen
+                    // strings each, freed in one go, while the requests on that worker wait.
+                    events.clear();
+                }
                 let _ = done.send((events, outcome));
                 if failed {
                     return None;
