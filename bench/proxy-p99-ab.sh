@@ -11,7 +11,7 @@
 #                                        LOG_THIS=true LOG_BASE=true (log allowed requests),
 #                                        FIRST=this (or base: which Lookout starts first)
 #
-# The Lookout started first had the higher p99 in each of four runs on 2026-12-07 (by 0.1-0.15
+# The Lookout started first had the higher p99 in four of six runs on 2026-12-07 (by 0.07-0.16
 # ms at the median, whichever build it was): run twice, FIRST=this and FIRST=base, and compare
 # each build's two medians with the other's.
 #
