@@ -1,7 +1,7 @@
-# Sourced by bench/proxy-vs-e2guardian.sh and bench/proxy-instructions.sh: what both set up the
-# same way, so that their figures are of the same requests. The caller sets OUT (an existing
-# folder, absolute), DATA and ORIGIN_PORT first; every process started goes into PIDS, killed
-# when the script exits.
+# Sourced by bench/proxy-vs-e2guardian.sh, bench/proxy-instructions.sh and bench/proxy-p99-ab.sh:
+# what they set up and measure the same way, so that their figures are of the same requests. The
+# caller sets OUT (an existing folder, absolute), DATA and ORIGIN_PORT first (and DURATION, for
+# `latency`); every process started goes into PIDS, killed when the script exits.
 
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done; }
@@ -75,4 +75,20 @@ allowed = $1
 [console]
 listen = "127.0.0.1:$(($2 + 100))"
 EOF
+}
+
+# Waits until a proxy at $1 serves the origin's page.
+wait_http() { for _ in $(seq 100); do curl -s -m 2 -o /dev/null -x "$1" "http://127.0.0.1:$ORIGIN_PORT/page.html" && return; sleep 0.2; done; echo "no answer from $1 (see $OUT)" >&2; exit 1; }
+
+# The median of the numbers given (the lower middle one of an even count).
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+# "p50 p99 requests/s" (ms, ms) of one `wrk -t1 -c4` run of allowed pages, the latency at full
+# load; $1 = a proxy's URL, or "" for nginx direct.
+latency() {
+  local target=${1:-http://127.0.0.1:$ORIGIN_PORT}
+  wrk -t1 -c4 -d"${DURATION}s" --latency -s "$OUT/allowed.lua" "$target" > "$OUT/lat.txt" 2>&1
+  awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; return v * 1000 }
+       /^ +50%/ {p50 = ms($2)} /^ +99%/ {p99 = ms($2)} /Requests\/sec/ {r = $2}
+       END {printf "%.3f %.3f %.0f\n", p50, p99, r}' "$OUT/lat.txt"
 }

@@ -54,7 +54,6 @@ if [ "$BASE" != "." ]; then
   trap 'cleanup; git worktree remove --force "$WT" 2>/dev/null || true' EXIT
 fi
 start_origin
-wait_http() { for _ in $(seq 100); do curl -s -m 2 -o /dev/null -x "$1" "http://127.0.0.1:$ORIGIN_PORT/page.html" && return; sleep 0.2; done; echo "no answer from $1 (see $OUT)" >&2; exit 1; }
 # $1 = label, $2 = binary, $3 = port, $4 = log allowed requests.
 start_lookout() {
   lookout_config "$4" "$3" | sed "s|lookout-data-$4|lookout-data-$1|" > "$OUT/$1.toml"
@@ -70,23 +69,14 @@ else
   start_lookout this "$THIS_BIN" $THIS_PORT "${LOG_THIS:-true}"
   start_lookout base "$BASE_BIN" $BASE_PORT "${LOG_BASE:-true}"
 fi
-# "p50 p99 requests/s" of one wrk run; $1 = "" for nginx direct, else a proxy's URL.
-lat() {
-  local target=${1:-http://127.0.0.1:$ORIGIN_PORT}
-  wrk -t1 -c4 -d"${DURATION}s" --latency -s "$OUT/allowed.lua" "$target" > "$OUT/lat.txt" 2>&1
-  awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; return v * 1000 }
-       /^ +50%/ {p50 = ms($2)} /^ +99%/ {p99 = ms($2)} /Requests\/sec/ {r = $2}
-       END {printf "%.3f %.3f %.0f\n", p50, p99, r}' "$OUT/lat.txt"
-}
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 added_this=(); added_base=(); rps_this=(); rps_base=()
 printf '%-6s %-22s %-22s %-22s\n' round "direct p50 p99 r/s" "this p50 p99 r/s" "$BASE p50 p99 r/s"
 for r in $(seq "$ROUNDS"); do
-  d=$(lat "")
+  d=$(latency "")
   if [ $((r % 2)) = 1 ]; then
-    a=$(lat "http://127.0.0.1:$THIS_PORT"); b=$(lat "http://127.0.0.1:$BASE_PORT")
+    a=$(latency "http://127.0.0.1:$THIS_PORT"); b=$(latency "http://127.0.0.1:$BASE_PORT")
   else
-    b=$(lat "http://127.0.0.1:$BASE_PORT"); a=$(lat "http://127.0.0.1:$THIS_PORT")
+    b=$(latency "http://127.0.0.1:$BASE_PORT"); a=$(latency "http://127.0.0.1:$THIS_PORT")
   fi
   printf '%-6s %-22s %-22s %-22s\n' "$r" "$d" "$a" "$b"
   read -r _ d99 _ <<< "$d"; read -r _ a99 ar <<< "$a"; read -r _ b99 br <<< "$b"

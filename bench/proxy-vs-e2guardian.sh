@@ -55,7 +55,6 @@ chown -R e2guardian "$OUT/e2g/log" 2>/dev/null || chmod -R a+rwX "$OUT/e2g/log"
 e2guardian -N -c "$OUT/e2g/e2guardian.conf" > "$OUT/e2g/stdout.log" 2>&1 &
 E2G_PID=$!; PIDS+=($E2G_PID)
 
-wait_http() { for _ in $(seq 100); do curl -s -m 2 -o /dev/null -x "$1" "http://127.0.0.1:$ORIGIN_PORT/page.html" && return; sleep 0.2; done; echo "no answer from $1 (see $OUT)" >&2; exit 1; }
 
 # wrk scripts: proxy-style absolute URLs (allowed.lua is start_origin's).
 python3 - "$OUT" "$ORIGIN_PORT" <<'PY'
@@ -71,7 +70,6 @@ with open(f"{out}/mixed.lua", "w") as f:
     f.write("local i = 0\nrequest = function()\n  i = i % #urls + 1\n  return wrk.format(\"GET\", urls[i])\nend\n")
 PY
 
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # Median requests/s of RUNS wrk runs: $1 = proxy URL ("" for direct), $2 = script.
 rps() {
   local r=()
@@ -81,13 +79,6 @@ rps() {
     r+=("$(awk '/Requests\/sec/ {print $2}' "$OUT/wrk.txt")")
   done
   median "${r[@]}"
-}
-# p50 and p99 in ms at moderate load: $1 = proxy URL ("" for direct).
-latency() {
-  local target=${1:-http://127.0.0.1:$ORIGIN_PORT}
-  wrk -t1 -c4 -d"${DURATION}s" --latency -s "$OUT/allowed.lua" "$target" > "$OUT/lat.txt" 2>&1
-  awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; return v * 1000 }
-       /^ +50%/ {p50 = ms($2)} /^ +99%/ {p99 = ms($2)} END {printf "%.3f %.3f\n", p50, p99}' "$OUT/lat.txt"
 }
 # At OPEN_RATE, direct and through proxy $1 (host:port) alternately, RUNS times each:
 # "direct_p50 direct_p99 proxy_p50 proxy_p99 sent failed", medians (failed: most in a run).
@@ -164,7 +155,7 @@ R[lk_status]=$(curl -s -x "http://127.0.0.1:$LOOKOUT_PORT" http://lookout.invali
 for logall in true false; do kill -TERM "${LPIDS[$logall]}"; wait "${LPIDS[$logall]}" 2>/dev/null || true; done
 
 ratio() { echo "$1 / $2" | bc -l; }
-read -r D50 D99 <<< "${R[direct_lat]}"; read -r E50 E99 <<< "${R[e2g_lat]}"; read -r L50 L99 <<< "${R[lk_lat]}"
+read -r D50 D99 _ <<< "${R[direct_lat]}"; read -r E50 E99 _ <<< "${R[e2g_lat]}"; read -r L50 L99 _ <<< "${R[lk_lat]}"
 echo
 echo "origin: nginx, 2 KB page; wrk -t$THREADS -c$CONNECTIONS ${DURATION}s, median of $RUNS runs"
 echo "blocked page: e2guardian $E2G_BLOCK bytes; Lookout $LK_BLOCK bytes (status, size)"
