@@ -266,6 +266,48 @@ async fn ask_udp(upstream: SocketAddr, pending: &Pending, timeout: Duration) -> 
     tokio::time::timeout(timeout, wait).await.ok().flatten()
 }
 
+/// How many tasks receive on the UDP socket at once: one a core, two to four.
+pub fn receivers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4))
+}
+
+/// Serves DNS like [`run`], on a runtime of its own: [`receivers`] worker threads named
+/// `lookout-dns`, with the sockets moved onto them. The gateway's runtime can then have fewer
+/// workers (a shorter queue for the proxy's requests) without the DNS filter losing its
+/// parallel receivers. The returned future ends with [`run`]'s result, once `shutdown` has
+/// completed and the runtime is gone.
+pub fn spawn(
+    udp: UdpSocket,
+    tcp: TcpListener,
+    server: Arc<DnsServer>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<impl Future<Output = std::io::Result<()>>> {
+    let (udp, tcp) = (udp.into_std()?, tcp.into_std()?);
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("lookout-dns".into())
+        .spawn(move || {
+            let served = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(receivers())
+                .thread_name("lookout-dns")
+                .enable_all()
+                .build()
+                .and_then(|runtime| {
+                    runtime.block_on(async {
+                        let udp = UdpSocket::from_std(udp)?;
+                        let tcp = TcpListener::from_std(tcp)?;
+                        run(udp, tcp, server, shutdown).await
+                    })
+                });
+            let _ = done.send(served);
+        })?;
+    Ok(async move {
+        result
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::other("the DNS filter's thread stopped")))
+    })
+}
+
 /// Serves DNS on `udp` and `tcp` until `shutdown` completes.
 pub async fn run(
     udp: UdpSocket,
@@ -279,9 +321,8 @@ pub async fn run(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     // Several receivers on the one socket: each answers what needs no waiting itself (blocked
     // names, cached names, errors) and hands only upstream questions to a task.
-    let receivers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 4));
     let mut udp_tasks = Vec::new();
-    for _ in 0..receivers {
+    for _ in 0..receivers() {
         let (udp, server, in_flight) = (udp.clone(), server.clone(), in_flight.clone());
         let mut stopped = stopped.clone();
         udp_tasks.push(tokio::spawn(async move {

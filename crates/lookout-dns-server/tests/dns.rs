@@ -9,7 +9,7 @@ use hickory_proto::op::{Message, MessageType, OpCode, Query};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use lookout_dns::{BlockedAnswer, Settings};
-use lookout_dns_server::{run, Cache, Clients, DnsServer};
+use lookout_dns_server::{receivers, run, spawn, Cache, Clients, DnsServer};
 use lookout_lists::{
     Category, CategorySet, EntryKind, EntrySink, IndexBuilder, NormUrl, SourceInfo,
 };
@@ -67,6 +67,24 @@ async fn start_logged(
     upstreams: Vec<SocketAddr>,
     log: Option<EventLog>,
 ) -> Running {
+    let server = filter(networks, upstreams, log);
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (udp_addr, tcp_addr) = (udp.local_addr().unwrap(), tcp.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(run(udp, tcp, Arc::new(server), async {
+        let _ = stopped.await;
+    }));
+    Running {
+        udp: udp_addr,
+        tcp: tcp_addr,
+        _stop: stop,
+    }
+}
+
+/// The filter: `clients` networks → learners (gambling blocked, safe search on), the given
+/// upstreams, judged queries logged to `log`.
+fn filter(networks: &[&str], upstreams: Vec<SocketAddr>, log: Option<EventLog>) -> DnsServer {
     let mut builder = IndexBuilder::new();
     let labels = CategorySet::one(Category::GAMBLING).bits();
     let id = builder
@@ -96,7 +114,7 @@ async fn start_logged(
             .map(|n| (n.parse().unwrap(), learners))
             .collect(),
     );
-    let server = DnsServer {
+    DnsServer {
         policy: Arc::new(policy),
         index: builder.build(vec![sink]).into(),
         settings: Settings {
@@ -120,18 +138,6 @@ async fn start_logged(
         log,
         log_allowed: true,
         counters: Default::default(),
-    };
-    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (udp_addr, tcp_addr) = (udp.local_addr().unwrap(), tcp.local_addr().unwrap());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(run(udp, tcp, Arc::new(server), async {
-        let _ = stopped.await;
-    }));
-    Running {
-        udp: udp_addr,
-        tcp: tcp_addr,
-        _stop: stop,
     }
 }
 
@@ -452,4 +458,56 @@ async fn public_names_never_get_internal_addresses() {
             e.event.reason
         );
     }
+}
+
+/// This process's threads named `lookout-dns` (Linux: /proc/self/task/*/comm).
+fn dns_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim_end() == "lookout-dns")
+        .count()
+}
+
+/// `spawn` serves on a runtime of its own: blocked, forwarded and TCP questions are answered
+/// on its `lookout-dns` threads (one a receiver, and the thread that runs the runtime), and
+/// once the shutdown future completes its result comes back and the threads are gone.
+#[tokio::test]
+async fn spawned_filter_serves_on_threads_of_its_own_until_stopped() {
+    let (up, count) = upstream(false).await;
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (udp_addr, tcp_addr) = (udp.local_addr().unwrap(), tcp.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    assert_eq!(dns_threads(), 0);
+    let server = Arc::new(filter(&["127.0.0.0/8"], vec![up], None));
+    let served = tokio::spawn(
+        spawn(udp, tcp, server, async {
+            let _ = stopped.await;
+        })
+        .expect("started"),
+    );
+
+    let blocked = ask_udp(udp_addr, &query(20, "casino.example.")).await;
+    assert_eq!(summary(&blocked), "NoError casino.example.=192.0.2.80");
+    let forwarded = ask_udp(udp_addr, &query(21, "ok.example.")).await;
+    assert_eq!(summary(&forwarded), "NoError ok.example.=203.0.113.1");
+    assert_eq!(count.load(Ordering::SeqCst), 1);
+    let mut stream = TcpStream::connect(tcp_addr).await.unwrap();
+    let m = ask_tcp(&mut stream, &query(22, "ok.example.")).await;
+    assert_eq!(summary(&m), "NoError ok.example.=203.0.113.1");
+    assert_eq!(dns_threads(), receivers() + 1);
+
+    drop(stop);
+    let result = tokio::time::timeout(Duration::from_secs(5), served)
+        .await
+        .expect("stopped within 5 s")
+        .expect("not panicked");
+    assert!(result.is_ok(), "{result:?}");
+    // The thread that ran the runtime ends just after handing the result back.
+    let gone = Instant::now();
+    while dns_threads() > 0 && gone.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(dns_threads(), 0);
 }

@@ -1,7 +1,7 @@
 //! The activity log: events, the bounded queue that batches them into the database, and
 //! queries over them.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -201,6 +201,11 @@ pub struct EventLog(Arc<Sending>);
 #[derive(Debug, Clone)]
 struct Sending {
     tx: mpsc::Sender<Event>,
+    /// Woken when the writer, gathering for `flush`, has a batch: once a batch rather than once
+    /// an event.
+    batch_ready: Arc<Notify>,
+    /// The queue's free room at which the writer has a batch (`usize::MAX`: not gathering).
+    wake_at: Arc<AtomicUsize>,
     counters: Arc<Counters>,
     /// See the events the log keeps.
     observers: Vec<Observer>,
@@ -246,6 +251,8 @@ impl EventLog {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let counters = Arc::new(Counters::default());
         let shutdown = Arc::new(Notify::new());
+        let batch_ready = Arc::new(Notify::new());
+        let wake_at = Arc::new(AtomicUsize::new(usize::MAX));
         let handle = tokio::spawn(write_loop(
             store,
             rx,
@@ -253,11 +260,17 @@ impl EventLog {
             batch.max(1),
             flush,
             counters.clone(),
-            shutdown.clone(),
+            Wakes {
+                batch_ready: batch_ready.clone(),
+                wake_at: wake_at.clone(),
+                shutdown: shutdown.clone(),
+            },
         ));
         (
             EventLog(Arc::new(Sending {
                 tx,
+                batch_ready,
+                wake_at,
                 counters,
                 observers: Vec::new(),
                 decision_observers: Vec::new(),
@@ -303,6 +316,11 @@ impl EventLog {
         match self.0.tx.try_send(event) {
             Ok(()) => {
                 self.0.counters.queued.fetch_add(1, Ordering::Relaxed);
+                // Only the event that made it a batch wakes the writer (another sender's event
+                // in between can hide the crossing: the writer then wakes at its deadline).
+                if self.0.tx.capacity() == self.0.wake_at.load(Ordering::Relaxed) {
+                    self.0.batch_ready.notify_one();
+                }
             }
             Err(_) => {
                 self.0.counters.dropped.fetch_add(1, Ordering::Relaxed);
@@ -335,6 +353,16 @@ impl EventLog {
     }
 }
 
+/// What wakes the writer besides the first event of a batch.
+struct Wakes {
+    /// The writer has a batch (see [`Sending::batch_ready`]).
+    batch_ready: Arc<Notify>,
+    /// See [`Sending::wake_at`].
+    wake_at: Arc<AtomicUsize>,
+    /// [`EventWriter::finish`].
+    shutdown: Arc<Notify>,
+}
+
 async fn write_loop(
     store: Store,
     mut rx: mpsc::Receiver<Event>,
@@ -342,8 +370,9 @@ async fn write_loop(
     batch: usize,
     flush: Duration,
     counters: Arc<Counters>,
-    shutdown: Arc<Notify>,
+    wakes: Wakes,
 ) {
+    let shutdown = &wakes.shutdown;
     let mut buf = Vec::with_capacity(batch);
     loop {
         let mut closing = tokio::select! {
@@ -352,16 +381,39 @@ async fn write_loop(
         };
         // Gather for up to `flush` after the first event: at a college's peak one transaction
         // (one sync of the disk, each page written once) carries hundreds of events rather than
-        // a few, which is most of what logging costs the gateway.
+        // a few, which is most of what logging costs the gateway. Meanwhile the writer sleeps
+        // until the deadline or a whole batch: woken for every event, it cost the gateway a
+        // wake each (a futex call when it ran on another runtime than the senders).
         let deadline = tokio::time::Instant::now() + flush;
         while !closing && !flush.is_zero() && buf.len() < batch {
             let room = batch - buf.len();
-            tokio::select! {
-                n = rx.recv_many(&mut buf, room) => closing = n == 0,
-                () = tokio::time::sleep_until(deadline) => break,
-                () = shutdown.notified() => closing = true,
+            // Set before looking at the queue: an event queued meanwhile either sees it or is
+            // seen here. (One missed in a race costs waiting until the deadline, never an event.)
+            let max = rx.max_capacity();
+            wakes
+                .wake_at
+                .store(max.saturating_sub(room), Ordering::Relaxed);
+            if rx.len() >= room {
+                rx.recv_many(&mut buf, room).await;
+                break;
+            }
+            let due = tokio::select! {
+                () = wakes.batch_ready.notified() => false,
+                () = tokio::time::sleep_until(deadline) => true,
+                () = shutdown.notified() => {
+                    closing = true;
+                    true
+                }
+            };
+            // What is waiting, without waiting (the only receiver: a non-empty queue stays so).
+            if !rx.is_empty() {
+                rx.recv_many(&mut buf, room).await;
+            }
+            if due {
+                break;
             }
         }
+        wakes.wake_at.store(usize::MAX, Ordering::Relaxed);
         if closing {
             rx.close();
             // Whatever is already queued is still written.
