@@ -154,8 +154,9 @@ where
 
 /// The runtime the proxy, console and housekeeping share: one worker fewer than the cores
 /// (at least one), leaving a core to the scanning and log-writing threads and the DNS filter's
-/// own runtime. On two cores one worker served 11-12% more requests at full load than two, with
-/// p99 no worse (0.6-0.7 ms added against 1.0 on a busier day; `bench/results/proxy-p99-ab.txt`).
+/// own runtime. On two cores one worker served 11-13% more requests at full load than two, with
+/// p99 no worse (0.6-0.7 ms added against 1.0 on session 51's slower machine;
+/// `bench/results/proxy-p99-ab.txt`).
 /// `TOKIO_WORKER_THREADS` overrides it.
 fn gateway_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
