@@ -160,11 +160,14 @@ pub(crate) async fn create(
     };
     let user = &viewer.session.account.user;
     let (group, categories) = match event {
-        Some(e) => (e.event.group, e.event.categories),
+        Some(e) => (
+            e.event.group.into_string(),
+            e.event.categories.into_string(),
+        ),
         None => (
             user.group.clone(),
             categories_of(console.inner.filter.as_ref(), url)
-                .map_or_else(String::new, |c| c.slugs()),
+                .map_or_else(String::new, |c| c.slugs().into_owned()),
         ),
     };
     store

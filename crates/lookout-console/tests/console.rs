@@ -1965,7 +1965,7 @@ async fn a_failing_activity_log_is_shown_to_those_who_must_act() {
         url: "http://example.test/".into(),
         host: "example.test".into(),
         search_term: None,
-        categories: String::new(),
+        categories: "".into(),
         action: "allow".into(),
         rule: "default".into(),
         reason: "no rule matched".into(),
@@ -2197,7 +2197,7 @@ async fn the_board_report_has_charts_and_figures_and_no_names() {
     h.user("gil", Role::Governor).await;
     h.user("lee", Role::Learner).await;
     let now = lookout_store::now_ms();
-    let event = |host: &str, cats: &str, action: &str| lookout_store::Event {
+    let event = |host: &str, cats: &'static str, action: &'static str| lookout_store::Event {
         at_ms: now - 3_600_000,
         reference: String::new(),
         service: "proxy",

@@ -5,6 +5,7 @@
 //! pornography, piracy, self-harm, violence) and adds the service categories a college sets per
 //! group (social media, chat, games, webmail, ...).
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// One category of Lookout's taxonomy: an index into [`CATEGORIES`].
@@ -291,11 +292,18 @@ impl CategorySet {
     }
 
     /// The slugs, comma-separated, in taxonomy order (as the activity log stores them).
-    pub fn slugs(self) -> String {
-        self.iter()
-            .map(Category::slug)
-            .collect::<Vec<_>>()
-            .join(",")
+    pub fn slugs(self) -> Cow<'static, str> {
+        // None or one category (most decisions) borrow: no allocation for a logged event.
+        match self.len() {
+            0 => Cow::Borrowed(""),
+            1 => Cow::Borrowed(self.iter().next().map_or("", Category::slug)),
+            _ => Cow::Owned(
+                self.iter()
+                    .map(Category::slug)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+        }
     }
 
     /// The first category in taxonomy order (illegal categories come first).
@@ -434,6 +442,27 @@ mod tests {
         slugs.sort_unstable();
         slugs.dedup();
         assert_eq!(slugs.len(), CATEGORIES.len());
+    }
+
+    /// The log's categories: none and one borrowed (no allocation), several joined in
+    /// taxonomy order.
+    #[test]
+    fn slugs_borrow_one_and_join_several() {
+        let table: [(&[Category], &str, bool); 3] = [
+            (&[], "", true),
+            (&[Category::GAMBLING], "gambling", true),
+            (
+                &[Category::GAMBLING, Category::ILLEGAL_CHILD_ABUSE],
+                "illegal-child-abuse,gambling",
+                false,
+            ),
+        ];
+        for (categories, want, borrowed) in table {
+            let set: CategorySet = categories.iter().copied().collect();
+            let slugs = set.slugs();
+            assert_eq!(slugs, want);
+            assert_eq!(matches!(slugs, Cow::Borrowed(_)), borrowed, "{want}");
+        }
     }
 
     #[test]

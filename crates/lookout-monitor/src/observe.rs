@@ -21,7 +21,7 @@ pub fn job_for_event(e: &Event) -> Option<Job> {
         username: e.username.clone(),
         client_ip: Some(e.client_ip.clone()),
         device: None,
-        group: e.group.clone(),
+        group: e.group.as_str().to_owned(),
         site: None,
     };
     let (source, text) = match &e.search_term {
@@ -83,10 +83,10 @@ mod tests {
             url: url.into(),
             host: "example.com".into(),
             search_term: term.map(str::to_owned),
-            categories: String::new(),
+            categories: "".into(),
             action: "allow".into(),
-            rule: String::new(),
-            reason: String::new(),
+            rule: "".into(),
+            reason: "".into(),
             status: Some(200),
             bytes: 0,
         }

@@ -334,10 +334,10 @@ fn activity(user: &str, at_ms: i64, url: &str) -> Event {
         url: url.into(),
         host: "www.google.com".into(),
         search_term: Some("paracetamol".into()),
-        categories: String::new(),
+        categories: "".into(),
         action: "allow".into(),
-        rule: String::new(),
-        reason: String::new(),
+        rule: "".into(),
+        reason: "".into(),
         status: Some(200),
         bytes: 10,
     }

@@ -15,9 +15,11 @@ mod destinations;
 mod networks;
 mod schedule;
 
+use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use lookout_lists::{
     Category, CategorySet, EntryKind, EntrySink, Index, IndexBuilder, Matches, NormUrl, SourceInfo,
@@ -132,6 +134,9 @@ pub enum Reason {
     Destination(String),
 }
 
+/// [`Reason::NoRule`] in words.
+const NO_RULE: &str = "no rule matched";
+
 impl Reason {
     /// Short machine name of the rule kind, for logs and JSON.
     pub fn rule(&self) -> &'static str {
@@ -147,6 +152,15 @@ impl Reason {
             Reason::NoRule => "default",
             Reason::InvalidUrl(_) => "invalid-url",
             Reason::Destination(_) => "destination",
+        }
+    }
+
+    /// The reason in words, as `to_string` spells it; borrowed when it has no detail (no rule
+    /// matched, most requests), so that logging it allocates nothing.
+    pub fn text(&self) -> Cow<'static, str> {
+        match self {
+            Reason::NoRule => Cow::Borrowed(NO_RULE),
+            _ => Cow::Owned(self.to_string()),
         }
     }
 
@@ -190,7 +204,7 @@ impl fmt::Display for Reason {
                 }
                 via(f, matched)
             }
-            Reason::NoRule => f.write_str("no rule matched"),
+            Reason::NoRule => f.write_str(NO_RULE),
             Reason::InvalidUrl(e) => write!(f, "invalid URL: {e}"),
             Reason::Destination(why) => write!(f, "destination refused: {why}"),
         }
@@ -208,10 +222,31 @@ pub struct Decision {
     pub reason: Reason,
 }
 
+/// `name` as text that lives as long as the process: the one copy made for it the first time
+/// any group had that name. A policy is built again whenever the configuration is reloaded,
+/// and each of its groups names every event it decides; interning keeps that name one copy
+/// (never freed, as few as the distinct group names the configuration has ever held) instead
+/// of an allocation each event.
+pub fn intern(name: String) -> &'static str {
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut names = NAMES
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    match names.get(name.as_str()) {
+        Some(&known) => known,
+        None => {
+            let new: &'static str = Box::leak(name.into_boxed_str());
+            names.insert(new);
+            new
+        }
+    }
+}
+
 /// One group's rules.
 #[derive(Debug)]
 pub struct Group {
-    name: String,
+    name: &'static str,
     block: CategorySet,
     warn: CategorySet,
     allow: Index,
@@ -390,14 +425,14 @@ impl Group {
             schedules: spec.schedules.clone(),
             safe_search: spec.safe_search,
             youtube_restricted: spec.youtube_restricted,
-            name: spec.name,
+            name: intern(spec.name),
         })
     }
 
     /// Replaces the entries allowed after review (hosts or `host/path` prefixes). All are
     /// checked first: a bad entry changes nothing.
     pub fn set_reviewed_allows(&self, entries: &[String]) -> Result<(), PolicyError> {
-        let index = entry_index(&self.name, "reviewed", entries)?;
+        let index = entry_index(self.name, "reviewed", entries)?;
         let _one_at_a_time = self
             .reviewed_writer
             .lock()
@@ -409,9 +444,10 @@ impl Group {
         Ok(())
     }
 
-    /// The group's name.
-    pub fn name(&self) -> &str {
-        &self.name
+    /// The group's name, interned for the life of the process ([`intern`]), so that an
+    /// event can name its group without an allocation.
+    pub fn name(&self) -> &'static str {
+        self.name
     }
 
     /// Whether the group may not download some file types.
@@ -508,7 +544,7 @@ impl Policy {
     pub fn new(groups: Vec<Group>) -> Result<Policy, PolicyError> {
         for (i, g) in groups.iter().enumerate() {
             if groups[..i].iter().any(|h| h.name == g.name) {
-                return Err(PolicyError::DuplicateGroup(g.name.clone()));
+                return Err(PolicyError::DuplicateGroup(g.name.to_owned()));
             }
         }
         Ok(Policy { groups })

@@ -539,6 +539,63 @@ fn reasons_name_source_and_entry() {
     );
 }
 
+/// `Reason::text`, what the log keeps, is the reason's `to_string` for every kind of reason,
+/// and borrows (allocates nothing) only where that text has no detail.
+#[test]
+fn reason_text_is_its_display_borrowed_without_detail() {
+    let (policy, index) = (policy(), index());
+    let id = policy.group_id("learners").unwrap();
+    let decided = |url: &str| {
+        policy
+            .decide(&index, id, &NormUrl::parse(url).unwrap(), WED_NOON)
+            .reason
+    };
+    let table: Vec<(Reason, bool)> = vec![
+        (Reason::NoRule, true),
+        (decided("https://www.casino.com/x"), false),
+        (decided("news.example/bad"), false),
+        (decided("http://unlisted.example/"), true),
+        (
+            Reason::Download {
+                extension: "exe".into(),
+            },
+            false,
+        ),
+        (
+            Reason::Destination("127.0.0.1 is the gateway".into()),
+            false,
+        ),
+    ];
+    for (reason, borrowed) in table {
+        let text = reason.text();
+        assert_eq!(text, reason.to_string(), "{reason:?}");
+        assert_eq!(matches!(text, Cow::Borrowed(_)), borrowed, "{reason:?}");
+    }
+}
+
+/// A group's name is interned: groups of one name, in policies built apart (a reload), share
+/// one copy, which events borrow.
+#[test]
+fn group_names_are_interned_once() {
+    let group = |name: &str| {
+        Group::new(GroupSpec {
+            name: name.into(),
+            ..GroupSpec::default()
+        })
+        .unwrap()
+    };
+    let (a, b, c) = (
+        group("interned-a"),
+        group("interned-a"),
+        group("interned-b"),
+    );
+    assert_eq!(a.name(), "interned-a");
+    assert!(std::ptr::eq(a.name(), b.name()));
+    assert_eq!(c.name(), "interned-b");
+    assert!(!std::ptr::eq(a.name(), c.name()));
+    assert!(std::ptr::eq(intern("interned-b".to_owned()), c.name()));
+}
+
 #[test]
 fn bad_list_entries_are_named() {
     let spec = GroupSpec {

@@ -57,7 +57,7 @@ pub(crate) async fn connect(
             Some(StatusCode::FORBIDDEN),
         );
         ev.rule = "port".into();
-        ev.reason = format!("tunnels to port {port} are not allowed");
+        ev.reason = format!("tunnels to port {port} are not allowed").into();
         proxy.record(ev);
         return page(
             StatusCode::FORBIDDEN,
@@ -187,10 +187,10 @@ async fn run_tunnel<S>(
         host: &host,
         search: None,
     };
-    let refuse = |rule: &str, reason: String| {
+    let refuse = |rule: &'static str, reason: String| {
         let mut ev = event(&proxy.policy, &who, &subject, "block", &first, None);
         ev.rule = rule.into();
-        ev.reason = reason;
+        ev.reason = reason.into();
         proxy.record(ev);
     };
 
@@ -479,7 +479,7 @@ pub(crate) async fn local_page(
                         proxy.allow_continue(&who, &host);
                         let mut ev = event(&proxy.policy, &who, &subject, "continue", &decision, Some(StatusCode::SEE_OTHER));
                         if let Some(r) = param("ref") {
-                            ev.reason = format!("{} (clicked through warning {r})", ev.reason);
+                            ev.reason = format!("{} (clicked through warning {r})", ev.reason).into();
                         }
                         proxy.record(ev);
                     }

@@ -581,7 +581,7 @@ async fn downloads_are_blocked_by_name_header_and_content_except_for_it_staff() 
     let blocked: Vec<(String, String)> = events
         .iter()
         .filter(|e| e.event.action == "block")
-        .map(|e| (e.event.rule.clone(), e.event.reason.clone()))
+        .map(|e| (e.event.rule.to_string(), e.event.reason.to_string()))
         .collect();
     assert_eq!(blocked.len(), 4, "{blocked:?}");
     assert!(blocked.iter().all(|(rule, _)| rule == "download"));
@@ -647,7 +647,7 @@ async fn with_allowed_requests_unlogged_monitoring_still_sees_them() {
         .lock()
         .expect("not poisoned")
         .iter()
-        .map(|e| (e.action.clone(), e.host.clone(), e.search_term.clone()))
+        .map(|e| (e.action.to_string(), e.host.clone(), e.search_term.clone()))
         .collect();
     let allow = |host: &str, term: Option<&str>| {
         ("allow".to_owned(), host.to_owned(), term.map(str::to_owned))

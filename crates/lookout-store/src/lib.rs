@@ -51,8 +51,8 @@ pub use checks::{check_hash, cosign_message, Check, CosignError};
 pub use concerns::{Concern, NewConcern};
 pub use console::{Account, NewSession, PasswordCheck, Session, StoredKey, LOCK_AFTER, LOCK_MS};
 pub use events::{
-    ip_text, new_reference, Event, EventFilter, EventLog, EventLogStats, EventWriter, LogFailure,
-    LogGap, Observer, StoredEvent,
+    ip_text, method_text, new_reference, Event, EventFilter, EventLog, EventLogStats, EventWriter,
+    LogFailure, LogGap, Observer, StoredEvent, Text,
 };
 pub use import::users_from_csv;
 pub use incidents::{Incident, IncidentEntry, IncidentError, NewEntry};
