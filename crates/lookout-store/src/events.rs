@@ -14,9 +14,9 @@ use crate::log_writer::GiveWay;
 use crate::{now_ms, Dialect, Sql, Store, StoreError};
 
 /// An event's text that many events share: a constant (`allow`, `GET`, a category's slug, a
-/// reason without a detail) or a name interned for good ([`intern`]: a group's), borrowed
-/// without an allocation; other text (a reason naming the entry that matched, several
-/// categories, anything read back from the database) owned.
+/// reason without a detail) or a name interned for good (a group's, by
+/// `lookout_policy::intern`), borrowed without an allocation; other text (a reason naming the
+/// entry that matched, several categories, anything read back from the database) owned.
 ///
 /// Each owned string is an allocation where the event is made, on a gateway's worker, and a
 /// free where it is dropped, on the log's writer thread once it is written: a free of memory
