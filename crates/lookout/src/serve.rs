@@ -152,22 +152,34 @@ where
     })
 }
 
-/// The runtime the proxy, console and housekeeping share: one worker fewer than the cores
-/// (at least one), leaving a core to the scanning and log-writing threads and the DNS filter's
-/// own runtime. On two cores one worker served 11-13% more requests at full load than two, with
-/// p99 no worse (0.6-0.7 ms added against 1.0 on session 51's slower machine;
-/// `bench/results/proxy-p99-ab.txt`).
+/// The runtime the proxy, console and housekeeping share: one worker fewer than the cores,
+/// leaving a core to the scanning and log-writing threads and the DNS filter's own runtime, but
+/// never fewer than two workers where there are two cores (one on one core).
+///
+/// One worker on two cores served 11-13% more requests at `wrk -t1 -c4`
+/// (`bench/results/proxy-p99-ab.txt`), but it starved connections at a peak: its local queue
+/// holds 256 tasks, and the rest wait in the shared queue, which one worker looks at only every
+/// few tasks or when its own queue runs dry. `bench/scale-curves`, 1,000 and 10,000
+/// connections, two rounds each alternately (`TOKIO_WORKER_THREADS`): p99 255-256 ms and
+/// 3.1-3.2 s with one worker against 89-95 ms and 1.28 s with two (25,839-26,545 against
+/// 23,572-23,889 requests/s at 10,000). A second worker takes from that queue as soon as it has
+/// nothing of its own.
 /// `TOKIO_WORKER_THREADS` overrides it.
 fn gateway_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        builder.worker_threads(cores.saturating_sub(1).max(1));
+        builder.worker_threads(gateway_workers(cores));
     }
     builder
         .enable_all()
         .build()
         .context("cannot start the runtime")
+}
+
+/// [`gateway_runtime`]'s workers on `cores` cores: one fewer, but at least two (one core: one).
+fn gateway_workers(cores: usize) -> usize {
+    cores.saturating_sub(1).max(cores.min(2))
 }
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -1389,6 +1401,16 @@ mod tests {
     use std::sync::atomic::Ordering::Relaxed;
 
     use super::*;
+
+    /// The gateway's runtime leaves a core to the other threads, but never runs on one worker
+    /// where there are two cores (one worker starved connections at a peak).
+    #[test]
+    fn the_gateway_runtime_keeps_two_workers_where_it_can() {
+        let table = [(1, 1), (2, 2), (3, 2), (4, 3), (8, 7), (64, 63)];
+        for (cores, workers) in table {
+            assert_eq!(gateway_workers(cores), workers, "{cores} cores");
+        }
+    }
 
     /// Port 0 gives the DNS filter one free port for UDP and TCP, even while many ports are
     /// taken for TCP only (as a console's is: a test's central once got its DNS filter's UDP
