@@ -272,9 +272,9 @@ pub fn receivers() -> usize {
 }
 
 /// Serves DNS like [`run`], on a runtime of its own: [`receivers`] worker threads named
-/// `lookout-dns`, with the sockets moved onto them. The gateway's runtime can then have fewer
-/// workers (a shorter queue for the proxy's requests) without the DNS filter losing its
-/// parallel receivers. The returned future ends with [`run`]'s result, once `shutdown` has
+/// `lookout-dns`, with the sockets moved onto them. The gateway's runtime can then leave a core
+/// to other threads (from three cores up: see `gateway_workers` in `lookout serve`) without the
+/// DNS filter losing its parallel receivers. The returned future ends with [`run`]'s result, once `shutdown` has
 /// completed and the runtime is gone.
 pub fn spawn(
     udp: UdpSocket,

@@ -296,7 +296,7 @@ impl CategorySet {
         // None or one category (most decisions) borrow: no allocation for a logged event.
         match self.len() {
             0 => Cow::Borrowed(""),
-            1 => Cow::Borrowed(self.iter().next().map_or("", Category::slug)),
+            1 => Cow::Borrowed(self.first().map_or("", Category::slug)),
             _ => Cow::Owned(
                 self.iter()
                     .map(Category::slug)
