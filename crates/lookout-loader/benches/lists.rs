@@ -115,10 +115,12 @@ fn bench(c: &mut Criterion) {
     // The uniform mix's own work, nearly without its waits for memory: its first 1,000
     // requests over and over, on the same lists without a host cache, so that every request
     // is probed as a host nobody asked for lately is, but the strings and the lines of the
-    // index they read (a few hundred kilobytes) stay in the processor's cache after the
-    // first pass. Set beside `normalise+decide/uniform`, it says how much of that figure is
-    // instructions and how much is waiting for memory. (3,000 requests, about a megabyte, ran
-    // ~15% slower here: more of their reads came from the outer caches.)
+    // index they read (by estimate a few hundred kilobytes) stay in the processor's cache
+    // after the first pass. Set beside `normalise+decide/uniform`, it says how much of that
+    // figure is instructions and how much is waiting for memory. (3,000 requests ran ~14%
+    // slower here, presumably as more of their reads came from the outer caches.) A group and
+    // a load of their own, after the two mixes above: with this index loaded before them, in
+    // their loop, the uniform mix measured 2.46-2.71 M/s against 3.00-3.07.
     let mut lists = config.lists.clone();
     lists.host_cache = Some(toml::Spanned::new(0..0, 0));
     let uncached = lookout_loader::load(&lists).expect("load");
