@@ -639,6 +639,100 @@ async fn record_gaps(store: &Store, counters: &Counters) {
     }
 }
 
+/// The span of an hour in the activity log's time map (`event_hours`, migration 0019).
+pub(crate) const HOUR_MS: i64 = 3_600_000;
+
+/// The hour `at_ms` falls in, in `event_hours`: divided as SQL divides integers (rounded
+/// toward zero), as the migration filled the table.
+pub(crate) fn hour_of(at_ms: i64) -> i64 {
+    at_ms / HOUR_MS
+}
+
+/// The hours of `at_ms` values, each once, in the order first met (a batch's events are
+/// nearly all of one hour).
+pub(crate) fn hours_of(at_ms: impl Iterator<Item = i64>) -> Vec<i64> {
+    let mut hours: Vec<i64> = Vec::new();
+    for hour in at_ms.map(hour_of) {
+        if hours.last() != Some(&hour) && !hours.contains(&hour) {
+            hours.push(hour);
+        }
+    }
+    hours
+}
+
+/// Widens an hour's row in `event_hours` to ids `$2..=$3` (created if the hour has none).
+/// Every insert into `events` runs it, in the same transaction, for each hour among the
+/// inserted events with the lowest and highest id it inserted: the time map then names, for
+/// each hour, ids from below its first event to above its last (other hours' events between
+/// are harmless: a period's queries test `at_ms` too).
+pub(crate) fn widen_hour_sql(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => {
+            "INSERT INTO event_hours (hour, first_id, last_id) VALUES ($1, $2, $3) \
+             ON CONFLICT (hour) DO UPDATE SET first_id = MIN(event_hours.first_id, excluded.first_id), \
+             last_id = MAX(event_hours.last_id, excluded.last_id)"
+        }
+        Dialect::Postgres => {
+            "INSERT INTO event_hours (hour, first_id, last_id) VALUES ($1, $2, $3) \
+             ON CONFLICT (hour) DO UPDATE SET first_id = LEAST(event_hours.first_id, excluded.first_id), \
+             last_id = GREATEST(event_hours.last_id, excluded.last_id)"
+        }
+    }
+}
+
+/// Widens the time map for `events`, stored in the transaction `tx` with ids `first..=last`.
+pub(crate) async fn widen_hours(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    dialect: Dialect,
+    at_ms: impl Iterator<Item = i64>,
+    (first, last): (i64, i64),
+) -> Result<(), StoreError> {
+    for hour in hours_of(at_ms) {
+        sqlx::query(widen_hour_sql(dialect))
+            .bind(hour)
+            .bind(first)
+            .bind(last)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The hours a period of `at_ms` in `[since, until)` falls in, `i64::MIN` and `i64::MAX` for
+/// a side left open.
+pub(crate) fn period_hours(since: Option<i64>, until: Option<i64>) -> (i64, i64) {
+    (
+        since.map_or(i64::MIN, hour_of),
+        until.map_or(i64::MAX, |u| hour_of(u.saturating_sub(1))),
+    )
+}
+
+/// `AND` the events of `[since, until)` (`None`: that side open) to a query on `events`:
+/// tests `at_ms`, and reads only the ids the time map (`event_hours`) names for the period's
+/// hours, as a range of the table's ids (none when no hour of it is on record): the table has
+/// no index on time.
+pub(crate) fn push_period(q: &mut Sql<'_>, since: Option<i64>, until: Option<i64>) {
+    if let Some(v) = since {
+        q.push(" AND at_ms >= ").push_bind(v);
+    }
+    if let Some(v) = until {
+        q.push(" AND at_ms < ").push_bind(v);
+    }
+    if since.is_none() && until.is_none() {
+        return;
+    }
+    let (a, b) = period_hours(since, until);
+    q.push(" AND id >= (SELECT COALESCE(MIN(first_id), 1) FROM event_hours WHERE hour >= ")
+        .push_bind(a)
+        .push(" AND hour <= ")
+        .push_bind(b)
+        .push(") AND id <= (SELECT COALESCE(MAX(last_id), 0) FROM event_hours WHERE hour >= ")
+        .push_bind(a)
+        .push(" AND hour <= ")
+        .push_bind(b)
+        .push(")");
+}
+
 /// Rows per multi-row insert (16 columns each, well under SQLite's parameter limit).
 pub(crate) const INSERT_ROWS: usize = 64;
 
@@ -728,13 +822,19 @@ impl Store {
         // Two statement shapes only (ROWS rows, and one row), so both stay prepared in the
         // connection's statement cache whatever the batch size.
         let mut chunks = events.chunks_exact(INSERT_ROWS);
-        for chunk in chunks.by_ref() {
-            let (sql, args) = insert_query(self.dialect, chunk).into_parts()?;
-            sqlx::query_with(&sql, args).execute(&mut *tx).await?;
+        let remainder = chunks.remainder();
+        let mut ids = (i64::MAX, i64::MIN);
+        for chunk in chunks.by_ref().chain(remainder.chunks(1)) {
+            let mut q = insert_query(self.dialect, chunk);
+            q.push(" RETURNING id");
+            let (sql, args) = q.into_parts()?;
+            for row in sqlx::query_with(&sql, args).fetch_all(&mut *tx).await? {
+                let id: i64 = row.get("id");
+                ids = (ids.0.min(id), ids.1.max(id));
+            }
         }
-        for one in chunks.remainder().chunks(1) {
-            let (sql, args) = insert_query(self.dialect, one).into_parts()?;
-            sqlx::query_with(&sql, args).execute(&mut *tx).await?;
+        if !events.is_empty() {
+            widen_hours(&mut tx, self.dialect, events.iter().map(|e| e.at_ms), ids).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -775,12 +875,7 @@ impl Store {
         if let Some(v) = filter.after_id {
             q.push(" AND id > ").push_bind(v);
         }
-        if let Some(v) = filter.since_ms {
-            q.push(" AND at_ms >= ").push_bind(v);
-        }
-        if let Some(v) = filter.until_ms {
-            q.push(" AND at_ms < ").push_bind(v);
-        }
+        push_period(&mut q, filter.since_ms, filter.until_ms);
         if let Some(v) = &filter.username {
             q.push(" AND username = ").push_bind(v.to_lowercase());
         }

@@ -22,8 +22,8 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, Statement};
 use tokio::sync::oneshot;
 
-use crate::events::{Event, INSERT_COLUMNS};
-use crate::{StoreError, SQLITE_PRAGMAS};
+use crate::events::{hours_of, widen_hour_sql, Event, INSERT_COLUMNS};
+use crate::{Dialect, StoreError, SQLITE_PRAGMAS};
 
 /// Whether the writer should give the core to other threads between rows now (asked every
 /// [`GIVE_WAY_EVERY`] rows of a batch).
@@ -328,6 +328,11 @@ impl<'c> Inserts<'c> {
         }
         // Dropped with the connection on failure: closing it rolls the transaction back.
         conn.execute_batch("BEGIN IMMEDIATE")?;
+        // Each row takes the table's highest id plus one (an INTEGER PRIMARY KEY, the write
+        // lock held): this batch's ids run from here to the last inserted.
+        let first: i64 = conn
+            .prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM events")?
+            .query_row([], |row| row.get(0))?;
         let whole = events.len() - events.len() % ROWS_PER_INSERT;
         let rest = events.len() - whole;
         self.rows(conn, &events[..whole], ROWS_PER_INSERT, give_way)?;
@@ -342,6 +347,11 @@ impl<'c> Inserts<'c> {
                 self.rows(conn, &events[start..start + per], per, give_way)?;
                 start += per;
             }
+        }
+        let last = conn.last_insert_rowid();
+        let mut widen = conn.prepare_cached(&widen_hour_sql(Dialect::Sqlite).replace('$', "?"))?;
+        for hour in hours_of(events.iter().map(|e| e.at_ms)) {
+            widen.execute([hour, first, last])?;
         }
         conn.execute_batch("COMMIT")?;
         // Each statement's last rows, from the end (the smallest inserts' rows are last), so

@@ -2,7 +2,8 @@
 
 use sqlx::Row;
 
-use crate::{now_ms, Store, StoreError};
+use crate::events::push_period;
+use crate::{now_ms, Sql, Store, StoreError};
 
 /// What happened in a period.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -76,17 +77,18 @@ impl Store {
             count("SELECT COUNT(*) FROM checks WHERE signed_ms >= $1 AND signed_ms < $2").await?,
             count("SELECT COUNT(*) FROM checks WHERE signed_ms >= $1 AND signed_ms < $2 AND supervisor_signature IS NOT NULL").await?,
         ];
-        // Both in one pass over the period's entries in the (at_ms, action) index, which can
-        // hold millions; no grouping, so nothing to sort.
-        let (blocked, allowed): (Option<i64>, Option<i64>) = sqlx::query_as(
+        // Both in one pass over the period's rows (the ids the time map names for it); no
+        // grouping, so nothing to sort.
+        let mut q = Sql::new(
+            self.dialect,
             "SELECT SUM(CASE WHEN action = 'block' THEN 1 ELSE 0 END), \
-             SUM(CASE WHEN action = 'allow' THEN 1 ELSE 0 END) \
-             FROM events WHERE at_ms >= $1 AND at_ms < $2",
-        )
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_one(&self.pool)
-        .await?;
+             SUM(CASE WHEN action = 'allow' THEN 1 ELSE 0 END) FROM events WHERE 1 = 1",
+        );
+        push_period(&mut q, Some(from_ms), Some(to_ms));
+        let (sql, args) = q.into_parts()?;
+        let (blocked, allowed): (Option<i64>, Option<i64>) = sqlx::query_as_with(&sql, args)
+            .fetch_one(&self.pool)
+            .await?;
         (r.blocked, r.allowed) = (blocked.unwrap_or(0), allowed.unwrap_or(0));
         Ok(r)
     }
@@ -182,14 +184,17 @@ impl Store {
             base: self.report(from_ms, to_ms).await?,
             ..BoardFigures::default()
         };
-        let rows = sqlx::query(
-            "SELECT categories, COUNT(*) AS n FROM events \
-             WHERE at_ms >= $1 AND at_ms < $2 AND action = 'block' GROUP BY categories",
-        )
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_all(&self.pool)
-        .await?;
+        let blocked = |select: &str, then: &str| {
+            let mut q = Sql::new(
+                self.dialect,
+                format!("SELECT {select} FROM events WHERE action = 'block'"),
+            );
+            push_period(&mut q, Some(from_ms), Some(to_ms));
+            q.push(then);
+            q.into_parts()
+        };
+        let (sql, args) = blocked("categories, COUNT(*) AS n", " GROUP BY categories")?;
+        let rows = sqlx::query_with(&sql, args).fetch_all(&self.pool).await?;
         let mut by_category: std::collections::BTreeMap<String, i64> = Default::default();
         for r in &rows {
             let n: i64 = r.get("n");
@@ -204,17 +209,16 @@ impl Store {
             }
         }
         b.blocked_by_category = sorted(by_category.into_iter().collect());
-        b.top_blocked_sites = sqlx::query(
-            "SELECT host, COUNT(*) AS n FROM events WHERE at_ms >= $1 AND at_ms < $2 \
-             AND action = 'block' GROUP BY host ORDER BY n DESC, host LIMIT 10",
-        )
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| (r.get("host"), r.get("n")))
-        .collect();
+        let (sql, args) = blocked(
+            "host, COUNT(*) AS n",
+            " GROUP BY host ORDER BY n DESC, host LIMIT 10",
+        )?;
+        b.top_blocked_sites = sqlx::query_with(&sql, args)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| (r.get("host"), r.get("n")))
+            .collect();
         let waits: Vec<i64> = sqlx::query_scalar(
             "SELECT decided_ms - at_ms FROM review_requests \
              WHERE decided_ms >= $1 AND decided_ms < $2",
@@ -264,8 +268,16 @@ impl Store {
         .bind(to_ms)
         .fetch_all(&self.pool)
         .await?;
-        let weeks = ((to_ms - from_ms).max(0) + WEEK_MS - 1) / WEEK_MS;
-        let mut covered: Vec<i64> = cosigned.iter().map(|t| (t - from_ms) / WEEK_MS).collect();
+        // Saturating: a period as wide as the integers must not overflow.
+        let weeks = to_ms
+            .saturating_sub(from_ms)
+            .max(0)
+            .saturating_add(WEEK_MS - 1)
+            / WEEK_MS;
+        let mut covered: Vec<i64> = cosigned
+            .iter()
+            .map(|t| t.saturating_sub(from_ms) / WEEK_MS)
+            .collect();
         covered.sort_unstable();
         covered.dedup();
         b.check_weeks = (covered.len() as i64, weeks);

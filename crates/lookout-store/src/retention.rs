@@ -9,7 +9,8 @@
 use std::time::Duration;
 
 use crate::audit::append;
-use crate::{now_ms, AuditEntry, Store, StoreError};
+use crate::events::push_period;
+use crate::{now_ms, AuditEntry, Sql, Store, StoreError};
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -76,15 +77,19 @@ impl Store {
             let Some(before) = cutoff(now, days) else {
                 continue;
             };
-            let sql = format!(
-                "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE at_ms < $1 \
-                 AND service = $2 AND (username IS NULL OR username NOT IN ({HELD_PEOPLE})) LIMIT $3)"
-            );
             loop {
-                let done = sqlx::query(&sql)
-                    .bind(before)
-                    .bind(service)
-                    .bind(i64::from(batch))
+                // The ids before the cutoff's hour ends, from the time map (`event_hours`).
+                let mut q = Sql::new(
+                    self.dialect,
+                    "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE service = ",
+                );
+                q.push_bind(service).push(&format!(
+                    " AND (username IS NULL OR username NOT IN ({HELD_PEOPLE}))"
+                ));
+                push_period(&mut q, None, Some(before));
+                q.push(" LIMIT ").push_bind(i64::from(batch)).push(")");
+                let (sql, args) = q.into_parts()?;
+                let done = sqlx::query_with(&sql, args)
                     .execute(&self.pool)
                     .await?
                     .rows_affected();

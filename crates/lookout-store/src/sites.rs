@@ -13,7 +13,7 @@
 use sqlx::Row;
 
 use crate::events::{
-    event_from_row, push_event_values, EVENT_COLUMNS, INSERT_COLUMNS, INSERT_ROWS,
+    event_from_row, push_event_values, widen_hours, EVENT_COLUMNS, INSERT_COLUMNS, INSERT_ROWS,
 };
 use crate::{now_ms, Event, Sql, Store, StoreError, StoredEvent, Subject};
 
@@ -114,6 +114,7 @@ impl Store {
     ) -> Result<Vec<usize>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut stored = std::collections::HashSet::new();
+        let mut ids = (i64::MAX, i64::MIN);
         // As the activity log writes: two statement shapes (ROWS rows, one row), each row's
         // values as the log's, then the site and its number.
         let mut chunks = events.chunks_exact(INSERT_ROWS);
@@ -132,11 +133,21 @@ impl Store {
                     .push_bind(e.seq)
                     .push(")");
             }
-            q.push(" ON CONFLICT (site, site_seq) WHERE site_seq IS NOT NULL DO NOTHING RETURNING site_seq");
+            q.push(" ON CONFLICT (site, site_seq) WHERE site_seq IS NOT NULL DO NOTHING RETURNING id, site_seq");
             let (sql, args) = q.into_parts()?;
             for row in sqlx::query_with(&sql, args).fetch_all(&mut *tx).await? {
                 stored.insert(row.get::<i64, _>("site_seq"));
+                let id: i64 = row.get("id");
+                ids = (ids.0.min(id), ids.1.max(id));
             }
+        }
+        if !stored.is_empty() {
+            // A site's events come late (its backlog after a break): their hours are old ones.
+            let at_ms = events
+                .iter()
+                .filter(|e| stored.contains(&e.seq))
+                .map(|e| e.event.at_ms);
+            widen_hours(&mut tx, self.dialect, at_ms, ids).await?;
         }
         tx.commit().await?;
         // A number twice in one batch is stored once, at its first place.

@@ -2229,7 +2229,7 @@ fn both_dialects_have_the_same_migrations_tables_columns_and_triggers() {
     let root = env!("CARGO_MANIFEST_DIR");
     let sqlite = shape(&format!("{root}/migrations/sqlite"));
     let postgres = shape(&format!("{root}/migrations/postgres"));
-    assert_eq!(sqlite.len(), 18, "{sqlite:?}");
+    assert_eq!(sqlite.len(), 19, "{sqlite:?}");
     assert!(sqlite
         .iter()
         .any(|(_, n)| n.contains(&"column audit_log.hash".to_owned())));
@@ -2652,4 +2652,153 @@ async fn a_site_is_served_by_one_gateway_at_a_time() {
     );
     // Another site is its own.
     assert_eq!(store.gateway_instance("south", &a, t).await.unwrap(), Ok(1));
+}
+
+/// Every path that stores events keeps the time map (`event_hours`) that a period's queries
+/// read, the table having no index on time: an hour's events stored after later hours' (a long
+/// download logged when it ends, a site's backlog forwarded after a break) are found by the
+/// console's search, the reports and the purge, whichever path stored them; and the
+/// migration's backfill maps events stored before it.
+#[tokio::test]
+async fn a_periods_queries_find_late_events_on_every_write_path() {
+    const H: i64 = crate::events::HOUR_MS;
+    let base = 1_700_002_800_000 / H * H; // an hour's start
+                                          // Batches as stored: (hour, minute) of each event, the last two an hour's late ones.
+    let batches: [&[(i64, i64)]; 4] = [
+        &[(1, 0), (1, 10), (1, 59), (2, 0)],
+        &[(2, 30), (0, 20), (2, 31)],
+        &[(0, 59)],
+        &[(3, 1), (0, 0)],
+    ];
+    #[derive(Debug, Clone, Copy)]
+    enum Path {
+        LogWriter,
+        Pool,
+        Site,
+    }
+    for path in [Path::LogWriter, Path::Pool, Path::Site] {
+        let (_dir, store) = store().await;
+        let mut all = Vec::new();
+        let mut seq = 0;
+        for batch in batches {
+            let events: Vec<Event> = batch
+                .iter()
+                .map(|&(hour, minute)| {
+                    let n = all.len() + 1;
+                    let mut e = event(n, ["block", "allow", "warn"][n % 3]);
+                    e.at_ms = base + hour * H + minute * 60_000;
+                    all.push(e.clone());
+                    e
+                })
+                .collect();
+            match path {
+                Path::LogWriter => store.write_events(events).await.1.unwrap(),
+                Path::Pool => store.insert_events(&events).await.unwrap(),
+                Path::Site => {
+                    let events: Vec<SiteEvent> = events
+                        .into_iter()
+                        .map(|event| {
+                            seq += 1;
+                            SiteEvent { seq, event }
+                        })
+                        .collect();
+                    let stored = store.insert_site_events("north", &events).await.unwrap();
+                    assert_eq!(stored.len(), events.len());
+                }
+            }
+        }
+        // Each period: (since, until), by the hour and across hours, open on either side.
+        let periods = [
+            (Some(base), Some(base + H)),
+            (Some(base + H), Some(base + 2 * H)),
+            (Some(base + 2 * H), Some(base + 3 * H)),
+            (Some(base + 20 * 60_000), Some(base + H + 10 * 60_000)),
+            (Some(base + 59 * 60_000), Some(base + 59 * 60_000 + 1)),
+            (Some(base + H), None),
+            (None, Some(base + H)),
+            (None, None),
+            (Some(base + 5 * H), Some(base + 6 * H)),
+            (Some(base - 5 * H), Some(base)),
+        ];
+        let check = |store: Store, all: Vec<Event>, why: &'static str| async move {
+            for (since, until) in periods {
+                let within = |e: &&Event| {
+                    since.is_none_or(|s| e.at_ms >= s) && until.is_none_or(|u| e.at_ms < u)
+                };
+                let mut want: Vec<i64> = all.iter().filter(within).map(|e| e.at_ms).collect();
+                want.sort_unstable();
+                let filter = EventFilter {
+                    since_ms: since,
+                    until_ms: until,
+                    limit: Some(1000),
+                    ..EventFilter::default()
+                };
+                let mut got: Vec<i64> = store
+                    .events(&filter)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|e| e.event.at_ms)
+                    .collect();
+                got.sort_unstable();
+                assert_eq!(got, want, "{path:?} {why}: search of {since:?}..{until:?}");
+                let (from, to) = (since.unwrap_or(i64::MIN), until.unwrap_or(i64::MAX));
+                let report = store.report(from, to).await.unwrap();
+                let count = |action: &str| {
+                    all.iter()
+                        .filter(within)
+                        .filter(|e| *e.action == *action)
+                        .count() as i64
+                };
+                assert_eq!(
+                    (report.blocked, report.allowed),
+                    (count("block"), count("allow")),
+                    "{path:?} {why}: report of {since:?}..{until:?}"
+                );
+                let board = store.board_figures(from, to).await.unwrap();
+                let hosts: i64 = board.top_blocked_sites.iter().map(|(_, n)| n).sum();
+                assert_eq!(
+                    hosts,
+                    count("block"),
+                    "{path:?} {why}: Board of {since:?}..{until:?}"
+                );
+            }
+        };
+        check(store.clone(), all.clone(), "as stored").await;
+
+        // The migration's backfill, on a map emptied as if the events predated it.
+        sqlx::query("DELETE FROM event_hours")
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        let dir = match store.dialect() {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        };
+        let migration = std::fs::read_to_string(format!(
+            "{}/migrations/{dir}/0019_event_hours.sql",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let start = migration.find("INSERT INTO event_hours").unwrap();
+        let backfill = &migration[start..start + migration[start..].find(';').unwrap()];
+        sqlx::query(backfill).execute(&store.pool).await.unwrap();
+        check(store.clone(), all.clone(), "backfilled").await;
+
+        // The purge of what is older than the second hour takes the first hour's events,
+        // the late ones too, and nothing else.
+        let retention = Retention {
+            activity_days: Some(1),
+            ..Retention::default()
+        };
+        let now = base + H + 86_400_000;
+        let purged = store
+            .purge(&retention, now, 2, Duration::ZERO)
+            .await
+            .unwrap();
+        let (old, kept): (Vec<Event>, Vec<Event>) =
+            all.into_iter().partition(|e| e.at_ms < base + H);
+        assert_eq!(purged.activity, old.len() as u64, "{path:?}: purged");
+        check(store.clone(), kept, "after the purge").await;
+    }
 }
