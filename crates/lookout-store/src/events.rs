@@ -660,7 +660,8 @@ pub(crate) fn hours_of(at_ms: impl Iterator<Item = i64>) -> Vec<i64> {
     hours
 }
 
-/// Widens an hour's row in `event_hours` to ids `$2..=$3` (created if the hour has none).
+/// Widens an hour's row in `event_hours` (the first parameter) to ids from the second to the
+/// third (created if the hour has none).
 /// Every insert into `events` runs it, in the same transaction, for each hour among the
 /// inserted events with the lowest and highest id it inserted: the time map then names, for
 /// each hour, ids from below its first event to above its last (other hours' events between
@@ -668,7 +669,7 @@ pub(crate) fn hours_of(at_ms: impl Iterator<Item = i64>) -> Vec<i64> {
 pub(crate) fn widen_hour_sql(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => {
-            "INSERT INTO event_hours (hour, first_id, last_id) VALUES ($1, $2, $3) \
+            "INSERT INTO event_hours (hour, first_id, last_id) VALUES (?1, ?2, ?3) \
              ON CONFLICT (hour) DO UPDATE SET first_id = MIN(event_hours.first_id, excluded.first_id), \
              last_id = MAX(event_hours.last_id, excluded.last_id)"
         }

@@ -349,7 +349,7 @@ impl<'c> Inserts<'c> {
             }
         }
         let last = conn.last_insert_rowid();
-        let mut widen = conn.prepare_cached(&widen_hour_sql(Dialect::Sqlite).replace('$', "?"))?;
+        let mut widen = conn.prepare_cached(widen_hour_sql(Dialect::Sqlite))?;
         for hour in hours_of(events.iter().map(|e| e.at_ms)) {
             widen.execute([hour, first, last])?;
         }
