@@ -648,20 +648,25 @@ pub(crate) fn hour_of(at_ms: i64) -> i64 {
     at_ms / HOUR_MS
 }
 
-/// The hours of `at_ms` values, each once, in the order first met (a batch's events are
-/// nearly all of one hour).
+/// The hours of `at_ms` values, each once, in ascending order: every transaction widens its
+/// hours' rows in one order, so that on PostgreSQL two writers never wait for each other's row
+/// locks in a circle.
 pub(crate) fn hours_of(at_ms: impl Iterator<Item = i64>) -> Vec<i64> {
     let mut hours: Vec<i64> = Vec::new();
+    // A batch's events are nearly all of one hour: skip repeats as they come.
     for hour in at_ms.map(hour_of) {
-        if hours.last() != Some(&hour) && !hours.contains(&hour) {
+        if hours.last() != Some(&hour) {
             hours.push(hour);
         }
     }
+    hours.sort_unstable();
+    hours.dedup();
     hours
 }
 
 /// Widens an hour's row in `event_hours` (the first parameter) to ids from the second to the
 /// third (created if the hour has none).
+///
 /// Every insert into `events` runs it, in the same transaction, for each hour among the
 /// inserted events with the lowest and highest id it inserted: the time map then names, for
 /// each hour, ids from below its first event to above its last (other hours' events between
@@ -681,7 +686,8 @@ pub(crate) fn widen_hour_sql(dialect: Dialect) -> &'static str {
     }
 }
 
-/// Widens the time map for `events`, stored in the transaction `tx` with ids `first..=last`.
+/// Widens the time map for events of times `at_ms`, stored in the transaction `tx` with ids
+/// from `first` to `last`.
 pub(crate) async fn widen_hours(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     dialect: Dialect,

@@ -2802,3 +2802,23 @@ async fn a_periods_queries_find_late_events_on_every_write_path() {
         check(store.clone(), kept, "after the purge").await;
     }
 }
+
+/// A batch's hours come out once each and ascending, whatever the order of its events (the
+/// order every transaction widens their rows in), rounded toward zero as SQL divides.
+#[test]
+fn a_batchs_hours_are_each_once_and_ascending() {
+    use crate::events::{hours_of, HOUR_MS};
+    let cases: [(&[i64], &[i64]); 5] = [
+        (&[], &[]),
+        (&[5, 6, HOUR_MS - 1], &[0]),
+        (
+            &[3 * HOUR_MS + 1, HOUR_MS, 3 * HOUR_MS, HOUR_MS + 9],
+            &[1, 3],
+        ),
+        (&[2 * HOUR_MS, HOUR_MS, 2 * HOUR_MS, HOUR_MS, 0], &[0, 1, 2]),
+        (&[-1, -HOUR_MS, -HOUR_MS - 1, 1], &[-1, 0]),
+    ];
+    for (at_ms, want) in cases {
+        assert_eq!(hours_of(at_ms.iter().copied()), want, "{at_ms:?}");
+    }
+}
