@@ -2822,3 +2822,34 @@ fn a_batchs_hours_are_each_once_and_ascending() {
         assert_eq!(hours_of(at_ms.iter().copied()), want, "{at_ms:?}");
     }
 }
+
+/// A period's queries read the events table as a range of its own key, through the time map:
+/// with the map's id bounds left out they would still find the right rows (they test `at_ms`),
+/// but by reading the whole table, as the table has no index on time. SQLite's plan says which.
+#[tokio::test]
+async fn a_periods_query_reads_a_range_of_the_tables_key() {
+    let (_dir, store) = store().await;
+    if store.dialect() != Dialect::Sqlite {
+        return; // PostgreSQL's planner chooses by its statistics
+    }
+    for (since, until) in [(Some(1), Some(2)), (Some(1), None), (None, Some(2))] {
+        let mut q = Sql::new(
+            Dialect::Sqlite,
+            "EXPLAIN QUERY PLAN SELECT id FROM events WHERE 1 = 1",
+        );
+        crate::events::push_period(&mut q, since, until);
+        let (sql, args) = q.into_parts().unwrap();
+        let plan: Vec<String> = sqlx::query_with(&sql, args)
+            .fetch_all(&store.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get::<String, _>("detail"))
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|d| d.starts_with("SEARCH events USING INTEGER PRIMARY KEY")),
+            "{since:?}..{until:?}: {plan:?}"
+        );
+    }
+}
