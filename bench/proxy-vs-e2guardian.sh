@@ -15,9 +15,10 @@
 # (crates/lookout-testkit/examples/latency_at_rate.rs), direct and through each proxy; wrk's
 # -c4 above is a closed loop, so its latency is the queueing of a machine at full load.
 # Logging cost: Lookout logging every request vs logging blocked requests only, allowed mix,
-# both running, measured alternately (each run's figures printed too); also each Lookout's CPU
-# time (user + system, from /proc) per request served, which is less at the mercy of how wrk,
-# nginx and Lookout happen to share the cores in a run than requests/s are.
+# both running, measured alternately, which goes first swapping from run to run (each run's
+# figures printed too); also each Lookout's CPU time (user + system, from /proc) per request
+# served, which is less at the mercy of how wrk, nginx and Lookout happen to share the cores
+# in a run than requests/s are.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
@@ -135,12 +136,20 @@ logged_run() {
   fi
   RUN_CPU=$(printf '%.2f' "$(echo "($(ticks "$2") - $before) * 1000000 / $(getconf CLK_TCK) / $n" | bc -l)")
 }
+# The order swaps from run to run (logging first, then blocked-only first, ...): a machine that
+# speeds up or slows down within a sitting then favours neither side of a pair.
 rps_true=(); rps_false=(); cpu_true=(); cpu_false=()
-for _ in $(seq "$RUNS"); do
-  logged_run $LOOKOUT_PORT "${LPIDS[true]}"
-  rps_true+=("$RUN_RPS"); cpu_true+=("$RUN_CPU")
-  logged_run $LOOKOUT_QUIET_PORT "${LPIDS[false]}"
-  rps_false+=("$RUN_RPS"); cpu_false+=("$RUN_CPU")
+for i in $(seq "$RUNS"); do
+  order="true false"; [ $((i % 2)) = 1 ] || order="false true"
+  for logall in $order; do
+    port=$LOOKOUT_PORT; [ $logall = true ] || port=$LOOKOUT_QUIET_PORT
+    logged_run $port "${LPIDS[$logall]}"
+    if [ $logall = true ]; then
+      rps_true+=("$RUN_RPS"); cpu_true+=("$RUN_CPU")
+    else
+      rps_false+=("$RUN_RPS"); cpu_false+=("$RUN_CPU")
+    fi
+  done
 done
 R[lk_true_allowed]=$(median "${rps_true[@]}")
 R[lk_false_allowed]=$(median "${rps_false[@]}")
@@ -168,8 +177,8 @@ printf 'ratio Lookout/e2guardian: %.2f (allowed), %.2f (mixed)\n' \
 echo "allowed r/s run by run, logging every request: ${rps_true[*]}; blocked only: ${rps_false[*]}"
 printf 'logging every request costs %.1f%% of allowed throughput\n' \
   "$(echo "(1 - ${R[lk_true_allowed]} / ${R[lk_false_allowed]}) * 100" | bc -l)"
-# The same, run by run (each run logging every request against the blocked-only run right
-# after it), as the machine drifts within a sitting: the ratio of medians above can hide that.
+# The same, run by run (each run logging every request against the blocked-only run beside
+# it), as the machine drifts within a sitting: the ratio of medians above can hide that.
 pairs=()
 for i in "${!rps_true[@]}"; do
   pairs+=("$(echo "(1 - ${rps_true[$i]} / ${rps_false[$i]}) * 100" | bc -l)")
