@@ -743,37 +743,34 @@ pub(crate) fn push_period(q: &mut Sql<'_>, since: Option<i64>, until: Option<i64
 /// Rows per multi-row insert (16 columns each, well under SQLite's parameter limit).
 pub(crate) const INSERT_ROWS: usize = 64;
 
-pub(crate) fn insert_query(dialect: Dialect, rows: &[Event]) -> Sql<'_> {
+pub(crate) fn insert_query<'q>(dialect: Dialect, rows: &'q [Event], kinds: &[i64]) -> Sql<'q> {
     let mut q = Sql::new(
         dialect,
-        format!("INSERT INTO events ({INSERT_COLUMNS}) VALUES "),
+        format!("INSERT INTO event_rows ({INSERT_COLUMNS}) VALUES "),
     );
-    for (i, e) in rows.iter().enumerate() {
+    for (i, (e, &kind)) in rows.iter().zip(kinds).enumerate() {
         q.push(if i == 0 { "(" } else { ", (" });
-        push_event_values(&mut q, e);
+        push_event_values(&mut q, e, kind);
         q.push(")");
     }
     q
 }
 
-/// The columns [`push_event_values`] gives values for, in order.
-pub(crate) const INSERT_COLUMNS: &str = "at_ms, reference, service, client_ip, username, group_name, method, url, host, search_term, categories, action, rule, reason, status, bytes";
+/// The columns of `event_rows` [`push_event_values`] gives values for, in order: an event's
+/// own, and the id of its kind (its [`kind_texts`], kept once in `event_kinds`).
+pub(crate) const INSERT_COLUMNS: &str =
+    "at_ms, reference, client_ip, username, url, host, search_term, kind, action, reason, status, bytes";
 
-/// One event's values, comma-separated, as [`INSERT_COLUMNS`] names them.
-pub(crate) fn push_event_values<'q>(q: &mut Sql<'q>, e: &'q Event) {
+/// One event's values, comma-separated, as [`INSERT_COLUMNS`] names them, `kind` the id of its
+/// kind in `event_kinds`.
+pub(crate) fn push_event_values<'q>(q: &mut Sql<'q>, e: &'q Event, kind: i64) {
     q.push_bind(e.at_ms)
         .push(", ")
         .push_bind(e.reference.as_str())
         .push(", ")
-        .push_bind(e.service)
-        .push(", ")
         .push_bind(e.client_ip.as_str())
         .push(", ")
         .push_bind(e.username.as_deref())
-        .push(", ")
-        .push_bind(e.group.as_str())
-        .push(", ")
-        .push_bind(e.method.as_str())
         .push(", ")
         .push_bind(e.url.as_str())
         .push(", ")
@@ -781,17 +778,67 @@ pub(crate) fn push_event_values<'q>(q: &mut Sql<'q>, e: &'q Event) {
         .push(", ")
         .push_bind(e.search_term.as_deref())
         .push(", ")
-        .push_bind(e.categories.as_str())
+        .push_bind(kind)
         .push(", ")
         .push_bind(e.action.as_str())
-        .push(", ")
-        .push_bind(e.rule.as_str())
         .push(", ")
         .push_bind(e.reason.as_str())
         .push(", ")
         .push_bind(e.status.map(i64::from))
         .push(", ")
         .push_bind(i64::try_from(e.bytes).unwrap_or(i64::MAX));
+}
+
+/// An event's texts that `event_kinds` keeps (migration 0020), in the order of
+/// [`FIND_KIND`]'s and [`ADD_KIND`]'s parameters: the group, rule and categories first, the
+/// columns of `event_kinds_texts`.
+pub(crate) fn kind_texts(e: &Event) -> [&str; 5] {
+    [&e.group, &e.rule, &e.categories, e.service, &e.method]
+}
+
+/// The id of a kind of the texts [`kind_texts`] gives (the lowest, should two hold them).
+pub(crate) const FIND_KIND: &str =
+    "SELECT id FROM event_kinds WHERE group_name = $1 AND rule = $2 \
+     AND categories = $3 AND service = $4 AND method = $5 ORDER BY id LIMIT 1";
+
+/// Adds a kind of the texts [`kind_texts`] gives.
+pub(crate) const ADD_KIND: &str =
+    "INSERT INTO event_kinds (group_name, rule, categories, service, method) VALUES ($1, $2, $3, $4, $5)";
+
+/// The id of each event's kind, in order, found in `event_kinds` or added to it in `tx`: one
+/// look-up for each kind among the events.
+pub(crate) async fn kind_ids<'e>(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    events: impl Iterator<Item = &'e Event>,
+) -> Result<Vec<i64>, StoreError> {
+    let mut known: std::collections::HashMap<[&str; 5], i64> = Default::default();
+    let mut ids = Vec::new();
+    for e in events {
+        let texts = kind_texts(e);
+        let id = match known.get(&texts) {
+            Some(&id) => id,
+            None => {
+                let id = kind_id(tx, texts).await?;
+                known.insert(texts, id);
+                id
+            }
+        };
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+/// The id of the kind of `texts` ([`kind_texts`]), added in `tx` if none holds them.
+async fn kind_id(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    texts: [&str; 5],
+) -> Result<i64, StoreError> {
+    let bind = |sql| texts.iter().fold(sqlx::query(sql), |q, t| q.bind(*t));
+    if let Some(row) = bind(FIND_KIND).fetch_optional(&mut **tx).await? {
+        return Ok(row.get("id"));
+    }
+    let added = format!("{ADD_KIND} RETURNING id");
+    Ok(bind(&added).fetch_one(&mut **tx).await?.get("id"))
 }
 
 pub(crate) const EVENT_COLUMNS: &str = "id, at_ms, reference, service, client_ip, username, group_name, method, url, host, search_term, categories, action, rule, reason, status, bytes, site";
@@ -825,14 +872,20 @@ impl Store {
 
     /// Inserts events in one transaction, through the pool.
     pub async fn insert_events(&self, events: &[Event]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        // A write transaction from the start: the kinds are looked up before the rows are
+        // written, and on SQLite a read lock that had to become a write lock would fail at
+        // once while another connection writes, rather than wait for it.
+        let mut tx = self.write_tx().await?;
         // Two statement shapes only (ROWS rows, and one row), so both stay prepared in the
         // connection's statement cache whatever the batch size.
         let mut chunks = events.chunks_exact(INSERT_ROWS);
         let remainder = chunks.remainder();
         let mut ids = (i64::MAX, i64::MIN);
+        let kinds = kind_ids(&mut tx, events.iter()).await?;
+        let mut at = 0;
         for chunk in chunks.by_ref().chain(remainder.chunks(1)) {
-            let mut q = insert_query(self.dialect, chunk);
+            let mut q = insert_query(self.dialect, chunk, &kinds[at..at + chunk.len()]);
+            at += chunk.len();
             q.push(" RETURNING id");
             let (sql, args) = q.into_parts()?;
             for row in sqlx::query_with(&sql, args).fetch_all(&mut *tx).await? {

@@ -9,7 +9,10 @@
 //! and binds each event's strings where they lie, in one `BEGIN IMMEDIATE` transaction per
 //! batch. The thread owns the connection and its statements from one batch to the next, so a
 //! statement keeps its bound values between batches too: a batch's first rows bind only what
-//! differs from the rows the statement was last executed with, as every later row does.
+//! differs from the rows the statement was last executed with, as every later row does. A
+//! row names its kind (`event_kinds`, migration 0020) by id: the thread remembers the kinds
+//! it has found or added, and looks one up only when an event's kind differs from the event
+//! before it.
 //!
 //! The connection is opened on the first batch, with the store's own settings (WAL, FULL
 //! sync, busy timeout), beside the pool's connections: SQLite's write lock orders them. An
@@ -22,7 +25,9 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags, Statement};
 use tokio::sync::oneshot;
 
-use crate::events::{hours_of, widen_hour_sql, Event, INSERT_COLUMNS};
+use crate::events::{
+    hours_of, kind_texts, widen_hour_sql, Event, ADD_KIND, FIND_KIND, INSERT_COLUMNS,
+};
 use crate::{Dialect, StoreError, SQLITE_PRAGMAS};
 
 /// Whether the writer should give the core to other threads between rows now (asked every
@@ -292,15 +297,67 @@ const SIZES: usize = ROWS_PER_INSERT.trailing_zeros() as usize + 1;
 #[derive(Default)]
 struct Inserts<'c> {
     sizes: [Option<Insert<'c>>; SIZES],
+    /// The kinds found or added, kept with the statements: dropped with them when a batch
+    /// fails, as the kinds that batch added are rolled back.
+    kinds: Kinds,
+    /// The id of each event's kind in the batch being written.
+    batch_kinds: Vec<i64>,
 }
 
-/// A prepared insert of `n` rows, and the `n` events its parameters were last bound from.
+/// The ids of kinds of events (`event_kinds`) the writer has found or added, by their texts
+/// ([`kind_texts`]). A batch's events are nearly all of a few kinds, and one of the same kind
+/// as the event before it takes its id without a look-up here.
+#[derive(Default)]
+struct Kinds {
+    ids: std::collections::HashMap<Box<[u8]>, i64>,
+    /// A kind's texts as [`Kinds::ids`]' keys spell them: each text's length, then the text.
+    key: Vec<u8>,
+}
+
+/// Kinds [`Kinds`] remembers at most: past that it starts again (a kind is a few hundred
+/// bytes, and a college's log a few hundred kinds; the method a client sends may be anything).
+pub(crate) const KINDS_KEPT: usize = 4096;
+
+impl Kinds {
+    /// The id of `e`'s kind, found in `event_kinds` or added to it (in the open transaction).
+    fn id(&mut self, conn: &Connection, e: &Event) -> Result<i64, StoreError> {
+        let texts = kind_texts(e);
+        self.key.clear();
+        for t in texts {
+            self.key
+                .extend_from_slice(&u32::try_from(t.len()).unwrap_or(u32::MAX).to_le_bytes());
+            self.key.extend_from_slice(t.as_bytes());
+        }
+        if let Some(&id) = self.ids.get(self.key.as_slice()) {
+            return Ok(id);
+        }
+        let found = conn
+            .prepare_cached(FIND_KIND)?
+            .query_row(texts, |row| row.get(0));
+        let id = match found {
+            Ok(id) => id,
+            Err(rusqlite::Error::QueryReturnedNoRows) => {
+                conn.prepare_cached(ADD_KIND)?.execute(texts)?;
+                conn.last_insert_rowid()
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if self.ids.len() >= KINDS_KEPT {
+            self.ids.clear();
+        }
+        self.ids.insert(self.key.as_slice().into(), id);
+        Ok(id)
+    }
+}
+
+/// A prepared insert of `n` rows, and the `n` events (and their kinds' ids) its parameters
+/// were last bound from.
 ///
 /// SQLite keeps a statement's bindings from one execution to the next, and most columns
-/// repeat from row to row (service, group, method, action, rule, reason, categories, often
-/// the client and host): only the values that changed since the row the same parameters
-/// held before are bound. Each bound string is copied into SQLite (rusqlite binds text as
-/// `SQLITE_TRANSIENT`): binding all 16 was ~2,800 of the ~17,000 instructions a row cost
+/// repeat from row to row (the kind, action, reason, often the client and host): only the
+/// values that changed since the row the same parameters held before are bound. Each bound
+/// string is copied into SQLite (rusqlite binds text as `SQLITE_TRANSIENT`): binding all 16
+/// columns the rows had before the kinds was ~2,800 of the ~17,000 instructions a row cost
 /// (callgrind, `event_log/write/batch-512`). The statement and its last rows are kept from
 /// batch to batch (statements from rusqlite's cache come back with their bindings cleared),
 /// so a batch's first rows, too, bind only what changed: every value of 32 rows a batch was
@@ -309,6 +366,8 @@ struct Inserts<'c> {
 struct Insert<'c> {
     statement: Statement<'c>,
     bound: Vec<Event>,
+    /// The ids of the kinds of [`Insert::bound`]'s events.
+    bound_kinds: Vec<i64>,
 }
 
 impl<'c> Inserts<'c> {
@@ -331,11 +390,12 @@ impl<'c> Inserts<'c> {
         // Each row takes the table's highest id plus one (an INTEGER PRIMARY KEY, the write
         // lock held): this batch's ids run from here to the last inserted.
         let first: i64 = conn
-            .prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM events")?
+            .prepare_cached("SELECT COALESCE(MAX(id), 0) + 1 FROM event_rows")?
             .query_row([], |row| row.get(0))?;
+        self.find_kinds(conn, events)?;
         let whole = events.len() - events.len() % ROWS_PER_INSERT;
         let rest = events.len() - whole;
-        self.rows(conn, &events[..whole], ROWS_PER_INSERT, give_way)?;
+        self.rows(conn, &events[..whole], 0, ROWS_PER_INSERT, give_way)?;
         // The last rows, fewer than ROWS_PER_INSERT: one execution of 16, 8, 4, 2 or 1 rows for
         // each power of two in their number, not one execution per row. A batch is that small
         // whenever the gateway is not busy (200 ms of a few hundred requests a second), and a
@@ -344,7 +404,7 @@ impl<'c> Inserts<'c> {
         let mut start = whole;
         for per in (0..SIZES - 1).map(|k| ROWS_PER_INSERT >> (k + 1)) {
             if rest & per != 0 {
-                self.rows(conn, &events[start..start + per], per, give_way)?;
+                self.rows(conn, &events[start..start + per], start, per, give_way)?;
                 start += per;
             }
         }
@@ -364,18 +424,38 @@ impl<'c> Inserts<'c> {
                 rest & per != 0
             };
             if let (true, Some(insert)) = (used, insert) {
+                let from = events.len() - per;
                 insert.bound.clear();
-                insert.bound.extend(events.drain(events.len() - per..));
+                insert.bound.extend(events.drain(from..));
+                insert.bound_kinds.clear();
+                insert.bound_kinds.extend(self.batch_kinds.drain(from..));
             }
         }
         Ok(())
     }
 
-    /// Inserts `rows` (a multiple of `per` of them), `per` rows an execution.
+    /// Fills [`Inserts::batch_kinds`] with the id of each event's kind.
+    fn find_kinds(&mut self, conn: &Connection, events: &[Event]) -> Result<(), StoreError> {
+        self.batch_kinds.clear();
+        let mut before: Option<(&Event, i64)> = None;
+        for e in events {
+            let id = match before {
+                Some((b, id)) if kind_texts(b) == kind_texts(e) => id,
+                _ => self.kinds.id(conn, e)?,
+            };
+            self.batch_kinds.push(id);
+            before = Some((e, id));
+        }
+        Ok(())
+    }
+
+    /// Inserts `rows` (a multiple of `per` of them, from `start` in the batch), `per` rows an
+    /// execution.
     fn rows(
         &mut self,
         conn: &'c Connection,
         rows: &[Event],
+        start: usize,
         per: usize,
         give_way: Option<&(dyn Fn() -> bool + Send + Sync)>,
     ) -> Result<(), StoreError> {
@@ -383,62 +463,76 @@ impl<'c> Inserts<'c> {
             return Ok(());
         }
         let slot = &mut self.sizes[(ROWS_PER_INSERT / per).trailing_zeros() as usize];
-        let Insert { statement, bound } = match slot {
+        let Insert {
+            statement,
+            bound,
+            bound_kinds,
+        } = match slot {
             Some(insert) => insert,
             None => slot.insert(Insert {
                 statement: conn.prepare(&format!(
-                    "INSERT OR FAIL INTO events ({INSERT_COLUMNS}) VALUES {}",
-                    vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; per].join(", ")
+                    "INSERT OR FAIL INTO event_rows ({INSERT_COLUMNS}) VALUES {}",
+                    vec![ROW_PARAMETERS; per].join(", ")
                 ))?,
                 bound: Vec::new(),
+                bound_kinds: Vec::new(),
             }),
         };
-        let mut before = (bound.len() == per).then_some(&bound[..]);
-        for (i, chunk) in rows.chunks_exact(per).enumerate() {
+        let kinds = &self.batch_kinds[start..start + rows.len()];
+        let mut before = (bound.len() == per).then_some((&bound[..], &bound_kinds[..]));
+        for (i, (chunk, chunk_kinds)) in rows
+            .chunks_exact(per)
+            .zip(kinds.chunks_exact(per))
+            .enumerate()
+        {
             if (i + 1) * per % GIVE_WAY_EVERY == 0 && give_way.is_some_and(|g| g()) {
                 // Returns at once when no other thread waits for the core.
                 std::thread::yield_now();
             }
-            for (row, e) in chunk.iter().enumerate() {
-                let mut changed = before.map_or(u16::MAX, |b| changed(&b[row], e));
+            for (row, (e, &kind)) in chunk.iter().zip(chunk_kinds).enumerate() {
+                let mut changed = before.map_or(u16::MAX >> (16 - COLUMNS), |(b, k)| {
+                    changed(&b[row], k[row], e, kind)
+                });
                 if changed == 0 {
                     continue;
                 }
-                let values = values(e);
+                let values = values(e, kind);
                 while changed != 0 {
                     let column = changed.trailing_zeros() as usize;
                     changed &= changed - 1;
                     statement.raw_bind_parameter(
-                        row * 16 + column + 1,
+                        row * COLUMNS + column + 1,
                         ToSqlOutput::Borrowed(values[column]),
                     )?;
                 }
             }
             statement.raw_execute()?;
-            before = Some(chunk);
+            before = Some((chunk, chunk_kinds));
         }
         Ok(())
     }
 }
 
-/// The columns (bits, in [`INSERT_COLUMNS`]' order) whose values differ between `was` and `e`,
-/// compared field by field: building both rows' [`values`] to compare them was ~1,400
-/// instructions a row (callgrind, bench/proxy-instructions.sh).
-fn changed(was: &Event, e: &Event) -> u16 {
+/// The columns of a row ([`INSERT_COLUMNS`]).
+const COLUMNS: usize = 12;
+
+/// One row's parameters in the log's insert.
+const ROW_PARAMETERS: &str = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+
+/// The columns (bits, in [`INSERT_COLUMNS`]' order) whose values differ between `was` (of the
+/// kind `was_kind`) and `e` (of `kind`), compared field by field: building both rows' [`values`]
+/// to compare them was ~1,400 instructions a row (callgrind, bench/proxy-instructions.sh).
+fn changed(was: &Event, was_kind: i64, e: &Event, kind: i64) -> u16 {
     [
         was.at_ms != e.at_ms,
         was.reference != e.reference,
-        was.service != e.service,
         was.client_ip != e.client_ip,
         was.username != e.username,
-        was.group != e.group,
-        was.method != e.method,
         was.url != e.url,
         was.host != e.host,
         was.search_term != e.search_term,
-        was.categories != e.categories,
+        was_kind != kind,
         was.action != e.action,
-        was.rule != e.rule,
         was.reason != e.reason,
         was.status != e.status,
         was.bytes != e.bytes,
@@ -448,8 +542,8 @@ fn changed(was: &Event, e: &Event) -> u16 {
     .fold(0, |m, (column, &differs)| m | u16::from(differs) << column)
 }
 
-/// `e`'s values in [`INSERT_COLUMNS`]' order, as SQLite takes them.
-fn values(e: &Event) -> [ValueRef<'_>; 16] {
+/// `e`'s values in [`INSERT_COLUMNS`]' order, as SQLite takes them, `kind` its kind's id.
+fn values(e: &Event, kind: i64) -> [ValueRef<'_>; COLUMNS] {
     fn text(s: &str) -> ValueRef<'_> {
         ValueRef::Text(s.as_bytes())
     }
@@ -459,17 +553,13 @@ fn values(e: &Event) -> [ValueRef<'_>; 16] {
     [
         ValueRef::Integer(e.at_ms),
         text(&e.reference),
-        text(e.service),
         text(&e.client_ip),
         text_or_null(e.username.as_deref()),
-        text(&e.group),
-        text(&e.method),
         text(&e.url),
         text(&e.host),
         text_or_null(e.search_term.as_deref()),
-        text(&e.categories),
+        ValueRef::Integer(kind),
         text(&e.action),
-        text(&e.rule),
         text(&e.reason),
         e.status
             .map_or(ValueRef::Null, |s| ValueRef::Integer(i64::from(s))),

@@ -81,7 +81,7 @@ impl Store {
                 // The ids before the cutoff's hour ends, from the time map (`event_hours`).
                 let mut q = Sql::new(
                     self.dialect,
-                    "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE service = ",
+                    "DELETE FROM event_rows WHERE id IN (SELECT id FROM events WHERE service = ",
                 );
                 q.push_bind(service).push(&format!(
                     " AND (username IS NULL OR username NOT IN ({HELD_PEOPLE}))"

@@ -13,7 +13,8 @@
 use sqlx::Row;
 
 use crate::events::{
-    event_from_row, push_event_values, widen_hours, EVENT_COLUMNS, INSERT_COLUMNS, INSERT_ROWS,
+    event_from_row, kind_ids, push_event_values, widen_hours, EVENT_COLUMNS, INSERT_COLUMNS,
+    INSERT_ROWS,
 };
 use crate::{now_ms, Event, Sql, Store, StoreError, StoredEvent, Subject};
 
@@ -95,9 +96,19 @@ pub enum Outbox {
 }
 
 impl Outbox {
-    fn table(self) -> &'static str {
+    /// The outbox's name in `outbox_acked`.
+    fn name(self) -> &'static str {
         match self {
             Outbox::Events => "events",
+            Outbox::Texts | Outbox::Gaps => self.table(),
+        }
+    }
+
+    /// The table that holds the outbox's rows: the activity log's own rows for events (not
+    /// the `events` view, whose join would hide the highest id from SQLite's `MAX`).
+    fn table(self) -> &'static str {
+        match self {
+            Outbox::Events => "event_rows",
             Outbox::Texts => "outbox_texts",
             Outbox::Gaps => "log_gaps",
         }
@@ -112,21 +123,23 @@ impl Store {
         site: &str,
         events: &[SiteEvent],
     ) -> Result<Vec<usize>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let mut stored = std::collections::HashSet::new();
         let mut ids = (i64::MAX, i64::MIN);
         // As the activity log writes: two statement shapes (ROWS rows, one row), each row's
         // values as the log's, then the site and its number.
+        let kinds = kind_ids(&mut tx, events.iter().map(|e| &e.event)).await?;
+        let mut kinds = kinds.iter();
         let mut chunks = events.chunks_exact(INSERT_ROWS);
         let remainder = chunks.remainder();
         for chunk in chunks.by_ref().chain(remainder.chunks(1)) {
             let mut q = Sql::new(
                 self.dialect,
-                format!("INSERT INTO events ({INSERT_COLUMNS}, site, site_seq) VALUES "),
+                format!("INSERT INTO event_rows ({INSERT_COLUMNS}, site, site_seq) VALUES "),
             );
-            for (i, e) in chunk.iter().enumerate() {
+            for (i, (e, &kind)) in chunk.iter().zip(kinds.by_ref()).enumerate() {
                 q.push(if i == 0 { "(" } else { ", (" });
-                push_event_values(&mut q, &e.event);
+                push_event_values(&mut q, &e.event, kind);
                 q.push(", ")
                     .push_bind(site)
                     .push(", ")
@@ -340,7 +353,7 @@ impl Store {
     /// How far the central has acknowledged `outbox` (0: nothing yet).
     pub async fn outbox_acked(&self, outbox: Outbox) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT acked FROM outbox_acked WHERE kind = $1")
-            .bind(outbox.table())
+            .bind(outbox.name())
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map_or(0, |r| r.get("acked")))
@@ -366,7 +379,7 @@ impl Store {
             "INSERT INTO outbox_acked (kind, acked) VALUES ($1, $2) \
              ON CONFLICT (kind) DO UPDATE SET acked = excluded.acked WHERE excluded.acked > outbox_acked.acked",
         )
-        .bind(outbox.table())
+        .bind(outbox.name())
         .bind(upto)
         .execute(&mut *tx)
         .await?;

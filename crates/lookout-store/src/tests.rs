@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::log_writer::{GIVE_WAY_EVERY, ROWS_PER_INSERT};
+use crate::log_writer::{GIVE_WAY_EVERY, KINDS_KEPT, ROWS_PER_INSERT};
 use crate::testing::TestDb;
 use sqlx::Row;
 
@@ -1312,7 +1312,7 @@ async fn a_failing_database_is_counted_shown_and_recovered_from() {
     while log.stats().written < 1 {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    sqlx::query("ALTER TABLE events RENAME TO events_away")
+    sqlx::query("ALTER TABLE event_rows RENAME TO events_away")
         .execute(&store.pool)
         .await
         .unwrap();
@@ -1328,10 +1328,10 @@ async fn a_failing_database_is_counted_shown_and_recovered_from() {
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let failure = failure.expect("the failure is shown");
-    assert!(failure.error.contains("events"), "{}", failure.error);
+    assert!(failure.error.contains("event_rows"), "{}", failure.error);
     assert_eq!(log.stats().dropped, 5);
 
-    sqlx::query("ALTER TABLE events_away RENAME TO events")
+    sqlx::query("ALTER TABLE events_away RENAME TO event_rows")
         .execute(&store.pool)
         .await
         .unwrap();
@@ -2208,6 +2208,7 @@ fn both_dialects_have_the_same_migrations_tables_columns_and_triggers() {
                         [");"] => table = None,
                         ["CREATE", "INDEX" | "UNIQUE", i, ..] => names.push(format!("index {i}")),
                         ["CREATE", "TRIGGER", t, ..] => names.push(format!("trigger {t}")),
+                        ["CREATE", "VIEW", v, ..] => names.push(format!("view {v}")),
                         ["DROP", what, n, ..] => names.push(format!(
                             "drop {} {}",
                             what.to_lowercase(),
@@ -2229,7 +2230,7 @@ fn both_dialects_have_the_same_migrations_tables_columns_and_triggers() {
     let root = env!("CARGO_MANIFEST_DIR");
     let sqlite = shape(&format!("{root}/migrations/sqlite"));
     let postgres = shape(&format!("{root}/migrations/postgres"));
-    assert_eq!(sqlite.len(), 19, "{sqlite:?}");
+    assert_eq!(sqlite.len(), 20, "{sqlite:?}");
     assert!(sqlite
         .iter()
         .any(|(_, n)| n.contains(&"column audit_log.hash".to_owned())));
@@ -2829,7 +2830,9 @@ fn a_batchs_hours_are_each_once_and_ascending() {
 /// every event before it said `reference <> ''`). A period's queries read a range of the
 /// table's own key, through the time map: with the map's id bounds left out they would still
 /// find the right rows (they test `at_ms`), but by reading the whole table, which has no index
-/// on time.
+/// on time. Through the `events` view every search reads the log's rows (`event_rows`, the
+/// view's `r`) first and each row's kind (`k`) by its id, a search on a kind's text (a
+/// category) too: never the kinds first, each with a pass over the rows.
 #[tokio::test]
 async fn event_searches_read_their_index() {
     let (_dir, store) = store().await;
@@ -2841,7 +2844,7 @@ async fn event_searches_read_their_index() {
         until_ms,
         ..EventFilter::default()
     };
-    let table: [(&str, EventFilter, &str); 6] = [
+    let table: [(&str, EventFilter, &str); 8] = [
         (
             "a block page's reference",
             EventFilter {
@@ -2878,6 +2881,22 @@ async fn event_searches_read_their_index() {
             period(None, Some(2)),
             "INTEGER PRIMARY KEY",
         ),
+        (
+            "a category",
+            EventFilter {
+                category: Some("gambling".into()),
+                ..EventFilter::default()
+            },
+            "SCAN r",
+        ),
+        (
+            "a category in a period",
+            EventFilter {
+                category: Some("gambling".into()),
+                ..period(Some(1), Some(2))
+            },
+            "INTEGER PRIMARY KEY",
+        ),
     ];
     for (what, filter, index) in table {
         let (sql, args) =
@@ -2891,10 +2910,294 @@ async fn event_searches_read_their_index() {
             .iter()
             .map(|r| r.get::<String, _>("detail"))
             .collect();
+        let rows = plan
+            .iter()
+            .position(|d| d == index || (d.starts_with("SEARCH r USING") && d.contains(index)));
+        let kinds = plan
+            .iter()
+            .position(|d| d == "SEARCH k USING INTEGER PRIMARY KEY (rowid=?)");
         assert!(
-            plan.iter()
-                .any(|d| d.starts_with("SEARCH events USING") && d.contains(index)),
+            rows.is_some() && kinds > rows && !plan.iter().any(|d| d.starts_with("SCAN k")),
             "{what}: {plan:?}"
         );
     }
+}
+
+/// The texts an event keeps in `event_kinds` (service, group, method, categories, rule), as
+/// one tuple to count distinct kinds by.
+fn kind_of(e: &Event) -> (String, String, String, String, String) {
+    (
+        e.service.to_owned(),
+        e.group.to_string(),
+        e.method.to_string(),
+        e.categories.to_string(),
+        e.rule.to_string(),
+    )
+}
+
+/// Every path that stores events (the log's writer, the pool, a site's forwarded events)
+/// stores each event with its own kind's texts, read back field for field through the
+/// `events` view: kinds that change from row to row and within a statement's rows, a kind
+/// first seen in the middle of a batch, texts that run together the same way (`a` + `bc` and
+/// `ab` + `c`), an empty text, a method of 5,000 bytes, DNS and proxy; and the log's writer
+/// past the kinds it keeps in memory. A kind is stored once by one writer.
+#[tokio::test]
+async fn every_write_path_stores_each_events_kind() {
+    #[derive(Debug, Clone, Copy)]
+    enum Path {
+        LogWriter,
+        Pool,
+        Site,
+    }
+    let kinds: [fn(&mut Event); 8] = [
+        |_| {},
+        |e| e.group = "staff".into(),
+        |e| {
+            e.group = "a".into();
+            e.rule = "bc".into();
+        },
+        |e| {
+            e.group = "ab".into();
+            e.rule = "c".into();
+        },
+        |e| e.categories = "".into(),
+        |e| e.method = "X".repeat(5_000).into(),
+        |e| {
+            e.service = "dns";
+            e.method = "AAAA".into();
+            e.rule = "".into();
+        },
+        |e| e.categories = "gambling".into(),
+    ];
+    for path in [Path::LogWriter, Path::Pool, Path::Site] {
+        let (_dir, store) = store().await;
+        let mut sent: Vec<Event> = Vec::new();
+        // Runs of one kind, kinds alternating row by row, then a kind new to the log in the
+        // middle of a batch (the last of `kinds`, first used in the third batch).
+        let batches: [Vec<usize>; 3] = [
+            vec![0, 0, 0, 1, 1, 2, 3, 2, 3, 4, 5, 6, 0],
+            (0..70).map(|i| i % 7).collect(),
+            vec![1, 1, 7, 7, 0, 7, 5],
+        ];
+        let mut batches: Vec<Vec<Event>> = batches
+            .iter()
+            .map(|batch| {
+                batch
+                    .iter()
+                    .map(|&k| {
+                        let mut e = event(sent.len() + 1, "allow");
+                        kinds[k](&mut e);
+                        sent.push(e.clone());
+                        e
+                    })
+                    .collect()
+            })
+            .collect();
+        if matches!(path, Path::LogWriter) {
+            // More kinds than the writer keeps in memory, in one batch, then the first again.
+            let mut many: Vec<Event> = (0..KINDS_KEPT + 10)
+                .map(|i| {
+                    let mut e = event(sent.len() + 1 + i, "allow");
+                    e.method = format!("M{i}").into();
+                    e
+                })
+                .collect();
+            many.push(many[0].clone());
+            sent.extend(many.iter().cloned());
+            batches.push(many);
+        }
+        for (b, batch) in batches.into_iter().enumerate() {
+            match path {
+                Path::LogWriter => store.write_events(batch).await.1.unwrap(),
+                Path::Pool => store.insert_events(&batch).await.unwrap(),
+                Path::Site => {
+                    let forwarded: Vec<SiteEvent> = batch
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, event)| SiteEvent {
+                            seq: (b * 1000 + i) as i64,
+                            event,
+                        })
+                        .collect();
+                    store.insert_site_events("north", &forwarded).await.unwrap();
+                }
+            }
+        }
+        let stored = stored_events(&store).await;
+        assert_eq!(stored.len(), sent.len(), "{path:?}");
+        for (i, (got, want)) in stored.iter().zip(&sent).enumerate() {
+            assert_eq!(got, want, "{path:?}: row {i}");
+        }
+        let distinct: std::collections::HashSet<_> = sent.iter().map(kind_of).collect();
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM event_kinds")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(n, distinct.len() as i64, "{path:?}: each kind stored once");
+    }
+}
+
+/// A batch the log's writer fails to store takes the kinds it added with it (its transaction
+/// is rolled back), and the writer does not remember them: the next batch of that kind adds
+/// it again, so that its rows are not left naming a kind that is not there (the `events` view
+/// would not show them).
+#[tokio::test]
+async fn a_kind_added_by_a_failed_batch_is_added_again() {
+    let (_dir, store) = store().await;
+    if store.log_writer.is_none() {
+        return; // the pool's path looks every batch's kinds up in its own transaction
+    }
+    store.write_events(vec![event(1, "allow")]).await.1.unwrap();
+    sqlx::query(
+        "CREATE TRIGGER refuse BEFORE INSERT ON event_rows \
+         BEGIN SELECT RAISE(ABORT, 'refused for the test'); END",
+    )
+    .execute(&store.pool)
+    .await
+    .unwrap();
+    let mut new_kind = event(2, "block");
+    new_kind.rule = "a rule new to the log".into();
+    let (back, outcome) = store.write_events(vec![new_kind.clone()]).await;
+    assert!(outcome.is_err(), "the trigger refused the row");
+    assert_eq!(
+        back,
+        vec![new_kind.clone()],
+        "the batch comes back for a retry"
+    );
+    sqlx::query("DROP TRIGGER refuse")
+        .execute(&store.pool)
+        .await
+        .unwrap();
+    store.write_events(back).await.1.unwrap();
+    assert_eq!(
+        stored_events(&store).await,
+        vec![event(1, "allow"), new_kind]
+    );
+}
+
+/// Migration 0020 (the log's narrow rows) keeps every event stored before it, under its id and
+/// field for field (a site's too), on either database; events stored after it take ids above
+/// the old ones, and the kinds already there.
+#[tokio::test]
+async fn the_narrow_rows_migration_keeps_every_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = TestDb::new(dir.path()).await.unwrap();
+    let (folder, url) = match &db {
+        TestDb::Sqlite(path) => ("sqlite", format!("sqlite://{}?mode=rwc", path.display())),
+        TestDb::Postgres(url) => ("postgres", url.clone()),
+    };
+    // The migrations before it, from a folder of their own.
+    let before = dir.path().join("before-0020");
+    std::fs::create_dir(&before).unwrap();
+    let all = format!("{}/migrations/{folder}", env!("CARGO_MANIFEST_DIR"));
+    for file in std::fs::read_dir(&all).unwrap() {
+        let file = file.unwrap();
+        let name = file.file_name().to_string_lossy().into_owned();
+        if name.as_str() < "0020" {
+            std::fs::copy(file.path(), before.join(&name)).unwrap();
+        }
+    }
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+    sqlx::migrate::Migrator::new(before.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    // Events as the table before it held them, with ids that skip (a purge's gaps).
+    let mut old: Vec<(i64, Event, Option<String>)> = Vec::new();
+    for n in 1..=30usize {
+        let mut e = event(n, ["allow", "block", "warn"][n % 3]);
+        if n % 4 == 0 {
+            e.service = "dns";
+            e.method = "A".into();
+            e.status = None;
+        }
+        if n % 5 == 0 {
+            e.group = "staff".into();
+            e.categories = "".into();
+        }
+        let site = (n % 7 == 0).then(|| "north".to_owned());
+        old.push((n as i64 * 3, e, site));
+    }
+    for (id, e, site) in &old {
+        sqlx::query(
+            "INSERT INTO events (id, at_ms, reference, service, client_ip, username, group_name, \
+             method, url, host, search_term, categories, action, rule, reason, status, bytes, site, \
+             site_seq) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, \
+             $16, $17, $18, $19)",
+        )
+        .bind(*id)
+        .bind(e.at_ms)
+        .bind(e.reference.as_str())
+        .bind(e.service)
+        .bind(e.client_ip.as_str())
+        .bind(e.username.as_deref())
+        .bind(e.group.as_str())
+        .bind(e.method.as_str())
+        .bind(e.url.as_str())
+        .bind(e.host.as_str())
+        .bind(e.search_term.as_deref())
+        .bind(e.categories.as_str())
+        .bind(e.action.as_str())
+        .bind(e.rule.as_str())
+        .bind(e.reason.as_str())
+        .bind(e.status.map(i64::from))
+        .bind(e.bytes as i64)
+        .bind(site.as_deref())
+        .bind(site.as_ref().map(|_| *id))
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO event_hours (hour, first_id, last_id) \
+         SELECT at_ms / 3600000, MIN(id), MAX(id) FROM events GROUP BY at_ms / 3600000",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = db.open().await.unwrap();
+    let everything = EventFilter {
+        limit: Some(1000),
+        ..EventFilter::default()
+    };
+    let mut stored = store.events(&everything).await.unwrap();
+    stored.sort_by_key(|e| e.id);
+    let want: Vec<StoredEvent> = old
+        .iter()
+        .map(|(id, event, site)| StoredEvent {
+            id: *id,
+            event: event.clone(),
+            site: site.clone(),
+        })
+        .collect();
+    assert_eq!(stored, want);
+    let kinds: std::collections::HashSet<_> = old.iter().map(|(_, e, _)| kind_of(e)).collect();
+    let count_kinds = || async {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM event_kinds")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        n
+    };
+    assert_eq!(count_kinds().await, kinds.len() as i64);
+
+    // After it: new ids above the old, by both write paths, of kinds already there.
+    let newer = vec![old[0].1.clone(), old[3].1.clone()];
+    store.write_events(newer.clone()).await.1.unwrap();
+    store.insert_events(&newer).await.unwrap();
+    let mut stored = store.events(&everything).await.unwrap();
+    stored.sort_by_key(|e| e.id);
+    let max_old = old.last().unwrap().0;
+    let added: Vec<&StoredEvent> = stored.iter().filter(|e| e.id > max_old).collect();
+    assert_eq!(added.len(), 4, "{stored:?}");
+    assert!(added
+        .iter()
+        .map(|e| &e.event)
+        .eq(newer.iter().chain(&newer)));
+    assert_eq!(count_kinds().await, kinds.len() as i64, "no kind added");
 }

@@ -415,7 +415,7 @@ fn a_failing_or_locked_database_does_not_stop_filtering() {
             .await
             .unwrap();
         other
-            .execute("ALTER TABLE events RENAME TO events_away")
+            .execute("ALTER TABLE event_rows RENAME TO events_away")
             .await
             .unwrap();
         let mut failing = serde_json::Value::Null;
@@ -430,11 +430,14 @@ fn a_failing_or_locked_database_does_not_stop_filtering() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(
-            failing["error"].as_str().unwrap_or("").contains("events"),
+            failing["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("event_rows"),
             "{failing}"
         );
         other
-            .execute("ALTER TABLE events_away RENAME TO events")
+            .execute("ALTER TABLE events_away RENAME TO event_rows")
             .await
             .unwrap();
         // Locked by another writer for 1.5 s: answers stay quick, events wait and are written.
