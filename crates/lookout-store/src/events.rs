@@ -870,12 +870,22 @@ impl Store {
         }
     }
 
+    /// A transaction that writes the activity log through the pool. On SQLite it holds the
+    /// write lock from its start (`BEGIN IMMEDIATE`): a batch's kinds are looked up before its
+    /// rows are written, and a read lock that had to become a write lock would fail at once
+    /// while another connection writes, rather than wait. On PostgreSQL a plain one: the log's
+    /// writers need no order among themselves (not [`Store::write_tx`]'s lock, which chained
+    /// records take).
+    pub(crate) async fn log_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.pool.begin().await?,
+        })
+    }
+
     /// Inserts events in one transaction, through the pool.
     pub async fn insert_events(&self, events: &[Event]) -> Result<(), StoreError> {
-        // A write transaction from the start: the kinds are looked up before the rows are
-        // written, and on SQLite a read lock that had to become a write lock would fail at
-        // once while another connection writes, rather than wait for it.
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.log_tx().await?;
         // Two statement shapes only (ROWS rows, and one row), so both stay prepared in the
         // connection's statement cache whatever the batch size.
         let mut chunks = events.chunks_exact(INSERT_ROWS);

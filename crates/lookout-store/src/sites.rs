@@ -123,7 +123,7 @@ impl Store {
         site: &str,
         events: &[SiteEvent],
     ) -> Result<Vec<usize>, StoreError> {
-        let mut tx = self.write_tx().await?;
+        let mut tx = self.log_tx().await?;
         let mut stored = std::collections::HashSet::new();
         let mut ids = (i64::MAX, i64::MIN);
         // As the activity log writes: two statement shapes (ROWS rows, one row), each row's
