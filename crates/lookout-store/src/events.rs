@@ -132,16 +132,29 @@ pub struct Event {
 }
 
 /// `method` (an HTTP request's) as an event's text: one of the standard methods borrowed,
-/// any other owned.
+/// any other owned, cut after [`METHOD_KEPT`] characters and marked `…` where it is longer.
+///
+/// A method is a kind's text (`event_kinds`, found through an index of its first 64
+/// characters): no client needs a longer one (WebDAV's longest is 16), and methods that
+/// differ only after the index's characters would each cost the log's writer a pass over all
+/// of them.
 pub fn method_text(method: &str) -> Text {
     const STANDARD: [&str; 9] = [
         "GET", "POST", "HEAD", "CONNECT", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE",
     ];
-    STANDARD
-        .iter()
-        .find(|&&m| m == method)
-        .map_or_else(|| Text::from(method.to_owned()), |&m| Text::from(m))
+    if let Some(&m) = STANDARD.iter().find(|&&m| m == method) {
+        return Text::from(m);
+    }
+    match method.char_indices().nth(METHOD_KEPT) {
+        Some((cut, _)) => Text::from(format!("{}…", &method[..cut])),
+        None => Text::from(method.to_owned()),
+    }
 }
+
+/// The characters of a method an event keeps ([`method_text`]).
+pub(crate) const METHOD_KEPT: usize = 32;
+
+const _: () = assert!(METHOD_KEPT < KIND_METHOD_INDEXED);
 
 /// `ip` as an event's `client_ip` holds it (the standard spelling, as `to_string` gives it).
 /// An IPv4 address digit by digit into a string of its longest length: `to_string` goes
@@ -790,16 +803,33 @@ pub(crate) fn push_event_values<'q>(q: &mut Sql<'q>, e: &'q Event, kind: i64) {
 }
 
 /// An event's texts that `event_kinds` keeps (migration 0020), in the order of
-/// [`FIND_KIND`]'s and [`ADD_KIND`]'s parameters: the group, rule and categories first, the
-/// columns of `event_kinds_texts`.
+/// [`ADD_KIND`]'s parameters and of `event_kinds_texts`' columns.
 pub(crate) fn kind_texts(e: &Event) -> [&str; 5] {
     [&e.group, &e.rule, &e.categories, e.service, &e.method]
 }
 
-/// The id of a kind of the texts [`kind_texts`] gives (the lowest, should two hold them).
+/// [`FIND_KIND`]'s parameters for a kind's `texts` ([`kind_texts`]): the four short texts, the
+/// method's first [`KIND_METHOD_INDEXED`] characters (as `event_kinds_texts` holds it; SQLite
+/// reads an expression index only for a term `substr(method, 1, 64) = ?`, not for one that
+/// computes the right side), and the whole method.
+pub(crate) fn find_kind_params(texts: [&str; 5]) -> [&str; 6] {
+    let [group, rule, categories, service, method] = texts;
+    let cut = method
+        .char_indices()
+        .nth(KIND_METHOD_INDEXED)
+        .map_or(method.len(), |(at, _)| at);
+    [group, rule, categories, service, &method[..cut], method]
+}
+
+/// The characters of a kind's method that `event_kinds_texts` holds.
+pub(crate) const KIND_METHOD_INDEXED: usize = 64;
+
+/// The id of a kind of the texts [`find_kind_params`] gives (the lowest, should two hold
+/// them), by one search of `event_kinds_texts`.
 pub(crate) const FIND_KIND: &str =
     "SELECT id FROM event_kinds WHERE group_name = $1 AND rule = $2 \
-     AND categories = $3 AND service = $4 AND method = $5 ORDER BY id LIMIT 1";
+     AND categories = $3 AND service = $4 AND substr(method, 1, 64) = $5 AND method = $6 \
+     ORDER BY id LIMIT 1";
 
 /// Adds a kind of the texts [`kind_texts`] gives.
 pub(crate) const ADD_KIND: &str =
@@ -829,16 +859,19 @@ pub(crate) async fn kind_ids<'e>(
 }
 
 /// The id of the kind of `texts` ([`kind_texts`]), added in `tx` if none holds them.
-async fn kind_id(
+async fn kind_id<'t>(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    texts: [&str; 5],
+    texts: [&'t str; 5],
 ) -> Result<i64, StoreError> {
-    let bind = |sql| texts.iter().fold(sqlx::query(sql), |q, t| q.bind(*t));
-    if let Some(row) = bind(FIND_KIND).fetch_optional(&mut **tx).await? {
+    let bind = |sql, values: &[&'t str]| values.iter().fold(sqlx::query(sql), |q, t| q.bind(*t));
+    let found = bind(FIND_KIND, &find_kind_params(texts))
+        .fetch_optional(&mut **tx)
+        .await?;
+    if let Some(row) = found {
         return Ok(row.get("id"));
     }
     let added = format!("{ADD_KIND} RETURNING id");
-    Ok(bind(&added).fetch_one(&mut **tx).await?.get("id"))
+    Ok(bind(&added, &texts).fetch_one(&mut **tx).await?.get("id"))
 }
 
 pub(crate) const EVENT_COLUMNS: &str = "id, at_ms, reference, service, client_ip, username, group_name, method, url, host, search_term, categories, action, rule, reason, status, bytes, site";
@@ -1046,19 +1079,43 @@ mod tests {
     /// `method_text` keeps every method as it came, borrowing the standard ones.
     #[test]
     fn method_text_borrows_the_standard_methods() {
-        let table = [
-            ("GET", true),
-            ("CONNECT", true),
-            ("PATCH", true),
-            ("PROPFIND", false),
-            ("get", false),
-            ("", false),
+        let long = "X".repeat(5_000);
+        let cut = format!("{}…", "X".repeat(METHOD_KEPT));
+        let kept = "Y".repeat(METHOD_KEPT);
+        let table: [(&str, &str, bool); 9] = [
+            ("GET", "GET", true),
+            ("CONNECT", "CONNECT", true),
+            ("PATCH", "PATCH", true),
+            ("PROPFIND", "PROPFIND", false),
+            ("get", "get", false),
+            ("", "", false),
+            (&kept, &kept, false),
+            (&long[..METHOD_KEPT + 1], &cut, false),
+            (&long, &cut, false),
         ];
-        for (method, borrowed) in table {
+        for (method, want, borrowed) in table {
             let text = method_text(method);
-            assert_eq!(text, method);
+            assert_eq!(text, want, "{}", method.len());
             assert_eq!(matches!(text.0, Cow::Borrowed(_)), borrowed, "{method}");
         }
+    }
+
+    /// A kind is looked up by the texts `event_kinds_texts` holds, the method's first 64
+    /// characters (not bytes: as SQL's `substr` counts) among them.
+    #[test]
+    fn a_kinds_search_gives_the_index_its_method_prefix() {
+        let long = format!("{}é{}", "M".repeat(63), "Z".repeat(10));
+        let table: [(&str, &str); 4] = [
+            ("GET", "GET"),
+            ("", ""),
+            (&long, &long[..long.len() - 10]),
+            ("éééé", "éééé"),
+        ];
+        for (method, prefix) in table {
+            let params = find_kind_params(["g", "r", "c", "proxy", method]);
+            assert_eq!(params, ["g", "r", "c", "proxy", prefix, method]);
+        }
+        assert_eq!(long[..long.len() - 10].chars().count(), KIND_METHOD_INDEXED);
     }
 
     /// `ip_text` spells every kind of address as `to_string` does, the longest ones included,

@@ -26,7 +26,8 @@ use rusqlite::{Connection, OpenFlags, Statement};
 use tokio::sync::oneshot;
 
 use crate::events::{
-    hours_of, kind_texts, widen_hour_sql, Event, ADD_KIND, FIND_KIND, INSERT_COLUMNS,
+    find_kind_params, hours_of, kind_texts, widen_hour_sql, Event, ADD_KIND, FIND_KIND,
+    INSERT_COLUMNS,
 };
 use crate::{Dialect, StoreError, SQLITE_PRAGMAS};
 
@@ -333,7 +334,7 @@ impl Kinds {
         }
         let found = conn
             .prepare_cached(FIND_KIND)?
-            .query_row(texts, |row| row.get(0));
+            .query_row(find_kind_params(texts), |row| row.get(0));
         let id = match found {
             Ok(id) => id,
             Err(rusqlite::Error::QueryReturnedNoRows) => {

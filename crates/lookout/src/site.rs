@@ -200,7 +200,7 @@ impl WireEvent {
                 client_ip: self.client_ip,
                 username: self.username,
                 group: self.group.into(),
-                method: self.method.into(),
+                method: lookout_store::method_text(&self.method),
                 url: self.url,
                 host: self.host,
                 search_term: self.search_term,

@@ -9,7 +9,7 @@ CREATE TABLE event_kinds (
     categories TEXT NOT NULL,
     rule TEXT NOT NULL
 );
-CREATE INDEX event_kinds_texts ON event_kinds (group_name, rule, categories);
+CREATE INDEX event_kinds_texts ON event_kinds (group_name, rule, categories, service, substr(method, 1, 64));
 INSERT INTO event_kinds (service, group_name, method, categories, rule)
     SELECT DISTINCT service, group_name, method, categories, rule FROM events ORDER BY 1, 2, 3, 4, 5;
 

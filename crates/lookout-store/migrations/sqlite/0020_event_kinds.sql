@@ -8,9 +8,11 @@
 -- CROSS JOIN keeps `event_rows` the outer loop: the kinds are found by id.
 --
 -- A kind is never deleted or changed, and two kinds may hold the same texts (two writers
--- adding one at once on PostgreSQL, or a method too long to look up): a row's kind only has to
--- exist. The log's writers find a kind by its texts through `event_kinds_texts`, which holds
--- only texts the configuration bounds (the method, from the request, may be any length).
+-- adding one at once on PostgreSQL): a row's kind only has to exist, so no unique index has to
+-- hold texts of any length. The log's writers find a kind by its texts through
+-- `event_kinds_texts`, which holds the method's first 64 characters (an index entry on
+-- PostgreSQL must stay under ~2.7 KB; the proxy logs at most 33 characters of a method, so
+-- kinds that differ only after them are a site gateway's to send).
 CREATE TABLE event_kinds (
     id INTEGER PRIMARY KEY,
     service TEXT NOT NULL,
@@ -19,7 +21,7 @@ CREATE TABLE event_kinds (
     categories TEXT NOT NULL,
     rule TEXT NOT NULL
 );
-CREATE INDEX event_kinds_texts ON event_kinds (group_name, rule, categories);
+CREATE INDEX event_kinds_texts ON event_kinds (group_name, rule, categories, service, substr(method, 1, 64));
 INSERT INTO event_kinds (service, group_name, method, categories, rule)
     SELECT DISTINCT service, group_name, method, categories, rule FROM events ORDER BY 1, 2, 3, 4, 5;
 
