@@ -132,7 +132,7 @@ pub struct Event {
 }
 
 /// `method` (an HTTP request's) as an event's text: one of the standard methods borrowed,
-/// any other owned, cut after [`METHOD_KEPT`] characters and marked `…` where it is longer.
+/// any other owned, cut after 32 characters (`METHOD_KEPT`) and marked `…` where longer.
 ///
 /// A method is a kind's text (`event_kinds`, found through an index of its first 64
 /// characters): no client needs a longer one (WebDAV's longest is 16), and methods that
@@ -680,7 +680,7 @@ pub(crate) fn hours_of(at_ms: impl Iterator<Item = i64>) -> Vec<i64> {
 /// Widens an hour's row in `event_hours` (the first parameter) to ids from the second to the
 /// third (created if the hour has none).
 ///
-/// Every insert into `events` runs it, in the same transaction, for each hour among the
+/// Every insert into the log (`event_rows`) runs it, in the same transaction, for each hour among the
 /// inserted events with the lowest and highest id it inserted: the time map then names, for
 /// each hour, ids from below its first event to above its last (other hours' events between
 /// are harmless: a period's queries test `at_ms` too).

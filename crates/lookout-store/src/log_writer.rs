@@ -315,8 +315,8 @@ struct Kinds {
     key: Vec<u8>,
 }
 
-/// Kinds [`Kinds`] remembers at most: past that it starts again (a kind is a few hundred
-/// bytes, and a college's log a few hundred kinds; the method a client sends may be anything).
+/// Kinds [`Kinds`] remembers at most: past that it starts again. The configuration bounds a
+/// log's kinds but for the methods clients send, so its memory is bounded whatever they send.
 pub(crate) const KINDS_KEPT: usize = 4096;
 
 impl Kinds {

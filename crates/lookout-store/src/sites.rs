@@ -4,7 +4,7 @@
 //! number there (`site_seq`), once each however often a batch is sent; each site's health
 //! (last call, backlog, policy version) is kept in `gateways`.
 //!
-//! On a **gateway**: the activity log's own `events` table is the durable queue of events to
+//! On a **gateway**: the activity log's own rows (`event_rows`) are the durable queue of events to
 //! forward, `outbox_texts` holds page texts to forward, and `outbox_acked` says how far the
 //! central has acknowledged each. Forwarded rows are deleted, except the newest: SQLite gives
 //! a new row the highest id plus one, so keeping the newest row keeps ids from ever going back

@@ -1301,7 +1301,7 @@ async fn the_log_writer_asks_to_give_way_and_stores_the_same_rows() {
     assert_eq!(log.backlog(), 0, "every queued event was taken");
 }
 
-/// The database refusing writes (here: its events table gone, a real SQLite error) loses
+/// The database refusing writes (here: the log's table gone, a real SQLite error) loses
 /// events, counts them and says so; once it takes writes again the gap is on record and
 /// logging goes on, without a restart.
 #[tokio::test]

@@ -6,7 +6,7 @@
 //! (`GET /api/v1/gateway/policy`, asked every few seconds with the version it has as ETag) and
 //! is kept on disk as the last good copy, used when the central cannot be reached. Its lists
 //! are subscriptions to the central's (`GET /api/v1/gateway/lists/{name}`). Its events wait in
-//! its own database (the activity log's `events`, page texts in `outbox_texts`) until the
+//! its own database (the activity log's rows, page texts in `outbox_texts`) until the
 //! central has acknowledged them (`POST /api/v1/gateway/events`, stored once per site and
 //! number), so a central outage or a gateway restart loses nothing.
 //!
