@@ -10,6 +10,64 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+/// A loopback TCP port that is free now, for a server a test starts (or starts again) on a port
+/// it must name beforehand, such as a central that comes back on the same address. The port
+/// lies outside the kernel's ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`), so
+/// that until the server binds it no listener on port 0 is given it and no outgoing connection
+/// takes it as its own: a client retrying a connection to a port inside that range while
+/// nothing listens there can be given that very port and connect to itself (TCP's
+/// simultaneous open), which holds the port and keeps the server from binding it. Never the
+/// same port twice in one test process, so that tests running side by side do not share one.
+pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let ephemeral = ephemeral_ports();
+    let outside: Vec<u16> = (FREE_PORTS_FROM..=u16::MAX)
+        .filter(|p| !ephemeral.contains(p))
+        .collect();
+    if outside.is_empty() {
+        // A kernel that makes every port ephemeral: a port it gives is the best there is.
+        return std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+    }
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    // Processes that start together begin their search at different places.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos() as usize);
+    let start = (std::process::id() as usize).wrapping_mul(2_654_435_761) ^ nanos;
+    for i in 0..outside.len() {
+        let port = outside[start.wrapping_add(i) % outside.len()];
+        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.insert(port);
+            return port;
+        }
+    }
+    panic!(
+        "no free loopback port from {FREE_PORTS_FROM} outside the ephemeral range {}-{}",
+        ephemeral.start(),
+        ephemeral.end()
+    );
+}
+
+/// The lowest port [`free_port`] gives: above those that system services commonly use.
+const FREE_PORTS_FROM: u16 = 15_000;
+
+/// The kernel's ephemeral port range, Linux's default where it cannot be read.
+fn ephemeral_ports() -> std::ops::RangeInclusive<u16> {
+    let read = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok();
+    let mut bounds = read
+        .iter()
+        .flat_map(|s| s.split_whitespace())
+        .map(|p| p.parse::<u16>());
+    match (bounds.next(), bounds.next()) {
+        (Some(Ok(low)), Some(Ok(high))) if low <= high => low..=high,
+        _ => 32_768..=60_999,
+    }
+}
+
 /// A message the SMTP sink accepted.
 #[derive(Clone, Debug)]
 pub struct Mail {
@@ -388,10 +446,7 @@ impl Slapd {
             "slapadd: {}",
             String::from_utf8_lossy(&loaded.stderr)
         );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let url = format!("ldap://127.0.0.1:{port}");
         let child = std::process::Command::new(slapd)
             .arg("-f")
@@ -449,10 +504,7 @@ impl Squid {
         // Run as root, Squid drops to its own user, which must write its log and pid here.
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).expect("chmod");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let conf = dir.join("squid.conf");
         std::fs::write(
             &conf,

@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,11 +36,7 @@ impl Drop for Driver {
 /// `proxy`, the browser's web traffic goes through Lookout's proxy (Chromium still goes
 /// direct to loopback addresses, such as the console's).
 async fn browser(profile: &std::path::Path, proxy: Option<SocketAddr>) -> (Driver, Client) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = lookout_testkit::free_port();
     let driver = Driver(
         Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))

@@ -14,15 +14,6 @@ use common::server::{
     lookout, risky_search, setup, setup_on_test_store, signed_in, start, terminate, text, through,
 };
 
-/// A free loopback port (the central must come back on the same address).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A site's folder: its own configuration (listeners, networks) and the gateway token.
 fn site(name: &str, token: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
@@ -157,7 +148,8 @@ fn two_gateways_send_every_event_to_the_central_across_outages_and_restarts() {
     let (cdir, config, db) = runtime.block_on(setup_on_test_store());
     let cd = cdir.path();
     let c = config.to_str().unwrap();
-    let port = free_port();
+    // The central must come back on the same address.
+    let port = lookout_testkit::free_port();
     let mut text_config = std::fs::read_to_string(&config).unwrap();
     text_config = text_config.replace(
         "[console]\nlisten = \"127.0.0.1:0\"",
@@ -571,7 +563,7 @@ fn a_gateway_reaches_its_central_over_https_with_the_central_s_certificate() {
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     std::fs::write(cd.join("console.pem"), cert.cert.pem()).unwrap();
     std::fs::write(cd.join("console.key"), cert.key_pair.serialize_pem()).unwrap();
-    let port = free_port();
+    let port = lookout_testkit::free_port();
     let mut text_config = std::fs::read_to_string(&config).unwrap();
     text_config = text_config.replace(
         "[console]\nlisten = \"127.0.0.1:0\"",

@@ -70,10 +70,7 @@ pub(crate) fn setup_with_provider(
     lookout_testkit::OidcProvider,
     String,
 )> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
+    let port = lookout_testkit::free_port();
     let console = format!("http://{host}:{port}");
     let secret = "a-client-secret-for-tests";
     let idp = lookout_testkit::OidcProvider::start(
