@@ -680,10 +680,10 @@ pub(crate) fn hours_of(at_ms: impl Iterator<Item = i64>) -> Vec<i64> {
 /// Widens an hour's row in `event_hours` (the first parameter) to ids from the second to the
 /// third (created if the hour has none).
 ///
-/// Every insert into the log (`event_rows`) runs it, in the same transaction, for each hour among the
-/// inserted events with the lowest and highest id it inserted: the time map then names, for
-/// each hour, ids from below its first event to above its last (other hours' events between
-/// are harmless: a period's queries test `at_ms` too).
+/// Every insert into the log (`event_rows`) runs it, in the same transaction, for each hour
+/// among the inserted events with the lowest and highest id it inserted: the time map then
+/// names, for each hour, ids from below its first event to above its last (other hours'
+/// events between are harmless: a period's queries test `at_ms` too).
 pub(crate) fn widen_hour_sql(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => {
@@ -753,7 +753,8 @@ pub(crate) fn push_period(q: &mut Sql<'_>, since: Option<i64>, until: Option<i64
         .push(")");
 }
 
-/// Rows per multi-row insert (16 columns each, well under SQLite's parameter limit).
+/// Rows per multi-row insert through the pool (12 columns each, 14 for a site's events: well
+/// under SQLite's parameter limit).
 pub(crate) const INSERT_ROWS: usize = 64;
 
 pub(crate) fn insert_query<'q>(dialect: Dialect, rows: &'q [Event], kinds: &[i64]) -> Sql<'q> {
@@ -821,7 +822,8 @@ pub(crate) fn find_kind_params(texts: [&str; 5]) -> [&str; 6] {
     [group, rule, categories, service, &method[..cut], method]
 }
 
-/// The characters of a kind's method that `event_kinds_texts` holds.
+/// The characters of a kind's method that `event_kinds_texts` holds: written out as `64` in
+/// [`FIND_KIND`] and in migration 0020, which must not change.
 pub(crate) const KIND_METHOD_INDEXED: usize = 64;
 
 /// The id of a kind of the texts [`find_kind_params`] gives (the lowest, should two hold
